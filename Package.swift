@@ -1,0 +1,85 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependencies point one way: C modules <- messages <- RPC core <- API stubs;
+// domain <- storage; everything <- the executables. docs/ARCHITECTURE.md has the map.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "billingd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "billingd", targets: ["billingd"]),
+        .executable(name: "billing", targets: ["billing"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // C: system libraries found with pkg-config, and protoc-c's output.
+        .systemLibrary(
+            name: "CProtobufC",
+            pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "COpenSSLShims", dependencies: ["COpenSSL"]),
+        .target(name: "CBillingProto", dependencies: ["CProtobufC"]),
+
+        // Swift value types over protobuf-c (runtime + generated).
+        .target(
+            name: "BillingMessages",
+            dependencies: ["CBillingProto", "CProtobufC"],
+            swiftSettings: strict
+        ),
+        // Status codes, metadata, method descriptors, call abstractions; no transport.
+        .target(
+            name: "BillingRPC",
+            dependencies: ["BillingMessages"],
+            swiftSettings: strict
+        ),
+        // Generated service protocols and typed clients.
+        .target(
+            name: "BillingAPI",
+            dependencies: ["BillingMessages", "BillingRPC"],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "billingd",
+            dependencies: [
+                "BillingAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "billing",
+            dependencies: [
+                "BillingAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(
+            name: "BillingMessagesTests",
+            dependencies: ["BillingMessages"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BillingRPCTests",
+            dependencies: ["BillingAPI", "BillingRPC", "BillingMessages"],
+            swiftSettings: strict
+        ),
+    ]
+)
