@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // C: system libraries found with pkg-config, and protoc-c's output.
@@ -53,6 +54,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The domain: money, payments, rules. Pure Swift: no NIO, no C, no storage.
+        .target(
+            name: "BillingCore",
+            swiftSettings: strict
+        ),
+        // Persistence of the domain in one SQLite file (WAL), through GRDB.
+        .target(
+            name: "BillingStorage",
+            dependencies: ["BillingCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+
         .executableTarget(
             name: "billingd",
             dependencies: [
@@ -74,6 +87,16 @@ let package = Package(
         .testTarget(
             name: "BillingMessagesTests",
             dependencies: ["BillingMessages"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BillingCoreTests",
+            dependencies: ["BillingCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BillingStorageTests",
+            dependencies: ["BillingStorage", "BillingCore"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -43,6 +43,19 @@ public struct PaymentMethod: Sendable, Hashable, Codable {
     public var savedWithPaymentID: String
     public var createdAtMs: Int64
     public var updatedAtMs: Int64
+
+    public init(id: String, payerID: String, system: PaymentSystem, status: PaymentMethodStatus, isDefault: Bool, displayName: String, providerReference: String, savedWithPaymentID: String, createdAtMs: Int64, updatedAtMs: Int64) {
+        self.id = id
+        self.payerID = payerID
+        self.system = system
+        self.status = status
+        self.isDefault = isDefault
+        self.displayName = displayName
+        self.providerReference = providerReference
+        self.savedWithPaymentID = savedWithPaymentID
+        self.createdAtMs = createdAtMs
+        self.updatedAtMs = updatedAtMs
+    }
 }
 
 /// How a new payment is to be paid, as the caller chose it.
@@ -86,6 +99,31 @@ public struct Payment: Sendable, Hashable, Codable {
     public var finishedAtMs: Int64?
     public var nextCheckAtMs: Int64?
     public var checkAttempts: Int
+
+    public init(id: String, accountID: String, payerID: String, purpose: PaymentPurpose, amount: Money, status: PaymentStatus, optionKind: PaymentOptionKind, system: PaymentSystem?, paymentMethodID: String?, savedPaymentMethodID: String?, providerReference: String, redirectURL: String, returnURL: String, invoiceNumber: String?, failureReason: String, renewalOrderID: String?, migrationOrderID: String?, createdAtMs: Int64, updatedAtMs: Int64, finishedAtMs: Int64?, nextCheckAtMs: Int64?, checkAttempts: Int) {
+        self.id = id
+        self.accountID = accountID
+        self.payerID = payerID
+        self.purpose = purpose
+        self.amount = amount
+        self.status = status
+        self.optionKind = optionKind
+        self.system = system
+        self.paymentMethodID = paymentMethodID
+        self.savedPaymentMethodID = savedPaymentMethodID
+        self.providerReference = providerReference
+        self.redirectURL = redirectURL
+        self.returnURL = returnURL
+        self.invoiceNumber = invoiceNumber
+        self.failureReason = failureReason
+        self.renewalOrderID = renewalOrderID
+        self.migrationOrderID = migrationOrderID
+        self.createdAtMs = createdAtMs
+        self.updatedAtMs = updatedAtMs
+        self.finishedAtMs = finishedAtMs
+        self.nextCheckAtMs = nextCheckAtMs
+        self.checkAttempts = checkAttempts
+    }
 }
 
 public struct Notification: Sendable, Hashable, Codable {
@@ -101,6 +139,16 @@ public struct Notification: Sendable, Hashable, Codable {
     public var body: String
     public var paymentID: String?
     public var createdAtMs: Int64
+
+    public init(id: String, accountID: String, severity: Severity, title: String, body: String, paymentID: String?, createdAtMs: Int64) {
+        self.id = id
+        self.accountID = accountID
+        self.severity = severity
+        self.title = title
+        self.body = body
+        self.paymentID = paymentID
+        self.createdAtMs = createdAtMs
+    }
 }
 
 /// One committed change. Appended in the transaction that makes the change,
@@ -117,6 +165,13 @@ public struct Event: Sendable, Hashable, Codable {
     public var accountID: String
     public var atMs: Int64
     public var change: Change
+
+    public init(sequence: UInt64, accountID: String, atMs: Int64, change: Change) {
+        self.sequence = sequence
+        self.accountID = accountID
+        self.atMs = atMs
+        self.change = change
+    }
 }
 
 public struct RenewableService: Sendable, Hashable, Codable {
@@ -155,4 +210,16 @@ public struct MigrationOrder: Sendable, Hashable, Codable {
     public var paymentID: String?
     public var createdAtMs: Int64
     public var paidAtMs: Int64?
+
+    public init(id: String, accountID: String, externalID: String, description: String, serverPrice: Money, status: Status, paymentID: String?, createdAtMs: Int64, paidAtMs: Int64?) {
+        self.id = id
+        self.accountID = accountID
+        self.externalID = externalID
+        self.description = description
+        self.serverPrice = serverPrice
+        self.status = status
+        self.paymentID = paymentID
+        self.createdAtMs = createdAtMs
+        self.paidAtMs = paidAtMs
+    }
 }

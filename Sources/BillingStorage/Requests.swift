@@ -1,0 +1,95 @@
+public import BillingCore
+
+/// A caller's idempotency key for one operation of one account.
+public struct IdempotencyKey: Sendable, Hashable {
+    public var key: String
+    public init(_ key: String) throws(BillingError) {
+        guard !key.isEmpty, key.utf8.count <= 128, key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E }) else {
+            throw .invalidArgument("idempotency key must be 1 to 128 printable ASCII characters")
+        }
+        self.key = key
+    }
+}
+
+/// A top-up as the caller asked for it, before anything is stored.
+public struct TopUpRequest: Sendable, Hashable {
+    public var accountID: String
+    public var payerID: String
+    public var amount: Money
+    public var option: PaymentOption
+
+    public init(accountID: String, payerID: String, amount: Money, option: PaymentOption) {
+        self.accountID = accountID
+        self.payerID = payerID
+        self.amount = amount
+        self.option = option
+    }
+
+    /// Every field, in a fixed order: equal requests have equal fingerprints.
+    var fingerprint: String {
+        "top_up|\(accountID)|\(payerID)|\(amount.amountMinorUnits)|\(amount.currency.code)|\(option)"
+    }
+}
+
+/// What a payment system said when a payment finished.
+public struct TransitionOutcome: Sendable, Hashable {
+    public var target: PaymentStatus
+    /// Cancelled: why, for people (a decline reason, "expired", an operator's note).
+    public var failureReason: String
+    /// Paid with a method being saved: the provider's id and display name of it.
+    public var savedMethodReference: String?
+    public var savedMethodDisplayName: String?
+
+    public static let paid = TransitionOutcome(target: .paid, failureReason: "")
+
+    public static func paid(savedMethodReference: String, displayName: String) -> TransitionOutcome {
+        TransitionOutcome(target: .paid, failureReason: "", savedMethodReference: savedMethodReference, savedMethodDisplayName: displayName)
+    }
+
+    public static func cancelled(_ reason: String) -> TransitionOutcome {
+        TransitionOutcome(target: .cancelled, failureReason: reason)
+    }
+
+    public init(target: PaymentStatus, failureReason: String, savedMethodReference: String? = nil, savedMethodDisplayName: String? = nil) {
+        precondition(target.isFinal, "a transition goes to Paid or Cancelled")
+        self.target = target
+        self.failureReason = failureReason
+        self.savedMethodReference = savedMethodReference
+        self.savedMethodDisplayName = savedMethodDisplayName
+    }
+}
+
+public enum TransitionResult: Sendable, Hashable {
+    /// This call moved the payment; its effects were committed with it.
+    case applied(Payment)
+    /// It had already reached this status (an earlier poll, refresh or webhook).
+    case alreadyFinal(Payment)
+
+    public var payment: Payment {
+        switch self {
+        case .applied(let payment), .alreadyFinal(let payment): return payment
+        }
+    }
+}
+
+public struct PaymentQuery: Sendable, Hashable {
+    public var accountID: String
+    public var statuses: Set<PaymentStatus> = []
+    public var purposes: Set<PaymentPurpose> = []
+    public var payerID: String?
+    public var createdFromMs: Int64?
+    public var createdToMs: Int64?
+    /// 1 to 200.
+    public var pageSize: Int = 50
+    public var pageToken: String?
+
+    public init(accountID: String) {
+        self.accountID = accountID
+    }
+}
+
+public struct Page<Item: Sendable & Hashable>: Sendable, Hashable {
+    public var items: [Item]
+    /// nil on the last page.
+    public var nextPageToken: String?
+}

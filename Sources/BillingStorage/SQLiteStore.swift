@@ -1,0 +1,245 @@
+public import BillingCore
+internal import Foundation
+internal import GRDB
+
+/// The billing database: one SQLite file in WAL mode, reached through GRDB's
+/// `DatabasePool` (one writer connection, concurrent readers).
+///
+/// Every public method is one transaction: it commits whole or not at all, and
+/// the events it appends commit with it. Safe to call from any task; writes are
+/// serialised by the pool's single writer, which is also what makes the event
+/// sequence gap-free.
+public final class SQLiteStore: Sendable {
+    let pool: DatabasePool
+    let configuration: StorageConfiguration
+    let clock: @Sendable () -> Int64
+
+    /// Opens (creating if needed) and migrates the file.
+    ///
+    /// - Parameter clock: now, in ms since the epoch; tests pass their own.
+    /// - Throws: `BillingError.storage` if the file cannot be opened or migrated.
+    public init(_ configuration: StorageConfiguration, clock: @escaping @Sendable () -> Int64 = SQLiteStore.systemClock) throws(BillingError) {
+        self.configuration = configuration
+        self.clock = clock
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(configuration.busyTimeoutSeconds)
+        config.prepareDatabase { db in
+            // FULL: a committed credit survives power loss, not only a crash.
+            // WAL keeps that cheap (one fsync of the log per commit).
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: configuration.path, configuration: config)
+            try Schema.migrator.migrate(pool)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public static let systemClock: @Sendable () -> Int64 = {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    // MARK: Transactions
+
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(BillingError) -> T {
+        do {
+            return try await pool.write(body)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(BillingError) -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// SQLite's extended code and message, never the statement's arguments.
+    static func map(_ error: any Error) -> BillingError {
+        if let billing = error as? BillingError { return billing }
+        if let database = error as? DatabaseError {
+            let busy = database.resultCode == .SQLITE_BUSY || database.resultCode == .SQLITE_LOCKED
+            return .storage("SQLite error \(database.extendedResultCode.rawValue): \(database.message ?? "no message")", retryable: busy)
+        }
+        return .storage("\(type(of: error))", retryable: false)
+    }
+
+    /// `PRAGMA integrity_check` and `foreign_key_check`: "ok" or what is wrong.
+    public func integrityCheck() async throws(BillingError) -> String {
+        try await read { db in
+            let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+            let foreign = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
+            if integrity == ["ok"] && foreign.isEmpty { return "ok" }
+            return (integrity + foreign.map { "\($0)" }).joined(separator: "; ")
+        }
+    }
+
+    // MARK: Accounts and payers
+
+    /// Creates an account; the same id with the same fields returns it.
+    public func createAccount(id: String, displayName: String, currency: Currency) async throws(BillingError) -> Account {
+        try IDs.check(id, "account id")
+        try Self.checkText(displayName, "display name", max: 200)
+        let now = clock()
+        return try await write { db in
+            if let existing = try Self.fetchAccount(db, id) {
+                guard existing.displayName == displayName, existing.currency == currency else {
+                    throw BillingError.alreadyExists("account \(id) exists with other fields")
+                }
+                return existing
+            }
+            try db.execute(
+                sql: "INSERT INTO accounts (id, display_name, currency, created_at_ms) VALUES (?, ?, ?, ?)",
+                arguments: [id, displayName, currency.code, now]
+            )
+            return Account(id: id, displayName: displayName, currency: currency, createdAtMs: now)
+        }
+    }
+
+    public func account(_ id: String) async throws(BillingError) -> Account {
+        try await read { db in try Self.requireAccount(db, id) }
+    }
+
+    public func createPayer(accountID: String, displayName: String, email: String) async throws(BillingError) -> Payer {
+        try Self.checkText(displayName, "payer name", max: 200, required: true)
+        try Self.checkText(email, "email", max: 254)
+        let payer = Payer(id: IDs.make("pyr"), accountID: accountID, displayName: displayName, email: email, createdAtMs: clock())
+        return try await write { db in
+            _ = try Self.requireAccount(db, accountID)
+            try db.execute(
+                sql: "INSERT INTO payers (id, account_id, display_name, email, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+                arguments: [payer.id, payer.accountID, payer.displayName, payer.email, payer.createdAtMs]
+            )
+            return payer
+        }
+    }
+
+    public func payers(accountID: String) async throws(BillingError) -> [Payer] {
+        try await read { db in
+            _ = try Self.requireAccount(db, accountID)
+            return try Row.fetchAll(db, sql: "SELECT * FROM payers WHERE account_id = ? ORDER BY created_at_ms, id", arguments: [accountID])
+                .map(Self.payer)
+        }
+    }
+
+    public func payer(_ id: String) async throws(BillingError) -> Payer {
+        try await read { db in try Self.requirePayer(db, id) }
+    }
+
+    // MARK: Balance and ledger
+
+    /// The balance (the sum of the account's ledger) and the last event
+    /// sequence it includes.
+    public func balance(accountID: String) async throws(BillingError) -> (balance: Money, asOfSequence: UInt64) {
+        try await read { db in
+            let account = try Self.requireAccount(db, accountID)
+            let cached = try Int64.fetchOne(db, sql: "SELECT balance_minor FROM accounts WHERE id = ?", arguments: [accountID]) ?? 0
+            let sequence = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM events") ?? 0
+            return (Money(minorUnits: cached, account.currency), UInt64(sequence))
+        }
+    }
+
+    /// The sum of the ledger, recomputed: tests compare it with `balance`.
+    public func ledgerSum(accountID: String) async throws(BillingError) -> Int64 {
+        try await read { db in
+            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(amount_minor), 0) FROM ledger WHERE account_id = ?", arguments: [accountID]) ?? 0
+        }
+    }
+
+    /// How many ledger entries a payment has (0 or 1 for a credit).
+    public func ledgerEntryCount(paymentID: String) async throws(BillingError) -> Int {
+        try await read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ledger WHERE payment_id = ? AND amount_minor > 0", arguments: [paymentID]) ?? 0
+        }
+    }
+
+    // MARK: Shared helpers (inside a transaction)
+
+    static func checkText(_ text: String, _ what: String, max: Int, required: Bool = false) throws(BillingError) {
+        if required && text.isEmpty { throw .invalidArgument("\(what) is required") }
+        guard text.utf8.count <= max else { throw .invalidArgument("\(what) is longer than \(max) bytes") }
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .invalidArgument("\(what) contains control characters")
+        }
+    }
+
+    static func fetchAccount(_ db: Database, _ id: String) throws -> Account? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM accounts WHERE id = ?", arguments: [id]) else { return nil }
+        return Account(id: row["id"], displayName: row["display_name"], currency: try currency(row["currency"]), createdAtMs: row["created_at_ms"])
+    }
+
+    static func requireAccount(_ db: Database, _ id: String) throws -> Account {
+        guard let account = try fetchAccount(db, id) else { throw BillingError.notFound("account \(id.prefix(64)) not found") }
+        return account
+    }
+
+    static func requirePayer(_ db: Database, _ id: String) throws -> Payer {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM payers WHERE id = ?", arguments: [id]) else {
+            throw BillingError.notFound("payer \(id.prefix(64)) not found")
+        }
+        return payer(row)
+    }
+
+    static func payer(_ row: Row) -> Payer {
+        Payer(id: row["id"], accountID: row["account_id"], displayName: row["display_name"], email: row["email"], createdAtMs: row["created_at_ms"])
+    }
+
+    static func currency(_ code: String) throws -> Currency {
+        do {
+            return try Currency(code: code)
+        } catch {
+            throw BillingError.storage("stored currency \(code) is unknown to this build", retryable: false)
+        }
+    }
+
+    /// Appends one event with the next sequence number.
+    @discardableResult
+    static func appendEvent(_ db: Database, accountID: String, atMs: Int64, _ change: Event.Change) throws -> UInt64 {
+        let next = (try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events") ?? 1)
+        let payload = String(decoding: try JSONEncoder().encode(change), as: UTF8.self)
+        try db.execute(
+            sql: "INSERT INTO events (sequence, account_id, at_ms, kind, payload) VALUES (?, ?, ?, ?, ?)",
+            arguments: [next, accountID, atMs, change.kind, payload]
+        )
+        return UInt64(next)
+    }
+
+    /// Appends a ledger entry under a unique key, updates the cached balance and
+    /// appends the balance event. A second entry with the same key is refused
+    /// by the schema; the caller's compare-and-set means it never tries.
+    static func appendLedger(_ db: Database, account: Account, deltaMinor: Int64, entryKey: String, paymentID: String?, reference: String, atMs: Int64) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO ledger (account_id, amount_minor, currency, entry_key, payment_id, reference, created_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [account.id, deltaMinor, account.currency.code, entryKey, paymentID, reference, atMs]
+        )
+        let old = try Int64.fetchOne(db, sql: "SELECT balance_minor FROM accounts WHERE id = ?", arguments: [account.id]) ?? 0
+        let (new, overflow) = old.addingReportingOverflow(deltaMinor)
+        guard !overflow else { throw BillingError.failedPrecondition("balance would overflow") }
+        try db.execute(sql: "UPDATE accounts SET balance_minor = ? WHERE id = ?", arguments: [new, account.id])
+        try appendEvent(db, accountID: account.id, atMs: atMs, .balanceChanged(
+            balance: Money(minorUnits: new, account.currency),
+            delta: Money(minorUnits: deltaMinor, account.currency),
+            paymentID: paymentID,
+            reference: reference
+        ))
+    }
+}
+
+extension Event.Change {
+    var kind: String {
+        switch self {
+        case .paymentStatusChanged: return "payment_status_changed"
+        case .methodStatusChanged: return "method_status_changed"
+        case .balanceChanged: return "balance_changed"
+        case .notification: return "notification"
+        }
+    }
+}

@@ -1,0 +1,158 @@
+internal import GRDB
+
+/// The schema, as versioned migrations that run at open, from an empty file or
+/// from any earlier version. Never edit a registered migration: add the next.
+///
+/// What the schema itself guarantees (so no code path can break it):
+/// - one ledger entry per `entry_key`: "credit:<payment>" makes a Paid payment
+///   credit once, "debit:<order>" makes an order debit once;
+/// - the ledger and the event log are append-only (triggers refuse UPDATE/DELETE);
+/// - one default method per payer (partial unique index);
+/// - one idempotency record per account, operation and key;
+/// - statuses are only the domain's values (CHECK constraints).
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: v1)
+        }
+        return migrator
+    }
+
+    static let v1 = """
+        CREATE TABLE accounts (
+            id TEXT PRIMARY KEY NOT NULL,
+            display_name TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            -- A cache of SUM(ledger.amount_minor), updated in the same transaction.
+            balance_minor INTEGER NOT NULL DEFAULT 0,
+            created_at_ms INTEGER NOT NULL
+        ) STRICT;
+
+        CREATE TABLE payers (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            display_name TEXT NOT NULL,
+            email TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX payers_by_account ON payers(account_id);
+
+        CREATE TABLE payment_methods (
+            id TEXT PRIMARY KEY NOT NULL,
+            payer_id TEXT NOT NULL REFERENCES payers(id),
+            system TEXT NOT NULL CHECK (system IN ('stripe', 'paypal', 'sandbox')),
+            status TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'failed', 'removed')),
+            is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1)),
+            display_name TEXT NOT NULL,
+            provider_reference TEXT NOT NULL DEFAULT '',
+            saved_with_payment_id TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            CHECK (is_default = 0 OR status = 'confirmed')
+        ) STRICT;
+        CREATE UNIQUE INDEX one_default_method_per_payer ON payment_methods(payer_id) WHERE is_default = 1;
+
+        CREATE TABLE payments (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            payer_id TEXT NOT NULL REFERENCES payers(id),
+            purpose TEXT NOT NULL CHECK (purpose IN ('top_up', 'renewal', 'migration')),
+            amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+            currency TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('new', 'paid', 'cancelled')),
+            option_kind TEXT NOT NULL CHECK (option_kind IN ('invoice', 'saved_method', 'payment_system')),
+            system TEXT,
+            payment_method_id TEXT REFERENCES payment_methods(id),
+            saved_payment_method_id TEXT REFERENCES payment_methods(id),
+            provider_reference TEXT NOT NULL DEFAULT '',
+            redirect_url TEXT NOT NULL DEFAULT '',
+            return_url TEXT NOT NULL DEFAULT '',
+            invoice_number TEXT UNIQUE,
+            failure_reason TEXT NOT NULL DEFAULT '',
+            renewal_order_id TEXT,
+            migration_order_id TEXT,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            finished_at_ms INTEGER,
+            next_check_at_ms INTEGER,
+            check_attempts INTEGER NOT NULL DEFAULT 0,
+            -- The poller's claim: who checks it and until when (several instances).
+            lease_owner TEXT,
+            lease_until_ms INTEGER,
+            CHECK ((status = 'new') = (finished_at_ms IS NULL))
+        ) STRICT;
+        CREATE INDEX payments_history ON payments(account_id, created_at_ms DESC, id DESC);
+        CREATE INDEX payments_due ON payments(next_check_at_ms) WHERE status = 'new';
+
+        CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            -- Signed: credits positive, debits negative.
+            amount_minor INTEGER NOT NULL CHECK (amount_minor != 0),
+            currency TEXT NOT NULL,
+            entry_key TEXT NOT NULL UNIQUE,
+            payment_id TEXT REFERENCES payments(id),
+            reference TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX ledger_by_account ON ledger(account_id);
+        CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+            BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+        CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+            BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+
+        CREATE TABLE events (
+            -- Assigned as MAX+1 inside the writing transaction: SQLite has one
+            -- writer, so committed sequences are gap-free and increasing.
+            sequence INTEGER PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            -- JSON of BillingCore.Event.Change.
+            payload TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX events_by_account ON events(account_id, sequence);
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+        CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+
+        CREATE TABLE notifications (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            severity TEXT NOT NULL CHECK (severity IN ('info', 'error')),
+            title TEXT NOT NULL,
+            body TEXT NOT NULL,
+            payment_id TEXT REFERENCES payments(id),
+            created_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX notifications_by_account ON notifications(account_id, created_at_ms DESC, id DESC);
+
+        CREATE TABLE idempotency_keys (
+            account_id TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            key TEXT NOT NULL,
+            -- The request's canonical form: the same key with another request is refused.
+            fingerprint TEXT NOT NULL,
+            result_id TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            expires_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (account_id, operation, key)
+        ) STRICT;
+
+        CREATE TABLE migration_orders (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            external_id TEXT NOT NULL,
+            description TEXT NOT NULL,
+            price_minor INTEGER NOT NULL CHECK (price_minor > 0),
+            currency TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('awaiting_payment', 'payment_pending', 'paid')),
+            payment_id TEXT,
+            created_at_ms INTEGER NOT NULL,
+            paid_at_ms INTEGER,
+            UNIQUE (account_id, external_id)
+        ) STRICT;
+        """
+}

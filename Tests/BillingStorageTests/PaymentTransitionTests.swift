@@ -1,0 +1,117 @@
+import BillingCore
+import BillingStorage
+import Testing
+
+@Suite struct PaymentTransitionTests {
+    @Test func paidTopUpCreditsOnceAndConfirmsTheSavedMethod() async throws {
+        let f = try await StoreFixture()
+        let payment = try await f.topUp("100.50", .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/payments"))
+        #expect(payment.status == .new)
+        let pending = try await f.store.paymentMethod(try #require(payment.savedPaymentMethodID))
+        #expect(pending.status == .pending)
+
+        let result = try await f.store.transition(paymentID: payment.id, .paid(savedMethodReference: "pm_1", displayName: "Visa •••• 4242"))
+        guard case .applied(let paid) = result else { Issue.record("expected applied, got \(result)"); return }
+        #expect(paid.status == .paid)
+        #expect(try await f.balanceMinor() == 100_50)
+        let method = try await f.store.paymentMethod(pending.id)
+        #expect(method.status == .confirmed)
+        #expect(method.isDefault)
+        #expect(method.providerReference == "pm_1")
+
+        // Again, as a late webhook would: nothing more happens.
+        let again = try await f.store.transition(paymentID: payment.id, .paid)
+        #expect(again == .alreadyFinal(paid))
+        #expect(try await f.balanceMinor() == 100_50)
+
+        let kinds = try await f.store.events(after: 0, accountID: f.account.id, limit: 100).map { event -> String in
+            switch event.change {
+            case .paymentStatusChanged(let p, let previous): return "payment \(previous?.rawValue ?? "-")->\(p.status.rawValue)"
+            case .methodStatusChanged(let m, let previous): return "method \(previous?.rawValue ?? "-")->\(m.status.rawValue)"
+            case .balanceChanged(let balance, let delta, _, _): return "balance \(delta.amountMinorUnits)=\(balance.amountMinorUnits)"
+            case .notification: return "notification"
+            }
+        }
+        #expect(kinds == ["payment -->new", "method -->pending", "payment new->paid", "balance 10050=10050", "method pending->confirmed"])
+        #expect(try await f.checkInvariants() == [])
+    }
+
+    @Test func cancelledTopUpFailsTheMethodAndNotifies() async throws {
+        let f = try await StoreFixture()
+        let payment = try await f.topUp("20", .paymentSystem(.paypal, saveMethod: true, returnURL: "https://panel.example/payments"))
+        _ = try await f.store.transition(paymentID: payment.id, .cancelled("declined by the bank"))
+        let cancelled = try await f.store.payment(payment.id)
+        #expect(cancelled.status == .cancelled)
+        #expect(cancelled.failureReason == "declined by the bank")
+        #expect(try await f.store.paymentMethod(payment.savedPaymentMethodID!).status == .failed)
+        #expect(try await f.balanceMinor() == 0)
+        let notifications = try await f.store.notifications(accountID: f.account.id, limit: 10)
+        #expect(notifications.count == 1)
+        #expect(notifications.first?.severity == .error)
+        #expect(notifications.first?.paymentID == payment.id)
+        #expect(try await f.checkInvariants() == [])
+    }
+
+    @Test func aFinalPaymentCannotMoveToTheOtherStatus() async throws {
+        let f = try await StoreFixture()
+        let payment = try await f.topUp("10")
+        _ = try await f.store.transition(paymentID: payment.id, .paid)
+        await #expect(throws: BillingError.invalidTransition(paymentID: payment.id, from: .paid, to: .cancelled)) {
+            try await f.store.transition(paymentID: payment.id, .cancelled("late"))
+        }
+        #expect(try await f.balanceMinor() == 10_00)
+    }
+
+    @Test func manyTasksPayingOnePaymentCreditItOnce() async throws {
+        let f = try await StoreFixture()
+        let payment = try await f.topUp("500")
+        let results = try await withThrowingTaskGroup(of: TransitionResult.self) { group in
+            for _ in 0..<64 {
+                group.addTask { try await f.store.transition(paymentID: payment.id, .paid) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter { if case .applied = $0 { return true } else { return false } }.count == 1)
+        #expect(try await f.balanceMinor() == 500_00)
+        #expect(try await f.store.ledgerEntryCount(paymentID: payment.id) == 1)
+        #expect(try await f.checkInvariants() == [])
+    }
+
+    @Test func sameIdempotencyKeyGivesOnePayment() async throws {
+        let f = try await StoreFixture()
+        let first = try await f.topUp("100", key: "key-1")
+        let second = try await f.topUp("100", key: "key-1")
+        #expect(first.id == second.id)
+        await #expect(throws: BillingError.idempotencyKeyReused("key-1")) {
+            try await f.topUp("200", key: "key-1")
+        }
+        let page = try await f.store.listPayments(PaymentQuery(accountID: f.account.id))
+        #expect(page.items.count == 1)
+    }
+
+    @Test func savedMethodTopUpChargesAConfirmedMethodOnly() async throws {
+        let f = try await StoreFixture()
+        let method = try await f.confirmedMethod()
+        let payment = try await f.topUp("50", .savedMethod(id: method.id))
+        #expect(payment.paymentMethodID == method.id)
+        #expect(payment.system == .stripe)
+
+        let pendingPayment = try await f.topUp("5", .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p"))
+        await #expect(throws: BillingError.self) {
+            try await f.topUp("50", .savedMethod(id: pendingPayment.savedPaymentMethodID!))
+        }
+        _ = try await f.store.removeMethod(method.id)
+        await #expect(throws: BillingError.self) { try await f.topUp("50", .savedMethod(id: method.id)) }
+    }
+
+    @Test func invoiceStaysNewUntilSettled() async throws {
+        let f = try await StoreFixture()
+        let invoice = try await f.topUp("1000", .invoice)
+        #expect(invoice.invoiceNumber == "INV-00000001")
+        #expect(invoice.nextCheckAtMs == nil)
+        let second = try await f.topUp("200", .invoice)
+        #expect(second.invoiceNumber == "INV-00000002")
+        _ = try await f.store.transition(paymentID: invoice.id, .paid)
+        #expect(try await f.balanceMinor() == 1000_00)
+    }
+}

@@ -1,0 +1,99 @@
+import BillingCore
+import BillingStorage
+import Foundation
+import Synchronization
+
+/// A store on a real SQLite file in a fresh temporary directory, with a clock
+/// that moves 1 ms per reading so every row has a distinct, ordered time.
+final class StoreFixture: Sendable {
+    let directory: URL
+    let store: SQLiteStore
+    let account: Account
+    let payer: Payer
+
+    init() async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let clock = TestClock()
+        store = try SQLiteStore(StorageConfiguration(path: directory.appendingPathComponent("billing.sqlite").path)) { clock.tick() }
+        account = try await store.createAccount(id: "acc_test", displayName: "Test", currency: .usd)
+        payer = try await store.createPayer(accountID: account.id, displayName: "Payer One", email: "one@example.com")
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func usd(_ text: String) throws -> Money {
+        try Money(parsing: text, .usd)
+    }
+
+    func topUp(_ amount: String, _ option: PaymentOption = .paymentSystem(.sandbox, saveMethod: false, returnURL: "https://panel.example/payments"),
+               payer: Payer? = nil, key: String? = nil) async throws -> Payment {
+        try await store.createTopUp(
+            TopUpRequest(accountID: account.id, payerID: (payer ?? self.payer).id, amount: usd(amount), option: option),
+            policy: .seedDefault,
+            idempotencyKey: try key.map { key throws in try IdempotencyKey(key) }
+        )
+    }
+
+    /// A Confirmed method, made the only way methods are made: saved with a Paid payment.
+    func confirmedMethod(payer: Payer? = nil) async throws -> PaymentMethod {
+        let payment = try await topUp("1.00", .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p"), payer: payer)
+        _ = try await store.transition(paymentID: payment.id, .paid(savedMethodReference: "pm_123", displayName: "Visa •••• 4242"))
+        return try await store.paymentMethod(payment.savedPaymentMethodID!)
+    }
+
+    func balanceMinor() async throws -> Int64 {
+        try await store.balance(accountID: account.id).balance.amountMinorUnits
+    }
+
+    /// Every invariant the ledger and event log promise, checked together.
+    func checkInvariants() async throws -> [String] {
+        var problems: [String] = []
+        let cached = try await balanceMinor()
+        let sum = try await store.ledgerSum(accountID: account.id)
+        if cached != sum { problems.append("cached balance \(cached) != ledger sum \(sum)") }
+        let events = try await store.events(after: 0, accountID: nil, limit: 10_000)
+        for (index, event) in events.enumerated() where event.sequence != UInt64(index + 1) {
+            problems.append("event \(index) has sequence \(event.sequence)")
+            break
+        }
+        var page = PaymentQuery(accountID: account.id)
+        page.pageSize = 200
+        var payments: [Payment] = []
+        while true {
+            let result = try await store.listPayments(page)
+            payments += result.items
+            guard let next = result.nextPageToken else { break }
+            page.pageToken = next
+        }
+        for payment in payments {
+            let credits = try await store.ledgerEntryCount(paymentID: payment.id)
+            if credits != (payment.status == .paid ? 1 : 0) {
+                problems.append("payment \(payment.id) is \(payment.status) with \(credits) credits")
+            }
+            let leaves = events.filter {
+                if case .paymentStatusChanged(let p, .new?) = $0.change { return p.id == payment.id }
+                return false
+            }
+            if leaves.count != (payment.status == .new ? 0 : 1) {
+                problems.append("payment \(payment.id) left New \(leaves.count) times")
+            }
+        }
+        if try await store.integrityCheck() != "ok" { problems.append("integrity check failed") }
+        return problems
+    }
+}
+
+/// Milliseconds that advance by one on every reading.
+final class TestClock: Sendable {
+    private let now = Mutex<Int64>(1_800_000_000_000)
+
+    func tick() -> Int64 {
+        now.withLock { value in
+            value += 1
+            return value
+        }
+    }
+}
