@@ -84,6 +84,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Benchmarks; figures in docs/BENCHMARKS.md.
+        .executableTarget(
+            name: "billing-bench",
+            dependencies: ["BillingStorage", "BillingCore"],
+            swiftSettings: strict
+        ),
+
         .testTarget(
             name: "BillingMessagesTests",
             dependencies: ["BillingMessages"],
@@ -96,7 +103,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BillingStorageTests",
-            dependencies: ["BillingStorage", "BillingCore"],
+            // billing-bench is the durability test's child process.
+            dependencies: ["BillingStorage", "BillingCore", "billing-bench"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -10,18 +10,32 @@ final class StoreFixture: Sendable {
     let store: SQLiteStore
     let account: Account
     let payer: Payer
+    /// Only a fixture that made its directory removes it.
+    private let ownsDirectory: Bool
 
-    init() async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    /// A new file in a new temporary directory, or (with `reopening`) the
+    /// file a test's child process wrote, opened as billingd would at start.
+    init(reopening existing: URL? = nil) async throws {
+        ownsDirectory = existing == nil
+        if let existing {
+            directory = existing.deletingLastPathComponent()
+        } else {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
         let clock = TestClock()
-        store = try SQLiteStore(StorageConfiguration(path: directory.appendingPathComponent("billing.sqlite").path)) { clock.tick() }
+        store = try SQLiteStore(StorageConfiguration(path: (existing ?? directory.appendingPathComponent("billing.sqlite")).path)) { clock.tick() }
         account = try await store.createAccount(id: "acc_test", displayName: "Test", currency: .usd)
-        payer = try await store.createPayer(accountID: account.id, displayName: "Payer One", email: "one@example.com")
+        let payers = try await store.payers(accountID: account.id)
+        if let first = payers.first {
+            payer = first
+        } else {
+            payer = try await store.createPayer(accountID: account.id, displayName: "Payer One", email: "one@example.com")
+        }
     }
 
     deinit {
-        try? FileManager.default.removeItem(at: directory)
+        if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
     }
 
     func usd(_ text: String) throws -> Money {
