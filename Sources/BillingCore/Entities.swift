@@ -223,3 +223,58 @@ public struct MigrationOrder: Sendable, Hashable, Codable {
         self.paidAtMs = paidAtMs
     }
 }
+
+/// One service renewed for some periods.
+public struct RenewalItem: Sendable, Hashable, Codable {
+    public var serviceID: String
+    /// 1 to 120.
+    public var periods: Int
+
+    public init(serviceID: String, periods: Int) {
+        self.serviceID = serviceID
+        self.periods = periods
+    }
+}
+
+public struct RenewalLine: Sendable, Hashable, Codable {
+    public var serviceID: String
+    public var periods: Int
+    public var amount: Money
+    /// What the expiry becomes if the renewal completes now.
+    public var newExpiresAtMs: Int64
+
+    public init(serviceID: String, periods: Int, amount: Money, newExpiresAtMs: Int64) {
+        self.serviceID = serviceID
+        self.periods = periods
+        self.amount = amount
+        self.newExpiresAtMs = newExpiresAtMs
+    }
+}
+
+public struct RenewalOrder: Sendable, Hashable, Codable {
+    public enum Status: String, Sendable, Hashable, Codable {
+        case awaitingPayment = "awaiting_payment"
+        case completed
+        case cancelled
+    }
+
+    public var id: String
+    public var accountID: String
+    public var lines: [RenewalLine]
+    public var total: Money
+    public var status: Status
+    public var paymentID: String?
+    public var createdAtMs: Int64
+    public var completedAtMs: Int64?
+
+    public init(id: String, accountID: String, lines: [RenewalLine], total: Money, status: Status, paymentID: String?, createdAtMs: Int64, completedAtMs: Int64?) {
+        self.id = id
+        self.accountID = accountID
+        self.lines = lines
+        self.total = total
+        self.status = status
+        self.paymentID = paymentID
+        self.createdAtMs = createdAtMs
+        self.completedAtMs = completedAtMs
+    }
+}

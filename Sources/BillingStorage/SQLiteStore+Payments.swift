@@ -71,9 +71,9 @@ extension SQLiteStore {
     /// one transaction that also writes everything the change implies:
     /// - Paid: the ledger credit (unique per payment), the saved method
     ///   Confirmed (and made the payer's default if it has none), a migration
-    ///   order's debit and completion;
+    ///   or renewal order's debit and completion (with the new expiries);
     /// - Cancelled: the saved method Failed, an error notification, a migration
-    ///   order back to awaiting payment;
+    ///   order back to awaiting payment, a renewal order cancelled;
     /// and an event for each. The poller, a refresh, an operator and a webhook
     /// all call this; whoever comes second gets `.alreadyFinal`.
     ///
@@ -116,6 +116,9 @@ extension SQLiteStore {
             if let orderID = after.migrationOrderID {
                 try completeMigrationOrder(db, orderID: orderID, account: account, paymentID: after.id, now: now)
             }
+            if let orderID = after.renewalOrderID {
+                try completeRenewalOrder(db, orderID: orderID, account: account, paymentID: after.id, now: now)
+            }
         case .cancelled:
             if let methodID = after.savedPaymentMethodID {
                 try setMethodStatus(db, methodID: methodID, from: .pending, to: .failed, accountID: account.id, now: now)
@@ -125,6 +128,10 @@ extension SQLiteStore {
                     sql: "UPDATE migration_orders SET status = 'awaiting_payment', payment_id = NULL WHERE id = ? AND payment_id = ?",
                     arguments: [orderID, after.id]
                 )
+            }
+            if let orderID = after.renewalOrderID {
+                try db.execute(sql: "UPDATE renewal_orders SET status = 'cancelled' WHERE id = ? AND status = 'awaiting_payment'",
+                               arguments: [orderID])
             }
             let notification = Notification(
                 id: IDs.make("ntf"), accountID: account.id, severity: .error, title: "Payment failed",

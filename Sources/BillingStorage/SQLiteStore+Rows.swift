@@ -72,7 +72,7 @@ extension SQLiteStore {
     /// Inserts a New payment (and its Pending method, if one is being saved)
     /// with their events, after checking the option against the payer.
     static func insertPayment(_ db: Database, account: Account, payer: Payer, purpose: PaymentPurpose, amount: Money,
-                              option: PaymentOption, now: Int64, migrationOrderID: String? = nil) throws -> Payment {
+                              option: PaymentOption, now: Int64, migrationOrderID: String? = nil, renewalOrderID: String? = nil) throws -> Payment {
         let id = IDs.make("pay")
         var system: PaymentSystem?
         var chargedMethodID: String?
@@ -117,12 +117,12 @@ extension SQLiteStore {
             sql: """
                 INSERT INTO payments (id, account_id, payer_id, purpose, amount_minor, currency, status, option_kind, system,
                     payment_method_id, saved_payment_method_id, return_url, invoice_number, migration_order_id,
-                    created_at_ms, updated_at_ms, next_check_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    renewal_order_id, created_at_ms, updated_at_ms, next_check_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [id, account.id, payer.id, purpose.rawValue, amount.amountMinorUnits, amount.currency.code,
                         option.kind.rawValue, system?.rawValue, chargedMethodID, savedMethodID, returnURL, invoiceNumber,
-                        migrationOrderID, now, now, nextCheck]
+                        migrationOrderID, renewalOrderID, now, now, nextCheck]
         )
         let payment = try requirePayment(db, id)
         try appendEvent(db, accountID: account.id, atMs: now, .paymentStatusChanged(payment, previous: nil))

@@ -16,6 +16,9 @@ enum Schema {
         migrator.registerMigration("v1") { db in
             try db.execute(sql: v1)
         }
+        migrator.registerMigration("v2-renewals") { db in
+            try db.execute(sql: v2)
+        }
         return migrator
     }
 
@@ -153,6 +156,41 @@ enum Schema {
             created_at_ms INTEGER NOT NULL,
             paid_at_ms INTEGER,
             UNIQUE (account_id, external_id)
+        ) STRICT;
+        """
+
+    static let v2 = """
+        CREATE TABLE renewable_services (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            display_name TEXT NOT NULL,
+            price_minor INTEGER NOT NULL CHECK (price_minor > 0),
+            currency TEXT NOT NULL,
+            period_days INTEGER NOT NULL CHECK (period_days BETWEEN 1 AND 3660),
+            expires_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX renewable_services_by_account ON renewable_services(account_id, expires_at_ms, id);
+
+        CREATE TABLE renewal_orders (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            total_minor INTEGER NOT NULL CHECK (total_minor > 0),
+            currency TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('awaiting_payment', 'completed', 'cancelled')),
+            payment_id TEXT,
+            created_at_ms INTEGER NOT NULL,
+            completed_at_ms INTEGER
+        ) STRICT;
+
+        CREATE TABLE renewal_lines (
+            order_id TEXT NOT NULL REFERENCES renewal_orders(id),
+            service_id TEXT NOT NULL REFERENCES renewable_services(id),
+            periods INTEGER NOT NULL CHECK (periods BETWEEN 1 AND 120),
+            amount_minor INTEGER NOT NULL,
+            -- Set when the order completes.
+            new_expires_at_ms INTEGER,
+            PRIMARY KEY (order_id, service_id)
         ) STRICT;
         """
 }
