@@ -9,7 +9,7 @@ internal import GRDB
 /// the events it appends commit with it. Safe to call from any task; writes are
 /// serialised by the pool's single writer, which is also what makes the event
 /// sequence gap-free.
-public final class SQLiteStore: Sendable {
+public final class SQLiteStore: BillingStore {
     let pool: DatabasePool
     let configuration: StorageConfiguration
     let clock: @Sendable () -> Int64
@@ -35,6 +35,14 @@ public final class SQLiteStore: Sendable {
         } catch {
             throw Self.map(error)
         }
+    }
+
+    /// Writes a file at an earlier schema version, for the tests that prove
+    /// every earlier version migrates at open.
+    static func createFile(path: String, upTo migration: String) throws {
+        let pool = try DatabasePool(path: path)
+        try Schema.migrator.migrate(pool, upTo: migration)
+        try pool.close()
     }
 
     public static let systemClock: @Sendable () -> Int64 = {

@@ -15,7 +15,9 @@ final class StoreFixture: Sendable {
 
     /// A new file in a new temporary directory, or (with `reopening`) the
     /// file a test's child process wrote, opened as billingd would at start.
-    init(reopening existing: URL? = nil) async throws {
+    let clock = TestClock()
+
+    init(reopening existing: URL? = nil, idempotencyKeyLifetimeMs: Int64 = 24 * 3_600_000) async throws {
         ownsDirectory = existing == nil
         if let existing {
             directory = existing.deletingLastPathComponent()
@@ -23,8 +25,9 @@ final class StoreFixture: Sendable {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         }
-        let clock = TestClock()
-        store = try SQLiteStore(StorageConfiguration(path: (existing ?? directory.appendingPathComponent("billing.sqlite")).path)) { clock.tick() }
+        let clock = self.clock
+        store = try SQLiteStore(StorageConfiguration(path: (existing ?? directory.appendingPathComponent("billing.sqlite")).path,
+                                                     idempotencyKeyLifetimeMs: idempotencyKeyLifetimeMs)) { clock.tick() }
         account = try await store.createAccount(id: "acc_test", displayName: "Test", currency: .usd)
         let payers = try await store.payers(accountID: account.id)
         if let first = payers.first {
@@ -103,6 +106,10 @@ final class StoreFixture: Sendable {
 /// Milliseconds that advance by one on every reading.
 final class TestClock: Sendable {
     private let now = Mutex<Int64>(1_800_000_000_000)
+
+    func advance(byMs ms: Int64) {
+        now.withLock { $0 += ms }
+    }
 
     func tick() -> Int64 {
         now.withLock { value in

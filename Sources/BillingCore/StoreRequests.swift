@@ -1,5 +1,3 @@
-public import BillingCore
-
 /// A caller's idempotency key for one operation of one account.
 public struct IdempotencyKey: Sendable, Hashable {
     public var key: String
@@ -26,7 +24,7 @@ public struct TopUpRequest: Sendable, Hashable {
     }
 
     /// Every field, in a fixed order: equal requests have equal fingerprints.
-    var fingerprint: String {
+    public var fingerprint: String {
         "top_up|\(accountID)|\(payerID)|\(amount.amountMinorUnits)|\(amount.currency.code)|\(option)"
     }
 }
@@ -92,4 +90,9 @@ public struct Page<Item: Sendable & Hashable>: Sendable, Hashable {
     public var items: [Item]
     /// nil on the last page.
     public var nextPageToken: String?
+
+    public init(items: [Item], nextPageToken: String?) {
+        self.items = items
+        self.nextPageToken = nextPageToken
+    }
 }

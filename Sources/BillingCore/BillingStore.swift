@@ -1,0 +1,45 @@
+/// What the domain needs from storage, and all it may ask. Each method is one
+/// transaction: it commits whole or not at all, with the events it implies.
+/// `SQLiteStore` implements it; a PostgreSQL store would implement the same,
+/// and the server and poller only ever see this protocol.
+///
+/// Every method throws `BillingError` only.
+public protocol BillingStore: Sendable {
+    // Accounts and payers
+    func createAccount(id: String, displayName: String, currency: Currency) async throws(BillingError) -> Account
+    func account(_ id: String) async throws(BillingError) -> Account
+    func createPayer(accountID: String, displayName: String, email: String) async throws(BillingError) -> Payer
+    func payers(accountID: String) async throws(BillingError) -> [Payer]
+    func payer(_ id: String) async throws(BillingError) -> Payer
+
+    // Balance
+    func balance(accountID: String) async throws(BillingError) -> (balance: Money, asOfSequence: UInt64)
+
+    // Payment methods
+    func paymentMethods(payerID: String, includeRemoved: Bool) async throws(BillingError) -> [PaymentMethod]
+    func paymentMethod(_ id: String) async throws(BillingError) -> PaymentMethod
+    func setDefaultMethod(_ id: String) async throws(BillingError) -> PaymentMethod
+    func removeMethod(_ id: String) async throws(BillingError) -> PaymentMethod
+
+    // Payments
+    func createTopUp(_ request: TopUpRequest, policy: TopUpPolicy, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> Payment
+    func payment(_ id: String) async throws(BillingError) -> Payment
+    func attachProviderReference(paymentID: String, reference: String, redirectURL: String) async throws(BillingError) -> Payment
+    func transition(paymentID: String, _ outcome: TransitionOutcome) async throws(BillingError) -> TransitionResult
+    func listPayments(_ query: PaymentQuery) async throws(BillingError) -> Page<Payment>
+    func events(after sequence: UInt64, accountID: String?, limit: Int) async throws(BillingError) -> [Event]
+    func notifications(accountID: String, limit: Int) async throws(BillingError) -> [Notification]
+
+    // Renewals
+    func upsertRenewableService(_ service: RenewableService) async throws(BillingError) -> RenewableService
+    func renewableServices(accountID: String) async throws(BillingError) -> [RenewableService]
+    func quoteRenewal(accountID: String, items: [RenewalItem]) async throws(BillingError) -> (lines: [RenewalLine], total: Money)
+    func renew(accountID: String, payerID: String?, items: [RenewalItem], option: PaymentOption,
+               expectedTotal: Money?, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> (order: RenewalOrder, payment: Payment?)
+    func renewalOrder(_ id: String) async throws(BillingError) -> RenewalOrder
+
+    // Migrations
+    func createMigrationOrder(accountID: String, externalID: String, description: String, serverPrice: Money) async throws(BillingError) -> MigrationOrder
+    func migrationOrder(_ id: String) async throws(BillingError) -> MigrationOrder
+    func payMigrationOrder(_ orderID: String, payerID: String?, option: PaymentOption) async throws(BillingError) -> (order: MigrationOrder, payment: Payment?)
+}
