@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "billing", targets: ["billing"]),
     ],
     dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
@@ -51,6 +52,19 @@ let package = Package(
         .target(
             name: "BillingAPI",
             dependencies: ["BillingMessages", "BillingRPC"],
+            swiftSettings: strict
+        ),
+
+        // ttrpc framing: frame header, decoder, encoder, limits.
+        .target(
+            name: "BillingWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // TLS over the system OpenSSL, as a NIO channel handler with memory BIOs.
+        .target(
+            name: "BillingTLS",
+            dependencies: ["COpenSSL", "COpenSSLShims", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
 
@@ -105,6 +119,16 @@ let package = Package(
             name: "BillingStorageTests",
             // billing-bench is the durability test's child process.
             dependencies: ["BillingStorage", "BillingCore", "billing-bench"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BillingWireTests",
+            dependencies: ["BillingWire", .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BillingTLSTests",
+            dependencies: ["BillingTLS", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strict
         ),
         .testTarget(
