@@ -67,6 +67,16 @@ let package = Package(
             dependencies: ["COpenSSL", "COpenSSLShims", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
+        // The ttrpc server and client over TLS: streams, limits, deadlines, shutdown.
+        .target(
+            name: "BillingTransport",
+            dependencies: [
+                "BillingWire", "BillingTLS", "BillingRPC", "BillingMessages",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
 
         // The domain: money, payments, rules. Pure Swift: no NIO, no C, no storage.
         .target(
@@ -129,6 +139,12 @@ let package = Package(
         .testTarget(
             name: "BillingTLSTests",
             dependencies: ["BillingTLS", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BillingTransportTests",
+            dependencies: ["BillingTransport", "BillingAPI", "BillingTLS", "BillingWire", "BillingRPC", "BillingMessages",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strict
         ),
         .testTarget(

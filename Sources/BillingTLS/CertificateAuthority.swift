@@ -8,6 +8,11 @@ internal import Glibc
 public struct PEMCredential: Sendable, Hashable {
     public var certificatePEM: String
     public var privateKeyPEM: String
+
+    public init(certificatePEM: String, privateKeyPEM: String) {
+        self.certificatePEM = certificatePEM
+        self.privateKeyPEM = privateKeyPEM
+    }
 }
 
 /// Issues certificates: the development CA of the embedded default, and the

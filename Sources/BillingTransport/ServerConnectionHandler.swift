@@ -1,0 +1,318 @@
+internal import BillingMessages
+internal import BillingRPC
+internal import BillingTLS
+internal import BillingWire
+internal import NIOCore
+
+/// One server connection's ttrpc streams: routes Requests to handlers, runs
+/// each in its own task, writes their Responses and Data frames.
+///
+/// All methods run on the channel's event loop; handler tasks reach back to it
+/// through `loopBound` only. A stream is in `streams` from its Request until
+/// its final frame is written (or it is cancelled), so every limit and
+/// shutdown step sees exactly the streams still running.
+final class ServerConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = InboundFrame
+    typealias OutboundOut = Frame
+
+    private struct ActiveStream {
+        let task: Task<Void, Never>
+        let kind: MethodDescriptor.Kind
+    }
+
+    private let router: MethodRouter
+    private let limits: ServerLimits
+    private let decodeLimits: DecodeLimits
+    private var context: ChannelHandlerContext?
+    private var peer = PeerIdentity.anonymous
+    private var streams: [UInt32: ActiveStream] = [:]
+    private var lastStreamID: UInt32 = 0
+    private var draining = false
+    private let onIdle: () -> Void
+
+    init(router: MethodRouter, limits: ServerLimits, onIdle: @escaping () -> Void = {}) {
+        self.router = router
+        self.limits = limits
+        self.decodeLimits = DecodeLimits(maxMessageBytes: limits.maxFrameBytes)
+        self.onIdle = onIdle
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    var activeStreamCount: Int { streams.count }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let handshake = event as? TLSHandshakeCompleted {
+            peer = handshake.peer.map { PeerIdentity(commonName: $0.commonName, uris: $0.uris) } ?? .anonymous
+        } else if event is IdleStateHandler.IdleStateEvent {
+            if streams.isEmpty { context.close(promise: nil) }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .oversized(let header, let limit):
+            refuse(header.streamID, RPCError(.resourceExhausted, "frame of \(header.length) bytes is over the limit of \(limit)"))
+        case .frame(let frame):
+            switch frame.type {
+            case .request:
+                openStream(frame)
+            case .cancel:
+                cancelStream(frame.streamID)
+            case .data:
+                // Every method here is unary or server-streaming: a client
+                // never sends Data. The stream (if any) ends with the error.
+                streams.removeValue(forKey: frame.streamID)?.task.cancel()
+                refuse(frame.streamID, RPCError(.invalidArgument, "Data frame on a stream that takes no client data"))
+            case .response:
+                refuse(frame.streamID, RPCError(.invalidArgument, "a client sends no Response frames"))
+            default:
+                // ttrpc: ignore unknown types (a later version's); answer only
+                // on a stream that is not running, so nothing waits in vain.
+                if streams[frame.streamID] == nil, frame.streamID % 2 == 1, frame.streamID > lastStreamID {
+                    refuse(frame.streamID, RPCError(.unimplemented, "frame \(frame.type) is not supported"))
+                }
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for stream in streams.values { stream.task.cancel() }
+        streams.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // TLS and framing errors end the connection; the handler tasks are
+        // cancelled in channelInactive.
+        context.close(promise: nil)
+    }
+
+    // MARK: Streams
+
+    private func openStream(_ frame: Frame) {
+        let id = frame.streamID
+        guard id % 2 == 1 else {
+            return refuse(id, RPCError(.invalidArgument, "stream id \(id) is even; clients use odd ids"))
+        }
+        guard id > lastStreamID else {
+            return refuse(id, RPCError(.invalidArgument, "stream id \(id) is not above \(lastStreamID); ids cannot be reused"))
+        }
+        lastStreamID = id
+        guard !draining else {
+            return refuse(id, RPCError(.unavailable, "server is shutting down; retry on a new connection"))
+        }
+        guard streams.count < limits.maxConcurrentStreams else {
+            return refuse(id, RPCError(.resourceExhausted, "more than \(limits.maxConcurrentStreams) concurrent streams on one connection"))
+        }
+        let request: BillingV1.Request
+        do {
+            request = try BillingV1.Request(serializedBytes: frame.payload.readableBytesView, limits: decodeLimits)
+        } catch {
+            return refuse(id, RPCError(.invalidArgument, "Request envelope is not valid protobuf: \(error)"))
+        }
+        let metadata = Metadata(request.metadata.map { (key: $0.key, value: $0.value) })
+        guard metadata.byteCount <= limits.maxMetadataBytes else {
+            return refuse(id, RPCError(.resourceExhausted, "metadata of \(metadata.byteCount) bytes is over the limit of \(limits.maxMetadataBytes)"))
+        }
+        guard request.timeoutNano >= 0 else {
+            return refuse(id, RPCError(.invalidArgument, "timeout_nano is negative"))
+        }
+        let method: RegisteredMethod
+        do {
+            method = try router.route(service: request.service, method: request.method)
+        } catch let error as RPCError {
+            return refuse(id, error)
+        } catch {
+            return refuse(id, RPCError(.internal, "routing failed"))
+        }
+        guard let context else { return }
+        let timeout: Duration? = request.timeoutNano > 0
+            ? .nanoseconds(request.timeoutNano)
+            : (method.descriptor.kind == .unary ? limits.defaultUnaryDeadline : nil)
+        let callContext = ServerContext(method: method.descriptor, metadata: metadata, peer: peer,
+                                        deadline: timeout.map { ContinuousClock.now.advanced(by: $0) })
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let payload = request.payload
+        let limits = decodeLimits
+
+        let task = Self.spawn(method.body, id: id, payload: payload, context: callContext, limits: limits, handler: loopBound, eventLoop: eventLoop)
+        streams[id] = ActiveStream(task: task, kind: method.descriptor.kind)
+    }
+
+    /// Starts the handler's task; its result comes back on the event loop.
+    private static func spawn(_ body: RegisteredMethod.Body, id: UInt32, payload: [UInt8], context: ServerContext, limits: DecodeLimits,
+                              handler: NIOLoopBound<ServerConnectionHandler>, eventLoop: any EventLoop) -> Task<Void, Never> {
+        switch body {
+        case .unary(let unary):
+            return Task {
+                let result = await run(until: context.deadline) { try await unary(payload, context, limits) }
+                eventLoop.execute { handler.value.finishUnary(id, result) }
+            }
+        case .serverStreaming(let streaming):
+            let sink = StreamSink(handler: handler, eventLoop: eventLoop, streamID: id)
+            return Task {
+                let result = await run(until: context.deadline) { try await streaming(payload, context, limits, sink); return [] }
+                eventLoop.execute { handler.value.finishStream(id, result) }
+            }
+        }
+    }
+
+    /// Runs `body`, racing it against the deadline; maps every error to the
+    /// status the caller sees. Errors that are not `RPCError` become UNKNOWN
+    /// without their text: it may hold internals.
+    private static func run(until deadline: ContinuousClock.Instant?, _ body: @escaping @Sendable () async throws -> [UInt8]) async -> Result<[UInt8], RPCError> {
+        do {
+            guard let deadline else { return .success(try await body()) }
+            return .success(try await withThrowingTaskGroup(of: [UInt8].self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    try await Task.sleep(until: deadline, clock: .continuous)
+                    throw RPCError(.deadlineExceeded, "deadline exceeded")
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            })
+        } catch let error as RPCError {
+            return .failure(error)
+        } catch is CancellationError {
+            return .failure(RPCError(.cancelled, "call cancelled"))
+        } catch {
+            return .failure(RPCError(.unknown, "the handler failed"))
+        }
+    }
+
+    private func finishUnary(_ id: UInt32, _ result: Result<[UInt8], RPCError>) {
+        guard streams.removeValue(forKey: id) != nil, let context else { return }
+        var result = result
+        if case .success(let payload) = result, payload.count + 16 > limits.maxFrameBytes {
+            result = .failure(RPCError(.resourceExhausted, "response of \(payload.count) bytes is over the frame limit"))
+        }
+        writeFinal(Frame(streamID: id, type: .response, payload: Envelope.response(result, allocator: context.channel.allocator)))
+    }
+
+    private func finishStream(_ id: UInt32, _ result: Result<[UInt8], RPCError>) {
+        guard streams.removeValue(forKey: id) != nil, let context else { return }
+        switch result {
+        case .success:
+            // As Go ttrpc ends a server stream: Data[remote closed | no data].
+            writeFinal(Frame(streamID: id, type: .data, flags: [.remoteClosed, .noData], payload: context.channel.allocator.buffer(capacity: 0)))
+        case .failure(let error):
+            writeFinal(Frame(streamID: id, type: .response, payload: Envelope.response(.failure(error), allocator: context.channel.allocator)))
+        }
+    }
+
+    /// Answers a stream that never started (or is gone) with an error.
+    private func refuse(_ id: UInt32, _ error: RPCError) {
+        guard let context else { return }
+        writeFinal(Frame(streamID: id, type: .response, payload: Envelope.response(.failure(error), allocator: context.channel.allocator)))
+    }
+
+    private func writeFinal(_ frame: Frame) {
+        guard let context else { return }
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        if draining && streams.isEmpty {
+            context.close(promise: nil)
+        } else if streams.isEmpty {
+            onIdle()
+        }
+    }
+
+    private func cancelStream(_ id: UInt32) {
+        streams.removeValue(forKey: id)?.task.cancel()
+    }
+
+    /// A message of a server stream. Returns nil when the socket takes it at
+    /// once, else a future that completes when it does, or fails after
+    /// `streamWriteTimeout` (the stream then ends RESOURCE_EXHAUSTED): the
+    /// peer stopped reading, and waiting longer only holds memory.
+    fileprivate func writeData(_ id: UInt32, _ message: [UInt8]) throws -> EventLoopFuture<Void>? {
+        guard streams[id] != nil, let context else { throw RPCError(.cancelled, "stream is closed") }
+        guard message.count <= limits.maxFrameBytes else {
+            throw RPCError(.resourceExhausted, "stream message of \(message.count) bytes is over the frame limit")
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(Frame(streamID: id, type: .data, payload: context.channel.allocator.buffer(bytes: message))), promise: written)
+        if context.channel.isWritable { return nil }
+
+        let gate = context.eventLoop.makePromise(of: Void.self)
+        var settled = false
+        let timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(limits.streamWriteTimeout)) {
+            guard !settled else { return }
+            settled = true
+            self.streamTooSlow(id)
+            gate.fail(RPCError(.resourceExhausted, "the client did not read the stream for too long"))
+        }
+        written.futureResult.assumeIsolated().whenComplete { result in
+            guard !settled else { return }
+            settled = true
+            timer.cancel()
+            gate.completeWith(result)
+        }
+        return gate.futureResult
+    }
+
+    private func streamTooSlow(_ id: UInt32) {
+        guard let stream = streams.removeValue(forKey: id) else { return }
+        stream.task.cancel()
+        refuse(id, RPCError(.resourceExhausted, "the client did not read the stream for too long; resume from the last message seen"))
+    }
+
+    // MARK: Shutdown
+
+    /// Stop taking new streams; close once the running ones finish.
+    func beginDraining() {
+        draining = true
+        guard let context else { return }
+        var lastID = lastStreamID.bigEndian
+        let payload = withUnsafeBytes(of: &lastID) { context.channel.allocator.buffer(bytes: $0) }
+        context.writeAndFlush(wrapOutboundOut(Frame(streamID: 0, type: .goAway, payload: payload)), promise: nil)
+        if streams.isEmpty { context.close(promise: nil) }
+    }
+
+    /// The grace period is over: end what still runs with UNAVAILABLE.
+    func terminate() {
+        let running = streams
+        streams.removeAll()
+        for (id, stream) in running {
+            stream.task.cancel()
+            refuse(id, RPCError(.unavailable, "server shut down before the call finished"))
+        }
+        context?.close(promise: nil)
+    }
+}
+
+/// A server stream's writer: each message becomes a Data frame, in order.
+/// Suspends while the socket does not take bytes (backpressure), so one slow
+/// reader holds at most one message per stream beyond the channel's
+/// write-buffer watermark.
+private struct StreamSink: RawStreamSink {
+    let handler: NIOLoopBound<ServerConnectionHandler>
+    let eventLoop: any EventLoop
+    let streamID: UInt32
+
+    func write(_ message: [UInt8]) async throws {
+        try Task.checkCancellation()
+        let handler = self.handler
+        let id = streamID
+        if let wait = try await eventLoop.submit({ try handler.value.writeData(id, message) }).get() {
+            try await wait.get()
+        }
+        try Task.checkCancellation()
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

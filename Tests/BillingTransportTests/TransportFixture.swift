@@ -1,0 +1,190 @@
+import BillingAPI
+import BillingMessages
+import BillingRPC
+import BillingTLS
+import BillingTransport
+import BillingWire
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A health service whose behaviour the test picks by the service name it
+/// asks about: "slow:<ms>" sleeps, "peer" answers SERVING only for the
+/// operator certificate, "fail" throws a non-RPC error; Watch streams
+/// "count:<n>" messages or, for "forever", until cancelled.
+final class ScriptedHealth: GrpcHealthV1.HealthService {
+    let peers = Mutex<[PeerIdentity]>([])
+    let cancelledStreams = Atomic<Int>(0)
+    let sent = Atomic<Int>(0)
+
+    struct Failure: Error {}
+
+    func check(_ request: GrpcHealthV1.HealthCheckRequest, context: ServerContext) async throws -> GrpcHealthV1.HealthCheckResponse {
+        peers.withLock { $0.append(context.peer) }
+        var response = GrpcHealthV1.HealthCheckResponse()
+        response.status = .serving
+        if request.service.hasPrefix("slow:"), let ms = Int(request.service.dropFirst(5)) {
+            try await Task.sleep(for: .milliseconds(ms))
+        } else if request.service == "peer" {
+            response.status = context.peer.uris == ["billing://operator/dev"] ? .serving : .notServing
+        } else if request.service == "fail" {
+            throw Failure()
+        } else if request.service == "big" {
+            response.status = .unrecognized(1)
+        }
+        return response
+    }
+
+    func watch(_ request: GrpcHealthV1.HealthCheckRequest, context: ServerContext, stream: ServerStreamWriter<GrpcHealthV1.HealthCheckResponse>) async throws {
+        var response = GrpcHealthV1.HealthCheckResponse()
+        response.status = .serving
+        if request.service.hasPrefix("count:"), let count = Int(request.service.dropFirst(6)) {
+            for _ in 0..<count {
+                try await stream.write(response)
+                sent.add(1, ordering: .relaxed)
+            }
+            return
+        }
+        do {
+            while true {
+                try await stream.write(response)
+                sent.add(1, ordering: .relaxed)
+                if request.service == "forever-slow" { try await Task.sleep(for: .milliseconds(5)) }
+            }
+        } catch {
+            cancelledStreams.add(1, ordering: .relaxed)
+            throw error
+        }
+    }
+}
+
+/// A server on 127.0.0.1 port 0 with the development certificate set in a
+/// temporary directory, and clients for it.
+final class TransportFixture: Sendable {
+    let directory: String
+    let group: MultiThreadedEventLoopGroup
+    let server: TTRPCServer
+    let service: ScriptedHealth
+    let port: Int
+
+    init(limits: ServerLimits = ServerLimits(), handshakeTimeout: Duration = .seconds(10)) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("transport-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try DevelopmentCertificates.ensure(in: directory)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        service = ScriptedHealth()
+        var configuration = TLSConfiguration(role: .server, certificateChainPath: "\(directory)/server.pem",
+                                             privateKeyPath: "\(directory)/server-key.pem", trustRootsPath: "\(directory)/ca.pem")
+        configuration.handshakeTimeout = handshakeTimeout
+        server = try await TTRPCServer.start(host: "127.0.0.1", port: 0, tls: try TLSContext(configuration), services: [service],
+                                             limits: limits, group: group)
+        port = server.localAddress!.port!
+    }
+
+    func clientTLS(_ name: String = "operator", configure: (inout TLSConfiguration) -> Void = { _ in }) throws -> TLSContext {
+        var configuration = TLSConfiguration(role: .client(serverName: "127.0.0.1"), certificateChainPath: "\(directory)/\(name).pem",
+                                             privateKeyPath: "\(directory)/\(name)-key.pem", trustRootsPath: "\(directory)/ca.pem")
+        configure(&configuration)
+        return try TLSContext(configuration)
+    }
+
+    func client(_ name: String = "operator", maxBuffered: Int = 1024) throws -> TTRPCClient {
+        TTRPCClient(host: "127.0.0.1", port: port, tls: try clientTLS(name), group: group, maxBufferedStreamMessages: maxBuffered)
+    }
+
+    func health(_ name: String = "operator") throws -> GrpcHealthV1.HealthClient {
+        GrpcHealthV1.HealthClient(transport: try client(name))
+    }
+
+    func stop() async {
+        await server.shutdown(grace: .seconds(1))
+        try? await group.shutdownGracefully()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    static func request(_ service: String) -> GrpcHealthV1.HealthCheckRequest {
+        var request = GrpcHealthV1.HealthCheckRequest()
+        request.service = service
+        return request
+    }
+}
+
+/// A TLS client that sends whatever frames (or bytes) a test gives it and
+/// records every frame the server sends back: a peer that breaks the rules.
+final class RawFrameClient: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = InboundFrame
+
+    let channel: any Channel
+    private let received = Mutex<[Frame]>([])
+    private let closedFlag = Atomic<Bool>(false)
+
+    init(_ fixture: TransportFixture, autoRead: Bool = true) async throws {
+        let tls = try fixture.clientTLS()
+        let bootstrap = ClientBootstrap(group: fixture.group)
+            .channelOption(.autoRead, value: autoRead)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(try OpenSSLHandler(context: tls))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: WireLimits())))
+                }
+            }
+        channel = try await bootstrap.connect(host: "127.0.0.1", port: fixture.port).get()
+        try await channel.pipeline.addHandler(self).get()
+        channel.closeFuture.whenComplete { _ in self.closedFlag.store(true, ordering: .relaxed) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .frame(let frame) = unwrapInboundIn(data) {
+            received.withLock { $0.append(frame) }
+        }
+    }
+
+    var isClosed: Bool { closedFlag.load(ordering: .relaxed) }
+    var frames: [Frame] { received.withLock { $0 } }
+
+    /// Sends raw bytes through TLS.
+    func send(_ bytes: ByteBuffer) async throws {
+        try await channel.writeAndFlush(bytes).get()
+    }
+
+    func send(streamID: UInt32, type: FrameType, flags: FrameFlags = [], payload: [UInt8]) async throws {
+        var buffer = ByteBuffer()
+        buffer.writeFrameHeader(FrameHeader(length: UInt32(payload.count), streamID: streamID, type: type, flags: flags))
+        buffer.writeBytes(payload)
+        try await send(buffer)
+    }
+
+    static func requestEnvelope(service: String, method: String, payload: [UInt8] = [], metadata: [(String, String)] = [],
+                                timeoutNano: Int64 = 0) throws -> [UInt8] {
+        var request = BillingV1.Request()
+        request.service = service
+        request.method = method
+        request.payload = payload
+        request.timeoutNano = timeoutNano
+        request.metadata = metadata.map { pair in
+            var entry = BillingV1.KeyValue()
+            entry.key = pair.0
+            entry.value = pair.1
+            return entry
+        }
+        return try request.serializedBytes()
+    }
+
+    /// Waits (polling, bounded) for a frame on `streamID`.
+    func frame(on streamID: UInt32, within: Duration = .seconds(5)) async throws -> Frame? {
+        let deadline = ContinuousClock.now.advanced(by: within)
+        while ContinuousClock.now < deadline {
+            if let frame = frames.first(where: { $0.streamID == streamID }) { return frame }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return nil
+    }
+
+    /// The status of the Response frame on `streamID`.
+    func status(on streamID: UInt32) async throws -> RPCError? {
+        guard let frame = try await frame(on: streamID), frame.type == .response else { return nil }
+        let response = try BillingV1.Response(serializedBytes: frame.payload.readableBytesView, limits: .default)
+        return RPCError(status: response.status ?? BillingV1.Status())
+    }
+}
