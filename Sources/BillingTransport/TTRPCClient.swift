@@ -19,6 +19,7 @@ public final class TTRPCClient: ClientTransport {
     private let limits: WireLimits
     private let connectTimeout: Duration
     private let maxBufferedStreamMessages: Int
+    private let permits: StreamPermits
     /// The current connection, or the attempt to make one: concurrent first
     /// calls wait for the same attempt instead of each dialling.
     private let state = Mutex<Task<Connection, any Error>?>(nil)
@@ -33,8 +34,11 @@ public final class TTRPCClient: ClientTransport {
     ///   - tls: a client-role context (its server name is checked).
     ///   - maxBufferedStreamMessages: a server stream whose consumer falls this
     ///     far behind ends RESOURCE_EXHAUSTED instead of growing memory.
+    ///   - maxConcurrentStreams: calls beyond this wait for a free stream
+    ///     rather than exceed the server's limit (128 by default on billingd).
     public init(host: String, port: Int, tls: TLSContext, group: any EventLoopGroup, maxFrameBytes: Int = 4 << 20,
-                connectTimeout: Duration = .seconds(10), maxBufferedStreamMessages: Int = 1024) {
+                connectTimeout: Duration = .seconds(10), maxBufferedStreamMessages: Int = 1024, maxConcurrentStreams: Int = 100) {
+        self.permits = StreamPermits(maxConcurrentStreams)
         self.host = host
         self.port = port
         self.tls = tls
@@ -126,6 +130,8 @@ public final class TTRPCClient: ClientTransport {
     }
 
     public func unary(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> [UInt8] {
+        try await permits.acquire()
+        defer { permits.release() }
         let connection = try await connection()
         let loop = connection.channel.eventLoop
         let handler = connection.handler
@@ -156,23 +162,39 @@ public final class TTRPCClient: ClientTransport {
     }
 
     public func serverStream(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> any RawMessageStream {
-        let connection = try await connection()
+        try await permits.acquire()
+        let permits = self.permits
+        let connection: Connection
+        do {
+            connection = try await self.connection()
+        } catch {
+            permits.release()
+            throw error
+        }
         let loop = connection.channel.eventLoop
         let handler = connection.handler
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: [UInt8].self)
-        let id = try await loop.submit {
-            let id = try handler.value.start(method, request: request, options: options, waiter: .stream(continuation))
-            if let timeout = options.timeout {
-                loop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
-                    handler.value.cancel(id, RPCError(.deadlineExceeded, "deadline exceeded"))
+        let id: UInt32
+        do {
+            id = try await loop.submit {
+                let id = try handler.value.start(method, request: request, options: options, waiter: .stream(continuation))
+                if let timeout = options.timeout {
+                    loop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+                        handler.value.cancel(id, RPCError(.deadlineExceeded, "deadline exceeded"))
+                    }
                 }
-            }
-            return id
-        }.get()
+                return id
+            }.get()
+        } catch {
+            permits.release()
+            throw error
+        }
         return ClientRawStream(stream: stream, onConsume: {
             loop.execute { handler.value.consumed(id) }
         }, onCancel: {
             loop.execute { handler.value.cancel(id, RPCError(.cancelled, "stream cancelled")) }
+        }, onEnd: {
+            permits.release()
         })
     }
 }
@@ -184,33 +206,42 @@ private final class ClientRawStream: RawMessageStream, @unchecked Sendable {
     private var iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
     private let onConsume: @Sendable () -> Void
     private let onCancel: @Sendable () -> Void
+    private let onEnd: @Sendable () -> Void
+    private let finished = Atomic<Bool>(false)
 
-    init(stream: AsyncThrowingStream<[UInt8], any Error>, onConsume: @escaping @Sendable () -> Void, onCancel: @escaping @Sendable () -> Void) {
+    init(stream: AsyncThrowingStream<[UInt8], any Error>, onConsume: @escaping @Sendable () -> Void,
+         onCancel: @escaping @Sendable () -> Void, onEnd: @escaping @Sendable () -> Void) {
         self.iterator = stream.makeAsyncIterator()
         self.onConsume = onConsume
         self.onCancel = onCancel
+        self.onEnd = onEnd
     }
 
-    private let finished = Atomic<Bool>(false)
+    /// Marks the stream ended, once; true for the caller that did.
+    private func end() -> Bool {
+        guard !finished.exchange(true, ordering: .relaxed) else { return false }
+        onEnd()
+        return true
+    }
 
     func next() async throws -> [UInt8]? {
         do {
             let element = try await iterator.next()
-            if element != nil { onConsume() } else { finished.store(true, ordering: .relaxed) }
+            if element != nil { onConsume() } else { _ = end() }
             return element
         } catch {
-            finished.store(true, ordering: .relaxed)
+            _ = end()
             throw error
         }
     }
 
     func cancel() {
-        if !finished.exchange(true, ordering: .relaxed) { onCancel() }
+        if end() { onCancel() }
     }
 
     deinit {
         // Dropped before its end: tell the server to stop sending.
-        if !finished.load(ordering: .relaxed) { onCancel() }
+        if end() { onCancel() }
     }
 }
 
@@ -218,4 +249,46 @@ private final class ClientRawStream: RawMessageStream, @unchecked Sendable {
 /// cancellation handler on any thread.
 private final class StreamIDBox: Sendable {
     let value = Mutex<UInt32?>(nil)
+}
+
+/// Counts the streams a client has open and makes callers past the limit
+/// wait, in arrival order.
+final class StreamPermits: Sendable {
+    private struct State {
+        var available: Int
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state: Mutex<State>
+
+    init(_ count: Int) {
+        precondition(count > 0, "at least one stream")
+        state = Mutex(State(available: count))
+    }
+
+    func acquire() async throws {
+        try Task.checkCancellation()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let granted = state.withLock { state -> Bool in
+                if state.available > 0 {
+                    state.available -= 1
+                    return true
+                }
+                state.waiting.append(continuation)
+                return false
+            }
+            if granted { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiting.isEmpty {
+                state.available += 1
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
+    }
 }

@@ -119,10 +119,11 @@ final class RawFrameClient: ChannelInboundHandler, @unchecked Sendable {
     private let received = Mutex<[Frame]>([])
     private let closedFlag = Atomic<Bool>(false)
 
-    init(_ fixture: TransportFixture, autoRead: Bool = true) async throws {
+    init(_ fixture: TransportFixture) async throws {
         let tls = try fixture.clientTLS()
         let bootstrap = ClientBootstrap(group: fixture.group)
-            .channelOption(.autoRead, value: autoRead)
+            // A small receive buffer, so a test that stops reading fills it fast.
+            .channelOption(.socketOption(.so_rcvbuf), value: 16 << 10)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try OpenSSLHandler(context: tls))

@@ -1,0 +1,229 @@
+import BillingAPI
+import BillingMessages
+import BillingRPC
+import BillingTLS
+import BillingTransport
+import BillingWire
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Peers that break the rules, over real TLS on loopback. Each gets a clear
+/// outcome, and the server keeps serving a well-behaved client throughout.
+@Suite struct BadInputTests {
+    static let health = "grpc.health.v1.Health"
+
+    /// Runs `body` against a fresh server, then proves the server still serves.
+    func withServer(limits: ServerLimits = ServerLimits(), handshakeTimeout: Duration = .seconds(10),
+                    _ body: (TransportFixture) async throws -> Void) async throws {
+        let f = try await TransportFixture(limits: limits, handshakeTimeout: handshakeTimeout)
+        try await body(f)
+        #expect(try await f.health().check(TransportFixture.request("x")).status == .serving, "the server still serves others")
+        await f.stop()
+    }
+
+    @Test func lengthPrefixOfFourGibibytesAndOfMaxPlusOneAreRefusedOnTheirStream() async throws {
+        var limits = ServerLimits()
+        limits.maxFrameBytes = 1024
+        try await withServer(limits: limits) { f in
+            let raw = try await RawFrameClient(f)
+            var header = ByteBuffer()
+            header.writeFrameHeader(FrameHeader(length: UInt32.max, streamID: 1, type: .request, flags: []))
+            try await raw.send(header)
+            #expect(try await raw.status(on: 1)?.code == .resourceExhausted)
+
+            let raw2 = try await RawFrameClient(f)
+            try await raw2.send(streamID: 1, type: .request, payload: [UInt8](repeating: 0, count: 1025))
+            #expect(try await raw2.status(on: 1)?.code == .resourceExhausted)
+            // The oversized payload was skipped: the next frame on the same connection works.
+            try await raw2.send(streamID: 3, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check"))
+            #expect(try await raw2.status(on: 3)?.code == .ok)
+        }
+    }
+
+    @Test func evenAndReusedStreamIDsAreRefused() async throws {
+        try await withServer { f in
+            let raw = try await RawFrameClient(f)
+            let request = try RawFrameClient.requestEnvelope(service: Self.health, method: "Check")
+            try await raw.send(streamID: 2, type: .request, payload: request)
+            #expect(try await raw.status(on: 2)?.code == .invalidArgument)
+            try await raw.send(streamID: 5, type: .request, payload: request)
+            #expect(try await raw.status(on: 5)?.code == .ok)
+            try await raw.send(streamID: 3, type: .request, payload: request)
+            #expect(try await raw.status(on: 3)?.code == .invalidArgument)
+        }
+    }
+
+    @Test func unknownMessageTypeIsAnsweredAndIgnored() async throws {
+        try await withServer { f in
+            let raw = try await RawFrameClient(f)
+            try await raw.send(streamID: 1, type: FrameType(rawValue: 0x7E), payload: [1, 2, 3])
+            #expect(try await raw.status(on: 1)?.code == .unimplemented)
+            try await raw.send(streamID: 3, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check"))
+            #expect(try await raw.status(on: 3)?.code == .ok)
+        }
+    }
+
+    @Test func dataOnAUnaryStreamEndsItWithInvalidArgument() async throws {
+        try await withServer { f in
+            let raw = try await RawFrameClient(f)
+            let slow = try GrpcHealthV1.HealthCheckRequest.serviceNamed("slow:500").serializedBytes()
+            try await raw.send(streamID: 1, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: slow))
+            try await raw.send(streamID: 1, type: .data, payload: [0x0A, 0x01, 0x41])
+            #expect(try await raw.status(on: 1)?.code == .invalidArgument)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(raw.frames.filter { $0.streamID == 1 }.count == 1, "the cancelled handler writes nothing more")
+        }
+    }
+
+    @Test func garbageEnvelopeAndWrongPayloadTypeAreInvalidArgument() async throws {
+        try await withServer { f in
+            let raw = try await RawFrameClient(f)
+            try await raw.send(streamID: 1, type: .request, payload: Array("not protobuf at all \u{FF}".utf8))
+            #expect(try await raw.status(on: 1)?.code == .invalidArgument)
+            // Field 1 as a varint: not a HealthCheckRequest.
+            try await raw.send(streamID: 3, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: [0x08, 0x01]))
+            #expect(try await raw.status(on: 3)?.code == .invalidArgument)
+            try await raw.send(streamID: 5, type: .request, payload: try RawFrameClient.requestEnvelope(service: "no.Such", method: "Thing"))
+            #expect(try await raw.status(on: 5)?.code == .unimplemented)
+        }
+    }
+
+    @Test func metadataOverTheLimitIsRefused() async throws {
+        try await withServer { f in
+            let raw = try await RawFrameClient(f)
+            let envelope = try RawFrameClient.requestEnvelope(service: Self.health, method: "Check",
+                                                              metadata: [("big", String(repeating: "x", count: 9000))])
+            try await raw.send(streamID: 1, type: .request, payload: envelope)
+            #expect(try await raw.status(on: 1)?.code == .resourceExhausted)
+        }
+    }
+
+    @Test func moreConcurrentStreamsThanAllowedAreRefused() async throws {
+        var limits = ServerLimits()
+        limits.maxConcurrentStreams = 4
+        try await withServer(limits: limits) { f in
+            let raw = try await RawFrameClient(f)
+            let slow = try GrpcHealthV1.HealthCheckRequest.serviceNamed("slow:400").serializedBytes()
+            for id in stride(from: UInt32(1), through: 9, by: 2) {
+                try await raw.send(streamID: id, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: slow))
+            }
+            #expect(try await raw.status(on: 9)?.code == .resourceExhausted)
+            for id in stride(from: UInt32(1), through: 7, by: 2) {
+                #expect(try await raw.status(on: id)?.code == .ok)
+            }
+        }
+    }
+
+    @Test func plainTCPAndHTTPBytesAreDroppedAtTheHandshake() async throws {
+        try await withServer { f in
+            let channel = try await ClientBootstrap(group: f.group).connect(host: "127.0.0.1", port: f.port).get()
+            try await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: billing\r\n\r\n")).get()
+            try await withTimeout(.seconds(5)) { try await channel.closeFuture.get() }
+        }
+    }
+
+    @Test func tlsOnePointZeroAndOnePointOneAreRefused() async throws {
+        try await withServer { f in
+            for version in [TLSConfiguration.Version.tls1_0, .tls1_1] {
+                let old = try f.clientTLS { configuration in
+                    configuration.minimumVersion = version
+                    configuration.maximumVersion = version
+                    configuration.cipherList = "DEFAULT:@SECLEVEL=0"
+                }
+                let client = GrpcHealthV1.HealthClient(transport: TTRPCClient(host: "127.0.0.1", port: f.port, tls: old, group: f.group))
+                await #expect(throws: RPCError.self) { try await client.check(TransportFixture.request("x")) }
+            }
+        }
+    }
+
+    @Test func aHandshakeThatNeverFinishesIsClosed() async throws {
+        try await withServer(handshakeTimeout: .milliseconds(300)) { f in
+            let channel = try await ClientBootstrap(group: f.group).connect(host: "127.0.0.1", port: f.port).get()
+            // Half a TLS record header, then silence.
+            try await channel.writeAndFlush(ByteBuffer(bytes: [0x16, 0x03])).get()
+            try await withTimeout(.seconds(5)) { try await channel.closeFuture.get() }
+        }
+    }
+
+    @Test func aClientThatStopsReadingAStreamIsCutOffAndCostsBoundedMemory() async throws {
+        var limits = ServerLimits()
+        limits.streamWriteTimeout = .milliseconds(500)
+        try await withServer(limits: limits) { f in
+            let raw = try await RawFrameClient(f)
+            // One call proves the handshake is done; then stop reading, so the
+            // socket's receive buffer fills and TCP pushes back.
+            try await raw.send(streamID: 1, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check"))
+            #expect(try await raw.status(on: 1)?.code == .ok)
+            try await raw.channel.setOption(.autoRead, value: false).get()
+            let forever = try GrpcHealthV1.HealthCheckRequest.serviceNamed("forever").serializedBytes()
+            try await raw.send(streamID: 3, type: .request, flags: .remoteClosed,
+                               payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Watch", payload: forever))
+            let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+            while f.service.cancelledStreams.load(ordering: .relaxed) == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            // The handler was suspended by backpressure, then ended; it did not
+            // run ahead producing messages into memory without bound.
+            let sent = f.service.sent.load(ordering: .relaxed)
+            #expect(f.service.cancelledStreams.load(ordering: .relaxed) == 1, "sent \(sent)")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(f.service.sent.load(ordering: .relaxed) == sent, "nothing is produced after the stream ends")
+            #expect(sent < 1_000_000, "sent \(sent) messages to a client that read none")
+        }
+    }
+
+    @Test func aDeadlineInTheEnvelopeEndsAServerStream() async throws {
+        try await withServer { f in
+            let client = try f.health()
+            var count = 0
+            do {
+                for try await _ in try await client.watch(TransportFixture.request("forever-slow"), options: CallOptions(timeout: .milliseconds(200))) {
+                    count += 1
+                }
+                Issue.record("a forever stream ended without an error")
+            } catch let error as RPCError {
+                #expect(error.code == .deadlineExceeded)
+            }
+            #expect(count > 0)
+        }
+    }
+
+    @Test func cancellingAStreamStopsTheServerHandler() async throws {
+        try await withServer { f in
+            let client = try f.health()
+            let stream = try await client.watch(TransportFixture.request("forever-slow"))
+            var iterator = stream.makeAsyncIterator()
+            _ = try await iterator.next()
+            stream.cancel()
+            let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+            while f.service.cancelledStreams.load(ordering: .relaxed) == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(f.service.cancelledStreams.load(ordering: .relaxed) == 1)
+        }
+    }
+}
+
+extension GrpcHealthV1.HealthCheckRequest {
+    static func serviceNamed(_ name: String) -> Self {
+        var request = Self()
+        request.service = name
+        return request
+    }
+}
+
+struct TimedOut: Error {}
+
+func withTimeout(_ duration: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: duration)
+            throw TimedOut()
+        }
+        try await group.next()
+        group.cancelAll()
+    }
+}
