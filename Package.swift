@@ -67,11 +67,12 @@ let package = Package(
             dependencies: ["COpenSSL", "COpenSSLShims", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
-        // The ttrpc server and client over TLS: streams, limits, deadlines, shutdown.
+        // The ttrpc server and client over TLS: streams, limits, deadlines,
+        // shutdown; and the standard health service.
         .target(
             name: "BillingTransport",
             dependencies: [
-                "BillingWire", "BillingTLS", "BillingRPC", "BillingMessages",
+                "BillingWire", "BillingTLS", "BillingRPC", "BillingMessages", "BillingAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

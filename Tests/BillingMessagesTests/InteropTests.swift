@@ -6,24 +6,24 @@ import Testing
 /// protoc's own (C++) parser and encoder, through `protoc --decode/--encode`.
 @Suite struct InteropTests {
     @Test(arguments: 0..<3)
-    func swiftBytesDecodeInProtocAndBack(seed: UInt64) throws {
+    func swiftBytesDecodeInProtocAndBack(seed: UInt64) async throws {
         for type in RoundTripTests.randomTypes {
-            try throughProtoc(type, seed: seed)
+            try await throughProtoc(type, seed: seed)
         }
     }
 
     /// Swift encodes, protoc decodes to text and encodes the text again, Swift
     /// decodes: a field that either side misreads changes the value.
-    private func throughProtoc<M: RandomMessage>(_ type: M.Type, seed: UInt64) throws {
+    private func throughProtoc<M: RandomMessage>(_ type: M.Type, seed: UInt64) async throws {
         var generator = SeededGenerator(seed: seed &* 104_729 &+ UInt64(M.protoName.utf8.count))
         let value = M.random(using: &generator, depth: 0)
-        let text = try Protoc.run(["--decode=\(M.protoName)"], input: value.serializedBytes())
-        let bytes = try Protoc.run(["--encode=\(M.protoName)"], input: text)
+        let text = try await Protoc.run(["--decode=\(M.protoName)"], input: value.serializedBytes())
+        let bytes = try await Protoc.run(["--encode=\(M.protoName)"], input: text)
         let back = try M(serializedBytes: bytes, limits: .default)
         #expect(back == value, "\(M.protoName) seed \(seed)")
     }
 
-    @Test func protocBytesDecodeInSwift() throws {
+    @Test func protocBytesDecodeInSwift() async throws {
         let text = """
             id: "pay_1"
             account_id: "acc_ü"
@@ -34,7 +34,7 @@ import Testing
             check_attempts: 4294967295
             finished_at_unix_ms: 9223372036854775807
             """
-        let bytes = try Protoc.run(["--encode=billing.v1.Payment"], input: Array(text.utf8))
+        let bytes = try await Protoc.run(["--encode=billing.v1.Payment"], input: Array(text.utf8))
         let payment = try BillingV1.Payment(serializedBytes: bytes, limits: .default)
         #expect(payment.id == "pay_1")
         #expect(payment.accountId == "acc_ü")
@@ -47,12 +47,12 @@ import Testing
         #expect(payment.finishedAtUnixMs == Int64.max)
     }
 
-    @Test func protocOneofAndRepeatedDecodeInSwift() throws {
+    @Test func protocOneofAndRepeatedDecodeInSwift() async throws {
         let text = """
             sequence: 18446744073709551615
             balance_changed { balance { amount_minor_units: 150 currency: "EUR" } payment_id: "pay_2" }
             """
-        let bytes = try Protoc.run(["--encode=billing.v1.PaymentEvent"], input: Array(text.utf8))
+        let bytes = try await Protoc.run(["--encode=billing.v1.PaymentEvent"], input: Array(text.utf8))
         let event = try BillingV1.PaymentEvent(serializedBytes: bytes, limits: .default)
         #expect(event.sequence == UInt64.max)
         guard case .balanceChanged(let changed)? = event.event else {
@@ -62,7 +62,7 @@ import Testing
         #expect(changed.balance?.amountMinorUnits == 150)
         #expect(changed.paymentId == "pay_2")
 
-        let list = try Protoc.run(
+        let list = try await Protoc.run(
             ["--encode=billing.v1.ListPaymentsRequest"],
             input: Array("statuses: PAYMENT_STATUS_NEW statuses: PAYMENT_STATUS_CANCELLED statuses: 9".utf8)
         )
@@ -90,7 +90,17 @@ enum Protoc {
         let description: String
     }
 
-    static func run(_ arguments: [String], input: [UInt8]) throws -> [UInt8] {
+    /// Runs protoc on a Dispatch thread: blocking a Swift concurrency thread
+    /// would stall other suites' servers running in parallel.
+    static func run(_ arguments: [String], input: [UInt8]) async throws -> [UInt8] {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try runBlocking(arguments, input: input) })
+            }
+        }
+    }
+
+    static func runBlocking(_ arguments: [String], input: [UInt8]) throws -> [UInt8] {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/protoc")
         process.arguments = ["-I", protoRoot.path] + arguments + protoFiles

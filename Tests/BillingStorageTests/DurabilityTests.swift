@@ -32,10 +32,11 @@ import Testing
             child.standardOutput = output
             try child.run()
             // Wait until it has opened the file, then let it write a while.
-            _ = output.fileHandleForReading.availableData
+            // Blocking waits run on a Dispatch thread, not a Swift concurrency one.
+            await onDispatch { _ = output.fileHandleForReading.availableData }
             try await Task.sleep(for: .milliseconds(Int.random(in: 20...200, using: &generator)))
             kill(child.processIdentifier, SIGKILL)
-            child.waitUntilExit()
+            await onDispatch { child.waitUntilExit() }
             #expect(child.terminationReason == .uncaughtSignal, "round \(round): the writer stopped by itself")
 
             let reopened = try await StoreFixture(reopening: file)
@@ -44,5 +45,16 @@ import Testing
         let final = try await StoreFixture(reopening: file)
         let events = try await final.store.events(after: 0, accountID: nil, limit: 10_000)
         #expect(events.count > 50, "the writer should have committed work between kills")
+    }
+}
+
+/// Runs a blocking call on a Dispatch thread and waits for it without
+/// holding one of Swift concurrency's few threads.
+func onDispatch(_ body: @escaping @Sendable () -> Void) async {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            body()
+            continuation.resume()
+        }
     }
 }

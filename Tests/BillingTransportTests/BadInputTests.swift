@@ -141,8 +141,9 @@ import Testing
     @Test func aHandshakeThatNeverFinishesIsClosed() async throws {
         try await withServer(handshakeTimeout: .milliseconds(300)) { f in
             let channel = try await ClientBootstrap(group: f.group).connect(host: "127.0.0.1", port: f.port).get()
-            // Half a TLS record header, then silence.
-            try await channel.writeAndFlush(ByteBuffer(bytes: [0x16, 0x03])).get()
+            // Half a TLS record header, then silence. (On a loaded machine the
+            // server may have closed it already; either way it must close.)
+            try? await channel.writeAndFlush(ByteBuffer(bytes: [0x16, 0x03])).get()
             try await withTimeout(.seconds(5)) { try await channel.closeFuture.get() }
         }
     }

@@ -68,7 +68,10 @@ final class TransportFixture: Sendable {
     let service: ScriptedHealth
     let port: Int
 
-    init(limits: ServerLimits = ServerLimits(), handshakeTimeout: Duration = .seconds(10)) async throws {
+    /// - Parameter extraServices: served beside `service` (which owns Health
+    ///   unless one of these does).
+    init(limits: ServerLimits = ServerLimits(), handshakeTimeout: Duration = .seconds(10),
+         extraServices: () -> [any RPCService] = { [] }) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("transport-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try DevelopmentCertificates.ensure(in: directory)
@@ -77,7 +80,9 @@ final class TransportFixture: Sendable {
         var configuration = TLSConfiguration(role: .server, certificateChainPath: "\(directory)/server.pem",
                                              privateKeyPath: "\(directory)/server-key.pem", trustRootsPath: "\(directory)/ca.pem")
         configuration.handshakeTimeout = handshakeTimeout
-        server = try await TTRPCServer.start(host: "127.0.0.1", port: 0, tls: try TLSContext(configuration), services: [service],
+        let extra = extraServices()
+        server = try await TTRPCServer.start(host: "127.0.0.1", port: 0, tls: try TLSContext(configuration),
+                                             services: extra.isEmpty ? [service] : extra,
                                              limits: limits, group: group)
         port = server.localAddress!.port!
     }
