@@ -112,7 +112,8 @@ let package = Package(
         // Benchmarks; figures in docs/BENCHMARKS.md.
         .executableTarget(
             name: "billing-bench",
-            dependencies: ["BillingStorage", "BillingCore"],
+            dependencies: ["BillingStorage", "BillingCore", "BillingTransport", "BillingTLS", "BillingAPI", "BillingRPC", "BillingMessages",
+                           .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strict
         ),
 
