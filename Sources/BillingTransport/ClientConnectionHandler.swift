@@ -7,10 +7,17 @@ internal import NIOCore
 /// One client connection's streams: assigns odd stream ids, sends Requests,
 /// and delivers Responses and Data frames to the calls waiting for them.
 ///
+/// Backpressure: when a stream's consumer has `maxBufferedStreamMessages`
+/// waiting, the handler stops reading the socket (TCP then slows the
+/// server), and reads again once it has taken half of them. A consumer that
+/// stays stalled for `stallTimeout` has its stream ended RESOURCE_EXHAUSTED so
+/// the connection's other calls go on; it resumes from its cursor.
+///
 /// All methods run on the channel's event loop; callers reach it through a
 /// `NIOLoopBound`.
-final class ClientConnectionHandler: ChannelInboundHandler {
+final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = InboundFrame
+    typealias OutboundIn = Frame
     typealias OutboundOut = Frame
 
     private enum Waiter {
@@ -27,10 +34,58 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private(set) var goingAway = false
     private(set) var closed = false
     private let maxBufferedStreamMessages: Int
+    private static let inFlightMargin = 16_384
+    private let stallTimeout: TimeAmount
+    /// Reading is paused for a full stream buffer.
+    private var paused = false
+    /// NIO asked to read while paused; forwarded on resume.
+    private var readPending = false
+    private var stallTimer: Scheduled<Void>?
 
-    init(ready: EventLoopPromise<Void>, maxBufferedStreamMessages: Int) {
+    init(ready: EventLoopPromise<Void>, maxBufferedStreamMessages: Int, stallTimeout: TimeAmount = .seconds(10)) {
         self.ready = ready
         self.maxBufferedStreamMessages = maxBufferedStreamMessages
+        self.stallTimeout = stallTimeout
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func pause(context: ChannelHandlerContext) {
+        guard !paused else { return }
+        paused = true
+        stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: stallTimeout) {
+            self.endStalledStreams()
+        }
+    }
+
+    private func resumeIfDrained() {
+        guard paused, let context else { return }
+        let limit = maxBufferedStreamMessages / 2
+        for case .stream(_, let buffered) in waiters.values where buffered > limit { return }
+        paused = false
+        stallTimer?.cancel()
+        stallTimer = nil
+        if readPending {
+            readPending = false
+            context.read()
+        }
+    }
+
+    private func endStalledStreams() {
+        let stalled = waiters.compactMap { id, waiter -> UInt32? in
+            if case .stream(_, let buffered) = waiter, buffered >= maxBufferedStreamMessages { return id }
+            return nil
+        }
+        for id in stalled {
+            cancel(id, RPCError(.resourceExhausted, "stream consumer did not take a message for too long; resume from the last one seen"))
+        }
+        resumeIfDrained()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -69,6 +124,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     private func failAll(_ error: RPCError) {
+        stallTimer?.cancel()
+        stallTimer = nil
         let all = waiters
         waiters.removeAll()
         for waiter in all.values {
@@ -112,8 +169,21 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }
         // Unary: flags 0. Server streaming: `remote closed` (we send no data).
         let flags: FrameFlags = method.kind == .unary ? [] : .remoteClosed
-        context.writeAndFlush(wrapOutboundOut(Frame(streamID: id, type: .request, flags: flags, payload: context.channel.allocator.buffer(bytes: bytes))), promise: nil)
+        context.write(wrapOutboundOut(Frame(streamID: id, type: .request, flags: flags, payload: context.channel.allocator.buffer(bytes: bytes))), promise: nil)
+        scheduleFlush(context)
         return id
+    }
+
+    private var flushScheduled = false
+
+    /// One flush per event-loop tick for all requests started in it.
+    private func scheduleFlush(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.context?.flush()
+        }
     }
 
     enum WaiterKind {
@@ -130,6 +200,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         case .unary(let continuation): continuation.resume(throwing: error)
         case .stream(let continuation, _): continuation.finish(throwing: error)
         }
+        resumeIfDrained()
         guard let context, !closed else { return }
         context.writeAndFlush(wrapOutboundOut(Frame(streamID: id, type: .cancel, payload: context.channel.allocator.buffer(capacity: 0))), promise: nil)
     }
@@ -139,6 +210,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         if case .stream(let continuation, let buffered)? = waiters[id] {
             waiters[id] = .stream(continuation, buffered: max(0, buffered - 1))
         }
+        resumeIfDrained()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -157,22 +229,26 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             case (.stream(let continuation, _), .success): continuation.finish()
             case (.stream(let continuation, _), .failure(let error)): continuation.finish(throwing: error)
             }
+            resumeIfDrained()
         case .data:
             guard case .stream(let continuation, let buffered)? = waiters[frame.streamID] else { return }
             let last = frame.flags.contains(.remoteClosed)
             if !(last && frame.flags.contains(.noData)) {
-                guard buffered < maxBufferedStreamMessages else {
-                    // The consumer is not keeping up: end the stream rather
-                    // than buffer without bound; it resumes from its cursor.
-                    cancel(frame.streamID, RPCError(.resourceExhausted, "stream consumer fell more than \(maxBufferedStreamMessages) messages behind"))
+                // Frames already read when reading paused still arrive: NIO
+                // reads up to 4 × 64 KiB per wake-up, some 8,000 of the
+                // smallest frames. Past that margin something is wrong.
+                guard buffered < maxBufferedStreamMessages + Self.inFlightMargin else {
+                    cancel(frame.streamID, RPCError(.resourceExhausted, "stream consumer fell more than \(maxBufferedStreamMessages + Self.inFlightMargin) messages behind"))
                     return
                 }
                 continuation.yield(Array(frame.payload.readableBytesView))
                 waiters[frame.streamID] = .stream(continuation, buffered: buffered + 1)
+                if buffered + 1 >= maxBufferedStreamMessages { pause(context: context) }
             }
             if last {
                 waiters.removeValue(forKey: frame.streamID)
                 continuation.finish()
+                resumeIfDrained()
             }
         case .goAway:
             goingAway = true

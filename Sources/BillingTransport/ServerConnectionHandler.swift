@@ -19,6 +19,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private struct ActiveStream {
         let task: Task<Void, Never>
         let kind: MethodDescriptor.Kind
+        /// Fires DEADLINE_EXCEEDED; cancelled when the stream ends first.
+        let deadline: Scheduled<Void>?
+
+        /// Stops the handler and its deadline timer.
+        func cancel() {
+            task.cancel()
+            deadline?.cancel()
+        }
     }
 
     private let router: MethodRouter
@@ -30,13 +38,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var lastStreamID: UInt32 = 0
     private var draining = false
     private var flushScheduled = false
-    private let onIdle: () -> Void
 
-    init(router: MethodRouter, limits: ServerLimits, onIdle: @escaping () -> Void = {}) {
+    init(router: MethodRouter, limits: ServerLimits) {
         self.router = router
         self.limits = limits
         self.decodeLimits = DecodeLimits(maxMessageBytes: limits.maxFrameBytes)
-        self.onIdle = onIdle
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -71,7 +77,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             case .data:
                 // Every method here is unary or server-streaming: a client
                 // never sends Data. The stream (if any) ends with the error.
-                streams.removeValue(forKey: frame.streamID)?.task.cancel()
+                streams.removeValue(forKey: frame.streamID)?.cancel()
                 refuse(frame.streamID, RPCError(.invalidArgument, "Data frame on a stream that takes no client data"))
             case .response:
                 refuse(frame.streamID, RPCError(.invalidArgument, "a client sends no Response frames"))
@@ -86,7 +92,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        for stream in streams.values { stream.task.cancel() }
+        for stream in streams.values { stream.cancel() }
         streams.removeAll()
         context.fireChannelInactive()
     }
@@ -146,43 +152,60 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         let payload = request.payload
         let limits = decodeLimits
 
-        let task = Self.spawn(method.body, id: id, payload: payload, context: callContext, limits: limits, handler: loopBound, eventLoop: eventLoop)
-        streams[id] = ActiveStream(task: task, kind: method.descriptor.kind)
+        let task = Self.spawn(method.body, id: id, payload: payload, context: callContext, limits: limits, handler: loopBound,
+                              eventLoop: eventLoop, executor: executor(context.eventLoop))
+        // The deadline is a timer on the event loop, not a racing task: one
+        // task per call keeps the per-call cost of the server low.
+        let deadline = timeout.map { timeout in
+            context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+                self.deadlineExceeded(id)
+            }
+        }
+        streams[id] = ActiveStream(task: task, kind: method.descriptor.kind, deadline: deadline)
+    }
+
+    private func deadlineExceeded(_ id: UInt32) {
+        guard let stream = streams.removeValue(forKey: id) else { return }
+        stream.task.cancel()
+        refuse(id, RPCError(.deadlineExceeded, "deadline exceeded"))
     }
 
     /// Starts the handler's task; its result comes back on the event loop.
     private static func spawn(_ body: RegisteredMethod.Body, id: UInt32, payload: [UInt8], context: ServerContext, limits: DecodeLimits,
-                              handler: NIOLoopBound<ServerConnectionHandler>, eventLoop: any EventLoop) -> Task<Void, Never> {
+                              handler: NIOLoopBound<ServerConnectionHandler>, eventLoop: any EventLoop,
+                              executor: EventLoopTaskExecutor) -> Task<Void, Never> {
         switch body {
         case .unary(let unary):
-            return Task {
-                let result = await run(until: context.deadline) { try await unary(payload, context, limits) }
+            return Task(executorPreference: executor) {
+                let result = await run { try await unary(payload, context, limits) }
                 eventLoop.execute { handler.value.finishUnary(id, result) }
             }
         case .serverStreaming(let streaming):
             let sink = StreamSink(handler: handler, eventLoop: eventLoop, streamID: id)
-            return Task {
-                let result = await run(until: context.deadline) { try await streaming(payload, context, limits, sink); return [] }
+            return Task(executorPreference: executor) {
+                let result = await run { try await streaming(payload, context, limits, sink); return [] }
+                // Queued behind the stream's own writes (also queued), so the
+                // end frame never overtakes a message.
                 eventLoop.execute { handler.value.finishStream(id, result) }
             }
         }
     }
 
-    /// Runs `body`, racing it against the deadline; maps every error to the
-    /// status the caller sees. Errors that are not `RPCError` become UNKNOWN
-    /// without their text: it may hold internals.
-    private static func run(until deadline: ContinuousClock.Instant?, _ body: @escaping @Sendable () async throws -> [UInt8]) async -> Result<[UInt8], RPCError> {
+    private var taskExecutor: EventLoopTaskExecutor?
+
+    private func executor(_ eventLoop: any EventLoop) -> EventLoopTaskExecutor {
+        if let taskExecutor { return taskExecutor }
+        let made = EventLoopTaskExecutor(eventLoop)
+        taskExecutor = made
+        return made
+    }
+
+    /// Runs `body` and maps every error to the status the caller sees.
+    /// Errors that are not `RPCError` become UNKNOWN without their text: it
+    /// may hold internals.
+    private static func run(_ body: @Sendable () async throws -> [UInt8]) async -> Result<[UInt8], RPCError> {
         do {
-            guard let deadline else { return .success(try await body()) }
-            return .success(try await withThrowingTaskGroup(of: [UInt8].self) { group in
-                group.addTask { try await body() }
-                group.addTask {
-                    try await Task.sleep(until: deadline, clock: .continuous)
-                    throw RPCError(.deadlineExceeded, "deadline exceeded")
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
-            })
+            return .success(try await body())
         } catch let error as RPCError {
             return .failure(error)
         } catch is CancellationError {
@@ -193,7 +216,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     private func finishUnary(_ id: UInt32, _ result: Result<[UInt8], RPCError>) {
-        guard streams.removeValue(forKey: id) != nil, let context else { return }
+        guard let stream = streams.removeValue(forKey: id), let context else { return }
+        stream.deadline?.cancel()
         var result = result
         if case .success(let payload) = result, payload.count + 16 > limits.maxFrameBytes {
             result = .failure(RPCError(.resourceExhausted, "response of \(payload.count) bytes is over the frame limit"))
@@ -202,7 +226,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     private func finishStream(_ id: UInt32, _ result: Result<[UInt8], RPCError>) {
-        guard streams.removeValue(forKey: id) != nil, let context else { return }
+        guard let stream = streams.removeValue(forKey: id), let context else { return }
+        stream.deadline?.cancel()
         switch result {
         case .success:
             // As Go ttrpc ends a server stream: Data[remote closed | no data].
@@ -218,18 +243,21 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         writeFinal(Frame(streamID: id, type: .response, payload: Envelope.response(.failure(error), allocator: context.channel.allocator)))
     }
 
+    /// The last frame of a stream. Flushed with the others of this event-loop
+    /// tick: one syscall for many responses when calls finish together.
     private func writeFinal(_ frame: Frame) {
         guard let context else { return }
-        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        context.write(wrapOutboundOut(frame), promise: nil)
         if draining && streams.isEmpty {
+            context.flush()
             context.close(promise: nil)
-        } else if streams.isEmpty {
-            onIdle()
+        } else {
+            scheduleFlush()
         }
     }
 
     private func cancelStream(_ id: UInt32) {
-        streams.removeValue(forKey: id)?.task.cancel()
+        streams.removeValue(forKey: id)?.cancel()
     }
 
     /// A message of a server stream. The returned future completes when the
@@ -276,7 +304,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private func streamTooSlow(_ id: UInt32) {
         guard let stream = streams.removeValue(forKey: id) else { return }
-        stream.task.cancel()
+        stream.cancel()
         refuse(id, RPCError(.resourceExhausted, "the client did not read the stream for too long; resume from the last message seen"))
     }
 
@@ -297,9 +325,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         let running = streams
         streams.removeAll()
         for (id, stream) in running {
-            stream.task.cancel()
+            stream.cancel()
             refuse(id, RPCError(.unavailable, "server shut down before the call finished"))
         }
+        context?.flush()
         context?.close(promise: nil)
     }
 }

@@ -29,19 +29,7 @@ enum RPCBenchmark {
                                                         privateKeyPath: "\(directory)/internal-key.pem", trustRootsPath: "\(directory)/ca.pem"))
         let transport = TTRPCClient(host: "127.0.0.1", port: server.localAddress!.port!, tls: clientTLS, group: clientGroup)
         let client = GrpcHealthV1.HealthClient(transport: transport)
-        let request = GrpcHealthV1.HealthCheckRequest()
-        _ = try await client.check(request)
-
-        print("unary Health/Check over mutual TLS, one connection, \(secondsPerLevel) s per level")
-        print("in flight   calls/s   p50 µs   p99 µs")
-        for inFlight in [1, 16, 64, 256] {
-            let (calls, latencies) = try await measure(inFlight: inFlight, seconds: secondsPerLevel) {
-                _ = try await client.check(request)
-            }
-            let sorted = latencies.sorted()
-            print(String(format: "%9d %9d %8d %8d", inFlight, calls / secondsPerLevel,
-                         sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)]))
-        }
+        try await unaryLevels(client, secondsPerLevel: secondsPerLevel)
 
         // Server stream: one stream, as many messages as it can take.
         let watch = BenchHealth.streamCount
@@ -57,6 +45,33 @@ enum RPCBenchmark {
         await server.shutdown(grace: .seconds(1))
         try await clientGroup.shutdownGracefully()
         try await serverGroup.shutdownGracefully()
+    }
+
+    /// The unary figures against a server someone else started (the Go ttrpc
+    /// reference server of deploy/bench-rpc, or a running billingd).
+    static func runClient(host: String, port: Int, certificates: String, secondsPerLevel: Int) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let tls = try TLSContext(TLSConfiguration(role: .client(serverName: "localhost"), certificateChainPath: "\(certificates)/internal.pem",
+                                                  privateKeyPath: "\(certificates)/internal-key.pem", trustRootsPath: "\(certificates)/ca.pem"))
+        let transport = TTRPCClient(host: host, port: port, tls: tls, group: group)
+        try await unaryLevels(GrpcHealthV1.HealthClient(transport: transport), secondsPerLevel: secondsPerLevel)
+        await transport.close()
+        try await group.shutdownGracefully()
+    }
+
+    static func unaryLevels(_ client: GrpcHealthV1.HealthClient, secondsPerLevel: Int) async throws {
+        let request = GrpcHealthV1.HealthCheckRequest()
+        _ = try await client.check(request)
+        print("unary Health/Check over mutual TLS, one connection, \(secondsPerLevel) s per level")
+        print("in flight   calls/s   p50 µs   p99 µs")
+        for inFlight in [1, 16, 64, 256] {
+            let (calls, latencies) = try await measure(inFlight: inFlight, seconds: secondsPerLevel) {
+                _ = try await client.check(request)
+            }
+            let sorted = latencies.sorted()
+            print(String(format: "%9d %9d %8d %8d", inFlight, calls / secondsPerLevel,
+                         sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)]))
+        }
     }
 
     /// Keeps `inFlight` calls running for `seconds`; returns the count and

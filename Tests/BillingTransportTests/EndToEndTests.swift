@@ -34,15 +34,31 @@ import Testing
         await f.stop()
     }
 
-    @Test func serverStreamRunsToItsEnd() async throws {
+    @Test func serverStreamDeliversEveryMessageInOrderToItsEnd() async throws {
         let f = try await TransportFixture()
         let health = try f.health()
-        var count = 0
-        for try await response in try await health.watch(TransportFixture.request("count:500")) {
-            #expect(response.status == .serving)
-            count += 1
+        var next: Int32 = 1000
+        for try await response in try await health.watch(TransportFixture.request("count:50000")) {
+            guard response.status == .unrecognized(next) else {
+                Issue.record("message \(next - 1000) is \(response.status)")
+                break
+            }
+            next += 1
         }
-        #expect(count == 500)
+        #expect(next == 1000 + 50_000)
+        await f.stop()
+    }
+
+    @Test func aSlowStreamConsumerPausesTheConnectionInsteadOfLosingMessages() async throws {
+        let f = try await TransportFixture()
+        let health = GrpcHealthV1.HealthClient(transport: try f.client(maxBuffered: 16))
+        var next: Int32 = 1000
+        for try await response in try await health.watch(TransportFixture.request("count:3000")) {
+            #expect(response.status == .unrecognized(next))
+            next += 1
+            if next % 500 == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(next == 1000 + 3000)
         await f.stop()
     }
 

@@ -40,8 +40,12 @@ final class ScriptedHealth: GrpcHealthV1.HealthService {
         var response = GrpcHealthV1.HealthCheckResponse()
         response.status = .serving
         if request.service.hasPrefix("count:"), let count = Int(request.service.dropFirst(6)) {
-            for _ in 0..<count {
-                try await stream.write(response)
+            // Each message carries its index (as an enum value this build
+            // does not know), so order and completeness can be checked.
+            for index in 0..<count {
+                var numbered = GrpcHealthV1.HealthCheckResponse()
+                numbered.status = .unrecognized(Int32(1000 + index))
+                try await stream.write(numbered)
                 sent.add(1, ordering: .relaxed)
             }
             return
