@@ -175,6 +175,34 @@ import Testing
         }
     }
 
+    @Test func anIdleConnectionIsClosed() async throws {
+        var limits = ServerLimits()
+        limits.idleTimeout = .milliseconds(300)
+        try await withServer(limits: limits) { f in
+            let raw = try await RawFrameClient(f)
+            try await raw.send(streamID: 1, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check"))
+            #expect(try await raw.status(on: 1)?.code == .ok)
+            try await withTimeout(.seconds(5)) { try await raw.channel.closeFuture.get() }
+        }
+    }
+
+    @Test func aTLSClientWithNoCertificateIsRefused() async throws {
+        try await withServer { f in
+            let script = """
+                import socket, ssl, sys
+                c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); c.load_verify_locations(sys.argv[2])
+                s = c.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5), server_hostname="localhost")
+                try:
+                    s.sendall(b"x" * 10); data = s.recv(10)
+                    print("served" if data else "closed")
+                except (ssl.SSLError, ConnectionError) as e:
+                    print("refused", type(e).__name__)
+                """
+            let result = await StockClientInteropTests.run("/usr/bin/python3", ["-c", script, "\(f.port)", "\(f.directory)/ca.pem"])
+            #expect(result.output.hasPrefix("refused") || result.output.hasPrefix("closed"), "\(result.output)")
+        }
+    }
+
     @Test func aDeadlineInTheEnvelopeEndsAServerStream() async throws {
         try await withServer { f in
             let client = try f.health()
