@@ -90,6 +90,17 @@ let package = Package(
             dependencies: ["BillingCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
+        // Payment systems behind one interface; one folder each.
+        .target(
+            name: "BillingProviders",
+            dependencies: [
+                "BillingCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
 
         .executableTarget(
             name: "billingd",

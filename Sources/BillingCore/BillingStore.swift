@@ -30,6 +30,12 @@ public protocol BillingStore: Sendable {
     func events(after sequence: UInt64, accountID: String?, limit: Int) async throws(BillingError) -> [Event]
     func notifications(accountID: String, limit: Int) async throws(BillingError) -> [Notification]
 
+    // Poller and streams
+    func claimDuePayments(owner: String, limit: Int, leaseMs: Int64) async throws(BillingError) -> [Payment]
+    func recordCheck(paymentID: String, owner: String, nextCheckAtMs: Int64?) async throws(BillingError)
+    func nextCheckDue() async throws(BillingError) -> Int64?
+    func latestSequence() async throws(BillingError) -> UInt64
+
     // Renewals
     func upsertRenewableService(_ service: RenewableService) async throws(BillingError) -> RenewableService
     func renewableServices(accountID: String) async throws(BillingError) -> [RenewableService]

@@ -1,0 +1,112 @@
+public import BillingCore
+
+/// A payment system as billingd needs it. Stripe, PayPal and the sandbox each
+/// implement it; the server, the poller and refreshes only see this.
+///
+/// Every method may be called again for the same payment (after a timeout,
+/// by a second poller, after a restart): implementations make the provider
+/// see one payment however often they are called (idempotency keys derived
+/// from our payment id).
+public protocol PaymentProvider: Sendable {
+    var system: PaymentSystem { get }
+
+    /// How long a payment may stay New before it is expired at the provider
+    /// and Cancelled here (a hosted page left open, an abandoned checkout).
+    var paymentTimeToLive: Duration { get }
+
+    /// Starts a payment on the provider's hosted page.
+    func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment
+
+    /// Charges a saved method off-session, no redirect.
+    func chargeSavedMethod(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge
+
+    /// What the provider says of a payment now.
+    func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome
+
+    /// Expires an open payment so it can no longer be paid, then reports its
+    /// final state (which may be Paid, if the person paid just before).
+    func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome
+
+    /// Detaches a saved method so it can no longer be charged.
+    func removeMethod(_ method: PaymentMethod) async throws(ProviderError)
+}
+
+public struct ProviderPaymentRequest: Sendable, Hashable {
+    public var payment: Payment
+    public var payer: Payer
+    /// Save the method used, for later off-session charges.
+    public var saveMethod: Bool
+
+    public init(payment: Payment, payer: Payer, saveMethod: Bool) {
+        self.payment = payment
+        self.payer = payer
+        self.saveMethod = saveMethod
+    }
+}
+
+public struct ProviderPayment: Sendable, Hashable {
+    /// The provider's id of the payment (session, order).
+    public var reference: String
+    /// Where the person pays.
+    public var redirectURL: String
+
+    public init(reference: String, redirectURL: String) {
+        self.reference = reference
+        self.redirectURL = redirectURL
+    }
+}
+
+public struct ProviderCharge: Sendable, Hashable {
+    public var reference: String
+    public var outcome: ProviderOutcome
+
+    public init(reference: String, outcome: ProviderOutcome) {
+        self.reference = reference
+        self.outcome = outcome
+    }
+}
+
+/// A saved method as the provider reports it.
+public struct SavedMethod: Sendable, Hashable {
+    /// The provider's id (Stripe PaymentMethod, PayPal vault token).
+    public var reference: String
+    /// For people, e.g. "Visa •••• 4242".
+    public var displayName: String
+
+    public init(reference: String, displayName: String) {
+        self.reference = reference
+        self.displayName = displayName
+    }
+}
+
+public enum ProviderOutcome: Sendable, Hashable {
+    /// Not decided yet: check again later.
+    case pending
+    /// Money received; the saved method when one was asked for.
+    case paid(SavedMethod?)
+    /// Declined, failed, expired or cancelled; the reason is for people.
+    case failed(String)
+}
+
+/// What went wrong talking to a provider. None of these changes a payment:
+/// the caller keeps it New and checks again (with backoff), except
+/// `rejected`, which the provider will never accept.
+public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Timeout, connection failure, 429 or 5xx: retry later.
+    case unavailable(String)
+    /// The provider refused the request as such (4xx): retrying will not help.
+    case rejected(String, requestID: String?)
+    /// An answer we could not understand; the provider's request id is kept.
+    case malformed(String, requestID: String?)
+    /// No provider is configured for this payment system.
+    case notConfigured(PaymentSystem)
+
+    public var description: String {
+        switch self {
+        case .unavailable(let why): return "payment system unavailable: \(why)"
+        case .rejected(let why, let id): return "payment system refused the request: \(why)" + (id.map { " (request \($0))" } ?? "")
+        case .malformed(let why, let id): return "unexpected answer from the payment system: \(why)" + (id.map { " (request \($0))" } ?? "")
+        case .notConfigured(let system): return "payment system \(system.rawValue) is not configured"
+        }
+    }
+}
