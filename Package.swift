@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // C: system libraries found with pkg-config, and protoc-c's output.
@@ -101,13 +102,28 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The billing services over the core: authorization, error mapping,
+        // payment flows, the poller, event streams, configuration, startup.
+        .target(
+            name: "BillingServer",
+            dependencies: [
+                "BillingAPI", "BillingCore", "BillingStorage", "BillingProviders", "BillingTransport", "BillingTLS",
+                "BillingRPC", "BillingMessages",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
 
         .executableTarget(
             name: "billingd",
             dependencies: [
-                "BillingAPI",
+                "BillingServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

@@ -5,6 +5,9 @@
 ///
 /// Every method throws `BillingError` only.
 public protocol BillingStore: Sendable {
+    /// Bumped after every commit; streams and the poller wait on it.
+    var commits: CommitSignal { get }
+
     // Accounts and payers
     func createAccount(id: String, displayName: String, currency: Currency) async throws(BillingError) -> Account
     func account(_ id: String) async throws(BillingError) -> Account
@@ -35,6 +38,7 @@ public protocol BillingStore: Sendable {
     func recordCheck(paymentID: String, owner: String, nextCheckAtMs: Int64?) async throws(BillingError)
     func nextCheckDue() async throws(BillingError) -> Int64?
     func latestSequence() async throws(BillingError) -> UInt64
+    func eventBacklog(after sequence: UInt64, accountID: String?) async throws(BillingError) -> Int
 
     // Renewals
     func upsertRenewableService(_ service: RenewableService) async throws(BillingError) -> RenewableService
@@ -47,5 +51,6 @@ public protocol BillingStore: Sendable {
     // Migrations
     func createMigrationOrder(accountID: String, externalID: String, description: String, serverPrice: Money) async throws(BillingError) -> MigrationOrder
     func migrationOrder(_ id: String) async throws(BillingError) -> MigrationOrder
-    func payMigrationOrder(_ orderID: String, payerID: String?, option: PaymentOption) async throws(BillingError) -> (order: MigrationOrder, payment: Payment?)
+    func payMigrationOrder(_ orderID: String, payerID: String?, option: PaymentOption,
+                           idempotencyKey: IdempotencyKey?) async throws(BillingError) -> (order: MigrationOrder, payment: Payment?)
 }

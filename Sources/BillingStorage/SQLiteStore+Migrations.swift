@@ -42,30 +42,47 @@ extension SQLiteStore {
     /// `insufficientFunds`. Otherwise: a New payment whose Paid transition
     /// credits, then debits, in one transaction. An order that is Paid, or
     /// has a New payment, is refused.
-    public func payMigrationOrder(_ orderID: String, payerID: String?, option: PaymentOption) async throws(BillingError) -> (order: MigrationOrder, payment: Payment?) {
+    public func payMigrationOrder(_ orderID: String, payerID: String?, option: PaymentOption,
+                                  idempotencyKey: IdempotencyKey? = nil) async throws(BillingError) -> (order: MigrationOrder, payment: Payment?) {
         if case .paymentSystem(_, _, let url) = option { try Self.checkReturnURL(url) }
         let now = clock()
+        let fingerprint = "pay_migration|\(orderID)|\(payerID ?? "")|\(option)"
+        let lifetime = configuration.idempotencyKeyLifetimeMs
         return try await write { db in
             let order = try Self.requireMigrationOrder(db, orderID)
-            guard order.status == .awaitingPayment else {
-                throw BillingError.failedPrecondition("migration order \(orderID) is \(order.status.rawValue)")
+            if let idempotencyKey, let first = try Self.replay(db, accountID: order.accountID, operation: "pay_migration", key: idempotencyKey,
+                                                              fingerprint: fingerprint, now: now) {
+                // The first call's result: the order and the payment it made ("" when paid from the balance).
+                return (order, first.isEmpty ? nil : try Self.requirePayment(db, first))
             }
-            let account = try Self.requireAccount(db, order.accountID)
-            if case .balance = option {
-                try Self.debit(db, account: account, amount: order.serverPrice, entryKey: "debit:\(order.id)",
-                               reference: "migration order \(order.id)", now: now)
-                try db.execute(sql: "UPDATE migration_orders SET status = 'paid', paid_at_ms = ? WHERE id = ?", arguments: [now, order.id])
-                return (try Self.requireMigrationOrder(db, order.id), nil)
+            let result = try Self.pay(db, order: order, payerID: payerID, option: option, now: now)
+            if let idempotencyKey {
+                try Self.remember(db, accountID: order.accountID, operation: "pay_migration", key: idempotencyKey,
+                                  fingerprint: fingerprint, resultID: result.payment?.id ?? "", now: now, lifetime: lifetime)
             }
-            guard let payerID else { throw BillingError.invalidArgument("payer id is required unless paying from the balance") }
-            let payer = try Self.requirePayer(db, payerID)
-            guard payer.accountID == account.id else { throw BillingError.notFound("payer \(payerID.prefix(64)) not found") }
-            let payment = try Self.insertPayment(db, account: account, payer: payer, purpose: .migration, amount: order.serverPrice,
-                                                 option: option, now: now, migrationOrderID: order.id)
-            try db.execute(sql: "UPDATE migration_orders SET status = 'payment_pending', payment_id = ? WHERE id = ?",
-                           arguments: [payment.id, order.id])
-            return (try Self.requireMigrationOrder(db, order.id), payment)
+            return result
         }
+    }
+
+    private static func pay(_ db: Database, order: MigrationOrder, payerID: String?, option: PaymentOption, now: Int64) throws -> (order: MigrationOrder, payment: Payment?) {
+        guard order.status == .awaitingPayment else {
+            throw BillingError.failedPrecondition("migration order \(order.id) is \(order.status.rawValue)")
+        }
+        let account = try requireAccount(db, order.accountID)
+        if case .balance = option {
+            try debit(db, account: account, amount: order.serverPrice, entryKey: "debit:\(order.id)",
+                      reference: "migration order \(order.id)", now: now)
+            try db.execute(sql: "UPDATE migration_orders SET status = 'paid', paid_at_ms = ? WHERE id = ?", arguments: [now, order.id])
+            return (try requireMigrationOrder(db, order.id), nil)
+        }
+        guard let payerID else { throw BillingError.invalidArgument("payer id is required unless paying from the balance") }
+        let payer = try requirePayer(db, payerID)
+        guard payer.accountID == account.id else { throw BillingError.notFound("payer \(payerID.prefix(64)) not found") }
+        let payment = try insertPayment(db, account: account, payer: payer, purpose: .migration, amount: order.serverPrice,
+                                        option: option, now: now, migrationOrderID: order.id)
+        try db.execute(sql: "UPDATE migration_orders SET status = 'payment_pending', payment_id = ? WHERE id = ?",
+                       arguments: [payment.id, order.id])
+        return (try requireMigrationOrder(db, order.id), payment)
     }
 
     /// The debit half of a paid-through-a-payment order, inside its transition.

@@ -9,18 +9,26 @@ extension SQLiteStore {
     public func claimDuePayments(owner: String, limit: Int, leaseMs: Int64) async throws(BillingError) -> [Payment] {
         guard (1...1000).contains(limit) else { throw .invalidArgument("claim limit must be 1 to 1000") }
         let now = clock()
-        return try await write { db in
-            let ids = try String.fetchAll(db, sql: """
+        // Look first in a read: an idle poller then never writes (nor wakes
+        // the streams waiting on commits).
+        let candidates = try await read { db in
+            try String.fetchAll(db, sql: """
                 SELECT id FROM payments
                 WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
                   AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
                 ORDER BY next_check_at_ms, id LIMIT ?
                 """, arguments: [now, now, limit])
+        }
+        if candidates.isEmpty { return [] }
+        return try await write { db in
             var claimed: [Payment] = []
-            for id in ids {
-                try db.execute(sql: "UPDATE payments SET lease_owner = ?, lease_until_ms = ? WHERE id = ? AND status = 'new'",
-                               arguments: [owner, now + leaseMs, id])
-                claimed.append(try Self.requirePayment(db, id))
+            for id in candidates {
+                // The same conditions again: another poller may have claimed it since.
+                try db.execute(sql: """
+                    UPDATE payments SET lease_owner = ?, lease_until_ms = ?
+                    WHERE id = ? AND status = 'new' AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
+                    """, arguments: [owner, now + leaseMs, id, now])
+                if db.changesCount == 1 { claimed.append(try Self.requirePayment(db, id)) }
             }
             return claimed
         }
@@ -45,6 +53,18 @@ extension SQLiteStore {
     public func nextCheckDue() async throws(BillingError) -> Int64? {
         try await read { db in
             try Int64.fetchOne(db, sql: "SELECT MIN(COALESCE(MAX(next_check_at_ms, lease_until_ms), next_check_at_ms)) FROM payments WHERE status = 'new' AND next_check_at_ms IS NOT NULL")
+        }
+    }
+
+    /// How many events of `accountID` (all accounts if nil) follow `sequence`.
+    public func eventBacklog(after sequence: UInt64, accountID: String?) async throws(BillingError) -> Int {
+        try await read { db in
+            if let accountID {
+                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE account_id = ? AND sequence > ?",
+                                        arguments: [accountID, Int64(clamping: sequence)]) ?? 0
+            }
+            let latest = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM events") ?? 0
+            return Int(max(0, latest - Int64(clamping: sequence)))
         }
     }
 

@@ -13,6 +13,7 @@ public final class SQLiteStore: BillingStore {
     let pool: DatabasePool
     let configuration: StorageConfiguration
     let clock: @Sendable () -> Int64
+    public let commits = CommitSignal()
 
     /// Opens (creating if needed) and migrates the file.
     ///
@@ -53,7 +54,9 @@ public final class SQLiteStore: BillingStore {
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(BillingError) -> T {
         do {
-            return try await pool.write(body)
+            let result = try await pool.write(body)
+            commits.committed()
+            return result
         } catch {
             throw Self.map(error)
         }

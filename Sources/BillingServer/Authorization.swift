@@ -1,0 +1,57 @@
+internal import BillingCore
+internal import BillingRPC
+
+/// Every call's authorization, in one place. Roles come from the caller's
+/// certificate (`Principal`, docs/PROTOCOL.md):
+/// - internal services may act on any account;
+/// - account-scoped clients only on their own account: another account's
+///   anything is PERMISSION_DENIED, whatever id is guessed;
+/// - operators may read any account and settle or cancel invoices, but do not
+///   spend a customer's money.
+struct Authorization {
+    let principal: Principal?
+
+    init(_ context: ServerContext) {
+        principal = Principal(peer: context.peer)
+    }
+
+    enum Access {
+        /// Reading: balances, payments, methods, orders.
+        case read
+        /// Acting for the account: top-ups, renewals, paying orders, methods.
+        case act
+    }
+
+    /// May the caller see or act on `accountID`?
+    func require(_ access: Access, account accountID: String) throws(BillingError) {
+        guard let principal else { throw .permissionDenied("the client certificate names no billing role") }
+        switch principal.role {
+        case .internalService:
+            return
+        case .account(let own):
+            guard own == accountID else { throw .permissionDenied("this client may only use account \(own)") }
+        case .operator:
+            guard access == .read else { throw .permissionDenied("operators do not act for an account; use an internal or account client") }
+        }
+    }
+
+    func requireInternal(_ what: String) throws(BillingError) {
+        guard case .internalService? = principal?.role else {
+            throw .permissionDenied("\(what) is for internal services")
+        }
+    }
+
+    func requireOperator(_ what: String) throws(BillingError) {
+        guard case .operator? = principal?.role else {
+            throw .permissionDenied("\(what) is for operators")
+        }
+    }
+
+    /// Internal services and operators: views across all accounts.
+    func requireInternalOrOperator(_ what: String) throws(BillingError) {
+        switch principal?.role {
+        case .internalService?, .operator?: return
+        default: throw .permissionDenied("\(what) is for internal services and operators")
+        }
+    }
+}

@@ -1,0 +1,155 @@
+internal import BillingCore
+internal import BillingAPI
+public import BillingProviders
+internal import BillingRPC
+public import BillingStorage
+internal import BillingTLS
+public import BillingTransport
+internal import Foundation
+public import Logging
+internal import NIOCore
+internal import NIOPosix
+
+/// A running billingd: storage, payment systems, the RPC server, the sandbox
+/// page and the poller, started together and stopped together.
+/// billingd's `main` and the end-to-end tests both use it.
+public final class BillingApplication: Sendable {
+    public let configuration: BillingConfiguration
+    public let store: SQLiteStore
+    public let server: TTRPCServer
+    public let health: HealthService
+    /// The sandbox payment system (nil when disabled), and its page server.
+    public let sandbox: SandboxProvider?
+    public let sandboxPages: SandboxPageServer?
+    private let pollerTask: Task<Void, Never>
+    private let group: MultiThreadedEventLoopGroup
+    private let logger: Logger
+
+    /// The RPC port actually bound (for port 0).
+    public var port: Int { server.localAddress?.port ?? configuration.listen.port }
+
+    /// The directory of the TLS files in use (the development set lives in `<data>/tls`).
+    public var tlsDirectory: String { configuration.dataDirectory + "/tls" }
+
+    private init(configuration: BillingConfiguration, store: SQLiteStore, server: TTRPCServer, health: HealthService, sandbox: SandboxProvider?,
+                 sandboxPages: SandboxPageServer?, pollerTask: Task<Void, Never>, group: MultiThreadedEventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.server = server
+        self.health = health
+        self.sandbox = sandbox
+        self.sandboxPages = sandboxPages
+        self.pollerTask = pollerTask
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Starts everything, or throws with nothing left running.
+    ///
+    /// - Throws: `ConfigurationError` for a bad configuration; `TLSError`,
+    ///   `BillingError` or a NIO error if a file or port cannot be used.
+    public static func start(_ configuration: BillingConfiguration, logger: Logger) async throws -> BillingApplication {
+        let problems = configuration.validate()
+        guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
+        let policy = try configuration.topUpPolicy()
+        let currency = try Currency(code: configuration.currency)
+
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let tls = try serverTLS(configuration, logger: logger)
+        let store = try SQLiteStore(StorageConfiguration(path: configuration.resolvedDatabasePath,
+                                                         idempotencyKeyLifetimeMs: Int64(configuration.idempotencyKeyLifetimeSeconds * 1000)))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+
+        var providers: [PaymentSystem: any PaymentProvider] = [:]
+        var sandbox: SandboxProvider?
+        var sandboxPages: SandboxPageServer?
+        do {
+            if configuration.sandbox.enabled {
+                var behaviour = SandboxProvider.Behaviour()
+                behaviour.latency = .milliseconds(configuration.sandbox.latencyMilliseconds)
+                behaviour.unavailable = configuration.sandbox.unavailable
+                behaviour.declineSavedMethodCharges = configuration.sandbox.declineSavedMethodCharges
+                let provider = SandboxProvider(stateFile: configuration.dataDirectory + "/sandbox-state.json",
+                                               paymentTimeToLive: .milliseconds(Int64(configuration.sandbox.paymentTimeToLiveSeconds * 1000)),
+                                               behaviour: behaviour)
+                sandboxPages = try await SandboxPageServer.start(host: configuration.sandbox.host, port: configuration.sandbox.port,
+                                                                 provider: provider, group: group)
+                sandbox = provider
+                providers[.sandbox] = provider
+                logger.info("sandbox payment page listening", metadata: ["url": "\(sandboxPages!.baseURL)"])
+            }
+
+            let registry = ProviderRegistry(providers: providers)
+            let flows = PaymentFlows(store: store, providers: registry, logger: logger)
+            let env = ServiceEnvironment(store: store, flows: flows, policy: policy, defaultCurrency: currency,
+                                         streams: EventStreams(store: store, maxLag: configuration.limits.maxSubscriberLagEvents), logger: logger)
+            let health = HealthService(services: ["billing.v1.Accounts", "billing.v1.Balance", "billing.v1.PaymentMethods",
+                                                  "billing.v1.Renewal", "billing.v1.MigrationPayment"])
+            let services: [any RPCService] = [
+                health, AccountsService(env: env), BalanceService(env: env), PaymentMethodsService(env: env),
+                RenewalService(env: env), MigrationPaymentService(env: env),
+            ]
+            let server = try await TTRPCServer.start(host: configuration.listen.host, port: configuration.listen.port, tls: tls,
+                                                     services: services, limits: serverLimits(configuration), group: group)
+            let poller = Poller(store: store, flows: flows, settings: Poller.Settings(
+                interval: .milliseconds(Int64(configuration.poller.intervalSeconds * 1000)),
+                concurrency: configuration.poller.concurrency,
+                lease: .milliseconds(Int64(configuration.poller.leaseSeconds * 1000)),
+                maxBackoff: .milliseconds(Int64(configuration.poller.maxBackoffSeconds * 1000)),
+                unstartedGrace: .milliseconds(Int64(configuration.poller.unstartedPaymentGraceSeconds * 1000))), logger: logger)
+            let pollerTask = Task { await poller.run() }
+            logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(server.localAddress?.port ?? 0)",
+                                                         "database": "\(configuration.resolvedDatabasePath)"])
+            return BillingApplication(configuration: configuration, store: store, server: server, health: health, sandbox: sandbox,
+                                      sandboxPages: sandboxPages, pollerTask: pollerTask, group: group, logger: logger)
+        } catch {
+            await sandboxPages?.stop()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Stops taking calls (health NOT_SERVING first, for load balancers), lets
+    /// running calls finish within the grace period, stops the poller.
+    public func shutdown() async {
+        logger.info("billingd shutting down")
+        health.setAllNotServing()
+        await server.shutdown(grace: .milliseconds(Int64(configuration.limits.shutdownGraceSeconds * 1000)))
+        pollerTask.cancel()
+        await pollerTask.value
+        await sandboxPages?.stop()
+        try? await group.shutdownGracefully()
+        logger.info("billingd stopped")
+    }
+
+    private static func serverTLS(_ configuration: BillingConfiguration, logger: Logger) throws -> TLSContext {
+        var certificate = configuration.tls.certificate
+        var key = configuration.tls.privateKey
+        var ca = configuration.tls.clientCA
+        if certificate.isEmpty {
+            let directory = configuration.dataDirectory + "/tls"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            if try DevelopmentCertificates.ensure(in: directory) {
+                logger.notice("created development certificates", metadata: ["directory": "\(directory)"])
+            }
+            certificate = directory + "/server.pem"
+            key = directory + "/server-key.pem"
+            ca = directory + "/ca.pem"
+        }
+        var tls = TLSConfiguration(role: .server, certificateChainPath: certificate, privateKeyPath: key, trustRootsPath: ca)
+        tls.handshakeTimeout = .milliseconds(Int64(configuration.tls.handshakeTimeoutSeconds * 1000))
+        return try TLSContext(tls)
+    }
+
+    private static func serverLimits(_ configuration: BillingConfiguration) -> ServerLimits {
+        var limits = ServerLimits()
+        limits.maxFrameBytes = configuration.limits.maxFrameBytes
+        limits.maxMetadataBytes = configuration.limits.maxMetadataBytes
+        limits.maxConcurrentStreams = configuration.limits.maxConcurrentStreams
+        limits.maxConnections = configuration.limits.maxConnections
+        limits.idleTimeout = .milliseconds(Int64(configuration.limits.idleTimeoutSeconds * 1000))
+        limits.streamWriteTimeout = .milliseconds(Int64(configuration.limits.streamWriteTimeoutSeconds * 1000))
+        return limits
+    }
+}

@@ -1,0 +1,224 @@
+public import BillingCore
+internal import Foundation
+
+/// billingd's configuration: a JSON file (example: deploy/billingd.example.json),
+/// then environment overrides, then defaults. Every field is optional in the
+/// file; `validate()` lists every problem at once.
+public struct BillingConfiguration: Sendable, Codable, Hashable {
+    public struct Listen: Sendable, Codable, Hashable {
+        public var host: String = "127.0.0.1"
+        public var port: Int = 7443
+    }
+
+    public struct TLS: Sendable, Codable, Hashable {
+        /// PEM files; when all three are empty, the development set in
+        /// `<dataDirectory>/tls` is used (and created on first start).
+        public var certificate: String = ""
+        public var privateKey: String = ""
+        public var clientCA: String = ""
+        public var handshakeTimeoutSeconds: Double = 10
+    }
+
+    public struct TopUp: Sendable, Codable, Hashable {
+        public var minimum: String = "0.50"
+        public var maximum: String = "15000.00"
+        public var presets: [String] = ["100", "200", "500", "1000"]
+    }
+
+    public struct Poller: Sendable, Codable, Hashable {
+        /// How often a New payment is checked at its payment system (the seed: every minute).
+        public var intervalSeconds: Double = 60
+        /// Checks running at once; the providers' rate limits are the bound.
+        public var concurrency: Int = 8
+        /// A claim lasts this long; another instance may take over after.
+        public var leaseSeconds: Double = 120
+        /// Longest wait between checks of a payment whose provider keeps failing.
+        public var maxBackoffSeconds: Double = 3600
+        /// A payment-system payment the provider never created (it was down
+        /// at creation) is cancelled after this long.
+        public var unstartedPaymentGraceSeconds: Double = 600
+    }
+
+    public struct Limits: Sendable, Codable, Hashable {
+        public var maxFrameBytes: Int = 4 << 20
+        public var maxMetadataBytes: Int = 8 << 10
+        public var maxConcurrentStreams: Int = 128
+        public var maxConnections: Int = 1024
+        public var idleTimeoutSeconds: Double = 300
+        public var streamWriteTimeoutSeconds: Double = 30
+        /// A watcher further behind than this many events is ended
+        /// RESOURCE_EXHAUSTED and resumes from its cursor.
+        public var maxSubscriberLagEvents: Int = 100_000
+        /// Grace period for running calls at shutdown.
+        public var shutdownGraceSeconds: Double = 10
+    }
+
+    public struct Sandbox: Sendable, Codable, Hashable {
+        public var enabled: Bool = true
+        /// The hosted page; loopback only (plain HTTP).
+        public var host: String = "127.0.0.1"
+        public var port: Int = 7081
+        public var paymentTimeToLiveSeconds: Double = 3600
+        public var latencyMilliseconds: Int = 0
+        public var unavailable: Bool = false
+        public var declineSavedMethodCharges: Bool = false
+    }
+
+    /// Where the database, the development certificates and the sandbox state live.
+    public var dataDirectory: String = "./billingd-data"
+    public var listen = Listen()
+    public var tls = TLS()
+    /// The SQLite file; empty means `<dataDirectory>/billing.sqlite`.
+    public var databasePath: String = ""
+    /// The currency of accounts created without one, and of the top-up limits.
+    public var currency: String = "USD"
+    public var idempotencyKeyLifetimeSeconds: Double = 86_400
+    public var topUp = TopUp()
+    public var poller = Poller()
+    public var limits = Limits()
+    public var sandbox = Sandbox()
+    /// "info", "debug", "trace", "notice", "warning", "error".
+    public var logLevel: String = "info"
+
+    public init() {}
+
+    /// Reads `path` (if given), then applies `environment` overrides
+    /// (`BILLINGD_DATA_DIR`, `BILLINGD_LISTEN` as host:port, `BILLINGD_LOG_LEVEL`,
+    /// `BILLINGD_POLL_INTERVAL_SECONDS`, `BILLINGD_SANDBOX_PORT`).
+    ///
+    /// - Throws: `ConfigurationError` naming the file and what is wrong.
+    public static func load(path: String?, environment: [String: String]) throws(ConfigurationError) -> BillingConfiguration {
+        var configuration = BillingConfiguration()
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigurationError(problems: ["cannot read configuration file \(path)"])
+            }
+            guard data.count <= 1 << 20 else { throw ConfigurationError(problems: ["configuration file \(path) is over 1 MiB"]) }
+            configuration = try decodeOverDefaults(data, path: path)
+        }
+        if let dir = environment["BILLINGD_DATA_DIR"] { configuration.dataDirectory = dir }
+        if let listen = environment["BILLINGD_LISTEN"] {
+            let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let port = Int(parts[1]) else {
+                throw ConfigurationError(problems: ["BILLINGD_LISTEN must be host:port, not \"\(listen.prefix(64))\""])
+            }
+            configuration.listen = Listen(host: String(parts[0]), port: port)
+        }
+        if let level = environment["BILLINGD_LOG_LEVEL"] { configuration.logLevel = level }
+        if let interval = environment["BILLINGD_POLL_INTERVAL_SECONDS"] {
+            guard let seconds = Double(interval) else { throw ConfigurationError(problems: ["BILLINGD_POLL_INTERVAL_SECONDS must be a number"]) }
+            configuration.poller.intervalSeconds = seconds
+        }
+        if let port = environment["BILLINGD_SANDBOX_PORT"] {
+            guard let value = Int(port) else { throw ConfigurationError(problems: ["BILLINGD_SANDBOX_PORT must be a port number"]) }
+            configuration.sandbox.port = value
+        }
+        return configuration
+    }
+
+    /// Every problem, or none.
+    public func validate() -> [String] {
+        var problems: [String] = []
+        if dataDirectory.isEmpty { problems.append("dataDirectory is empty") }
+        if !(0...65535).contains(listen.port) { problems.append("listen.port \(listen.port) is not a port") }
+        if !(0...65535).contains(sandbox.port) { problems.append("sandbox.port \(sandbox.port) is not a port") }
+        let tlsGiven = [tls.certificate, tls.privateKey, tls.clientCA].filter { !$0.isEmpty }.count
+        if tlsGiven != 0 && tlsGiven != 3 { problems.append("tls: give certificate, privateKey and clientCA together, or none for the development set") }
+        if sandbox.enabled && !["127.0.0.1", "::1", "localhost"].contains(sandbox.host) {
+            problems.append("sandbox.host must be loopback (it serves plain HTTP)")
+        }
+        do {
+            _ = try topUpPolicy()
+        } catch {
+            problems.append("topUp: \(error)")
+        }
+        if poller.intervalSeconds <= 0 || poller.intervalSeconds > 86_400 { problems.append("poller.intervalSeconds must be in (0, 86400]") }
+        if !(1...256).contains(poller.concurrency) { problems.append("poller.concurrency must be 1 to 256") }
+        if poller.leaseSeconds <= 0 { problems.append("poller.leaseSeconds must be positive") }
+        if limits.maxFrameBytes < 1024 || limits.maxFrameBytes > 4 << 20 { problems.append("limits.maxFrameBytes must be 1 KiB to 4 MiB") }
+        if limits.maxConcurrentStreams < 1 { problems.append("limits.maxConcurrentStreams must be positive") }
+        if limits.maxConnections < 1 { problems.append("limits.maxConnections must be positive") }
+        if idempotencyKeyLifetimeSeconds < 60 { problems.append("idempotencyKeyLifetimeSeconds must be at least 60") }
+        if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
+            problems.append("logLevel \"\(logLevel.prefix(16))\" is not a level")
+        }
+        return problems
+    }
+
+    public func topUpPolicy() throws(BillingError) -> TopUpPolicy {
+        let currency = try Currency(code: currency)
+        let minimum = try Money(parsing: topUp.minimum, currency)
+        let maximum = try Money(parsing: topUp.maximum, currency)
+        guard minimum.amountMinorUnits > 0, minimum <= maximum else { throw .invalidArgument("need 0 < minimum <= maximum") }
+        var presets: [Money] = []
+        for text in topUp.presets {
+            let preset = try Money(parsing: text, currency)
+            guard preset >= minimum, preset <= maximum else { throw .invalidArgument("preset \(text) is outside the limits") }
+            presets.append(preset)
+        }
+        return TopUpPolicy(minimum: minimum, maximum: maximum, presets: presets)
+    }
+
+    public var resolvedDatabasePath: String {
+        databasePath.isEmpty ? dataDirectory + "/billing.sqlite" : databasePath
+    }
+}
+
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let problems: [String]
+
+    public init(problems: [String]) {
+        self.problems = problems
+    }
+
+    public var description: String {
+        "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+extension BillingConfiguration {
+    /// The file's fields over the defaults: every field is optional, and a
+    /// key the defaults do not have (a typo) is a problem, not ignored.
+    static func decodeOverDefaults(_ data: Data, path: String) throws(ConfigurationError) -> BillingConfiguration {
+        let file: Any
+        do {
+            file = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw ConfigurationError(problems: ["\(path) is not valid JSON"])
+        }
+        guard let fileObject = file as? [String: Any] else { throw ConfigurationError(problems: ["\(path) must hold a JSON object"]) }
+        let defaults: Any
+        do {
+            defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(BillingConfiguration()))
+        } catch {
+            preconditionFailure("the defaults always encode")
+        }
+        var unknown: [String] = []
+        let merged = merge(fileObject, over: defaults as? [String: Any] ?? [:], path: "", unknown: &unknown)
+        guard unknown.isEmpty else { throw ConfigurationError(problems: unknown.map { "\(path): unknown setting \($0)" }) }
+        do {
+            return try JSONDecoder().decode(BillingConfiguration.self, from: JSONSerialization.data(withJSONObject: merged))
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.dataCorrupted(context) {
+            throw ConfigurationError(problems: ["\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"])
+        } catch {
+            throw ConfigurationError(problems: ["\(path): \(error)"])
+        }
+    }
+
+    private static func merge(_ file: [String: Any], over defaults: [String: Any], path: String, unknown: inout [String]) -> [String: Any] {
+        var result = defaults
+        for (key, value) in file {
+            let name = path.isEmpty ? key : path + "." + key
+            guard let base = defaults[key] else {
+                unknown.append(name)
+                continue
+            }
+            if let nested = value as? [String: Any], let baseNested = base as? [String: Any] {
+                result[key] = merge(nested, over: baseNested, path: name, unknown: &unknown)
+            } else {
+                result[key] = value
+            }
+        }
+        return result
+    }
+}

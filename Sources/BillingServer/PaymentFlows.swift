@@ -1,0 +1,101 @@
+internal import BillingCore
+internal import BillingProviders
+internal import Logging
+
+/// The payment systems billingd can use, by system.
+struct ProviderRegistry: Sendable {
+    let providers: [PaymentSystem: any PaymentProvider]
+
+    func provider(_ system: PaymentSystem) throws(ProviderError) -> any PaymentProvider {
+        guard let provider = providers[system] else { throw .notConfigured(system) }
+        return provider
+    }
+
+    var systems: [PaymentSystem] {
+        PaymentSystem.allCases.filter { providers[$0] != nil }
+    }
+}
+
+/// What happens to a payment between its record and its end, shared by the
+/// RPC services, the poller and refreshes. Every status change goes through
+/// the store's one transition.
+struct PaymentFlows: Sendable {
+    let store: any BillingStore
+    let providers: ProviderRegistry
+    let logger: Logger
+
+    /// Starts a New payment at its payment system, if it has one and was not
+    /// started yet: the hosted page for a payment-system payment, the charge
+    /// for a saved method. Safe to call again (after a timeout, on a retry
+    /// with the same idempotency key): providers see our payment id as their
+    /// idempotency key.
+    func start(_ payment: Payment) async throws -> Payment {
+        guard payment.status == .new, payment.providerReference.isEmpty, let system = payment.system else { return payment }
+        let provider = try providers.provider(system)
+        switch payment.optionKind {
+        case .paymentSystem:
+            let payer = try await store.payer(payment.payerID)
+            let created = try await provider.createPayment(
+                ProviderPaymentRequest(payment: payment, payer: payer, saveMethod: payment.savedPaymentMethodID != nil))
+            return try await store.attachProviderReference(paymentID: payment.id, reference: created.reference, redirectURL: created.redirectURL)
+        case .savedMethod:
+            guard let methodID = payment.paymentMethodID else { return payment }
+            let method = try await store.paymentMethod(methodID)
+            let charge = try await provider.chargeSavedMethod(payment, method: method)
+            let attached = try await store.attachProviderReference(paymentID: payment.id, reference: charge.reference, redirectURL: "")
+            return try await apply(charge.outcome, to: attached)
+        case .invoice, .balance:
+            return payment
+        }
+    }
+
+    /// Asks the payment system now.
+    func refresh(_ payment: Payment) async throws -> Payment {
+        guard payment.status == .new, let system = payment.system else { return payment }
+        if payment.providerReference.isEmpty { return try await start(payment) }
+        let outcome = try await providers.provider(system).checkPayment(payment)
+        return try await apply(outcome, to: payment)
+    }
+
+    /// Cancels a New payment: expires it at the payment system first, so it
+    /// cannot be paid after we call it Cancelled. If the person paid just
+    /// before, it becomes Paid instead.
+    func cancel(_ payment: Payment, reason: String) async throws -> Payment {
+        guard payment.status == .new else {
+            throw BillingError.failedPrecondition("payment \(payment.id) is \(payment.status), not New")
+        }
+        if let system = payment.system, !payment.providerReference.isEmpty {
+            let outcome = try await providers.provider(system).expirePayment(payment)
+            if case .paid = outcome { return try await apply(outcome, to: payment) }
+        }
+        return try await transition(payment, .cancelled(reason))
+    }
+
+    /// A provider's answer applied through the store's single transition.
+    func apply(_ outcome: ProviderOutcome, to payment: Payment) async throws(BillingError) -> Payment {
+        switch outcome {
+        case .pending:
+            return payment
+        case .paid(let saved?):
+            return try await transition(payment, .paid(savedMethodReference: saved.reference, displayName: saved.displayName))
+        case .paid(nil):
+            return try await transition(payment, .paid)
+        case .failed(let reason):
+            return try await transition(payment, .cancelled(reason))
+        }
+    }
+
+    /// The transition; if someone else (poller, webhook, operator) moved the
+    /// payment first, its current state is the answer.
+    func transition(_ payment: Payment, _ outcome: TransitionOutcome) async throws(BillingError) -> Payment {
+        do {
+            let result = try await store.transition(paymentID: payment.id, outcome)
+            if case .applied(let after) = result {
+                logger.info("payment finished", metadata: ["payment": "\(after.id)", "status": "\(after.status)"])
+            }
+            return result.payment
+        } catch .invalidTransition {
+            return try await store.payment(payment.id)
+        }
+    }
+}

@@ -1,0 +1,128 @@
+internal import BillingCore
+internal import BillingProviders
+internal import Foundation
+internal import Logging
+
+/// Checks New payments at their payment systems: the seed's "pending
+/// payments are checked every minute".
+///
+/// State lives in the database (next check time, attempts, a lease), not in
+/// memory: a restarted billingd picks up where it stopped, and two instances
+/// never check one payment at once. It sleeps until the next payment is due
+/// or a commit may have made one due, never on a fixed tick when idle.
+struct Poller: Sendable {
+    struct Settings: Sendable {
+        var interval: Duration
+        var concurrency: Int
+        var lease: Duration
+        var maxBackoff: Duration
+        var unstartedGrace: Duration
+    }
+
+    let store: any BillingStore
+    let flows: PaymentFlows
+    let settings: Settings
+    let owner: String
+    let logger: Logger
+
+    init(store: any BillingStore, flows: PaymentFlows, settings: Settings, logger: Logger) {
+        self.store = store
+        self.flows = flows
+        self.settings = settings
+        self.logger = logger
+        owner = "poller-\(ProcessInfo.processInfo.processIdentifier)-\(IDs.make("p").suffix(8))"
+    }
+
+    /// Runs until the task is cancelled.
+    func run() async {
+        logger.info("poller started", metadata: ["interval": "\(settings.interval)", "owner": "\(owner)"])
+        while !Task.isCancelled {
+            do {
+                let claimed = try await store.claimDuePayments(owner: owner, limit: settings.concurrency * 4, leaseMs: settings.lease.milliseconds)
+                if !claimed.isEmpty {
+                    await check(claimed)
+                    continue
+                }
+                // Read the generation before looking, so a commit after the
+                // look still wakes us.
+                let generation = store.commits.generation
+                let due = try await store.nextCheckDue()
+                let now = Self.nowMs()
+                let wait = due.map { Duration.milliseconds(max(0, $0 - now)) } ?? settings.interval
+                if wait > .zero {
+                    _ = await store.commits.wait(after: generation, timeout: min(wait, settings.interval))
+                }
+            } catch {
+                logger.error("poller cycle failed", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        logger.info("poller stopped")
+    }
+
+    /// One cycle's claims, at most `concurrency` at a time.
+    func check(_ payments: [Payment]) async {
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for payment in payments {
+                if running == settings.concurrency {
+                    await group.next()
+                    running -= 1
+                }
+                group.addTask { await self.check(payment) }
+                running += 1
+            }
+        }
+    }
+
+    func check(_ payment: Payment) async {
+        let now = Self.nowMs()
+        do {
+            guard let system = payment.system else {
+                try await store.recordCheck(paymentID: payment.id, owner: owner, nextCheckAtMs: nil)
+                return
+            }
+            if payment.providerReference.isEmpty {
+                // The payment system was down when the payment was made.
+                if now - payment.createdAtMs > settings.unstartedGrace.milliseconds {
+                    _ = try await flows.transition(payment, .cancelled("the payment system could not start this payment"))
+                } else {
+                    let started = try await flows.start(payment)
+                    if started.status == .new { try await scheduleNext(started, at: now + settings.interval.milliseconds) }
+                }
+                return
+            }
+            let provider = try flows.providers.provider(system)
+            let expired = now - payment.createdAtMs >= provider.paymentTimeToLive.milliseconds
+            let outcome = expired ? try await provider.expirePayment(payment) : try await provider.checkPayment(payment)
+            let after = try await flows.apply(outcome, to: payment)
+            guard after.status == .new else { return }
+            if expired {
+                _ = try await flows.transition(after, .cancelled("expired before it was paid"))
+            } else {
+                try await scheduleNext(after, at: now + settings.interval.milliseconds)
+            }
+        } catch {
+            // The payment stays New; try again later, backing off.
+            let backoff = min(settings.maxBackoff.milliseconds,
+                              settings.interval.milliseconds << Int64(min(payment.checkAttempts, 12)))
+            logger.warning("payment check failed", metadata: ["payment": "\(payment.id)", "error": "\(error)", "retry_in_ms": "\(backoff)"])
+            try? await store.recordCheck(paymentID: payment.id, owner: owner, nextCheckAtMs: now + backoff)
+        }
+    }
+
+    private func scheduleNext(_ payment: Payment, at ms: Int64) async throws {
+        try await store.recordCheck(paymentID: payment.id, owner: owner, nextCheckAtMs: ms)
+    }
+
+    static func nowMs() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

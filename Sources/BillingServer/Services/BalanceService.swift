@@ -1,0 +1,177 @@
+internal import BillingAPI
+internal import BillingCore
+internal import BillingMessages
+internal import BillingRPC
+
+/// `billing.v1.Balance`: the top-up page, the payment history, invoices and
+/// the event streams.
+struct BalanceService: BillingV1.BalanceService {
+    let env: ServiceEnvironment
+
+    func getBalance(_ request: BillingV1.GetBalanceRequest, context: ServerContext) async throws -> BillingV1.GetBalanceResponse {
+        try await env.call(context) { auth in
+            try IDs.check(request.accountId, "account id")
+            try auth.require(.read, account: request.accountId)
+            let (balance, sequence) = try await env.store.balance(accountID: request.accountId)
+            var response = BillingV1.GetBalanceResponse()
+            response.balance = BillingV1.Money(balance)
+            response.asOfSequence = sequence
+            return response
+        }
+    }
+
+    func getTopUpOptions(_ request: BillingV1.GetTopUpOptionsRequest, context: ServerContext) async throws -> BillingV1.GetTopUpOptionsResponse {
+        try await env.call(context) { auth in
+            try IDs.check(request.accountId, "account id")
+            try auth.require(.read, account: request.accountId)
+            var response = BillingV1.GetTopUpOptionsResponse()
+            response.minAmount = BillingV1.Money(env.policy.minimum)
+            response.maxAmount = BillingV1.Money(env.policy.maximum)
+            response.presets = env.policy.presets.map(BillingV1.Money.init)
+            for payer in try await env.store.payers(accountID: request.accountId) {
+                var options = BillingV1.PayerOptions()
+                options.payer = BillingV1.Payer(payer)
+                let methods = try await env.store.paymentMethods(payerID: payer.id, includeRemoved: false).filter { $0.status == .confirmed }
+                options.methods = methods.map(BillingV1.PaymentMethod.init)
+                options.defaultMethodId = methods.first(where: \.isDefault)?.id ?? ""
+                response.payers.append(options)
+            }
+            response.paymentSystems = env.flows.providers.systems.map { BillingV1.PaymentSystem($0) }
+            response.invoiceAvailable = true
+            return response
+        }
+    }
+
+    func createTopUp(_ request: BillingV1.CreateTopUpRequest, context: ServerContext) async throws -> BillingV1.CreateTopUpResponse {
+        try await env.call(context) { auth in
+            try IDs.check(request.accountId, "account id")
+            try auth.require(.act, account: request.accountId)
+            let amount = try Money(request.amount, field: "amount")
+            let option = try PaymentOption(request.option)
+            _ = try await env.payer(request.payerId, of: request.accountId)
+            try await env.checkOption(option, accountID: request.accountId)
+            if case .paymentSystem(let system, _, _) = option { _ = try env.flows.providers.provider(system) }
+            let created = try await env.store.createTopUp(
+                TopUpRequest(accountID: request.accountId, payerID: request.payerId, amount: amount, option: option),
+                policy: env.policy, idempotencyKey: try env.idempotencyKey(context))
+            let payment = try await env.flows.start(created)
+            var response = BillingV1.CreateTopUpResponse()
+            response.payment = BillingV1.Payment(payment)
+            response.redirectUrl = payment.status == .new ? payment.redirectURL : ""
+            return response
+        }
+    }
+
+    func getPayment(_ request: BillingV1.GetPaymentRequest, context: ServerContext) async throws -> BillingV1.Payment {
+        try await env.call(context) { auth in
+            let payment = try await load(request.paymentId, auth, .read)
+            return BillingV1.Payment(payment)
+        }
+    }
+
+    func refreshPayment(_ request: BillingV1.RefreshPaymentRequest, context: ServerContext) async throws -> BillingV1.Payment {
+        try await env.call(context) { auth in
+            let payment = try await load(request.paymentId, auth, .read)
+            return BillingV1.Payment(try await env.flows.refresh(payment))
+        }
+    }
+
+    func cancelPayment(_ request: BillingV1.CancelPaymentRequest, context: ServerContext) async throws -> BillingV1.Payment {
+        try await env.call(context) { auth in
+            try SQLiteStoreText.check(request.reason, "reason", max: 500)
+            let payment = try await load(request.paymentId, auth, .act)
+            return BillingV1.Payment(try await env.flows.cancel(payment, reason: request.reason.isEmpty ? "cancelled by the payer" : request.reason))
+        }
+    }
+
+    func listPayments(_ request: BillingV1.ListPaymentsRequest, context: ServerContext) async throws -> BillingV1.ListPaymentsResponse {
+        try await env.call(context) { auth in
+            try IDs.check(request.accountId, "account id")
+            try auth.require(.read, account: request.accountId)
+            var query = PaymentQuery(accountID: request.accountId)
+            for status in request.statuses {
+                guard let known = status.domain else { throw BillingError.invalidArgument("unknown status filter \(status.rawValue)") }
+                query.statuses.insert(known)
+            }
+            for purpose in request.purposes {
+                guard let known = purpose.domain else { throw BillingError.invalidArgument("unknown purpose filter \(purpose.rawValue)") }
+                query.purposes.insert(known)
+            }
+            if !request.payerId.isEmpty { query.payerID = try await env.payer(request.payerId, of: request.accountId).id }
+            if let range = request.created {
+                query.createdFromMs = range.fromUnixMs == 0 ? nil : range.fromUnixMs
+                query.createdToMs = range.toUnixMs == 0 ? nil : range.toUnixMs
+            }
+            query.pageSize = try ServiceEnvironment.pageSize(request.page?.pageSize ?? 0)
+            if let token = request.page?.pageToken, !token.isEmpty { query.pageToken = token }
+            let page = try await env.store.listPayments(query)
+            var response = BillingV1.ListPaymentsResponse()
+            response.payments = page.items.map(BillingV1.Payment.init)
+            response.nextPageToken = page.nextPageToken ?? ""
+            return response
+        }
+    }
+
+    func settleInvoice(_ request: BillingV1.SettleInvoiceRequest, context: ServerContext) async throws -> BillingV1.Payment {
+        try await env.call(context) { auth in
+            try auth.requireOperator("SettleInvoice")
+            let payment = try await invoice(request.paymentId)
+            if !request.reference.isEmpty {
+                _ = try await env.store.attachProviderReference(paymentID: payment.id, reference: request.reference, redirectURL: "")
+            }
+            env.logger.notice("invoice settled", metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"])
+            return BillingV1.Payment(try await env.flows.transition(payment, .paid))
+        }
+    }
+
+    func cancelInvoice(_ request: BillingV1.CancelInvoiceRequest, context: ServerContext) async throws -> BillingV1.Payment {
+        try await env.call(context) { auth in
+            try auth.requireOperator("CancelInvoice")
+            try SQLiteStoreText.check(request.reason, "reason", max: 500)
+            let payment = try await invoice(request.paymentId)
+            env.logger.notice("invoice cancelled", metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"])
+            return BillingV1.Payment(try await env.flows.transition(payment, .cancelled(request.reason.isEmpty ? "invoice cancelled" : request.reason)))
+        }
+    }
+
+    func listNotifications(_ request: BillingV1.ListNotificationsRequest, context: ServerContext) async throws -> BillingV1.ListNotificationsResponse {
+        try await env.call(context) { auth in
+            try IDs.check(request.accountId, "account id")
+            try auth.require(.read, account: request.accountId)
+            let limit = try ServiceEnvironment.pageSize(request.page?.pageSize ?? 0)
+            var response = BillingV1.ListNotificationsResponse()
+            response.notifications = try await env.store.notifications(accountID: request.accountId, limit: limit).map(BillingV1.Notification.init)
+            return response
+        }
+    }
+
+    func watchPayments(_ request: BillingV1.WatchPaymentsRequest, context: ServerContext, stream: ServerStreamWriter<BillingV1.PaymentEvent>) async throws {
+        try await env.call(context) { auth in
+            try IDs.check(request.accountId, "account id")
+            try auth.require(.read, account: request.accountId)
+            _ = try await env.store.account(request.accountId)
+            try await env.streams.follow(accountID: request.accountId, after: request.afterSequence, stream: stream)
+        }
+    }
+
+    func watchAllPayments(_ request: BillingV1.WatchAllPaymentsRequest, context: ServerContext, stream: ServerStreamWriter<BillingV1.PaymentEvent>) async throws {
+        try await env.call(context) { auth in
+            try auth.requireInternalOrOperator("WatchAllPayments")
+            try await env.streams.follow(accountID: nil, after: request.afterSequence, stream: stream)
+        }
+    }
+
+    private func load(_ id: String, _ auth: Authorization, _ access: Authorization.Access) async throws -> Payment {
+        try IDs.check(id, "payment id")
+        let payment = try await env.store.payment(id)
+        try auth.require(access, account: payment.accountID)
+        return payment
+    }
+
+    private func invoice(_ id: String) async throws -> Payment {
+        try IDs.check(id, "payment id")
+        let payment = try await env.store.payment(id)
+        guard payment.optionKind == .invoice else { throw BillingError.failedPrecondition("payment \(id) is not an invoice") }
+        return payment
+    }
+}

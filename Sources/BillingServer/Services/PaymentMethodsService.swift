@@ -1,0 +1,59 @@
+internal import BillingAPI
+internal import BillingCore
+internal import BillingMessages
+internal import BillingRPC
+
+/// `billing.v1.PaymentMethods`: payers and their saved methods.
+struct PaymentMethodsService: BillingV1.PaymentMethodsService {
+    let env: ServiceEnvironment
+
+    func listPayers(_ request: BillingV1.ListPayersRequest, context: ServerContext) async throws -> BillingV1.ListPayersResponse {
+        try await env.call(context) { auth in
+            try IDs.check(request.accountId, "account id")
+            try auth.require(.read, account: request.accountId)
+            var response = BillingV1.ListPayersResponse()
+            response.payers = try await env.store.payers(accountID: request.accountId).map(BillingV1.Payer.init)
+            return response
+        }
+    }
+
+    func listPaymentMethods(_ request: BillingV1.ListPaymentMethodsRequest, context: ServerContext) async throws -> BillingV1.ListPaymentMethodsResponse {
+        try await env.call(context) { auth in
+            try IDs.check(request.payerId, "payer id")
+            let payer = try await env.store.payer(request.payerId)
+            try auth.require(.read, account: payer.accountID)
+            let methods = try await env.store.paymentMethods(payerID: payer.id, includeRemoved: request.includeRemoved)
+            var response = BillingV1.ListPaymentMethodsResponse()
+            response.methods = methods.map(BillingV1.PaymentMethod.init)
+            response.defaultMethodId = methods.first(where: \.isDefault)?.id ?? ""
+            return response
+        }
+    }
+
+    func setDefaultPaymentMethod(_ request: BillingV1.SetDefaultPaymentMethodRequest, context: ServerContext) async throws -> BillingV1.PaymentMethod {
+        try await env.call(context) { auth in
+            _ = try await method(request.paymentMethodId, auth)
+            return BillingV1.PaymentMethod(try await env.store.setDefaultMethod(request.paymentMethodId))
+        }
+    }
+
+    func removePaymentMethod(_ request: BillingV1.RemovePaymentMethodRequest, context: ServerContext) async throws -> BillingV1.PaymentMethod {
+        try await env.call(context) { auth in
+            let method = try await method(request.paymentMethodId, auth)
+            // Detach at the payment system first: a method we call Removed must
+            // not be chargeable there.
+            if method.status == .confirmed, !method.providerReference.isEmpty {
+                try await env.flows.providers.provider(method.system).removeMethod(method)
+            }
+            return BillingV1.PaymentMethod(try await env.store.removeMethod(method.id))
+        }
+    }
+
+    private func method(_ id: String, _ auth: Authorization) async throws -> PaymentMethod {
+        try IDs.check(id, "payment method id")
+        let method = try await env.store.paymentMethod(id)
+        let payer = try await env.store.payer(method.payerID)
+        try auth.require(.act, account: payer.accountID)
+        return method
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import BillingServer
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// billingd: the billing back end. With no options it runs the embedded
+/// default: an SQLite file, development certificates and the sandbox payment
+/// system, all in ./billingd-data.
+@main
+struct BillingDaemon: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "billingd",
+        abstract: "The billing back end of the hosting control panel.",
+        discussion: """
+            Serves the billing.v1 services over ttrpc on mutual TLS. Configuration comes from \
+            a JSON file (see deploy/billingd.example.json), then BILLINGD_* environment \
+            variables (BILLINGD_DATA_DIR, BILLINGD_LISTEN, BILLINGD_LOG_LEVEL, \
+            BILLINGD_POLL_INTERVAL_SECONDS, BILLINGD_SANDBOX_PORT), then defaults.
+
+            Examples:
+              billingd                                  # embedded default in ./billingd-data
+              billingd --config /etc/billingd.json
+              billingd --config /etc/billingd.json --check-config
+            """
+    )
+
+    @Option(name: .long, help: "The JSON configuration file (default: $BILLINGD_CONFIG, else none).")
+    var config: String?
+
+    @Option(name: .long, help: "The data directory (overrides the file and BILLINGD_DATA_DIR).")
+    var dataDir: String?
+
+    @Flag(name: .long, help: "Check the configuration, print the result and exit (0: valid, 78: invalid).")
+    var checkConfig = false
+
+    func run() async throws {
+        var environment = ProcessInfo.processInfo.environment
+        if let dataDir { environment["BILLINGD_DATA_DIR"] = dataDir }
+        let configuration: BillingConfiguration
+        do {
+            configuration = try BillingConfiguration.load(path: config ?? environment["BILLINGD_CONFIG"], environment: environment)
+            let problems = configuration.validate()
+            if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+        } catch {
+            FileHandle.standardError.write(Data("billingd: \(error)\n".utf8))
+            throw ExitCode(78) // EX_CONFIG
+        }
+        if checkConfig {
+            print("configuration is valid")
+            print("  listen:    \(configuration.listen.host):\(configuration.listen.port) (mutual TLS)")
+            print("  data:      \(configuration.dataDirectory)")
+            print("  database:  \(configuration.resolvedDatabasePath)")
+            print("  tls:       \(configuration.tls.certificate.isEmpty ? "development set in \(configuration.dataDirectory)/tls" : configuration.tls.certificate)")
+            print("  sandbox:   \(configuration.sandbox.enabled ? "http://\(configuration.sandbox.host):\(configuration.sandbox.port)" : "off")")
+            print("  poller:    every \(configuration.poller.intervalSeconds) s")
+            return
+        }
+
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "billingd")
+        let application: BillingApplication
+        do {
+            application = try await BillingApplication.start(configuration, logger: logger)
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("billingd: \(error)\n".utf8))
+            throw ExitCode(78)
+        } catch {
+            logger.critical("billingd could not start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: [ApplicationService(application: application)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}
+
+/// Runs until SIGTERM or SIGINT, then shuts billingd down gracefully.
+struct ApplicationService: Service {
+    let application: BillingApplication
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await application.shutdown()
+    }
+}
