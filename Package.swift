@@ -177,6 +177,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "BillingServerTests",
+            dependencies: ["BillingServer", "BillingAPI", "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
+                           "BillingTLS", "BillingTransport", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "BillingRPCTests",
             dependencies: ["BillingAPI", "BillingRPC", "BillingMessages"],
             swiftSettings: strict

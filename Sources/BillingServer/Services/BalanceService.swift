@@ -115,7 +115,13 @@ struct BalanceService: BillingV1.BalanceService {
     func settleInvoice(_ request: BillingV1.SettleInvoiceRequest, context: ServerContext) async throws -> BillingV1.Payment {
         try await env.call(context) { auth in
             try auth.requireOperator("SettleInvoice")
+            try SQLiteStoreText.check(request.reference, "reference", max: 200)
             let payment = try await invoice(request.paymentId)
+            switch payment.status {
+            case .paid: return BillingV1.Payment(payment) // settled before: nothing more happens
+            case .cancelled: throw BillingError.failedPrecondition("invoice \(payment.id) was cancelled; it cannot be settled")
+            case .new: break
+            }
             if !request.reference.isEmpty {
                 _ = try await env.store.attachProviderReference(paymentID: payment.id, reference: request.reference, redirectURL: "")
             }
@@ -129,6 +135,11 @@ struct BalanceService: BillingV1.BalanceService {
             try auth.requireOperator("CancelInvoice")
             try SQLiteStoreText.check(request.reason, "reason", max: 500)
             let payment = try await invoice(request.paymentId)
+            switch payment.status {
+            case .cancelled: return BillingV1.Payment(payment)
+            case .paid: throw BillingError.failedPrecondition("invoice \(payment.id) is paid; it cannot be cancelled")
+            case .new: break
+            }
             env.logger.notice("invoice cancelled", metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"])
             return BillingV1.Payment(try await env.flows.transition(payment, .cancelled(request.reason.isEmpty ? "invoice cancelled" : request.reason)))
         }
