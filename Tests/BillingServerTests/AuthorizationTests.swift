@@ -1,0 +1,94 @@
+import BillingAPI
+import BillingMessages
+import BillingRPC
+import Testing
+
+/// Every call is authorized: an account-scoped client reaches nothing of
+/// another account, whatever id it guesses.
+@Suite struct AuthorizationTests {
+    func expectDenied(_ what: String, _ body: () async throws -> Void) async {
+        do {
+            try await body()
+            Issue.record("\(what) was allowed")
+        } catch let error as RPCError {
+            #expect(error.code == .permissionDenied, "\(what): \(error)")
+        } catch {
+            Issue.record("\(what): \(error)")
+        }
+    }
+
+    @Test func anAccountClientCannotReadPayOrWatchAnotherAccount() async throws {
+        let f = try await ServerFixture()
+        let (mine, myPayer) = try await f.account("acc-mine")
+        let (theirs, theirPayer) = try await f.account("acc-theirs")
+        let me = try f.clients(try f.accountCertificate(mine.id))
+        let them = try f.clients(try f.accountCertificate(theirs.id))
+
+        let theirPayment = try await them.balance.createTopUp(topUpRequest(account: theirs.id, payer: theirPayer.id, minor: 10_00, option: .invoice)).payment!
+
+        var balance = BillingV1.GetBalanceRequest()
+        balance.accountId = theirs.id
+        await expectDenied("GetBalance") { _ = try await me.balance.getBalance(balance) }
+        var get = BillingV1.GetPaymentRequest()
+        get.paymentId = theirPayment.id
+        await expectDenied("GetPayment") { _ = try await me.balance.getPayment(get) }
+        var cancel = BillingV1.CancelPaymentRequest()
+        cancel.paymentId = theirPayment.id
+        await expectDenied("CancelPayment") { _ = try await me.balance.cancelPayment(cancel) }
+        await expectDenied("CreateTopUp for them") {
+            _ = try await me.balance.createTopUp(topUpRequest(account: theirs.id, payer: theirPayer.id, minor: 10_00, option: .invoice))
+        }
+        await expectDenied("CreateTopUp with their payer") {
+            _ = try await me.balance.createTopUp(topUpRequest(account: mine.id, payer: theirPayer.id, minor: 10_00, option: .invoice))
+        }
+        var list = BillingV1.ListPaymentsRequest()
+        list.accountId = theirs.id
+        await expectDenied("ListPayments") { _ = try await me.balance.listPayments(list) }
+        var payers = BillingV1.ListPayersRequest()
+        payers.accountId = theirs.id
+        await expectDenied("ListPayers") { _ = try await me.methods.listPayers(payers) }
+        var methods = BillingV1.ListPaymentMethodsRequest()
+        methods.payerId = theirPayer.id
+        await expectDenied("ListPaymentMethods") { _ = try await me.methods.listPaymentMethods(methods) }
+        var watch = BillingV1.WatchPaymentsRequest()
+        watch.accountId = theirs.id
+        await expectDenied("WatchPayments") {
+            for try await _ in try await me.balance.watchPayments(watch) {}
+        }
+        await expectDenied("WatchAllPayments") {
+            for try await _ in try await me.balance.watchAllPayments(BillingV1.WatchAllPaymentsRequest()) {}
+        }
+        var settle = BillingV1.SettleInvoiceRequest()
+        settle.paymentId = theirPayment.id
+        await expectDenied("SettleInvoice") { _ = try await me.balance.settleInvoice(settle) }
+        var createAccount = BillingV1.CreateAccountRequest()
+        createAccount.accountId = "acc-new"
+        createAccount.displayName = "New"
+        await expectDenied("CreateAccount") { _ = try await me.accounts.createAccount(createAccount) }
+        var order = BillingV1.CreateMigrationOrderRequest()
+        order.accountId = mine.id
+        order.externalId = "m1"
+        order.serverPrice = .usd(10_00)
+        await expectDenied("CreateMigrationOrder") { _ = try await me.migration.createMigrationOrder(order) }
+
+        // Their own account works, and they saw nothing of the attempts.
+        var mineBalance = BillingV1.GetBalanceRequest()
+        mineBalance.accountId = mine.id
+        #expect(try await me.balance.getBalance(mineBalance).balance?.amountMinorUnits == 0)
+        _ = myPayer
+        await f.stop()
+    }
+
+    @Test func operatorsReadButDoNotSpend() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-op")
+        let op = try f.clients("operator")
+        var balance = BillingV1.GetBalanceRequest()
+        balance.accountId = account.id
+        #expect(try await op.balance.getBalance(balance).balance?.amountMinorUnits == 0)
+        await expectDenied("operator CreateTopUp") {
+            _ = try await op.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .invoice))
+        }
+        await f.stop()
+    }
+}
