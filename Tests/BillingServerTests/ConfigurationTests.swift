@@ -1,0 +1,71 @@
+import BillingServer
+import Foundation
+import Testing
+
+@Suite struct ConfigurationTests {
+    static let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("deploy/billingd.example.json").path
+
+    func write(_ json: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).json").path
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func theDocumentedExampleIsValid() throws {
+        let configuration = try BillingConfiguration.load(path: Self.example, environment: [:])
+        #expect(configuration.validate() == [])
+        #expect(configuration.listen.port == 7443)
+        #expect(!configuration.sandbox.enabled)
+    }
+
+    @Test func everyFieldIsOptionalAndDefaultsAreTheSeeds() throws {
+        let configuration = try BillingConfiguration.load(path: try write("{}"), environment: [:])
+        #expect(configuration == BillingConfiguration())
+        let policy = try configuration.topUpPolicy()
+        #expect(policy.minimum.amountMinorUnits == 50)
+        #expect(policy.maximum.amountMinorUnits == 15_000_00)
+        #expect(policy.presets.map(\.amountMinorUnits) == [100_00, 200_00, 500_00, 1000_00])
+        #expect(configuration.poller.intervalSeconds == 60)
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        let configuration = try BillingConfiguration.load(path: try write(#"{"listen": {"port": 1}}"#), environment: [
+            "BILLINGD_LISTEN": "0.0.0.0:9000", "BILLINGD_DATA_DIR": "/tmp/x", "BILLINGD_POLL_INTERVAL_SECONDS": "5",
+        ])
+        #expect(configuration.listen.host == "0.0.0.0")
+        #expect(configuration.listen.port == 9000)
+        #expect(configuration.dataDirectory == "/tmp/x")
+        #expect(configuration.poller.intervalSeconds == 5)
+    }
+
+    @Test func unknownSettingsWrongTypesAndBadJSONAreRefused() throws {
+        for (json, expected) in [
+            (#"{"listen": {"prot": 1}}"#, "unknown setting listen.prot"),
+            (#"{"listen": {"port": "x"}}"#, "wrong type"),
+            ("{not json", "not valid JSON"),
+            ("[1, 2]", "must hold a JSON object"),
+        ] {
+            do {
+                _ = try BillingConfiguration.load(path: try write(json), environment: [:])
+                Issue.record("accepted \(json)")
+            } catch {
+                #expect("\(error)".contains(expected), "\(json): \(error)")
+            }
+        }
+        #expect(throws: ConfigurationError.self) { try BillingConfiguration.load(path: "/nonexistent/billingd.json", environment: [:]) }
+        #expect(throws: ConfigurationError.self) { try BillingConfiguration.load(path: nil, environment: ["BILLINGD_LISTEN": "nope"]) }
+    }
+
+    @Test func validationListsEveryProblem() throws {
+        var configuration = BillingConfiguration()
+        configuration.listen.port = 70_000
+        configuration.topUp.minimum = "0"
+        configuration.poller.concurrency = 0
+        configuration.sandbox.host = "0.0.0.0"
+        configuration.tls.certificate = "/only/one.pem"
+        configuration.logLevel = "loud"
+        let problems = configuration.validate()
+        #expect(problems.count == 6, "\(problems)")
+    }
+}

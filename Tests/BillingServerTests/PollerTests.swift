@@ -1,0 +1,180 @@
+@testable import BillingServer
+import BillingCore
+import BillingProviders
+import BillingStorage
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// A payment system whose answers the test sets, counting every call.
+final class ScriptedProvider: PaymentProvider {
+    let system = PaymentSystem.stripe
+    let paymentTimeToLive: Duration
+    let outcomes = Mutex<[String: ProviderOutcome]>([:])
+    let checks = Mutex<[String: Int]>([:])
+    let expiries = Mutex<[String]>([])
+    let unavailable = Atomic<Bool>(false)
+
+    init(timeToLive: Duration = .seconds(3600)) {
+        paymentTimeToLive = timeToLive
+    }
+
+    func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
+        if unavailable.load(ordering: .relaxed) { throw .unavailable("scripted outage") }
+        return ProviderPayment(reference: "cs_\(request.payment.id)", redirectURL: "https://pay.example/\(request.payment.id)")
+    }
+
+    func chargeSavedMethod(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge {
+        ProviderCharge(reference: "pi_\(payment.id)", outcome: .paid(nil))
+    }
+
+    func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
+        checks.withLock { $0[payment.id, default: 0] += 1 }
+        // Slow enough that two pollers would overlap if they could.
+        try? await Task.sleep(for: .milliseconds(5))
+        if unavailable.load(ordering: .relaxed) { throw .unavailable("scripted outage") }
+        return outcomes.withLock { $0[payment.id] } ?? .pending
+    }
+
+    func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
+        expiries.withLock { $0.append(payment.id) }
+        let outcome = outcomes.withLock { $0[payment.id] } ?? .pending
+        return outcome == .pending ? .failed("expired") : outcome
+    }
+
+    func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {}
+}
+
+@Suite struct PollerTests {
+    struct Setup {
+        let store: SQLiteStore
+        let provider: ScriptedProvider
+        let flows: PaymentFlows
+        let directory: String
+        let payerID: String
+
+        func poller(interval: Duration = .milliseconds(200), grace: Duration = .seconds(600)) -> Poller {
+            Poller(store: store, flows: flows, settings: Poller.Settings(interval: interval, concurrency: 4, lease: .seconds(60),
+                                                                           maxBackoff: .seconds(3600), unstartedGrace: grace),
+                   logger: Logger(label: "poller-test"))
+        }
+
+        func payment(started: Bool = true) async throws -> Payment {
+            let payment = try await store.createTopUp(
+                TopUpRequest(accountID: "acc", payerID: payerID, amount: Money(minorUnits: 10_00, .usd),
+                             option: .paymentSystem(.stripe, saveMethod: false, returnURL: "https://panel.example/p")),
+                policy: .seedDefault, idempotencyKey: nil)
+            return started ? try await flows.start(payment) : payment
+        }
+    }
+
+    func setup(provider: ScriptedProvider = ScriptedProvider()) async throws -> Setup {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("poller-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let store = try SQLiteStore(StorageConfiguration(path: directory + "/billing.sqlite"))
+        _ = try await store.createAccount(id: "acc", displayName: "A", currency: .usd)
+        let payer = try await store.createPayer(accountID: "acc", displayName: "P", email: "")
+        let flows = PaymentFlows(store: store, providers: ProviderRegistry(providers: [.stripe: provider]), logger: Logger(label: "flows-test"))
+        return Setup(store: store, provider: provider, flows: flows, directory: directory, payerID: payer.id)
+    }
+
+    @Test func twoPollersNeverCheckOnePaymentAtOnce() async throws {
+        let s = try await setup()
+        var ids: [String] = []
+        for _ in 0..<40 { ids.append(try await s.payment().id) }
+        let first = s.poller(), second = s.poller()
+        async let a: Void = first.check(try await s.store.claimDuePayments(owner: first.owner, limit: 40, leaseMs: 60_000))
+        async let b: Void = second.check(try await s.store.claimDuePayments(owner: second.owner, limit: 40, leaseMs: 60_000))
+        _ = try await (a, b)
+        let checks = s.provider.checks.withLock { $0 }
+        #expect(checks.count == 40)
+        #expect(checks.values.allSatisfy { $0 == 1 }, "each payment checked once: \(checks.values.sorted())")
+        // Checked and still New: the next check is an interval away, the claim released.
+        let after = try await s.store.payment(ids[0])
+        #expect(after.checkAttempts == 1)
+        #expect(try await s.store.claimDuePayments(owner: "third", limit: 40, leaseMs: 60_000).isEmpty)
+    }
+
+    @Test func paidAtTheProviderBecomesPaidOnce() async throws {
+        let s = try await setup()
+        let payment = try await s.payment()
+        s.provider.outcomes.withLock { $0[payment.id] = .paid(nil) }
+        let poller = s.poller()
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        #expect(try await s.store.payment(payment.id).status == .paid)
+        #expect(try await s.store.ledgerEntryCount(paymentID: payment.id) == 1)
+    }
+
+    @Test func providerErrorsBackOffAndChangeNothing() async throws {
+        let s = try await setup()
+        let payment = try await s.payment()
+        s.provider.unavailable.store(true, ordering: .relaxed)
+        let poller = s.poller(interval: .seconds(60))
+        let before = Int64(Date().timeIntervalSince1970 * 1000)
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        let after = try await s.store.payment(payment.id)
+        #expect(after.status == .new)
+        #expect(after.checkAttempts == 1)
+        // First failure: one interval; the next would be two, then four …
+        #expect((after.nextCheckAtMs ?? 0) >= before + 60_000)
+        #expect((after.nextCheckAtMs ?? 0) < before + 120_000 + 5_000)
+    }
+
+    @Test func aPaymentPastItsTimeToLiveIsExpiredAtTheProviderThenCancelled() async throws {
+        let s = try await setup(provider: ScriptedProvider(timeToLive: .zero))
+        let payment = try await s.payment()
+        let poller = s.poller()
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        #expect(s.provider.expiries.withLock { $0 } == [payment.id])
+        let after = try await s.store.payment(payment.id)
+        #expect(after.status == .cancelled)
+        #expect(after.failureReason == "expired")
+    }
+
+    @Test func paidJustBeforeExpiryIsPaidNotCancelled() async throws {
+        let s = try await setup(provider: ScriptedProvider(timeToLive: .zero))
+        let payment = try await s.payment()
+        s.provider.outcomes.withLock { $0[payment.id] = .paid(nil) }
+        let poller = s.poller()
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        #expect(try await s.store.payment(payment.id).status == .paid)
+    }
+
+    @Test func aPaymentTheProviderNeverStartedIsStartedLaterOrCancelledAfterTheGrace() async throws {
+        let s = try await setup()
+        s.provider.unavailable.store(true, ordering: .relaxed)
+        let young = try await s.payment(started: false)
+        s.provider.unavailable.store(false, ordering: .relaxed)
+        let poller = s.poller()
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        #expect(try await s.store.payment(young.id).providerReference == "cs_\(young.id)", "started once the provider answered")
+
+        let old = try await s.payment(started: false)
+        let strict = s.poller(grace: .zero)
+        try await Task.sleep(for: .milliseconds(5))
+        await strict.check(try await s.store.claimDuePayments(owner: strict.owner, limit: 10, leaseMs: 60_000))
+        let cancelled = try await s.store.payment(old.id)
+        #expect(cancelled.status == .cancelled)
+    }
+
+    @Test func theRunningPollerWakesForANewPaymentAndSleepsWhenIdle() async throws {
+        let s = try await setup()
+        let poller = s.poller(interval: .seconds(30))
+        let task = Task { await poller.run() }
+        defer { task.cancel() }
+        try await Task.sleep(for: .milliseconds(100))
+        let payment = try await s.payment()
+        s.provider.outcomes.withLock { $0[payment.id] = .paid(nil) }
+        // Created due now: the commit wakes the poller well before 30 s.
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        while try await s.store.payment(payment.id).status == .new, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await s.store.payment(payment.id).status == .paid)
+        // Idle: no further checks of anything.
+        let checks = s.provider.checks.withLock { $0.values.reduce(0, +) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(s.provider.checks.withLock { $0.values.reduce(0, +) } == checks)
+    }
+}
