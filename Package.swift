@@ -140,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "billing-bench",
             dependencies: ["BillingStorage", "BillingCore", "BillingTransport", "BillingTLS", "BillingAPI", "BillingRPC", "BillingMessages",
-                           .product(name: "NIOPosix", package: "swift-nio")],
+                           "BillingServer", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
 

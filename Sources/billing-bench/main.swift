@@ -5,6 +5,7 @@ import BillingTLS
 //   billing-bench transitions [COUNT] [TASKS]   committed payment transitions/s on SQLite
 //   billing-bench rpc [SECONDS]                 unary calls/s with p50/p99, and stream messages/s,
 //                                               over mutual TLS on 127.0.0.1
+//   billing-bench balance [SECONDS]             Balance/GetBalance calls/s through a whole billingd
 //   billing-bench rpc-client HOST:PORT DIR [SECONDS]  the same unary figures against any ttrpc server
 //                                               (DIR holds ca.pem, internal.pem, internal-key.pem)
 //   billing-bench certs DIR                     writes the development certificate set into DIR
@@ -17,6 +18,8 @@ case "transitions":
                                       tasks: arguments.dropFirst(2).first.flatMap { Int($0) } ?? 8)
 case "rpc":
     try await RPCBenchmark.run(secondsPerLevel: arguments.dropFirst().first.flatMap { Int($0) } ?? 3)
+case "balance":
+    try await BalanceBenchmark.run(secondsPerLevel: arguments.dropFirst().first.flatMap { Int($0) } ?? 3)
 case "rpc-client" where arguments.count >= 3:
     let target = arguments[1].split(separator: ":")
     try await RPCBenchmark.runClient(host: String(target[0]), port: Int(target[1]) ?? 0, certificates: arguments[2],
@@ -26,5 +29,5 @@ case "certs" where arguments.count == 2:
 case "crash-writer" where arguments.count == 2:
     try await CrashWriter.run(path: arguments[1])
 default:
-    print("usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash-writer PATH")
+    print("usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash-writer PATH")
 }
