@@ -130,8 +130,9 @@ let package = Package(
         .executableTarget(
             name: "billing",
             dependencies: [
-                "BillingAPI",
+                "BillingAPI", "BillingCore", "BillingMessages", "BillingRPC", "BillingTLS", "BillingTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -4,6 +4,9 @@ internal import BillingWire
 public import NIOCore
 internal import NIOPosix
 internal import Synchronization
+#if canImport(Glibc)
+internal import Glibc
+#endif
 
 /// A `ClientTransport` over one multiplexed ttrpc-over-TLS connection,
 /// opened on first use and again after it closes (or the server sends
@@ -116,7 +119,7 @@ public final class TTRPCClient: ClientTransport {
         do {
             channel = try await bootstrap.connect(host: host, port: port).get()
         } catch {
-            throw RPCError(.unavailable, "cannot connect to \(host):\(port): \(error)")
+            throw RPCError(.unavailable, "cannot connect to \(host):\(port): \(Self.reason(error))")
         }
         do {
             return try await channel.eventLoop.submit {
@@ -127,6 +130,24 @@ public final class TTRPCClient: ClientTransport {
             // The server closed it at once (for example: over its connection limit).
             throw RPCError(.unavailable, "connection to \(host):\(port) closed before it was ready")
         }
+    }
+
+    /// The cause a person can act on, not NIO's nested description.
+    static func reason(_ error: any Error) -> String {
+        if let connection = error as? NIOConnectionError {
+            if connection.dnsAError != nil && connection.connectionErrors.isEmpty { return "the host name does not resolve" }
+            if let first = connection.connectionErrors.first { return reason(first.error) }
+        }
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case ECONNREFUSED: return "connection refused (is billingd running there?)"
+            case ETIMEDOUT: return "timed out"
+            case EHOSTUNREACH, ENETUNREACH: return "host unreachable"
+            default: return io.description
+            }
+        }
+        if error is ChannelError { return "connect timed out" }
+        return "\(error)"
     }
 
     public func unary(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> [UInt8] {

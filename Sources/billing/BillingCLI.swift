@@ -1,0 +1,77 @@
+import ArgumentParser
+import BillingRPC
+import Foundation
+
+/// billing: the command-line client of billingd.
+@main
+struct BillingCLI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "billing",
+        abstract: "Command-line client of billingd: balances, top-ups, payments, methods, renewals, migrations.",
+        discussion: """
+            Connects to billingd over mutual TLS. Where: --address, $BILLING_ADDRESS, the config file \
+            (~/.config/billing/config.json or --config), else 127.0.0.1:7443. Certificates: --cert/--key/--ca, \
+            $BILLING_CERT/$BILLING_KEY/$BILLING_CA, the config file, else the development set of a local \
+            billingd in ./billingd-data/tls ($BILLINGD_DATA_DIR) as --as internal (default) or operator. \
+            `billing doctor` shows what it would use and why a connection fails.
+
+            Exit codes: 0 success, 64 usage error, 65 request refused by billingd (bad input, not found, \
+            not allowed, wrong state), 69 cannot connect (address, TLS, certificate), 3 the payment ended \
+            Cancelled (with --wait), 70 anything else.
+
+            Examples:
+              billing balance --account acc-1
+              billing topup --account acc-1 --amount 100.50 --system sandbox --save-method --wait
+              billing payments --account acc-1 --status new --json
+              billing watch --account acc-1
+            """,
+        subcommands: [
+            Doctor.self, BalanceCommand.self, TopUp.self, Payments.self, PaymentCommand.self, Methods.self, Payers.self,
+            Renewals.self, Migration.self, Invoice.self, Watch.self, Accounts.self,
+        ]
+    )
+}
+
+/// Exit codes a script can act on (sysexits-style where one fits).
+enum Exit {
+    static let usage = ExitCode(64)
+    static let refused = ExitCode(65)
+    static let unavailable = ExitCode(69)
+    static let internalError = ExitCode(70)
+    static let paymentCancelled = ExitCode(3)
+}
+
+/// Every command's error path: one line a person can act on, and the exit
+/// code of its class.
+func fail(_ error: any Error) -> ExitCode {
+    let (code, line): (ExitCode, String)
+    switch error {
+    case let error as RPCError:
+        switch error.code {
+        case .unavailable, .deadlineExceeded:
+            (code, line) = (Exit.unavailable, "billingd unavailable: \(error.message)")
+        case .invalidArgument, .notFound, .permissionDenied, .failedPrecondition, .alreadyExists, .resourceExhausted, .outOfRange, .unauthenticated, .unimplemented:
+            (code, line) = (Exit.refused, "refused (\(error.code)): \(error.message)")
+        default:
+            (code, line) = (Exit.internalError, "error (\(error.code)): \(error.message)")
+        }
+    case let error as UsageError:
+        (code, line) = (Exit.usage, error.message)
+    case let error as ConnectionProblem:
+        (code, line) = (Exit.unavailable, error.message)
+    default:
+        (code, line) = (Exit.internalError, "error: \(error)")
+    }
+    Output.error(line)
+    return code
+}
+
+struct UsageError: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
+struct ConnectionProblem: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}

@@ -1,0 +1,127 @@
+import ArgumentParser
+import BillingAPI
+import BillingMessages
+
+struct BalanceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "balance", abstract: "Show an account's balance.",
+        discussion: "Example: billing balance --account acc-1")
+
+    @Option(help: "The account id.") var account: String
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        do {
+            var request = BillingV1.GetBalanceRequest()
+            request.accountId = account
+            let response = try await Clients(connection).balance.getBalance(request, options: connection.callOptions)
+            if connection.json {
+                struct View: Encodable { let accountId: String; let balance: MoneyView?; let asOfSequence: UInt64 }
+                Output.json(View(accountId: account, balance: MoneyView(response.balance), asOfSequence: response.asOfSequence))
+            } else {
+                Output.line("\(account): \(Output.money(response.balance))")
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Payers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List an account's payers.", discussion: "Example: billing payers --account acc-1")
+
+    @Option(help: "The account id.") var account: String
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        do {
+            var request = BillingV1.ListPayersRequest()
+            request.accountId = account
+            let payers = try await Clients(connection).methods.listPayers(request, options: connection.callOptions).payers
+            if connection.json {
+                Output.json(payers.map(PayerView.init))
+            } else {
+                Output.table(["ID", "NAME", "EMAIL"], payers.map { [$0.id, $0.displayName, $0.email] })
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Accounts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Provision accounts and payers (internal services; development).",
+        subcommands: [Create.self, Show.self, AddPayer.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an account.", discussion: "Example: billing accounts create acc-1 --name \"Jane's hosting\"")
+        @Argument(help: "The account id (1 to 64 of A-Z a-z 0-9 _ . -).") var id: String
+        @Option(help: "Display name.") var name: String
+        @Option(help: "ISO 4217 currency (default: the server's).") var currency: String = ""
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                var request = BillingV1.CreateAccountRequest()
+                request.accountId = id
+                request.displayName = name
+                request.currency = currency
+                let account = try await Clients(connection).accounts.createAccount(request, options: connection.callOptions)
+                if connection.json {
+                    struct View: Encodable { let id, displayName, currency: String }
+                    Output.json(View(id: account.id, displayName: account.displayName, currency: account.currency))
+                } else {
+                    Output.line("account \(account.id) (\(account.currency))")
+                }
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an account.", discussion: "Example: billing accounts show acc-1")
+        @Argument(help: "The account id.") var id: String
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                var request = BillingV1.GetAccountRequest()
+                request.accountId = id
+                let account = try await Clients(connection).accounts.getAccount(request, options: connection.callOptions)
+                if connection.json {
+                    struct View: Encodable { let id, displayName, currency: String }
+                    Output.json(View(id: account.id, displayName: account.displayName, currency: account.currency))
+                } else {
+                    Output.line("\(account.id)  \(account.displayName)  \(account.currency)")
+                }
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct AddPayer: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add-payer", abstract: "Add a payer to an account.",
+                                                        discussion: "Example: billing accounts add-payer acc-1 --name \"Jane Doe\" --email jane@example.com")
+        @Argument(help: "The account id.") var account: String
+        @Option(help: "Payer name.") var name: String
+        @Option(help: "Payer e-mail.") var email: String = ""
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                var request = BillingV1.CreatePayerRequest()
+                request.accountId = account
+                request.displayName = name
+                request.email = email
+                let payer = try await Clients(connection).accounts.createPayer(request, options: connection.callOptions)
+                if connection.json { Output.json(PayerView(payer)) } else { Output.line("payer \(payer.id) (\(payer.displayName))") }
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+}

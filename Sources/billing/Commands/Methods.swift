@@ -1,0 +1,103 @@
+import ArgumentParser
+import BillingAPI
+import BillingMessages
+
+struct Methods: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A payer's saved payment methods.",
+        subcommands: [List.self, SetDefault.self, Remove.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a payer's methods.", discussion: "Example: billing methods list --payer pyr_123")
+        @Option(help: "The payer id.") var payer: String
+        @Flag(help: "Include removed methods.") var all = false
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                var request = BillingV1.ListPaymentMethodsRequest()
+                request.payerId = payer
+                request.includeRemoved = all
+                let response = try await Clients(connection).methods.listPaymentMethods(request, options: connection.callOptions)
+                if connection.json { return Output.json(response.methods.map(MethodView.init)) }
+                Output.table(["ID", "NAME", "SYSTEM", "STATUS", "DEFAULT"], response.methods.map {
+                    [$0.id, $0.displayName, "\($0.system)", "\($0.status)", $0.isDefault ? "yes" : ""]
+                })
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct SetDefault: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-default", abstract: "Make a confirmed method the payer's default.",
+                                                        discussion: "Example: billing methods set-default pm_123")
+        @Argument(help: "The method id.") var id: String
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                var request = BillingV1.SetDefaultPaymentMethodRequest()
+                request.paymentMethodId = id
+                let method = try await Clients(connection).methods.setDefaultPaymentMethod(request, options: connection.callOptions)
+                if connection.json { Output.json(MethodView(method)) } else { Output.line("\(method.id) is now the default") }
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a saved method (detached at its payment system).",
+                                                        discussion: "Example: billing methods remove pm_123")
+        @Argument(help: "The method id.") var id: String
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                var request = BillingV1.RemovePaymentMethodRequest()
+                request.paymentMethodId = id
+                let method = try await Clients(connection).methods.removePaymentMethod(request, options: connection.callOptions)
+                if connection.json { Output.json(MethodView(method)) } else { Output.line("\(method.id) removed") }
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+}
+
+/// `--option`-style payment choice shared by renewals and migrations.
+struct PayWith: ParsableArguments {
+    @Flag(help: "Pay from the account balance.") var balance = false
+    @Flag(help: "Pay by invoice.") var invoice = false
+    @Option(help: "A saved method id.") var method: String?
+    @Option(help: "A payment system: stripe, paypal or sandbox.") var system: String?
+    @Option(help: "Payer id (not needed with --balance).") var payer: String?
+    @Option(help: "Where the payment system sends the person back.") var returnURL = "http://localhost/billing/payments"
+
+    func validate() throws {
+        guard [balance, invoice, method != nil, system != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("choose one of --balance, --invoice, --method or --system")
+        }
+        if let system, !["stripe", "paypal", "sandbox"].contains(system) { throw ValidationError("--system must be stripe, paypal or sandbox") }
+    }
+
+    var option: BillingV1.PaymentOption {
+        var option = BillingV1.PaymentOption()
+        if balance {
+            option.option = .balance(BillingV1.BalanceOption())
+        } else if invoice {
+            option.option = .invoice(BillingV1.InvoiceOption())
+        } else if let method {
+            var saved = BillingV1.SavedMethodOption()
+            saved.paymentMethodId = method
+            option.option = .savedMethod(saved)
+        } else if let system {
+            var chosen = BillingV1.PaymentSystemOption()
+            chosen.system = system == "stripe" ? .stripe : system == "paypal" ? .paypal : .sandbox
+            chosen.returnUrl = returnURL
+            option.option = .paymentSystem(chosen)
+        }
+        return option
+    }
+}

@@ -1,0 +1,193 @@
+import ArgumentParser
+import BillingAPI
+import BillingMessages
+import Foundation
+
+struct Renewals: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Renewable services: list, quote, renew.",
+        subcommands: [List.self, Quote.self, Renew.self], defaultSubcommand: List.self)
+
+    /// "svc-1:3" → service svc-1 for 3 periods; "svc-1" → 1 period.
+    static func items(_ specs: [String]) throws -> [BillingV1.RenewalItem] {
+        try specs.map { spec in
+            let parts = spec.split(separator: ":")
+            var item = BillingV1.RenewalItem()
+            item.serviceId = String(parts[0])
+            if parts.count == 2 {
+                guard let periods = UInt32(parts[1]) else { throw UsageError("\"\(spec)\": periods must be a whole number") }
+                item.periods = periods
+            } else {
+                item.periods = 1
+            }
+            return item
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List an account's renewable services.", discussion: "Example: billing renewals list --account acc-1")
+        @Option(help: "The account id.") var account: String
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                var request = BillingV1.ListRenewableServicesRequest()
+                request.accountId = account
+                let services = try await Clients(connection).renewal.listRenewableServices(request, options: connection.callOptions).services
+                if connection.json {
+                    struct View: Encodable { let id, displayName: String; let pricePerPeriod: MoneyView?; let periodDays: UInt32; let expiresAtUnixMs: Int64 }
+                    return Output.json(services.map { View(id: $0.id, displayName: $0.displayName, pricePerPeriod: MoneyView($0.pricePerPeriod),
+                                                           periodDays: $0.periodDays, expiresAtUnixMs: $0.expiresAtUnixMs) })
+                }
+                Output.table(["ID", "NAME", "PRICE", "PERIOD", "EXPIRES"], services.map {
+                    [$0.id, $0.displayName, Output.money($0.pricePerPeriod), "\($0.periodDays) days", Output.time($0.expiresAtUnixMs)]
+                })
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct Quote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Price a renewal.", discussion: "Example: billing renewals quote --account acc-1 --service svc-1:3 --service svc-2")
+        @Option(help: "The account id.") var account: String
+        @Option(help: "SERVICE[:PERIODS], repeatable.") var service: [String]
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                var request = BillingV1.QuoteRenewalRequest()
+                request.accountId = account
+                request.items = try Renewals.items(service)
+                let quote = try await Clients(connection).renewal.quoteRenewal(request, options: connection.callOptions)
+                if connection.json {
+                    struct Line: Encodable { let serviceId: String; let periods: UInt32; let amount: MoneyView?; let newExpiresAtUnixMs: Int64 }
+                    struct View: Encodable { let lines: [Line]; let total: MoneyView? }
+                    return Output.json(View(lines: quote.lines.map { Line(serviceId: $0.serviceId, periods: $0.periods, amount: MoneyView($0.amount),
+                                                                          newExpiresAtUnixMs: $0.newExpiresAtUnixMs) }, total: MoneyView(quote.total)))
+                }
+                Output.table(["SERVICE", "PERIODS", "AMOUNT", "NEW EXPIRY"], quote.lines.map {
+                    [$0.serviceId, "\($0.periods)", Output.money($0.amount), Output.time($0.newExpiresAtUnixMs)]
+                })
+                Output.line("total: \(Output.money(quote.total))")
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct Renew: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Renew services.",
+            discussion: """
+                Examples:
+                  billing renewals renew --account acc-1 --service svc-1:12 --balance
+                  billing renewals renew --account acc-1 --service svc-1 --system sandbox --payer pyr_1 --wait
+                """)
+        @Option(help: "The account id.") var account: String
+        @Option(help: "SERVICE[:PERIODS], repeatable.") var service: [String]
+        @OptionGroup var pay: PayWith
+        @Flag(help: "Wait for the payment (not with --balance).") var wait = false
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                let clients = try Clients(connection)
+                var quote = BillingV1.QuoteRenewalRequest()
+                quote.accountId = account
+                quote.items = try Renewals.items(service)
+                let quoted = try await clients.renewal.quoteRenewal(quote, options: connection.callOptions)
+                var request = BillingV1.RenewRequest()
+                request.accountId = account
+                request.items = quote.items
+                request.option = pay.option
+                request.payerId = pay.payer ?? ""
+                request.expectedTotal = quoted.total
+                let response = try await clients.renewal.renew(request, options: connection.callOptions.idempotencyKey(UUID().uuidString.lowercased()))
+                if connection.json && !wait {
+                    struct View: Encodable { let orderId, status: String; let total: MoneyView?; let payment: PaymentView?; let redirectUrl: String }
+                    return Output.json(View(orderId: response.order?.id ?? "", status: "\(response.order?.status ?? .unspecified)",
+                                            total: MoneyView(response.order?.total), payment: response.payment.map(PaymentView.init),
+                                            redirectUrl: response.redirectUrl))
+                }
+                if !connection.json {
+                    Output.line("renewal order \(response.order?.id ?? ""): \(Output.money(response.order?.total)) \(response.order?.status ?? .unspecified)")
+                    if !response.redirectUrl.isEmpty { Output.line("pay here: \(response.redirectUrl)") }
+                }
+                if wait, let payment = response.payment { try await Waiter(clients: clients, connection: connection).wait(for: payment.id) }
+            } catch let exit as ExitCode {
+                throw exit
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+}
+
+struct Migration: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Migration orders: show, pay.", subcommands: [Show.self, Pay.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a migration order.", discussion: "Example: billing migration show mo_123")
+        @Argument(help: "The order id.") var id: String
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                var request = BillingV1.GetMigrationOrderRequest()
+                request.orderId = id
+                let order = try await Clients(connection).migration.getMigrationOrder(request, options: connection.callOptions)
+                if connection.json {
+                    struct View: Encodable { let id, accountId, externalId, description, status, paymentId: String; let serverPrice: MoneyView? }
+                    return Output.json(View(id: order.id, accountId: order.accountId, externalId: order.externalId, description: order.description,
+                                            status: "\(order.status)", paymentId: order.paymentId, serverPrice: MoneyView(order.serverPrice)))
+                }
+                Output.table(["FIELD", "VALUE"], [["id", order.id], ["account", order.accountId], ["migration", order.externalId],
+                                                  ["server price", Output.money(order.serverPrice)], ["status", "\(order.status)"],
+                                                  ["payment", order.paymentId.isEmpty ? "-" : order.paymentId]])
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct Pay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pay for a migration's server.",
+            discussion: """
+                Examples:
+                  billing migration pay mo_123 --balance
+                  billing migration pay mo_123 --system sandbox --payer pyr_1 --wait
+                """)
+        @Argument(help: "The order id.") var id: String
+        @OptionGroup var pay: PayWith
+        @Flag(help: "Wait for the payment (not with --balance).") var wait = false
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            do {
+                let clients = try Clients(connection)
+                var request = BillingV1.PayMigrationOrderRequest()
+                request.orderId = id
+                request.payerId = pay.payer ?? ""
+                request.option = pay.option
+                let response = try await clients.migration.payMigrationOrder(request, options: connection.callOptions.idempotencyKey(UUID().uuidString.lowercased()))
+                if connection.json && !wait {
+                    struct View: Encodable { let orderId, status: String; let payment: PaymentView?; let redirectUrl: String }
+                    return Output.json(View(orderId: response.order?.id ?? "", status: "\(response.order?.status ?? .unspecified)",
+                                            payment: response.payment.map(PaymentView.init), redirectUrl: response.redirectUrl))
+                }
+                if !connection.json {
+                    Output.line("migration order \(response.order?.id ?? ""): \(response.order?.status ?? .unspecified)")
+                    if !response.redirectUrl.isEmpty { Output.line("pay here: \(response.redirectUrl)") }
+                }
+                if wait, let payment = response.payment { try await Waiter(clients: clients, connection: connection).wait(for: payment.id) }
+            } catch let exit as ExitCode {
+                throw exit
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import ArgumentParser
+import BillingAPI
+import BillingMessages
+import BillingRPC
+import BillingTLS
+import Foundation
+
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Follow payment events live, resuming after the last sequence seen.",
+        discussion: """
+            Prints each event as it commits. If the connection drops, it reconnects and resumes \
+            after the last sequence it printed, so nothing is lost or repeated. Stop with Ctrl-C.
+
+            Examples:
+              billing watch --account acc-1
+              billing watch --all --after 1200 --json      # internal services and operators
+            """)
+
+    @Option(help: "The account to follow.") var account: String?
+    @Flag(help: "Every account (internal services and operators).") var all = false
+    @Option(help: "Start after this sequence (0: from the beginning).") var after: UInt64 = 0
+    @Option(help: "Stop after this many events (0: never).") var count: Int = 0
+    @OptionGroup var connection: ConnectionOptions
+
+    func validate() throws {
+        guard (account != nil) != all else { throw ValidationError("give --account ID or --all") }
+    }
+
+    func run() async throws {
+        var cursor = after
+        var seen = 0
+        var failures = 0
+        let clients: Clients
+        do {
+            clients = try Clients(connection)
+        } catch {
+            throw fail(error)
+        }
+        while true {
+            do {
+                let stream: ClientStream<BillingV1.PaymentEvent>
+                if let account {
+                    var request = BillingV1.WatchPaymentsRequest()
+                    request.accountId = account
+                    request.afterSequence = cursor
+                    stream = try await clients.balance.watchPayments(request)
+                } else {
+                    var request = BillingV1.WatchAllPaymentsRequest()
+                    request.afterSequence = cursor
+                    stream = try await clients.balance.watchAllPayments(request)
+                }
+                for try await event in stream {
+                    failures = 0
+                    print(event)
+                    cursor = event.sequence
+                    seen += 1
+                    if count > 0 && seen >= count { return }
+                }
+            } catch let error as RPCError where [.unavailable, .resourceExhausted, .deadlineExceeded].contains(error.code) && failures < 5 {
+                // Reconnect and resume after the cursor.
+                failures += 1
+                Output.error("stream ended (\(error.message)); resuming after \(cursor)")
+                try? await Task.sleep(for: .seconds(failures))
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    private func print(_ event: BillingV1.PaymentEvent) {
+        if connection.json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            if let data = try? encoder.encode(EventView(event)) { Output.line(String(decoding: data, as: UTF8.self)) }
+            return
+        }
+        let head = "#\(event.sequence) \(Output.time(event.atUnixMs)) \(event.accountId)"
+        switch event.event {
+        case .paymentStatusChanged(let c)?:
+            let payment = c.payment ?? BillingV1.Payment()
+            let from = c.previousStatus == .unspecified ? "created" : "\(Output.status(c.previousStatus)) →"
+            Output.line("\(head) payment \(payment.id) \(Output.money(payment.amount)) \(from) \(Output.status(payment.status))"
+                        + (payment.failureReason.isEmpty ? "" : " (\(payment.failureReason))"))
+        case .methodStatusChanged(let c)?:
+            Output.line("\(head) method \(c.method?.id ?? "") \(c.method?.displayName ?? "") \(c.previousStatus) → \(c.method?.status ?? .unspecified)")
+        case .balanceChanged(let c)?:
+            Output.line("\(head) balance \(Output.money(c.balance)) (\((c.delta?.amountMinorUnits ?? 0) >= 0 ? "+" : "")\(Output.money(c.delta)))")
+        case .notification(let n)?:
+            Output.line("\(head) notification: \(n.title): \(n.body)")
+        case nil:
+            Output.line("\(head) (an event this client does not know)")
+        }
+    }
+}
+
+struct Doctor: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Say what billing would connect to, and why a connection fails.",
+        discussion: "Example: billing doctor --address billing.internal:7443")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        var ok = true
+        func check(_ name: String, _ good: Bool, _ detail: String) {
+            ok = ok && good
+            Output.line("\(good ? "✓" : "✗") \(name): \(detail)")
+        }
+        let resolved: ResolvedConnection
+        do {
+            resolved = try connection.resolve()
+        } catch {
+            throw fail(error)
+        }
+        check("address", true, "\(resolved.host):\(resolved.port) (from \(resolved.sources["address"] ?? "?")), expecting the name \(resolved.serverName)")
+        for (label, path, source) in [("certificate", resolved.cert, "cert"), ("key", resolved.key, "key"), ("CA", resolved.ca, "ca")] {
+            let readable = FileManager.default.isReadableFile(atPath: path)
+            check(label, readable, "\(path) (from \(resolved.sources[source] ?? "?"))" + (readable ? "" : ": cannot read it"))
+        }
+        if FileManager.default.isReadableFile(atPath: resolved.cert) {
+            do {
+                let file = try CertificateFile.read(resolved.cert)
+                let info = (notBefore: Date(timeIntervalSince1970: Double(file.notBefore)), notAfter: Date(timeIntervalSince1970: Double(file.notAfter)),
+                            uris: file.uris)
+                let now = Date()
+                let valid = info.notBefore <= now && now < info.notAfter
+                check("certificate validity", valid, "\(info.notBefore) to \(info.notAfter)\(valid ? "" : " — check the certificate and this machine's clock (now \(now))")")
+                check("role", !info.uris.isEmpty, info.uris.isEmpty ? "no billing://ROLE/NAME URI: billingd will refuse everything but health" : info.uris.joined(separator: ", "))
+            } catch {
+                check("certificate", false, "\(error)")
+            }
+        }
+        guard ok else { throw Exit.unavailable }
+        do {
+            let clients = try Clients(connection)
+            let response = try await clients.health.check(GrpcHealthV1.HealthCheckRequest(), options: CallOptions(timeout: .seconds(5)))
+            check("billingd", response.status == .serving, "TLS handshake and health check: \(response.status)")
+        } catch {
+            check("billingd", false, "\(error) — is billingd running at \(resolved.host):\(resolved.port), and does its certificate match \(resolved.serverName) and the CA?")
+        }
+        if !ok { throw Exit.unavailable }
+    }
+}

@@ -1,0 +1,180 @@
+import BillingCore
+import BillingMessages
+import Foundation
+
+/// Everything the CLI prints: tables for people, JSON for scripts, colour only
+/// on a terminal and never with NO_COLOR.
+enum Output {
+    static let stdoutIsTerminal = isatty(STDOUT_FILENO) == 1
+    static let stderrIsTerminal = isatty(STDERR_FILENO) == 1
+    static var colour: Bool {
+        stdoutIsTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+    }
+
+    static func error(_ line: String) {
+        let colourful = stderrIsTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        FileHandle.standardError.write(Data(((colourful ? "\u{1B}[31mbilling:\u{1B}[0m " : "billing: ") + line + "\n").utf8))
+    }
+
+    static func line(_ text: String) {
+        print(text)
+    }
+
+    /// Left-aligned columns, two spaces apart; widths by characters.
+    static func table(_ headers: [String], _ rows: [[String]]) {
+        var widths = headers.map(\.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() where index < widths.count {
+                widths[index] = max(widths[index], cell.count)
+            }
+        }
+        func render(_ cells: [String]) -> String {
+            cells.enumerated().map { index, cell in
+                index == cells.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
+            }.joined(separator: "  ")
+        }
+        print(colour ? "\u{1B}[1m" + render(headers) + "\u{1B}[0m" : render(headers))
+        for row in rows { print(render(row)) }
+    }
+
+    /// Stable field names (snake_case), sorted keys, money as minor units + currency.
+    static func json(_ value: some Encodable) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        guard let data = try? encoder.encode(value) else { return }
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    static func status(_ status: BillingV1.PaymentStatus) -> String {
+        let text: String
+        let code: String
+        switch status {
+        case .new: (text, code) = ("New", "33")
+        case .paid: (text, code) = ("Paid", "32")
+        case .cancelled: (text, code) = ("Cancelled", "31")
+        default: (text, code) = ("?", "0")
+        }
+        return colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text
+    }
+
+    static func money(_ money: BillingV1.Money?) -> String {
+        guard let money else { return "-" }
+        if let currency = try? Currency(code: money.currency) {
+            return Money(minorUnits: money.amountMinorUnits, currency).description
+        }
+        return "\(money.amountMinorUnits) minor units \(money.currency)"
+    }
+
+    static func time(_ unixMs: Int64) -> String {
+        guard unixMs > 0 else { return "-" }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(unixMs) / 1000))
+    }
+}
+
+// MARK: JSON views: the field names scripts rely on.
+
+struct MoneyView: Encodable {
+    let amountMinorUnits: Int64
+    let currency: String
+
+    init?(_ money: BillingV1.Money?) {
+        guard let money else { return nil }
+        amountMinorUnits = money.amountMinorUnits
+        currency = money.currency
+    }
+}
+
+struct PaymentView: Encodable {
+    let id, accountId, payerId, purpose, status, option, system: String
+    let amount: MoneyView?
+    let redirectUrl, invoiceNumber, failureReason, paymentMethodId, savedPaymentMethodId: String
+    let createdAtUnixMs, finishedAtUnixMs: Int64
+
+    init(_ p: BillingV1.Payment) {
+        id = p.id
+        accountId = p.accountId
+        payerId = p.payerId
+        purpose = "\(p.purpose)"
+        status = "\(p.status)"
+        option = "\(p.optionKind)"
+        system = p.system == .unspecified ? "" : "\(p.system)"
+        amount = MoneyView(p.amount)
+        redirectUrl = p.redirectUrl
+        invoiceNumber = p.invoiceNumber
+        failureReason = p.failureReason
+        paymentMethodId = p.paymentMethodId
+        savedPaymentMethodId = p.savedPaymentMethodId
+        createdAtUnixMs = p.createdAtUnixMs
+        finishedAtUnixMs = p.finishedAtUnixMs
+    }
+}
+
+struct MethodView: Encodable {
+    let id, payerId, system, status, displayName: String
+    let isDefault: Bool
+
+    init(_ m: BillingV1.PaymentMethod) {
+        id = m.id
+        payerId = m.payerId
+        system = "\(m.system)"
+        status = "\(m.status)"
+        displayName = m.displayName
+        isDefault = m.isDefault
+    }
+}
+
+struct PayerView: Encodable {
+    let id, accountId, displayName, email: String
+
+    init(_ p: BillingV1.Payer) {
+        id = p.id
+        accountId = p.accountId
+        displayName = p.displayName
+        email = p.email
+    }
+}
+
+struct EventView: Encodable {
+    let sequence: UInt64
+    let accountId: String
+    let atUnixMs: Int64
+    let kind: String
+    let paymentId: String?
+    let status: String?
+    let previousStatus: String?
+    let methodId: String?
+    let balance: MoneyView?
+    let delta: MoneyView?
+    let message: String?
+
+    init(_ e: BillingV1.PaymentEvent) {
+        sequence = e.sequence
+        accountId = e.accountId
+        atUnixMs = e.atUnixMs
+        var kind = "unknown", paymentId: String?, status: String?, previous: String?, methodId: String?
+        var balance: MoneyView?, delta: MoneyView?, message: String?
+        switch e.event {
+        case .paymentStatusChanged(let c)?:
+            kind = "payment_status_changed"; paymentId = c.payment?.id; status = c.payment.map { "\($0.status)" }; previous = "\(c.previousStatus)"
+        case .methodStatusChanged(let c)?:
+            kind = "method_status_changed"; methodId = c.method?.id; status = c.method.map { "\($0.status)" }; previous = "\(c.previousStatus)"
+        case .balanceChanged(let c)?:
+            kind = "balance_changed"; paymentId = c.paymentId.isEmpty ? nil : c.paymentId; balance = MoneyView(c.balance); delta = MoneyView(c.delta)
+        case .notification(let n)?:
+            kind = "notification"; paymentId = n.paymentId.isEmpty ? nil : n.paymentId; message = n.body
+        case nil:
+            break
+        }
+        self.kind = kind
+        self.paymentId = paymentId
+        self.status = status
+        self.previousStatus = previous
+        self.methodId = methodId
+        self.balance = balance
+        self.delta = delta
+        self.message = message
+    }
+}
