@@ -179,7 +179,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BillingServerTests",
-            dependencies: ["BillingServer", "BillingAPI", "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
+            // The CLI tests run the real billing and billingd executables.
+            dependencies: ["BillingServer", "billing", "billingd", "BillingAPI", "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
                            "BillingTLS", "BillingTransport", .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strict

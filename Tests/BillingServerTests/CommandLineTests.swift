@@ -1,0 +1,277 @@
+import BillingAPI
+import BillingMessages
+import Foundation
+import Testing
+
+/// Runs the built executables (beside the test bundle) as a person or a script would.
+enum Executable {
+    static func path(_ name: String) -> String? {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [directory, directory.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url.path }
+        }
+        return nil
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    /// Waits on a Dispatch thread, never on a Swift concurrency one (the
+    /// in-process billingd needs those).
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil,
+                    directory: String? = nil) async -> Result {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = arguments
+                var env = ProcessInfo.processInfo.environment
+                env["NO_COLOR"] = "1"
+                for (key, value) in environment { env[key] = value }
+                process.environment = env
+                if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+                let out = Pipe(), err = Pipe(), stdin = Pipe()
+                process.standardOutput = out
+                process.standardError = err
+                process.standardInput = stdin
+                do {
+                    try process.run()
+                } catch {
+                    continuation.resume(returning: Result(status: -1, stdout: "", stderr: "\(error)"))
+                    return
+                }
+                if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+                try? stdin.fileHandleForWriting.close()
+                // stderr is drained on a second thread: either pipe can fill.
+                let stderrBox = DataBox()
+                let group = DispatchGroup()
+                group.enter()
+                DispatchQueue.global().async {
+                    stderrBox.data = err.fileHandleForReading.readDataToEndOfFile()
+                    group.leave()
+                }
+                let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+                group.wait()
+                let stderrData = stderrBox.data
+                process.waitUntilExit()
+                continuation.resume(returning: Result(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
+                                                      stderr: String(decoding: stderrData, as: UTF8.self)))
+            }
+        }
+    }
+}
+
+/// Written by one thread before `DispatchGroup.wait` lets the other read it.
+final class DataBox: @unchecked Sendable {
+    var data = Data()
+}
+
+@Suite struct CommandLineTests {
+    /// `billing` against the fixture's billingd, with its development certificates.
+    func billing(_ f: ServerFixture, _ arguments: [String], as role: String = "internal", input: String? = nil) async throws -> Executable.Result {
+        let path = try #require(Executable.path("billing"), "build the billing executable first (swift build)")
+        return await Executable.run(path, arguments + ["--address", "127.0.0.1:\(f.application.port)", "--as", role],
+                                    environment: ["BILLINGD_DATA_DIR": f.directory], input: input)
+    }
+
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
+    }
+
+    @Test func aWholeSandboxTopUpFromTheCommandLine() async throws {
+        let f = try await ServerFixture()
+        #expect(try await billing(f, ["accounts", "create", "acc-cli", "--name", "CLI"]).status == 0)
+        let payerResult = try await billing(f, ["accounts", "add-payer", "acc-cli", "--name", "Jane", "--json"])
+        let payerID = try json(payerResult.stdout)["id"] as? String
+        #expect(payerID?.hasPrefix("pyr_") == true)
+
+        let created = try await billing(f, ["topup", "--account", "acc-cli", "--amount", "100.5", "--system", "sandbox", "--save-method", "--json"])
+        #expect(created.status == 0, "\(created.stderr)")
+        let body = try json(created.stdout)
+        let payment = try #require(body["payment"] as? [String: Any])
+        let amount = try #require(payment["amount"] as? [String: Any])
+        #expect(amount["amount_minor_units"] as? Int == 10050)
+        #expect(amount["currency"] as? String == "USD")
+        #expect(payment["status"] as? String == "new")
+        let redirect = try #require(body["redirect_url"] as? String)
+        let id = try #require(payment["id"] as? String)
+
+        #expect(try await f.press(redirect, approve: true).status == 303)
+        let waited = try await billing(f, ["payment", "show", id, "--wait", "--json"])
+        #expect(waited.status == 0, "\(waited.stderr)")
+        #expect(try json(waited.stdout)["status"] as? String == "paid")
+
+        let balance = try await billing(f, ["balance", "--account", "acc-cli", "--json"])
+        #expect(try (json(balance.stdout)["balance"] as? [String: Any])?["amount_minor_units"] as? Int == 10050)
+
+        // The saved method is now the default: a top-up with no method uses it, at once.
+        let again = try await billing(f, ["topup", "--account", "acc-cli", "--amount", "25", "--json"])
+        #expect(try (json(again.stdout)["payment"] as? [String: Any])?["status"] as? String == "paid")
+
+        let table = try await billing(f, ["payments", "--account", "acc-cli"])
+        #expect(table.stdout.contains("100.50 USD"))
+        #expect(table.stdout.split(separator: "\n").first?.hasPrefix("ID") == true)
+        await f.stop()
+    }
+
+    @Test func eachErrorClassHasItsExitCode() async throws {
+        let f = try await ServerFixture()
+        _ = try await f.account("acc-codes")
+        // Usage: bad amount text, conflicting flags, missing amount off a terminal.
+        #expect(try await billing(f, ["topup", "--account", "acc-codes", "--amount", "1e3", "--invoice"]).status == 64)
+        #expect(try await billing(f, ["topup", "--account", "acc-codes", "--amount", "10", "--invoice", "--system", "sandbox"]).status == 64)
+        let noAmount = try await billing(f, ["topup", "--account", "acc-codes", "--invoice"])
+        #expect(noAmount.status == 64)
+        #expect(noAmount.stderr.contains("presets: 100.00, 200.00, 500.00, 1000.00"))
+        // Refused by billingd: below the minimum, unknown account, operator spending.
+        let below = try await billing(f, ["topup", "--account", "acc-codes", "--amount", "0.49", "--invoice"])
+        #expect(below.status == 65)
+        #expect(below.stderr.contains("below the minimum of 0.50 USD"))
+        #expect(try await billing(f, ["balance", "--account", "acc-nope"]).status == 65)
+        #expect(try await billing(f, ["topup", "--account", "acc-codes", "--amount", "10", "--invoice"], as: "operator").status == 65)
+        // Cannot connect.
+        let path = try #require(Executable.path("billing"))
+        let down = await Executable.run(path, ["balance", "--account", "acc-codes", "--address", "127.0.0.1:1"],
+                                        environment: ["BILLINGD_DATA_DIR": f.directory])
+        #expect(down.status == 69)
+        #expect(down.stderr.contains("connection refused"))
+        // A payment that ends Cancelled.
+        let created = try await billing(f, ["topup", "--account", "acc-codes", "--amount", "10", "--system", "sandbox", "--json"])
+        let body = try json(created.stdout)
+        _ = try await f.press(try #require(body["redirect_url"] as? String), approve: false)
+        let id = try #require((body["payment"] as? [String: Any])?["id"] as? String)
+        let cancelled = try await billing(f, ["payment", "show", id, "--wait"])
+        #expect(cancelled.status == 3)
+        #expect(cancelled.stdout.contains("cancelled: declined on the sandbox page"))
+        await f.stop()
+    }
+
+    @Test func watchReceivesATransition() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-watch")
+        let watcher = Task { try await billing(f, ["watch", "--account", account.id, "--count", "3", "--json"]) }
+        try await Task.sleep(for: .milliseconds(300))
+        let invoice = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 7_00, option: .invoice))
+        var settle = BillingV1.SettleInvoiceRequest()
+        settle.paymentId = invoice.payment!.id
+        _ = try await f.clients("operator").balance.settleInvoice(settle)
+        let result = try await watcher.value
+        #expect(result.status == 0, "\(result.stderr)")
+        let events = try result.stdout.split(separator: "\n").map { try json(String($0)) }
+        #expect(events.map { $0["kind"] as? String } == ["payment_status_changed", "payment_status_changed", "balance_changed"])
+        #expect(events[1]["status"] as? String == "paid")
+        #expect(events[1]["previous_status"] as? String == "new")
+        await f.stop()
+    }
+
+    @Test func helpOnEveryCommandHasAnExample() async throws {
+        let path = try #require(Executable.path("billing"))
+        for command in [[], ["topup"], ["balance"], ["payments"], ["payment", "show"], ["methods", "list"], ["renewals", "renew"],
+                        ["migration", "pay"], ["invoice", "settle"], ["watch"], ["doctor"], ["payers"]] {
+            let result = await Executable.run(path, command + ["--help"])
+            #expect(result.status == 0)
+            #expect(result.stdout.contains("billing "), "\(command)")
+            #expect(result.stdout.lowercased().contains("example"), "\(command) has no example")
+        }
+    }
+}
+
+/// Interactive behaviour under a real pseudo-terminal (util-linux `script`).
+@Suite struct TerminalTests {
+    func underTerminal(_ f: ServerFixture, _ command: String, input: String) async throws -> String {
+        let billing = try #require(Executable.path("billing"))
+        let line = "\(billing) \(command) --address 127.0.0.1:\(f.application.port)"
+        let result = await Executable.run("/usr/bin/script", ["-qec", line, "/dev/null"],
+                                          environment: ["BILLINGD_DATA_DIR": f.directory, "TERM": "xterm"], input: input)
+        return result.stdout
+    }
+
+    @Test func withNoAmountThePresetsAreOfferedAndOneIsChosen() async throws {
+        let f = try await ServerFixture()
+        let (account, _) = try await f.account("acc-tty")
+        let screen = try await underTerminal(f, "topup --account \(account.id) --invoice", input: "2\n")
+        #expect(screen.contains("[1] 100.00 USD"))
+        #expect(screen.contains("[4] 1000.00 USD"))
+        #expect(screen.contains("200.00 USD"))
+        var list = BillingV1.ListPaymentsRequest()
+        list.accountId = account.id
+        let payments = try await f.clients("internal").balance.listPayments(list).payments
+        #expect(payments.map { $0.amount?.amountMinorUnits } == [200_00])
+        await f.stop()
+    }
+
+    @Test func waitingShowsASpinnerThenTheFinalStatus() async throws {
+        let f = try await ServerFixture(pollSeconds: 30)
+        let (account, payer) = try await f.account("acc-spin")
+        let created = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 9_00, option: .system(.sandbox)))
+        let pay = Task {
+            try await Task.sleep(for: .milliseconds(1500))
+            _ = try await f.press(created.redirectUrl, approve: true)
+        }
+        let screen = try await underTerminal(f, "payment show \(created.payment!.id) --wait", input: "")
+        try await pay.value
+        #expect(Waiterframes.any { screen.contains($0) }, "a spinner frame: \(screen.debugDescription)")
+        #expect(screen.contains("✓"))
+        #expect(screen.contains("Paid"))
+        #expect(screen.contains("\r"), "redrawn in place")
+        await f.stop()
+    }
+}
+
+enum Waiterframes {
+    static let frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
+    static func any(_ predicate: (String) -> Bool) -> Bool { frames.contains(where: predicate) }
+}
+
+/// billingd as an operator runs it.
+@Suite struct DaemonTests {
+    @Test func checkConfigAcceptsTheExampleAndRefusesABadFile() async throws {
+        let billingd = try #require(Executable.path("billingd"))
+        let good = await Executable.run(billingd, ["--check-config", "--config", ConfigurationTests.example])
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stdout.contains("configuration is valid"))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).json").path
+        try #"{"listen": {"port": 99999}, "poller": {"intervalSeconds": 0}}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        let bad = await Executable.run(billingd, ["--check-config", "--config", path])
+        #expect(bad.status == 78)
+        #expect(bad.stderr.contains("listen.port 99999 is not a port"))
+        #expect(bad.stderr.contains("poller.intervalSeconds"))
+    }
+
+    @Test func sigtermStopsItGracefully() async throws {
+        let billingd = try #require(Executable.path("billingd"))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-proc-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: billingd)
+        process.arguments = ["--data-dir", directory]
+        process.environment = ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "PATH": "/usr/bin:/bin"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Started when the development certificates exist and it logs that it listens.
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while !FileManager.default.fileExists(atPath: directory + "/billing.sqlite"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        kill(process.processIdentifier, SIGTERM)
+        let log = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let data = err.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                continuation.resume(returning: String(decoding: data, as: UTF8.self))
+            }
+        }
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0, "\(log)")
+        #expect(log.contains("billingd listening"))
+        #expect(log.contains("billingd stopped"))
+        #expect(!log.contains("PRIVATE KEY"))
+    }
+}
