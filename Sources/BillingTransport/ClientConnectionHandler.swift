@@ -140,7 +140,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Sends a Request frame; returns its stream id.
     func start(_ method: MethodDescriptor, request: [UInt8], options: CallOptions, waiter: WaiterKind) throws -> UInt32 {
-        guard let context, isUsable else { throw RPCError(.unavailable, "connection is closing") }
+        guard let context, isUsable else { throw NotProcessed() }
         var envelope = BillingV1.Request()
         envelope.service = method.service
         envelope.method = method.method
@@ -205,6 +205,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(Frame(streamID: id, type: .cancel, payload: context.channel.allocator.buffer(capacity: 0))), promise: nil)
     }
 
+    /// Fails a call the server never processed (it arrived after GOAWAY).
+    private func cancelUnsent(_ id: UInt32) {
+        guard let waiter = waiters.removeValue(forKey: id) else { return }
+        switch waiter {
+        case .unary(let continuation): continuation.resume(throwing: NotProcessed())
+        case .stream(let continuation, _): continuation.finish(throwing: NotProcessed())
+        }
+    }
+
     /// The consumer took one message off a stream's buffer.
     func consumed(_ id: UInt32) {
         if case .stream(let continuation, let buffered)? = waiters[id] {
@@ -252,6 +261,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
         case .goAway:
             goingAway = true
+            // Streams above the server's last accepted id were never processed:
+            // they fail as such, and the client retries them on a new connection.
+            let lastAccepted = frame.payload.getInteger(at: frame.payload.readerIndex, endianness: .big, as: UInt32.self) ?? 0
+            for id in waiters.keys where id > lastAccepted {
+                cancelUnsent(id)
+            }
         default:
             break
         }
@@ -269,3 +284,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 }
+
+/// A call that never reached a server handler (the connection was closing, or
+/// the server's GOAWAY named a lower last stream): safe to send again on a new
+/// connection, whatever the method.
+struct NotProcessed: Error {}

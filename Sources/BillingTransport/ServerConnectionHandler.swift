@@ -58,8 +58,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let handshake = event as? TLSHandshakeCompleted {
             peer = handshake.peer.map { PeerIdentity(commonName: $0.commonName, uris: $0.uris) } ?? .anonymous
-        } else if event is IdleStateHandler.IdleStateEvent {
-            if streams.isEmpty { context.close(promise: nil) }
+            try? context.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(limits.idleTimeout)), position: .before(self))
+        } else if event is IdleStateHandler.IdleStateEvent, streams.isEmpty, !draining {
+            // GOAWAY first: a request crossing the close on the wire is then
+            // known to be unprocessed, and the client retries it elsewhere.
+            beginDraining()
         }
         context.fireUserInboundEventTriggered(event)
     }

@@ -150,9 +150,26 @@ public final class TTRPCClient: ClientTransport {
         return "\(error)"
     }
 
+    /// How often a call the server never processed is sent again on a new
+    /// connection (a connection closing under it: idle timeout, shutdown).
+    static let unprocessedRetries = 3
+
     public func unary(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> [UInt8] {
         try await permits.acquire()
         defer { permits.release() }
+        for attempt in 1...Self.unprocessedRetries {
+            do {
+                return try await unaryOnce(method, request: request, options: options)
+            } catch is NotProcessed where attempt < Self.unprocessedRetries {
+                continue
+            } catch is NotProcessed {
+                throw RPCError(.unavailable, "the server closed connections before taking the call; retry")
+            }
+        }
+        preconditionFailure("the loop returns or throws")
+    }
+
+    private func unaryOnce(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> [UInt8] {
         let connection = try await connection()
         let loop = connection.channel.eventLoop
         let handler = connection.handler
@@ -184,32 +201,38 @@ public final class TTRPCClient: ClientTransport {
 
     public func serverStream(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> any RawMessageStream {
         try await permits.acquire()
-        let permits = self.permits
-        let connection: Connection
-        do {
-            connection = try await self.connection()
-        } catch {
-            permits.release()
-            throw error
+        for attempt in 1...Self.unprocessedRetries {
+            do {
+                return try await serverStreamOnce(method, request: request, options: options)
+            } catch is NotProcessed where attempt < Self.unprocessedRetries {
+                continue
+            } catch is NotProcessed {
+                permits.release()
+                throw RPCError(.unavailable, "the server closed connections before taking the call; retry")
+            } catch {
+                permits.release()
+                throw error
+            }
         }
+        preconditionFailure("the loop returns or throws")
+    }
+
+    /// Opens the stream; on error the caller releases the permit.
+    private func serverStreamOnce(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> any RawMessageStream {
+        let permits = self.permits
+        let connection = try await self.connection()
         let loop = connection.channel.eventLoop
         let handler = connection.handler
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: [UInt8].self)
-        let id: UInt32
-        do {
-            id = try await loop.submit {
-                let id = try handler.value.start(method, request: request, options: options, waiter: .stream(continuation))
-                if let timeout = options.timeout {
-                    loop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
-                        handler.value.cancel(id, RPCError(.deadlineExceeded, "deadline exceeded"))
-                    }
+        let id = try await loop.submit {
+            let id = try handler.value.start(method, request: request, options: options, waiter: .stream(continuation))
+            if let timeout = options.timeout {
+                loop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+                    handler.value.cancel(id, RPCError(.deadlineExceeded, "deadline exceeded"))
                 }
-                return id
-            }.get()
-        } catch {
-            permits.release()
-            throw error
-        }
+            }
+            return id
+        }.get()
         return ClientRawStream(stream: stream, onConsume: {
             loop.execute { handler.value.consumed(id) }
         }, onCancel: {
@@ -250,6 +273,9 @@ private final class ClientRawStream: RawMessageStream, @unchecked Sendable {
             let element = try await iterator.next()
             if element != nil { onConsume() } else { _ = end() }
             return element
+        } catch is NotProcessed {
+            _ = end()
+            throw RPCError(.unavailable, "the server closed the connection before taking the stream; open it again")
         } catch {
             _ = end()
             throw error

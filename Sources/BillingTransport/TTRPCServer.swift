@@ -60,7 +60,8 @@ public final class TTRPCServer: Sendable {
                     try sync.addHandler(try OpenSSLHandler(context: tls))
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: wire)))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder(limits: wire)))
-                    try sync.addHandler(IdleStateHandler(allTimeout: TimeAmount(limits.idleTimeout)))
+                    // The idle timer starts after the handshake (ServerConnectionHandler
+                    // adds it then): the handshake has its own timeout.
                     try sync.addHandler(handler)
                     let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
                     registry.connections.withLock { $0[key] = (channel, bound) }

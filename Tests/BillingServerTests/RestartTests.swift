@@ -9,7 +9,9 @@ import Testing
 /// process finishes the job and a watcher resumes after its cursor.
 @Suite struct RestartTests {
     @Test func aRestartLosesNothing() async throws {
-        let first = try await ServerFixture(pollSeconds: 1)
+        // Slow enough that the first process does not see the payment paid
+        // before it stops, even on a loaded machine.
+        let first = try await ServerFixture(pollSeconds: 5)
         let directory = first.directory
         let (account, payer) = try await first.account("acc-restart")
         let accountCertificate = try first.accountCertificate(account.id)
@@ -23,8 +25,10 @@ import Testing
             cursor = event.sequence
             if case .methodStatusChanged? = event.event { break }
         }
-        // The person pays while billingd is down... (the page is part of
-        // billingd, so: pay, then stop before any poll sees it).
+        // The poller's first look (right after creation) saw it unpaid; the
+        // next is 5 s away. The person pays now, and billingd stops before
+        // that next look.
+        _ = try await first.waitForPayment(created.payment!.id, client: client.balance) { $0.checkAttempts >= 1 }
         _ = try await first.press(created.redirectUrl, approve: true)
         var get = BillingV1.GetPaymentRequest()
         get.paymentId = created.payment!.id
@@ -37,7 +41,7 @@ import Testing
             configuration.sandbox.port = 0
         }
         let client2 = try second.clients(accountCertificate)
-        let paid = try await second.waitForPayment(created.payment!.id, client: client2.balance) { $0.status == .paid }
+        let paid = try await second.waitForPayment(created.payment!.id, client: client2.balance, within: .seconds(20)) { $0.status == .paid }
         #expect(paid.status == .paid, "the restarted poller finished the job")
 
         // The watcher resumes after the last sequence it saw, missing nothing.

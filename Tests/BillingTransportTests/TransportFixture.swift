@@ -121,15 +121,14 @@ final class TransportFixture: Sendable {
 
 /// A TLS client that sends whatever frames (or bytes) a test gives it and
 /// records every frame the server sends back: a peer that breaks the rules.
-final class RawFrameClient: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = InboundFrame
-
+final class RawFrameClient: Sendable {
     let channel: any Channel
-    private let received = Mutex<[Frame]>([])
-    private let closedFlag = Atomic<Bool>(false)
 
     init(_ fixture: TransportFixture) async throws {
         let tls = try fixture.clientTLS()
+        // The collector goes in with the other handlers, so no frame (nor an
+        // early close) can come before it is there.
+        let collector = Collector()
         let bootstrap = ClientBootstrap(group: fixture.group)
             // A small receive buffer, so a test that stops reading fills it fast.
             .channelOption(.socketOption(.so_rcvbuf), value: 16 << 10)
@@ -137,21 +136,28 @@ final class RawFrameClient: ChannelInboundHandler, @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try OpenSSLHandler(context: tls))
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: WireLimits())))
+                    try channel.pipeline.syncOperations.addHandler(collector)
                 }
             }
         channel = try await bootstrap.connect(host: "127.0.0.1", port: fixture.port).get()
-        try await channel.pipeline.addHandler(self).get()
-        channel.closeFuture.whenComplete { _ in self.closedFlag.store(true, ordering: .relaxed) }
+        self.collector = collector
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .frame(let frame) = unwrapInboundIn(data) {
-            received.withLock { $0.append(frame) }
+    let collector: Collector
+
+    /// Records every frame the server sends.
+    final class Collector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = InboundFrame
+        let received = Mutex<[Frame]>([])
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .frame(let frame) = unwrapInboundIn(data) {
+                received.withLock { $0.append(frame) }
+            }
         }
     }
 
-    var isClosed: Bool { closedFlag.load(ordering: .relaxed) }
-    var frames: [Frame] { received.withLock { $0 } }
+    var frames: [Frame] { collector.received.withLock { $0 } }
 
     /// Sends raw bytes through TLS.
     func send(_ bytes: ByteBuffer) async throws {
@@ -192,8 +198,8 @@ final class RawFrameClient: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// The status of the Response frame on `streamID`.
-    func status(on streamID: UInt32) async throws -> RPCError? {
-        guard let frame = try await frame(on: streamID), frame.type == .response else { return nil }
+    func status(on streamID: UInt32, within: Duration = .seconds(5)) async throws -> RPCError? {
+        guard let frame = try await frame(on: streamID, within: within), frame.type == .response else { return nil }
         let response = try BillingV1.Response(serializedBytes: frame.payload.readableBytesView, limits: .default)
         return RPCError(status: response.status ?? BillingV1.Status())
     }
