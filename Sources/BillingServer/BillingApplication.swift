@@ -80,6 +80,16 @@ public final class BillingApplication: Sendable {
                 logger.info("sandbox payment page listening", metadata: ["url": "\(sandboxPages!.baseURL)"])
             }
 
+            if configuration.stripe.enabled {
+                var stripe = StripeProvider.Configuration(secretKey: try BillingConfiguration.secret(
+                    file: configuration.stripe.secretKeyFile, environment: configuration.stripe.secretKeyEnvironment, what: "Stripe secret key"))
+                stripe.baseURL = configuration.stripe.baseURL
+                stripe.timeout = .milliseconds(Int64(configuration.stripe.timeoutSeconds * 1000))
+                stripe.paymentTimeToLive = .milliseconds(Int64(configuration.stripe.paymentTimeToLiveSeconds * 1000))
+                providers[.stripe] = StripeProvider(stripe)
+                logger.info("Stripe enabled", metadata: ["base_url": "\(configuration.stripe.baseURL)"])
+            }
+
             let registry = ProviderRegistry(providers: providers)
             let flows = PaymentFlows(store: store, providers: registry, logger: logger)
             let env = ServiceEnvironment(store: store, flows: flows, policy: policy, defaultCurrency: currency,

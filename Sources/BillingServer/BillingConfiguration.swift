@@ -64,6 +64,16 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var declineSavedMethodCharges: Bool = false
     }
 
+    public struct Stripe: Sendable, Codable, Hashable {
+        public var enabled: Bool = false
+        public var baseURL: String = "https://api.stripe.com"
+        /// A file holding the secret key; else the environment variable below.
+        public var secretKeyFile: String = ""
+        public var secretKeyEnvironment: String = "STRIPE_SECRET_KEY"
+        public var timeoutSeconds: Double = 15
+        public var paymentTimeToLiveSeconds: Double = 3600
+    }
+
     /// Where the database, the development certificates and the sandbox state live.
     public var dataDirectory: String = "./billingd-data"
     public var listen = Listen()
@@ -77,6 +87,7 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     public var poller = Poller()
     public var limits = Limits()
     public var sandbox = Sandbox()
+    public var stripe = Stripe()
     /// "info", "debug", "trace", "notice", "warning", "error".
     public var logLevel: String = "info"
 
@@ -132,6 +143,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         } catch {
             problems.append("topUp: \(error)")
         }
+        if stripe.enabled && !(stripe.baseURL.hasPrefix("https://") || stripe.baseURL.hasPrefix("http://127.0.0.1")) {
+            problems.append("stripe.baseURL must be https (or loopback for tests)")
+        }
         if poller.intervalSeconds <= 0 || poller.intervalSeconds > 86_400 { problems.append("poller.intervalSeconds must be in (0, 86400]") }
         if !(1...256).contains(poller.concurrency) { problems.append("poller.concurrency must be 1 to 256") }
         if poller.leaseSeconds <= 0 { problems.append("poller.leaseSeconds must be positive") }
@@ -157,6 +171,25 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             presets.append(preset)
         }
         return TopUpPolicy(minimum: minimum, maximum: maximum, presets: presets)
+    }
+
+    /// A secret from `file` if given, else from the environment; trailing
+    /// whitespace dropped. The value is never logged or put in an error.
+    public static func secret(file: String, environment name: String, what: String,
+                              environment: [String: String]? = nil) throws(ConfigurationError) -> String {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        if !file.isEmpty {
+            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+                throw ConfigurationError(problems: ["cannot read the \(what) file \(file)"])
+            }
+            let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !secret.isEmpty else { throw ConfigurationError(problems: ["the \(what) file \(file) is empty"]) }
+            return secret
+        }
+        guard let secret = environment[name], !secret.isEmpty else {
+            throw ConfigurationError(problems: ["\(what) missing: set \(name) or give a key file"])
+        }
+        return secret
     }
 
     public var resolvedDatabasePath: String {

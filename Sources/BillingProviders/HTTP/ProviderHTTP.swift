@@ -1,0 +1,98 @@
+internal import Foundation
+#if canImport(FoundationNetworking)
+internal import FoundationNetworking
+#endif
+
+/// HTTP for the payment-system adapters, over Foundation's URLSession (the
+/// system libcurl and OpenSSL): connection reuse, timeouts, and retries with
+/// backoff for what retrying can fix (network errors, 429, 5xx). A 4xx is
+/// returned to the adapter, which decides what it means. Requests carry
+/// idempotency keys, so a retry never doubles a charge.
+///
+/// Secrets travel in headers only; nothing here logs or echoes a request.
+struct ProviderHTTP: Sendable {
+    let session: URLSession
+    let maxAttempts: Int
+    let baseDelay: Duration
+
+    struct Response {
+        let status: Int
+        let body: Data
+        /// The provider's id of the request (Stripe `Request-Id`, PayPal
+        /// `Paypal-Debug-Id`), kept for support cases.
+        let requestID: String?
+    }
+
+    init(timeout: Duration, maxAttempts: Int = 3, baseDelay: Duration = .milliseconds(200)) {
+        let configuration = URLSessionConfiguration.ephemeral
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        configuration.timeoutIntervalForRequest = seconds
+        configuration.timeoutIntervalForResource = seconds * Double(maxAttempts)
+        configuration.httpMaximumConnectionsPerHost = 8
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        configuration.httpCookieStorage = nil
+        session = URLSession(configuration: configuration)
+        self.maxAttempts = maxAttempts
+        self.baseDelay = baseDelay
+    }
+
+    func send(_ request: URLRequest, requestIDHeader: String) async throws(ProviderError) -> Response {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let data: Data
+            let http: HTTPURLResponse
+            do {
+                let (body, response) = try await session.data(for: request)
+                guard let response = response as? HTTPURLResponse else { throw ProviderError.malformed("not an HTTP response", requestID: nil) }
+                data = body
+                http = response
+            } catch let error as ProviderError {
+                throw error
+            } catch {
+                // Timeout, refused, reset: the request may or may not have
+                // arrived; the idempotency key makes sending it again safe.
+                if attempt < maxAttempts {
+                    await backoff(attempt, retryAfter: nil)
+                    continue
+                }
+                throw .unavailable("\(request.url?.host ?? "provider"): \((error as NSError).localizedDescription)")
+            }
+            let requestID = http.value(forHTTPHeaderField: requestIDHeader)
+            if http.statusCode == 429 || http.statusCode >= 500 {
+                if attempt < maxAttempts {
+                    await backoff(attempt, retryAfter: http.value(forHTTPHeaderField: "Retry-After").flatMap(Double.init))
+                    continue
+                }
+                throw .unavailable("HTTP \(http.statusCode) after \(attempt) attempts" + (requestID.map { " (request \($0))" } ?? ""))
+            }
+            return Response(status: http.statusCode, body: data, requestID: requestID)
+        }
+    }
+
+    /// 200 ms, 400 ms, 800 ms … or what Retry-After asks, at most 5 s.
+    private func backoff(_ attempt: Int, retryAfter: Double?) async {
+        let delay = retryAfter.map { Duration.milliseconds(Int64(min($0, 5) * 1000)) } ?? baseDelay * (1 << (attempt - 1))
+        try? await Task.sleep(for: min(delay, .seconds(5)))
+    }
+
+    /// The body as a JSON object, or `.malformed` with the request id.
+    static func object(_ response: Response) throws(ProviderError) -> [String: Any] {
+        guard let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any] else {
+            throw .malformed("the body is not a JSON object (HTTP \(response.status))", requestID: response.requestID)
+        }
+        return object
+    }
+}
+
+/// `application/x-www-form-urlencoded` with Stripe's bracketed keys.
+enum FormEncoding {
+    static func encode(_ pairs: [(String, String)]) -> Data {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let text = pairs.map { key, value in
+            (key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key) + "=" + (value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value)
+        }.joined(separator: "&")
+        return Data(text.utf8)
+    }
+}

@@ -1,0 +1,208 @@
+public import BillingCore
+internal import Foundation
+#if canImport(FoundationNetworking)
+internal import FoundationNetworking
+#endif
+
+/// Stripe, through Checkout Sessions (hosted page) and PaymentIntents
+/// (off-session charges of saved cards). API version 2023-08-16, the one
+/// `vendor-specs/stripe-openapi-subset.json` describes.
+///
+/// Every mutating call carries an `Idempotency-Key` made from our payment id
+/// and the operation, so a retry (ours after a timeout, the poller's, a second
+/// billingd's) never creates a second session or charge.
+///
+/// A saved method's reference is "cus_…/pm_…": Stripe charges a saved card
+/// off-session only together with its customer.
+public final class StripeProvider: PaymentProvider {
+    public struct Configuration: Sendable {
+        public var baseURL: String = "https://api.stripe.com"
+        /// sk_live_… or sk_test_…; from a file or the environment, never logged.
+        public var secretKey: String
+        public var timeout: Duration = .seconds(15)
+        /// Checkout Sessions live 24 h at Stripe by default; ours expire sooner.
+        public var paymentTimeToLive: Duration = .seconds(3600)
+        /// What the person sees on Stripe's page.
+        public var productName: String = "Balance top-up"
+
+        public init(secretKey: String) {
+            self.secretKey = secretKey
+        }
+    }
+
+    public let system = PaymentSystem.stripe
+    public var paymentTimeToLive: Duration { configuration.paymentTimeToLive }
+    private let configuration: Configuration
+    private let http: ProviderHTTP
+
+    public init(_ configuration: Configuration) {
+        self.configuration = configuration
+        http = ProviderHTTP(timeout: configuration.timeout)
+    }
+
+    // MARK: PaymentProvider
+
+    public func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
+        let payment = request.payment
+        var form: [(String, String)] = [
+            ("mode", "payment"),
+            ("line_items[0][price_data][currency]", payment.amount.currency.code.lowercased()),
+            ("line_items[0][price_data][unit_amount]", String(payment.amount.amountMinorUnits)),
+            ("line_items[0][price_data][product_data][name]", configuration.productName),
+            ("line_items[0][quantity]", "1"),
+            ("success_url", payment.returnURL),
+            ("cancel_url", payment.returnURL),
+            ("client_reference_id", payment.id),
+            ("metadata[payment_id]", payment.id),
+            ("metadata[account_id]", payment.accountID),
+            ("payment_intent_data[metadata][payment_id]", payment.id),
+        ]
+        if request.saveMethod {
+            let customer = try await post("/v1/customers", [
+                ("name", request.payer.displayName),
+                ("metadata[payer_id]", request.payer.id),
+            ] + (request.payer.email.isEmpty ? [] : [("email", request.payer.email)]), idempotencyKey: "\(payment.id)-customer")
+            guard let customerID = customer["id"] as? String else { throw .malformed("customer without an id", requestID: nil) }
+            form.append(("customer", customerID))
+            form.append(("payment_intent_data[setup_future_usage]", "off_session"))
+        }
+        let session = try await post("/v1/checkout/sessions", form, idempotencyKey: "\(payment.id)-session")
+        guard let id = session["id"] as? String, let url = session["url"] as? String else {
+            throw .malformed("checkout session without id or url", requestID: nil)
+        }
+        return ProviderPayment(reference: id, redirectURL: url)
+    }
+
+    public func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
+        let (status, session, requestID) = try await get("/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))?expand[]=payment_intent")
+        if status == 404 { return .failed("the Stripe checkout session no longer exists") }
+        guard status == 200 else { throw .rejected("retrieving the session answered HTTP \(status)", requestID: requestID) }
+        return try await outcome(of: session, payment: payment, requestID: requestID)
+    }
+
+    public func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
+        let path = "/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))/expire"
+        let response = try await send("POST", path, form: [], idempotencyKey: "\(payment.id)-expire")
+        if response.status == 200 {
+            return try await outcome(of: try ProviderHTTP.object(response), payment: payment, requestID: response.requestID)
+        }
+        // Already complete or expired (for example paid between our check and
+        // this call): not an error for us; its state decides.
+        if response.status == 400 || response.status == 404 { return try await checkPayment(payment) }
+        throw .rejected("expiring the session answered HTTP \(response.status)", requestID: response.requestID)
+    }
+
+    public func chargeSavedMethod(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge {
+        let parts = method.providerReference.split(separator: "/")
+        guard parts.count == 2 else { return ProviderCharge(reference: "", outcome: .failed("the saved method has no Stripe customer")) }
+        let response = try await send("POST", "/v1/payment_intents", form: [
+            ("amount", String(payment.amount.amountMinorUnits)),
+            ("currency", payment.amount.currency.code.lowercased()),
+            ("customer", String(parts[0])),
+            ("payment_method", String(parts[1])),
+            ("off_session", "true"),
+            ("confirm", "true"),
+            ("metadata[payment_id]", payment.id),
+        ], idempotencyKey: "\(payment.id)-charge")
+        let body = try ProviderHTTP.object(response)
+        if response.status == 402 || (response.status == 400 && (body["error"] as? [String: Any])?["type"] as? String == "card_error") {
+            let error = body["error"] as? [String: Any] ?? [:]
+            let reason = [error["code"] as? String, error["decline_code"] as? String].compactMap { $0 }.joined(separator: ": ")
+            let intent = (error["payment_intent"] as? [String: Any])?["id"] as? String ?? ""
+            return ProviderCharge(reference: intent, outcome: .failed("card declined" + (reason.isEmpty ? "" : " (\(reason))")))
+        }
+        guard response.status == 200 else {
+            throw .rejected(Self.message(body) ?? "creating the payment intent answered HTTP \(response.status)", requestID: response.requestID)
+        }
+        guard let id = body["id"] as? String, let status = body["status"] as? String else {
+            throw .malformed("payment intent without id or status", requestID: response.requestID)
+        }
+        switch status {
+        case "succeeded": return ProviderCharge(reference: id, outcome: .paid(nil))
+        case "processing", "requires_capture": return ProviderCharge(reference: id, outcome: .pending)
+        default: return ProviderCharge(reference: id, outcome: .failed("the charge ended \(status)"))
+        }
+    }
+
+    public func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {
+        guard let paymentMethod = method.providerReference.split(separator: "/").last else { return }
+        let response = try await send("POST", "/v1/payment_methods/\(Self.pathSafe(String(paymentMethod)))/detach", form: [],
+                                      idempotencyKey: "\(method.id)-detach")
+        // Already detached is as good as detached.
+        guard response.status == 200 || response.status == 400 || response.status == 404 else {
+            throw .rejected("detaching answered HTTP \(response.status)", requestID: response.requestID)
+        }
+    }
+
+    // MARK: Mapping
+
+    /// open → New; complete + paid → Paid; complete + unpaid → New (an
+    /// asynchronous payment method); expired → Cancelled.
+    private func outcome(of session: [String: Any], payment: Payment, requestID: String?) async throws(ProviderError) -> ProviderOutcome {
+        guard let status = session["status"] as? String else { throw .malformed("session without status", requestID: requestID) }
+        switch status {
+        case "open":
+            return .pending
+        case "expired":
+            return .failed("the Stripe checkout expired before it was paid")
+        case "complete":
+            guard session["payment_status"] as? String == "paid" else { return .pending }
+            guard payment.savedPaymentMethodID != nil,
+                  let customer = session["customer"] as? String,
+                  let intent = session["payment_intent"] as? [String: Any],
+                  let method = (intent["payment_method"] as? String) ?? ((intent["payment_method"] as? [String: Any])?["id"] as? String) else {
+                return .paid(nil)
+            }
+            return .paid(SavedMethod(reference: "\(customer)/\(method)", displayName: try await displayName(of: method)))
+        default:
+            throw .malformed("unknown session status \(status)", requestID: requestID)
+        }
+    }
+
+    /// "Visa •••• 4242" from the PaymentMethod.
+    private func displayName(of method: String) async throws(ProviderError) -> String {
+        let (status, body, _) = try await get("/v1/payment_methods/\(Self.pathSafe(method))")
+        guard status == 200, let card = body["card"] as? [String: Any] else { return "Card" }
+        let brand = (card["brand"] as? String ?? "card").capitalized
+        return "\(brand) •••• \(card["last4"] as? String ?? "????")"
+    }
+
+    // MARK: HTTP
+
+    private func post(_ path: String, _ form: [(String, String)], idempotencyKey: String) async throws(ProviderError) -> [String: Any] {
+        let response = try await send("POST", path, form: form, idempotencyKey: idempotencyKey)
+        let body = try ProviderHTTP.object(response)
+        guard response.status == 200 else {
+            throw .rejected(Self.message(body) ?? "HTTP \(response.status)", requestID: response.requestID)
+        }
+        return body
+    }
+
+    private func get(_ pathAndQuery: String) async throws(ProviderError) -> (Int, [String: Any], String?) {
+        let response = try await send("GET", pathAndQuery, form: nil, idempotencyKey: nil)
+        return (response.status, try ProviderHTTP.object(response), response.requestID)
+    }
+
+    private func send(_ method: String, _ pathAndQuery: String, form: [(String, String)]?, idempotencyKey: String?) async throws(ProviderError) -> ProviderHTTP.Response {
+        guard let url = URL(string: configuration.baseURL + pathAndQuery) else { throw .rejected("bad Stripe URL", requestID: nil) }
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        request.setValue("Bearer \(configuration.secretKey)", forHTTPHeaderField: "Authorization")
+        request.setValue("2023-08-16", forHTTPHeaderField: "Stripe-Version")
+        if let idempotencyKey { request.setValue(idempotencyKey, forHTTPHeaderField: "Idempotency-Key") }
+        if let form {
+            request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+            request.httpBody = FormEncoding.encode(form)
+        }
+        return try await http.send(request, requestIDHeader: "Request-Id")
+    }
+
+    private static func message(_ body: [String: Any]) -> String? {
+        (body["error"] as? [String: Any])?["message"] as? String
+    }
+
+    /// Ids go into paths: refuse anything but Stripe's id alphabet.
+    private static func pathSafe(_ id: String) -> String {
+        id.filter { $0.isLetter || $0.isNumber || $0 == "_" }
+    }
+}

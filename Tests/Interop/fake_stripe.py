@@ -1,0 +1,351 @@
+"""A local stand-in for Stripe's API, for billingd's tests (loopback only).
+
+It keeps state across calls (customers, Checkout Sessions, PaymentIntents,
+PaymentMethods), answers with the shapes of Stripe's own fixtures
+(vendor-specs/stripe-fixtures3.json), and validates every request body
+against vendor-specs/stripe-openapi-subset.json: bracketed form keys are
+unfolded into nested objects, values coerced by the schema, then checked with
+an OpenAPI 3.0 validator (additionalProperties: false, so an unknown or
+misspelled parameter fails). Every problem is recorded; tests read them at
+GET /_fake/problems and require none.
+
+Test controls (never part of Stripe's API), under /_fake/:
+  POST /_fake/sessions/<id>/pay         the customer pays (saves a card if asked)
+  POST /_fake/sessions/<id>/expire      Stripe expires the session itself
+  POST /_fake/fail?status=429&count=2   the next N API requests answer with that status
+  POST /_fake/malformed?count=1         the next N answers are not JSON
+  POST /_fake/decline/<pm>              off-session charges with this method are declined
+  GET  /_fake/problems, /_fake/requests
+
+Usage: fake_stripe.py SPECS_DIR   (prints "listening PORT", serves until killed)
+"""
+import copy
+import json
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from openapi_schema_validator import OAS30Validator
+
+SPECS = sys.argv[1]
+with open(SPECS + "/stripe-openapi-subset.json") as f:
+    SPEC = json.load(f)
+with open(SPECS + "/stripe-fixtures3.json") as f:
+    FIXTURES = json.load(f)["resources"]
+
+LOCK = threading.Lock()
+STATE = {"customers": {}, "sessions": {}, "intents": {}, "methods": {}, "idempotency": {},
+         "problems": [], "requests": [], "fail": [], "malformed": 0, "declined": set(), "counter": 0}
+
+
+def next_id(prefix):
+    STATE["counter"] += 1
+    return "%s_fake%06d" % (prefix, STATE["counter"])
+
+
+def resolve(schema):
+    while "$ref" in schema:
+        name = schema["$ref"].split("/")[-1]
+        schema = SPEC["components"]["schemas"][name]
+    return schema
+
+
+def unfold(pairs):
+    """a[b][0][c]=v -> {"a": {"b": [{"c": "v"}]}} (lists from numeric keys)."""
+    root = {}
+    for key, value in pairs:
+        parts = key.replace("]", "").split("[")
+        node = root
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            nxt = None if last else parts[i + 1]
+            if isinstance(node, list):
+                index = int(part)
+                while len(node) <= index:
+                    node.append(None)
+                if last:
+                    node[index] = value
+                else:
+                    if node[index] is None:
+                        node[index] = [] if nxt.isdigit() or nxt == "" else {}
+                    node = node[index]
+            else:
+                if part == "" and isinstance(node, dict):
+                    raise ValueError("empty key in " + key)
+                if last:
+                    if part in node and isinstance(node[part], list):
+                        node[part].append(value)
+                    else:
+                        node[part] = value
+                else:
+                    if part not in node:
+                        node[part] = [] if (nxt.isdigit() or nxt == "") else {}
+                    node = node[part]
+    return root
+
+
+def coerce(value, schema):
+    """Form values are strings; give them the types the schema names."""
+    schema = resolve(schema)
+    if "anyOf" in schema:
+        for option in schema["anyOf"]:
+            option = resolve(option)
+            try:
+                candidate = coerce(value, option)
+                if OAS30Validator(option).is_valid(candidate):
+                    return candidate
+            except Exception:
+                pass
+        return value
+    kind = schema.get("type")
+    if kind == "integer" and isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    if kind == "boolean" and value in ("true", "false"):
+        return value == "true"
+    if kind == "object" and isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {k: coerce(v, props[k]) if k in props else (coerce(v, extra) if isinstance(extra, dict) else v) for k, v in value.items()}
+    if kind == "array" and isinstance(value, list):
+        return [coerce(v, schema.get("items", {})) for v in value]
+    return value
+
+
+def validate(method, template, body_pairs, query_pairs):
+    op = SPEC["paths"][template][method.lower()]
+    problems = []
+    if method == "POST":
+        schema = op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+        try:
+            body = coerce(unfold(body_pairs), schema)
+        except Exception as error:  # noqa: BLE001
+            return ["%s %s: cannot unfold form: %s" % (method, template, error)], {}
+        for error in OAS30Validator(schema).iter_errors(body):
+            problems.append("%s %s: %s at %s" % (method, template, error.message, "/".join(str(p) for p in error.absolute_path)))
+        for name in schema.get("required", []):
+            if name not in body:
+                problems.append("%s %s: missing required %s" % (method, template, name))
+        return problems, body
+    allowed = {p["name"] for p in op.get("parameters", []) if p.get("in") == "query"}
+    for key, _ in query_pairs:
+        if key.split("[")[0] not in allowed:
+            problems.append("%s %s: unknown query parameter %s" % (method, template, key))
+    return problems, unfold(query_pairs)
+
+
+def fixture(kind, **overrides):
+    obj = copy.deepcopy(FIXTURES[kind])
+    obj.update(overrides)
+    return obj
+
+
+ROUTES = [
+    ("POST", "/v1/customers", "/v1/customers"),
+    ("POST", "/v1/checkout/sessions", "/v1/checkout/sessions"),
+    ("GET", "/v1/checkout/sessions/*", "/v1/checkout/sessions/{session}"),
+    ("POST", "/v1/checkout/sessions/*/expire", "/v1/checkout/sessions/{session}/expire"),
+    ("POST", "/v1/payment_intents", "/v1/payment_intents"),
+    ("GET", "/v1/payment_intents/*", "/v1/payment_intents/{intent}"),
+    ("GET", "/v1/payment_methods/*", "/v1/payment_methods/{payment_method}"),
+    ("POST", "/v1/payment_methods/*/detach", "/v1/payment_methods/{payment_method}/detach"),
+]
+
+
+def match(method, path):
+    parts = path.strip("/").split("/")
+    for m, pattern, template in ROUTES:
+        pp = pattern.strip("/").split("/")
+        if m == method and len(pp) == len(parts) and all(a == "*" or a == b for a, b in zip(pp, parts)):
+            args = [b for a, b in zip(pp, parts) if a == "*"]
+            return template, args
+    return None, None
+
+
+def error(status, kind, message, code=None, decline=None):
+    body = {"error": {"type": kind, "message": message}}
+    if code:
+        body["error"]["code"] = code
+    if decline:
+        body["error"]["decline_code"] = decline
+    return status, body
+
+
+def session_view(session, expand):
+    view = dict(session)
+    if "payment_intent" in expand and session.get("payment_intent"):
+        view["payment_intent"] = STATE["intents"][session["payment_intent"]]
+    return view
+
+
+def api(method, template, args, body, query, headers):
+    port = headers.get("Host", "127.0.0.1").split(":")[-1]
+    if template == "/v1/customers":
+        customer = fixture("customer", id=next_id("cus"), email=body.get("email"), name=body.get("name"),
+                           metadata=body.get("metadata", {}))
+        STATE["customers"][customer["id"]] = customer
+        return 200, customer
+    if template == "/v1/checkout/sessions":
+        item = body["line_items"][0]
+        sid = next_id("cs_test")
+        session = fixture("checkout.session", id=sid, object="checkout.session", status="open", payment_status="unpaid",
+                          mode=body.get("mode"), url="http://127.0.0.1:%s/pay/%s" % (port, sid),
+                          client_reference_id=body.get("client_reference_id"), metadata=body.get("metadata", {}),
+                          customer=body.get("customer"), success_url=body.get("success_url"), cancel_url=body.get("cancel_url"),
+                          amount_total=item["price_data"]["unit_amount"] * item.get("quantity", 1),
+                          currency=item["price_data"]["currency"], payment_intent=None,
+                          setup_future_usage=body.get("payment_intent_data", {}).get("setup_future_usage"))
+        STATE["sessions"][sid] = session
+        return 200, session
+    if template == "/v1/checkout/sessions/{session}":
+        session = STATE["sessions"].get(args[0])
+        if not session:
+            return error(404, "invalid_request_error", "No such checkout.session: '%s'" % args[0], "resource_missing")
+        return 200, session_view(session, query.get("expand", []))
+    if template == "/v1/checkout/sessions/{session}/expire":
+        session = STATE["sessions"].get(args[0])
+        if not session:
+            return error(404, "invalid_request_error", "No such checkout.session", "resource_missing")
+        if session["status"] != "open":
+            return error(400, "invalid_request_error", 'Only Checkout Sessions with a status in ["open"] can be expired.')
+        session["status"] = "expired"
+        return 200, session
+    if template == "/v1/payment_intents":
+        pm = body.get("payment_method")
+        intent = fixture("payment_intent", id=next_id("pi"), amount=body["amount"], currency=body["currency"],
+                         customer=body.get("customer"), payment_method=pm, metadata=body.get("metadata", {}))
+        if pm not in STATE["methods"] or STATE["methods"][pm].get("customer") is None:
+            return error(400, "invalid_request_error", "No such PaymentMethod: '%s'" % pm, "resource_missing")
+        if pm in STATE["declined"]:
+            intent["status"] = "requires_payment_method"
+            status, err = error(402, "card_error", "Your card was declined.", "card_declined", "insufficient_funds")
+            err["error"]["payment_intent"] = intent
+            return status, err
+        intent["status"] = "succeeded"
+        STATE["intents"][intent["id"]] = intent
+        return 200, intent
+    if template == "/v1/payment_intents/{intent}":
+        intent = STATE["intents"].get(args[0])
+        return (200, intent) if intent else error(404, "invalid_request_error", "No such payment_intent", "resource_missing")
+    if template == "/v1/payment_methods/{payment_method}":
+        pm = STATE["methods"].get(args[0])
+        return (200, pm) if pm else error(404, "invalid_request_error", "No such PaymentMethod", "resource_missing")
+    if template == "/v1/payment_methods/{payment_method}/detach":
+        pm = STATE["methods"].get(args[0])
+        if not pm or pm.get("customer") is None:
+            return error(400, "invalid_request_error", "The payment method you provided is not attached to a customer.")
+        pm["customer"] = None
+        return 200, pm
+    return error(404, "invalid_request_error", "Unrecognized request URL")
+
+
+def control(method, path, query):
+    parts = path.strip("/").split("/")[1:]
+    if parts[:1] == ["sessions"] and len(parts) == 3:
+        session = STATE["sessions"].get(parts[1])
+        if not session:
+            return 404, {"error": "no such session"}
+        if parts[2] == "pay" and session["status"] == "open":
+            pm = next_id("pm")
+            STATE["methods"][pm] = fixture("payment_method", id=pm, type="card", customer=session.get("customer")
+                                           if session.get("setup_future_usage") else None,
+                                           card=dict(FIXTURES["payment_method"].get("card") or {}, brand="visa", last4="4242"))
+            intent = fixture("payment_intent", id=next_id("pi"), status="succeeded", amount=session["amount_total"],
+                             currency=session["currency"], customer=session.get("customer"), payment_method=pm)
+            STATE["intents"][intent["id"]] = intent
+            session.update(status="complete", payment_status="paid", payment_intent=intent["id"])
+        elif parts[2] == "expire" and session["status"] == "open":
+            session["status"] = "expired"
+        return 200, session
+    if parts[:1] == ["fail"]:
+        STATE["fail"].extend([int(query.get("status", ["500"])[0])] * int(query.get("count", ["1"])[0]))
+        return 200, {}
+    if parts[:1] == ["malformed"]:
+        STATE["malformed"] += int(query.get("count", ["1"])[0])
+        return 200, {}
+    if parts[:1] == ["decline"] and len(parts) == 2:
+        STATE["declined"].add(parts[1])
+        return 200, {}
+    if parts[:1] == ["problems"]:
+        return 200, STATE["problems"]
+    if parts[:1] == ["requests"]:
+        return 200, STATE["requests"]
+    return 404, {"error": "unknown control"}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def respond(self, status, body, raw=None, request_id=None):
+        data = raw if raw is not None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if request_id:
+            self.send_header("Request-Id", request_id)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def handle_any(self, method):
+        url = urllib.parse.urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length).decode() if length else ""
+        query_pairs = urllib.parse.parse_qsl(url.query, keep_blank_values=True)
+        with LOCK:
+            if url.path.startswith("/_fake/"):
+                status, body = control(method, url.path, urllib.parse.parse_qs(url.query))
+                return self.respond(status, body)
+            request_id = next_id("req")
+            template, args = match(method, url.path)
+            STATE["requests"].append({"method": method, "path": url.path, "idempotency_key": self.headers.get("Idempotency-Key"),
+                                      "body": raw_body})
+            if not (self.headers.get("Authorization") or "").startswith("Bearer sk_test_"):
+                return self.respond(*error(401, "invalid_request_error", "Invalid API Key provided"), request_id=request_id)
+            if template is None:
+                STATE["problems"].append("%s %s: not an operation of the spec" % (method, url.path))
+                return self.respond(*error(404, "invalid_request_error", "Unrecognized request URL"), request_id=request_id)
+            if method == "POST" and self.headers.get("Content-Type", "").split(";")[0] != "application/x-www-form-urlencoded":
+                STATE["problems"].append("%s %s: body is not form-encoded" % (method, url.path))
+            body_pairs = urllib.parse.parse_qsl(raw_body, keep_blank_values=True)
+            problems, body = validate(method, template, body_pairs, query_pairs)
+            STATE["problems"].extend(problems)
+            if problems:
+                return self.respond(*error(400, "invalid_request_error", "; ".join(problems)), request_id=request_id)
+            if STATE["fail"]:
+                status = STATE["fail"].pop(0)
+                return self.respond(*error(status, "api_error", "Scripted failure %d" % status), request_id=request_id)
+            if STATE["malformed"]:
+                STATE["malformed"] -= 1
+                return self.respond(200, None, raw=b"{not json", request_id=request_id)
+            key = self.headers.get("Idempotency-Key")
+            if method == "POST" and key:
+                seen = STATE["idempotency"].get(key)
+                if seen:
+                    if seen[0] != (url.path, raw_body):
+                        return self.respond(*error(400, "idempotency_error",
+                                                   "Keys for idempotent requests can only be used with the same parameters"),
+                                            request_id=request_id)
+                    return self.respond(seen[1], seen[2], request_id=request_id)
+            query = {}
+            for k, v in query_pairs:
+                query.setdefault(k.replace("[]", ""), []).append(v)
+            status, result = api(method, template, args, body, query, self.headers)
+            if method == "POST" and key and status < 500:
+                STATE["idempotency"][key] = ((url.path, raw_body), status, result)
+            return self.respond(status, result, request_id=request_id)
+
+    def do_GET(self):
+        self.handle_any("GET")
+
+    def do_POST(self):
+        self.handle_any("POST")
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print("listening %d" % server.server_address[1], flush=True)
+    server.serve_forever()
