@@ -178,6 +178,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "BillingProvidersTests",
+            dependencies: ["BillingProviders", "BillingCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "BillingServerTests",
             // The CLI tests run the real billing and billingd executables.
             dependencies: ["BillingServer", "billing", "billingd", "BillingAPI", "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",

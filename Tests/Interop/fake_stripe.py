@@ -14,10 +14,11 @@ Test controls (never part of Stripe's API), under /_fake/:
   POST /_fake/sessions/<id>/expire      Stripe expires the session itself
   POST /_fake/fail?status=429&count=2   the next N API requests answer with that status
   POST /_fake/malformed?count=1         the next N answers are not JSON
+  POST /_fake/delay?ms=2000&count=1     the next N requests are processed, then answered late
   POST /_fake/decline/<pm>              off-session charges with this method are declined
   GET  /_fake/problems, /_fake/requests
 
-Usage: fake_stripe.py SPECS_DIR   (prints "listening PORT", serves until killed)
+Usage: fake_stripe.py SPECS_DIR   (prints "listening PORT PID", serves until killed)
 """
 import copy
 import json
@@ -37,7 +38,7 @@ with open(SPECS + "/stripe-fixtures3.json") as f:
 
 LOCK = threading.Lock()
 STATE = {"customers": {}, "sessions": {}, "intents": {}, "methods": {}, "idempotency": {},
-         "problems": [], "requests": [], "fail": [], "malformed": 0, "declined": set(), "counter": 0}
+         "problems": [], "requests": [], "fail": [], "malformed": 0, "delays": [], "declined": set(), "counter": 0}
 
 
 def next_id(prefix):
@@ -61,6 +62,14 @@ def unfold(pairs):
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             nxt = None if last else parts[i + 1]
+            if isinstance(node, list) and part == "":
+                # key[] : append
+                if last:
+                    node.append(value)
+                else:
+                    node.append([] if nxt.isdigit() or nxt == "" else {})
+                    node = node[-1]
+                continue
             if isinstance(node, list):
                 index = int(part)
                 while len(node) <= index:
@@ -224,6 +233,7 @@ def api(method, template, args, body, query, headers):
             return status, err
         intent["status"] = "succeeded"
         STATE["intents"][intent["id"]] = intent
+        STATE.setdefault("charges", []).append(intent["id"])
         return 200, intent
     if template == "/v1/payment_intents/{intent}":
         intent = STATE["intents"].get(args[0])
@@ -261,6 +271,9 @@ def control(method, path, query):
     if parts[:1] == ["fail"]:
         STATE["fail"].extend([int(query.get("status", ["500"])[0])] * int(query.get("count", ["1"])[0]))
         return 200, {}
+    if parts[:1] == ["delay"]:
+        STATE["delays"].extend([int(query.get("ms", ["1000"])[0])] * int(query.get("count", ["1"])[0]))
+        return 200, {}
     if parts[:1] == ["malformed"]:
         STATE["malformed"] += int(query.get("count", ["1"])[0])
         return 200, {}
@@ -271,6 +284,17 @@ def control(method, path, query):
         return 200, STATE["problems"]
     if parts[:1] == ["requests"]:
         return 200, STATE["requests"]
+    if parts[:1] == ["charges"]:
+        return 200, STATE.get("charges", [])
+    if parts[:1] == ["sessions"] and len(parts) == 1:
+        return 200, list(STATE["sessions"].values())
+    if parts[:1] == ["attach"] and len(parts) == 2:
+        # A card saved earlier by some other flow: attached to a new customer.
+        customer = next_id("cus")
+        STATE["customers"][customer] = fixture("customer", id=customer)
+        STATE["methods"][parts[1]] = fixture("payment_method", id=parts[1], type="card", customer=customer,
+                                             card=dict(FIXTURES["payment_method"].get("card") or {}, brand="visa", last4="4242"))
+        return 200, {"customer": customer, "payment_method": parts[1]}
     return 404, {"error": "unknown control"}
 
 
@@ -336,7 +360,12 @@ class Handler(BaseHTTPRequestHandler):
             status, result = api(method, template, args, body, query, self.headers)
             if method == "POST" and key and status < 500:
                 STATE["idempotency"][key] = ((url.path, raw_body), status, result)
-            return self.respond(status, result, request_id=request_id)
+            delay = STATE["delays"].pop(0) if STATE["delays"] else 0
+        # Processed (and remembered) before the late answer: a client that
+        # timed out and retries must get the same result, not a second one.
+        if delay:
+            time.sleep(delay / 1000)
+        return self.respond(status, result, request_id=request_id)
 
     def do_GET(self):
         self.handle_any("GET")
@@ -347,5 +376,6 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print("listening %d" % server.server_address[1], flush=True)
+    import os
+    print("listening %d %d" % (server.server_address[1], os.getpid()), flush=True)
     server.serve_forever()

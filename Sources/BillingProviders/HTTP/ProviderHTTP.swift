@@ -25,7 +25,9 @@ struct ProviderHTTP: Sendable {
 
     init(timeout: Duration, maxAttempts: Int = 3, baseDelay: Duration = .milliseconds(200)) {
         let configuration = URLSessionConfiguration.ephemeral
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        // Whole seconds, at least 1: Linux's URLSession hands timeouts to
+        // libcurl in whole seconds, and a fraction below 1 fails at once.
+        let seconds = max(1, (Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18).rounded(.up))
         configuration.timeoutIntervalForRequest = seconds
         configuration.timeoutIntervalForResource = seconds * Double(maxAttempts)
         configuration.httpMaximumConnectionsPerHost = 8

@@ -1,0 +1,73 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Tests/Interop/fake_stripe.py as a child process on a loopback port.
+final class FakeStripe: Sendable {
+    static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Interop")
+    static let specs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("shared/vendor-specs")
+
+    let process: Process
+    let port: Int
+    /// The interpreter's own pid (a launcher such as pyenv's shim may sit between).
+    let pid: Int32
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    init() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Self.interop.appendingPathComponent("fake_stripe.py").path, Self.specs.path]
+        let out = Pipe()
+        process.standardOutput = out
+        // Not the test's own stderr: nothing of the fake may outlive the test
+        // holding the runner's pipes open.
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        // Read the "listening PORT" line on a Dispatch thread (it blocks).
+        let line = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var bytes = Data()
+                while let byte = try? out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { bytes += byte }
+                continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        let fields = line.split(separator: " ")
+        guard fields.count == 3, fields[0] == "listening", let port = Int(fields[1]), let pid = Int32(fields[2]) else {
+            process.terminate()
+            throw Failure(description: "fake Stripe did not start: \(line) (needs python3 with openapi-schema-validator; run deploy/setup)")
+        }
+        self.port = port
+        self.pid = pid
+    }
+
+    func stop() {
+        kill(pid, SIGKILL)
+        process.terminate()
+    }
+
+    @discardableResult
+    func control(_ path: String, method: String = "POST") async throws -> Any {
+        var request = URLRequest(url: URL(string: baseURL + "/_fake/" + path)!)
+        request.httpMethod = method
+        let (data, _) = try await URLSession.shared.data(for: request)
+        return try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+    }
+
+    /// Every request that broke the OpenAPI description; tests require none.
+    func problems() async throws -> [String] {
+        try await control("problems", method: "GET") as? [String] ?? ["problems not readable"]
+    }
+
+    func requests() async throws -> [[String: Any]] {
+        try await control("requests", method: "GET") as? [[String: Any]] ?? []
+    }
+
+    func charges() async throws -> [String] {
+        try await control("charges", method: "GET") as? [String] ?? []
+    }
+}
