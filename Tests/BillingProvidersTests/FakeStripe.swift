@@ -6,7 +6,10 @@ import FoundationNetworking
 /// Tests/Interop/fake_stripe.py as a child process on a loopback port.
 final class FakeStripe: Sendable {
     static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Interop")
-    static let specs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// `../shared/vendor-specs` beside the repository (as CI lays it out), or
+    /// `$BILLING_VENDOR_SPECS`.
+    static let specs = ProcessInfo.processInfo.environment["BILLING_VENDOR_SPECS"].map { URL(fileURLWithPath: $0) }
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("shared/vendor-specs")
 
     let process: Process
@@ -39,7 +42,7 @@ final class FakeStripe: Sendable {
         let fields = line.split(separator: " ")
         guard fields.count == 3, fields[0] == "listening", let port = Int(fields[1]), let pid = Int32(fields[2]) else {
             process.terminate()
-            throw Failure(description: "fake Stripe did not start: \(line) (needs python3 with openapi-schema-validator; run deploy/setup)")
+            throw Failure(description: "fake Stripe did not start: \(line) (needs \(Self.specs.path) and python3 with openapi-schema-validator; run deploy/setup)")
         }
         self.port = port
         self.pid = pid
