@@ -63,4 +63,14 @@ import Testing
             try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "mig-4", description: "a", serverPrice: try f.usd("2"))
         }
     }
+
+    @Test func unknownOrdersAreNotFound() async throws {
+        let f = try await StoreFixture()
+        await #expect(throws: BillingError.notFound("migration order mo_nope not found")) {
+            try await f.store.payMigrationOrder("mo_nope", payerID: nil, option: .balance)
+        }
+        await #expect(throws: BillingError.notFound("renewal order ro_nope not found")) { try await f.store.renewalOrder("ro_nope") }
+        await #expect(throws: BillingError.notFound("payment pay_nope not found")) { try await f.store.transition(paymentID: "pay_nope", .paid) }
+        #expect(try await f.checkInvariants() == [])
+    }
 }
