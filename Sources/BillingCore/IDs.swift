@@ -26,3 +26,15 @@ public enum IDs {
         }
     }
 }
+
+/// Free text from outside (names, reasons, references): a byte limit, no
+/// control characters. Storage and the server use this one rule.
+public enum Text {
+    public static func check(_ text: String, _ what: String, max: Int, required: Bool = false) throws(BillingError) {
+        if required && text.isEmpty { throw .invalidArgument("\(what) is required") }
+        guard text.utf8.count <= max else { throw .invalidArgument("\(what) is longer than \(max) bytes") }
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .invalidArgument("\(what) contains control characters")
+        }
+    }
+}

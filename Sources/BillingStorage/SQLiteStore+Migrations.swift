@@ -6,7 +6,7 @@ extension SQLiteStore {
     /// again returns the order (ALREADY_EXISTS if its fields differ).
     public func createMigrationOrder(accountID: String, externalID: String, description: String, serverPrice: Money) async throws(BillingError) -> MigrationOrder {
         try IDs.check(externalID, "external id")
-        try Self.checkText(description, "description", max: 500)
+        try Text.check(description, "description", max: 500)
         guard serverPrice.amountMinorUnits > 0 else { throw .invalidArgument("server price must be positive") }
         let now = clock()
         return try await write { db in

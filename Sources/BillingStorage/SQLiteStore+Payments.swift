@@ -51,8 +51,8 @@ extension SQLiteStore {
     /// Records what the payment system gave for a New payment: its own id and
     /// where to send the person. Not a status change, so no event.
     public func attachProviderReference(paymentID: String, reference: String, redirectURL: String) async throws(BillingError) -> Payment {
-        try Self.checkText(reference, "provider reference", max: 255)
-        try Self.checkText(redirectURL, "redirect URL", max: 2048)
+        try Text.check(reference, "provider reference", max: 255)
+        try Text.check(redirectURL, "redirect URL", max: 2048)
         let now = clock()
         return try await write { db in
             try db.execute(
@@ -80,7 +80,7 @@ extension SQLiteStore {
     /// - Throws: `invalidTransition` if the payment already reached the other
     ///   final status; `notFound`.
     public func transition(paymentID: String, _ outcome: TransitionOutcome) async throws(BillingError) -> TransitionResult {
-        try Self.checkText(outcome.failureReason, "failure reason", max: 500)
+        try Text.check(outcome.failureReason, "failure reason", max: 500)
         let now = clock()
         return try await write { db in
             try Self.applyTransition(db, paymentID: paymentID, outcome, now: now)

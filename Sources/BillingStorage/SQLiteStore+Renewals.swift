@@ -7,7 +7,7 @@ extension SQLiteStore {
     /// Registers or updates a service that can be renewed (internal services).
     public func upsertRenewableService(_ service: RenewableService) async throws(BillingError) -> RenewableService {
         try IDs.check(service.id, "service id")
-        try Self.checkText(service.displayName, "display name", max: 200, required: true)
+        try Text.check(service.displayName, "display name", max: 200, required: true)
         guard service.pricePerPeriod.amountMinorUnits > 0 else { throw .invalidArgument("price per period must be positive") }
         guard (1...3660).contains(service.periodDays) else { throw .invalidArgument("period must be 1 to 3660 days") }
         let now = clock()

@@ -95,7 +95,7 @@ public final class SQLiteStore: BillingStore {
     /// Creates an account; the same id with the same fields returns it.
     public func createAccount(id: String, displayName: String, currency: Currency) async throws(BillingError) -> Account {
         try IDs.check(id, "account id")
-        try Self.checkText(displayName, "display name", max: 200)
+        try Text.check(displayName, "display name", max: 200)
         let now = clock()
         return try await write { db in
             if let existing = try Self.fetchAccount(db, id) {
@@ -117,8 +117,8 @@ public final class SQLiteStore: BillingStore {
     }
 
     public func createPayer(accountID: String, displayName: String, email: String) async throws(BillingError) -> Payer {
-        try Self.checkText(displayName, "payer name", max: 200, required: true)
-        try Self.checkText(email, "email", max: 254)
+        try Text.check(displayName, "payer name", max: 200, required: true)
+        try Text.check(email, "email", max: 254)
         let payer = Payer(id: IDs.make("pyr"), accountID: accountID, displayName: displayName, email: email, createdAtMs: clock())
         return try await write { db in
             _ = try Self.requireAccount(db, accountID)
@@ -170,14 +170,6 @@ public final class SQLiteStore: BillingStore {
     }
 
     // MARK: Shared helpers (inside a transaction)
-
-    static func checkText(_ text: String, _ what: String, max: Int, required: Bool = false) throws(BillingError) {
-        if required && text.isEmpty { throw .invalidArgument("\(what) is required") }
-        guard text.utf8.count <= max else { throw .invalidArgument("\(what) is longer than \(max) bytes") }
-        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw .invalidArgument("\(what) contains control characters")
-        }
-    }
 
     static func fetchAccount(_ db: Database, _ id: String) throws -> Account? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM accounts WHERE id = ?", arguments: [id]) else { return nil }

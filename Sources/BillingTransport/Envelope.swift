@@ -18,9 +18,3 @@ enum Envelope {
         return allocator.buffer(bytes: bytes)
     }
 }
-
-extension PeerIdentity {
-    init(_ peer: (commonName: String, uris: [String])?) {
-        self = peer.map { PeerIdentity(commonName: $0.commonName, uris: $0.uris) } ?? .anonymous
-    }
-}

@@ -18,7 +18,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private struct ActiveStream {
         let task: Task<Void, Never>
-        let kind: MethodDescriptor.Kind
         /// Fires DEADLINE_EXCEEDED; cancelled when the stream ends first.
         let deadline: Scheduled<Void>?
 
@@ -164,7 +163,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 self.deadlineExceeded(id)
             }
         }
-        streams[id] = ActiveStream(task: task, kind: method.descriptor.kind, deadline: deadline)
+        streams[id] = ActiveStream(task: task, deadline: deadline)
     }
 
     private func deadlineExceeded(_ id: UInt32) {

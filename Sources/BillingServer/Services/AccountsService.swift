@@ -10,7 +10,7 @@ struct AccountsService: BillingV1.AccountsService {
     func createAccount(_ request: BillingV1.CreateAccountRequest, context: ServerContext) async throws -> BillingV1.Account {
         try await env.call(context) { auth in
             try auth.requireInternal("CreateAccount")
-            try SQLiteStoreText.check(request.displayName, "display name", max: 200)
+            try Text.check(request.displayName, "display name", max: 200)
             let currency = request.currency.isEmpty ? env.defaultCurrency : try Currency(code: request.currency)
             return BillingV1.Account(try await env.store.createAccount(id: request.accountId, displayName: request.displayName, currency: currency))
         }
@@ -30,12 +30,5 @@ struct AccountsService: BillingV1.AccountsService {
             try IDs.check(request.accountId, "account id")
             return BillingV1.Payer(try await env.store.createPayer(accountID: request.accountId, displayName: request.displayName, email: request.email))
         }
-    }
-}
-
-/// Text checks the store also applies, here for fields it does not see first.
-enum SQLiteStoreText {
-    static func check(_ text: String, _ what: String, max: Int) throws(BillingError) {
-        guard text.utf8.count <= max else { throw .invalidArgument("\(what) is longer than \(max) bytes") }
     }
 }

@@ -78,7 +78,7 @@ struct BalanceService: BillingV1.BalanceService {
 
     func cancelPayment(_ request: BillingV1.CancelPaymentRequest, context: ServerContext) async throws -> BillingV1.Payment {
         try await env.call(context) { auth in
-            try SQLiteStoreText.check(request.reason, "reason", max: 500)
+            try Text.check(request.reason, "reason", max: 500)
             let payment = try await load(request.paymentId, auth, .act)
             return BillingV1.Payment(try await env.flows.cancel(payment, reason: request.reason.isEmpty ? "cancelled by the payer" : request.reason))
         }
@@ -115,7 +115,7 @@ struct BalanceService: BillingV1.BalanceService {
     func settleInvoice(_ request: BillingV1.SettleInvoiceRequest, context: ServerContext) async throws -> BillingV1.Payment {
         try await env.call(context) { auth in
             try auth.requireOperator("SettleInvoice")
-            try SQLiteStoreText.check(request.reference, "reference", max: 200)
+            try Text.check(request.reference, "reference", max: 200)
             let payment = try await invoice(request.paymentId)
             switch payment.status {
             case .paid: return BillingV1.Payment(payment) // settled before: nothing more happens
@@ -133,7 +133,7 @@ struct BalanceService: BillingV1.BalanceService {
     func cancelInvoice(_ request: BillingV1.CancelInvoiceRequest, context: ServerContext) async throws -> BillingV1.Payment {
         try await env.call(context) { auth in
             try auth.requireOperator("CancelInvoice")
-            try SQLiteStoreText.check(request.reason, "reason", max: 500)
+            try Text.check(request.reason, "reason", max: 500)
             let payment = try await invoice(request.paymentId)
             switch payment.status {
             case .cancelled: return BillingV1.Payment(payment)
