@@ -214,10 +214,3 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.close(promise: nil)
     }
 }
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

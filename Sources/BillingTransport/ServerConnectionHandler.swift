@@ -391,10 +391,3 @@ private final class StreamSink: RawStreamSink {
         failure.withLock { if $0 == nil { $0 = error } }
     }
 }
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
