@@ -145,6 +145,12 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // What several test targets share: the fake payment systems.
+        .target(
+            name: "BillingTestSupport",
+            path: "Tests/BillingTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "BillingMessagesTests",
             dependencies: ["BillingMessages"],
@@ -179,13 +185,13 @@ let package = Package(
         ),
         .testTarget(
             name: "BillingProvidersTests",
-            dependencies: ["BillingProviders", "BillingCore"],
+            dependencies: ["BillingProviders", "BillingCore", "BillingTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "BillingServerTests",
             // The CLI tests run the real billing and billingd executables.
-            dependencies: ["BillingServer", "billing", "billingd", "BillingAPI", "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
+            dependencies: ["BillingServer", "billing", "billingd", "BillingTestSupport", "BillingAPI", "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
                            "BillingTLS", "BillingTransport", .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strict

@@ -1,5 +1,6 @@
 import BillingCore
 import BillingProviders
+import BillingTestSupport
 import Foundation
 import Testing
 
@@ -9,7 +10,7 @@ import Testing
 /// Serialized: run in parallel, the seven fakes and their URLSessions stalled
 /// Foundation's networking on Linux (not understood yet; see the closing note).
 @Suite(.serialized) struct StripeProviderTests {
-    func provider(_ fake: FakeStripe, timeout: Duration = .seconds(5)) -> StripeProvider {
+    func provider(_ fake: FakeProvider, timeout: Duration = .seconds(5)) -> StripeProvider {
         var configuration = StripeProvider.Configuration(secretKey: "sk_test_billingd")
         configuration.baseURL = fake.baseURL
         configuration.timeout = timeout
@@ -27,7 +28,7 @@ import Testing
     let payer = Payer(id: "pyr_1", accountID: "acc-1", displayName: "Jane Doe", email: "jane@example.com", createdAtMs: 0)
 
     @Test func aCheckoutSessionIsCreatedAsTheSpecDescribesAndMapsEveryStatus() async throws {
-        let fake = try await FakeStripe()
+        let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         let stripe = provider(fake)
         var open = payment()
@@ -55,7 +56,7 @@ import Testing
     }
 
     @Test func savingAMethodMakesACustomerAndReturnsTheCard() async throws {
-        let fake = try await FakeStripe()
+        let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         let stripe = provider(fake)
         var saving = payment(save: true)
@@ -88,7 +89,7 @@ import Testing
     }
 
     @Test func expiringASessionPaidMeanwhileReportsItPaid() async throws {
-        let fake = try await FakeStripe()
+        let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         let stripe = provider(fake)
         var paid = payment()
@@ -109,7 +110,7 @@ import Testing
     }
 
     @Test func aRetryAfterATimeoutSendsTheSameKeyAndChargesOnce() async throws {
-        let fake = try await FakeStripe()
+        let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         let stripe = provider(fake, timeout: .seconds(1))
         var saving = payment(save: true)
@@ -129,7 +130,7 @@ import Testing
     }
 
     @Test func rateLimitsAndServerErrorsAreRetriedThenReported() async throws {
-        let fake = try await FakeStripe()
+        let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         let stripe = provider(fake)
         try await fake.control("fail?status=429&count=2")
@@ -152,7 +153,7 @@ import Testing
     }
 
     @Test func aMalformedAnswerIsAnErrorWithTheRequestIDAndChangesNothing() async throws {
-        let fake = try await FakeStripe()
+        let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         let stripe = provider(fake)
         try await fake.control("malformed?count=1")
@@ -170,7 +171,7 @@ import Testing
     }
 
     @Test func anUnknownSessionIsCancelledNotAnError() async throws {
-        let fake = try await FakeStripe()
+        let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         #expect(try await provider(fake).checkPayment(payment(reference: "cs_test_gone")) == .failed("the Stripe checkout session no longer exists"))
     }

@@ -12,23 +12,20 @@ GET /_fake/problems and require none.
 Test controls (never part of Stripe's API), under /_fake/:
   POST /_fake/sessions/<id>/pay         the customer pays (saves a card if asked)
   POST /_fake/sessions/<id>/expire      Stripe expires the session itself
-  POST /_fake/fail?status=429&count=2   the next N API requests answer with that status
-  POST /_fake/malformed?count=1         the next N answers are not JSON
-  POST /_fake/delay?ms=2000&count=1     the next N requests are processed, then answered late
   POST /_fake/decline/<pm>              off-session charges with this method are declined
-  GET  /_fake/problems, /_fake/requests
+  GET  /_fake/charges, /_fake/sessions
+and the shared ones of fakeprovider.py (fail, malformed, delay, problems, requests).
 
 Usage: fake_stripe.py SPECS_DIR   (prints "listening PORT PID", serves until killed)
 """
 import copy
 import json
 import sys
-import threading
-import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from openapi_schema_validator import OAS30Validator
+
+from fakeprovider import Fake, unfold
 
 SPECS = sys.argv[1]
 with open(SPECS + "/stripe-openapi-subset.json") as f:
@@ -36,14 +33,7 @@ with open(SPECS + "/stripe-openapi-subset.json") as f:
 with open(SPECS + "/stripe-fixtures3.json") as f:
     FIXTURES = json.load(f)["resources"]
 
-LOCK = threading.Lock()
-STATE = {"customers": {}, "sessions": {}, "intents": {}, "methods": {}, "idempotency": {},
-         "problems": [], "requests": [], "fail": [], "malformed": 0, "delays": [], "declined": set(), "counter": 0}
-
-
-def next_id(prefix):
-    STATE["counter"] += 1
-    return "%s_fake%06d" % (prefix, STATE["counter"])
+STATE = {"customers": {}, "sessions": {}, "intents": {}, "methods": {}, "declined": set(), "charges": []}
 
 
 def resolve(schema):
@@ -51,48 +41,6 @@ def resolve(schema):
         name = schema["$ref"].split("/")[-1]
         schema = SPEC["components"]["schemas"][name]
     return schema
-
-
-def unfold(pairs):
-    """a[b][0][c]=v -> {"a": {"b": [{"c": "v"}]}} (lists from numeric keys)."""
-    root = {}
-    for key, value in pairs:
-        parts = key.replace("]", "").split("[")
-        node = root
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            nxt = None if last else parts[i + 1]
-            if isinstance(node, list) and part == "":
-                # key[] : append
-                if last:
-                    node.append(value)
-                else:
-                    node.append([] if nxt.isdigit() or nxt == "" else {})
-                    node = node[-1]
-                continue
-            if isinstance(node, list):
-                index = int(part)
-                while len(node) <= index:
-                    node.append(None)
-                if last:
-                    node[index] = value
-                else:
-                    if node[index] is None:
-                        node[index] = [] if nxt.isdigit() or nxt == "" else {}
-                    node = node[index]
-            else:
-                if part == "" and isinstance(node, dict):
-                    raise ValueError("empty key in " + key)
-                if last:
-                    if part in node and isinstance(node[part], list):
-                        node[part].append(value)
-                    else:
-                        node[part] = value
-                else:
-                    if part not in node:
-                        node[part] = [] if (nxt.isdigit() or nxt == "") else {}
-                    node = node[part]
-    return root
 
 
 def coerce(value, schema):
@@ -191,13 +139,13 @@ def session_view(session, expand):
 def api(method, template, args, body, query, headers):
     port = headers.get("Host", "127.0.0.1").split(":")[-1]
     if template == "/v1/customers":
-        customer = fixture("customer", id=next_id("cus"), email=body.get("email"), name=body.get("name"),
+        customer = fixture("customer", id=FAKE.next_id("cus"), email=body.get("email"), name=body.get("name"),
                            metadata=body.get("metadata", {}))
         STATE["customers"][customer["id"]] = customer
         return 200, customer
     if template == "/v1/checkout/sessions":
         item = body["line_items"][0]
-        sid = next_id("cs_test")
+        sid = FAKE.next_id("cs_test")
         session = fixture("checkout.session", id=sid, object="checkout.session", status="open", payment_status="unpaid",
                           mode=body.get("mode"), url="http://127.0.0.1:%s/pay/%s" % (port, sid),
                           client_reference_id=body.get("client_reference_id"), metadata=body.get("metadata", {}),
@@ -222,7 +170,7 @@ def api(method, template, args, body, query, headers):
         return 200, session
     if template == "/v1/payment_intents":
         pm = body.get("payment_method")
-        intent = fixture("payment_intent", id=next_id("pi"), amount=body["amount"], currency=body["currency"],
+        intent = fixture("payment_intent", id=FAKE.next_id("pi"), amount=body["amount"], currency=body["currency"],
                          customer=body.get("customer"), payment_method=pm, metadata=body.get("metadata", {}))
         if pm not in STATE["methods"] or STATE["methods"][pm].get("customer") is None:
             return error(400, "invalid_request_error", "No such PaymentMethod: '%s'" % pm, "resource_missing")
@@ -233,7 +181,7 @@ def api(method, template, args, body, query, headers):
             return status, err
         intent["status"] = "succeeded"
         STATE["intents"][intent["id"]] = intent
-        STATE.setdefault("charges", []).append(intent["id"])
+        STATE["charges"].append(intent["id"])
         return 200, intent
     if template == "/v1/payment_intents/{intent}":
         intent = STATE["intents"].get(args[0])
@@ -250,132 +198,68 @@ def api(method, template, args, body, query, headers):
     return error(404, "invalid_request_error", "Unrecognized request URL")
 
 
-def control(method, path, query):
-    parts = path.strip("/").split("/")[1:]
+def control(parts, query):
     if parts[:1] == ["sessions"] and len(parts) == 3:
         session = STATE["sessions"].get(parts[1])
         if not session:
             return 404, {"error": "no such session"}
         if parts[2] == "pay" and session["status"] == "open":
-            pm = next_id("pm")
+            pm = FAKE.next_id("pm")
             STATE["methods"][pm] = fixture("payment_method", id=pm, type="card", customer=session.get("customer")
                                            if session.get("setup_future_usage") else None,
                                            card=dict(FIXTURES["payment_method"].get("card") or {}, brand="visa", last4="4242"))
-            intent = fixture("payment_intent", id=next_id("pi"), status="succeeded", amount=session["amount_total"],
+            intent = fixture("payment_intent", id=FAKE.next_id("pi"), status="succeeded", amount=session["amount_total"],
                              currency=session["currency"], customer=session.get("customer"), payment_method=pm)
             STATE["intents"][intent["id"]] = intent
             session.update(status="complete", payment_status="paid", payment_intent=intent["id"])
         elif parts[2] == "expire" and session["status"] == "open":
             session["status"] = "expired"
         return 200, session
-    if parts[:1] == ["fail"]:
-        STATE["fail"].extend([int(query.get("status", ["500"])[0])] * int(query.get("count", ["1"])[0]))
-        return 200, {}
-    if parts[:1] == ["delay"]:
-        STATE["delays"].extend([int(query.get("ms", ["1000"])[0])] * int(query.get("count", ["1"])[0]))
-        return 200, {}
-    if parts[:1] == ["malformed"]:
-        STATE["malformed"] += int(query.get("count", ["1"])[0])
-        return 200, {}
     if parts[:1] == ["decline"] and len(parts) == 2:
         STATE["declined"].add(parts[1])
         return 200, {}
-    if parts[:1] == ["problems"]:
-        return 200, STATE["problems"]
-    if parts[:1] == ["requests"]:
-        return 200, STATE["requests"]
     if parts[:1] == ["charges"]:
-        return 200, STATE.get("charges", [])
+        return 200, STATE["charges"]
     if parts[:1] == ["sessions"] and len(parts) == 1:
         return 200, list(STATE["sessions"].values())
     if parts[:1] == ["attach"] and len(parts) == 2:
         # A card saved earlier by some other flow: attached to a new customer.
-        customer = next_id("cus")
+        customer = FAKE.next_id("cus")
         STATE["customers"][customer] = fixture("customer", id=customer)
         STATE["methods"][parts[1]] = fixture("payment_method", id=parts[1], type="card", customer=customer,
                                              card=dict(FIXTURES["payment_method"].get("card") or {}, brand="visa", last4="4242"))
         return 200, {"customer": customer, "payment_method": parts[1]}
-    return 404, {"error": "unknown control"}
+    return None
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class StripeFake(Fake):
+    def check(self, method, path, query_pairs, headers, raw_body):
+        if not (headers.get("Authorization") or "").startswith("Bearer sk_test_"):
+            return error(401, "invalid_request_error", "Invalid API Key provided"), None
+        template, args = match(method, path)
+        if template is None:
+            self.problems.append("%s %s: not an operation of the spec" % (method, path))
+            return error(404, "invalid_request_error", "Unrecognized request URL"), None
+        if method == "POST" and headers.get("Content-Type", "").split(";")[0] != "application/x-www-form-urlencoded":
+            self.problems.append("%s %s: body is not form-encoded" % (method, path))
+        problems, body = validate(method, template, urllib.parse.parse_qsl(raw_body, keep_blank_values=True), query_pairs)
+        self.problems.extend(problems)
+        if problems:
+            return error(400, "invalid_request_error", "; ".join(problems)), None
+        query = {}
+        for k, v in query_pairs:
+            query.setdefault(k.replace("[]", ""), []).append(v)
+        return None, (method, template, args, body, query)
 
-    def log_message(self, *args):
-        pass
+    def api(self, context, headers):
+        method, template, args, body, query = context
+        return api(method, template, args, body, query, headers)
 
-    def respond(self, status, body, raw=None, request_id=None):
-        data = raw if raw is not None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if request_id:
-            self.send_header("Request-Id", request_id)
-        self.end_headers()
-        self.wfile.write(data)
+    def control(self, parts, query):
+        return control(parts, query)
 
-    def handle_any(self, method):
-        url = urllib.parse.urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw_body = self.rfile.read(length).decode() if length else ""
-        query_pairs = urllib.parse.parse_qsl(url.query, keep_blank_values=True)
-        with LOCK:
-            if url.path.startswith("/_fake/"):
-                status, body = control(method, url.path, urllib.parse.parse_qs(url.query))
-                return self.respond(status, body)
-            request_id = next_id("req")
-            template, args = match(method, url.path)
-            STATE["requests"].append({"method": method, "path": url.path, "idempotency_key": self.headers.get("Idempotency-Key"),
-                                      "body": raw_body})
-            if not (self.headers.get("Authorization") or "").startswith("Bearer sk_test_"):
-                return self.respond(*error(401, "invalid_request_error", "Invalid API Key provided"), request_id=request_id)
-            if template is None:
-                STATE["problems"].append("%s %s: not an operation of the spec" % (method, url.path))
-                return self.respond(*error(404, "invalid_request_error", "Unrecognized request URL"), request_id=request_id)
-            if method == "POST" and self.headers.get("Content-Type", "").split(";")[0] != "application/x-www-form-urlencoded":
-                STATE["problems"].append("%s %s: body is not form-encoded" % (method, url.path))
-            body_pairs = urllib.parse.parse_qsl(raw_body, keep_blank_values=True)
-            problems, body = validate(method, template, body_pairs, query_pairs)
-            STATE["problems"].extend(problems)
-            if problems:
-                return self.respond(*error(400, "invalid_request_error", "; ".join(problems)), request_id=request_id)
-            if STATE["fail"]:
-                status = STATE["fail"].pop(0)
-                return self.respond(*error(status, "api_error", "Scripted failure %d" % status), request_id=request_id)
-            if STATE["malformed"]:
-                STATE["malformed"] -= 1
-                return self.respond(200, None, raw=b"{not json", request_id=request_id)
-            key = self.headers.get("Idempotency-Key")
-            if method == "POST" and key:
-                seen = STATE["idempotency"].get(key)
-                if seen:
-                    if seen[0] != (url.path, raw_body):
-                        return self.respond(*error(400, "idempotency_error",
-                                                   "Keys for idempotent requests can only be used with the same parameters"),
-                                            request_id=request_id)
-                    return self.respond(seen[1], seen[2], request_id=request_id)
-            query = {}
-            for k, v in query_pairs:
-                query.setdefault(k.replace("[]", ""), []).append(v)
-            status, result = api(method, template, args, body, query, self.headers)
-            if method == "POST" and key and status < 500:
-                STATE["idempotency"][key] = ((url.path, raw_body), status, result)
-            delay = STATE["delays"].pop(0) if STATE["delays"] else 0
-        # Processed (and remembered) before the late answer: a client that
-        # timed out and retries must get the same result, not a second one.
-        if delay:
-            time.sleep(delay / 1000)
-        return self.respond(status, result, request_id=request_id)
 
-    def do_GET(self):
-        self.handle_any("GET")
-
-    def do_POST(self):
-        self.handle_any("POST")
-
+FAKE = StripeFake()
 
 if __name__ == "__main__":
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    import os
-    print("listening %d %d" % (server.server_address[1], os.getpid()), flush=True)
-    server.serve_forever()
+    FAKE.serve()

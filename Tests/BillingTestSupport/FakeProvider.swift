@@ -3,8 +3,11 @@ import Foundation
 import FoundationNetworking
 #endif
 
-/// Tests/Interop/fake_stripe.py as a child process on a loopback port.
-final class FakeStripe: Sendable {
+/// A fake payment system from Tests/Interop (`fake_stripe.py`,
+/// `fake_paypal.py`) as a child process on a loopback port. It checks every
+/// request against the vendor's OpenAPI description; tests read what broke it
+/// with `problems()` and require none.
+public final class FakeProvider: Sendable {
     static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Interop")
     /// `../shared/vendor-specs` beside the repository (as CI lays it out), or
     /// `$BILLING_VENDOR_SPECS`.
@@ -12,18 +15,27 @@ final class FakeStripe: Sendable {
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("shared/vendor-specs")
 
+    /// The client credentials fake_paypal.py accepts.
+    public static let paypalClientID = "billingd-client"
+    public static let paypalClientSecret = "billingd-secret"
+    /// A key of the form fake_stripe.py accepts.
+    public static let stripeSecretKey = "sk_test_billingd"
+
     let process: Process
-    let port: Int
+    public let port: Int
     /// The interpreter's own pid (a launcher such as pyenv's shim may sit between).
     let pid: Int32
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    struct Failure: Error, CustomStringConvertible { let description: String }
+    public struct Failure: Error, CustomStringConvertible { public let description: String }
 
-    init() async throws {
+    public static func stripe() async throws -> FakeProvider { try await FakeProvider(script: "fake_stripe.py") }
+    public static func paypal() async throws -> FakeProvider { try await FakeProvider(script: "fake_paypal.py") }
+
+    init(script: String) async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.interop.appendingPathComponent("fake_stripe.py").path, Self.specs.path]
+        process.arguments = ["python3", Self.interop.appendingPathComponent(script).path, Self.specs.path]
         let out = Pipe()
         process.standardOutput = out
         // Not the test's own stderr: nothing of the fake may outlive the test
@@ -31,7 +43,7 @@ final class FakeStripe: Sendable {
         process.standardError = FileHandle.nullDevice
         try process.run()
         self.process = process
-        // Read the "listening PORT" line on a Dispatch thread (it blocks).
+        // Read the "listening PORT PID" line on a Dispatch thread (it blocks).
         let line = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 var bytes = Data()
@@ -42,19 +54,20 @@ final class FakeStripe: Sendable {
         let fields = line.split(separator: " ")
         guard fields.count == 3, fields[0] == "listening", let port = Int(fields[1]), let pid = Int32(fields[2]) else {
             process.terminate()
-            throw Failure(description: "fake Stripe did not start: \(line) (needs \(Self.specs.path) and python3 with openapi-schema-validator; run deploy/setup)")
+            throw Failure(description: "\(script) did not start: \(line) (needs \(Self.specs.path) and python3 with openapi-schema-validator; run deploy/setup)")
         }
         self.port = port
         self.pid = pid
     }
 
-    func stop() {
+    public func stop() {
         kill(pid, SIGKILL)
         process.terminate()
     }
 
+    /// A test control under /_fake/ (see the script's header).
     @discardableResult
-    func control(_ path: String, method: String = "POST") async throws -> Any {
+    public func control(_ path: String, method: String = "POST") async throws -> Any {
         var request = URLRequest(url: URL(string: baseURL + "/_fake/" + path)!)
         request.httpMethod = method
         let (data, _) = try await URLSession.shared.data(for: request)
@@ -62,15 +75,17 @@ final class FakeStripe: Sendable {
     }
 
     /// Every request that broke the OpenAPI description; tests require none.
-    func problems() async throws -> [String] {
+    public func problems() async throws -> [String] {
         try await control("problems", method: "GET") as? [String] ?? ["problems not readable"]
     }
 
-    func requests() async throws -> [[String: Any]] {
+    /// Every API request: method, path, idempotency_key, body, headers.
+    public func requests() async throws -> [[String: Any]] {
         try await control("requests", method: "GET") as? [[String: Any]] ?? []
     }
 
-    func charges() async throws -> [String] {
+    /// Money taken: Stripe's charges, PayPal's completed captures.
+    public func charges() async throws -> [String] {
         try await control("charges", method: "GET") as? [String] ?? []
     }
 }
