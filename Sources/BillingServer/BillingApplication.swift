@@ -89,6 +89,16 @@ public final class BillingApplication: Sendable {
                 providers[.stripe] = StripeProvider(stripe)
                 logger.info("Stripe enabled", metadata: ["base_url": "\(configuration.stripe.baseURL)"])
             }
+            if configuration.paypal.enabled {
+                var paypal = PayPalProvider.Configuration(clientID: configuration.paypal.clientID, clientSecret: try BillingConfiguration.secret(
+                    file: configuration.paypal.clientSecretFile, environment: configuration.paypal.clientSecretEnvironment, what: "PayPal client secret"))
+                paypal.baseURL = configuration.paypal.baseURL
+                paypal.timeout = .milliseconds(Int64(configuration.paypal.timeoutSeconds * 1000))
+                paypal.paymentTimeToLive = .milliseconds(Int64(configuration.paypal.paymentTimeToLiveSeconds * 1000))
+                paypal.brandName = configuration.paypal.brandName
+                providers[.paypal] = PayPalProvider(paypal)
+                logger.info("PayPal enabled", metadata: ["base_url": "\(configuration.paypal.baseURL)"])
+            }
 
             let registry = ProviderRegistry(providers: providers)
             let flows = PaymentFlows(store: store, providers: registry, logger: logger)

@@ -74,6 +74,21 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var paymentTimeToLiveSeconds: Double = 3600
     }
 
+    public struct PayPal: Sendable, Codable, Hashable {
+        public var enabled: Bool = false
+        /// https://api-m.paypal.com, or https://api-m.sandbox.paypal.com for PayPal's sandbox.
+        public var baseURL: String = "https://api-m.paypal.com"
+        public var clientID: String = ""
+        /// A file holding the client secret; else the environment variable below.
+        public var clientSecretFile: String = ""
+        public var clientSecretEnvironment: String = "PAYPAL_CLIENT_SECRET"
+        public var timeoutSeconds: Double = 15
+        /// At most 3 hours: PayPal forgets an order nobody approved by then.
+        public var paymentTimeToLiveSeconds: Double = 3600
+        /// Shown instead of the business name on PayPal's page; empty keeps it.
+        public var brandName: String = ""
+    }
+
     /// Where the database, the development certificates and the sandbox state live.
     public var dataDirectory: String = "./billingd-data"
     public var listen = Listen()
@@ -88,6 +103,7 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     public var limits = Limits()
     public var sandbox = Sandbox()
     public var stripe = Stripe()
+    public var paypal = PayPal()
     /// "info", "debug", "trace", "notice", "warning", "error".
     public var logLevel: String = "info"
 
@@ -143,8 +159,21 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         } catch {
             problems.append("topUp: \(error)")
         }
-        if stripe.enabled && !(stripe.baseURL.hasPrefix("https://") || stripe.baseURL.hasPrefix("http://127.0.0.1")) {
-            problems.append("stripe.baseURL must be https (or loopback for tests)")
+        if stripe.enabled {
+            if !Self.isProviderURL(stripe.baseURL) { problems.append("stripe.baseURL must be https (or loopback for tests)") }
+            if !(1...120).contains(stripe.timeoutSeconds) { problems.append("stripe.timeoutSeconds must be 1 to 120") }
+            if stripe.paymentTimeToLiveSeconds < 60 || stripe.paymentTimeToLiveSeconds > 86_400 {
+                problems.append("stripe.paymentTimeToLiveSeconds must be 60 to 86400 (Stripe keeps a session 24 h at most)")
+            }
+        }
+        if paypal.enabled {
+            if !Self.isProviderURL(paypal.baseURL) { problems.append("paypal.baseURL must be https (or loopback for tests)") }
+            if paypal.clientID.isEmpty || paypal.clientID.count > 256 { problems.append("paypal.clientID must be given (at most 256 characters)") }
+            if !(1...120).contains(paypal.timeoutSeconds) { problems.append("paypal.timeoutSeconds must be 1 to 120") }
+            if paypal.paymentTimeToLiveSeconds < 60 || paypal.paymentTimeToLiveSeconds > 10_800 {
+                problems.append("paypal.paymentTimeToLiveSeconds must be 60 to 10800 (PayPal forgets an unapproved order after 3 h)")
+            }
+            if paypal.brandName.count > 127 { problems.append("paypal.brandName is over 127 characters") }
         }
         if poller.intervalSeconds <= 0 || poller.intervalSeconds > 86_400 { problems.append("poller.intervalSeconds must be in (0, 86400]") }
         if !(1...256).contains(poller.concurrency) { problems.append("poller.concurrency must be 1 to 256") }
@@ -190,6 +219,28 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             throw ConfigurationError(problems: ["\(what) missing: set \(name) or give a key file"])
         }
         return secret
+    }
+
+    private static func isProviderURL(_ url: String) -> Bool {
+        url.hasPrefix("https://") || url.hasPrefix("http://127.0.0.1")
+    }
+
+    /// The enabled payment systems' secrets that cannot be read (the
+    /// secrets themselves are not kept). `validate()` checks the settings;
+    /// this checks the machine, so billingd's `--check-config` runs both.
+    public func secretProblems(environment: [String: String]? = nil) -> [String] {
+        var wanted: [(file: String, variable: String, what: String)] = []
+        if stripe.enabled { wanted.append((stripe.secretKeyFile, stripe.secretKeyEnvironment, "Stripe secret key")) }
+        if paypal.enabled { wanted.append((paypal.clientSecretFile, paypal.clientSecretEnvironment, "PayPal client secret")) }
+        var problems: [String] = []
+        for secret in wanted {
+            do {
+                _ = try Self.secret(file: secret.file, environment: secret.variable, what: secret.what, environment: environment)
+            } catch {
+                problems += error.problems
+            }
+        }
+        return problems
     }
 
     public var resolvedDatabasePath: String {

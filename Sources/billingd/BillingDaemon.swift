@@ -40,7 +40,7 @@ struct BillingDaemon: AsyncParsableCommand {
         let configuration: BillingConfiguration
         do {
             configuration = try BillingConfiguration.load(path: config ?? environment["BILLINGD_CONFIG"], environment: environment)
-            let problems = configuration.validate()
+            let problems = configuration.validate() + configuration.secretProblems(environment: environment)
             if !problems.isEmpty { throw ConfigurationError(problems: problems) }
         } catch {
             FileHandle.standardError.write(Data("billingd: \(error)\n".utf8))
@@ -53,6 +53,8 @@ struct BillingDaemon: AsyncParsableCommand {
             print("  database:  \(configuration.resolvedDatabasePath)")
             print("  tls:       \(configuration.tls.certificate.isEmpty ? "development set in \(configuration.dataDirectory)/tls" : configuration.tls.certificate)")
             print("  sandbox:   \(configuration.sandbox.enabled ? "http://\(configuration.sandbox.host):\(configuration.sandbox.port)" : "off")")
+            print("  stripe:    \(configuration.stripe.enabled ? configuration.stripe.baseURL : "off")")
+            print("  paypal:    \(configuration.paypal.enabled ? configuration.paypal.baseURL : "off")")
             print("  poller:    every \(configuration.poller.intervalSeconds) s")
             return
         }

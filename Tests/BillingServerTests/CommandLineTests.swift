@@ -231,9 +231,24 @@ enum Waiterframes {
 @Suite struct DaemonTests {
     @Test func checkConfigAcceptsTheExampleAndRefusesABadFile() async throws {
         let billingd = try #require(Executable.path("billingd"))
-        let good = await Executable.run(billingd, ["--check-config", "--config", ConfigurationTests.example])
+        // The example names secret files of a production machine: refused here, saying which.
+        let elsewhere = await Executable.run(billingd, ["--check-config", "--config", ConfigurationTests.example])
+        #expect(elsewhere.status == 78)
+        #expect(elsewhere.stderr.contains("cannot read the Stripe secret key file /etc/billingd/stripe-secret-key"))
+        #expect(elsewhere.stderr.contains("cannot read the PayPal client secret file /etc/billingd/paypal-client-secret"))
+        // The same with readable secret files passes.
+        let secret = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)").path
+        try "sk_test_x\n".write(toFile: secret, atomically: true, encoding: .utf8)
+        var example = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ConfigurationTests.example))) as? [String: Any])
+        example["stripe"] = (example["stripe"] as? [String: Any] ?? [:]).merging(["secretKeyFile": secret]) { $1 }
+        example["paypal"] = (example["paypal"] as? [String: Any] ?? [:]).merging(["clientSecretFile": secret]) { $1 }
+        let local = FileManager.default.temporaryDirectory.appendingPathComponent("example-\(UUID().uuidString).json")
+        try JSONSerialization.data(withJSONObject: example).write(to: local)
+        let good = await Executable.run(billingd, ["--check-config", "--config", local.path])
         #expect(good.status == 0, "\(good.stderr)")
         #expect(good.stdout.contains("configuration is valid"))
+        #expect(good.stdout.contains("paypal:    https://api-m.paypal.com"))
+        #expect(!good.stdout.contains("sk_test_x"), "secrets are never printed")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).json").path
         try #"{"listen": {"port": 99999}, "poller": {"intervalSeconds": 0}}"#.write(toFile: path, atomically: true, encoding: .utf8)
         let bad = await Executable.run(billingd, ["--check-config", "--config", path])

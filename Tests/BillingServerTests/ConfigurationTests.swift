@@ -68,4 +68,34 @@ import Testing
         let problems = configuration.validate()
         #expect(problems.count == 6, "\(problems)")
     }
+
+    @Test func paymentSystemSettingsAndSecretsAreChecked() throws {
+        let example = try BillingConfiguration.load(path: Self.example, environment: [:])
+        #expect(example.stripe.enabled && example.paypal.enabled)
+        #expect(example.secretProblems(environment: [:]) == [
+            "cannot read the Stripe secret key file /etc/billingd/stripe-secret-key",
+            "cannot read the PayPal client secret file /etc/billingd/paypal-client-secret",
+        ])
+
+        var configuration = BillingConfiguration()
+        configuration.stripe.enabled = true
+        configuration.stripe.baseURL = "http://api.stripe.com"
+        configuration.stripe.timeoutSeconds = 0
+        configuration.paypal.enabled = true
+        configuration.paypal.paymentTimeToLiveSeconds = 4 * 3600
+        configuration.paypal.brandName = String(repeating: "b", count: 128)
+        let problems = configuration.validate()
+        #expect(problems == [
+            "stripe.baseURL must be https (or loopback for tests)",
+            "stripe.timeoutSeconds must be 1 to 120",
+            "paypal.clientID must be given (at most 256 characters)",
+            "paypal.paymentTimeToLiveSeconds must be 60 to 10800 (PayPal forgets an unapproved order after 3 h)",
+            "paypal.brandName is over 127 characters",
+        ])
+        #expect(configuration.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x", "PAYPAL_CLIENT_SECRET": ""]) == [
+            "PayPal client secret missing: set PAYPAL_CLIENT_SECRET or give a key file",
+        ])
+        #expect(configuration.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x", "PAYPAL_CLIENT_SECRET": "s"]) == [])
+        #expect(BillingConfiguration().secretProblems(environment: [:]) == [], "nothing enabled, nothing needed")
+    }
 }
