@@ -126,7 +126,7 @@ import Testing
         let attempts = try await fake.requests().filter { $0["path"] as? String == "/v1/payment_intents" }
         #expect(attempts.count >= 2)
         #expect(Set(attempts.compactMap { $0["idempotency_key"] as? String }) == ["pay_timeout-charge"])
-        #expect(try await fake.charges().count == 1, "one charge at Stripe")
+        #expect(try await fake.charges().count == 2, "the checkout and one off-session charge at Stripe")
     }
 
     @Test func rateLimitsAndServerErrorsAreRetriedThenReported() async throws {

@@ -70,16 +70,23 @@ final class DataBox: @unchecked Sendable {
     var data = Data()
 }
 
-@Suite struct CommandLineTests {
-    /// `billing` against the fixture's billingd, with its development certificates.
-    func billing(_ f: ServerFixture, _ arguments: [String], as role: String = "internal", input: String? = nil) async throws -> Executable.Result {
+extension ServerFixture {
+    /// `billing` against this billingd, with its development certificates.
+    func billing(_ arguments: [String], as role: String = "internal", input: String? = nil) async throws -> Executable.Result {
         let path = try #require(Executable.path("billing"), "build the billing executable first (swift build)")
-        return await Executable.run(path, arguments + ["--address", "127.0.0.1:\(f.application.port)", "--as", role],
-                                    environment: ["BILLINGD_DATA_DIR": f.directory], input: input)
+        return await Executable.run(path, arguments + ["--address", "127.0.0.1:\(application.port)", "--as", role],
+                                    environment: ["BILLINGD_DATA_DIR": directory], input: input)
     }
+}
 
-    func json(_ text: String) throws -> [String: Any] {
-        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
+/// The JSON object `billing --json` printed.
+func json(_ text: String) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
+}
+
+@Suite struct CommandLineTests {
+    func billing(_ f: ServerFixture, _ arguments: [String], as role: String = "internal", input: String? = nil) async throws -> Executable.Result {
+        try await f.billing(arguments, as: role, input: input)
     }
 
     @Test func aWholeSandboxTopUpFromTheCommandLine() async throws {

@@ -13,7 +13,7 @@ Test controls (never part of Stripe's API), under /_fake/:
   POST /_fake/sessions/<id>/pay         the customer pays (saves a card if asked)
   POST /_fake/sessions/<id>/expire      Stripe expires the session itself
   POST /_fake/decline/<pm>              off-session charges with this method are declined
-  GET  /_fake/charges, /_fake/sessions
+  GET  /_fake/charges (every PaymentIntent that took money), /_fake/sessions
 and the shared ones of fakeprovider.py (fail, malformed, delay, problems, requests).
 
 Usage: fake_stripe.py SPECS_DIR   (prints "listening PORT PID", serves until killed)
@@ -211,6 +211,7 @@ def control(parts, query):
             intent = fixture("payment_intent", id=FAKE.next_id("pi"), status="succeeded", amount=session["amount_total"],
                              currency=session["currency"], customer=session.get("customer"), payment_method=pm)
             STATE["intents"][intent["id"]] = intent
+            STATE["charges"].append(intent["id"])
             session.update(status="complete", payment_status="paid", payment_intent=intent["id"])
         elif parts[2] == "expire" and session["status"] == "open":
             session["status"] = "expired"

@@ -1,0 +1,110 @@
+import BillingTestSupport
+import Foundation
+import Testing
+
+/// A whole billingd configured with the fake Stripe and the fake PayPal (each
+/// checking every request against the vendor's description), driven with the
+/// `billing` CLI as an operator would: a top-up that saves the method, the
+/// payment made at the fake, the poller crediting it, then a second top-up
+/// debited at once from the saved method.
+@Suite(.serialized) struct ProviderEndToEndTests {
+    struct Fakes {
+        let stripe: FakeProvider
+        let paypal: FakeProvider
+        let secrets: String
+
+        func stop() {
+            stripe.stop()
+            paypal.stop()
+            try? FileManager.default.removeItem(atPath: secrets)
+        }
+    }
+
+    func fakes() async throws -> Fakes {
+        let secrets = FileManager.default.temporaryDirectory.appendingPathComponent("secrets-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true)
+        try "\(FakeProvider.stripeSecretKey)\n".write(toFile: "\(secrets)/stripe", atomically: true, encoding: .utf8)
+        try "\(FakeProvider.paypalClientSecret)\n".write(toFile: "\(secrets)/paypal", atomically: true, encoding: .utf8)
+        return Fakes(stripe: try await FakeProvider.stripe(), paypal: try await FakeProvider.paypal(), secrets: secrets)
+    }
+
+    func billingd(_ fakes: Fakes) async throws -> ServerFixture {
+        try await ServerFixture { configuration in
+            configuration.stripe.enabled = true
+            configuration.stripe.baseURL = fakes.stripe.baseURL
+            configuration.stripe.secretKeyFile = "\(fakes.secrets)/stripe"
+            configuration.stripe.timeoutSeconds = 5
+            configuration.paypal.enabled = true
+            configuration.paypal.baseURL = fakes.paypal.baseURL
+            configuration.paypal.clientID = FakeProvider.paypalClientID
+            configuration.paypal.clientSecretFile = "\(fakes.secrets)/paypal"
+            configuration.paypal.timeoutSeconds = 5
+        }
+    }
+
+    /// Top-up with --save-method through `system`; `pay` makes the payment at
+    /// the fake from the redirect URL; then the second, saved-method top-up.
+    func topUpAndReuse(system: String, account: String, fake: FakeProvider, f: ServerFixture,
+                       pay: (String) async throws -> Void) async throws {
+        #expect(try await f.billing(["accounts", "create", account, "--name", "E2E"]).status == 0)
+        let payer = try await f.billing(["accounts", "add-payer", account, "--name", "Jane", "--email", "jane@example.com", "--json"])
+        #expect(payer.status == 0, "\(payer.stderr)")
+        let payerID = try #require(try json(payer.stdout)["id"] as? String)
+
+        let created = try await f.billing(["topup", "--account", account, "--amount", "100.50", "--system", system, "--save-method",
+                                           "--return-url", "https://panel.example/billing", "--json"])
+        #expect(created.status == 0, "\(created.stderr)")
+        let body = try json(created.stdout)
+        let payment = try #require(body["payment"] as? [String: Any])
+        let id = try #require(payment["id"] as? String)
+        #expect(payment["status"] as? String == "new")
+        let redirect = try #require(body["redirect_url"] as? String)
+        #expect(redirect.hasPrefix(fake.baseURL), "the person is sent to the payment system: \(redirect)")
+
+        try await pay(redirect)
+        let waited = try await f.billing(["payment", "show", id, "--wait", "--json"])
+        #expect(waited.status == 0, "\(waited.stderr)")
+        #expect(try json(waited.stdout)["status"] as? String == "paid", "the poller saw it paid")
+
+        let methods = try await f.billing(["methods", "list", "--payer", payerID, "--json"])
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(methods.stdout.utf8)) as? [[String: Any]], "\(methods.stdout)\(methods.stderr)")
+        #expect(list.count == 1)
+        let method = try #require(list.first)
+        #expect(method["status"] as? String == "confirmed")
+        #expect(method["system"] as? String == system)
+        let methodID = try #require(method["id"] as? String)
+
+        let again = try await f.billing(["topup", "--account", account, "--amount", "25", "--method", methodID, "--payer", payerID, "--json"])
+        #expect(again.status == 0, "\(again.stderr)")
+        let second = try #require(try json(again.stdout)["payment"] as? [String: Any])
+        #expect(second["status"] as? String == "paid", "a saved method is debited at once")
+        #expect((try json(again.stdout)["redirect_url"] as? String ?? "").isEmpty, "no redirect for a saved method")
+
+        let balance = try await f.billing(["balance", "--account", account, "--json"])
+        #expect(try (json(balance.stdout)["balance"] as? [String: Any])?["amount_minor_units"] as? Int == 125_50)
+        #expect(try await fake.charges().count == 2, "two payments at \(system), each taken once")
+        #expect(try await fake.problems() == [])
+    }
+
+    @Test func stripeTopUpSavesTheCardAndTheCardPaysAtOnce() async throws {
+        let fakes = try await fakes()
+        defer { fakes.stop() }
+        let f = try await billingd(fakes)
+        try await topUpAndReuse(system: "stripe", account: "acc-stripe", fake: fakes.stripe, f: f) { redirect in
+            let session = try #require(redirect.split(separator: "/").last)
+            try await fakes.stripe.control("sessions/\(session)/pay")
+        }
+        await f.stop()
+    }
+
+    @Test func paypalTopUpVaultsTheWalletAndTheWalletPaysAtOnce() async throws {
+        let fakes = try await fakes()
+        defer { fakes.stop() }
+        let f = try await billingd(fakes)
+        try await topUpAndReuse(system: "paypal", account: "acc-paypal", fake: fakes.paypal, f: f) { redirect in
+            let order = try #require(URLComponents(string: redirect)?.queryItems?.first { $0.name == "token" }?.value)
+            try await fakes.paypal.control("orders/\(order)/approve")
+        }
+        await f.stop()
+    }
+}
