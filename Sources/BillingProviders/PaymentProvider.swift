@@ -25,6 +25,9 @@ public protocol PaymentProvider: Sendable {
 
     /// Expires an open payment so it can no longer be paid, then reports its
     /// final state (which may be Paid, if the person paid just before).
+    /// `.pending` here means the money is already on its way (a bank debit
+    /// processing, a capture under review) and can no longer be stopped: the
+    /// caller keeps the payment New and checks again, never Cancels it.
     func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome
 
     /// Detaches a saved method so it can no longer be charged.

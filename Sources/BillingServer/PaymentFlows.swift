@@ -66,7 +66,15 @@ struct PaymentFlows: Sendable {
         }
         if let system = payment.system, !payment.providerReference.isEmpty {
             let outcome = try await providers.provider(system).expirePayment(payment)
-            if case .paid = outcome { return try await apply(outcome, to: payment) }
+            switch outcome {
+            case .paid:
+                return try await apply(outcome, to: payment)
+            case .pending:
+                throw BillingError.failedPrecondition(
+                    "payment \(payment.id) is settling at \(system.rawValue) and can no longer be cancelled; it ends Paid or Cancelled on its own")
+            case .failed:
+                break
+            }
         }
         return try await transition(payment, .cancelled(reason))
     }

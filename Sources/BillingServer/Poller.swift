@@ -75,33 +75,38 @@ struct Poller: Sendable {
         }
     }
 
-    func check(_ payment: Payment) async {
+    func check(_ claimed: Payment) async {
         let now = Self.nowMs()
+        var payment = claimed
         do {
             guard let system = payment.system else {
                 try await store.recordCheck(paymentID: payment.id, owner: owner, nextCheckAtMs: nil)
                 return
             }
             if payment.providerReference.isEmpty {
-                // The payment system was down when the payment was made.
+                // The payment system was down when the payment was made (or
+                // its creator is starting it right now: the provider's
+                // idempotency key makes both starts one).
                 if now - payment.createdAtMs > settings.unstartedGrace.milliseconds {
                     _ = try await flows.transition(payment, .cancelled("the payment system could not start this payment"))
-                } else {
-                    let started = try await flows.start(payment)
-                    if started.status == .new { try await scheduleNext(started, at: now + settings.interval.milliseconds) }
+                    return
                 }
-                return
+                payment = try await flows.start(payment)
+                guard payment.status == .new else { return }
+                guard !payment.providerReference.isEmpty else {
+                    try await scheduleNext(payment, at: now + settings.interval.milliseconds)
+                    return
+                }
             }
             let provider = try flows.providers.provider(system)
             let expired = now - payment.createdAtMs >= provider.paymentTimeToLive.milliseconds
             let outcome = expired ? try await provider.expirePayment(payment) : try await provider.checkPayment(payment)
+            // Still New after an expiry means settling (the money is on its
+            // way and cannot be stopped): it ends Paid or Cancelled at the
+            // provider, so keep checking; cancelling could lose a credit.
             let after = try await flows.apply(outcome, to: payment)
             guard after.status == .new else { return }
-            if expired {
-                _ = try await flows.transition(after, .cancelled("expired before it was paid"))
-            } else {
-                try await scheduleNext(after, at: now + settings.interval.milliseconds)
-            }
+            try await scheduleNext(after, at: now + settings.interval.milliseconds)
         } catch {
             // The payment stays New; try again later, backing off.
             let backoff = min(settings.maxBackoff.milliseconds,

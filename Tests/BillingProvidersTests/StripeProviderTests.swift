@@ -175,4 +175,54 @@ import Testing
         defer { fake.stop() }
         #expect(try await provider(fake).checkPayment(payment(reference: "cs_test_gone")) == .failed("the Stripe checkout session no longer exists"))
     }
+
+    @Test func aDelayedMethodStaysNewUntilItSettlesAndCannotBeExpired() async throws {
+        let fake = try await FakeProvider.stripe()
+        defer { fake.stop() }
+        let stripe = provider(fake)
+        var settling = payment()
+        settling.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: settling, payer: payer, saveMethod: false)).reference
+        try await fake.control("sessions/\(settling.providerReference)/pay?later=1")
+        #expect(try await stripe.checkPayment(settling) == .pending, "complete + unpaid is New")
+        #expect(try await stripe.expirePayment(settling) == .pending, "the debit is on its way: expiry cannot stop it")
+        try await fake.control("sessions/\(settling.providerReference)/settle")
+        #expect(try await stripe.checkPayment(settling) == .paid(nil))
+
+        var failing = payment()
+        failing.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: failing, payer: payer, saveMethod: false)).reference
+        try await fake.control("sessions/\(failing.providerReference)/pay?later=1")
+        try await fake.control("sessions/\(failing.providerReference)/settle?fail=1")
+        #expect(try await stripe.checkPayment(failing) == .failed("the charge ended requires_payment_method (payment_method_provider_decline)"))
+        #expect(try await fake.charges().count == 1)
+        #expect(try await fake.problems() == [])
+    }
+
+    @Test func anOffSessionChargeThatIsProcessingIsCheckedUntilItSucceeds() async throws {
+        let fake = try await FakeProvider.stripe()
+        defer { fake.stop() }
+        let stripe = provider(fake)
+        var saving = payment(save: true)
+        saving.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)).reference
+        try await fake.control("sessions/\(saving.providerReference)/pay")
+        guard case .paid(let saved?) = try await stripe.checkPayment(saving) else { Issue.record("not paid"); return }
+        let method = PaymentMethod(id: "pm_ours", payerID: "pyr_1", system: .stripe, status: .confirmed, isDefault: true, displayName: "",
+                                   providerReference: saved.reference, savedWithPaymentID: saving.id, createdAtMs: 0, updatedAtMs: 0)
+
+        try await fake.control("intents/next?status=processing")
+        var charged = payment()
+        charged.optionKind = .savedMethod
+        let charge = try await stripe.chargeSavedMethod(charged, method: method)
+        #expect(charge.outcome == .pending)
+        charged.providerReference = charge.reference
+        #expect(try await stripe.checkPayment(charged) == .pending, "the payment intent is read, not a session")
+        #expect(try await stripe.expirePayment(charged) == .pending, "processing cannot be stopped")
+        try await fake.control("intents/\(charge.reference)/succeed")
+        #expect(try await stripe.checkPayment(charged) == .paid(nil))
+
+        // A card that needs its holder (3-D Secure) cannot be charged off-session.
+        try await fake.control("decline/\(saved.reference.split(separator: "/")[1])?code=authentication_required")
+        let declined = try await stripe.chargeSavedMethod(payment(), method: method)
+        #expect(declined.outcome == .failed("card declined (authentication_required: authentication_required)"))
+        #expect(try await fake.problems() == [])
+    }
 }

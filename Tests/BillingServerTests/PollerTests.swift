@@ -12,8 +12,12 @@ final class ScriptedProvider: PaymentProvider {
     let system = PaymentSystem.stripe
     let paymentTimeToLive: Duration
     let outcomes = Mutex<[String: ProviderOutcome]>([:])
+    /// The answer for payments with no outcome of their own.
+    let fallback = Mutex<ProviderOutcome>(.pending)
     let checks = Mutex<[String: Int]>([:])
     let expiries = Mutex<[String]>([])
+    /// Payments whose money is on its way: expiry cannot stop them.
+    let settling = Mutex<Set<String>>([])
     let unavailable = Atomic<Bool>(false)
 
     init(timeToLive: Duration = .seconds(3600)) {
@@ -34,12 +38,13 @@ final class ScriptedProvider: PaymentProvider {
         // Slow enough that two pollers would overlap if they could.
         try? await Task.sleep(for: .milliseconds(5))
         if unavailable.load(ordering: .relaxed) { throw .unavailable("scripted outage") }
-        return outcomes.withLock { $0[payment.id] } ?? .pending
+        return outcomes.withLock { $0[payment.id] } ?? fallback.withLock { $0 }
     }
 
     func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
         expiries.withLock { $0.append(payment.id) }
         let outcome = outcomes.withLock { $0[payment.id] } ?? .pending
+        if settling.withLock({ $0.contains(payment.id) }) { return outcome }
         return outcome == .pending ? .failed("expired") : outcome
     }
 
@@ -132,6 +137,28 @@ final class ScriptedProvider: PaymentProvider {
         #expect(after.failureReason == "expired")
     }
 
+    @Test func aSettlingPaymentPastItsTimeToLiveIsCheckedAgainNotCancelled() async throws {
+        let s = try await setup(provider: ScriptedProvider(timeToLive: .zero))
+        let payment = try await s.payment()
+        s.provider.settling.withLock { _ = $0.insert(payment.id) }
+        let poller = s.poller()
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        let settling = try await s.store.payment(payment.id)
+        #expect(settling.status == .new, "the money may still arrive")
+        #expect(settling.nextCheckAtMs != nil)
+        do {
+            _ = try await s.flows.cancel(settling, reason: "by the operator")
+            Issue.record("a settling payment was cancelled")
+        } catch {
+            #expect("\(error)".contains("settling"), "\(error)")
+        }
+        #expect(try await s.store.payment(payment.id).status == .new)
+
+        s.provider.outcomes.withLock { $0[payment.id] = .paid(nil) }
+        await poller.check(try await s.store.payment(payment.id))
+        #expect(try await s.store.payment(payment.id).status == .paid)
+    }
+
     @Test func paidJustBeforeExpiryIsPaidNotCancelled() async throws {
         let s = try await setup(provider: ScriptedProvider(timeToLive: .zero))
         let payment = try await s.payment()
@@ -164,8 +191,9 @@ final class ScriptedProvider: PaymentProvider {
         let task = Task { await poller.run() }
         defer { task.cancel() }
         try await Task.sleep(for: .milliseconds(100))
+        // Paid from its first check on (the poller may check it the moment it exists).
+        s.provider.fallback.withLock { $0 = .paid(nil) }
         let payment = try await s.payment()
-        s.provider.outcomes.withLock { $0[payment.id] = .paid(nil) }
         // Created due now: the commit wakes the poller well before 30 s.
         let deadline = ContinuousClock.now.advanced(by: .seconds(5))
         while try await s.store.payment(payment.id).status == .new, ContinuousClock.now < deadline {

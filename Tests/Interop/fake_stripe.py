@@ -10,9 +10,14 @@ misspelled parameter fails). Every problem is recorded; tests read them at
 GET /_fake/problems and require none.
 
 Test controls (never part of Stripe's API), under /_fake/:
-  POST /_fake/sessions/<id>/pay         the customer pays (saves a card if asked)
+  POST /_fake/sessions/<id>/pay         the customer pays (saves a card if asked); ?later=1: complete but
+                                        unpaid (a delayed method) until POST /_fake/sessions/<id>/settle
+                                        (?fail=1: the debit fails)
   POST /_fake/sessions/<id>/expire      Stripe expires the session itself
-  POST /_fake/decline/<pm>              off-session charges with this method are declined
+  POST /_fake/decline/<pm>?code=C      off-session charges with this method fail with card_error C
+                                        (card_declined, or authentication_required)
+  POST /_fake/intents/next?status=S     the next off-session PaymentIntent ends in status S (processing)
+  POST /_fake/intents/<id>/succeed      a processing PaymentIntent succeeds
   GET  /_fake/charges (every PaymentIntent that took money), /_fake/sessions
 and the shared ones of fakeprovider.py (fail, malformed, delay, problems, requests).
 
@@ -33,7 +38,7 @@ with open(SPECS + "/stripe-openapi-subset.json") as f:
 with open(SPECS + "/stripe-fixtures3.json") as f:
     FIXTURES = json.load(f)["resources"]
 
-STATE = {"customers": {}, "sessions": {}, "intents": {}, "methods": {}, "declined": set(), "charges": []}
+STATE = {"customers": {}, "sessions": {}, "intents": {}, "methods": {}, "declined": {}, "charges": [], "next_intent": []}
 
 
 def resolve(schema):
@@ -175,13 +180,16 @@ def api(method, template, args, body, query, headers):
         if pm not in STATE["methods"] or STATE["methods"][pm].get("customer") is None:
             return error(400, "invalid_request_error", "No such PaymentMethod: '%s'" % pm, "resource_missing")
         if pm in STATE["declined"]:
-            intent["status"] = "requires_payment_method"
-            status, err = error(402, "card_error", "Your card was declined.", "card_declined", "insufficient_funds")
+            code = STATE["declined"][pm]
+            intent["status"] = "requires_payment_method" if code == "card_declined" else "requires_action"
+            message = "Your card was declined." if code == "card_declined" else "This payment requires authentication."
+            status, err = error(402, "card_error", message, code, "insufficient_funds" if code == "card_declined" else code)
             err["error"]["payment_intent"] = intent
             return status, err
-        intent["status"] = "succeeded"
+        intent["status"] = STATE["next_intent"].pop(0) if STATE["next_intent"] else "succeeded"
         STATE["intents"][intent["id"]] = intent
-        STATE["charges"].append(intent["id"])
+        if intent["status"] == "succeeded":
+            STATE["charges"].append(intent["id"])
         return 200, intent
     if template == "/v1/payment_intents/{intent}":
         intent = STATE["intents"].get(args[0])
@@ -208,16 +216,36 @@ def control(parts, query):
             STATE["methods"][pm] = fixture("payment_method", id=pm, type="card", customer=session.get("customer")
                                            if session.get("setup_future_usage") else None,
                                            card=dict(FIXTURES["payment_method"].get("card") or {}, brand="visa", last4="4242"))
-            intent = fixture("payment_intent", id=FAKE.next_id("pi"), status="succeeded", amount=session["amount_total"],
-                             currency=session["currency"], customer=session.get("customer"), payment_method=pm)
+            # ?later=1: a delayed method (a bank debit): complete, not yet paid.
+            later = query.get("later") == ["1"]
+            intent = fixture("payment_intent", id=FAKE.next_id("pi"), status="processing" if later else "succeeded",
+                             amount=session["amount_total"], currency=session["currency"], customer=session.get("customer"),
+                             payment_method=pm)
             STATE["intents"][intent["id"]] = intent
-            STATE["charges"].append(intent["id"])
-            session.update(status="complete", payment_status="paid", payment_intent=intent["id"])
+            if not later:
+                STATE["charges"].append(intent["id"])
+            session.update(status="complete", payment_status="unpaid" if later else "paid", payment_intent=intent["id"])
+        elif parts[2] == "settle" and session["status"] == "complete" and session["payment_status"] == "unpaid":
+            intent = STATE["intents"][session["payment_intent"]]
+            if query.get("fail") == ["1"]:
+                intent.update(status="requires_payment_method", last_payment_error={"type": "card_error", "code": "payment_method_provider_decline"})
+            else:
+                intent["status"] = "succeeded"
+                STATE["charges"].append(intent["id"])
+                session["payment_status"] = "paid"
         elif parts[2] == "expire" and session["status"] == "open":
             session["status"] = "expired"
         return 200, session
     if parts[:1] == ["decline"] and len(parts) == 2:
-        STATE["declined"].add(parts[1])
+        STATE["declined"][parts[1]] = query.get("code", ["card_declined"])[0]
+        return 200, {}
+    if parts[:1] == ["intents"] and len(parts) == 3 and parts[2] == "succeed":
+        intent = STATE["intents"][parts[1]]
+        intent["status"] = "succeeded"
+        STATE["charges"].append(intent["id"])
+        return 200, intent
+    if parts == ["intents", "next"]:
+        STATE["next_intent"].append(query.get("status", ["succeeded"])[0])
         return 200, {}
     if parts[:1] == ["charges"]:
         return 200, STATE["charges"]

@@ -74,6 +74,7 @@ public final class StripeProvider: PaymentProvider {
     }
 
     public func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
+        if payment.optionKind == .savedMethod { return try await checkIntent(payment) }
         let (status, session, requestID) = try await get("/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))?expand[]=payment_intent")
         if status == 404 { return .failed("the Stripe checkout session no longer exists") }
         guard status == 200 else { throw .rejected("retrieving the session answered HTTP \(status)", requestID: requestID) }
@@ -81,6 +82,9 @@ public final class StripeProvider: PaymentProvider {
     }
 
     public func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
+        // An off-session charge has no page to close: it succeeded, failed,
+        // or is processing (and cannot be stopped).
+        if payment.optionKind == .savedMethod { return try await checkIntent(payment) }
         let path = "/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))/expire"
         let response = try await send("POST", path, form: [], idempotencyKey: "\(payment.id)-expire")
         if response.status == 200 {
@@ -114,14 +118,8 @@ public final class StripeProvider: PaymentProvider {
         guard response.status == 200 else {
             throw .rejected(Self.message(body) ?? "creating the payment intent answered HTTP \(response.status)", requestID: response.requestID)
         }
-        guard let id = body["id"] as? String, let status = body["status"] as? String else {
-            throw .malformed("payment intent without id or status", requestID: response.requestID)
-        }
-        switch status {
-        case "succeeded": return ProviderCharge(reference: id, outcome: .paid(nil))
-        case "processing", "requires_capture": return ProviderCharge(reference: id, outcome: .pending)
-        default: return ProviderCharge(reference: id, outcome: .failed("the charge ended \(status)"))
-        }
+        guard let id = body["id"] as? String else { throw .malformed("payment intent without an id", requestID: response.requestID) }
+        return ProviderCharge(reference: id, outcome: try Self.outcome(ofIntent: body, requestID: response.requestID))
     }
 
     public func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {
@@ -136,6 +134,30 @@ public final class StripeProvider: PaymentProvider {
 
     // MARK: Mapping
 
+    /// An off-session charge's PaymentIntent, retrieved.
+    private func checkIntent(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
+        guard !payment.providerReference.isEmpty else { return .failed("the charge never reached Stripe") }
+        let (status, intent, requestID) = try await get("/v1/payment_intents/\(Self.pathSafe(payment.providerReference))")
+        if status == 404 { return .failed("the Stripe payment intent no longer exists") }
+        guard status == 200 else { throw .rejected("retrieving the payment intent answered HTTP \(status)", requestID: requestID) }
+        return try Self.outcome(ofIntent: intent, requestID: requestID)
+    }
+
+    /// succeeded → Paid; processing (or authorized, awaiting capture) → New;
+    /// anything asking for the customer → Cancelled: nobody is there
+    /// off-session to act on it.
+    private static func outcome(ofIntent intent: [String: Any], requestID: String?) throws(ProviderError) -> ProviderOutcome {
+        guard let status = intent["status"] as? String else { throw .malformed("payment intent without a status", requestID: requestID) }
+        switch status {
+        case "succeeded": return .paid(nil)
+        case "processing", "requires_capture": return .pending
+        case "requires_payment_method", "requires_action", "requires_confirmation", "canceled":
+            let reason = (intent["last_payment_error"] as? [String: Any])?["code"] as? String
+            return .failed("the charge ended \(status)" + (reason.map { " (\($0))" } ?? ""))
+        default: throw .malformed("unknown payment intent status \(status)", requestID: requestID)
+        }
+    }
+
     /// open → New; complete + paid → Paid; complete + unpaid → New (an
     /// asynchronous payment method); expired → Cancelled.
     private func outcome(of session: [String: Any], payment: Payment, requestID: String?) async throws(ProviderError) -> ProviderOutcome {
@@ -146,7 +168,14 @@ public final class StripeProvider: PaymentProvider {
         case "expired":
             return .failed("the Stripe checkout expired before it was paid")
         case "complete":
-            guard session["payment_status"] as? String == "paid" else { return .pending }
+            guard session["payment_status"] as? String == "paid" else {
+                // A delayed method (a bank debit): pending while its
+                // PaymentIntent processes, Cancelled if the debit failed.
+                if let intent = session["payment_intent"] as? [String: Any], case .failed(let why) = try Self.outcome(ofIntent: intent, requestID: requestID) {
+                    return .failed(why)
+                }
+                return .pending
+            }
             guard payment.savedPaymentMethodID != nil,
                   let customer = session["customer"] as? String,
                   let intent = session["payment_intent"] as? [String: Any],
