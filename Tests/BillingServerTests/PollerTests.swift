@@ -88,7 +88,8 @@ final class ScriptedProvider: PaymentProvider {
         let s = try await setup()
         var ids: [String] = []
         for _ in 0..<40 { ids.append(try await s.payment().id) }
-        let first = s.poller(), second = s.poller()
+        // A long interval: however slow the machine, the next check is not yet due below.
+        let first = s.poller(interval: .seconds(600)), second = s.poller(interval: .seconds(600))
         async let a: Void = first.check(try await s.store.claimDuePayments(owner: first.owner, limit: 40, leaseMs: 60_000))
         async let b: Void = second.check(try await s.store.claimDuePayments(owner: second.owner, limit: 40, leaseMs: 60_000))
         _ = try await (a, b)
