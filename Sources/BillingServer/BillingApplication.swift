@@ -21,6 +21,8 @@ public final class BillingApplication: Sendable {
     /// The sandbox payment system (nil when disabled), and its page server.
     public let sandbox: SandboxProvider?
     public let sandboxPages: SandboxPageServer?
+    /// The webhook endpoint (nil when disabled).
+    public let webhooks: WebhookServer?
     private let pollerTask: Task<Void, Never>
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
@@ -32,13 +34,15 @@ public final class BillingApplication: Sendable {
     public var tlsDirectory: String { configuration.dataDirectory + "/tls" }
 
     private init(configuration: BillingConfiguration, store: SQLiteStore, server: TTRPCServer, health: HealthService, sandbox: SandboxProvider?,
-                 sandboxPages: SandboxPageServer?, pollerTask: Task<Void, Never>, group: MultiThreadedEventLoopGroup, logger: Logger) {
+                 sandboxPages: SandboxPageServer?, webhooks: WebhookServer?, pollerTask: Task<Void, Never>, group: MultiThreadedEventLoopGroup,
+                 logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.server = server
         self.health = health
         self.sandbox = sandbox
         self.sandboxPages = sandboxPages
+        self.webhooks = webhooks
         self.pollerTask = pollerTask
         self.group = group
         self.logger = logger
@@ -64,6 +68,7 @@ public final class BillingApplication: Sendable {
         var providers: [PaymentSystem: any PaymentProvider] = [:]
         var sandbox: SandboxProvider?
         var sandboxPages: SandboxPageServer?
+        var webhooks: WebhookServer?
         do {
             if configuration.sandbox.enabled {
                 var behaviour = SandboxProvider.Behaviour()
@@ -110,6 +115,15 @@ public final class BillingApplication: Sendable {
                 health, AccountsService(env: env), BalanceService(env: env), PaymentMethodsService(env: env),
                 RenewalService(env: env), MigrationPaymentService(env: env),
             ]
+            if configuration.webhooks.enabled {
+                let stripe = StripeWebhook(secret: try BillingConfiguration.secret(
+                    file: configuration.stripe.webhookSecretFile, environment: configuration.stripe.webhookSecretEnvironment,
+                    what: "Stripe webhook signing secret"))
+                webhooks = try await WebhookServer.start(host: configuration.webhooks.host, port: configuration.webhooks.port,
+                                                         routes: ["/webhooks/stripe": stripe.route(flows: flows, logger: logger)],
+                                                         maxBodyBytes: configuration.webhooks.maxBodyBytes, group: group)
+                logger.info("webhooks listening", metadata: ["address": "\(configuration.webhooks.host):\(webhooks?.port ?? 0)"])
+            }
             let server = try await TTRPCServer.start(host: configuration.listen.host, port: configuration.listen.port, tls: tls,
                                                      services: services, limits: serverLimits(configuration), group: group)
             let poller = Poller(store: store, flows: flows, settings: Poller.Settings(
@@ -122,8 +136,9 @@ public final class BillingApplication: Sendable {
             logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(server.localAddress?.port ?? 0)",
                                                          "database": "\(configuration.resolvedDatabasePath)"])
             return BillingApplication(configuration: configuration, store: store, server: server, health: health, sandbox: sandbox,
-                                      sandboxPages: sandboxPages, pollerTask: pollerTask, group: group, logger: logger)
+                                      sandboxPages: sandboxPages, webhooks: webhooks, pollerTask: pollerTask, group: group, logger: logger)
         } catch {
+            await webhooks?.stop()
             await sandboxPages?.stop()
             try? await group.shutdownGracefully()
             throw error
@@ -135,6 +150,7 @@ public final class BillingApplication: Sendable {
     public func shutdown() async {
         logger.info("billingd shutting down")
         health.setAllNotServing()
+        await webhooks?.stop()
         await server.shutdown(grace: .milliseconds(Int64(configuration.limits.shutdownGraceSeconds * 1000)))
         pollerTask.cancel()
         await pollerTask.value

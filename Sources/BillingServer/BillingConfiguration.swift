@@ -72,6 +72,19 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var secretKeyEnvironment: String = "STRIPE_SECRET_KEY"
         public var timeoutSeconds: Double = 15
         public var paymentTimeToLiveSeconds: Double = 3600
+        /// The webhook endpoint's signing secret (whsec_…), when `webhooks` is enabled.
+        public var webhookSecretFile: String = ""
+        public var webhookSecretEnvironment: String = "STRIPE_WEBHOOK_SECRET"
+    }
+
+    /// `POST /webhooks/stripe` over plain HTTP, for a TLS-terminating proxy in
+    /// front. Events only make billingd check a payment at once; the poller
+    /// checks New payments without them.
+    public struct Webhooks: Sendable, Codable, Hashable {
+        public var enabled: Bool = false
+        public var host: String = "127.0.0.1"
+        public var port: Int = 7082
+        public var maxBodyBytes: Int = 262_144
     }
 
     public struct PayPal: Sendable, Codable, Hashable {
@@ -104,6 +117,7 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     public var sandbox = Sandbox()
     public var stripe = Stripe()
     public var paypal = PayPal()
+    public var webhooks = Webhooks()
     /// "info", "debug", "trace", "notice", "warning", "error".
     public var logLevel: String = "info"
 
@@ -175,6 +189,11 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             }
             if paypal.brandName.count > 127 { problems.append("paypal.brandName is over 127 characters") }
         }
+        if webhooks.enabled {
+            if !stripe.enabled { problems.append("webhooks.enabled needs stripe.enabled (Stripe is the payment system that sends them)") }
+            if !(0...65535).contains(webhooks.port) { problems.append("webhooks.port \(webhooks.port) is not a port") }
+            if !(1024...(1 << 20)).contains(webhooks.maxBodyBytes) { problems.append("webhooks.maxBodyBytes must be 1 KiB to 1 MiB") }
+        }
         if poller.intervalSeconds <= 0 || poller.intervalSeconds > 86_400 { problems.append("poller.intervalSeconds must be in (0, 86400]") }
         if !(1...256).contains(poller.concurrency) { problems.append("poller.concurrency must be 1 to 256") }
         if poller.leaseSeconds <= 0 { problems.append("poller.leaseSeconds must be positive") }
@@ -232,6 +251,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         var wanted: [(file: String, variable: String, what: String)] = []
         if stripe.enabled { wanted.append((stripe.secretKeyFile, stripe.secretKeyEnvironment, "Stripe secret key")) }
         if paypal.enabled { wanted.append((paypal.clientSecretFile, paypal.clientSecretEnvironment, "PayPal client secret")) }
+        if stripe.enabled && webhooks.enabled {
+            wanted.append((stripe.webhookSecretFile, stripe.webhookSecretEnvironment, "Stripe webhook signing secret"))
+        }
         var problems: [String] = []
         for secret in wanted {
             do {

@@ -37,15 +37,29 @@ struct PaymentFlows: Sendable {
             let payer = try await store.payer(payment.payerID)
             let created = try await provider.createPayment(
                 ProviderPaymentRequest(payment: payment, payer: payer, saveMethod: payment.savedPaymentMethodID != nil))
-            return try await store.attachProviderReference(paymentID: payment.id, reference: created.reference, redirectURL: created.redirectURL)
+            return try await attach(payment, reference: created.reference, redirectURL: created.redirectURL)
         case .savedMethod:
             guard let methodID = payment.paymentMethodID else { return payment }
             let method = try await store.paymentMethod(methodID)
             let charge = try await provider.chargeSavedMethod(payment, method: method)
-            let attached = try await store.attachProviderReference(paymentID: payment.id, reference: charge.reference, redirectURL: "")
+            let attached = try await attach(payment, reference: charge.reference, redirectURL: "")
             return try await apply(charge.outcome, to: attached)
         case .invoice, .balance:
             return payment
+        }
+    }
+
+    /// The provider's reference, recorded. If the payment left New meanwhile
+    /// (the poller started the same payment, under the same idempotency key,
+    /// and finished it first), its current state is the answer.
+    private func attach(_ payment: Payment, reference: String, redirectURL: String) async throws(BillingError) -> Payment {
+        do {
+            return try await store.attachProviderReference(paymentID: payment.id, reference: reference, redirectURL: redirectURL)
+        } catch {
+            guard case .failedPrecondition = error else { throw error }
+            let current = try await store.payment(payment.id)
+            guard current.status != .new else { throw error }
+            return current
         }
     }
 

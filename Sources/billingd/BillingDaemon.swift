@@ -55,6 +55,7 @@ struct BillingDaemon: AsyncParsableCommand {
             print("  sandbox:   \(configuration.sandbox.enabled ? "http://\(configuration.sandbox.host):\(configuration.sandbox.port)" : "off")")
             print("  stripe:    \(configuration.stripe.enabled ? configuration.stripe.baseURL : "off")")
             print("  paypal:    \(configuration.paypal.enabled ? configuration.paypal.baseURL : "off")")
+            print("  webhooks:  \(configuration.webhooks.enabled ? "http://\(configuration.webhooks.host):\(configuration.webhooks.port)/webhooks/stripe" : "off")")
             print("  poller:    every \(configuration.poller.intervalSeconds) s")
             return
         }

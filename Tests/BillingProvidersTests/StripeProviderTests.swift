@@ -133,7 +133,8 @@ import Testing
         let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         let stripe = provider(fake)
-        try await fake.control("fail?status=429&count=2")
+        try await fake.control("fail?status=409&count=1") // idempotency key in use by a concurrent request
+        try await fake.control("fail?status=429&count=1")
         let created = try await stripe.createPayment(ProviderPaymentRequest(payment: payment("pay_429"), payer: payer, saveMethod: false))
         #expect(created.reference.hasPrefix("cs_test_"))
         let sessions = try await fake.control("sessions", method: "GET") as? [Any] ?? []

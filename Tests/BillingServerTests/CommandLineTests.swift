@@ -247,7 +247,7 @@ enum Waiterframes {
         let secret = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)").path
         try "sk_test_x\n".write(toFile: secret, atomically: true, encoding: .utf8)
         var example = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ConfigurationTests.example))) as? [String: Any])
-        example["stripe"] = (example["stripe"] as? [String: Any] ?? [:]).merging(["secretKeyFile": secret]) { $1 }
+        example["stripe"] = (example["stripe"] as? [String: Any] ?? [:]).merging(["secretKeyFile": secret, "webhookSecretFile": secret]) { $1 }
         example["paypal"] = (example["paypal"] as? [String: Any] ?? [:]).merging(["clientSecretFile": secret]) { $1 }
         let local = FileManager.default.temporaryDirectory.appendingPathComponent("example-\(UUID().uuidString).json")
         try JSONSerialization.data(withJSONObject: example).write(to: local)

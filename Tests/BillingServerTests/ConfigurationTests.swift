@@ -75,6 +75,7 @@ import Testing
         #expect(example.secretProblems(environment: [:]) == [
             "cannot read the Stripe secret key file /etc/billingd/stripe-secret-key",
             "cannot read the PayPal client secret file /etc/billingd/paypal-client-secret",
+            "cannot read the Stripe webhook signing secret file /etc/billingd/stripe-webhook-secret",
         ])
 
         var configuration = BillingConfiguration()
@@ -97,5 +98,15 @@ import Testing
         ])
         #expect(configuration.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x", "PAYPAL_CLIENT_SECRET": "s"]) == [])
         #expect(BillingConfiguration().secretProblems(environment: [:]) == [], "nothing enabled, nothing needed")
+
+        var hooks = BillingConfiguration()
+        hooks.webhooks.enabled = true
+        hooks.webhooks.maxBodyBytes = 10
+        #expect(hooks.validate() == ["webhooks.enabled needs stripe.enabled (Stripe is the payment system that sends them)",
+                                     "webhooks.maxBodyBytes must be 1 KiB to 1 MiB"])
+        hooks.stripe.enabled = true
+        #expect(hooks.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x"]) == [
+            "Stripe webhook signing secret missing: set STRIPE_WEBHOOK_SECRET or give a key file",
+        ])
     }
 }

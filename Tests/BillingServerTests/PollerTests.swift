@@ -186,6 +186,19 @@ final class ScriptedProvider: PaymentProvider {
         #expect(cancelled.status == .cancelled)
     }
 
+    @Test func aCallerStartingAPaymentThePollerAlreadyFinishedGetsItsState() async throws {
+        let s = try await setup()
+        s.provider.fallback.withLock { $0 = .paid(nil) }
+        let snapshot = try await s.payment(started: false)
+        let poller = s.poller()
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        #expect(try await s.store.payment(snapshot.id).status == .paid, "the poller started and finished it")
+        // The creator's own start, a moment late, with the same idempotency key.
+        let started = try await s.flows.start(snapshot)
+        #expect(started.status == .paid)
+        #expect(try await s.store.balance(accountID: "acc").balance.amountMinorUnits == 10_00, "credited once")
+    }
+
     @Test func theRunningPollerWakesForANewPaymentAndSleepsWhenIdle() async throws {
         let s = try await setup()
         let poller = s.poller(interval: .seconds(30))

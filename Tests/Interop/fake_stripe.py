@@ -18,15 +18,23 @@ Test controls (never part of Stripe's API), under /_fake/:
                                         (card_declined, or authentication_required)
   POST /_fake/intents/next?status=S     the next off-session PaymentIntent ends in status S (processing)
   POST /_fake/intents/<id>/succeed      a processing PaymentIntent succeeds
+  POST /_fake/webhook?url=U&secret=S&session=ID[&type=T][&age=SECONDS]
+                                        delivers a signed event about the session to U; answers
+                                        {"status": billingd's HTTP status, "body": …}
   GET  /_fake/charges (every PaymentIntent that took money), /_fake/sessions
 and the shared ones of fakeprovider.py (fail, malformed, delay, problems, requests).
 
 Usage: fake_stripe.py SPECS_DIR   (prints "listening PORT PID", serves until killed)
 """
 import copy
+import hashlib
+import hmac
 import json
 import sys
+import time
+import urllib.error
 import urllib.parse
+import urllib.request
 
 from openapi_schema_validator import OAS30Validator
 
@@ -239,6 +247,8 @@ def control(parts, query):
     if parts[:1] == ["decline"] and len(parts) == 2:
         STATE["declined"][parts[1]] = query.get("code", ["card_declined"])[0]
         return 200, {}
+    if parts[:1] == ["webhook"]:
+        return webhook(query)
     if parts[:1] == ["intents"] and len(parts) == 3 and parts[2] == "succeed":
         intent = STATE["intents"][parts[1]]
         intent["status"] = "succeeded"
@@ -259,6 +269,28 @@ def control(parts, query):
                                              card=dict(FIXTURES["payment_method"].get("card") or {}, brand="visa", last4="4242"))
         return 200, {"customer": customer, "payment_method": parts[1]}
     return None
+
+
+def webhook(query):
+    """Signs an event about a session as Stripe does (Stripe-Signature: t=…,v1=HMAC-SHA256
+    of "t.body") and POSTs it to ?url=. ?secret= signs it; ?age= backdates t by that many
+    seconds; ?type= is the event type."""
+    session = STATE["sessions"][query["session"][0]]
+    event = fixture("event", id=FAKE.next_id("evt"), type=query.get("type", ["checkout.session.completed"])[0],
+                    data={"object": json.loads(json.dumps(session))}, livemode=False)
+    body = json.dumps(event).encode()
+    timestamp = int(time.time()) - int(query.get("age", ["0"])[0])
+    signature = hmac.new(query["secret"][0].encode(), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
+    request = urllib.request.Request(query["url"][0], data=body, method="POST", headers={
+        "Content-Type": "application/json; charset=utf-8", "Stripe-Signature": "t=%d,v1=%s" % (timestamp, signature)})
+
+    def deliver():
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return 200, {"status": answer.status, "body": answer.read().decode()}
+        except urllib.error.HTTPError as refused:
+            return 200, {"status": refused.code, "body": refused.read().decode()}
+    return 200, {}, deliver
 
 
 class StripeFake(Fake):

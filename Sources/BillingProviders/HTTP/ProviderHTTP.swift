@@ -5,7 +5,7 @@ internal import FoundationNetworking
 
 /// HTTP for the payment-system adapters, over Foundation's URLSession (the
 /// system libcurl and OpenSSL): connection reuse, timeouts, and retries with
-/// backoff for what retrying can fix (network errors, 429, 5xx). A 4xx is
+/// backoff for what retrying can fix (network errors, 409, 429, 5xx). A 4xx is
 /// returned to the adapter, which decides what it means. Requests carry
 /// idempotency keys, so a retry never doubles a charge.
 ///
@@ -61,7 +61,10 @@ struct ProviderHTTP: Sendable {
                 throw .unavailable("\(request.url?.host ?? "provider"): \((error as NSError).localizedDescription)")
             }
             let requestID = http.value(forHTTPHeaderField: requestIDHeader)
-            if http.statusCode == 429 || http.statusCode >= 500 {
+            // 409: the same idempotency key is still being processed (our
+            // poller and a caller starting one payment at once); asking
+            // again later gets the first request's answer.
+            if http.statusCode == 409 || http.statusCode == 429 || http.statusCode >= 500 {
                 if attempt < maxAttempts {
                     await backoff(attempt, retryAfter: http.value(forHTTPHeaderField: "Retry-After").flatMap(Double.init))
                     continue

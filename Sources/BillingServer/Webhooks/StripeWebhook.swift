@@ -1,0 +1,131 @@
+internal import BillingCore
+internal import BillingTLS
+internal import Foundation
+internal import Logging
+
+/// A Stripe webhook delivery, verified: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=…]`
+/// where v1 is HMAC-SHA256 of "<t>.<raw body>" under the endpoint's signing
+/// secret, and t is within the tolerance of now (replays of old deliveries
+/// are refused).
+///
+/// The event only says which payment to look at: billingd then asks Stripe's
+/// API (the same check the poller makes) and moves the payment through the
+/// one transition. A forged or stale event can therefore cost a request to
+/// Stripe at most, never a credit.
+struct StripeWebhook {
+    enum Failure: Error, Equatable, CustomStringConvertible {
+        case missingSignature
+        case malformedSignature
+        case stale(seconds: Int64)
+        case mismatch
+        case malformedEvent
+
+        var description: String {
+            switch self {
+            case .missingSignature: return "no Stripe-Signature header"
+            case .malformedSignature: return "the Stripe-Signature header is not t=…,v1=…"
+            case .stale(let seconds): return "the signature's timestamp is \(seconds) s away from now (tolerance 300 s)"
+            case .mismatch: return "no v1 signature matches the signing secret"
+            case .malformedEvent: return "the body is not a Stripe event"
+            }
+        }
+    }
+
+    struct Event: Equatable {
+        let id: String
+        let type: String
+        /// Our payment id, when the event is about one of our payments.
+        let paymentID: String?
+    }
+
+    let secret: [UInt8]
+    var tolerance: Int64 = 300
+
+    init(secret: String) {
+        self.secret = Array(secret.utf8)
+    }
+
+    /// The event, if the signature holds for this body at `now` (seconds since the epoch).
+    func verify(body: [UInt8], signature header: String?, now: Int64) throws(Failure) -> Event {
+        guard let header, !header.isEmpty else { throw .missingSignature }
+        var timestamp: Int64?
+        var signatures: [[UInt8]] = []
+        for item in header.split(separator: ",") {
+            let pair = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2 else { throw .malformedSignature }
+            switch pair[0] {
+            case "t":
+                guard let value = Int64(pair[1]) else { throw .malformedSignature }
+                timestamp = value
+            case "v1":
+                guard let bytes = Self.hex(pair[1]) else { throw .malformedSignature }
+                signatures.append(bytes)
+            default:
+                continue // v0 (test-mode legacy) and future schemes
+            }
+        }
+        guard let timestamp, !signatures.isEmpty else { throw .malformedSignature }
+        let skew = now - timestamp
+        guard abs(skew) <= tolerance else { throw .stale(seconds: skew) }
+        let expected = MessageAuthentication.sha256(key: secret, message: Array("\(timestamp).".utf8) + body)
+        guard signatures.contains(where: { MessageAuthentication.constantTimeEqual($0, expected) }) else { throw .mismatch }
+        return try Self.event(body)
+    }
+
+    /// checkout.session.* events name our payment in `client_reference_id`,
+    /// payment_intent.* events in `metadata.payment_id`.
+    static func event(_ body: [UInt8]) throws(Failure) -> Event {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let id = object["id"] as? String, let type = object["type"] as? String,
+              let data = (object["data"] as? [String: Any])?["object"] as? [String: Any] else { throw .malformedEvent }
+        let metadata = data["metadata"] as? [String: Any]
+        let paymentID = (data["client_reference_id"] as? String) ?? (metadata?["payment_id"] as? String)
+        return Event(id: id, type: type, paymentID: paymentID)
+    }
+
+    private static func hex(_ text: String) -> [UInt8]? {
+        guard text.utf8.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(32)
+        var index = text.startIndex
+        while index < text.endIndex {
+            let next = text.index(index, offsetBy: 2)
+            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return bytes
+    }
+}
+
+extension StripeWebhook {
+    /// `POST /webhooks/stripe`: 400 for a delivery that fails verification
+    /// (nothing changes), 200 once the payment it names was checked (or
+    /// when it names none of ours), 503 when Stripe could not be asked, so
+    /// Stripe delivers again later (the poller checks meanwhile).
+    func route(flows: PaymentFlows, logger: Logger) -> WebhookServer.Route {
+        { request in
+            let event: Event
+            do {
+                event = try verify(body: request.body, signature: request.headers.first(name: "Stripe-Signature"), now: Int64(Date().timeIntervalSince1970))
+            } catch {
+                logger.warning("Stripe webhook refused", metadata: ["reason": "\(error)"])
+                return WebhookServer.Response(status: .badRequest, message: "\(error)")
+            }
+            guard let paymentID = event.paymentID else { return WebhookServer.Response(status: .ok, message: "no payment of ours") }
+            do {
+                let payment = try await flows.store.payment(paymentID)
+                guard payment.system == .stripe else { return WebhookServer.Response(status: .ok, message: "no Stripe payment of ours") }
+                let after = try await flows.refresh(payment)
+                logger.info("Stripe webhook", metadata: ["event": "\(event.id)", "type": "\(event.type)", "payment": "\(paymentID)",
+                                                          "status": "\(after.status)"])
+                return WebhookServer.Response(status: .ok, message: "payment \(paymentID) is \(after.status)")
+            } catch BillingError.notFound {
+                return WebhookServer.Response(status: .ok, message: "no payment of ours")
+            } catch {
+                logger.warning("Stripe webhook: checking the payment failed", metadata: ["payment": "\(paymentID)", "error": "\(error)"])
+                return WebhookServer.Response(status: .serviceUnavailable, message: "the payment could not be checked now")
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+@testable import BillingServer
+import BillingTLS
+import BillingTestSupport
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// Stripe-Signature verification, with vectors computed independently
+/// (Python's hmac module), then webhooks through a whole billingd.
+@Suite struct StripeSignatureTests {
+    static let body = Array(#"{"id":"evt_1","type":"checkout.session.completed","data":{"object":{"client_reference_id":"pay_1"}}}"#.utf8)
+    static let valid = "98e217abf90030cf30a619a7516d7ff4b27982a0098fe6661c22b039f8109782"
+    let webhook = StripeWebhook(secret: "whsec_test_secret")
+
+    @Test func hmacSHA256MatchesAKnownAnswer() {
+        let digest = MessageAuthentication.sha256(key: Array("key".utf8), message: Array("The quick brown fox jumps over the lazy dog".utf8))
+        #expect(digest.map { String(format: "%02x", $0) }.joined() == "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8")
+        #expect(MessageAuthentication.constantTimeEqual([1, 2, 3], [1, 2, 3]))
+        #expect(!MessageAuthentication.constantTimeEqual([1, 2, 3], [1, 2, 4]))
+        #expect(!MessageAuthentication.constantTimeEqual([1, 2], [1, 2, 3]))
+    }
+
+    @Test func aValidSignatureWithinToleranceGivesTheEvent() throws {
+        let event = try webhook.verify(body: Self.body, signature: "t=1700000000,v1=\(Self.valid)", now: 1_700_000_000 + 299)
+        #expect(event == StripeWebhook.Event(id: "evt_1", type: "checkout.session.completed", paymentID: "pay_1"))
+        // Stripe sends several v1 while a secret is being rolled: one match is enough.
+        let rolled = "t=1700000000,v1=\(String(repeating: "0", count: 64)),v1=\(Self.valid),v0=abc"
+        #expect(try webhook.verify(body: Self.body, signature: rolled, now: 1_700_000_000).paymentID == "pay_1")
+    }
+
+    @Test func everyForgeryIsRefused() {
+        let cases: [(String?, [UInt8], Int64, StripeWebhook.Failure)] = [
+            (nil, Self.body, 1_700_000_000, .missingSignature),
+            ("", Self.body, 1_700_000_000, .missingSignature),
+            ("garbage", Self.body, 1_700_000_000, .malformedSignature),
+            ("t=abc,v1=\(Self.valid)", Self.body, 1_700_000_000, .malformedSignature),
+            ("t=1700000000,v1=zz", Self.body, 1_700_000_000, .malformedSignature),
+            ("t=1700000000", Self.body, 1_700_000_000, .malformedSignature),
+            ("v1=\(Self.valid)", Self.body, 1_700_000_000, .malformedSignature),
+            ("t=1700000000,v1=\(Self.valid)", Self.body, 1_700_000_000 + 301, .stale(seconds: 301)),
+            ("t=1700000000,v1=\(Self.valid)", Self.body, 1_700_000_000 - 301, .stale(seconds: -301)),
+            ("t=1700000001,v1=\(Self.valid)", Self.body, 1_700_000_000, .mismatch),
+            ("t=1700000000,v1=\(Self.valid)", Self.body + [0x20], 1_700_000_000, .mismatch),
+        ]
+        for (header, body, now, expected) in cases {
+            #expect(throws: expected, "\(header ?? "nil")") { try webhook.verify(body: body, signature: header, now: now) }
+        }
+        #expect(throws: StripeWebhook.Failure.mismatch) {
+            try StripeWebhook(secret: "whsec_other").verify(body: Self.body, signature: "t=1700000000,v1=\(Self.valid)", now: 1_700_000_000)
+        }
+    }
+}
+
+@Suite(.serialized) struct StripeWebhookEndToEndTests {
+    @Test func aSignedEventCreditsAtOnceAndForgeriesChangeNothing() async throws {
+        let fake = try await FakeProvider.stripe()
+        defer { fake.stop() }
+        let secrets = FileManager.default.temporaryDirectory.appendingPathComponent("webhook-\(UUID().uuidString)").path
+        try "\(FakeProvider.stripeSecretKey)\n".write(toFile: secrets + "-key", atomically: true, encoding: .utf8)
+        try "whsec_billingd_test\n".write(toFile: secrets + "-whsec", atomically: true, encoding: .utf8)
+        defer {
+            try? FileManager.default.removeItem(atPath: secrets + "-key")
+            try? FileManager.default.removeItem(atPath: secrets + "-whsec")
+        }
+        // The poller checks once, at creation, then not for 10 minutes: only the webhook can credit.
+        let f = try await ServerFixture(pollSeconds: 600) { configuration in
+            configuration.stripe.enabled = true
+            configuration.stripe.baseURL = fake.baseURL
+            configuration.stripe.secretKeyFile = secrets + "-key"
+            configuration.stripe.webhookSecretFile = secrets + "-whsec"
+            configuration.webhooks.enabled = true
+            configuration.webhooks.port = 0
+        }
+        let port = try #require(f.application.webhooks?.port)
+        let url = "http://127.0.0.1:\(port)/webhooks/stripe"
+        #expect(try await f.billing(["accounts", "create", "acc-hook", "--name", "Hook"]).status == 0)
+        #expect(try await f.billing(["accounts", "add-payer", "acc-hook", "--name", "Jane"]).status == 0)
+        let created = try json(try await f.billing(["topup", "--account", "acc-hook", "--amount", "40", "--system", "stripe", "--json"]).stdout)
+        let id = try #require((created["payment"] as? [String: Any])?["id"] as? String)
+        let session = try #require((created["redirect_url"] as? String)?.split(separator: "/").last.map(String.init))
+        // The poller's check at creation is done (it found the session open) before the person pays.
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while try await f.application.store.payment(id).checkAttempts == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await f.application.store.payment(id).checkAttempts == 1)
+        try await fake.control("sessions/\(session)/pay")
+
+        func deliver(_ secret: String, age: Int = 0) async throws -> Int {
+            let query = "url=\(url)&secret=\(secret)&session=\(session)&age=\(age)"
+            let answer = try await fake.control("webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query))
+            return (answer as? [String: Any])?["status"] as? Int ?? 0
+        }
+        func status() async throws -> String? {
+            try json(try await f.billing(["payment", "show", id, "--json"]).stdout)["status"] as? String
+        }
+        #expect(try await deliver("whsec_forged") == 400)
+        #expect(try await deliver("whsec_billingd_test", age: 600) == 400, "a replay of an old delivery")
+        #expect(try await status() == "new", "refused deliveries change nothing")
+
+        #expect(try await deliver("whsec_billingd_test") == 200)
+        #expect(try await status() == "paid", "credited by the webhook, not the poller")
+        #expect(try await deliver("whsec_billingd_test") == 200, "Stripe delivers again: harmless")
+        let balance = try json(try await f.billing(["balance", "--account", "acc-hook", "--json"]).stdout)
+        #expect((balance["balance"] as? [String: Any])?["amount_minor_units"] as? Int == 40_00, "credited once")
+
+        // Not a webhook route, not a POST, too big (refused from its header, before any body).
+        #expect(try await Self.post("http://127.0.0.1:\(port)/webhooks/paypal", body: Data("{}".utf8)) == 404)
+        #expect(try await Self.raw(port, "GET /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", f).hasPrefix("HTTP/1.1 405"))
+        #expect(try await Self.raw(port, "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n", f).hasPrefix("HTTP/1.1 413"))
+        #expect(try await status() == "paid")
+        #expect(try await fake.problems() == [])
+        await f.stop()
+    }
+
+    static func raw(_ port: Int, _ request: String, _ f: ServerFixture) async throws -> String {
+        try await RawHTTP.exchange(host: "127.0.0.1", port: port, request: request, group: f.clientGroup)
+    }
+
+    static func post(_ url: String, body: Data) async throws -> Int {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = "POST"
+        request.httpBody = body
+        let (_, response) = try await URLSession.shared.data(for: request)
+        return (response as? HTTPURLResponse)?.statusCode ?? 0
+    }
+}
