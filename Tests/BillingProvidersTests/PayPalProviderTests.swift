@@ -188,12 +188,7 @@ import Testing
 
         // Wrong credentials: refused, not retried as if it could help.
         let wrong = provider(fake, secret: "not-the-secret")
-        var failure: ProviderError?
-        do {
-            _ = try await wrong.checkPayment(order)
-        } catch {
-            failure = error
-        }
+        let failure = await providerError { () async throws(ProviderError) in try await wrong.checkPayment(order) }
         guard case .rejected? = failure else {
             Issue.record("expected rejected, got \(String(describing: failure))")
             return
@@ -230,12 +225,7 @@ import Testing
         #expect(orders.count == 2)
 
         try await fake.control("fail?status=503&count=6")
-        var failure: ProviderError?
-        do {
-            _ = try await paypal.createPayment(ProviderPaymentRequest(payment: payment("pay_503"), payer: payer, saveMethod: false))
-        } catch {
-            failure = error
-        }
+        let failure = await providerError { () async throws(ProviderError) in try await paypal.createPayment(ProviderPaymentRequest(payment: payment("pay_503"), payer: payer, saveMethod: false)) }
         if case .unavailable? = failure {} else { Issue.record("expected unavailable, got \(String(describing: failure))") }
     }
 
@@ -246,12 +236,7 @@ import Testing
         let order = try await created(paypal, payment())
         try await fake.control("orders/\(order.providerReference)/approve")
         try await fake.control("malformed?count=1")
-        var failure: ProviderError?
-        do {
-            _ = try await paypal.checkPayment(order)
-        } catch {
-            failure = error
-        }
+        let failure = await providerError { () async throws(ProviderError) in try await paypal.checkPayment(order) }
         guard case .malformed(_, let requestID)? = failure else {
             Issue.record("expected malformed, got \(String(describing: failure))")
             return

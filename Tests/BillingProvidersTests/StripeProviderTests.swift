@@ -27,6 +27,16 @@ import Testing
 
     let payer = Payer(id: "pyr_1", accountID: "acc-1", displayName: "Jane Doe", email: "jane@example.com", createdAtMs: 0)
 
+    /// A card saved by a paid checkout, as billingd records it.
+    func savedCard(_ stripe: StripeProvider, _ fake: FakeProvider) async throws -> PaymentMethod {
+        var saving = payment(save: true)
+        saving.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)).reference
+        try await fake.control("sessions/\(saving.providerReference)/pay")
+        guard case .paid(let saved?) = try await stripe.checkPayment(saving) else { throw FakeProvider.Failure(description: "not paid with a saved card") }
+        return PaymentMethod(id: "pm_ours", payerID: "pyr_1", system: .stripe, status: .confirmed, isDefault: true, displayName: saved.displayName,
+                             providerReference: saved.reference, savedWithPaymentID: saving.id, createdAtMs: 0, updatedAtMs: 0)
+    }
+
     @Test func aCheckoutSessionIsCreatedAsTheSpecDescribesAndMapsEveryStatus() async throws {
         let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
@@ -113,12 +123,7 @@ import Testing
         let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         let stripe = provider(fake, timeout: .seconds(1))
-        var saving = payment(save: true)
-        saving.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)).reference
-        try await fake.control("sessions/\(saving.providerReference)/pay")
-        guard case .paid(let saved?) = try await stripe.checkPayment(saving) else { Issue.record("not paid"); return }
-        let method = PaymentMethod(id: "pm_ours", payerID: "pyr_1", system: .stripe, status: .confirmed, isDefault: true, displayName: "",
-                                   providerReference: saved.reference, savedWithPaymentID: saving.id, createdAtMs: 0, updatedAtMs: 0)
+        let method = try await savedCard(stripe, fake)
         // The first answer comes after our timeout; the charge happened anyway.
         try await fake.control("delay?ms=2500&count=1")
         let charge = try await stripe.chargeSavedMethod(payment("pay_timeout"), method: method)
@@ -144,12 +149,7 @@ import Testing
         await #expect(throws: ProviderError.self) {
             try await stripe.createPayment(ProviderPaymentRequest(payment: payment("pay_503"), payer: payer, saveMethod: false))
         }
-        var failure: ProviderError?
-        do {
-            _ = try await stripe.createPayment(ProviderPaymentRequest(payment: payment("pay_503b"), payer: payer, saveMethod: false))
-        } catch {
-            failure = error
-        }
+        let failure = await providerError { () async throws(ProviderError) in try await stripe.createPayment(ProviderPaymentRequest(payment: payment("pay_503b"), payer: payer, saveMethod: false)) }
         if case .unavailable? = failure {} else { Issue.record("expected unavailable, got \(String(describing: failure))") }
     }
 
@@ -158,12 +158,7 @@ import Testing
         defer { fake.stop() }
         let stripe = provider(fake)
         try await fake.control("malformed?count=1")
-        var failure: ProviderError?
-        do {
-            _ = try await stripe.createPayment(ProviderPaymentRequest(payment: payment(), payer: payer, saveMethod: false))
-        } catch {
-            failure = error
-        }
+        let failure = await providerError { () async throws(ProviderError) in try await stripe.createPayment(ProviderPaymentRequest(payment: payment(), payer: payer, saveMethod: false)) }
         guard case .malformed(_, let requestID)? = failure else {
             Issue.record("expected malformed, got \(String(describing: failure))")
             return
@@ -202,12 +197,7 @@ import Testing
         let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         let stripe = provider(fake)
-        var saving = payment(save: true)
-        saving.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)).reference
-        try await fake.control("sessions/\(saving.providerReference)/pay")
-        guard case .paid(let saved?) = try await stripe.checkPayment(saving) else { Issue.record("not paid"); return }
-        let method = PaymentMethod(id: "pm_ours", payerID: "pyr_1", system: .stripe, status: .confirmed, isDefault: true, displayName: "",
-                                   providerReference: saved.reference, savedWithPaymentID: saving.id, createdAtMs: 0, updatedAtMs: 0)
+        let method = try await savedCard(stripe, fake)
 
         try await fake.control("intents/next?status=processing")
         var charged = payment()
@@ -221,7 +211,7 @@ import Testing
         #expect(try await stripe.checkPayment(charged) == .paid(nil))
 
         // A card that needs its holder (3-D Secure) cannot be charged off-session.
-        try await fake.control("decline/\(saved.reference.split(separator: "/")[1])?code=authentication_required")
+        try await fake.control("decline/\(method.providerReference.split(separator: "/")[1])?code=authentication_required")
         let declined = try await stripe.chargeSavedMethod(payment(), method: method)
         #expect(declined.outcome == .failed("card declined (authentication_required: authentication_required)"))
         #expect(try await fake.problems() == [])

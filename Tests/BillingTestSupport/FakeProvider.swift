@@ -27,7 +27,10 @@ public final class FakeProvider: Sendable {
     let pid: Int32
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    public struct Failure: Error, CustomStringConvertible { public let description: String }
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
+    }
 
     public static func stripe() async throws -> FakeProvider { try await FakeProvider(script: "fake_stripe.py") }
     public static func paypal() async throws -> FakeProvider { try await FakeProvider(script: "fake_paypal.py") }
