@@ -188,11 +188,13 @@ import Testing
 
         // Wrong credentials: refused, not retried as if it could help.
         let wrong = provider(fake, secret: "not-the-secret")
+        let asked = try await fake.requests().count
         let failure = await providerError { () async throws(ProviderError) in try await wrong.checkPayment(order) }
         guard case .rejected? = failure else {
             Issue.record("expected rejected, got \(String(describing: failure))")
             return
         }
+        #expect(try await fake.requests().dropFirst(asked).map { $0["path"] as? String ?? "" } == ["/v1/oauth2/token"], "one 401, no retry")
         #expect(try await fake.problems() == [])
     }
 
