@@ -118,7 +118,8 @@ import Testing
         defer { fake.stop() }
         let paypal = provider(fake)
         for (status, expected) in [("DECLINED", ProviderOutcome.failed("PayPal declined the capture")),
-                                   ("FAILED", .failed("PayPal failed the capture")), ("PENDING", .pending)] {
+                                   ("FAILED", .failed("PayPal failed the capture")), ("PENDING", .pending),
+                                   ("INSTRUMENT_DECLINED", .failed("PayPal refused the capture (INSTRUMENT_DECLINED)"))] {
             let order = try await created(paypal, payment())
             try await fake.control("orders/\(order.providerReference)/approve")
             try await fake.control("capture?status=\(status)")

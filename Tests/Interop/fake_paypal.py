@@ -17,7 +17,8 @@ Test controls (never part of PayPal's API), under /_fake/:
   POST /_fake/orders/<id>/approve       the payer approves on PayPal's page
   POST /_fake/orders/<id>/void          PayPal voids the order
   POST /_fake/orders/<id>/expire        the order is gone (GET answers 404)
-  POST /_fake/capture?status=DECLINED   the next capture ends with that status (COMPLETED, DECLINED, FAILED, PENDING)
+  POST /_fake/capture?status=DECLINED   the next capture ends with that status (COMPLETED, DECLINED, FAILED, PENDING),
+                                        or is refused with 422 INSTRUMENT_DECLINED
   POST /_fake/captures/<id>/complete    a PENDING capture completes
   POST /_fake/decline/<vault_id>        charges of this vaulted wallet are declined
   POST /_fake/token?expires_in=N        tokens issued from now on live N seconds
@@ -326,6 +327,9 @@ class PayPalFake(Fake):
             return failure(422, *UNPROCESSABLE, issue="ORDER_ALREADY_CAPTURED", description="Order already captured.")
         if order["status"] != "APPROVED":
             return failure(422, *UNPROCESSABLE, issue="ORDER_NOT_APPROVED", description="Payer has not yet approved the Order for payment.")
+        if self.next_capture and self.next_capture[0] == "INSTRUMENT_DECLINED":
+            self.next_capture.pop(0)
+            return failure(422, *UNPROCESSABLE, issue="INSTRUMENT_DECLINED", description="The instrument presented was either declined by the processor or bank, or it can't be used for this payment.")
         self.settle(order, None)
         if order.pop("_vault", False) and order["purchase_units"][0]["payments"]["captures"][0]["status"] == "COMPLETED":
             vault_id = "VAULT%s" % order["id"][-8:]

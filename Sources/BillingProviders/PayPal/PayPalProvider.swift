@@ -161,9 +161,11 @@ public final class PayPalProvider: PaymentProvider {
                 // Captured by an earlier attempt whose answer we lost.
                 guard let order = try await order(of: payment) else { return .failed("the PayPal order no longer exists") }
                 return try await outcome(of: order.body, payment: payment, requestID: order.requestID)
-            case "ORDER_NOT_APPROVED":
+            case "ORDER_NOT_APPROVED", "PAYER_ACTION_REQUIRED":
+                // The payer has something left to do on PayPal's page.
                 return .pending
             case let issue:
+                // INSTRUMENT_DECLINED and the like: the payer starts a new top-up.
                 return .failed("PayPal refused the capture (\(issue ?? "UNPROCESSABLE_ENTITY"))")
             }
         }
