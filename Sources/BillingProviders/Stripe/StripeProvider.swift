@@ -136,7 +136,8 @@ public final class StripeProvider: PaymentProvider {
 
     /// An off-session charge's PaymentIntent, retrieved.
     private func checkIntent(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
-        guard !payment.providerReference.isEmpty else { return .failed("the charge never reached Stripe") }
+        // Unstarted: only starting it (with its idempotency key) can tell.
+        guard !payment.providerReference.isEmpty else { throw .rejected("payment \(payment.id) has no Stripe payment intent yet", requestID: nil) }
         let (status, intent, requestID) = try await get("/v1/payment_intents/\(Self.pathSafe(payment.providerReference))")
         if status == 404 { return .failed("the Stripe payment intent no longer exists") }
         guard status == 200 else { throw .rejected("retrieving the payment intent answered HTTP \(status)", requestID: requestID) }
