@@ -164,6 +164,16 @@ import Testing
             return
         }
         #expect(requestID?.hasPrefix("req_") == true)
+
+        try await fake.control("oversized?count=1")
+        let huge = await providerError { () async throws(ProviderError) in
+            try await stripe.createPayment(ProviderPaymentRequest(payment: payment(), payer: payer, saveMethod: false))
+        }
+        guard case .malformed(let why, _)? = huge else {
+            Issue.record("expected malformed, got \(String(describing: huge))")
+            return
+        }
+        #expect(why.contains("over 1048576"))
     }
 
     @Test func anUnknownSessionIsCancelledNotAnError() async throws {

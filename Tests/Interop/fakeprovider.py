@@ -8,6 +8,7 @@ GET /_fake/problems and require to be empty.
 Controls every fake has, under /_fake/ (never part of a vendor's API):
   POST /_fake/fail?status=429&count=2   the next N API requests answer with that status
   POST /_fake/malformed?count=1         the next N answers are not JSON
+  POST /_fake/oversized?count=1         the next N answers are 2 MiB of valid JSON
   POST /_fake/delay?ms=2000&count=1     the next N requests are processed, then answered late
   GET  /_fake/problems, /_fake/requests
 """
@@ -31,6 +32,7 @@ class Fake:
         self.requests = []
         self.fail = []
         self.malformed = 0
+        self.oversized = 0
         self.delays = []
         self.counter = 0
         # idempotency key -> ((path, body), status, answer)
@@ -68,6 +70,9 @@ class Fake:
         if parts[:1] == ["malformed"]:
             self.malformed += count
             return 200, {}
+        if parts[:1] == ["oversized"]:
+            self.oversized += count
+            return 200, {}
         if parts[:1] == ["problems"]:
             return 200, self.problems
         if parts[:1] == ["requests"]:
@@ -102,6 +107,9 @@ class Fake:
             if self.malformed:
                 self.malformed -= 1
                 return 200, None, b"{not json", request_id, 0
+            if self.oversized:
+                self.oversized -= 1
+                return 200, None, b'{"padding": "' + b"x" * (2 << 20) + b'"}', request_id, 0
             if method == "POST" and key:
                 seen = self.idempotency.get(key)
                 if seen:

@@ -13,6 +13,7 @@ internal import FoundationNetworking
 struct ProviderHTTP: Sendable {
     let session: URLSession
     let maxAttempts: Int
+    static let maxBodyBytes = 1 << 20
     let baseDelay: Duration
 
     struct Response {
@@ -61,6 +62,10 @@ struct ProviderHTTP: Sendable {
                 throw .unavailable("\(request.url?.host ?? "provider"): \((error as NSError).localizedDescription)")
             }
             let requestID = http.value(forHTTPHeaderField: requestIDHeader)
+            // Answers here are a few KiB; anything huge is not one we understand.
+            guard data.count <= Self.maxBodyBytes else {
+                throw .malformed("the answer is \(data.count) bytes, over \(Self.maxBodyBytes)", requestID: requestID)
+            }
             // 409: the same idempotency key is still being processed (our
             // poller and a caller starting one payment at once); asking
             // again later gets the first request's answer.
