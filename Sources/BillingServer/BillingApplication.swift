@@ -131,7 +131,8 @@ public final class BillingApplication: Sendable {
                 concurrency: configuration.poller.concurrency,
                 lease: .milliseconds(Int64(configuration.poller.leaseSeconds * 1000)),
                 maxBackoff: .milliseconds(Int64(configuration.poller.maxBackoffSeconds * 1000)),
-                unstartedGrace: .milliseconds(Int64(configuration.poller.unstartedPaymentGraceSeconds * 1000))), logger: logger)
+                unstartedGrace: .milliseconds(Int64(configuration.poller.unstartedPaymentGraceSeconds * 1000)),
+                unstartedChargeGrace: .milliseconds(Int64(configuration.poller.unstartedChargeGraceSeconds * 1000))), logger: logger)
             let pollerTask = Task { await poller.run() }
             logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(server.localAddress?.port ?? 0)",
                                                          "database": "\(configuration.resolvedDatabasePath)"])

@@ -37,6 +37,11 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         /// A payment-system payment the provider never created (it was down
         /// at creation) is cancelled after this long.
         public var unstartedPaymentGraceSeconds: Double = 600
+        /// A saved-method charge whose answer never came (timeouts) is asked
+        /// again, under its idempotency key, for this long before it is
+        /// cancelled: long enough that a charge made at the provider is found,
+        /// inside PayPal's 6 h request-id memory (Stripe keeps keys 24 h).
+        public var unstartedChargeGraceSeconds: Double = 18_000
     }
 
     public struct Limits: Sendable, Codable, Hashable {
@@ -196,6 +201,10 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         }
         if poller.intervalSeconds <= 0 || poller.intervalSeconds > 86_400 { problems.append("poller.intervalSeconds must be in (0, 86400]") }
         if !(1...256).contains(poller.concurrency) { problems.append("poller.concurrency must be 1 to 256") }
+        if poller.unstartedPaymentGraceSeconds <= 0 { problems.append("poller.unstartedPaymentGraceSeconds must be positive") }
+        if poller.unstartedChargeGraceSeconds <= 0 || poller.unstartedChargeGraceSeconds > 21_600 {
+            problems.append("poller.unstartedChargeGraceSeconds must be in (0, 21600]: a retry after PayPal forgot the request id could charge twice")
+        }
         if poller.leaseSeconds <= 0 { problems.append("poller.leaseSeconds must be positive") }
         if limits.maxFrameBytes < 1024 || limits.maxFrameBytes > 4 << 20 { problems.append("limits.maxFrameBytes must be 1 KiB to 4 MiB") }
         if limits.maxConcurrentStreams < 1 { problems.append("limits.maxConcurrentStreams must be positive") }

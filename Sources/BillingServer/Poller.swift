@@ -16,7 +16,10 @@ struct Poller: Sendable {
         var concurrency: Int
         var lease: Duration
         var maxBackoff: Duration
+        /// How long a hosted payment the provider never created may wait.
         var unstartedGrace: Duration
+        /// How long a saved-method charge with no answer is asked again.
+        var unstartedChargeGrace: Duration
     }
 
     let store: any BillingStore
@@ -86,8 +89,11 @@ struct Poller: Sendable {
             if payment.providerReference.isEmpty {
                 // The payment system was down when the payment was made (or
                 // its creator is starting it right now: the provider's
-                // idempotency key makes both starts one).
-                if now - payment.createdAtMs > settings.unstartedGrace.milliseconds {
+                // idempotency key makes both starts one). A hosted payment
+                // nobody could see is safe to cancel soon; a charge may have
+                // happened unanswered, so it is asked again for much longer.
+                let grace = payment.optionKind == .savedMethod ? settings.unstartedChargeGrace : settings.unstartedGrace
+                if now - payment.createdAtMs > grace.milliseconds {
                     _ = try await flows.transition(payment, .cancelled("the payment system could not start this payment"))
                     return
                 }

@@ -59,9 +59,10 @@ final class ScriptedProvider: PaymentProvider {
         let directory: String
         let payerID: String
 
-        func poller(interval: Duration = .milliseconds(200), grace: Duration = .seconds(600)) -> Poller {
+        func poller(interval: Duration = .milliseconds(200), grace: Duration = .seconds(600), chargeGrace: Duration? = nil) -> Poller {
             Poller(store: store, flows: flows, settings: Poller.Settings(interval: interval, concurrency: 4, lease: .seconds(60),
-                                                                           maxBackoff: .seconds(3600), unstartedGrace: grace),
+                                                                           maxBackoff: .seconds(3600), unstartedGrace: grace,
+                                                                           unstartedChargeGrace: chargeGrace ?? grace),
                    logger: Logger(label: "poller-test"))
         }
 
@@ -184,6 +185,25 @@ final class ScriptedProvider: PaymentProvider {
         await strict.check(try await s.store.claimDuePayments(owner: strict.owner, limit: 10, leaseMs: 60_000))
         let cancelled = try await s.store.payment(old.id)
         #expect(cancelled.status == .cancelled)
+    }
+
+    @Test func aChargeWithNoAnswerIsAskedAgainLongAfterAHostedPaymentWouldBeCancelled() async throws {
+        let s = try await setup()
+        // A confirmed saved method, from a paid top-up that saved it.
+        let saving = try await s.store.createTopUp(
+            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 10_00, .usd),
+                         option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")),
+            policy: .seedDefault, idempotencyKey: nil)
+        _ = try await s.flows.transition(saving, .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242"))
+        let method = try #require(try await s.store.payment(saving.id).savedPaymentMethodID)
+        // A charge of it whose answer was lost (recorded, never started).
+        let charge = try await s.store.createTopUp(
+            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 5_00, .usd), option: .savedMethod(id: method)),
+            policy: .seedDefault, idempotencyKey: nil)
+        try await Task.sleep(for: .milliseconds(5))
+        let poller = s.poller(grace: .zero, chargeGrace: .seconds(3600))
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        #expect(try await s.store.payment(charge.id).status == .paid, "asked again under its key, not cancelled")
     }
 
     @Test func aCallerStartingAPaymentThePollerAlreadyFinishedGetsItsState() async throws {
