@@ -69,6 +69,7 @@ public final class BillingApplication: Sendable {
         var sandbox: SandboxProvider?
         var sandboxPages: SandboxPageServer?
         var webhooks: WebhookServer?
+        var paypalProvider: PayPalProvider?
         do {
             if configuration.sandbox.enabled {
                 var behaviour = SandboxProvider.Behaviour()
@@ -101,7 +102,8 @@ public final class BillingApplication: Sendable {
                 paypal.timeout = .milliseconds(Int64(configuration.paypal.timeoutSeconds * 1000))
                 paypal.paymentTimeToLive = .milliseconds(Int64(configuration.paypal.paymentTimeToLiveSeconds * 1000))
                 paypal.brandName = configuration.paypal.brandName
-                providers[.paypal] = PayPalProvider(paypal)
+                paypalProvider = PayPalProvider(paypal)
+                providers[.paypal] = paypalProvider
                 logger.info("PayPal enabled", metadata: ["base_url": "\(configuration.paypal.baseURL)"])
             }
 
@@ -116,11 +118,18 @@ public final class BillingApplication: Sendable {
                 RenewalService(env: env), MigrationPaymentService(env: env),
             ]
             if configuration.webhooks.enabled {
-                let stripe = StripeWebhook(secret: try BillingConfiguration.secret(
-                    file: configuration.stripe.webhookSecretFile, environment: configuration.stripe.webhookSecretEnvironment,
-                    what: "Stripe webhook signing secret"))
-                webhooks = try await WebhookServer.start(host: configuration.webhooks.host, port: configuration.webhooks.port,
-                                                         routes: ["/webhooks/stripe": stripe.route(flows: flows, logger: logger)],
+                var routes: [String: WebhookServer.Route] = [:]
+                if configuration.stripe.enabled {
+                    let stripe = StripeWebhook(secret: try BillingConfiguration.secret(
+                        file: configuration.stripe.webhookSecretFile, environment: configuration.stripe.webhookSecretEnvironment,
+                        what: "Stripe webhook signing secret"))
+                    routes["/webhooks/stripe"] = stripe.route(flows: flows, logger: logger)
+                }
+                if let paypalProvider {
+                    routes["/webhooks/paypal"] = PayPalWebhook(provider: paypalProvider, webhookID: configuration.paypal.webhookID)
+                        .route(flows: flows, logger: logger)
+                }
+                webhooks = try await WebhookServer.start(host: configuration.webhooks.host, port: configuration.webhooks.port, routes: routes,
                                                          maxBodyBytes: configuration.webhooks.maxBodyBytes, group: group)
                 logger.info("webhooks listening", metadata: ["address": "\(configuration.webhooks.host):\(webhooks?.port ?? 0)"])
             }

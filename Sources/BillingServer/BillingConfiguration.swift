@@ -82,9 +82,10 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var webhookSecretEnvironment: String = "STRIPE_WEBHOOK_SECRET"
     }
 
-    /// `POST /webhooks/stripe` over plain HTTP, for a TLS-terminating proxy in
-    /// front. Events only make billingd check a payment at once; the poller
-    /// checks New payments without them.
+    /// `POST /webhooks/stripe` and `POST /webhooks/paypal` (for the enabled
+    /// systems) over plain HTTP, for a TLS-terminating proxy in front. Events
+    /// only make billingd check a payment at once; the poller checks New
+    /// payments without them.
     public struct Webhooks: Sendable, Codable, Hashable {
         public var enabled: Bool = false
         public var host: String = "127.0.0.1"
@@ -105,6 +106,8 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var paymentTimeToLiveSeconds: Double = 3600
         /// Shown instead of the business name on PayPal's page; empty keeps it.
         public var brandName: String = ""
+        /// The id PayPal gave billingd's webhook endpoint, when `webhooks` is enabled.
+        public var webhookID: String = ""
     }
 
     /// Where the database, the development certificates and the sandbox state live.
@@ -195,7 +198,10 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             if paypal.brandName.count > 127 { problems.append("paypal.brandName is over 127 characters") }
         }
         if webhooks.enabled {
-            if !stripe.enabled { problems.append("webhooks.enabled needs stripe.enabled (Stripe is the payment system that sends them)") }
+            if !stripe.enabled && !paypal.enabled { problems.append("webhooks.enabled needs stripe or paypal enabled (they send them)") }
+            if paypal.enabled && (paypal.webhookID.isEmpty || paypal.webhookID.count > 50 || !paypal.webhookID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })) {
+                problems.append("paypal.webhookID must be the webhook's id from PayPal (letters and digits, at most 50)")
+            }
             if !(0...65535).contains(webhooks.port) { problems.append("webhooks.port \(webhooks.port) is not a port") }
             if !(1024...(1 << 20)).contains(webhooks.maxBodyBytes) { problems.append("webhooks.maxBodyBytes must be 1 KiB to 1 MiB") }
         }

@@ -102,8 +102,14 @@ import Testing
         var hooks = BillingConfiguration()
         hooks.webhooks.enabled = true
         hooks.webhooks.maxBodyBytes = 10
-        #expect(hooks.validate() == ["webhooks.enabled needs stripe.enabled (Stripe is the payment system that sends them)",
+        #expect(hooks.validate() == ["webhooks.enabled needs stripe or paypal enabled (they send them)",
                                      "webhooks.maxBodyBytes must be 1 KiB to 1 MiB"])
+        hooks.paypal.enabled = true
+        hooks.paypal.clientID = "client"
+        hooks.paypal.webhookID = "WH-1"
+        hooks.webhooks.maxBodyBytes = 4096
+        #expect(hooks.validate() == ["paypal.webhookID must be the webhook's id from PayPal (letters and digits, at most 50)"])
+        hooks.paypal.enabled = false
         hooks.stripe.enabled = true
         #expect(hooks.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x"]) == [
             "Stripe webhook signing secret missing: set STRIPE_WEBHOOK_SECRET or give a key file",

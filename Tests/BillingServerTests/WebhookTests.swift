@@ -53,7 +53,7 @@ import Testing
     }
 }
 
-@Suite(.serialized) struct StripeWebhookEndToEndTests {
+@Suite(.serialized) struct WebhookEndToEndTests {
     @Test func aSignedEventCreditsAtOnceAndForgeriesChangeNothing() async throws {
         let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
@@ -125,5 +125,57 @@ import Testing
         request.httpBody = body
         let (_, response) = try await URLSession.shared.data(for: request)
         return (response as? HTTPURLResponse)?.statusCode ?? 0
+    }
+
+    @Test func aPayPalNotificationVerifiedByPayPalCapturesAtOnce() async throws {
+        let fake = try await FakeProvider.paypal()
+        defer { fake.stop() }
+        let secret = FileManager.default.temporaryDirectory.appendingPathComponent("paypal-\(UUID().uuidString)").path
+        try "\(FakeProvider.paypalClientSecret)\n".write(toFile: secret, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: secret) }
+        let f = try await ServerFixture(pollSeconds: 600) { configuration in
+            configuration.paypal.enabled = true
+            configuration.paypal.baseURL = fake.baseURL
+            configuration.paypal.clientID = FakeProvider.paypalClientID
+            configuration.paypal.clientSecretFile = secret
+            configuration.paypal.webhookID = "WH1FAKE"
+            configuration.webhooks.enabled = true
+            configuration.webhooks.port = 0
+        }
+        let port = try #require(f.application.webhooks?.port)
+        let url = "http://127.0.0.1:\(port)/webhooks/paypal"
+        #expect(try await f.billing(["accounts", "create", "acc-pp-hook", "--name", "Hook"]).status == 0)
+        #expect(try await f.billing(["accounts", "add-payer", "acc-pp-hook", "--name", "Jane"]).status == 0)
+        let created = try json(try await f.billing(["topup", "--account", "acc-pp-hook", "--amount", "30", "--system", "paypal", "--json"]).stdout)
+        let id = try #require((created["payment"] as? [String: Any])?["id"] as? String)
+        let order = try #require(URLComponents(string: created["redirect_url"] as? String ?? "")?.queryItems?.first { $0.name == "token" }?.value)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while try await f.application.store.payment(id).checkAttempts == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await fake.control("orders/\(order)/approve")
+
+        func deliver(_ extra: String = "") async throws -> Int {
+            let query = "url=\(url)&order=\(order)" + extra
+            let answer = try await fake.control("webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query))
+            return (answer as? [String: Any])?["status"] as? Int ?? 0
+        }
+        func status() async throws -> String? {
+            try json(try await f.billing(["payment", "show", id, "--json"]).stdout)["status"] as? String
+        }
+        #expect(try await deliver("&forge=1") == 400)
+        #expect(try await deliver("&webhook_id=WHOTHER") == 400, "sent to another endpoint")
+        #expect(try await Self.post(url, body: Data("{}".utf8)) == 400, "no transmission headers")
+        #expect(try await status() == "new")
+        #expect(try await fake.charges().isEmpty, "nothing captured on a forgery")
+
+        #expect(try await deliver("&type=CHECKOUT.ORDER.APPROVED") == 200)
+        #expect(try await status() == "paid", "approved, verified, captured by billingd at once")
+        #expect(try await deliver("&type=PAYMENT.CAPTURE.COMPLETED") == 200)
+        #expect(try await fake.charges().count == 1)
+        let balance = try json(try await f.billing(["balance", "--account", "acc-pp-hook", "--json"]).stdout)
+        #expect((balance["balance"] as? [String: Any])?["amount_minor_units"] as? Int == 30_00)
+        #expect(try await fake.problems() == [])
+        await f.stop()
     }
 }

@@ -23,35 +23,44 @@ Test controls (never part of PayPal's API), under /_fake/:
   POST /_fake/decline/<vault_id>        charges of this vaulted wallet are declined
   POST /_fake/token?expires_in=N        tokens issued from now on live N seconds
   POST /_fake/revoke                    every issued token stops working
+  POST /_fake/webhook?url=U&order=ID[&type=CHECKOUT.ORDER.APPROVED][&webhook_id=W][&forge=1]
+                                        delivers a notification with PayPal's transmission headers;
+                                        POST /v1/notifications/verify-webhook-signature answers SUCCESS
+                                        only for exactly what was delivered (forge=1 alters the signature)
   GET  /_fake/tokens, /_fake/charges (completed captures), /_fake/orders, /_fake/vaults
 and the shared ones of fakeprovider.py (fail, malformed, delay, problems, requests).
 
 Usage: fake_paypal.py SPECS_DIR   (prints "listening PORT PID", serves until killed)
 """
 import base64
+import hashlib
+import hmac
 import json
 import re
 import sys
 import time
 import urllib.parse
+import urllib.request
+import zlib
 
 from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
 
-from fakeprovider import Fake
+from fakeprovider import Fake, delivery
 
 SPECS = sys.argv[1]
 with open(SPECS + "/paypal-checkout_orders_v2.json") as f:
-    SPEC = json.load(f)
-COMPONENTS = SPEC["components"]
+    COMPONENTS = json.load(f)["components"]
+with open(SPECS + "/paypal-notifications_webhooks_v1.json") as f:
+    NOTIFICATIONS = json.load(f)["components"]
 CLIENT_ID = "billingd-client"
 CLIENT_SECRET = "billingd-secret"
 # PayPal's currency decimal rules, for the currencies the tests use.
 ZERO_DECIMAL = {"JPY", "HUF", "TWD"}
 
 
-def resolve(schema):
+def resolve(schema, components=COMPONENTS):
     while "$ref" in schema:
-        schema = COMPONENTS["schemas"][schema["$ref"].split("/")[-1]]
+        schema = components["schemas"][schema["$ref"].split("/")[-1]]
     return schema
 
 
@@ -59,22 +68,22 @@ def parameter(name):
     return COMPONENTS["parameters"][name]
 
 
-def shape(schema):
+def shape(schema, components):
     """(properties, additional allowed) of an object schema, allOf merged."""
-    schema = resolve(schema)
+    schema = resolve(schema, components)
     properties = dict(schema.get("properties", {}))
     additional = bool(schema.get("additionalProperties"))
     for part in schema.get("allOf", []):
-        more, open_ = shape(part)
+        more, open_ = shape(part, components)
         properties.update(more)
         additional = additional or open_
     return properties, additional
 
 
-def strict(value, schema, path, mode):
+def strict(value, schema, path, mode, components=COMPONENTS):
     """Problems the validator does not see: unnamed, deprecated, read-only properties."""
     raw = schema
-    schema = resolve(schema)
+    schema = resolve(schema, components)
     problems = []
     if mode == "write" and (raw.get("deprecated") or schema.get("deprecated")):
         problems.append("%s is deprecated" % path)
@@ -82,26 +91,26 @@ def strict(value, schema, path, mode):
         problems.append("%s is read-only" % path)
     options = schema.get("anyOf") or schema.get("oneOf")
     if options:
-        results = [strict(value, option, path, mode) for option in options]
+        results = [strict(value, option, path, mode, components) for option in options]
         return problems + min(results, key=len)
     if isinstance(value, dict):
-        properties, additional = shape(schema)
+        properties, additional = shape(schema, components)
         for key, item in value.items():
             if key in properties:
-                problems.extend(strict(item, properties[key], "%s/%s" % (path, key), mode))
+                problems.extend(strict(item, properties[key], "%s/%s" % (path, key), mode, components))
             elif not additional:
                 problems.append("%s/%s is not in the description" % (path, key))
     elif isinstance(value, list) and "items" in schema:
         for index, item in enumerate(value):
-            problems.extend(strict(item, schema["items"], "%s/%d" % (path, index), mode))
+            problems.extend(strict(item, schema["items"], "%s/%d" % (path, index), mode, components))
     return problems
 
 
-def check_value(value, schema_name, where, mode):
-    root = {"$ref": "#/components/schemas/" + schema_name, "components": COMPONENTS}
+def check_value(value, schema_name, where, mode, components=COMPONENTS):
+    root = {"$ref": "#/components/schemas/" + schema_name, "components": components}
     validator = (OAS30WriteValidator if mode == "write" else OAS30ReadValidator)(root)
     problems = ["%s: %s at /%s" % (where, e.message, "/".join(str(p) for p in e.absolute_path)) for e in validator.iter_errors(value)]
-    return problems + ["%s: %s" % (where, p) for p in strict(value, {"$ref": root["$ref"]}, "", mode)]
+    return problems + ["%s: %s" % (where, p) for p in strict(value, {"$ref": root["$ref"]}, "", mode, components)]
 
 
 def check_parameter(name, value, where):
@@ -134,6 +143,7 @@ ROUTES = [
     # Payment Method Tokens v3 (not among vendor-specs; PayPal's documented
     # DELETE answers 204, and 404 for a token it does not know).
     ("DELETE", re.compile(r"^/v3/vault/payment-tokens/([^/]+)$"), "delete_token"),
+    ("POST", re.compile(r"^/v1/notifications/verify-webhook-signature$"), "verify"),
 ]
 
 
@@ -165,6 +175,8 @@ class PayPalFake(Fake):
         self.declined = set()
         self.next_capture = []
         self.port = 0
+        # transmission id -> (time, signature, webhook id, event, cert url, algorithm) as delivered
+        self.deliveries = {}
 
     def order_id(self):
         self.counter += 1
@@ -197,6 +209,8 @@ class PayPalFake(Fake):
         if not self.authorized(headers):
             return (401, {"error": "invalid_token", "error_description": "Token signature verification failed"}), None
         problems = []
+        if name == "verify":
+            return self.check_verify_request(headers, raw_body, where)
         if args and name == "delete_token":
             if not re.search(COMPONENTS["schemas"]["vault_id"]["pattern"], args[0]):
                 problems.append("%s: not a vault id" % where)
@@ -240,6 +254,24 @@ class PayPalFake(Fake):
                 problems.append("%s: %s amounts take %d decimals, not %d (DECIMAL_PRECISION)" % (where, amount.get("currency_code"), wanted, decimals))
         return problems
 
+    def check_verify_request(self, headers, raw_body, where):
+        problems = []
+        if headers.get("Content-Type", "").split(";")[0] != "application/json":
+            problems.append("%s: body is not JSON" % where)
+        try:
+            body = json.loads(raw_body)
+        except ValueError:
+            body = None
+            problems.append("%s: body is not JSON" % where)
+        if body is not None:
+            # The event goes back as it was received: its read-only fields belong in it.
+            problems += check_value(body, "verify_webhook_signature", where, "read", NOTIFICATIONS)
+        self.problems.extend(problems)
+        if problems:
+            return failure(400, "VALIDATION_ERROR", "Invalid request - see details.", issue="INVALID_PARAMETER_SYNTAX",
+                           description="; ".join(problems)), None
+        return None, ("verify", (), body, False)
+
     def check_token_request(self, headers, raw_body, where):
         problems = []
         if headers.get("Content-Type", "").split(";")[0] != "application/x-www-form-urlencoded":
@@ -279,6 +311,11 @@ class PayPalFake(Fake):
                          "app_id": "APP-80W284485P519543T", "expires_in": self.token_lifetime, "nonce": "%s-fake" % now()}
         if name == "create":
             return self.create(body, full)
+        if name == "verify":
+            delivery = self.deliveries.get(body["transmission_id"])
+            genuine = delivery is not None and delivery == (body["transmission_time"], body["transmission_sig"], body["webhook_id"],
+                                                            body["webhook_event"], body["cert_url"], body["auth_algo"])
+            return 200, {"verification_status": "SUCCESS" if genuine else "FAILURE"}
         if name == "delete_token":
             if self.vaults.pop(args[0], None) is None:
                 return failure(404, *NOT_FOUND, issue="INVALID_RESOURCE_ID", description="Specified resource ID does not exist.")
@@ -354,6 +391,33 @@ class PayPalFake(Fake):
         order["status"] = "COMPLETED"
         self.captures[capture["id"]] = order["id"]
 
+    def webhook(self, query):
+        """A notification about an order (CHECKOUT.ORDER.*) or its capture (PAYMENT.CAPTURE.*),
+        delivered to ?url= with PayPal's transmission headers. The signature is the fake's own
+        (PayPal signs with a certificate); verify-webhook-signature accepts exactly what was sent."""
+        order = self.orders[query["order"][0]]
+        kind = query.get("type", ["CHECKOUT.ORDER.APPROVED"])[0]
+        view = {k: v for k, v in json.loads(json.dumps(order)).items() if not k.startswith("_")}
+        if kind.startswith("PAYMENT.CAPTURE."):
+            resource, resource_type = view["purchase_units"][0]["payments"]["captures"][0], "capture"
+        else:
+            resource, resource_type = view, "checkout-order"
+        event = {"id": "WH-%s" % self.next_id("evt").upper(), "create_time": now(), "resource_type": resource_type,
+                 "event_type": kind, "summary": "Fake %s" % kind, "resource_version": "2.0", "resource": resource,
+                 "links": [{"href": "http://127.0.0.1:%d/v1/notifications/webhooks-events/x" % self.port, "rel": "self", "method": "GET"}]}
+        transmission = self.next_id("tx")
+        sent_at = now()
+        webhook_id = query.get("webhook_id", ["WH1FAKE"])[0]
+        cert = "https://api-m.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-fake"
+        signature = base64.b64encode(hmac.new(b"fake-paypal-key", ("%s|%s|%s|%d" % (
+            transmission, sent_at, webhook_id, zlib.crc32(json.dumps(event).encode()))).encode(), hashlib.sha256).digest()).decode()
+        self.deliveries[transmission] = (sent_at, signature, webhook_id, event, cert, "SHA256withRSA")
+        sent = "x" + signature[1:] if query.get("forge") == ["1"] else signature
+        request = urllib.request.Request(query["url"][0], data=json.dumps(event).encode(), method="POST", headers={
+            "Content-Type": "application/json", "PAYPAL-AUTH-ALGO": "SHA256withRSA", "PAYPAL-CERT-URL": cert,
+            "PAYPAL-TRANSMISSION-ID": transmission, "PAYPAL-TRANSMISSION-SIG": sent, "PAYPAL-TRANSMISSION-TIME": sent_at})
+        return 200, {}, delivery(request)
+
     # Controls.
 
     def control(self, parts, query):
@@ -393,6 +457,8 @@ class PayPalFake(Fake):
         if parts[:1] == ["revoke"]:
             self.tokens.clear()
             return 200, {}
+        if parts[:1] == ["webhook"]:
+            return self.webhook(query)
         if parts[:1] == ["vaults"]:
             return 200, sorted(self.vaults)
         if parts[:1] == ["tokens"]:

@@ -32,13 +32,12 @@ import hmac
 import json
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 
 from openapi_schema_validator import OAS30Validator
 
-from fakeprovider import Fake, unfold
+from fakeprovider import Fake, delivery, unfold
 
 SPECS = sys.argv[1]
 with open(SPECS + "/stripe-openapi-subset.json") as f:
@@ -283,14 +282,7 @@ def webhook(query):
     signature = hmac.new(query["secret"][0].encode(), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
     request = urllib.request.Request(query["url"][0], data=body, method="POST", headers={
         "Content-Type": "application/json; charset=utf-8", "Stripe-Signature": "t=%d,v1=%s" % (timestamp, signature)})
-
-    def deliver():
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                return 200, {"status": answer.status, "body": answer.read().decode()}
-        except urllib.error.HTTPError as refused:
-            return 200, {"status": refused.code, "body": refused.read().decode()}
-    return 200, {}, deliver
+    return 200, {}, delivery(request)
 
 
 class StripeFake(Fake):

@@ -16,7 +16,9 @@ import json
 import os
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -166,6 +168,18 @@ class Fake:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         print("listening %d %d" % (server.server_address[1], os.getpid()), flush=True)
         server.serve_forever()
+
+
+def delivery(request):
+    """A POST to make once the fake's lock is released (a control's third element): the
+    receiver may call back into the fake. Answers the receiver's status and body."""
+    def deliver():
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return 200, {"status": answer.status, "body": answer.read().decode()}
+        except urllib.error.HTTPError as refused:
+            return 200, {"status": refused.code, "body": refused.read().decode()}
+    return deliver
 
 
 def unfold(pairs):

@@ -122,6 +122,33 @@ public final class PayPalProvider: PaymentProvider {
         }
     }
 
+    // MARK: Webhooks
+
+    /// Asks PayPal whether it sent this delivery to the webhook `webhookID`
+    /// (POST /v1/notifications/verify-webhook-signature): PayPal signs with a
+    /// certificate and checks the signature itself. False for a forgery or
+    /// a body that is not an event.
+    public func verifyWebhook(_ delivery: PayPalWebhookDelivery, webhookID: String) async throws(ProviderError) -> Bool {
+        guard let event = try? JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any] else { return false }
+        let response = try await send("POST", "/v1/notifications/verify-webhook-signature", json: [
+            "auth_algo": delivery.authAlgorithm,
+            "cert_url": delivery.certificateURL,
+            "transmission_id": delivery.transmissionID,
+            "transmission_sig": delivery.transmissionSignature,
+            "transmission_time": delivery.transmissionTime,
+            "webhook_id": webhookID,
+            "webhook_event": event,
+        ], requestID: nil)
+        let body = try ProviderHTTP.object(response)
+        guard response.status == 200 else {
+            throw .rejected("verifying the webhook answered HTTP \(response.status) \(body["name"] as? String ?? "")", requestID: response.requestID)
+        }
+        guard let status = body["verification_status"] as? String else {
+            throw .malformed("verification without a verification_status", requestID: response.requestID)
+        }
+        return status == "SUCCESS"
+    }
+
     // MARK: Orders
 
     private func purchaseUnit(_ payment: Payment) -> [String: Any] {
@@ -254,7 +281,7 @@ public final class PayPalProvider: PaymentProvider {
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         if method == "POST" {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.setValue("return=representation", forHTTPHeaderField: "Prefer")
+            if path.hasPrefix("/v2/checkout/") { request.setValue("return=representation", forHTTPHeaderField: "Prefer") }
         }
         if let requestID { request.setValue(requestID, forHTTPHeaderField: "PayPal-Request-Id") }
         if let json {
@@ -323,5 +350,25 @@ actor AccessToken {
         token = fetched.token
         renewAt = ContinuousClock.now + fetched.lifetime - min(fetched.lifetime / 10, .seconds(300))
         return fetched.token
+    }
+}
+
+/// A webhook delivery as PayPal sent it: its transmission headers and body.
+public struct PayPalWebhookDelivery: Sendable, Hashable {
+    public var authAlgorithm: String
+    public var certificateURL: String
+    public var transmissionID: String
+    public var transmissionSignature: String
+    public var transmissionTime: String
+    public var body: [UInt8]
+
+    public init(authAlgorithm: String, certificateURL: String, transmissionID: String, transmissionSignature: String,
+                transmissionTime: String, body: [UInt8]) {
+        self.authAlgorithm = authAlgorithm
+        self.certificateURL = certificateURL
+        self.transmissionID = transmissionID
+        self.transmissionSignature = transmissionSignature
+        self.transmissionTime = transmissionTime
+        self.body = body
     }
 }

@@ -100,9 +100,7 @@ struct StripeWebhook {
 
 extension StripeWebhook {
     /// `POST /webhooks/stripe`: 400 for a delivery that fails verification
-    /// (nothing changes), 200 once the payment it names was checked (or
-    /// when it names none of ours), 503 when Stripe could not be asked, so
-    /// Stripe delivers again later (the poller checks meanwhile).
+    /// (nothing changes), then the payment it names is checked.
     func route(flows: PaymentFlows, logger: Logger) -> WebhookServer.Route {
         { request in
             let event: Event
@@ -112,20 +110,7 @@ extension StripeWebhook {
                 logger.warning("Stripe webhook refused", metadata: ["reason": "\(error)"])
                 return WebhookServer.Response(status: .badRequest, message: "\(error)")
             }
-            guard let paymentID = event.paymentID else { return WebhookServer.Response(status: .ok, message: "no payment of ours") }
-            do {
-                let payment = try await flows.store.payment(paymentID)
-                guard payment.system == .stripe else { return WebhookServer.Response(status: .ok, message: "no Stripe payment of ours") }
-                let after = try await flows.refresh(payment)
-                logger.info("Stripe webhook", metadata: ["event": "\(event.id)", "type": "\(event.type)", "payment": "\(paymentID)",
-                                                          "status": "\(after.status)"])
-                return WebhookServer.Response(status: .ok, message: "payment \(paymentID) is \(after.status)")
-            } catch BillingError.notFound {
-                return WebhookServer.Response(status: .ok, message: "no payment of ours")
-            } catch {
-                logger.warning("Stripe webhook: checking the payment failed", metadata: ["payment": "\(paymentID)", "error": "\(error)"])
-                return WebhookServer.Response(status: .serviceUnavailable, message: "the payment could not be checked now")
-            }
+            return await WebhookServer.check(event.paymentID, system: .stripe, event: "\(event.type) \(event.id)", flows: flows, logger: logger)
         }
     }
 }

@@ -1,4 +1,6 @@
+internal import BillingCore
 internal import Foundation
+internal import Logging
 internal import NIOCore
 internal import NIOHTTP1
 internal import NIOPosix
@@ -50,6 +52,30 @@ public final class WebhookServer: Sendable {
 
     public func stop() async {
         try? await channel.close()
+    }
+}
+
+extension WebhookServer {
+    /// What every verified event leads to: the payment it names is checked at
+    /// its payment system now (the poller's check, through the one
+    /// transition). 200 once checked, or when it names no payment of ours;
+    /// 503 when the payment system could not be asked, so it delivers again
+    /// later (the poller checks meanwhile).
+    static func check(_ paymentID: String?, system: PaymentSystem, event: String, flows: PaymentFlows, logger: Logger) async -> Response {
+        guard let paymentID else { return Response(status: .ok, message: "no payment of ours") }
+        do {
+            let payment = try await flows.store.payment(paymentID)
+            guard payment.system == system else { return Response(status: .ok, message: "no \(system.rawValue) payment of ours") }
+            let after = try await flows.refresh(payment)
+            logger.info("webhook", metadata: ["system": "\(system.rawValue)", "event": "\(event)", "payment": "\(paymentID)",
+                                              "status": "\(after.status)"])
+            return Response(status: .ok, message: "payment \(paymentID) is \(after.status)")
+        } catch BillingError.notFound {
+            return Response(status: .ok, message: "no payment of ours")
+        } catch {
+            logger.warning("webhook: checking the payment failed", metadata: ["payment": "\(paymentID)", "error": "\(error)"])
+            return Response(status: .serviceUnavailable, message: "the payment could not be checked now")
+        }
     }
 }
 
