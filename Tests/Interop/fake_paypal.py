@@ -409,8 +409,9 @@ class PayPalFake(Fake):
         sent_at = now()
         webhook_id = query.get("webhook_id", ["WH1FAKE"])[0]
         cert = "https://api-m.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-fake"
-        signature = base64.b64encode(hmac.new(b"fake-paypal-key", ("%s|%s|%s|%d" % (
-            transmission, sent_at, webhook_id, zlib.crc32(json.dumps(event).encode()))).encode(), hashlib.sha256).digest()).decode()
+        # Hex: the spec's transmission_sig pattern wants a word character first.
+        signature = hmac.new(b"fake-paypal-key", ("%s|%s|%s|%d" % (
+            transmission, sent_at, webhook_id, zlib.crc32(json.dumps(event).encode()))).encode(), hashlib.sha256).hexdigest()
         self.deliveries[transmission] = (sent_at, signature, webhook_id, event, cert, "SHA256withRSA")
         sent = "x" + signature[1:] if query.get("forge") == ["1"] else signature
         request = urllib.request.Request(query["url"][0], data=json.dumps(event).encode(), method="POST", headers={
