@@ -71,7 +71,13 @@ final class StoreFixture: Sendable {
         let cached = try await balanceMinor()
         let sum = try await store.ledgerSum(accountID: account.id)
         if cached != sum { problems.append("cached balance \(cached) != ledger sum \(sum)") }
-        let events = try await store.events(after: 0, accountID: nil, limit: 10_000)
+        // Every event, in pages: a long durability run writes tens of thousands.
+        var events: [Event] = []
+        while true {
+            let page = try await store.events(after: events.last?.sequence ?? 0, accountID: nil, limit: 10_000)
+            events += page
+            if page.count < 10_000 { break }
+        }
         for (index, event) in events.enumerated() where event.sequence != UInt64(index + 1) {
             problems.append("event \(index) has sequence \(event.sequence)")
             break
