@@ -90,6 +90,8 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var enabled: Bool = false
         public var host: String = "127.0.0.1"
         public var port: Int = 7082
+        /// Events are a few KiB (the object they concern, once); 256 KiB leaves
+        /// room for large ones without letting a sender fill memory.
         public var maxBodyBytes: Int = 262_144
     }
 
