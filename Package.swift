@@ -154,7 +154,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BillingMessagesTests",
-            dependencies: ["BillingMessages"],
+            dependencies: ["BillingMessages", "BillingTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -165,12 +165,12 @@ let package = Package(
         .testTarget(
             name: "BillingStorageTests",
             // billing-bench is the durability test's child process.
-            dependencies: ["BillingStorage", "BillingCore", "billing-bench"],
+            dependencies: ["BillingStorage", "BillingCore", "BillingTestSupport", "billing-bench"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "BillingWireTests",
-            dependencies: ["BillingWire", .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: ["BillingWire", "BillingTestSupport", .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,24 +1,21 @@
 import BillingMessages
+import BillingTestSupport
 
-/// SplitMix64: small, fast and fully determined by its seed, so a failing
-/// generative case is reproduced by the seed its test prints.
+/// Random message values for the generated `+Random.swift` files, from the
+/// shared SplitMix64, so a failing case is reproduced by the seed its test prints.
 struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
+    private var core: SplitMix64
 
     init(seed: UInt64) {
-        state = seed
+        core = SplitMix64(seed: seed)
     }
 
     mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        core.next()
     }
 
     mutating func below(_ bound: Int) -> Int {
-        Int(next() % UInt64(bound))
+        core.below(bound)
     }
 
     mutating func coin() -> Bool {

@@ -1,5 +1,6 @@
 import BillingCore
 import BillingStorage
+import BillingTestSupport
 import Testing
 
 /// Seeded random sequences of operations, including concurrent duplicates; after
@@ -8,7 +9,7 @@ import Testing
     @Test(arguments: 0..<12)
     func invariantsHoldOverRandomOperations(seed: UInt64) async throws {
         let f = try await StoreFixture()
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         var open: [Payment] = []
         var expectedBalance: Int64 = 0
         for step in 0..<60 {
@@ -118,20 +119,4 @@ import Testing
         query.pageToken = "garbage"
         await #expect(throws: BillingError.self) { try await f.store.listPayments(query) }
     }
-}
-
-/// SplitMix64, so a seed reproduces a run exactly.
-struct SplitMix {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }

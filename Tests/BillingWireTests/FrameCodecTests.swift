@@ -1,3 +1,4 @@
+import BillingTestSupport
 import BillingWire
 import NIOCore
 import NIOEmbedded
@@ -11,7 +12,7 @@ import Testing
     }
 
     func sampleFrames(count: Int, seed: UInt64) -> [Frame] {
-        var generator = SeededRandom(seed: seed)
+        var generator = SplitMix64(seed: seed)
         return (0..<count).map { index in
             let length = [0, 1, 9, 10, 11, 1000, 70_000][Int(generator.next() % 7)]
             let payload = ByteBuffer(bytes: (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
@@ -106,17 +107,5 @@ import Testing
         wire.writeFrameHeader(FrameHeader(length: 0, streamID: 3, type: FrameType(rawValue: 0x7F), flags: FrameFlags(rawValue: 0xF0)))
         var decoder = FrameDecoder(limits: WireLimits())
         #expect(try decoder.decodeOne(&wire) == .frame(Frame(streamID: 3, type: FrameType(rawValue: 0x7F), flags: FrameFlags(rawValue: 0xF0), payload: ByteBuffer())))
-    }
-}
-
-struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
