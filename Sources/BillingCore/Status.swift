@@ -13,7 +13,13 @@ public enum PaymentStatus: String, Sendable, Hashable, Codable, CaseIterable, Cu
         }
     }
 
-    public var description: String { rawValue.capitalized }
+    public var description: String {
+        switch self {
+        case .new: return "New"
+        case .paid: return "Paid"
+        case .cancelled: return "Cancelled"
+        }
+    }
 }
 
 public enum PaymentPurpose: String, Sendable, Hashable, Codable, CaseIterable {
@@ -43,8 +49,13 @@ public enum PaymentSystem: String, Sendable, Hashable, Codable, CaseIterable {
     case stripe
     case paypal
     case sandbox
-}
 
-extension String {
-    var capitalized: String { prefix(1).uppercased() + dropFirst() }
+    /// As people write it: "Stripe", "PayPal", "Sandbox".
+    public var displayName: String {
+        switch self {
+        case .stripe: return "Stripe"
+        case .paypal: return "PayPal"
+        case .sandbox: return "Sandbox"
+        }
+    }
 }

@@ -107,7 +107,7 @@ extension SQLiteStore {
                         INSERT INTO payment_methods (id, payer_id, system, status, display_name, saved_with_payment_id, created_at_ms, updated_at_ms)
                         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)
                         """,
-                    arguments: [methodID, payer.id, chosen.rawValue, "\(chosen.rawValue.capitalized) (pending)", id, now, now]
+                    arguments: [methodID, payer.id, chosen.rawValue, "\(chosen.displayName) (pending)", id, now, now]
                 )
             }
         case .balance:
@@ -207,6 +207,4 @@ extension String {
     func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
-
-    var capitalized: String { prefix(1).uppercased() + dropFirst() }
 }
