@@ -43,6 +43,18 @@ enum Exit {
 
 /// Every command's error path: one line a person can act on, and the exit
 /// code of its class.
+/// Runs a command's body; any failure leaves as `fail(_:)` says (an exit
+/// code and one line for people), an `ExitCode` the body chose as it is.
+func reportingFailures(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        throw fail(error)
+    }
+}
+
 func fail(_ error: any Error) -> ExitCode {
     let (code, line): (ExitCode, String)
     switch error {

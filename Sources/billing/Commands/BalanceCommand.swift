@@ -11,7 +11,7 @@ struct BalanceCommand: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-        do {
+        try await reportingFailures {
             var request = BillingV1.GetBalanceRequest()
             request.accountId = account
             let response = try await Clients(connection).balance.getBalance(request, options: connection.callOptions)
@@ -21,8 +21,6 @@ struct BalanceCommand: AsyncParsableCommand {
             } else {
                 Output.line("\(account): \(Output.money(response.balance))")
             }
-        } catch {
-            throw fail(error)
         }
     }
 }
@@ -35,7 +33,7 @@ struct Payers: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-        do {
+        try await reportingFailures {
             var request = BillingV1.ListPayersRequest()
             request.accountId = account
             let payers = try await Clients(connection).methods.listPayers(request, options: connection.callOptions).payers
@@ -44,8 +42,6 @@ struct Payers: AsyncParsableCommand {
             } else {
                 Output.table(["ID", "NAME", "EMAIL"], payers.map { [$0.id, $0.displayName, $0.email] })
             }
-        } catch {
-            throw fail(error)
         }
     }
 }
@@ -63,7 +59,7 @@ struct Accounts: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.CreateAccountRequest()
                 request.accountId = id
                 request.displayName = name
@@ -75,8 +71,6 @@ struct Accounts: AsyncParsableCommand {
                 } else {
                     Output.line("account \(account.id) (\(account.currency))")
                 }
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -87,7 +81,7 @@ struct Accounts: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.GetAccountRequest()
                 request.accountId = id
                 let account = try await Clients(connection).accounts.getAccount(request, options: connection.callOptions)
@@ -97,8 +91,6 @@ struct Accounts: AsyncParsableCommand {
                 } else {
                     Output.line("\(account.id)  \(account.displayName)  \(account.currency)")
                 }
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -112,15 +104,13 @@ struct Accounts: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.CreatePayerRequest()
                 request.accountId = account
                 request.displayName = name
                 request.email = email
                 let payer = try await Clients(connection).accounts.createPayer(request, options: connection.callOptions)
                 if connection.json { Output.json(PayerView(payer)) } else { Output.line("payer \(payer.id) (\(payer.displayName))") }
-            } catch {
-                throw fail(error)
             }
         }
     }

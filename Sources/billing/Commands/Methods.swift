@@ -14,7 +14,7 @@ struct Methods: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.ListPaymentMethodsRequest()
                 request.payerId = payer
                 request.includeRemoved = all
@@ -23,8 +23,6 @@ struct Methods: AsyncParsableCommand {
                 Output.table(["ID", "NAME", "SYSTEM", "STATUS", "DEFAULT"], response.methods.map {
                     [$0.id, $0.displayName, "\($0.system)", "\($0.status)", $0.isDefault ? "yes" : ""]
                 })
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -36,13 +34,11 @@ struct Methods: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.SetDefaultPaymentMethodRequest()
                 request.paymentMethodId = id
                 let method = try await Clients(connection).methods.setDefaultPaymentMethod(request, options: connection.callOptions)
                 if connection.json { Output.json(MethodView(method)) } else { Output.line("\(method.id) is now the default") }
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -54,13 +50,11 @@ struct Methods: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.RemovePaymentMethodRequest()
                 request.paymentMethodId = id
                 let method = try await Clients(connection).methods.removePaymentMethod(request, options: connection.callOptions)
                 if connection.json { Output.json(MethodView(method)) } else { Output.line("\(method.id) removed") }
-            } catch {
-                throw fail(error)
             }
         }
     }

@@ -28,7 +28,7 @@ struct Payments: AsyncParsableCommand {
     }
 
     func run() async throws {
-        do {
+        try await reportingFailures {
             var request = BillingV1.ListPaymentsRequest()
             request.accountId = account
             request.statuses = try list(status).map { text in
@@ -69,8 +69,6 @@ struct Payments: AsyncParsableCommand {
                  p.invoiceNumber.isEmpty ? "\(p.optionKind)" : p.invoiceNumber]
             })
             if !response.nextPageToken.isEmpty { Output.line("next page: --page-token \(response.nextPageToken)") }
-        } catch {
-            throw fail(error)
         }
     }
 
@@ -111,16 +109,12 @@ struct PaymentCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 let clients = try Clients(connection)
                 if wait { return try await Waiter(clients: clients, connection: connection).wait(for: id) }
                 var request = BillingV1.GetPaymentRequest()
                 request.paymentId = id
                 PaymentCommand.print(try await clients.balance.getPayment(request, options: connection.callOptions), json: connection.json)
-            } catch let exit as ExitCode {
-                throw exit
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -131,12 +125,10 @@ struct PaymentCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.RefreshPaymentRequest()
                 request.paymentId = id
                 PaymentCommand.print(try await Clients(connection).balance.refreshPayment(request, options: connection.callOptions), json: connection.json)
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -148,13 +140,11 @@ struct PaymentCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.CancelPaymentRequest()
                 request.paymentId = id
                 request.reason = reason
                 PaymentCommand.print(try await Clients(connection).balance.cancelPayment(request, options: connection.callOptions), json: connection.json)
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -172,13 +162,11 @@ struct Invoice: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.SettleInvoiceRequest()
                 request.paymentId = id
                 request.reference = reference
                 PaymentCommand.print(try await Clients(connection).balance.settleInvoice(request, options: connection.callOptions), json: connection.json)
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -190,13 +178,11 @@ struct Invoice: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.CancelInvoiceRequest()
                 request.paymentId = id
                 request.reason = reason
                 PaymentCommand.print(try await Clients(connection).balance.cancelInvoice(request, options: connection.callOptions), json: connection.json)
-            } catch {
-                throw fail(error)
             }
         }
     }

@@ -30,7 +30,7 @@ struct Renewals: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.ListRenewableServicesRequest()
                 request.accountId = account
                 let services = try await Clients(connection).renewal.listRenewableServices(request, options: connection.callOptions).services
@@ -42,8 +42,6 @@ struct Renewals: AsyncParsableCommand {
                 Output.table(["ID", "NAME", "PRICE", "PERIOD", "EXPIRES"], services.map {
                     [$0.id, $0.displayName, Output.money($0.pricePerPeriod), "\($0.periodDays) days", Output.time($0.expiresAtUnixMs)]
                 })
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -55,7 +53,7 @@ struct Renewals: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.QuoteRenewalRequest()
                 request.accountId = account
                 request.items = try Renewals.items(service)
@@ -70,8 +68,6 @@ struct Renewals: AsyncParsableCommand {
                     [$0.serviceId, "\($0.periods)", Output.money($0.amount), Output.time($0.newExpiresAtUnixMs)]
                 })
                 Output.line("total: \(Output.money(quote.total))")
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -91,7 +87,7 @@ struct Renewals: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 let clients = try Clients(connection)
                 var quote = BillingV1.QuoteRenewalRequest()
                 quote.accountId = account
@@ -115,10 +111,6 @@ struct Renewals: AsyncParsableCommand {
                     if !response.redirectUrl.isEmpty { Output.line("pay here: \(response.redirectUrl)") }
                 }
                 if wait, let payment = response.payment { try await Waiter(clients: clients, connection: connection).wait(for: payment.id) }
-            } catch let exit as ExitCode {
-                throw exit
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -134,7 +126,7 @@ struct Migration: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 var request = BillingV1.GetMigrationOrderRequest()
                 request.orderId = id
                 let order = try await Clients(connection).migration.getMigrationOrder(request, options: connection.callOptions)
@@ -146,8 +138,6 @@ struct Migration: AsyncParsableCommand {
                 Output.table(["FIELD", "VALUE"], [["id", order.id], ["account", order.accountId], ["migration", order.externalId],
                                                   ["server price", Output.money(order.serverPrice)], ["status", "\(order.status)"],
                                                   ["payment", order.paymentId.isEmpty ? "-" : order.paymentId]])
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -166,7 +156,7 @@ struct Migration: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            do {
+            try await reportingFailures {
                 let clients = try Clients(connection)
                 var request = BillingV1.PayMigrationOrderRequest()
                 request.orderId = id
@@ -183,10 +173,6 @@ struct Migration: AsyncParsableCommand {
                     if !response.redirectUrl.isEmpty { Output.line("pay here: \(response.redirectUrl)") }
                 }
                 if wait, let payment = response.payment { try await Waiter(clients: clients, connection: connection).wait(for: payment.id) }
-            } catch let exit as ExitCode {
-                throw exit
-            } catch {
-                throw fail(error)
             }
         }
     }

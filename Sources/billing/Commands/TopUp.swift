@@ -40,7 +40,7 @@ struct TopUp: AsyncParsableCommand {
     }
 
     func run() async throws {
-        do {
+        try await reportingFailures {
             let clients = try Clients(connection)
             var optionsRequest = BillingV1.GetTopUpOptionsRequest()
             optionsRequest.accountId = account
@@ -72,10 +72,6 @@ struct TopUp: AsyncParsableCommand {
                 }
             }
             if wait { try await Waiter(clients: clients, connection: connection).wait(for: payment.id) }
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            throw fail(error)
         }
     }
 
