@@ -81,11 +81,7 @@ import Testing
         let id = try #require((created["payment"] as? [String: Any])?["id"] as? String)
         let session = try #require((created["redirect_url"] as? String)?.split(separator: "/").last.map(String.init))
         // The poller's check at creation is done (it found the session open) before the person pays.
-        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
-        while try await f.application.store.payment(id).checkAttempts == 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(try await f.application.store.payment(id).checkAttempts == 1)
+        #expect(try await Self.firstCheckDone(id, f))
         try await fake.control("sessions/\(session)/pay")
 
         func deliver(_ secret: String, age: Int = 0) async throws -> Int {
@@ -113,6 +109,16 @@ import Testing
         #expect(try await status() == "paid")
         #expect(try await fake.problems() == [])
         await f.stop()
+    }
+
+    /// Waits (bounded) until the poller has checked the new payment once: with a
+    /// 10-minute interval it will not look again, so only a webhook can credit it.
+    static func firstCheckDone(_ id: String, _ f: ServerFixture) async throws -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while try await f.application.store.payment(id).checkAttempts == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try await f.application.store.payment(id).checkAttempts == 1
     }
 
     static func raw(_ port: Int, _ request: String, _ f: ServerFixture) async throws -> String {
@@ -149,10 +155,7 @@ import Testing
         let created = try json(try await f.billing(["topup", "--account", "acc-pp-hook", "--amount", "30", "--system", "paypal", "--json"]).stdout)
         let id = try #require((created["payment"] as? [String: Any])?["id"] as? String)
         let order = try #require(URLComponents(string: created["redirect_url"] as? String ?? "")?.queryItems?.first { $0.name == "token" }?.value)
-        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
-        while try await f.application.store.payment(id).checkAttempts == 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        #expect(try await Self.firstCheckDone(id, f))
         try await fake.control("orders/\(order)/approve")
 
         func deliver(_ extra: String = "") async throws -> Int {

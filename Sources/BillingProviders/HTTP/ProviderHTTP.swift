@@ -13,8 +13,9 @@ internal import FoundationNetworking
 struct ProviderHTTP: Sendable {
     let session: URLSession
     let maxAttempts: Int
-    static let maxBodyBytes = 1 << 20
     let baseDelay: Duration
+    /// Answers here are a few KiB; anything near this is not one we understand.
+    static let maxBodyBytes = 1 << 20
 
     struct Response {
         let status: Int
@@ -62,7 +63,6 @@ struct ProviderHTTP: Sendable {
                 throw .unavailable("\(request.url?.host ?? "provider"): \((error as NSError).localizedDescription)")
             }
             let requestID = http.value(forHTTPHeaderField: requestIDHeader)
-            // Answers here are a few KiB; anything huge is not one we understand.
             guard data.count <= Self.maxBodyBytes else {
                 throw .malformed("the answer is \(data.count) bytes, over \(Self.maxBodyBytes)", requestID: requestID)
             }

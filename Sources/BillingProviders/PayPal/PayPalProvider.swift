@@ -126,10 +126,10 @@ public final class PayPalProvider: PaymentProvider {
 
     /// Asks PayPal whether it sent this delivery to the webhook `webhookID`
     /// (POST /v1/notifications/verify-webhook-signature): PayPal signs with a
-    /// certificate and checks the signature itself. False for a forgery or
-    /// a body that is not an event.
-    public func verifyWebhook(_ delivery: PayPalWebhookDelivery, webhookID: String) async throws(ProviderError) -> Bool {
-        guard let event = try? JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any] else { return false }
+    /// certificate and checks the signature itself. The event, or nil for a
+    /// forgery or a body that is not an event.
+    public func verifyWebhook(_ delivery: PayPalWebhookDelivery, webhookID: String) async throws(ProviderError) -> PayPalWebhookEvent? {
+        guard let event = try? JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any] else { return nil }
         let response = try await send("POST", "/v1/notifications/verify-webhook-signature", json: [
             "auth_algo": delivery.authAlgorithm,
             "cert_url": delivery.certificateURL,
@@ -146,7 +146,13 @@ public final class PayPalProvider: PaymentProvider {
         guard let status = body["verification_status"] as? String else {
             throw .malformed("verification without a verification_status", requestID: response.requestID)
         }
-        return status == "SUCCESS"
+        guard status == "SUCCESS" else { return nil }
+        // CHECKOUT.ORDER.* carry the order, PAYMENT.CAPTURE.* the capture:
+        // both name our payment in custom_id.
+        let resource = event["resource"] as? [String: Any] ?? [:]
+        let paymentID = (resource["custom_id"] as? String)
+            ?? ((resource["purchase_units"] as? [[String: Any]])?.first?["custom_id"] as? String)
+        return PayPalWebhookEvent(id: event["id"] as? String ?? "", type: event["event_type"] as? String ?? "", paymentID: paymentID)
     }
 
     // MARK: Orders

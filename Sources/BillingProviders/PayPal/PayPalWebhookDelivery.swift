@@ -17,3 +17,17 @@ public struct PayPalWebhookDelivery: Sendable, Hashable {
         self.body = body
     }
 }
+
+/// A delivery PayPal says it sent.
+public struct PayPalWebhookEvent: Sendable, Hashable {
+    public var id: String
+    public var type: String
+    /// Our payment id, when the event concerns one of our orders.
+    public var paymentID: String?
+
+    public init(id: String, type: String, paymentID: String?) {
+        self.id = id
+        self.type = type
+        self.paymentID = paymentID
+    }
+}

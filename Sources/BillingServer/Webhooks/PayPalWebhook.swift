@@ -1,6 +1,5 @@
 internal import BillingCore
 internal import BillingProviders
-internal import Foundation
 internal import Logging
 internal import NIOHTTP1
 
@@ -22,24 +21,21 @@ struct PayPalWebhook {
                 transmissionID: header("PAYPAL-TRANSMISSION-ID"), transmissionSignature: header("PAYPAL-TRANSMISSION-SIG"),
                 transmissionTime: header("PAYPAL-TRANSMISSION-TIME"), body: request.body)
             guard ![delivery.authAlgorithm, delivery.certificateURL, delivery.transmissionID, delivery.transmissionSignature,
-                    delivery.transmissionTime].contains(""),
-                  let event = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any] else {
-                return WebhookServer.Response(status: .badRequest, message: "not a PayPal delivery (transmission headers and a JSON event)")
+                    delivery.transmissionTime].contains("") else {
+                return WebhookServer.Response(status: .badRequest, message: "not a PayPal delivery (no transmission headers)")
             }
+            let event: PayPalWebhookEvent
             do {
-                guard try await provider.verifyWebhook(delivery, webhookID: webhookID) else {
+                guard let verified = try await provider.verifyWebhook(delivery, webhookID: webhookID) else {
                     logger.warning("PayPal webhook refused: PayPal did not send it", metadata: ["transmission": "\(delivery.transmissionID.prefix(64))"])
                     return WebhookServer.Response(status: .badRequest, message: "PayPal says it did not send this delivery")
                 }
+                event = verified
             } catch {
                 logger.warning("PayPal webhook: verification failed", metadata: ["error": "\(error)"])
                 return WebhookServer.Response(status: .serviceUnavailable, message: "the delivery could not be verified now")
             }
-            let resource = event["resource"] as? [String: Any] ?? [:]
-            let paymentID = (resource["custom_id"] as? String)
-                ?? ((resource["purchase_units"] as? [[String: Any]])?.first?["custom_id"] as? String)
-            let name = "\(event["event_type"] as? String ?? "?") \(event["id"] as? String ?? "?")"
-            return await WebhookServer.check(paymentID, system: .paypal, event: name, flows: flows, logger: logger)
+            return await WebhookServer.check(event.paymentID, system: .paypal, event: "\(event.type) \(event.id)", flows: flows, logger: logger)
         }
     }
 }

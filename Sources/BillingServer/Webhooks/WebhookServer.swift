@@ -13,7 +13,6 @@ internal import NIOPosix
 /// whole; a connection silent for 10 s is closed; one request per connection.
 public final class WebhookServer: Sendable {
     struct Request: Sendable {
-        let path: String
         let headers: HTTPHeaders
         let body: [UInt8]
     }
@@ -119,7 +118,7 @@ private final class WebhookHandler: ChannelInboundHandler {
                 return respond(context: context, WebhookServer.Response(status: .methodNotAllowed, message: "webhooks are POSTed"))
             }
             answered = true
-            let request = WebhookServer.Request(path: path, headers: head.headers, body: body)
+            let request = WebhookServer.Request(headers: head.headers, body: body)
             let channel = context.channel
             Task { [route, request, channel] in
                 writeResponse(await route(request), to: channel)
