@@ -337,16 +337,21 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
 /// A server stream's writer: each message becomes a Data frame, in order.
 ///
-/// Up to `window` messages may be on their way to the socket while `write`
-/// returns at once; past that, `write` waits for the socket. So a fast
-/// stream is not slowed by an event-loop round trip per message, and a slow
-/// reader holds at most `window` messages beyond the channel's watermark.
+/// Up to `windowBytes` of messages may be on their way to the socket while
+/// `write` returns at once; past that, `write` waits for the socket. So a fast
+/// stream of small messages is not slowed by an event-loop round trip per
+/// message, and a slow reader holds at most `windowBytes` plus one message per
+/// stream in the server, whatever the size of the messages (a window counted
+/// in messages would let 4 MiB frames hold 256 MiB).
 private final class StreamSink: RawStreamSink {
-    static let window = 64
+    /// 256 KiB: several hundred typical event messages of pipelining, and a
+    /// small fraction of what a connection's streams may hold in all.
+    static let windowBytes = 256 << 10
 
     let handler: NIOLoopBound<ServerConnectionHandler>
     let eventLoop: any EventLoop
     let streamID: UInt32
+    /// Bytes of messages written without waiting that the socket has not taken yet.
     private let inFlight = Atomic<Int>(0)
     /// The first failure of a write nobody waited for; the next write throws it.
     private let failure = Mutex<(any Error)?>(nil)
@@ -362,16 +367,17 @@ private final class StreamSink: RawStreamSink {
         if let failure = failure.withLock({ $0 }) { throw failure }
         let handler = self.handler
         let id = streamID
-        if inFlight.load(ordering: .relaxed) < Self.window {
-            inFlight.add(1, ordering: .relaxed)
+        let bytes = message.count
+        if inFlight.load(ordering: .relaxed) + bytes <= Self.windowBytes {
+            inFlight.add(bytes, ordering: .relaxed)
             eventLoop.execute {
                 do {
                     try handler.value.writeData(id, message, deadline: false).whenComplete { result in
-                        self.inFlight.subtract(1, ordering: .relaxed)
+                        self.inFlight.subtract(bytes, ordering: .relaxed)
                         if case .failure(let error) = result { self.record(error) }
                     }
                 } catch {
-                    self.inFlight.subtract(1, ordering: .relaxed)
+                    self.inFlight.subtract(bytes, ordering: .relaxed)
                     self.record(error)
                 }
             }

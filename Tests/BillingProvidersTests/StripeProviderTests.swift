@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// The Stripe adapter against a local fake that keeps state and checks every
-/// request against Stripe's OpenAPI description (vendor-specs/).
+/// request against Stripe's OpenAPI description (Tests/Interop/vendor/).
 ///
 /// Serialized: run in parallel, the seven fakes and their URLSessions stalled
 /// Foundation's networking on Linux (not understood yet; see the closing note).

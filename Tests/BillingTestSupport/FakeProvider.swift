@@ -5,15 +5,11 @@ import FoundationNetworking
 
 /// A fake payment system from Tests/Interop (`fake_stripe.py`,
 /// `fake_paypal.py`) as a child process on a loopback port. It checks every
-/// request against the vendor's OpenAPI description; tests read what broke it
+/// request against the digest of the vendor's OpenAPI description
+/// (`Tests/Interop/vendor/`, made by `codegen/vendor-digest`); tests read what broke it
 /// with `problems()` and require none.
 public final class FakeProvider: Sendable {
     static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Interop")
-    /// `../shared/vendor-specs` beside the repository (as CI lays it out), or
-    /// `$BILLING_VENDOR_SPECS`.
-    static let specs = ProcessInfo.processInfo.environment["BILLING_VENDOR_SPECS"].map { URL(fileURLWithPath: $0) }
-        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/vendor-specs")
 
     /// The client credentials fake_paypal.py accepts.
     public static let paypalClientID = "billingd-client"
@@ -38,7 +34,7 @@ public final class FakeProvider: Sendable {
     init(script: String) async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.interop.appendingPathComponent(script).path, Self.specs.path]
+        process.arguments = ["python3", Self.interop.appendingPathComponent(script).path]
         let out = Pipe()
         process.standardOutput = out
         // Not the test's own stderr: nothing of the fake may outlive the test
@@ -57,7 +53,7 @@ public final class FakeProvider: Sendable {
         let fields = line.split(separator: " ")
         guard fields.count == 3, fields[0] == "listening", let port = Int(fields[1]), let pid = Int32(fields[2]) else {
             process.terminate()
-            throw Failure(description: "\(script) did not start: \(line) (needs \(Self.specs.path) and python3 with openapi-schema-validator; run deploy/setup)")
+            throw Failure(description: "\(script) did not start: \(line) (needs python3 with openapi-schema-validator; run deploy/setup)")
         }
         self.port = port
         self.pid = pid

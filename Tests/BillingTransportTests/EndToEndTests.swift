@@ -70,7 +70,7 @@ import Testing
         let slow = try GrpcHealthV1.HealthCheckRequest.serviceNamed("slow:10000").serializedBytes()
         try await raw.send(streamID: 1, type: .request, payload: try RawFrameClient.requestEnvelope(
             service: "grpc.health.v1.Health", method: "Check", payload: slow, timeoutNano: 100_000_000))
-        #expect(try await raw.status(on: 1, within: .seconds(8))?.code == .deadlineExceeded)
+        #expect(try await raw.status(on: 1, within: .seconds(60))?.code == .deadlineExceeded)
 
         // The typed client's own deadline gives the same status.
         await #expect(throws: RPCError(.deadlineExceeded, "deadline exceeded")) {

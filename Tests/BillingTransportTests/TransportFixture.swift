@@ -63,6 +63,34 @@ final class ScriptedHealth: GrpcHealthV1.HealthService {
     }
 }
 
+/// A server stream of large messages, for as long as the client takes them:
+/// with messages this large any kernel's socket buffers fill after a bounded
+/// number of them, whatever its autotuning limits, so a test of backpressure
+/// does not depend on the machine's `tcp_rmem`/`tcp_wmem`.
+final class FloodService: RPCService {
+    static let descriptor = MethodDescriptor(service: "test.Flood", method: "Flood", kind: .serverStreaming)
+    static let messageBytes = 256 << 10
+    let sent = Atomic<Int>(0)
+    let ended = Atomic<Int>(0)
+
+    var registeredMethods: [RegisteredMethod] {
+        [.serverStreaming(Self.descriptor, GrpcHealthV1.HealthCheckRequest.self) {
+            (_, _, stream: ServerStreamWriter<GrpcHealthV1.HealthCheckRequest>) in
+            var message = GrpcHealthV1.HealthCheckRequest()
+            message.service = String(repeating: "x", count: Self.messageBytes)
+            do {
+                while true {
+                    try await stream.write(message)
+                    self.sent.add(1, ordering: .relaxed)
+                }
+            } catch {
+                self.ended.add(1, ordering: .relaxed)
+                throw error
+            }
+        }]
+    }
+}
+
 /// A server on 127.0.0.1 port 0 with the development certificate set in a
 /// temporary directory, and clients for it.
 final class TransportFixture: Sendable {
@@ -72,8 +100,8 @@ final class TransportFixture: Sendable {
     let service: ScriptedHealth
     let port: Int
 
-    /// - Parameter extraServices: served beside `service` (which owns Health
-    ///   unless one of these does).
+    /// - Parameter extraServices: served beside `service`, which owns Health
+    ///   unless one of these does.
     init(limits: ServerLimits = ServerLimits(), handshakeTimeout: Duration = .seconds(10),
          extraServices: () -> [any RPCService] = { [] }) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("transport-\(UUID().uuidString)").path
@@ -86,9 +114,13 @@ final class TransportFixture: Sendable {
         configuration.handshakeTimeout = handshakeTimeout
         let extra = extraServices()
         server = try await TTRPCServer.start(host: "127.0.0.1", port: 0, tls: try TLSContext(configuration),
-                                             services: extra.isEmpty ? [service] : extra,
+                                             services: Self.ownsHealth(extra) ? extra : [service] + extra,
                                              limits: limits, group: group)
         port = server.localAddress!.port!
+    }
+
+    private static func ownsHealth(_ services: [any RPCService]) -> Bool {
+        services.contains { $0.registeredMethods.contains { $0.descriptor.service == "grpc.health.v1.Health" } }
     }
 
     func clientTLS(_ name: String = "operator", configure: (inout TLSConfiguration) -> Void = { _ in }) throws -> TLSContext {
@@ -123,6 +155,7 @@ final class TransportFixture: Sendable {
 /// records every frame the server sends back: a peer that breaks the rules.
 final class RawFrameClient: Sendable {
     let channel: any Channel
+    static let receiveBufferBytes = 16 << 10
 
     init(_ fixture: TransportFixture) async throws {
         let tls = try fixture.clientTLS()
@@ -130,8 +163,10 @@ final class RawFrameClient: Sendable {
         // early close) can come before it is there.
         let collector = Collector()
         let bootstrap = ClientBootstrap(group: fixture.group)
-            // A small receive buffer, so a test that stops reading fills it fast.
-            .channelOption(.socketOption(.so_rcvbuf), value: 16 << 10)
+            // A small, fixed receive buffer (set before connecting, which also
+            // turns off the kernel's autotuning), so a test that stops reading
+            // fills it after a known number of bytes.
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(Self.receiveBufferBytes))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try OpenSSLHandler(context: tls))
@@ -187,18 +222,18 @@ final class RawFrameClient: Sendable {
         return try request.serializedBytes()
     }
 
-    /// Waits (polling, bounded) for a frame on `streamID`.
-    func frame(on streamID: UInt32, within: Duration = .seconds(5)) async throws -> Frame? {
+    /// Waits (polling, bounded) for a frame on `streamID` (of `type`, when given).
+    func frame(on streamID: UInt32, ofType type: FrameType? = nil, within: Duration = .seconds(30)) async throws -> Frame? {
         let deadline = ContinuousClock.now.advanced(by: within)
         while ContinuousClock.now < deadline {
-            if let frame = frames.first(where: { $0.streamID == streamID }) { return frame }
+            if let frame = frames.first(where: { $0.streamID == streamID && (type == nil || $0.type == type) }) { return frame }
             try await Task.sleep(for: .milliseconds(5))
         }
         return nil
     }
 
     /// The status of the Response frame on `streamID`.
-    func status(on streamID: UInt32, within: Duration = .seconds(5)) async throws -> RPCError? {
+    func status(on streamID: UInt32, within: Duration = .seconds(30)) async throws -> RPCError? {
         guard let frame = try await frame(on: streamID, within: within), frame.type == .response else { return nil }
         let response = try BillingV1.Response(serializedBytes: frame.payload.readableBytesView, limits: .default)
         return RPCError(status: response.status ?? BillingV1.Status())

@@ -2,7 +2,8 @@
 billingd's tests (loopback only).
 
 It keeps state across calls (tokens, orders, captures, vaulted wallets) and
-checks every request against vendor-specs/paypal-checkout_orders_v2.json:
+checks every request against vendor/paypal-checkout_orders_v2.json (the
+committed digest of PayPal's OpenAPI description):
 JSON bodies with an OpenAPI 3.0 write validator (types, patterns, enums,
 required) and, because PayPal's schemas leave `additionalProperties` open, a
 strict walk that refuses any property the description does not name, and in
@@ -30,14 +31,14 @@ Test controls (never part of PayPal's API), under /_fake/:
   GET  /_fake/tokens, /_fake/charges (completed captures), /_fake/orders, /_fake/vaults
 and the shared ones of fakeprovider.py (fail, malformed, delay, problems, requests).
 
-Usage: fake_paypal.py SPECS_DIR   (prints "listening PORT PID", serves until killed)
+Usage: fake_paypal.py   (prints "listening PORT PID", serves until killed)
 """
 import base64
 import hashlib
 import hmac
 import json
+import os
 import re
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -47,10 +48,11 @@ from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
 
 from fakeprovider import Fake, delivery
 
-SPECS = sys.argv[1]
-with open(SPECS + "/paypal-checkout_orders_v2.json") as f:
+# The digests of PayPal's descriptions (codegen/vendor-digest), beside this script.
+VENDOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor")
+with open(os.path.join(VENDOR, "paypal-checkout_orders_v2.json")) as f:
     COMPONENTS = json.load(f)["components"]
-with open(SPECS + "/paypal-notifications_webhooks_v1.json") as f:
+with open(os.path.join(VENDOR, "paypal-notifications_webhooks_v1.json")) as f:
     NOTIFICATIONS = json.load(f)["components"]
 CLIENT_ID = "billingd-client"
 CLIENT_SECRET = "billingd-secret"
@@ -140,7 +142,7 @@ ROUTES = [
     ("POST", re.compile(r"^/v2/checkout/orders$"), "create"),
     ("GET", re.compile(r"^/v2/checkout/orders/([^/]+)$"), "get"),
     ("POST", re.compile(r"^/v2/checkout/orders/([^/]+)/capture$"), "capture"),
-    # Payment Method Tokens v3 (not among vendor-specs; PayPal's documented
+    # Payment Method Tokens v3 (not in the vendor descriptions; PayPal's documented
     # DELETE answers 204, and 404 for a token it does not know).
     ("DELETE", re.compile(r"^/v3/vault/payment-tokens/([^/]+)$"), "delete_token"),
     ("POST", re.compile(r"^/v1/notifications/verify-webhook-signature$"), "verify"),

@@ -2,8 +2,8 @@
 
 It keeps state across calls (customers, Checkout Sessions, PaymentIntents,
 PaymentMethods), answers with the shapes of Stripe's own fixtures
-(vendor-specs/stripe-fixtures3.json), and validates every request body
-against vendor-specs/stripe-openapi-subset.json: bracketed form keys are
+(vendor/stripe-fixtures.json), and validates every request body
+against vendor/stripe-openapi.json, the committed digest of Stripe's OpenAPI description: bracketed form keys are
 unfolded into nested objects, values coerced by the schema, then checked with
 an OpenAPI 3.0 validator (additionalProperties: false, so an unknown or
 misspelled parameter fails). Every problem is recorded; tests read them at
@@ -24,13 +24,13 @@ Test controls (never part of Stripe's API), under /_fake/:
   GET  /_fake/charges (every PaymentIntent that took money), /_fake/sessions
 and the shared ones of fakeprovider.py (fail, malformed, delay, problems, requests).
 
-Usage: fake_stripe.py SPECS_DIR   (prints "listening PORT PID", serves until killed)
+Usage: fake_stripe.py   (prints "listening PORT PID", serves until killed)
 """
 import copy
 import hashlib
 import hmac
 import json
-import sys
+import os
 import time
 import urllib.parse
 import urllib.request
@@ -39,10 +39,11 @@ from openapi_schema_validator import OAS30Validator
 
 from fakeprovider import Fake, delivery, unfold
 
-SPECS = sys.argv[1]
-with open(SPECS + "/stripe-openapi-subset.json") as f:
+# The digest of Stripe's description and fixtures (codegen/vendor-digest), beside this script.
+VENDOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor")
+with open(os.path.join(VENDOR, "stripe-openapi.json")) as f:
     SPEC = json.load(f)
-with open(SPECS + "/stripe-fixtures3.json") as f:
+with open(os.path.join(VENDOR, "stripe-fixtures.json")) as f:
     FIXTURES = json.load(f)["resources"]
 
 STATE = {"customers": {}, "sessions": {}, "intents": {}, "methods": {}, "declined": {}, "charges": [], "next_intent": []}

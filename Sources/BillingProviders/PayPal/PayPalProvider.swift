@@ -4,7 +4,7 @@ internal import Foundation
 internal import FoundationNetworking
 #endif
 
-/// PayPal, through Orders v2 (`vendor-specs/paypal-checkout_orders_v2.json`)
+/// PayPal, through Orders v2 (`Tests/Interop/vendor/paypal-checkout_orders_v2.json`, a digest of PayPal's description)
 /// with an OAuth2 client-credentials token.
 ///
 /// Money moves only when we capture: the payer's approval on PayPal's page

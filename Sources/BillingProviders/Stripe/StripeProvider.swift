@@ -6,7 +6,7 @@ internal import FoundationNetworking
 
 /// Stripe, through Checkout Sessions (hosted page) and PaymentIntents
 /// (off-session charges of saved cards). API version 2023-08-16, the one
-/// `vendor-specs/stripe-openapi-subset.json` describes.
+/// `Tests/Interop/vendor/stripe-openapi.json` (a digest of Stripe's description) describes.
 ///
 /// Every mutating call carries an `Idempotency-Key` made from our payment id
 /// and the operation, so a retry (ours after a timeout, the poller's, a second
