@@ -24,6 +24,8 @@ public final class BillingApplication: Sendable {
     /// The webhook endpoint (nil when disabled).
     public let webhooks: WebhookServer?
     private let pollerTask: Task<Void, Never>
+    /// The event hub's reader: ending it ends every watch (at shutdown).
+    private let hubTask: Task<Void, Never>
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
 
@@ -34,8 +36,8 @@ public final class BillingApplication: Sendable {
     public var tlsDirectory: String { configuration.dataDirectory + "/tls" }
 
     private init(configuration: BillingConfiguration, store: SQLiteStore, server: TTRPCServer, health: HealthService, sandbox: SandboxProvider?,
-                 sandboxPages: SandboxPageServer?, webhooks: WebhookServer?, pollerTask: Task<Void, Never>, group: MultiThreadedEventLoopGroup,
-                 logger: Logger) {
+                 sandboxPages: SandboxPageServer?, webhooks: WebhookServer?, pollerTask: Task<Void, Never>, hubTask: Task<Void, Never>,
+                 group: MultiThreadedEventLoopGroup, logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.server = server
@@ -44,6 +46,7 @@ public final class BillingApplication: Sendable {
         self.sandboxPages = sandboxPages
         self.webhooks = webhooks
         self.pollerTask = pollerTask
+        self.hubTask = hubTask
         self.group = group
         self.logger = logger
     }
@@ -109,8 +112,10 @@ public final class BillingApplication: Sendable {
 
             let registry = ProviderRegistry(providers: providers)
             let flows = PaymentFlows(store: store, providers: registry, logger: logger)
+            let hub = EventHub(store: store)
             let env = ServiceEnvironment(store: store, flows: flows, policy: policy, defaultCurrency: currency,
-                                         streams: EventStreams(store: store, maxLag: configuration.limits.maxSubscriberLagEvents), logger: logger)
+                                         streams: EventStreams(store: store, hub: hub, maxLag: configuration.limits.maxSubscriberLagEvents),
+                                         logger: logger)
             let health = HealthService(services: ["billing.v1.Accounts", "billing.v1.Balance", "billing.v1.PaymentMethods",
                                                   "billing.v1.Renewal", "billing.v1.MigrationPayment"])
             let services: [any RPCService] = [
@@ -143,10 +148,12 @@ public final class BillingApplication: Sendable {
                 unstartedGrace: .milliseconds(Int64(configuration.poller.unstartedPaymentGraceSeconds * 1000)),
                 unstartedChargeGrace: .milliseconds(Int64(configuration.poller.unstartedChargeGraceSeconds * 1000))), logger: logger)
             let pollerTask = Task { await poller.run() }
+            let hubTask = Task { await hub.run() }
             logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(server.localAddress?.port ?? 0)",
                                                          "database": "\(configuration.resolvedDatabasePath)"])
             return BillingApplication(configuration: configuration, store: store, server: server, health: health, sandbox: sandbox,
-                                      sandboxPages: sandboxPages, webhooks: webhooks, pollerTask: pollerTask, group: group, logger: logger)
+                                      sandboxPages: sandboxPages, webhooks: webhooks, pollerTask: pollerTask, hubTask: hubTask, group: group,
+                                      logger: logger)
         } catch {
             await webhooks?.stop()
             await sandboxPages?.stop()
@@ -155,11 +162,16 @@ public final class BillingApplication: Sendable {
         }
     }
 
-    /// Stops taking calls (health NOT_SERVING first, for load balancers), lets
-    /// running calls finish within the grace period, stops the poller.
+    /// Stops taking calls (health NOT_SERVING first, for load balancers), ends
+    /// every watch at once (UNAVAILABLE with the sequence to resume after: a
+    /// watch never finishes by itself, so waiting for it only delays the
+    /// stop), lets running calls finish within the grace period, stops the
+    /// poller.
     public func shutdown() async {
         logger.info("billingd shutting down")
         health.setAllNotServing()
+        hubTask.cancel()
+        await hubTask.value
         await webhooks?.stop()
         await server.shutdown(grace: .milliseconds(Int64(configuration.limits.shutdownGraceSeconds * 1000)))
         pollerTask.cancel()

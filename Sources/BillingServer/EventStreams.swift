@@ -6,25 +6,50 @@ internal import BillingRPC
 /// Follows the event log for a watcher: every committed event after the
 /// watcher's cursor, in sequence order, then each new one as it commits.
 ///
-/// Reads from the database in batches, so a watcher costs one batch of
-/// memory however far behind it is; waits on the store's commit signal when
-/// caught up. A watcher more than `maxLag` events behind is ended
-/// RESOURCE_EXHAUSTED: it resumes after the last sequence it saw.
+/// Behind, a watcher reads the database in batches, so it costs one batch of
+/// memory however far behind it is; a watcher more than `maxLag` events
+/// behind is ended RESOURCE_EXHAUSTED and resumes after the last sequence it
+/// saw. Caught up, it takes new events from the `EventHub`, which wakes only
+/// the watchers of the account an event belongs to. When billingd stops, every
+/// watch ends at once with UNAVAILABLE and the sequence to resume after.
 struct EventStreams: Sendable {
     let store: any BillingStore
+    let hub: EventHub
     let maxLag: Int
     static let batch = 256
 
     func follow(accountID: String?, after sequence: UInt64, stream: ServerStreamWriter<BillingV1.PaymentEvent>) async throws {
         var cursor = sequence
         while !Task.isCancelled {
-            let generation = store.commits.generation
-            let events = try await store.events(after: cursor, accountID: accountID, limit: Self.batch)
-            if events.isEmpty {
-                // Caught up: wait for a commit (or 30 s, to notice a cancelled call).
-                _ = await store.commits.wait(after: generation, timeout: .seconds(30))
+            try await catchUp(accountID: accountID, cursor: &cursor, stream: stream)
+            guard let (id, position) = hub.subscribe(accountID: accountID) else {
+                if hub.isClosed { throw Self.shuttingDown(cursor) }
+                try await Task.sleep(for: .milliseconds(20)) // the hub is starting
                 continue
             }
+            defer { hub.unsubscribe(id) }
+            // Everything up to the hub's position is in the database; the
+            // mailbox holds what follows it.
+            try await catchUp(accountID: accountID, cursor: &cursor, stream: stream, through: position)
+            live: while !Task.isCancelled {
+                let delivery = await hub.next(id, timeout: .seconds(30))
+                if delivery.closed { throw Self.shuttingDown(cursor) }
+                if delivery.overflowed { break live } // fell behind: back to the database
+                for event in delivery.events where event.sequence > cursor {
+                    try await stream.write(BillingV1.PaymentEvent(event))
+                    cursor = event.sequence
+                }
+            }
+        }
+        throw RPCError(.cancelled, "watch cancelled")
+    }
+
+    /// Writes the database's events after `cursor` until a short batch (or,
+    /// with `through`, until that sequence is passed).
+    private func catchUp(accountID: String?, cursor: inout UInt64, stream: ServerStreamWriter<BillingV1.PaymentEvent>,
+                         through limit: UInt64 = .max) async throws {
+        while !Task.isCancelled, cursor < limit {
+            let events = try await store.events(after: cursor, accountID: accountID, limit: Self.batch)
             if events.count == Self.batch {
                 let backlog = try await store.eventBacklog(after: cursor, accountID: accountID)
                 if backlog > maxLag {
@@ -35,7 +60,11 @@ struct EventStreams: Sendable {
                 try await stream.write(BillingV1.PaymentEvent(event))
                 cursor = event.sequence
             }
+            if events.count < Self.batch { return }
         }
-        throw RPCError(.cancelled, "watch cancelled")
+    }
+
+    private static func shuttingDown(_ cursor: UInt64) -> RPCError {
+        RPCError(.unavailable, "billingd is shutting down; resume after sequence \(cursor) (on another instance or after the restart)")
     }
 }

@@ -43,6 +43,12 @@ struct PaymentFlows: Sendable {
             let method = try await store.paymentMethod(methodID)
             let charge = try await provider.chargeSavedMethod(payment, method: method)
             let attached = try await attach(payment, reference: charge.reference, redirectURL: "")
+            if attached.status == .cancelled, case .paid = charge.outcome {
+                // Cancel refuses a charge in flight and the poller looks a charge up
+                // before it gives up, so this cannot happen; if it does, say so loudly.
+                logger.critical("a charge succeeded for a payment already Cancelled: credit it by hand",
+                                metadata: ["payment": "\(payment.id)", "reference": "\(charge.reference)"])
+            }
             return try await apply(charge.outcome, to: attached)
         case .invoice, .balance:
             return payment
@@ -74,11 +80,21 @@ struct PaymentFlows: Sendable {
     /// Cancels a New payment: expires it at the payment system first, so it
     /// cannot be paid after we call it Cancelled. If the person paid just
     /// before, it becomes Paid instead.
+    ///
+    /// A payment with a payment system but no provider reference yet may be
+    /// starting right now (a saved-method charge in flight, an answer lost in
+    /// a crash): nothing at the payment system can be expired by reference,
+    /// and the charge may still succeed. It is refused; the start's answer or
+    /// the poller ends it, and a charge that succeeded is credited.
     func cancel(_ payment: Payment, reason: String) async throws -> Payment {
         guard payment.status == .new else {
             throw BillingError.failedPrecondition("payment \(payment.id) is \(payment.status), not New")
         }
-        if let system = payment.system, !payment.providerReference.isEmpty {
+        if let system = payment.system, payment.providerReference.isEmpty {
+            throw BillingError.failedPrecondition(
+                "payment \(payment.id) is being \(payment.optionKind == .savedMethod ? "charged" : "started") at \(system.rawValue) and cannot be cancelled until it answers; refresh it later")
+        }
+        if let system = payment.system {
             let outcome = try await providers.provider(system).expirePayment(payment)
             switch outcome {
             case .paid:

@@ -2,14 +2,13 @@ public import BillingCore
 internal import GRDB
 
 extension SQLiteStore {
-    static let dayMs: Int64 = 86_400_000
-
     /// Registers or updates a service that can be renewed (internal services).
     public func upsertRenewableService(_ service: RenewableService) async throws(BillingError) -> RenewableService {
         try IDs.check(service.id, "service id")
         try Text.check(service.displayName, "display name", max: 200, required: true)
         guard service.pricePerPeriod.amountMinorUnits > 0 else { throw .invalidArgument("price per period must be positive") }
         guard (1...3660).contains(service.periodDays) else { throw .invalidArgument("period must be 1 to 3660 days") }
+        try Timestamps.check(service.expiresAtMs, "expiry")
         let now = clock()
         return try await write { db in
             let account = try Self.requireAccount(db, service.accountID)
@@ -128,14 +127,18 @@ extension SQLiteStore {
             let amount = try service.pricePerPeriod.multiplied(by: Int64(item.periods))
             total = try total.adding(amount)
             lines.append(RenewalLine(serviceID: service.id, periods: item.periods, amount: amount,
-                                     newExpiresAtMs: newExpiry(service, periods: item.periods, now: now)))
+                                     newExpiresAtMs: try newExpiry(service, periods: item.periods, now: now)))
         }
         return (lines, total)
     }
 
     /// A renewal extends from the current expiry, or from now if it has passed.
-    static func newExpiry(_ service: RenewableService, periods: Int, now: Int64) -> Int64 {
-        max(service.expiresAtMs, now) + Int64(periods) * Int64(service.periodDays) * dayMs
+    /// Checked: a stored expiry or period out of range is an error for this
+    /// call, not a trap.
+    static func newExpiry(_ service: RenewableService, periods: Int, now: Int64) throws(BillingError) -> Int64 {
+        let (days, overflow) = Int64(periods).multipliedReportingOverflow(by: Int64(service.periodDays))
+        guard !overflow else { throw .failedPrecondition("renewing service \(service.id) would end after the year 9999") }
+        return try Timestamps.adding(days: days, to: max(service.expiresAtMs, now), "renewing service \(service.id)")
     }
 
     /// The debit and the new expiries of an order, once.
@@ -145,7 +148,7 @@ extension SQLiteStore {
         try debit(db, account: account, amount: order.total, entryKey: "debit:\(order.id)", reference: "renewal order \(order.id)", now: now)
         for line in order.lines {
             let service = try requireService(db, line.serviceID, accountID: account.id)
-            let expiry = newExpiry(service, periods: line.periods, now: now)
+            let expiry = try newExpiry(service, periods: line.periods, now: now)
             try db.execute(sql: "UPDATE renewable_services SET expires_at_ms = ?, updated_at_ms = ? WHERE id = ?",
                            arguments: [expiry, now, service.id])
             try db.execute(sql: "UPDATE renewal_lines SET new_expires_at_ms = ? WHERE order_id = ? AND service_id = ?",

@@ -19,9 +19,10 @@ public struct CertificateFile: Sendable, Hashable {
         defer { BIO_free(bio) }
         guard let x509 = PEM_read_bio_X509(bio, nil, nil, nil) else { throw TLSError.file(path: path, reasons: TLSError.drainErrorQueue()) }
         defer { X509_free(x509) }
+        let names = CertificateNames.read(x509)
         return CertificateFile(
-            commonName: text { cbs_x509_common_name(x509, $0, $1) } ?? "",
-            uris: (text { cbs_x509_san_uris(x509, $0, $1) } ?? "").split(separator: "\n").map(String.init),
+            commonName: names.commonName,
+            uris: names.uris,
             notBefore: seconds(X509_get0_notBefore(x509)),
             notAfter: seconds(X509_get0_notAfter(x509)))
     }
@@ -30,11 +31,5 @@ public struct CertificateFile: Sendable, Hashable {
         var parts = tm()
         guard let time, ASN1_TIME_to_tm(time, &parts) == 1 else { return 0 }
         return Int64(timegm(&parts))
-    }
-
-    private static func text(_ fill: (UnsafeMutablePointer<CChar>, Int32) -> Int32) -> String? {
-        var buffer = [CChar](repeating: 0, count: 2048)
-        guard fill(&buffer, Int32(buffer.count)) >= 0 else { return nil }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -172,21 +172,8 @@ final class TLSConnection {
     func peer() -> TLSPeer? {
         guard let certificate = SSL_get1_peer_certificate(ssl) else { return nil }
         defer { X509_free(certificate) }
-        return TLSPeer(
-            commonName: Self.text { cbs_x509_common_name(certificate, $0, $1) } ?? "",
-            uris: (Self.text { cbs_x509_san_uris(certificate, $0, $1) } ?? "").split(separator: "\n").map(String.init)
-        )
-    }
-
-    private static func text(_ fill: (UnsafeMutablePointer<CChar>, Int32) -> Int32) -> String? {
-        var buffer = [CChar](repeating: 0, count: 1024)
-        let needed = fill(&buffer, Int32(buffer.count))
-        guard needed >= 0 else { return nil }
-        if needed >= buffer.count {
-            buffer = [CChar](repeating: 0, count: Int(needed) + 1)
-            _ = fill(&buffer, Int32(buffer.count))
-        }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let names = CertificateNames.read(certificate)
+        return TLSPeer(commonName: names.commonName, uris: names.uris)
     }
 
     var negotiatedVersion: String {

@@ -45,28 +45,39 @@ int cbs_x509_common_name(X509 *cert, char *out, int len) {
     return copy_out(ASN1_STRING_get0_data(value), ASN1_STRING_length(value), out, len);
 }
 
-int cbs_x509_san_uris(X509 *cert, char *out, int len) {
-    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    if (names == NULL) return -1;
-    int total = 0;
-    if (len > 0) out[0] = '\0';
+/* The URIs are handed out one at a time, as bytes with their length: never
+ * joined with a separator, which a URI could itself contain (a certificate
+ * with "https://x/\nbilling://internal/evil" must stay one URI). */
+static GENERAL_NAMES *san_names(X509 *cert) {
+    return X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+}
+
+int cbs_x509_san_uri_count(X509 *cert) {
+    GENERAL_NAMES *names = san_names(cert);
+    if (names == NULL) return 0;
+    int count = 0;
     for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
-        const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
-        if (name->type != GEN_URI) continue;
-        const ASN1_STRING *uri = name->d.uniformResourceIdentifier;
-        int n = ASN1_STRING_length(uri);
-        if (total > 0) {
-            if (total + 1 < len) { out[total] = '\n'; out[total + 1] = '\0'; }
-            total += 1;
-        }
-        if (total + n < len) {
-            memcpy(out + total, ASN1_STRING_get0_data(uri), (size_t)n);
-            out[total + n] = '\0';
-        }
-        total += n;
+        if (sk_GENERAL_NAME_value(names, i)->type == GEN_URI) count++;
     }
     GENERAL_NAMES_free(names);
-    return total;
+    return count;
+}
+
+int cbs_x509_san_uri(X509 *cert, int index, unsigned char *out, int len) {
+    GENERAL_NAMES *names = san_names(cert);
+    if (names == NULL) return -1;
+    int result = -1;
+    for (int i = 0, seen = 0; i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
+        if (name->type != GEN_URI) continue;
+        if (seen++ != index) continue;
+        const ASN1_STRING *uri = name->d.uniformResourceIdentifier;
+        result = ASN1_STRING_length(uri);
+        if (result <= len) memcpy(out, ASN1_STRING_get0_data(uri), (size_t)result);
+        break;
+    }
+    GENERAL_NAMES_free(names);
+    return result;
 }
 
 EVP_PKEY *cbs_ec_p256_generate(void) {

@@ -91,4 +91,27 @@ import Testing
         }
         await f.stop()
     }
+
+    @Test func aCertificateWhoseURIHoldsANewlineGetsNoRole() async throws {
+        let f = try await ServerFixture()
+        // Signed by the deployment's CA: only the URI rule stands between it and `internal`.
+        let crafted = try f.certificate("crafted", uris: ["https://x.example/\nbilling://internal/evil"])
+        let twoRoles = try f.certificate("two-roles", uris: ["billing://operator/alice", "billing://internal/evil"])
+        for name in [crafted, twoRoles] {
+            let client = try f.clients(name)
+            var create = BillingV1.CreateAccountRequest()
+            create.accountId = "acc-\(name)"
+            create.displayName = "Evil"
+            await expectDenied("CreateAccount as \(name)") { _ = try await client.accounts.createAccount(create) }
+            var get = BillingV1.GetAccountRequest()
+            get.accountId = "acc-\(name)"
+            do {
+                _ = try await f.clients("internal").accounts.getAccount(get)
+                Issue.record("the account was created by \(name)")
+            } catch let error as RPCError {
+                #expect(error.code == .notFound)
+            }
+        }
+        await f.stop()
+    }
 }

@@ -58,12 +58,16 @@ final class ServerFixture: Sendable {
 
     /// Issues a client certificate scoped to one account; returns its name.
     func accountCertificate(_ accountID: String) throws -> String {
+        try certificate("account-\(accountID)", uris: ["billing://account/\(accountID)"])
+    }
+
+    /// Issues a client certificate with these URI names, signed by the
+    /// deployment's CA; returns its name for `transport`/`clients`.
+    func certificate(_ name: String, uris: [String]) throws -> String {
         let authority = try CertificateAuthority(loading: PEMCredential(
             certificatePEM: try String(contentsOfFile: "\(tls)/ca.pem", encoding: .utf8),
             privateKeyPEM: try String(contentsOfFile: "\(tls)/ca-key.pem", encoding: .utf8)))
-        let name = "account-\(accountID)"
-        try DevelopmentCertificates.write(try authority.issue(commonName: name, usage: .client, uris: ["billing://account/\(accountID)"]),
-                                          name: name, in: tls)
+        try DevelopmentCertificates.write(try authority.issue(commonName: name, usage: .client, uris: uris), name: name, in: tls)
         return name
     }
 

@@ -25,11 +25,14 @@ int cbs_tls1_2_version(void);
 int cbs_tls1_3_version(void);
 int cbs_ssl_set_tlsext_host_name(SSL *ssl, const char *name);
 
-/* Certificate inspection. Both write a NUL-terminated string of at most
- * len-1 bytes and return the full length it needed, or -1 if absent. */
+/* Certificate inspection. Writes a NUL-terminated string of at most
+ * len-1 bytes and returns the full length it needed, or -1 if absent. */
 int cbs_x509_common_name(X509 *cert, char *out, int len);
-/* The URI subject alternative names, one per line. */
-int cbs_x509_san_uris(X509 *cert, char *out, int len);
+/* The URI subject alternative names, one at a time: how many there are, and
+ * the bytes of the index-th (copied when they fit in len; returns their
+ * length, or -1 if there is no such URI). */
+int cbs_x509_san_uri_count(X509 *cert);
+int cbs_x509_san_uri(X509 *cert, int index, unsigned char *out, int len);
 
 /* Key generation and certificate building (macros and stacks). */
 EVP_PKEY *cbs_ec_p256_generate(void);

@@ -127,7 +127,13 @@ struct Doctor: AsyncParsableCommand {
                 let now = Date()
                 let valid = info.notBefore <= now && now < info.notAfter
                 check("certificate validity", valid, "\(info.notBefore) to \(info.notAfter)\(valid ? "" : " — check the certificate and this machine's clock (now \(now))")")
-                check("role", !info.uris.isEmpty, info.uris.isEmpty ? "no billing://ROLE/NAME URI: billingd will refuse everything but health" : info.uris.joined(separator: ", "))
+                // The server's own rule decides, so doctor never approves what billingd refuses.
+                let peer = PeerIdentity(commonName: file.commonName, uris: file.uris)
+                if let principal = Principal(peer: peer) {
+                    check("role", true, "\(principal)")
+                } else {
+                    check("role", false, "\(Principal.refusal(peer) ?? "no role"): billingd will refuse everything but health")
+                }
             } catch {
                 check("certificate", false, "\(error)")
             }

@@ -1,0 +1,136 @@
+import BillingAPI
+import BillingMessages
+import BillingRPC
+import Foundation
+import Testing
+
+/// Regressions of the money-and-security review: each test failed before its
+/// fix. A whole billingd on loopback, as callers and attackers reach it.
+@Suite struct MoneySafetyTests {
+    /// A confirmed sandbox card for the account's payer, made as a person
+    /// would: a hosted top-up with "save", Pay pressed, the poller.
+    static func savedCard(_ f: ServerFixture, account: String, payer: String) async throws -> String {
+        let client = try f.clients("internal")
+        let created = try await client.balance.createTopUp(topUpRequest(account: account, payer: payer, minor: 10_00,
+                                                                        option: .system(.sandbox, save: true)))
+        _ = try await f.press(created.redirectUrl, approve: true)
+        let paid = try await f.waitForPayment(created.payment!.id, client: client.balance, within: .seconds(60)) { $0.status == .paid }
+        try #require(paid.status == .paid)
+        return paid.savedPaymentMethodId
+    }
+
+    static func balance(_ f: ServerFixture, _ account: String) async throws -> Int64 {
+        var request = BillingV1.GetBalanceRequest()
+        request.accountId = account
+        return try await f.clients("internal").balance.getBalance(request).balance?.amountMinorUnits ?? -1
+    }
+
+    static func expectCode(_ code: StatusCode, _ what: String, _ body: () async throws -> Void) async {
+        do {
+            try await body()
+            Issue.record("\(what) succeeded; expected \(code)")
+        } catch let error as RPCError {
+            #expect(error.code == code, "\(what): \(error)")
+        } catch {
+            Issue.record("\(what): \(error)")
+        }
+    }
+
+    @Test func cancellingASavedMethodPaymentWhoseChargeIsInFlightIsRefusedAndTheChargeIsCredited() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-inflight")
+        let method = try await Self.savedCard(f, account: account.id, payer: payer.id)
+        let client = try f.clients("internal")
+        // Every sandbox call now takes 2 s: the charge is in flight while we cancel.
+        f.application.sandbox!.behaviour.latency = .seconds(2)
+        let charging = Task {
+            try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 25_00, option: .saved(method)))
+        }
+        var list = BillingV1.ListPaymentsRequest()
+        list.accountId = account.id
+        var inFlight: BillingV1.Payment?
+        while inFlight == nil {
+            inFlight = try await client.balance.listPayments(list).payments.first { $0.amount?.amountMinorUnits == 25_00 }
+            if inFlight == nil { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        var cancel = BillingV1.CancelPaymentRequest()
+        cancel.paymentId = inFlight!.id
+        // In flight: "being charged"; on a machine so slow the charge already
+        // answered: "Paid, not New". Never Cancelled.
+        await Self.expectCode(.failedPrecondition, "CancelPayment during the charge") { _ = try await client.balance.cancelPayment(cancel) }
+        let answered = try await charging.value
+        #expect(answered.payment?.status == .paid)
+        let final = try await f.waitForPayment(inFlight!.id, client: client.balance, within: .seconds(30)) { $0.status != .new }
+        #expect(final.status == .paid, "the charge succeeded at the sandbox, so the payment is Paid")
+        #expect(try await Self.balance(f, account.id) == 35_00, "both charges credited")
+        await f.stop()
+    }
+
+    @Test func aSavedMethodPaymentWithNoAnswerFromThePaymentSystemCannotBeCancelledAndIsCreditedLater() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-noanswer")
+        let method = try await Self.savedCard(f, account: account.id, payer: payer.id)
+        let client = try f.clients("internal")
+        // The charge gets no answer: it may or may not have happened.
+        f.application.sandbox!.behaviour.unavailable = true
+        await Self.expectCode(.unavailable, "CreateTopUp while the sandbox is down") {
+            _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 7_00, option: .saved(method)))
+        }
+        var list = BillingV1.ListPaymentsRequest()
+        list.accountId = account.id
+        let pending = try #require(try await client.balance.listPayments(list).payments.first { $0.amount?.amountMinorUnits == 7_00 })
+        #expect(pending.status == .new)
+        var cancel = BillingV1.CancelPaymentRequest()
+        cancel.paymentId = pending.id
+        await Self.expectCode(.failedPrecondition, "CancelPayment with no answer") { _ = try await client.balance.cancelPayment(cancel) }
+        #expect(try await f.waitForPayment(pending.id, client: client.balance, within: .zero) { _ in true }.status == .new)
+        // The payment system answers again: the poller asks under the same key and credits.
+        f.application.sandbox!.behaviour.unavailable = false
+        let final = try await f.waitForPayment(pending.id, client: client.balance, within: .seconds(60)) { $0.status != .new }
+        #expect(final.status == .paid)
+        #expect(try await Self.balance(f, account.id) == 17_00)
+        await f.stop()
+    }
+
+    @Test func anExpiryNearTheEndOfInt64IsRefusedAndAStoredOneIsAnErrorNotACrash() async throws {
+        let f = try await ServerFixture()
+        let (account, _) = try await f.account("acc-overflow")
+        let client = try f.clients("internal")
+        var service = BillingV1.RenewableService()
+        service.id = "svc-far"
+        service.accountId = account.id
+        service.displayName = "Far"
+        service.pricePerPeriod = .usd(1_00)
+        service.periodDays = 3660
+        var upsert = BillingV1.UpsertRenewableServiceRequest()
+        for bad in [Int64(9_223_372_036_854_775_000), -1, 0, 253_402_300_800_000, Int64.min] {
+            service.expiresAtUnixMs = bad
+            upsert.service = service
+            await Self.expectCode(.invalidArgument, "expiry \(bad)") { _ = try await client.renewal.upsertRenewableService(upsert) }
+        }
+        // The last valid instant: renewing it would pass the year 9999.
+        service.expiresAtUnixMs = 253_402_300_799_999
+        upsert.service = service
+        _ = try await client.renewal.upsertRenewableService(upsert)
+        var item = BillingV1.RenewalItem()
+        item.serviceId = service.id
+        item.periods = 120
+        var quote = BillingV1.QuoteRenewalRequest()
+        quote.accountId = account.id
+        quote.items = [item]
+        await Self.expectCode(.failedPrecondition, "QuoteRenewal past 9999") { _ = try await client.renewal.quoteRenewal(quote) }
+
+        // A row an older version stored: an error for the call, never a trap.
+        let script = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE renewable_services SET expires_at_ms = 9223372036854775000 WHERE id = 'svc-far'\"); c.commit()"
+        let result = await Executable.run("/usr/bin/python3", ["-c", script, f.configuration.resolvedDatabasePath])
+        #expect(result.status == 0, "\(result.stderr)")
+        await Self.expectCode(.failedPrecondition, "QuoteRenewal of a stored far expiry") { _ = try await client.renewal.quoteRenewal(quote) }
+        var renew = BillingV1.RenewRequest()
+        renew.accountId = account.id
+        renew.items = [item]
+        renew.option = .balance
+        await Self.expectCode(.failedPrecondition, "Renew of a stored far expiry") { _ = try await client.renewal.renew(renew) }
+        #expect(try await Self.balance(f, account.id) == 0, "billingd still serves")
+        await f.stop()
+    }
+}
