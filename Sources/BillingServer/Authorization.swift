@@ -1,5 +1,6 @@
 internal import BillingCore
 internal import BillingRPC
+internal import BillingTransport
 
 /// Every call's authorization, in one place. Roles come from the caller's
 /// certificate (`Principal`, docs/PROTOCOL.md):
@@ -20,6 +21,15 @@ struct Authorization {
         case read
         /// Acting for the account: top-ups, renewals, paying orders, methods.
         case act
+    }
+
+    /// Internal services and operators may use the connections kept for
+    /// them; account-scoped clients and certificates with no role may not.
+    @Sendable static func connectionClass(_ peer: PeerIdentity) -> ConnectionAdmission.PeerClass {
+        switch Principal(peer: peer)?.role {
+        case .internalService?, .operator?: return .privileged
+        case .account?, nil: return .ordinary
+        }
     }
 
     /// May the caller see or act on `accountID`?

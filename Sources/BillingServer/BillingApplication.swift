@@ -24,7 +24,8 @@ public final class BillingApplication: Sendable {
     /// The webhook endpoint (nil when disabled).
     public let webhooks: WebhookServer?
     private let pollerTask: Task<Void, Never>
-    /// The event hub's reader: ending it ends every watch (at shutdown).
+    /// The event hub, and its reader: ending that ends every watch (at shutdown).
+    let hub: EventHub
     private let hubTask: Task<Void, Never>
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
@@ -36,8 +37,8 @@ public final class BillingApplication: Sendable {
     public var tlsDirectory: String { configuration.dataDirectory + "/tls" }
 
     private init(configuration: BillingConfiguration, store: SQLiteStore, server: TTRPCServer, health: HealthService, sandbox: SandboxProvider?,
-                 sandboxPages: SandboxPageServer?, webhooks: WebhookServer?, pollerTask: Task<Void, Never>, hubTask: Task<Void, Never>,
-                 group: MultiThreadedEventLoopGroup, logger: Logger) {
+                 sandboxPages: SandboxPageServer?, webhooks: WebhookServer?, pollerTask: Task<Void, Never>, hub: EventHub,
+                 hubTask: Task<Void, Never>, group: MultiThreadedEventLoopGroup, logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.server = server
@@ -46,6 +47,7 @@ public final class BillingApplication: Sendable {
         self.sandboxPages = sandboxPages
         self.webhooks = webhooks
         self.pollerTask = pollerTask
+        self.hub = hub
         self.hubTask = hubTask
         self.group = group
         self.logger = logger
@@ -139,7 +141,8 @@ public final class BillingApplication: Sendable {
                 logger.info("webhooks listening", metadata: ["address": "\(configuration.webhooks.host):\(webhooks?.port ?? 0)"])
             }
             let server = try await TTRPCServer.start(host: configuration.listen.host, port: configuration.listen.port, tls: tls,
-                                                     services: services, limits: serverLimits(configuration), group: group)
+                                                     services: services, limits: serverLimits(configuration),
+                                                     classify: Authorization.connectionClass, group: group)
             let poller = Poller(store: store, flows: flows, settings: Poller.Settings(
                 interval: .milliseconds(Int64(configuration.poller.intervalSeconds * 1000)),
                 concurrency: configuration.poller.concurrency,
@@ -152,7 +155,7 @@ public final class BillingApplication: Sendable {
             logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(server.localAddress?.port ?? 0)",
                                                          "database": "\(configuration.resolvedDatabasePath)"])
             return BillingApplication(configuration: configuration, store: store, server: server, health: health, sandbox: sandbox,
-                                      sandboxPages: sandboxPages, webhooks: webhooks, pollerTask: pollerTask, hubTask: hubTask, group: group,
+                                      sandboxPages: sandboxPages, webhooks: webhooks, pollerTask: pollerTask, hub: hub, hubTask: hubTask, group: group,
                                       logger: logger)
         } catch {
             await webhooks?.stop()
@@ -206,6 +209,9 @@ public final class BillingApplication: Sendable {
         limits.maxMetadataBytes = configuration.limits.maxMetadataBytes
         limits.maxConcurrentStreams = configuration.limits.maxConcurrentStreams
         limits.maxConnections = configuration.limits.maxConnections
+        limits.reservedPrivilegedConnections = configuration.limits.reservedPrivilegedConnections
+        limits.maxConnectionsPerPeer = configuration.limits.maxConnectionsPerPeer
+        limits.maxUnauthenticatedConnections = configuration.limits.maxUnauthenticatedConnections
         limits.idleTimeout = .milliseconds(Int64(configuration.limits.idleTimeoutSeconds * 1000))
         limits.streamWriteTimeout = .milliseconds(Int64(configuration.limits.streamWriteTimeoutSeconds * 1000))
         return limits

@@ -16,7 +16,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var certificate: String = ""
         public var privateKey: String = ""
         public var clientCA: String = ""
-        public var handshakeTimeoutSeconds: Double = 10
+        /// A handshake takes milliseconds; 5 s leaves room for a slow
+        /// client while a connection that never handshakes goes soon.
+        public var handshakeTimeoutSeconds: Double = 5
     }
 
     public struct TopUp: Sendable, Codable, Hashable {
@@ -49,6 +51,12 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var maxMetadataBytes: Int = 8 << 10
         public var maxConcurrentStreams: Int = 128
         public var maxConnections: Int = 1024
+        /// Of maxConnections, kept for internal services and operators.
+        public var reservedPrivilegedConnections: Int = 128
+        /// Connections of one certificate identity.
+        public var maxConnectionsPerPeer: Int = 256
+        /// Connections still in their TLS handshake (the oldest is closed past it).
+        public var maxUnauthenticatedConnections: Int = 128
         public var idleTimeoutSeconds: Double = 300
         public var streamWriteTimeoutSeconds: Double = 30
         /// A watcher further behind than this many events is ended
@@ -216,8 +224,29 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         if poller.leaseSeconds <= 0 { problems.append("poller.leaseSeconds must be positive") }
         if limits.maxFrameBytes < 1024 || limits.maxFrameBytes > 4 << 20 { problems.append("limits.maxFrameBytes must be 1 KiB to 4 MiB") }
         if limits.maxConcurrentStreams < 1 { problems.append("limits.maxConcurrentStreams must be positive") }
-        if limits.maxConnections < 1 { problems.append("limits.maxConnections must be positive") }
-        if idempotencyKeyLifetimeSeconds < 60 { problems.append("idempotencyKeyLifetimeSeconds must be at least 60") }
+        if !(1...100_000).contains(limits.maxConnections) { problems.append("limits.maxConnections must be 1 to 100000") }
+        if !(0..<max(1, limits.maxConnections)).contains(limits.reservedPrivilegedConnections) {
+            problems.append("limits.reservedPrivilegedConnections must be 0 to maxConnections - 1")
+        }
+        if limits.maxConnectionsPerPeer < 1 { problems.append("limits.maxConnectionsPerPeer must be positive") }
+        if !(1...100_000).contains(limits.maxUnauthenticatedConnections) { problems.append("limits.maxUnauthenticatedConnections must be 1 to 100000") }
+        if limits.maxSubscriberLagEvents < 1 { problems.append("limits.maxSubscriberLagEvents must be positive") }
+        // Every duration, so that none becomes a trap or a wait of years when
+        // it is turned into a Duration.
+        for (name, value, range) in [
+            ("tls.handshakeTimeoutSeconds", tls.handshakeTimeoutSeconds, 0.1...120.0),
+            ("limits.idleTimeoutSeconds", limits.idleTimeoutSeconds, 0.1...86_400.0),
+            ("limits.streamWriteTimeoutSeconds", limits.streamWriteTimeoutSeconds, 0.1...3_600.0),
+            ("limits.shutdownGraceSeconds", limits.shutdownGraceSeconds, 0.0...3_600.0),
+            ("poller.leaseSeconds", poller.leaseSeconds, 1.0...86_400.0),
+            ("poller.maxBackoffSeconds", poller.maxBackoffSeconds, 1.0...86_400.0),
+            ("poller.unstartedPaymentGraceSeconds", poller.unstartedPaymentGraceSeconds, 1.0...86_400.0),
+            ("sandbox.paymentTimeToLiveSeconds", sandbox.paymentTimeToLiveSeconds, 1.0...86_400.0),
+            ("idempotencyKeyLifetimeSeconds", idempotencyKeyLifetimeSeconds, 60.0...(30 * 86_400.0)),
+        ] where !range.contains(value) {
+            problems.append("\(name) must be \(range.lowerBound) to \(range.upperBound) seconds")
+        }
+        if !(0...60_000).contains(sandbox.latencyMilliseconds) { problems.append("sandbox.latencyMilliseconds must be 0 to 60000") }
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
             problems.append("logLevel \"\(logLevel.prefix(16))\" is not a level")
         }

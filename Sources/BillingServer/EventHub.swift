@@ -52,6 +52,9 @@ final class EventHub: Sendable {
 
     private let store: any BillingStore
     private let state = Mutex(State())
+    /// Events placed in mailboxes, and watchers woken, since start (metrics, tests).
+    let delivered = Atomic<Int>(0)
+    let wakeups = Atomic<Int>(0)
 
     init(store: any BillingStore) {
         self.store = store
@@ -89,11 +92,11 @@ final class EventHub: Sendable {
             var touched: Set<UInt64> = []
             for event in events {
                 for id in state.byAccount[event.accountID] ?? [] {
-                    Self.deliver(event, to: id, &state)
+                    deliver(event, to: id, &state)
                     touched.insert(id)
                 }
                 for id in state.byAccount[nil] ?? [] {
-                    Self.deliver(event, to: id, &state)
+                    deliver(event, to: id, &state)
                     touched.insert(id)
                 }
             }
@@ -103,12 +106,14 @@ final class EventHub: Sendable {
                 return waiter
             }
         }
+        wakeups.add(woken.count, ordering: .relaxed)
         for waiter in woken { waiter.resume() }
     }
 
-    private static func deliver(_ event: Event, to id: UInt64, _ state: inout State) {
+    private func deliver(_ event: Event, to id: UInt64, _ state: inout State) {
+        delivered.add(1, ordering: .relaxed)
         guard var subscriber = state.subscribers[id], !subscriber.mailbox.overflowed else { return }
-        if subscriber.mailbox.events.count == mailboxLimit {
+        if subscriber.mailbox.events.count == Self.mailboxLimit {
             subscriber.mailbox = Delivery(events: [], overflowed: true)
         } else {
             subscriber.mailbox.events.append(event)

@@ -38,9 +38,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var draining = false
     private var flushScheduled = false
 
-    init(router: MethodRouter, limits: ServerLimits) {
+    private let admission: ConnectionAdmission
+
+    init(router: MethodRouter, limits: ServerLimits, admission: ConnectionAdmission) {
         self.router = router
         self.limits = limits
+        self.admission = admission
         self.decodeLimits = DecodeLimits(maxMessageBytes: limits.maxFrameBytes)
     }
 
@@ -57,6 +60,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let handshake = event as? TLSHandshakeCompleted {
             peer = handshake.peer.map { PeerIdentity(commonName: $0.commonName, uris: $0.uris) } ?? .anonymous
+            guard admission.admit(context.channel, peer: peer) else {
+                // Over a connection limit for this peer or its class: no room.
+                context.close(promise: nil)
+                return
+            }
             try? context.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(limits.idleTimeout)), position: .before(self))
         } else if event is IdleStateHandler.IdleStateEvent, streams.isEmpty, !draining {
             // GOAWAY first: a request crossing the close on the wire is then

@@ -10,9 +10,23 @@ public struct ServerLimits: Sendable, Hashable {
     /// Streams open at once on one connection. 128 lets a busy internal
     /// service pipeline calls; more is a client that never waits.
     public var maxConcurrentStreams: Int = 128
-    /// Connections open at once. Each costs a TLS session (~50 KiB); 1,024
-    /// stays far inside the file-descriptor and memory budget of one instance.
+    /// Authenticated connections open at once. Each costs a TLS session
+    /// (~50 KiB); 1,024 stays far inside the file-descriptor and memory budget
+    /// of one instance.
     public var maxConnections: Int = 1024
+    /// Of `maxConnections`, the last ones only privileged peers (internal
+    /// services, operators) may take: 128, so that account-scoped clients,
+    /// however many, never lock out the services that run the business. At
+    /// least one connection always stays open to ordinary peers.
+    public var reservedPrivilegedConnections: Int = 128
+    /// Connections of one certificate identity. 256 is more than any service
+    /// pool needs (each connection multiplexes 128 streams); a client past it
+    /// is leaking connections, and it must not fill the server.
+    public var maxConnectionsPerPeer: Int = 256
+    /// Connections still in their TLS handshake. A real handshake takes
+    /// milliseconds; 128 waiting at once is already a flood, and a new one
+    /// past it closes the oldest waiting one (see `ConnectionAdmission`).
+    public var maxUnauthenticatedConnections: Int = 128
     /// A connection with no stream and no frame for this long is closed:
     /// callers reconnect cheaply, idle sockets cost memory.
     public var idleTimeout: Duration = .seconds(300)

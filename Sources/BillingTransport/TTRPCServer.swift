@@ -19,12 +19,15 @@ public final class TTRPCServer: Sendable {
 
     private final class Registry: Sendable {
         let connections = Mutex<[ObjectIdentifier: (any Channel, NIOLoopBound<ServerConnectionHandler>)]>([:])
-        let count = Atomic<Int>(0)
     }
 
-    private init(channel: any Channel, registry: Registry) {
+    /// Who may stay connected (limits per state, per peer, the privileged reserve).
+    public let admission: ConnectionAdmission
+
+    private init(channel: any Channel, registry: Registry, admission: ConnectionAdmission) {
         self.channel = channel
         self.registry = registry
+        self.admission = admission
     }
 
     /// Binds and starts serving.
@@ -33,10 +36,14 @@ public final class TTRPCServer: Sendable {
     ///   - host, port: where to listen; port 0 picks a free one.
     ///   - tls: a server-role context (mutual TLS).
     ///   - services: what to route to.
+    ///   - classify: which verified peers may use the connections reserved
+    ///     for privileged ones (`ServerLimits.reservedPrivilegedConnections`).
     public static func start(host: String, port: Int, tls: TLSContext, services: [any RPCService], limits: ServerLimits = ServerLimits(),
+                             classify: @escaping ConnectionAdmission.Classify = { _ in .ordinary },
                              group: any EventLoopGroup) async throws -> TTRPCServer {
         let router = MethodRouter(services: services)
         let registry = Registry()
+        let admission = ConnectionAdmission(limits: limits, classify: classify)
         let wire = WireLimits(maxFrameBytes: limits.maxFrameBytes)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -44,18 +51,16 @@ public final class TTRPCServer: Sendable {
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 << 10, high: 256 << 10))
             .childChannelInitializer { channel in
-                // Over the limit: close before spending a TLS handshake on it.
-                guard registry.count.wrappingAdd(1, ordering: .relaxed).newValue <= limits.maxConnections else {
-                    registry.count.wrappingSubtract(1, ordering: .relaxed)
-                    return channel.close()
-                }
+                // A full waiting room closes its oldest: only connections that
+                // never handshake are slow enough to be the oldest.
+                admission.accepted(channel)?.close(promise: nil)
                 let key = ObjectIdentifier(channel)
                 channel.closeFuture.whenComplete { _ in
-                    registry.count.wrappingSubtract(1, ordering: .relaxed)
+                    admission.closed(channel)
                     _ = registry.connections.withLock { $0.removeValue(forKey: key) }
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    let handler = ServerConnectionHandler(router: router, limits: limits)
+                    let handler = ServerConnectionHandler(router: router, limits: limits, admission: admission)
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(try OpenSSLHandler(context: tls))
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: wire)))
@@ -68,7 +73,7 @@ public final class TTRPCServer: Sendable {
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
-        return TTRPCServer(channel: channel, registry: registry)
+        return TTRPCServer(channel: channel, registry: registry, admission: admission)
     }
 
     /// Stops accepting, tells clients (GOAWAY extension), lets running calls

@@ -1,4 +1,11 @@
 import BillingTLS
+import Foundation
+
+/// One line of results, written at once (not buffered: a long run into a pipe
+/// or file shows its figures as they come).
+func report(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
 
 // billingd's benchmarks; figures go to docs/BENCHMARKS.md.
 //
@@ -6,6 +13,8 @@ import BillingTLS
 //   billing-bench rpc [SECONDS]                 unary calls/s with p50/p99, and stream messages/s,
 //                                               over mutual TLS on 127.0.0.1
 //   billing-bench balance [SECONDS]             Balance/GetBalance calls/s through a whole billingd
+//   billing-bench fanout [CALLS]                CreateTopUp latency with 0/1,000/10,000 idle watchers of other
+//                                               accounts; one transition to 10,000 watchers of its account
 //   billing-bench rpc-client HOST:PORT DIR [SECONDS]  the same unary figures against any ttrpc server
 //                                               (DIR holds ca.pem, internal.pem, internal-key.pem)
 //   billing-bench certs DIR                     writes the development certificate set into DIR
@@ -20,6 +29,8 @@ case "rpc":
     try await RPCBenchmark.run(secondsPerLevel: arguments.dropFirst().first.flatMap { Int($0) } ?? 3)
 case "balance":
     try await BalanceBenchmark.run(secondsPerLevel: arguments.dropFirst().first.flatMap { Int($0) } ?? 3)
+case "fanout":
+    try await FanOutBenchmark.run(calls: arguments.dropFirst().first.flatMap { Int($0) } ?? 300)
 case "rpc-client" where arguments.count >= 3:
     let target = arguments[1].split(separator: ":")
     try await RPCBenchmark.runClient(host: String(target[0]), port: Int(target[1]) ?? 0, certificates: arguments[2],
@@ -29,5 +40,5 @@ case "certs" where arguments.count == 2:
 case "crash-writer" where arguments.count == 2:
     try await CrashWriter.run(path: arguments[1])
 default:
-    print("usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash-writer PATH")
+    print("usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash-writer PATH")
 }

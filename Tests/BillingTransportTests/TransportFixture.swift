@@ -103,6 +103,7 @@ final class TransportFixture: Sendable {
     /// - Parameter extraServices: served beside `service`, which owns Health
     ///   unless one of these does.
     init(limits: ServerLimits = ServerLimits(), handshakeTimeout: Duration = .seconds(10),
+         classify: @escaping ConnectionAdmission.Classify = { _ in .ordinary },
          extraServices: () -> [any RPCService] = { [] }) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("transport-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -115,12 +116,20 @@ final class TransportFixture: Sendable {
         let extra = extraServices()
         server = try await TTRPCServer.start(host: "127.0.0.1", port: 0, tls: try TLSContext(configuration),
                                              services: Self.ownsHealth(extra) ? extra : [service] + extra,
-                                             limits: limits, group: group)
+                                             limits: limits, classify: classify, group: group)
         port = server.localAddress!.port!
     }
 
     private static func ownsHealth(_ services: [any RPCService]) -> Bool {
         services.contains { $0.registeredMethods.contains { $0.descriptor.service == "grpc.health.v1.Health" } }
+    }
+
+    /// Issues another client certificate from the fixture's CA.
+    func issueClientCertificate(_ name: String, uris: [String]) throws {
+        let authority = try CertificateAuthority(loading: PEMCredential(
+            certificatePEM: try String(contentsOfFile: "\(directory)/ca.pem", encoding: .utf8),
+            privateKeyPEM: try String(contentsOfFile: "\(directory)/ca-key.pem", encoding: .utf8)))
+        try DevelopmentCertificates.write(try authority.issue(commonName: name, usage: .client, uris: uris), name: name, in: directory)
     }
 
     func clientTLS(_ name: String = "operator", configure: (inout TLSConfiguration) -> Void = { _ in }) throws -> TLSContext {
