@@ -15,7 +15,7 @@ public protocol BillingStore: Sendable {
     func payers(accountID: String) async throws(BillingError) -> [Payer]
     func payer(_ id: String) async throws(BillingError) -> Payer
 
-    // Balance
+    // Balance; the sequence is the account's own (`Event.accountSequence`).
     func balance(accountID: String) async throws(BillingError) -> (balance: Money, asOfSequence: UInt64)
 
     // Payment methods
@@ -30,6 +30,7 @@ public protocol BillingStore: Sendable {
     func attachProviderReference(paymentID: String, reference: String, redirectURL: String) async throws(BillingError) -> Payment
     func transition(paymentID: String, _ outcome: TransitionOutcome) async throws(BillingError) -> TransitionResult
     func listPayments(_ query: PaymentQuery) async throws(BillingError) -> Page<Payment>
+    /// Of one account: after its account sequence; of all (nil): after the global sequence.
     func events(after sequence: UInt64, accountID: String?, limit: Int) async throws(BillingError) -> [Event]
     func notifications(accountID: String, limit: Int) async throws(BillingError) -> [Notification]
 

@@ -161,13 +161,18 @@ public struct Event: Sendable, Hashable, Codable {
         case notification(Notification)
     }
 
+    /// Global: every account's events, gap-free (internal watchers of all accounts).
     public var sequence: UInt64
+    /// The account's own events only, gap-free from 1: what an account's
+    /// watchers resume by, so it counts nothing of other accounts.
+    public var accountSequence: UInt64
     public var accountID: String
     public var atMs: Int64
     public var change: Change
 
-    public init(sequence: UInt64, accountID: String, atMs: Int64, change: Change) {
+    public init(sequence: UInt64, accountSequence: UInt64, accountID: String, atMs: Int64, change: Change) {
         self.sequence = sequence
+        self.accountSequence = accountSequence
         self.accountID = accountID
         self.atMs = atMs
         self.change = change

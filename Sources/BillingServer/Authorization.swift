@@ -45,6 +45,19 @@ struct Authorization {
         }
     }
 
+    /// The one account an account-scoped caller may use; nil for others.
+    var ownAccount: String? {
+        if case .account(let own)? = principal?.role { return own }
+        return nil
+    }
+
+    /// What an account-scoped caller hears for an id that does not exist and
+    /// for one of another account alike: one status, one message, so that
+    /// guessing ids tells it nothing (not even that they exist).
+    func notYours(_ what: String, _ id: String) -> BillingError {
+        .permissionDenied("\(what) \(id.prefix(64)) is not one of account \(ownAccount ?? "")")
+    }
+
     func requireInternal(_ what: String) throws(BillingError) {
         guard case .internalService? = principal?.role else {
             throw .permissionDenied("\(what) is for internal services")

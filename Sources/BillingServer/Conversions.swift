@@ -198,9 +198,11 @@ extension BillingV1.Notification {
 }
 
 extension BillingV1.PaymentEvent {
-    init(_ event: BillingCore.Event) {
+    /// - Parameter global: the global sequence (WatchAllPayments) rather than
+    ///   the account's own (WatchPayments).
+    init(_ event: BillingCore.Event, global: Bool) {
         self.init()
-        sequence = event.sequence
+        sequence = global ? event.sequence : event.accountSequence
         accountId = event.accountID
         atUnixMs = event.atMs
         switch event.change {

@@ -8,9 +8,9 @@ internal import Synchronization
 /// accounts). A watcher of another account is never woken.
 ///
 /// The event table stays the truth: a watcher reads from the database until
-/// it is caught up, then `subscribe`s at the hub's position and reads the
-/// database once more up to that position; from then on its mailbox holds
-/// every later event of its account, in order. A mailbox that overflows (a
+/// it is caught up, then `subscribe`s and reads the database to its end once
+/// more (everything the hub handed out before is committed, so it is there);
+/// from then on its mailbox holds every later event of its account, in order. A mailbox that overflows (a
 /// watcher that does not keep up) is dropped and the watcher goes back to
 /// reading the database from its cursor, so a slow watcher never holds more
 /// than `mailboxLimit` events nor slows the hub or anyone else.
@@ -40,8 +40,6 @@ final class EventHub: Sendable {
     }
 
     private struct State {
-        /// The last sequence the hub has read and handed out.
-        var position: UInt64 = 0
         var started = false
         var closed = false
         var nextID: UInt64 = 0
@@ -63,10 +61,7 @@ final class EventHub: Sendable {
     /// Reads the log as it grows until cancelled, then ends every watch.
     func run() async {
         var cursor = (try? await store.latestSequence()) ?? 0
-        state.withLock { state in
-            state.position = cursor
-            state.started = true
-        }
+        state.withLock { $0.started = true }
         while !Task.isCancelled {
             let generation = store.commits.generation
             let events: [Event]
@@ -81,14 +76,13 @@ final class EventHub: Sendable {
                 continue
             }
             cursor = events[events.count - 1].sequence
-            dispatch(events, through: cursor)
+            dispatch(events)
         }
         close()
     }
 
-    private func dispatch(_ events: [Event], through position: UInt64) {
+    private func dispatch(_ events: [Event]) {
         let woken = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.position = position
             var touched: Set<UInt64> = []
             for event in events {
                 for id in state.byAccount[event.accountID] ?? [] {
@@ -135,17 +129,17 @@ final class EventHub: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Registers a watcher of `accountID` (nil: every account). Returns its id
-    /// and the hub's position: the watcher reads the database up to it, then
-    /// takes the rest from `next`. nil before the hub runs or after it stopped.
-    func subscribe(accountID: String?) -> (id: UInt64, position: UInt64)? {
+    /// Registers a watcher of `accountID` (nil: every account); it then reads
+    /// the database to its end once more and takes the rest from `next`.
+    /// nil before the hub runs or after it stopped.
+    func subscribe(accountID: String?) -> UInt64? {
         state.withLock { state in
             guard state.started, !state.closed else { return nil }
             state.nextID += 1
             let id = state.nextID
             state.subscribers[id] = Subscriber(accountID: accountID)
             state.byAccount[accountID, default: []].insert(id)
-            return (id, state.position)
+            return id
         }
     }
 

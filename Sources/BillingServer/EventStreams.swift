@@ -12,6 +12,9 @@ internal import BillingRPC
 /// saw. Caught up, it takes new events from the `EventHub`, which wakes only
 /// the watchers of the account an event belongs to. When billingd stops, every
 /// watch ends at once with UNAVAILABLE and the sequence to resume after.
+///
+/// A watch of one account counts in that account's own sequence
+/// (`Event.accountSequence`), a watch of all accounts in the global one.
 struct EventStreams: Sendable {
     let store: any BillingStore
     let hub: EventHub
@@ -22,33 +25,36 @@ struct EventStreams: Sendable {
         var cursor = sequence
         while !Task.isCancelled {
             try await catchUp(accountID: accountID, cursor: &cursor, stream: stream)
-            guard let (id, position) = hub.subscribe(accountID: accountID) else {
+            guard let id = hub.subscribe(accountID: accountID) else {
                 if hub.isClosed { throw Self.shuttingDown(cursor) }
                 try await Task.sleep(for: .milliseconds(20)) // the hub is starting
                 continue
             }
             defer { hub.unsubscribe(id) }
-            // Everything up to the hub's position is in the database; the
-            // mailbox holds what follows it.
-            try await catchUp(accountID: accountID, cursor: &cursor, stream: stream, through: position)
+            // Everything the hub handed out before the subscription is in the
+            // database (it reads only committed events): read to the end once
+            // more; the mailbox holds what came after, and repeats are skipped.
+            try await catchUp(accountID: accountID, cursor: &cursor, stream: stream)
             live: while !Task.isCancelled {
                 let delivery = await hub.next(id, timeout: .seconds(30))
                 if delivery.closed { throw Self.shuttingDown(cursor) }
                 if delivery.overflowed { break live } // fell behind: back to the database
-                for event in delivery.events where event.sequence > cursor {
-                    try await stream.write(BillingV1.PaymentEvent(event))
-                    cursor = event.sequence
+                for event in delivery.events where position(event, accountID) > cursor {
+                    try await stream.write(BillingV1.PaymentEvent(event, global: accountID == nil))
+                    cursor = position(event, accountID)
                 }
             }
         }
         throw RPCError(.cancelled, "watch cancelled")
     }
 
-    /// Writes the database's events after `cursor` until a short batch (or,
-    /// with `through`, until that sequence is passed).
-    private func catchUp(accountID: String?, cursor: inout UInt64, stream: ServerStreamWriter<BillingV1.PaymentEvent>,
-                         through limit: UInt64 = .max) async throws {
-        while !Task.isCancelled, cursor < limit {
+    private func position(_ event: Event, _ accountID: String?) -> UInt64 {
+        accountID == nil ? event.sequence : event.accountSequence
+    }
+
+    /// Writes the database's events after `cursor` until a short batch.
+    private func catchUp(accountID: String?, cursor: inout UInt64, stream: ServerStreamWriter<BillingV1.PaymentEvent>) async throws {
+        while !Task.isCancelled {
             let events = try await store.events(after: cursor, accountID: accountID, limit: Self.batch)
             if events.count == Self.batch {
                 let backlog = try await store.eventBacklog(after: cursor, accountID: accountID)
@@ -57,8 +63,8 @@ struct EventStreams: Sendable {
                 }
             }
             for event in events {
-                try await stream.write(BillingV1.PaymentEvent(event))
-                cursor = event.sequence
+                try await stream.write(BillingV1.PaymentEvent(event, global: accountID == nil))
+                cursor = position(event, accountID)
             }
             if events.count < Self.batch { return }
         }

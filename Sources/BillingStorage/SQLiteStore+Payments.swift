@@ -193,13 +193,14 @@ extension SQLiteStore {
         }
     }
 
-    /// Events after `sequence`, oldest first; of one account or of all.
+    /// Events after `sequence`, oldest first: of one account by its account
+    /// sequence, or of all by the global one.
     public func events(after sequence: UInt64, accountID: String?, limit: Int) async throws(BillingError) -> [Event] {
         guard (1...10_000).contains(limit) else { throw .invalidArgument("limit must be 1 to 10000") }
         return try await read { db in
             let rows: [Row]
             if let accountID {
-                rows = try Row.fetchAll(db, sql: "SELECT * FROM events WHERE account_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM events WHERE account_id = ? AND account_sequence > ? ORDER BY account_sequence LIMIT ?",
                                         arguments: [accountID, Int64(clamping: sequence), limit])
             } else {
                 rows = try Row.fetchAll(db, sql: "SELECT * FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?",

@@ -56,12 +56,13 @@ extension SQLiteStore {
         }
     }
 
-    /// How many events of `accountID` (all accounts if nil) follow `sequence`.
+    /// How many events of `accountID` (all accounts if nil) follow `sequence`
+    /// (the account's own sequence, or the global one).
     public func eventBacklog(after sequence: UInt64, accountID: String?) async throws(BillingError) -> Int {
         try await read { db in
             if let accountID {
-                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE account_id = ? AND sequence > ?",
-                                        arguments: [accountID, Int64(clamping: sequence)]) ?? 0
+                return try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(account_sequence), 0) - ? FROM events WHERE account_id = ?",
+                                        arguments: [Int64(clamping: sequence), accountID]).map { max(0, $0) } ?? 0
             }
             let latest = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM events") ?? 0
             return Int(max(0, latest - Int64(clamping: sequence)))

@@ -66,7 +66,9 @@ extension SQLiteStore {
         let payload: String = row["payload"]
         let change = try JSONDecoder().decode(Event.Change.self, from: Data(payload.utf8))
         let sequence: Int64 = row["sequence"]
-        return Event(sequence: UInt64(sequence), accountID: row["account_id"], atMs: row["at_ms"], change: change)
+        let accountSequence: Int64 = row["account_sequence"]
+        return Event(sequence: UInt64(sequence), accountSequence: UInt64(accountSequence), accountID: row["account_id"], atMs: row["at_ms"],
+                     change: change)
     }
 
     /// Inserts a New payment (and its Pending method, if one is being saved)
@@ -84,8 +86,11 @@ extension SQLiteStore {
         case .invoice:
             // Invoices are settled by an operator, never polled.
             nextCheck = nil
-            let count = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM payments WHERE invoice_number IS NOT NULL") ?? 0
-            invoiceNumber = "INV-\(String(count + 1).leftPadded(to: 8))"
+            var reference = IDs.invoiceReference()
+            while try Bool.fetchOne(db, sql: "SELECT 1 FROM payments WHERE invoice_number = ?", arguments: [reference]) == true {
+                reference = IDs.invoiceReference()
+            }
+            invoiceNumber = reference
         case .savedMethod(let methodID):
             let method = try requireMethod(db, methodID)
             guard method.payerID == payer.id else {
@@ -201,10 +206,4 @@ struct PageToken {
     }
 
     var encoded: String { "\(createdAtMs)~\(id)" }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
 }

@@ -150,7 +150,8 @@ public final class SQLiteStore: BillingStore {
         try await read { db in
             let account = try Self.requireAccount(db, accountID)
             let cached = try Int64.fetchOne(db, sql: "SELECT balance_minor FROM accounts WHERE id = ?", arguments: [accountID]) ?? 0
-            let sequence = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM events") ?? 0
+            let sequence = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(account_sequence), 0) FROM events WHERE account_id = ?",
+                                              arguments: [accountID]) ?? 0
             return (Money(minorUnits: cached, account.currency), UInt64(sequence))
         }
     }
@@ -204,10 +205,12 @@ public final class SQLiteStore: BillingStore {
     @discardableResult
     static func appendEvent(_ db: Database, accountID: String, atMs: Int64, _ change: Event.Change) throws -> UInt64 {
         let next = (try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events") ?? 1)
+        let nextOfAccount = (try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(account_sequence), 0) + 1 FROM events WHERE account_id = ?",
+                                                arguments: [accountID]) ?? 1)
         let payload = String(decoding: try JSONEncoder().encode(change), as: UTF8.self)
         try db.execute(
-            sql: "INSERT INTO events (sequence, account_id, at_ms, kind, payload) VALUES (?, ?, ?, ?, ?)",
-            arguments: [next, accountID, atMs, change.kind, payload]
+            sql: "INSERT INTO events (sequence, account_sequence, account_id, at_ms, kind, payload) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [next, nextOfAccount, accountID, atMs, change.kind, payload]
         )
         return UInt64(next)
     }

@@ -19,6 +19,9 @@ enum Schema {
         migrator.registerMigration("v2-renewals") { db in
             try db.execute(sql: v2)
         }
+        migrator.registerMigration("v3-account-sequence") { db in
+            try db.execute(sql: v3)
+        }
         return migrator
     }
 
@@ -192,5 +195,23 @@ enum Schema {
             new_expires_at_ms INTEGER,
             PRIMARY KEY (order_id, service_id)
         ) STRICT;
+        """
+
+    /// Each account's own gap-free event count, so that an account-scoped
+    /// client resumes and reads "as of" in a numbering that counts nothing
+    /// of other accounts (the global sequence does). Existing events are
+    /// numbered in their global order; the append-only trigger is lifted for
+    /// that one update only.
+    static let v3 = """
+        ALTER TABLE events ADD COLUMN account_sequence INTEGER;
+        DROP TRIGGER events_no_update;
+        UPDATE events SET account_sequence = numbered.n
+            FROM (SELECT sequence, ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY sequence) AS n FROM events) AS numbered
+            WHERE numbered.sequence = events.sequence;
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+        CREATE TRIGGER events_account_sequence_required BEFORE INSERT ON events WHEN NEW.account_sequence IS NULL
+            BEGIN SELECT RAISE(ABORT, 'an event needs its account sequence'); END;
+        CREATE UNIQUE INDEX events_by_account_sequence ON events(account_id, account_sequence);
         """
 }

@@ -114,4 +114,86 @@ import Testing
         }
         await f.stop()
     }
+
+    /// What an account client hears for another account's id and for an id
+    /// that does not exist, with the id itself taken out of the message.
+    func refusal(_ id: String, _ body: () async throws -> Void) async -> String {
+        do {
+            try await body()
+            return "allowed"
+        } catch let error as RPCError {
+            return "\(error.code) \(error.message.replacingOccurrences(of: id, with: "ID"))"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func anotherAccountsIdsLookExactlyLikeIdsThatDoNotExist() async throws {
+        let f = try await ServerFixture()
+        let (mine, myPayer) = try await f.account("acc-own")
+        let (theirs, theirPayer) = try await f.account("acc-other")
+        let me = try f.clients(try f.accountCertificate(mine.id))
+        let them = try f.clients("internal")
+        let theirPayment = try await them.balance.createTopUp(topUpRequest(account: theirs.id, payer: theirPayer.id, minor: 10_00, option: .invoice)).payment!
+        var order = BillingV1.CreateMigrationOrderRequest()
+        order.accountId = theirs.id
+        order.externalId = "m-1"
+        order.serverPrice = .usd(10_00)
+        let theirOrder = try await them.migration.createMigrationOrder(order)
+
+        let probes: [(String, String, (String) async throws -> Void)] = [
+            ("GetPayment", theirPayment.id, { id in
+                var request = BillingV1.GetPaymentRequest(); request.paymentId = id; _ = try await me.balance.getPayment(request) }),
+            ("CancelPayment", theirPayment.id, { id in
+                var request = BillingV1.CancelPaymentRequest(); request.paymentId = id; _ = try await me.balance.cancelPayment(request) }),
+            ("ListPayments payer filter", theirPayer.id, { id in
+                var request = BillingV1.ListPaymentsRequest(); request.accountId = mine.id; request.payerId = id
+                _ = try await me.balance.listPayments(request) }),
+            ("CreateTopUp payer", theirPayer.id, { id in
+                _ = try await me.balance.createTopUp(topUpRequest(account: mine.id, payer: id, minor: 10_00, option: .invoice)) }),
+            ("ListPaymentMethods", theirPayer.id, { id in
+                var request = BillingV1.ListPaymentMethodsRequest(); request.payerId = id; _ = try await me.methods.listPaymentMethods(request) }),
+            ("GetMigrationOrder", theirOrder.id, { id in
+                var request = BillingV1.GetMigrationOrderRequest(); request.orderId = id; _ = try await me.migration.getMigrationOrder(request) }),
+        ]
+        for (what, theirID, probe) in probes {
+            let unknownID = theirID + "x"
+            let forTheirs = await refusal(theirID) { try await probe(theirID) }
+            let forUnknown = await refusal(unknownID) { try await probe(unknownID) }
+            #expect(forTheirs.hasPrefix("PERMISSION_DENIED"), "\(what): \(forTheirs)")
+            #expect(forTheirs == forUnknown, "\(what): another account's id and an unknown one must look alike")
+        }
+        _ = myPayer
+        await f.stop()
+    }
+
+    @Test func anAccountsSequencesCountNothingOfOtherAccounts() async throws {
+        let f = try await ServerFixture()
+        let (mine, myPayer) = try await f.account("acc-quiet")
+        let (busy, busyPayer) = try await f.account("acc-loud")
+        let me = try f.clients(try f.accountCertificate(mine.id))
+        let internalClient = try f.clients("internal")
+        var balance = BillingV1.GetBalanceRequest()
+        balance.accountId = mine.id
+        let before = try await me.balance.getBalance(balance).asOfSequence
+        for _ in 0..<3 {
+            _ = try await internalClient.balance.createTopUp(topUpRequest(account: busy.id, payer: busyPayer.id, minor: 10_00, option: .invoice))
+        }
+        #expect(try await me.balance.getBalance(balance).asOfSequence == before, "another account's payments do not move it")
+        _ = try await me.balance.createTopUp(topUpRequest(account: mine.id, payer: myPayer.id, minor: 10_00, option: .invoice))
+        _ = try await internalClient.balance.createTopUp(topUpRequest(account: busy.id, payer: busyPayer.id, minor: 10_00, option: .invoice))
+        _ = try await me.balance.createTopUp(topUpRequest(account: mine.id, payer: myPayer.id, minor: 20_00, option: .invoice))
+        let after = try await me.balance.getBalance(balance).asOfSequence
+        #expect(after == before + 2, "two events of its own")
+        // The account's watch numbers its own events 1, 2, 3, … with no gaps.
+        var watch = BillingV1.WatchPaymentsRequest()
+        watch.accountId = mine.id
+        var sequences: [UInt64] = []
+        for try await event in try await me.balance.watchPayments(watch) {
+            sequences.append(event.sequence)
+            if event.sequence == after { break }
+        }
+        #expect(sequences == Array(1...after))
+        await f.stop()
+    }
 }

@@ -187,7 +187,8 @@ import Testing
             (0, .invoice, .invalidArgument), (49, .invoice, .invalidArgument), (15_000_01, .invoice, .invalidArgument),
             (-100, .invoice, .invalidArgument), (100_00, BillingV1.PaymentOption(), .invalidArgument),
             (100_00, .balance, .invalidArgument), (100_00, .system(.stripe), .failedPrecondition),
-            (100_00, .saved("pm_nope"), .notFound), (100_00, .system(.sandbox, returnURL: "ftp://x"), .invalidArgument),
+            // To an account client an unknown method is PERMISSION_DENIED, as another account's is.
+            (100_00, .saved("pm_nope"), .permissionDenied), (100_00, .system(.sandbox, returnURL: "ftp://x"), .invalidArgument),
         ]
         for (minor, option, code) in cases {
             do {

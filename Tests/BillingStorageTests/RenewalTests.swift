@@ -11,7 +11,7 @@ import Testing
             expiresAtMs: 1_900_000_000_000, updatedAtMs: 0))
         let domain = try await f.store.upsertRenewableService(RenewableService(
             id: "svc-domain", accountID: f.account.id, displayName: "example.com", pricePerPeriod: try f.usd("12.99"), periodDays: 365,
-            expiresAtMs: 1_000, updatedAtMs: 0))
+            expiresAtMs: 1_000_000_000_000, updatedAtMs: 0))
         return (vps, domain)
     }
 

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 @Suite struct SchemaTests {
-    @Test(arguments: ["v1"])
+    @Test(arguments: ["v1", "v2-renewals"])
     func everyEarlierVersionMigratesAtOpen(version: String) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-schema-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -13,7 +13,37 @@ import Testing
         try SQLiteStore.createFile(path: file.path, upTo: version)
         let f = try await StoreFixture(reopening: file)
         _ = try await f.store.upsertRenewableService(RenewableService(
-            id: "svc-1", accountID: f.account.id, displayName: "VPS", pricePerPeriod: try f.usd("1"), periodDays: 1, expiresAtMs: 0, updatedAtMs: 0))
+            id: "svc-1", accountID: f.account.id, displayName: "VPS", pricePerPeriod: try f.usd("1"), periodDays: 1, expiresAtMs: 1_000_000_000_000, updatedAtMs: 0))
+        #expect(try await f.store.integrityCheck() == "ok")
+    }
+
+    @Test func eventsWrittenBeforeAccountSequencesAreNumberedPerAccountAtOpen() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-schema-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("billing.sqlite")
+        try SQLiteStore.createFile(path: file.path, upTo: "v2-renewals")
+        // Events as the previous version wrote them: global sequence only, two accounts interleaved.
+        let change = String(decoding: try JSONEncoder().encode(Event.Change.balanceChanged(
+            balance: Money(minorUnits: 0, .usd), delta: Money(minorUnits: 0, .usd), paymentID: nil, reference: "r")), as: UTF8.self)
+        let rows = [(1, "acc_a"), (2, "acc_b"), (3, "acc_a"), (4, "acc_b"), (5, "acc_b"), (6, "acc_a")].map { sequence, account in
+            "(\(sequence), '\(account)', 0, 'balance_changed', '\(change.replacingOccurrences(of: "'", with: "''"))')"
+        }
+        let script = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"
+        let insert = "INSERT INTO events (sequence, account_id, at_ms, kind, payload) VALUES " + rows.joined(separator: ", ")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script, file.path, insert]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let f = try await StoreFixture(reopening: file)
+        let a = try await f.store.events(after: 0, accountID: "acc_a", limit: 100)
+        #expect(a.map(\.sequence) == [1, 3, 6])
+        #expect(a.map(\.accountSequence) == [1, 2, 3])
+        let b = try await f.store.events(after: 1, accountID: "acc_b", limit: 100)
+        #expect(b.map(\.sequence) == [4, 5])
+        #expect(try await f.store.events(after: 0, accountID: nil, limit: 100).map(\.sequence) == [1, 2, 3, 4, 5, 6])
         #expect(try await f.store.integrityCheck() == "ok")
     }
 

@@ -24,7 +24,8 @@ extension BillingV1 {
         public static let protoName = "billing.v1.GetBalanceResponse"
 
         public var balance: BillingV1.Money? = nil
-        /// The event sequence this balance includes; watch after it to follow on.
+        /// The account's own event sequence this balance includes (see
+        /// PaymentEvent.sequence); WatchPayments after it to follow on.
         public var asOfSequence: UInt64 = 0
 
         public init() {}
@@ -303,7 +304,7 @@ extension BillingV1 {
         public static let protoName = "billing.v1.WatchPaymentsRequest"
 
         public var accountId: String = ""
-        /// Events with a sequence above this one; 0 means from the start.
+        /// Events with an account sequence above this one; 0 means from the start.
         public var afterSequence: UInt64 = 0
 
         public init() {}
@@ -320,6 +321,7 @@ extension BillingV1 {
     public struct WatchAllPaymentsRequest: ProtoMessage {
         public static let protoName = "billing.v1.WatchAllPaymentsRequest"
 
+        /// Events with a global sequence above this one; 0 means from the start.
         public var afterSequence: UInt64 = 0
 
         public init() {}

@@ -519,11 +519,13 @@ extension BillingV1 {
         }
     }
 
-    /// One committed change, in the global event order.
+    /// One committed change, in commit order.
     public struct PaymentEvent: ProtoMessage {
         public static let protoName = "billing.v1.PaymentEvent"
 
-        /// Global, gap-free, increasing from 1. Resume a watch after the last one seen.
+        /// Gap-free, increasing from 1; resume a watch after the last one seen. In
+        /// WatchPayments it counts the account's own events only (so it tells an
+        /// account nothing of others); in WatchAllPayments, every account's.
         public var sequence: UInt64 = 0
         public var accountId: String = ""
         public var atUnixMs: Int64 = 0

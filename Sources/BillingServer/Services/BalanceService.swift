@@ -48,8 +48,8 @@ struct BalanceService: BillingV1.BalanceService {
             try auth.require(.act, account: request.accountId)
             let amount = try Money(request.amount, field: "amount")
             let option = try PaymentOption(request.option)
-            _ = try await env.payer(request.payerId, of: request.accountId)
-            try await env.checkOption(option, accountID: request.accountId)
+            _ = try await env.payer(request.payerId, of: request.accountId, auth)
+            try await env.checkOption(option, accountID: request.accountId, auth)
             if case .paymentSystem(let system, _, _) = option { _ = try env.flows.providers.provider(system) }
             let created = try await env.store.createTopUp(
                 TopUpRequest(accountID: request.accountId, payerID: request.payerId, amount: amount, option: option),
@@ -97,7 +97,7 @@ struct BalanceService: BillingV1.BalanceService {
                 guard let known = purpose.domain else { throw BillingError.invalidArgument("unknown purpose filter \(purpose.rawValue)") }
                 query.purposes.insert(known)
             }
-            if !request.payerId.isEmpty { query.payerID = try await env.payer(request.payerId, of: request.accountId).id }
+            if !request.payerId.isEmpty { query.payerID = try await env.payer(request.payerId, of: request.accountId, auth).id }
             if let range = request.created {
                 query.createdFromMs = range.fromUnixMs == 0 ? nil : range.fromUnixMs
                 query.createdToMs = range.toUnixMs == 0 ? nil : range.toUnixMs
@@ -173,10 +173,8 @@ struct BalanceService: BillingV1.BalanceService {
     }
 
     private func load(_ id: String, _ auth: Authorization, _ access: Authorization.Access) async throws -> Payment {
-        try IDs.check(id, "payment id")
-        let payment = try await env.store.payment(id)
-        try auth.require(access, account: payment.accountID)
-        return payment
+        try await env.owned("payment", id, auth, access, load: { id throws(BillingError) in try await env.store.payment(id) },
+                            account: { $0.accountID })
     }
 
     private func invoice(_ id: String) async throws -> Payment {

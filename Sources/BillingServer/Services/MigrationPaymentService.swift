@@ -28,8 +28,8 @@ struct MigrationPaymentService: BillingV1.MigrationPaymentService {
             let order = try await order(request.orderId, auth, .act)
             let option = try PaymentOption(request.option)
             var payerID: String?
-            if !request.payerId.isEmpty { payerID = try await env.payer(request.payerId, of: order.accountID).id }
-            try await env.checkOption(option, accountID: order.accountID)
+            if !request.payerId.isEmpty { payerID = try await env.payer(request.payerId, of: order.accountID, auth).id }
+            try await env.checkOption(option, accountID: order.accountID, auth)
             let (updated, created) = try await env.store.payMigrationOrder(order.id, payerID: payerID, option: option,
                                                                            idempotencyKey: try env.idempotencyKey(context))
             var response = BillingV1.PayMigrationOrderResponse()
@@ -46,9 +46,7 @@ struct MigrationPaymentService: BillingV1.MigrationPaymentService {
     }
 
     private func order(_ id: String, _ auth: Authorization, _ access: Authorization.Access) async throws -> MigrationOrder {
-        try IDs.check(id, "order id")
-        let order = try await env.store.migrationOrder(id)
-        try auth.require(access, account: order.accountID)
-        return order
+        try await env.owned("migration order", id, auth, access, load: { id throws(BillingError) in try await env.store.migrationOrder(id) },
+                            account: { $0.accountID })
     }
 }

@@ -19,9 +19,8 @@ struct PaymentMethodsService: BillingV1.PaymentMethodsService {
 
     func listPaymentMethods(_ request: BillingV1.ListPaymentMethodsRequest, context: ServerContext) async throws -> BillingV1.ListPaymentMethodsResponse {
         try await env.call(context) { auth in
-            try IDs.check(request.payerId, "payer id")
-            let payer = try await env.store.payer(request.payerId)
-            try auth.require(.read, account: payer.accountID)
+            let payer = try await env.owned("payer", request.payerId, auth, .read,
+                                            load: { id throws(BillingError) in try await env.store.payer(id) }, account: { $0.accountID })
             let methods = try await env.store.paymentMethods(payerID: payer.id, includeRemoved: request.includeRemoved)
             var response = BillingV1.ListPaymentMethodsResponse()
             response.methods = methods.map(BillingV1.PaymentMethod.init)
@@ -50,10 +49,7 @@ struct PaymentMethodsService: BillingV1.PaymentMethodsService {
     }
 
     private func method(_ id: String, _ auth: Authorization) async throws -> PaymentMethod {
-        try IDs.check(id, "payment method id")
-        let method = try await env.store.paymentMethod(id)
-        let payer = try await env.store.payer(method.payerID)
-        try auth.require(.act, account: payer.accountID)
-        return method
+        try await env.owned("payment method", id, auth, .act, load: { id throws(BillingError) in try await env.store.paymentMethod(id) },
+                            account: { method throws(BillingError) in try await env.store.payer(method.payerID).accountID })
     }
 }

@@ -47,8 +47,8 @@ struct RenewalService: BillingV1.RenewalService {
             try auth.require(.act, account: request.accountId)
             let option = try PaymentOption(request.option)
             var payerID: String?
-            if !request.payerId.isEmpty { payerID = try await env.payer(request.payerId, of: request.accountId).id }
-            try await env.checkOption(option, accountID: request.accountId)
+            if !request.payerId.isEmpty { payerID = try await env.payer(request.payerId, of: request.accountId, auth).id }
+            try await env.checkOption(option, accountID: request.accountId, auth)
             let expected = try request.expectedTotal.map { money throws(BillingError) in try Money(money, field: "expected_total") }
             let (order, created) = try await env.store.renew(accountID: request.accountId, payerID: payerID, items: items(request.items),
                                                              option: option, expectedTotal: expected, idempotencyKey: try env.idempotencyKey(context))
@@ -67,9 +67,8 @@ struct RenewalService: BillingV1.RenewalService {
 
     func getRenewalOrder(_ request: BillingV1.GetRenewalOrderRequest, context: ServerContext) async throws -> BillingV1.RenewalOrder {
         try await env.call(context) { auth in
-            try IDs.check(request.orderId, "order id")
-            let order = try await env.store.renewalOrder(request.orderId)
-            try auth.require(.read, account: order.accountID)
+            let order = try await env.owned("renewal order", request.orderId, auth, .read,
+                                            load: { id throws(BillingError) in try await env.store.renewalOrder(id) }, account: { $0.accountID })
             return BillingV1.RenewalOrder(order)
         }
     }

@@ -38,19 +38,48 @@ struct ServiceEnvironment: Sendable {
         return Int(requested)
     }
 
-    /// A payer of `accountID`; another account's payer is PERMISSION_DENIED.
-    func payer(_ id: String, of accountID: String) async throws -> Payer {
-        try IDs.check(id, "payer id")
-        let payer = try await store.payer(id)
-        guard payer.accountID == accountID else { throw BillingError.permissionDenied("payer \(id) belongs to another account") }
+    /// Loads what an id from outside names and checks the caller may use it
+    /// (`access`). To an account-scoped caller, an unknown id and another
+    /// account's id are the same PERMISSION_DENIED (`Authorization.notYours`);
+    /// other callers get NOT_FOUND for an unknown id. Every service loads
+    /// entities by id through here.
+    func owned<Entity>(_ what: String, _ id: String, _ auth: Authorization, _ access: Authorization.Access,
+                       load: (String) async throws(BillingError) -> Entity,
+                       account: (Entity) async throws(BillingError) -> String) async throws(BillingError) -> Entity {
+        try IDs.check(id, "\(what) id")
+        let entity: Entity
+        let owner: String
+        do {
+            entity = try await load(id)
+            owner = try await account(entity)
+        } catch .notFound(let message) {
+            if auth.ownAccount != nil { throw auth.notYours(what, id) }
+            throw .notFound(message)
+        }
+        if let own = auth.ownAccount, own != owner { throw auth.notYours(what, id) }
+        try auth.require(access, account: owner)
+        return entity
+    }
+
+    /// A payer of `accountID` named inside a request for that account
+    /// (already authorized): unknown and another account's are alike.
+    func payer(_ id: String, of accountID: String, _ auth: Authorization) async throws(BillingError) -> Payer {
+        let payer = try await owned("payer", id, auth, .read, load: { id throws(BillingError) in try await store.payer(id) },
+                                    account: { $0.accountID })
+        guard payer.accountID == accountID else {
+            throw auth.ownAccount != nil ? auth.notYours("payer", id) : .notFound("payer \(id.prefix(64)) not found")
+        }
         return payer
     }
 
-    /// A saved-method option must name a method of that payer's account.
-    func checkOption(_ option: PaymentOption, accountID: String) async throws {
+    /// A saved-method option must name a method of a payer of that account.
+    func checkOption(_ option: PaymentOption, accountID: String, _ auth: Authorization) async throws(BillingError) {
         guard case .savedMethod(let methodID) = option else { return }
-        let method = try await store.paymentMethod(methodID)
-        let owner = try await store.payer(method.payerID)
-        guard owner.accountID == accountID else { throw BillingError.permissionDenied("payment method \(methodID) belongs to another account") }
+        let method = try await owned("payment method", methodID, auth, .read,
+                                     load: { id throws(BillingError) in try await store.paymentMethod(id) },
+                                     account: { method throws(BillingError) in try await store.payer(method.payerID).accountID })
+        guard try await store.payer(method.payerID).accountID == accountID else {
+            throw auth.ownAccount != nil ? auth.notYours("payment method", methodID) : .notFound("payment method \(methodID.prefix(64)) not found")
+        }
     }
 }

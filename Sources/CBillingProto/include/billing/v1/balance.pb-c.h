@@ -56,7 +56,8 @@ struct  Billing__V1__GetBalanceResponse
   ProtobufCMessage base;
   Billing__V1__Money *balance;
   /*
-   * The event sequence this balance includes; watch after it to follow on.
+   * The account's own event sequence this balance includes (see
+   * PaymentEvent.sequence); WatchPayments after it to follow on.
    */
   uint64_t as_of_sequence;
 };
@@ -285,7 +286,7 @@ struct  Billing__V1__WatchPaymentsRequest
   ProtobufCMessage base;
   char *account_id;
   /*
-   * Events with a sequence above this one; 0 means from the start.
+   * Events with an account sequence above this one; 0 means from the start.
    */
   uint64_t after_sequence;
 };
@@ -297,6 +298,9 @@ struct  Billing__V1__WatchPaymentsRequest
 struct  Billing__V1__WatchAllPaymentsRequest
 {
   ProtobufCMessage base;
+  /*
+   * Events with a global sequence above this one; 0 means from the start.
+   */
   uint64_t after_sequence;
 };
 #define BILLING__V1__WATCH_ALL_PAYMENTS_REQUEST__INIT \

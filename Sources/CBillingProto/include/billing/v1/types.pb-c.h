@@ -425,13 +425,15 @@ typedef enum {
 } Billing__V1__PaymentEvent__EventCase;
 
 /*
- * One committed change, in the global event order.
+ * One committed change, in commit order.
  */
 struct  Billing__V1__PaymentEvent
 {
   ProtobufCMessage base;
   /*
-   * Global, gap-free, increasing from 1. Resume a watch after the last one seen.
+   * Gap-free, increasing from 1; resume a watch after the last one seen. In
+   * WatchPayments it counts the account's own events only (so it tells an
+   * account nothing of others); in WatchAllPayments, every account's.
    */
   uint64_t sequence;
   char *account_id;
