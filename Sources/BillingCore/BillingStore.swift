@@ -32,7 +32,7 @@ public protocol BillingStore: Sendable {
     func listPayments(_ query: PaymentQuery) async throws(BillingError) -> Page<Payment>
     /// Of one account: after its account sequence; of all (nil): after the global sequence.
     func events(after sequence: UInt64, accountID: String?, limit: Int) async throws(BillingError) -> [Event]
-    func notifications(accountID: String, limit: Int) async throws(BillingError) -> [Notification]
+    func notifications(accountID: String, pageSize: Int, pageToken: String?) async throws(BillingError) -> Page<Notification>
 
     // Poller and streams
     func claimDuePayments(owner: String, limit: Int, leaseMs: Int64) async throws(BillingError) -> [Payment]

@@ -96,3 +96,33 @@ public struct Page<Item: Sendable & Hashable>: Sendable, Hashable {
         self.nextPageToken = nextPageToken
     }
 }
+
+/// The opaque cursor of a keyset page: the last row's sort key (a time or an
+/// expiry, in Unix milliseconds) and id. Every paged list (payments,
+/// notifications, renewable services) hands these out and reads them back
+/// here, so every token from outside has one bound and one check.
+public struct PageToken: Sendable, Hashable {
+    /// A token this server made is at most ~90 bytes (20 digits, "~", a 64-byte
+    /// id); anything longer is not one of ours, and is refused unread.
+    public static let maxBytes = 100
+
+    public let sortKey: Int64
+    public let id: String
+
+    public init(sortKey: Int64, id: String) {
+        self.sortKey = sortKey
+        self.id = id
+    }
+
+    public init(_ token: String) throws(BillingError) {
+        guard token.utf8.count <= Self.maxBytes else { throw .invalidArgument("page token is not one this server gave") }
+        let parts = token.split(separator: "~", maxSplits: 1)
+        guard parts.count == 2, let key = Int64(parts[0]), (try? IDs.check(String(parts[1]), "id")) != nil else {
+            throw .invalidArgument("page token is not one this server gave")
+        }
+        sortKey = key
+        id = String(parts[1])
+    }
+
+    public var encoded: String { "\(sortKey)~\(id)" }
+}

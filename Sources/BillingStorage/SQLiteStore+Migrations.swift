@@ -44,7 +44,7 @@ extension SQLiteStore {
     /// has a New payment, is refused.
     public func payMigrationOrder(_ orderID: String, payerID: String?, option: PaymentOption,
                                   idempotencyKey: IdempotencyKey? = nil) async throws(BillingError) -> (order: MigrationOrder, payment: Payment?) {
-        if case .paymentSystem(_, _, let url) = option { try Self.checkReturnURL(url) }
+        if case .paymentSystem(_, _, let url) = option { try WebURL.check(url, "return URL") }
         let now = clock()
         let fingerprint = "pay_migration|\(orderID)|\(payerID ?? "")|\(option)"
         let lifetime = configuration.idempotencyKeyLifetimeMs

@@ -15,7 +15,7 @@ extension SQLiteStore {
             throw .invalidArgument("a top-up cannot be paid from the balance")
         }
         if case .paymentSystem(_, _, let returnURL) = request.option {
-            try Self.checkReturnURL(returnURL)
+            try WebURL.check(returnURL, "return URL")
         }
         let now = clock()
         let lifetime = configuration.idempotencyKeyLifetimeMs
@@ -176,7 +176,7 @@ extension SQLiteStore {
             if let to = query.createdToMs { conditions.append("created_at_ms < ?"); arguments.append(to) }
             if let cursor {
                 conditions.append("(created_at_ms < ? OR (created_at_ms = ? AND id < ?))")
-                arguments += [cursor.createdAtMs, cursor.createdAtMs, cursor.id]
+                arguments += [cursor.sortKey, cursor.sortKey, cursor.id]
             }
             let rows = try Row.fetchAll(
                 db,
@@ -187,7 +187,7 @@ extension SQLiteStore {
             var next: String?
             if payments.count > query.pageSize {
                 payments.removeLast()
-                next = PageToken(createdAtMs: payments[payments.count - 1].createdAtMs, id: payments[payments.count - 1].id).encoded
+                next = PageToken(sortKey: payments[payments.count - 1].createdAtMs, id: payments[payments.count - 1].id).encoded
             }
             return Page(items: payments, nextPageToken: next)
         }
@@ -210,14 +210,29 @@ extension SQLiteStore {
         }
     }
 
-    public func notifications(accountID: String, limit: Int) async throws(BillingError) -> [Notification] {
-        guard (1...200).contains(limit) else { throw .invalidArgument("limit must be 1 to 200") }
+    /// An account's notifications, newest first, paged like payments.
+    public func notifications(accountID: String, pageSize: Int, pageToken: String?) async throws(BillingError) -> Page<Notification> {
+        guard (1...200).contains(pageSize) else { throw .invalidArgument("page size must be 1 to 200") }
+        let cursor = try pageToken.map { token throws(BillingError) in try PageToken(token) }
         return try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM notifications WHERE account_id = ? ORDER BY created_at_ms DESC, id DESC LIMIT ?",
-                             arguments: [accountID, limit]).map { row in
+            var sql = "SELECT * FROM notifications WHERE account_id = ?"
+            var arguments: [any DatabaseValueConvertible] = [accountID]
+            if let cursor {
+                sql += " AND (created_at_ms < ? OR (created_at_ms = ? AND id < ?))"
+                arguments += [cursor.sortKey, cursor.sortKey, cursor.id]
+            }
+            let rows = try Row.fetchAll(db, sql: sql + " ORDER BY created_at_ms DESC, id DESC LIMIT ?",
+                                        arguments: StatementArguments(arguments + [pageSize + 1]))
+            var items = rows.map { row in
                 Notification(id: row["id"], accountID: row["account_id"], severity: Notification.Severity(rawValue: row["severity"]) ?? .error,
                              title: row["title"], body: row["body"], paymentID: row["payment_id"], createdAtMs: row["created_at_ms"])
             }
+            var next: String?
+            if items.count > pageSize {
+                items.removeLast()
+                next = PageToken(sortKey: items[items.count - 1].createdAtMs, id: items[items.count - 1].id).encoded
+            }
+            return Page(items: items, nextPageToken: next)
         }
     }
 }

@@ -60,7 +60,7 @@ extension SQLiteStore {
     public func renew(accountID: String, payerID: String?, items: [RenewalItem], option: PaymentOption,
                       expectedTotal: Money?, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> (order: RenewalOrder, payment: Payment?) {
         try Self.checkItems(items)
-        if case .paymentSystem(_, _, let url) = option { try Self.checkReturnURL(url) }
+        if case .paymentSystem(_, _, let url) = option { try WebURL.check(url, "return URL") }
         let fingerprint = "renew|\(accountID)|\(payerID ?? "")|\(items.map { "\($0.serviceID)x\($0.periods)" }.joined(separator: ","))|\(option)|\(expectedTotal.map(\.description) ?? "")"
         let now = clock()
         let lifetime = configuration.idempotencyKeyLifetimeMs

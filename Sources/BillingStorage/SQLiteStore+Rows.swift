@@ -5,13 +5,6 @@ internal import GRDB
 /// Row mapping and the steps transactions share. Everything here runs inside
 /// a transaction opened by a public method.
 extension SQLiteStore {
-    static func checkReturnURL(_ url: String) throws(BillingError) {
-        guard url.utf8.count <= 2048, url.hasPrefix("https://") || url.hasPrefix("http://"),
-              let parsed = URL(string: url), parsed.host != nil else {
-            throw .invalidArgument("return URL must be an absolute http(s) URL of at most 2048 bytes")
-        }
-    }
-
     static func requirePayment(_ db: Database, _ id: String) throws -> Payment {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM payments WHERE id = ?", arguments: [id]) else {
             throw BillingError.notFound("payment \(id.prefix(64)) not found")
@@ -184,26 +177,4 @@ extension SQLiteStore {
             arguments: [accountID, operation, key.key, fingerprint, resultID, now, now + lifetime]
         )
     }
-}
-
-/// The opaque cursor of a payment page: the last row's sort key.
-struct PageToken {
-    let createdAtMs: Int64
-    let id: String
-
-    init(createdAtMs: Int64, id: String) {
-        self.createdAtMs = createdAtMs
-        self.id = id
-    }
-
-    init(_ token: String) throws(BillingError) {
-        let parts = token.split(separator: "~", maxSplits: 1)
-        guard token.utf8.count <= 100, parts.count == 2, let at = Int64(parts[0]), (try? IDs.check(String(parts[1]), "id")) != nil else {
-            throw .invalidArgument("page token is not one this server gave")
-        }
-        createdAtMs = at
-        id = String(parts[1])
-    }
-
-    var encoded: String { "\(createdAtMs)~\(id)" }
 }

@@ -133,4 +133,57 @@ import Testing
         #expect(try await Self.balance(f, account.id) == 0, "billingd still serves")
         await f.stop()
     }
+
+    @Test func aReturnURLWithALineBreakIsRefusedEverywhereAndChangesNothing() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-url")
+        let client = try f.clients("internal")
+        for url in ["https://panel.example/\r\nX-Evil: 1", "https://panel.example/ a", "https://panel.example/\u{202E}x", String(repeating: "h", count: 3000)] {
+            await Self.expectCode(.invalidArgument, "CreateTopUp \(url.debugDescription.prefix(40))") {
+                _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00,
+                                                                      option: .system(.sandbox, returnURL: url)))
+            }
+        }
+        var list = BillingV1.ListPaymentsRequest()
+        list.accountId = account.id
+        #expect(try await client.balance.listPayments(list).payments.isEmpty)
+        await f.stop()
+    }
+
+    @Test func notificationsArePagedToTheLastOneAndTokensAreBounded() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-ntf")
+        let client = try f.clients("internal")
+        let operatorClient = try f.clients("operator")
+        // 205 cancelled invoices: 205 error notifications, more than one page.
+        for _ in 0..<205 {
+            var cancel = BillingV1.CancelInvoiceRequest()
+            cancel.paymentId = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00,
+                                                                                  option: .invoice)).payment!.id
+            _ = try await operatorClient.balance.cancelInvoice(cancel)
+        }
+        var request = BillingV1.ListNotificationsRequest()
+        request.accountId = account.id
+        var page = BillingV1.PageRequest()
+        page.pageSize = 200
+        request.page = page
+        var seen: [String] = []
+        while true {
+            let response = try await client.balance.listNotifications(request)
+            seen += response.notifications.map(\.id)
+            if response.nextPageToken.isEmpty { break }
+            request.page?.pageToken = response.nextPageToken
+        }
+        #expect(seen.count == 205)
+        #expect(Set(seen).count == 205, "no notification twice")
+        request.page?.pageToken = String(repeating: "9", count: 10_000)
+        await Self.expectCode(.invalidArgument, "a 10,000-character notifications token") { _ = try await client.balance.listNotifications(request) }
+        var services = BillingV1.ListRenewableServicesRequest()
+        services.accountId = account.id
+        var servicePage = BillingV1.PageRequest()
+        servicePage.pageToken = String(repeating: "9", count: 10_000)
+        services.page = servicePage
+        await Self.expectCode(.invalidArgument, "a 10,000-character services token") { _ = try await client.renewal.listRenewableServices(services) }
+        await f.stop()
+    }
 }

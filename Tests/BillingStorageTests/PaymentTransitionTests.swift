@@ -45,7 +45,7 @@ import Testing
         #expect(cancelled.failureReason == "declined by the bank")
         #expect(try await f.store.paymentMethod(payment.savedPaymentMethodID!).status == .failed)
         #expect(try await f.balanceMinor() == 0)
-        let notifications = try await f.store.notifications(accountID: f.account.id, limit: 10)
+        let notifications = try await f.store.notifications(accountID: f.account.id, pageSize: 10, pageToken: nil).items
         #expect(notifications.count == 1)
         #expect(notifications.first?.severity == .error)
         #expect(notifications.first?.paymentID == payment.id)

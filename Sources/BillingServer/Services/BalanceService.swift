@@ -149,9 +149,12 @@ struct BalanceService: BillingV1.BalanceService {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
-            let limit = try ServiceEnvironment.pageSize(request.page?.pageSize ?? 0)
+            let size = try ServiceEnvironment.pageSize(request.page?.pageSize ?? 0)
+            let token = request.page?.pageToken ?? ""
+            let page = try await env.store.notifications(accountID: request.accountId, pageSize: size, pageToken: token.isEmpty ? nil : token)
             var response = BillingV1.ListNotificationsResponse()
-            response.notifications = try await env.store.notifications(accountID: request.accountId, limit: limit).map(BillingV1.Notification.init)
+            response.notifications = page.items.map(BillingV1.Notification.init)
+            response.nextPageToken = page.nextPageToken ?? ""
             return response
         }
     }

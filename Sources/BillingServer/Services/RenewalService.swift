@@ -15,15 +15,13 @@ struct RenewalService: BillingV1.RenewalService {
             var services = try await env.store.renewableServices(accountID: request.accountId)
             // Keyset paging on (expiry, id), the list's order.
             if let token = request.page?.pageToken, !token.isEmpty {
-                let parts = token.split(separator: "~", maxSplits: 1)
-                guard parts.count == 2, let expiry = Int64(parts[0]) else { throw BillingError.invalidArgument("page token is not one this server gave") }
-                let id = String(parts[1])
-                services = services.filter { ($0.expiresAtMs, $0.id) > (expiry, id) }
+                let cursor = try PageToken(token)
+                services = services.filter { ($0.expiresAtMs, $0.id) > (cursor.sortKey, cursor.id) }
             }
             var response = BillingV1.ListRenewableServicesResponse()
             response.services = services.prefix(size).map(BillingV1.RenewableService.init)
             if services.count > size, let last = services.prefix(size).last {
-                response.nextPageToken = "\(last.expiresAtMs)~\(last.id)"
+                response.nextPageToken = PageToken(sortKey: last.expiresAtMs, id: last.id).encoded
             }
             return response
         }
