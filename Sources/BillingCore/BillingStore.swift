@@ -25,7 +25,7 @@ public protocol BillingStore: Sendable {
     func removeMethod(_ id: String) async throws(BillingError) -> PaymentMethod
 
     // Payments
-    func createTopUp(_ request: TopUpRequest, policy: TopUpPolicy, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> Payment
+    func createTopUp(_ request: TopUpRequest, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> Payment
     func payment(_ id: String) async throws(BillingError) -> Payment
     func attachProviderReference(paymentID: String, reference: String, redirectURL: String) async throws(BillingError) -> Payment
     func transition(paymentID: String, _ outcome: TransitionOutcome) async throws(BillingError) -> TransitionResult

@@ -60,14 +60,14 @@ public final class BillingApplication: Sendable {
     public static func start(_ configuration: BillingConfiguration, logger: Logger) async throws -> BillingApplication {
         let problems = configuration.validate()
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
-        let policy = try configuration.topUpPolicy()
-        let currency = try Currency(code: configuration.currency)
+        let limits = try configuration.paymentLimits()
 
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let tls = try serverTLS(configuration, logger: logger)
         let store = try SQLiteStore(StorageConfiguration(path: configuration.resolvedDatabasePath,
-                                                         idempotencyKeyLifetimeMs: Int64(configuration.idempotencyKeyLifetimeSeconds * 1000)))
+                                                         idempotencyKeyLifetimeMs: Int64(configuration.idempotencyKeyLifetimeSeconds * 1000),
+                                                         limits: limits))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
 
         var providers: [PaymentSystem: any PaymentProvider] = [:]
@@ -115,7 +115,7 @@ public final class BillingApplication: Sendable {
             let registry = ProviderRegistry(providers: providers)
             let flows = PaymentFlows(store: store, providers: registry, logger: logger)
             let hub = EventHub(store: store)
-            let env = ServiceEnvironment(store: store, flows: flows, policy: policy, defaultCurrency: currency,
+            let env = ServiceEnvironment(store: store, flows: flows, limits: limits,
                                          streams: EventStreams(store: store, hub: hub, maxLag: configuration.limits.maxSubscriberLagEvents),
                                          logger: logger)
             let health = HealthService(services: ["billing.v1.Accounts", "billing.v1.Balance", "billing.v1.PaymentMethods",

@@ -25,6 +25,12 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var minimum: String = "0.50"
         public var maximum: String = "15000.00"
         public var presets: [String] = ["100", "200", "500", "1000"]
+
+        public init(minimum: String = "0.50", maximum: String = "15000.00", presets: [String] = ["100", "200", "500", "1000"]) {
+            self.minimum = minimum
+            self.maximum = maximum
+            self.presets = presets
+        }
     }
 
     public struct Poller: Sendable, Codable, Hashable {
@@ -66,8 +72,17 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var shutdownGraceSeconds: Double = 10
     }
 
+    /// What a payment system accepts in one currency, as decimal strings
+    /// ("0.50", "999999.99"); either may be left out to keep the default.
+    public struct AmountLimits: Sendable, Codable, Hashable {
+        public var minimum: String = ""
+        public var maximum: String = ""
+    }
+
     public struct Sandbox: Sendable, Codable, Hashable {
         public var enabled: Bool = true
+        /// Per currency code: overrides of the sandbox's limits.
+        public var limits: [String: AmountLimits] = [:]
         /// The hosted page; loopback only (plain HTTP).
         public var host: String = "127.0.0.1"
         public var port: Int = 7081
@@ -85,6 +100,10 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var secretKeyEnvironment: String = "STRIPE_SECRET_KEY"
         public var timeoutSeconds: Double = 15
         public var paymentTimeToLiveSeconds: Double = 3600
+        /// Per currency code: overrides of Stripe's limits (its minimum charge
+        /// depends on the account's settlement currency: 0.50 USD may be too
+        /// little for a CHF account).
+        public var limits: [String: AmountLimits] = [:]
         /// The webhook endpoint's signing secret (whsec_…), when `webhooks` is enabled.
         public var webhookSecretFile: String = ""
         public var webhookSecretEnvironment: String = "STRIPE_WEBHOOK_SECRET"
@@ -116,6 +135,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var paymentTimeToLiveSeconds: Double = 3600
         /// Shown instead of the business name on PayPal's page; empty keeps it.
         public var brandName: String = ""
+        /// Per currency code: overrides of PayPal's limits (10,000 by default;
+        /// a PayPal account's own limits may differ).
+        public var limits: [String: AmountLimits] = [:]
         /// The id PayPal gave billingd's webhook endpoint, when `webhooks` is enabled.
         public var webhookID: String = ""
     }
@@ -126,10 +148,14 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     public var tls = TLS()
     /// The SQLite file; empty means `<dataDirectory>/billing.sqlite`.
     public var databasePath: String = ""
-    /// The currency of accounts created without one, and of the top-up limits.
+    /// The currency of accounts created without one, whose top-up limits are `topUp`.
     public var currency: String = "USD"
     public var idempotencyKeyLifetimeSeconds: Double = 86_400
     public var topUp = TopUp()
+    /// Further currencies accounts may be created in, each with its own
+    /// top-up limits and presets (e.g. {"EUR": {"minimum": "0.50", …}}).
+    /// Accounts are only ever in `currency` or one of these.
+    public var currencies: [String: TopUp] = [:]
     public var poller = Poller()
     public var limits = Limits()
     public var sandbox = Sandbox()
@@ -187,9 +213,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             problems.append("sandbox.host must be loopback (it serves plain HTTP)")
         }
         do {
-            _ = try topUpPolicy()
+            _ = try paymentLimits()
         } catch {
-            problems.append("topUp: \(error)")
+            problems.append("\(error)")
         }
         if stripe.enabled {
             if !Self.isProviderURL(stripe.baseURL) { problems.append("stripe.baseURL must be https (or loopback for tests)") }
@@ -253,17 +279,62 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         return problems
     }
 
-    public func topUpPolicy() throws(BillingError) -> TopUpPolicy {
-        let currency = try Currency(code: currency)
-        let minimum = try Money(parsing: topUp.minimum, currency)
-        let maximum = try Money(parsing: topUp.maximum, currency)
-        guard minimum.amountMinorUnits > 0, minimum <= maximum else { throw .invalidArgument("need 0 < minimum <= maximum") }
+    /// Currencies, their top-up limits and each payment system's limits,
+    /// from `currency`/`topUp`, `currencies` and the systems' `limits`.
+    ///
+    /// - Throws: `invalidArgument` naming the setting that is wrong.
+    public func paymentLimits() throws(BillingError) -> PaymentLimits {
+        let defaultCurrency = try Self.named(currency, "currency")
+        var topUps = [defaultCurrency: try Self.policy(topUp, defaultCurrency, "topUp")]
+        for (code, policy) in currencies {
+            let other = try Self.named(code, "currencies.\(code.prefix(8))")
+            topUps[other] = try Self.policy(policy, other, "currencies.\(code)")
+        }
+        var systems: [PaymentSystem: [Currency: AmountRange]] = [:]
+        for (system, overrides) in [(PaymentSystem.sandbox, sandbox.limits), (.stripe, stripe.limits), (.paypal, paypal.limits)] {
+            var ranges = PaymentLimits.defaults(for: system)
+            for (code, limits) in overrides {
+                let what = "\(system.rawValue).limits.\(code.prefix(8))"
+                let currency = try Self.named(code, what)
+                let minimum = limits.minimum.isEmpty ? ranges[currency]?.minimum : try Self.amount(limits.minimum, currency, "\(what).minimum")
+                let maximum = limits.maximum.isEmpty ? ranges[currency]?.maximum : try Self.amount(limits.maximum, currency, "\(what).maximum")
+                guard let minimum, let maximum, minimum.amountMinorUnits > 0, minimum <= maximum else {
+                    throw .invalidArgument("\(what): give 0 < minimum <= maximum (\(system.displayName) has no default in \(code))")
+                }
+                ranges[currency] = AmountRange(minimum: minimum, maximum: maximum)
+            }
+            systems[system] = ranges
+        }
+        return PaymentLimits(defaultCurrency: defaultCurrency, topUps: topUps, systems: systems)
+    }
+
+    private static func named(_ code: String, _ what: String) throws(BillingError) -> Currency {
+        do {
+            return try Currency(code: code)
+        } catch {
+            throw .invalidArgument("\(what): \(error)")
+        }
+    }
+
+    private static func amount(_ text: String, _ currency: Currency, _ what: String) throws(BillingError) -> Money {
+        do {
+            return try Money(parsing: text, currency)
+        } catch {
+            throw .invalidArgument("\(what): \(error)")
+        }
+    }
+
+    private static func policy(_ topUp: TopUp, _ currency: Currency, _ what: String) throws(BillingError) -> TopUpPolicy {
+        let minimum = try amount(topUp.minimum, currency, "\(what).minimum")
+        let maximum = try amount(topUp.maximum, currency, "\(what).maximum")
+        guard minimum.amountMinorUnits > 0, minimum <= maximum else { throw .invalidArgument("\(what): need 0 < minimum <= maximum") }
         var presets: [Money] = []
-        for text in topUp.presets {
-            let preset = try Money(parsing: text, currency)
-            guard preset >= minimum, preset <= maximum else { throw .invalidArgument("preset \(text) is outside the limits") }
+        for text in topUp.presets.prefix(20) {
+            let preset = try amount(text, currency, "\(what).presets")
+            guard preset >= minimum, preset <= maximum else { throw .invalidArgument("\(what): preset \(text) is outside the limits") }
             presets.append(preset)
         }
+        guard topUp.presets.count <= 20 else { throw .invalidArgument("\(what): at most 20 presets") }
         return TopUpPolicy(minimum: minimum, maximum: maximum, presets: presets)
     }
 

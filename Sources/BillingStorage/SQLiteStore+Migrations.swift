@@ -48,6 +48,7 @@ extension SQLiteStore {
         let now = clock()
         let fingerprint = "pay_migration|\(orderID)|\(payerID ?? "")|\(option)"
         let lifetime = configuration.idempotencyKeyLifetimeMs
+        let limits = configuration.limits
         return try await write { db in
             let order = try Self.requireMigrationOrder(db, orderID)
             if let idempotencyKey, let first = try Self.replay(db, accountID: order.accountID, operation: "pay_migration", key: idempotencyKey,
@@ -55,7 +56,7 @@ extension SQLiteStore {
                 // The first call's result: the order and the payment it made ("" when paid from the balance).
                 return (order, first.isEmpty ? nil : try Self.requirePayment(db, first))
             }
-            let result = try Self.pay(db, order: order, payerID: payerID, option: option, now: now)
+            let result = try Self.pay(db, order: order, payerID: payerID, option: option, limits: limits, now: now)
             if let idempotencyKey {
                 try Self.remember(db, accountID: order.accountID, operation: "pay_migration", key: idempotencyKey,
                                   fingerprint: fingerprint, resultID: result.payment?.id ?? "", now: now, lifetime: lifetime)
@@ -64,7 +65,8 @@ extension SQLiteStore {
         }
     }
 
-    private static func pay(_ db: Database, order: MigrationOrder, payerID: String?, option: PaymentOption, now: Int64) throws -> (order: MigrationOrder, payment: Payment?) {
+    private static func pay(_ db: Database, order: MigrationOrder, payerID: String?, option: PaymentOption, limits: PaymentLimits,
+                            now: Int64) throws -> (order: MigrationOrder, payment: Payment?) {
         guard order.status == .awaitingPayment else {
             throw BillingError.failedPrecondition("migration order \(order.id) is \(order.status.rawValue)")
         }
@@ -79,7 +81,7 @@ extension SQLiteStore {
         let payer = try requirePayer(db, payerID)
         guard payer.accountID == account.id else { throw BillingError.notFound("payer \(payerID.prefix(64)) not found") }
         let payment = try insertPayment(db, account: account, payer: payer, purpose: .migration, amount: order.serverPrice,
-                                        option: option, now: now, migrationOrderID: order.id)
+                                        option: option, limits: limits, now: now, migrationOrderID: order.id)
         try db.execute(sql: "UPDATE migration_orders SET status = 'payment_pending', payment_id = ? WHERE id = ?",
                        arguments: [payment.id, order.id])
         return (try requireMigrationOrder(db, order.id), payment)

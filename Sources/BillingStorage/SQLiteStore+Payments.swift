@@ -3,14 +3,14 @@ internal import GRDB
 
 extension SQLiteStore {
     /// Records a top-up as a New payment, with a Pending method when the payer
-    /// asked to save one. Nothing is charged here: the payment system is asked
+    /// asked to save one. The amount is checked against the account's
+    /// currency's top-up limits and the payment system's (`PaymentLimits`). Nothing is charged here: the payment system is asked
     /// by the caller afterwards, with this payment's id.
     ///
     /// With an idempotency key, a repeat of the same request returns the first
     /// payment; the same key with a different request throws
     /// `idempotencyKeyReused` and changes nothing.
-    public func createTopUp(_ request: TopUpRequest, policy: TopUpPolicy, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> Payment {
-        try policy.check(request.amount)
+    public func createTopUp(_ request: TopUpRequest, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> Payment {
         if case .balance = request.option {
             throw .invalidArgument("a top-up cannot be paid from the balance")
         }
@@ -19,6 +19,7 @@ extension SQLiteStore {
         }
         let now = clock()
         let lifetime = configuration.idempotencyKeyLifetimeMs
+        let limits = configuration.limits
         return try await write { db in
             if let idempotencyKey, let existing = try Self.replay(db, accountID: request.accountID, operation: "create_top_up",
                                                                   key: idempotencyKey, fingerprint: request.fingerprint, now: now) {
@@ -35,7 +36,7 @@ extension SQLiteStore {
                 throw BillingError.notFound("payer \(request.payerID.prefix(64)) not found")
             }
             let payment = try Self.insertPayment(db, account: account, payer: payer, purpose: .topUp, amount: request.amount,
-                                                 option: request.option, now: now)
+                                                 option: request.option, limits: limits, now: now)
             if let idempotencyKey {
                 try Self.remember(db, accountID: account.id, operation: "create_top_up", key: idempotencyKey,
                                   fingerprint: request.fingerprint, resultID: payment.id, now: now, lifetime: lifetime)

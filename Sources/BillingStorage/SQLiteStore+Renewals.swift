@@ -64,6 +64,7 @@ extension SQLiteStore {
         let fingerprint = "renew|\(accountID)|\(payerID ?? "")|\(items.map { "\($0.serviceID)x\($0.periods)" }.joined(separator: ","))|\(option)|\(expectedTotal.map(\.description) ?? "")"
         let now = clock()
         let lifetime = configuration.idempotencyKeyLifetimeMs
+        let limits = configuration.limits
         return try await write { db in
             if let idempotencyKey, let existing = try Self.replay(db, accountID: accountID, operation: "renew", key: idempotencyKey,
                                                                   fingerprint: fingerprint, now: now) {
@@ -92,7 +93,7 @@ extension SQLiteStore {
                 let payer = try Self.requirePayer(db, payerID)
                 guard payer.accountID == account.id else { throw BillingError.notFound("payer \(payerID.prefix(64)) not found") }
                 let created = try Self.insertPayment(db, account: account, payer: payer, purpose: .renewal, amount: total,
-                                                     option: option, now: now, renewalOrderID: orderID)
+                                                     option: option, limits: limits, now: now, renewalOrderID: orderID)
                 try db.execute(sql: "UPDATE renewal_orders SET payment_id = ? WHERE id = ?", arguments: [created.id, orderID])
                 payment = created
             }

@@ -67,7 +67,8 @@ extension SQLiteStore {
     /// Inserts a New payment (and its Pending method, if one is being saved)
     /// with their events, after checking the option against the payer.
     static func insertPayment(_ db: Database, account: Account, payer: Payer, purpose: PaymentPurpose, amount: Money,
-                              option: PaymentOption, now: Int64, migrationOrderID: String? = nil, renewalOrderID: String? = nil) throws -> Payment {
+                              option: PaymentOption, limits: PaymentLimits, now: Int64, migrationOrderID: String? = nil,
+                              renewalOrderID: String? = nil) throws -> Payment {
         let id = IDs.make("pay")
         var system: PaymentSystem?
         var chargedMethodID: String?
@@ -111,6 +112,7 @@ extension SQLiteStore {
         case .balance:
             throw BillingError.invalidArgument("a balance payment is not a payment record")
         }
+        try limits.check(amount, purpose: purpose, system: system)
         try db.execute(
             sql: """
                 INSERT INTO payments (id, account_id, payer_id, purpose, amount_minor, currency, status, option_kind, system,

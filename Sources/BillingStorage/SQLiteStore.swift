@@ -96,6 +96,7 @@ public final class SQLiteStore: BillingStore {
     public func createAccount(id: String, displayName: String, currency: Currency) async throws(BillingError) -> Account {
         try IDs.check(id, "account id")
         try Text.check(displayName, "display name", max: 200)
+        try configuration.limits.checkAccountCurrency(currency)
         let now = clock()
         return try await write { db in
             if let existing = try Self.fetchAccount(db, id) {

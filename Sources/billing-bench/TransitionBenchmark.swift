@@ -20,7 +20,7 @@ enum TransitionBenchmark {
         var payments: [String] = []
         let createStart = ContinuousClock.now
         for _ in 0..<count {
-            payments.append(try await store.createTopUp(request, policy: .seedDefault, idempotencyKey: nil).id)
+            payments.append(try await store.createTopUp(request, idempotencyKey: nil).id)
         }
         let createElapsed = ContinuousClock.now - createStart
 

@@ -22,7 +22,7 @@ import Testing
     @Test func everyFieldIsOptionalAndDefaultsAreTheSeeds() throws {
         let configuration = try BillingConfiguration.load(path: try write("{}"), environment: [:])
         #expect(configuration == BillingConfiguration())
-        let policy = try configuration.topUpPolicy()
+        let policy = try configuration.paymentLimits().topUpPolicy(.usd)
         #expect(policy.minimum.amountMinorUnits == 50)
         #expect(policy.maximum.amountMinorUnits == 15_000_00)
         #expect(policy.presets.map(\.amountMinorUnits) == [100_00, 200_00, 500_00, 1000_00])

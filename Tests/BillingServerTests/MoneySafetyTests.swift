@@ -186,4 +186,101 @@ import Testing
         await Self.expectCode(.invalidArgument, "a 10,000-character services token") { _ = try await client.renewal.listRenewableServices(services) }
         await f.stop()
     }
+
+    @Test func accountsAreOnlyInConfiguredCurrenciesAndEachFollowsItsOwnLimits() async throws {
+        let f = try await ServerFixture { configuration in
+            configuration.currencies = ["EUR": .init(minimum: "1.00", maximum: "9000.00", presets: ["50", "100"])]
+        }
+        let client = try f.clients("internal")
+        var create = BillingV1.CreateAccountRequest()
+        create.accountId = "acc-jpy"
+        create.displayName = "Yen"
+        create.currency = "JPY"
+        await Self.expectCode(.invalidArgument, "a JPY account when only USD and EUR are offered") { _ = try await client.accounts.createAccount(create) }
+        create.accountId = "acc-eur"
+        create.currency = "EUR"
+        _ = try await client.accounts.createAccount(create)
+        var payerRequest = BillingV1.CreatePayerRequest()
+        payerRequest.accountId = "acc-eur"
+        payerRequest.displayName = "Euro payer"
+        let payer = try await client.accounts.createPayer(payerRequest)
+
+        var options = BillingV1.GetTopUpOptionsRequest()
+        options.accountId = "acc-eur"
+        let shown = try await client.balance.getTopUpOptions(options)
+        #expect(shown.minAmount?.currency == "EUR" && shown.minAmount?.amountMinorUnits == 1_00)
+        #expect(shown.maxAmount?.amountMinorUnits == 9000_00)
+        #expect(shown.presets.map(\.amountMinorUnits) == [50_00, 100_00])
+        #expect(shown.systemLimits.map(\.minAmount?.currency) == ["EUR"], "the sandbox's limits, in euros")
+
+        func euros(_ minor: Int64) -> BillingV1.CreateTopUpRequest {
+            var request = topUpRequest(account: "acc-eur", payer: payer.id, minor: minor, option: .invoice)
+            request.amount?.currency = "EUR"
+            return request
+        }
+        let paid = try await client.balance.createTopUp(euros(25_00))
+        #expect(paid.payment?.amount?.currency == "EUR")
+        do {
+            _ = try await client.balance.createTopUp(euros(9000_01))
+            Issue.record("above the EUR maximum")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains("9000.00 EUR"), "\(error.message)")
+        }
+        await Self.expectCode(.invalidArgument, "USD on an EUR account") {
+            _ = try await client.balance.createTopUp(topUpRequest(account: "acc-eur", payer: payer.id, minor: 25_00, option: .invoice))
+        }
+        await f.stop()
+    }
+
+    @Test func renewalsAndMigrationsThroughAPaymentSystemStayWithinItsLimits() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-sys-limits")
+        let client = try f.clients("internal")
+        var service = BillingV1.RenewableService()
+        service.id = "svc-cent"
+        service.accountId = account.id
+        service.displayName = "One cent"
+        service.pricePerPeriod = .usd(1)
+        service.periodDays = 30
+        service.expiresAtUnixMs = 2_000_000_000_000
+        var upsert = BillingV1.UpsertRenewableServiceRequest()
+        upsert.service = service
+        _ = try await client.renewal.upsertRenewableService(upsert)
+        var item = BillingV1.RenewalItem()
+        item.serviceId = service.id
+        item.periods = 1
+        var renew = BillingV1.RenewRequest()
+        renew.accountId = account.id
+        renew.payerId = payer.id
+        renew.items = [item]
+        renew.option = .system(.sandbox)
+        do {
+            _ = try await client.renewal.renew(renew)
+            Issue.record("a 0.01 USD renewal went to the payment system")
+        } catch let error as RPCError {
+            #expect(error.code == .failedPrecondition)
+            #expect(error.message.contains("minimum"), "\(error.message)")
+        }
+        var order = BillingV1.CreateMigrationOrderRequest()
+        order.accountId = account.id
+        order.externalId = "m-huge"
+        order.serverPrice = .usd(10_000_000_00)
+        let created = try await client.migration.createMigrationOrder(order)
+        var pay = BillingV1.PayMigrationOrderRequest()
+        pay.orderId = created.id
+        pay.payerId = payer.id
+        pay.option = .system(.sandbox)
+        do {
+            _ = try await client.migration.payMigrationOrder(pay)
+            Issue.record("a 10,000,000 USD migration went to the payment system")
+        } catch let error as RPCError {
+            #expect(error.code == .failedPrecondition)
+            #expect(error.message.contains("maximum"), "\(error.message)")
+        }
+        var list = BillingV1.ListPaymentsRequest()
+        list.accountId = account.id
+        #expect(try await client.balance.listPayments(list).payments.isEmpty, "nothing was recorded")
+        await f.stop()
+    }
 }

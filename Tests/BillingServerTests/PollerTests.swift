@@ -70,7 +70,7 @@ final class ScriptedProvider: PaymentProvider {
             let payment = try await store.createTopUp(
                 TopUpRequest(accountID: "acc", payerID: payerID, amount: Money(minorUnits: 10_00, .usd),
                              option: .paymentSystem(.stripe, saveMethod: false, returnURL: "https://panel.example/p")),
-                policy: .seedDefault, idempotencyKey: nil)
+                idempotencyKey: nil)
             return started ? try await flows.start(payment) : payment
         }
     }
@@ -193,13 +193,13 @@ final class ScriptedProvider: PaymentProvider {
         let saving = try await s.store.createTopUp(
             TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 10_00, .usd),
                          option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")),
-            policy: .seedDefault, idempotencyKey: nil)
+            idempotencyKey: nil)
         _ = try await s.flows.transition(saving, .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242"))
         let method = try #require(try await s.store.payment(saving.id).savedPaymentMethodID)
         // A charge of it whose answer was lost (recorded, never started).
         let charge = try await s.store.createTopUp(
             TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 5_00, .usd), option: .savedMethod(id: method)),
-            policy: .seedDefault, idempotencyKey: nil)
+            idempotencyKey: nil)
         try await Task.sleep(for: .milliseconds(5))
         let poller = s.poller(grace: .zero, chargeGrace: .seconds(3600))
         await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))

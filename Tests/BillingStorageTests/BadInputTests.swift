@@ -62,12 +62,17 @@ import Testing
 
     @Test func wrongCurrencyIsRefused() async throws {
         let f = try await StoreFixture()
-        let policy = TopUpPolicy(minimum: Money(minorUnits: 50, .eur), maximum: Money(minorUnits: 100_00, .eur), presets: [])
         await #expect(throws: BillingError.self) {
             try await f.store.createTopUp(
                 TopUpRequest(accountID: f.account.id, payerID: f.payer.id, amount: Money(minorUnits: 10_00, .eur),
                              option: .invoice),
-                policy: policy, idempotencyKey: nil)
+                idempotencyKey: nil)
         }
+    }
+
+    @Test func accountsAreOnlyMadeInCurrenciesWithATopUpPolicy() async throws {
+        let f = try await StoreFixture()
+        // The seed's configuration offers USD only: an EUR account could never be topped up.
+        await #expect(throws: BillingError.self) { try await f.store.createAccount(id: "acc_eur", displayName: "E", currency: .eur) }
     }
 }

@@ -64,7 +64,7 @@ import Testing
         let mine = try await f.topUp("10", key: "shared")
         let theirs = try await f.store.createTopUp(
             TopUpRequest(accountID: other.id, payerID: payer.id, amount: try f.usd("10"), option: .invoice),
-            policy: .seedDefault, idempotencyKey: try IdempotencyKey("shared"))
+            idempotencyKey: try IdempotencyKey("shared"))
         #expect(mine.id != theirs.id)
     }
 }

@@ -49,7 +49,6 @@ final class StoreFixture: Sendable {
                payer: Payer? = nil, key: String? = nil) async throws -> Payment {
         try await store.createTopUp(
             TopUpRequest(accountID: account.id, payerID: (payer ?? self.payer).id, amount: usd(amount), option: option),
-            policy: .seedDefault,
             idempotencyKey: try key.map { key throws in try IdempotencyKey(key) }
         )
     }

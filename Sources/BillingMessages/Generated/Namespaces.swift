@@ -33,6 +33,7 @@ public let allMessageTypes: [any ProtoMessage.Type] = [
     BillingV1.GetTopUpOptionsRequest.self,
     BillingV1.PayerOptions.self,
     BillingV1.GetTopUpOptionsResponse.self,
+    BillingV1.PaymentSystemLimits.self,
     BillingV1.CreateTopUpRequest.self,
     BillingV1.CreateTopUpResponse.self,
     BillingV1.GetPaymentRequest.self,

@@ -78,15 +78,38 @@ extension BillingV1 {
     public struct GetTopUpOptionsResponse: ProtoMessage {
         public static let protoName = "billing.v1.GetTopUpOptionsResponse"
 
-        /// Inclusive limits of a top-up amount ($0.50 and $15,000.00 by default).
+        /// Inclusive limits of a top-up amount, in the account's currency ($0.50
+        /// and $15,000.00 by default).
         public var minAmount: BillingV1.Money? = nil
         public var maxAmount: BillingV1.Money? = nil
         /// Preset amounts ($100, $200, $500, $1000 by default).
         public var presets: [BillingV1.Money] = []
         public var payers: [BillingV1.PayerOptions] = []
-        /// Payment systems a new payment can go through.
+        /// Payment systems a new payment can go through: those that take the
+        /// account's currency.
         public var paymentSystems: [BillingV1.PaymentSystem] = []
         public var invoiceAvailable: Bool = false
+        /// What each of those systems accepts in the account's currency; a top-up
+        /// through one must lie within both these and min_amount..max_amount.
+        public var systemLimits: [BillingV1.PaymentSystemLimits] = []
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
+
+    public struct PaymentSystemLimits: ProtoMessage {
+        public static let protoName = "billing.v1.PaymentSystemLimits"
+
+        public var system: BillingV1.PaymentSystem = BillingV1.PaymentSystem()
+        public var minAmount: BillingV1.Money? = nil
+        public var maxAmount: BillingV1.Money? = nil
 
         public init() {}
 
@@ -432,6 +455,8 @@ extension BillingV1.GetTopUpOptionsResponse: CBackedMessage {
         c.pointee.n_payment_systems = paymentSystems.count
         c.pointee.payment_systems = arena.array(paymentSystems) { Billing__V1__PaymentSystem(rawValue: UInt32(bitPattern: $0.rawValue)) }
         c.pointee.invoice_available = (invoiceAvailable ? 1 : 0)
+        c.pointee.n_system_limits = systemLimits.count
+        c.pointee.system_limits = try arena.messages(systemLimits)
     }
 
     init(c: UnsafePointer<Billing__V1__GetTopUpOptionsResponse>) throws {
@@ -443,6 +468,29 @@ extension BillingV1.GetTopUpOptionsResponse: CBackedMessage {
         payers = try CRead.messages(m.payers, count: m.n_payers)
         paymentSystems = CRead.array(m.payment_systems, count: m.n_payment_systems) { BillingV1.PaymentSystem(rawValue: Int32(bitPattern: $0.rawValue)) }
         invoiceAvailable = (m.invoice_available != 0)
+        systemLimits = try CRead.messages(m.system_limits, count: m.n_system_limits)
+    }
+}
+
+extension BillingV1.PaymentSystemLimits: CBackedMessage {
+    typealias CMessage = Billing__V1__PaymentSystemLimits
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__payment_system_limits__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__PaymentSystemLimits>, arena: CArena) throws {
+        c.pointee.system = Billing__V1__PaymentSystem(rawValue: UInt32(bitPattern: system.rawValue))
+        if let minAmount { c.pointee.min_amount = try arena.message(minAmount) }
+        if let maxAmount { c.pointee.max_amount = try arena.message(maxAmount) }
+    }
+
+    init(c: UnsafePointer<Billing__V1__PaymentSystemLimits>) throws {
+        self.init()
+        let m = c.pointee
+        system = .init(rawValue: Int32(bitPattern: m.system.rawValue))
+        if let p = m.min_amount { minAmount = try .init(c: p) }
+        if let p = m.max_amount { maxAmount = try .init(c: p) }
     }
 }
 

@@ -11,7 +11,7 @@ struct AccountsService: BillingV1.AccountsService {
         try await env.call(context) { auth in
             try auth.requireInternal("CreateAccount")
             try Text.check(request.displayName, "display name", max: 200)
-            let currency = request.currency.isEmpty ? env.defaultCurrency : try Currency(code: request.currency)
+            let currency = request.currency.isEmpty ? env.limits.defaultCurrency : try Currency(code: request.currency)
             return BillingV1.Account(try await env.store.createAccount(id: request.accountId, displayName: request.displayName, currency: currency))
         }
     }

@@ -24,10 +24,12 @@ struct BalanceService: BillingV1.BalanceService {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
+            let account = try await env.store.account(request.accountId)
+            let policy = try env.limits.topUpPolicy(account.currency)
             var response = BillingV1.GetTopUpOptionsResponse()
-            response.minAmount = BillingV1.Money(env.policy.minimum)
-            response.maxAmount = BillingV1.Money(env.policy.maximum)
-            response.presets = env.policy.presets.map(BillingV1.Money.init)
+            response.minAmount = BillingV1.Money(policy.minimum)
+            response.maxAmount = BillingV1.Money(policy.maximum)
+            response.presets = policy.presets.map(BillingV1.Money.init)
             for payer in try await env.store.payers(accountID: request.accountId) {
                 var options = BillingV1.PayerOptions()
                 options.payer = BillingV1.Payer(payer)
@@ -36,7 +38,15 @@ struct BalanceService: BillingV1.BalanceService {
                 options.defaultMethodId = methods.first(where: \.isDefault)?.id ?? ""
                 response.payers.append(options)
             }
-            response.paymentSystems = env.flows.providers.systems.map { BillingV1.PaymentSystem($0) }
+            for system in env.flows.providers.systems {
+                guard let range = env.limits.range(system, account.currency) else { continue }
+                response.paymentSystems.append(BillingV1.PaymentSystem(system))
+                var limits = BillingV1.PaymentSystemLimits()
+                limits.system = BillingV1.PaymentSystem(system)
+                limits.minAmount = BillingV1.Money(range.minimum)
+                limits.maxAmount = BillingV1.Money(range.maximum)
+                response.systemLimits.append(limits)
+            }
             response.invoiceAvailable = true
             return response
         }
@@ -53,7 +63,7 @@ struct BalanceService: BillingV1.BalanceService {
             if case .paymentSystem(let system, _, _) = option { _ = try env.flows.providers.provider(system) }
             let created = try await env.store.createTopUp(
                 TopUpRequest(accountID: request.accountId, payerID: request.payerId, amount: amount, option: option),
-                policy: env.policy, idempotencyKey: try env.idempotencyKey(context))
+                idempotencyKey: try env.idempotencyKey(context))
             let payment = try await env.flows.start(created)
             var response = BillingV1.CreateTopUpResponse()
             response.payment = BillingV1.Payment(payment)

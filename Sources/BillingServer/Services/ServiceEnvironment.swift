@@ -7,8 +7,9 @@ internal import Logging
 struct ServiceEnvironment: Sendable {
     let store: any BillingStore
     let flows: PaymentFlows
-    let policy: TopUpPolicy
-    let defaultCurrency: Currency
+    /// Currencies, top-up limits, payment systems' limits (the store checks
+    /// every payment against the same value).
+    let limits: PaymentLimits
     let streams: EventStreams
     let logger: Logger
 

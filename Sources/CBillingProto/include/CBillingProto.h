@@ -87,6 +87,9 @@ static inline const ProtobufCMessageDescriptor *cbp_billing__v1__payer_options__
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__get_top_up_options_response__descriptor(void) {
     return &billing__v1__get_top_up_options_response__descriptor;
 }
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__payment_system_limits__descriptor(void) {
+    return &billing__v1__payment_system_limits__descriptor;
+}
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__create_top_up_request__descriptor(void) {
     return &billing__v1__create_top_up_request__descriptor;
 }

@@ -46,6 +46,17 @@ extension BillingV1.GetTopUpOptionsResponse: RandomMessage {
         m.payers = g.list(depth: depth) { g in BillingV1.PayerOptions.random(using: &g, depth: depth + 1) }
         m.paymentSystems = g.list(depth: depth) { g in g.enumValue(BillingV1.PaymentSystem.self) }
         m.invoiceAvailable = g.next(Bool.self)
+        m.systemLimits = g.list(depth: depth) { g in BillingV1.PaymentSystemLimits.random(using: &g, depth: depth + 1) }
+        return m
+    }
+}
+
+extension BillingV1.PaymentSystemLimits: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.system = g.enumValue(BillingV1.PaymentSystem.self)
+        if depth < 4 && g.coin() { m.minAmount = BillingV1.Money.random(using: &g, depth: depth + 1) }
+        if depth < 4 && g.coin() { m.maxAmount = BillingV1.Money.random(using: &g, depth: depth + 1) }
         return m
     }
 }

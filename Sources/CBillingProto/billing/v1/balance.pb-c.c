@@ -232,6 +232,51 @@ void   billing__v1__get_top_up_options_response__free_unpacked
   assert(message->base.descriptor == &billing__v1__get_top_up_options_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   billing__v1__payment_system_limits__init
+                     (Billing__V1__PaymentSystemLimits         *message)
+{
+  static const Billing__V1__PaymentSystemLimits init_value = BILLING__V1__PAYMENT_SYSTEM_LIMITS__INIT;
+  *message = init_value;
+}
+size_t billing__v1__payment_system_limits__get_packed_size
+                     (const Billing__V1__PaymentSystemLimits *message)
+{
+  assert(message->base.descriptor == &billing__v1__payment_system_limits__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__payment_system_limits__pack
+                     (const Billing__V1__PaymentSystemLimits *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__payment_system_limits__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__payment_system_limits__pack_to_buffer
+                     (const Billing__V1__PaymentSystemLimits *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__payment_system_limits__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__PaymentSystemLimits *
+       billing__v1__payment_system_limits__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__PaymentSystemLimits *)
+     protobuf_c_message_unpack (&billing__v1__payment_system_limits__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__payment_system_limits__free_unpacked
+                     (Billing__V1__PaymentSystemLimits *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__payment_system_limits__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   billing__v1__create_top_up_request__init
                      (Billing__V1__CreateTopUpRequest         *message)
 {
@@ -1008,7 +1053,7 @@ const ProtobufCMessageDescriptor billing__v1__payer_options__descriptor =
   (ProtobufCMessageInit) billing__v1__payer_options__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor billing__v1__get_top_up_options_response__field_descriptors[6] =
+static const ProtobufCFieldDescriptor billing__v1__get_top_up_options_response__field_descriptors[7] =
 {
   {
     "min_amount",
@@ -1082,6 +1127,18 @@ static const ProtobufCFieldDescriptor billing__v1__get_top_up_options_response__
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "system_limits",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Billing__V1__GetTopUpOptionsResponse, n_system_limits),
+    offsetof(Billing__V1__GetTopUpOptionsResponse, system_limits),
+    &billing__v1__payment_system_limits__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned billing__v1__get_top_up_options_response__field_indices_by_name[] = {
   5,   /* field[5] = invoice_available */
@@ -1090,11 +1147,12 @@ static const unsigned billing__v1__get_top_up_options_response__field_indices_by
   3,   /* field[3] = payers */
   4,   /* field[4] = payment_systems */
   2,   /* field[2] = presets */
+  6,   /* field[6] = system_limits */
 };
 static const ProtobufCIntRange billing__v1__get_top_up_options_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor billing__v1__get_top_up_options_response__descriptor =
 {
@@ -1104,11 +1162,75 @@ const ProtobufCMessageDescriptor billing__v1__get_top_up_options_response__descr
   "Billing__V1__GetTopUpOptionsResponse",
   "billing.v1",
   sizeof(Billing__V1__GetTopUpOptionsResponse),
-  6,
+  7,
   billing__v1__get_top_up_options_response__field_descriptors,
   billing__v1__get_top_up_options_response__field_indices_by_name,
   1,  billing__v1__get_top_up_options_response__number_ranges,
   (ProtobufCMessageInit) billing__v1__get_top_up_options_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor billing__v1__payment_system_limits__field_descriptors[3] =
+{
+  {
+    "system",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__PaymentSystemLimits, system),
+    &billing__v1__payment_system__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "min_amount",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__PaymentSystemLimits, min_amount),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_amount",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__PaymentSystemLimits, max_amount),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__payment_system_limits__field_indices_by_name[] = {
+  2,   /* field[2] = max_amount */
+  1,   /* field[1] = min_amount */
+  0,   /* field[0] = system */
+};
+static const ProtobufCIntRange billing__v1__payment_system_limits__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor billing__v1__payment_system_limits__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.PaymentSystemLimits",
+  "PaymentSystemLimits",
+  "Billing__V1__PaymentSystemLimits",
+  "billing.v1",
+  sizeof(Billing__V1__PaymentSystemLimits),
+  3,
+  billing__v1__payment_system_limits__field_descriptors,
+  billing__v1__payment_system_limits__field_indices_by_name,
+  1,  billing__v1__payment_system_limits__number_ranges,
+  (ProtobufCMessageInit) billing__v1__payment_system_limits__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor billing__v1__create_top_up_request__field_descriptors[4] =

@@ -21,6 +21,7 @@ typedef struct Billing__V1__GetBalanceResponse Billing__V1__GetBalanceResponse;
 typedef struct Billing__V1__GetTopUpOptionsRequest Billing__V1__GetTopUpOptionsRequest;
 typedef struct Billing__V1__PayerOptions Billing__V1__PayerOptions;
 typedef struct Billing__V1__GetTopUpOptionsResponse Billing__V1__GetTopUpOptionsResponse;
+typedef struct Billing__V1__PaymentSystemLimits Billing__V1__PaymentSystemLimits;
 typedef struct Billing__V1__CreateTopUpRequest Billing__V1__CreateTopUpRequest;
 typedef struct Billing__V1__CreateTopUpResponse Billing__V1__CreateTopUpResponse;
 typedef struct Billing__V1__GetPaymentRequest Billing__V1__GetPaymentRequest;
@@ -99,7 +100,8 @@ struct  Billing__V1__GetTopUpOptionsResponse
 {
   ProtobufCMessage base;
   /*
-   * Inclusive limits of a top-up amount ($0.50 and $15,000.00 by default).
+   * Inclusive limits of a top-up amount, in the account's currency ($0.50
+   * and $15,000.00 by default).
    */
   Billing__V1__Money *min_amount;
   Billing__V1__Money *max_amount;
@@ -111,15 +113,34 @@ struct  Billing__V1__GetTopUpOptionsResponse
   size_t n_payers;
   Billing__V1__PayerOptions **payers;
   /*
-   * Payment systems a new payment can go through.
+   * Payment systems a new payment can go through: those that take the
+   * account's currency.
    */
   size_t n_payment_systems;
   Billing__V1__PaymentSystem *payment_systems;
   protobuf_c_boolean invoice_available;
+  /*
+   * What each of those systems accepts in the account's currency; a top-up
+   * through one must lie within both these and min_amount..max_amount.
+   */
+  size_t n_system_limits;
+  Billing__V1__PaymentSystemLimits **system_limits;
 };
 #define BILLING__V1__GET_TOP_UP_OPTIONS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&billing__v1__get_top_up_options_response__descriptor) \
-    , NULL, NULL, 0,NULL, 0,NULL, 0,NULL, 0 }
+    , NULL, NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0,NULL }
+
+
+struct  Billing__V1__PaymentSystemLimits
+{
+  ProtobufCMessage base;
+  Billing__V1__PaymentSystem system;
+  Billing__V1__Money *min_amount;
+  Billing__V1__Money *max_amount;
+};
+#define BILLING__V1__PAYMENT_SYSTEM_LIMITS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&billing__v1__payment_system_limits__descriptor) \
+    , BILLING__V1__PAYMENT_SYSTEM__PAYMENT_SYSTEM_UNSPECIFIED, NULL, NULL }
 
 
 struct  Billing__V1__CreateTopUpRequest
@@ -403,6 +424,25 @@ Billing__V1__GetTopUpOptionsResponse *
 void   billing__v1__get_top_up_options_response__free_unpacked
                      (Billing__V1__GetTopUpOptionsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Billing__V1__PaymentSystemLimits methods */
+void   billing__v1__payment_system_limits__init
+                     (Billing__V1__PaymentSystemLimits         *message);
+size_t billing__v1__payment_system_limits__get_packed_size
+                     (const Billing__V1__PaymentSystemLimits   *message);
+size_t billing__v1__payment_system_limits__pack
+                     (const Billing__V1__PaymentSystemLimits   *message,
+                      uint8_t             *out);
+size_t billing__v1__payment_system_limits__pack_to_buffer
+                     (const Billing__V1__PaymentSystemLimits   *message,
+                      ProtobufCBuffer     *buffer);
+Billing__V1__PaymentSystemLimits *
+       billing__v1__payment_system_limits__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   billing__v1__payment_system_limits__free_unpacked
+                     (Billing__V1__PaymentSystemLimits *message,
+                      ProtobufCAllocator *allocator);
 /* Billing__V1__CreateTopUpRequest methods */
 void   billing__v1__create_top_up_request__init
                      (Billing__V1__CreateTopUpRequest         *message);
@@ -667,6 +707,9 @@ typedef void (*Billing__V1__PayerOptions_Closure)
 typedef void (*Billing__V1__GetTopUpOptionsResponse_Closure)
                  (const Billing__V1__GetTopUpOptionsResponse *message,
                   void *closure_data);
+typedef void (*Billing__V1__PaymentSystemLimits_Closure)
+                 (const Billing__V1__PaymentSystemLimits *message,
+                  void *closure_data);
 typedef void (*Billing__V1__CreateTopUpRequest_Closure)
                  (const Billing__V1__CreateTopUpRequest *message,
                   void *closure_data);
@@ -837,6 +880,7 @@ extern const ProtobufCMessageDescriptor billing__v1__get_balance_response__descr
 extern const ProtobufCMessageDescriptor billing__v1__get_top_up_options_request__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__payer_options__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__get_top_up_options_response__descriptor;
+extern const ProtobufCMessageDescriptor billing__v1__payment_system_limits__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__create_top_up_request__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__create_top_up_response__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__get_payment_request__descriptor;
