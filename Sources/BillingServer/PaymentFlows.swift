@@ -32,26 +32,35 @@ struct PaymentFlows: Sendable {
     func start(_ payment: Payment) async throws -> Payment {
         guard payment.status == .new, payment.providerReference.isEmpty, let system = payment.system else { return payment }
         let provider = try providers.provider(system)
-        switch payment.optionKind {
-        case .paymentSystem:
-            let payer = try await store.payer(payment.payerID)
-            let created = try await provider.createPayment(
-                ProviderPaymentRequest(payment: payment, payer: payer, saveMethod: payment.savedPaymentMethodID != nil))
-            return try await attach(payment, reference: created.reference, redirectURL: created.redirectURL)
-        case .savedMethod:
-            guard let methodID = payment.paymentMethodID else { return payment }
-            let method = try await store.paymentMethod(methodID)
-            let charge = try await provider.chargeSavedMethod(payment, method: method)
-            let attached = try await attach(payment, reference: charge.reference, redirectURL: "")
-            if attached.status == .cancelled, case .paid = charge.outcome {
-                // Cancel refuses a charge in flight and the poller looks a charge up
-                // before it gives up, so this cannot happen; if it does, say so loudly.
-                logger.critical("a charge succeeded for a payment already Cancelled: credit it by hand",
-                                metadata: ["payment": "\(payment.id)", "reference": "\(charge.reference)"])
+        do {
+            switch payment.optionKind {
+            case .paymentSystem:
+                let payer = try await store.payer(payment.payerID)
+                let created = try await provider.createPayment(
+                    ProviderPaymentRequest(payment: payment, payer: payer, saveMethod: payment.savedPaymentMethodID != nil))
+                return try await attach(payment, reference: created.reference, redirectURL: created.redirectURL)
+            case .savedMethod:
+                guard let methodID = payment.paymentMethodID else { return payment }
+                let method = try await store.paymentMethod(methodID)
+                let charge = try await provider.chargeSavedMethod(payment, method: method)
+                let attached = try await attach(payment, reference: charge.reference, redirectURL: "")
+                if attached.status == .cancelled, case .paid = charge.outcome {
+                    // Cancel refuses a charge in flight and the poller looks a charge up
+                    // before it gives up, so this cannot happen; if it does, say so loudly.
+                    logger.critical("a charge succeeded for a payment already Cancelled: credit it by hand",
+                                    metadata: ["payment": "\(payment.id)", "reference": "\(charge.reference)"])
+                }
+                return try await apply(charge.outcome, to: attached)
+            case .invoice, .balance:
+                return payment
             }
-            return try await apply(charge.outcome, to: attached)
-        case .invoice, .balance:
-            return payment
+        } catch ProviderError.rejected(let why, let requestID) {
+            // A definitive refusal: the payment system answered, and nothing was
+            // or will be taken. The payment ends here (its method Failed, an
+            // error notification), not later by a poller that would start it
+            // again once the cause is fixed; the caller still hears the refusal.
+            _ = try await transition(payment, .cancelled("refused by \(system.displayName): \(why.prefix(200))"))
+            throw ProviderError.rejected(why, requestID: requestID)
         }
     }
 

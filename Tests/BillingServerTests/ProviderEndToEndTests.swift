@@ -1,3 +1,6 @@
+import BillingAPI
+import BillingMessages
+import BillingRPC
 import BillingTestSupport
 import Foundation
 import Testing
@@ -106,5 +109,37 @@ import Testing
             try await fakes.paypal.control("orders/\(order)/approve")
         }
         await f.stop()
+    }
+
+    @Test func aPaymentSystemThatRefusesThePaymentEndsItCancelledAtOnce() async throws {
+        let fakes = try await fakes()
+        // Wrong PayPal credentials: PayPal refuses every call, for good.
+        try "not-the-secret\n".write(toFile: "\(fakes.secrets)/paypal", atomically: true, encoding: .utf8)
+        let f = try await billingd(fakes)
+        let (account, payer) = try await f.account("acc-refused")
+        let client = try f.clients("internal")
+        do {
+            _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 20_00,
+                                                                  option: .system(.paypal, save: true)))
+            Issue.record("PayPal accepted a payment with wrong credentials")
+        } catch let error as RPCError {
+            #expect(error.code == .failedPrecondition, "\(error)")
+        }
+        var list = BillingV1.ListPaymentsRequest()
+        list.accountId = account.id
+        let payment = try #require(try await client.balance.listPayments(list).payments.first)
+        #expect(payment.status == .cancelled, "ended in the same call")
+        #expect(payment.failureReason.contains("refused by PayPal"), "\(payment.failureReason)")
+        var methods = BillingV1.ListPaymentMethodsRequest()
+        methods.payerId = payer.id
+        methods.includeRemoved = true
+        #expect(try await client.methods.listPaymentMethods(methods).methods.map(\.status) == [.failed])
+        // Fixed credentials later start nothing: the poller has nothing to start.
+        try "\(FakeProvider.paypalClientSecret)\n".write(toFile: "\(fakes.secrets)/paypal", atomically: true, encoding: .utf8)
+        try await Task.sleep(for: .milliseconds(600))
+        let requests = try await fakes.paypal.requests().filter { ($0["path"] as? String)?.hasPrefix("/v2/checkout/orders") == true }
+        #expect(requests.isEmpty, "no order was ever created")
+        await f.stop()
+        fakes.stop()
     }
 }
