@@ -91,11 +91,13 @@ let package = Package(
             dependencies: ["BillingCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
-        // Payment systems behind one interface; one folder each.
+        // Payment systems behind one interface; one folder each. The sandbox
+        // keeps its state in an SQLite file of its own (GRDB).
         .target(
             name: "BillingProviders",
             dependencies: [
                 "BillingCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -180,7 +182,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BillingTransportTests",
-            dependencies: ["BillingTransport", "BillingAPI", "BillingTLS", "BillingWire", "BillingRPC", "BillingMessages",
+            dependencies: ["BillingTransport", "BillingTestSupport", "BillingAPI", "BillingTLS", "BillingWire", "BillingRPC", "BillingMessages",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strict
         ),

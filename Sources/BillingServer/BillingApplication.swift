@@ -81,7 +81,8 @@ public final class BillingApplication: Sendable {
                 behaviour.latency = .milliseconds(configuration.sandbox.latencyMilliseconds)
                 behaviour.unavailable = configuration.sandbox.unavailable
                 behaviour.declineSavedMethodCharges = configuration.sandbox.declineSavedMethodCharges
-                let provider = SandboxProvider(stateFile: configuration.dataDirectory + "/sandbox-state.json",
+                let provider = try SandboxProvider(databasePath: configuration.dataDirectory + "/sandbox.sqlite",
+                                                   legacyStateFile: configuration.dataDirectory + "/sandbox-state.json",
                                                paymentTimeToLive: .milliseconds(Int64(configuration.sandbox.paymentTimeToLiveSeconds * 1000)),
                                                behaviour: behaviour)
                 sandboxPages = try await SandboxPageServer.start(host: configuration.sandbox.host, port: configuration.sandbox.port,

@@ -382,6 +382,25 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         return problems
     }
 
+    /// Files holding secrets or the ledger that others on the machine could
+    /// read (group or world permission bits): warnings, not errors, since
+    /// billingd can still run; deploy/README.md asks for 0600.
+    public func permissionWarnings() -> [String] {
+        var files: [(path: String, what: String)] = []
+        if stripe.enabled && !stripe.secretKeyFile.isEmpty { files.append((stripe.secretKeyFile, "the Stripe secret key file")) }
+        if stripe.enabled && webhooks.enabled && !stripe.webhookSecretFile.isEmpty {
+            files.append((stripe.webhookSecretFile, "the Stripe webhook secret file"))
+        }
+        if paypal.enabled && !paypal.clientSecretFile.isEmpty { files.append((paypal.clientSecretFile, "the PayPal client secret file")) }
+        if !tls.privateKey.isEmpty { files.append((tls.privateKey, "the TLS private key")) }
+        for suffix in ["", "-wal", "-shm"] { files.append((resolvedDatabasePath + suffix, "the database")) }
+        return files.compactMap { file in
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: file.path),
+                  let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 else { return nil }
+            return "\(file.what) \(file.path) is readable by others (mode \(String(mode, radix: 8))): chmod 600 it"
+        }
+    }
+
     public var resolvedDatabasePath: String {
         databasePath.isEmpty ? dataDirectory + "/billing.sqlite" : databasePath
     }

@@ -15,10 +15,17 @@ public final class SQLiteStore: BillingStore {
     let clock: @Sendable () -> Int64
     public let commits = CommitSignal()
 
-    /// Opens (creating if needed) and migrates the file.
+    /// Opens (creating if needed, readable by its owner only), checks and
+    /// migrates the file.
+    ///
+    /// A damaged file is refused: `PRAGMA quick_check` runs before anything
+    /// is served (it reads every page once: about a second per few hundred
+    /// MB), because a ledger read from a damaged page would credit or debit
+    /// the wrong amounts. Restore the file from a backup.
     ///
     /// - Parameter clock: now, in ms since the epoch; tests pass their own.
-    /// - Throws: `BillingError.storage` if the file cannot be opened or migrated.
+    /// - Throws: `BillingError.storage` if the file cannot be opened or
+    ///   migrated, or is damaged.
     public init(_ configuration: StorageConfiguration, clock: @escaping @Sendable () -> Int64 = SQLiteStore.systemClock) throws(BillingError) {
         self.configuration = configuration
         self.clock = clock
@@ -30,11 +37,40 @@ public final class SQLiteStore: BillingStore {
             // WAL keeps that cheap (one fsync of the log per commit).
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
+        try Self.createPrivately(configuration.path)
         do {
             pool = try DatabasePool(path: configuration.path, configuration: config)
+        } catch {
+            throw Self.map(error)
+        }
+        let damage: [String]
+        do {
+            damage = try pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(20)") }
+        } catch {
+            throw .storage("the database \(configuration.path) cannot be read (\(Self.map(error))): it is damaged or not a billingd database; restore it from a backup",
+                           retryable: false)
+        }
+        guard damage == ["ok"] else {
+            throw .storage("the database \(configuration.path) is damaged (\(damage.prefix(3).joined(separator: "; "))): billingd will not serve it; restore it from a backup",
+                           retryable: false)
+        }
+        do {
             try Schema.migrator.migrate(pool)
         } catch {
             throw Self.map(error)
+        }
+    }
+
+    /// A new database file is made readable by its owner only (0600), before
+    /// SQLite opens it: SQLite gives the -wal and -shm files the same mode, so
+    /// the ledger is never readable by others, whatever the umask or the
+    /// folder's mode. An existing file keeps its mode (see `--check-config`).
+    static func createPrivately(_ path: String) throws(BillingError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            close(fd)
+        } else if errno != EEXIST {
+            throw .storage("cannot create \(path): \(String(cString: strerror(errno)))", retryable: false)
         }
     }
 

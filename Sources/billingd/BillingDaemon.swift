@@ -35,6 +35,9 @@ struct BillingDaemon: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
+        // Every file billingd creates (database, -wal, -shm, sandbox state,
+        // development keys) is its owner's alone, whatever the shell's umask.
+        umask(0o077)
         var environment = ProcessInfo.processInfo.environment
         if let dataDir { environment["BILLINGD_DATA_DIR"] = dataDir }
         let configuration: BillingConfiguration
@@ -47,6 +50,7 @@ struct BillingDaemon: AsyncParsableCommand {
             throw ExitCode(78) // EX_CONFIG
         }
         if checkConfig {
+            for warning in configuration.permissionWarnings() { print("warning: \(warning)") }
             print("configuration is valid")
             print("  listen:    \(configuration.listen.host):\(configuration.listen.port) (mutual TLS)")
             print("  data:      \(configuration.dataDirectory)")
@@ -67,6 +71,7 @@ struct BillingDaemon: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "billingd")
+        for warning in configuration.permissionWarnings() { logger.warning("\(warning)") }
         let application: BillingApplication
         do {
             application = try await BillingApplication.start(configuration, logger: logger)

@@ -1,4 +1,5 @@
 import BillingMessages
+import BillingTestSupport
 import Foundation
 import Testing
 
@@ -115,8 +116,8 @@ enum Protoc {
             try? stdin.fileHandleForWriting.close()
         }
         writer.start()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
+        let output = stdout.fileHandleForReading.readAllRetryingInterrupts()
+        let errors = stderr.fileHandleForReading.readAllRetryingInterrupts()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw Failure(description: "protoc \(arguments): \(String(decoding: errors, as: UTF8.self))")

@@ -1,6 +1,8 @@
 import BillingAPI
 import BillingMessages
+import BillingTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// Runs the built executables (beside the test bundle) as a person or a script would.
@@ -51,10 +53,10 @@ enum Executable {
                 let group = DispatchGroup()
                 group.enter()
                 DispatchQueue.global().async {
-                    stderrBox.data = err.fileHandleForReading.readDataToEndOfFile()
+                    stderrBox.data = err.fileHandleForReading.readAllRetryingInterrupts()
                     group.leave()
                 }
-                let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+                let stdoutData = out.fileHandleForReading.readAllRetryingInterrupts()
                 group.wait()
                 let stderrData = stderrBox.data
                 process.waitUntilExit()
@@ -265,35 +267,152 @@ enum Waiterframes {
     }
 
     @Test func sigtermStopsItGracefully() async throws {
+        let daemon = try Daemon()
+        defer { daemon.removeData() }
+        try await daemon.waitFor("billingd listening")
+        kill(daemon.process.processIdentifier, SIGTERM)
+        let log = await daemon.exited()
+        #expect(daemon.process.terminationReason == .exit)
+        #expect(daemon.process.terminationStatus == 0, "\(log)")
+        #expect(log.contains("billingd listening"))
+        #expect(log.contains("billingd stopped"))
+        #expect(!log.contains("PRIVATE KEY"))
+    }
+
+    @Test func everyFileItWritesIsReadableByItsOwnerOnly() async throws {
+        // A data folder that already exists, open to everyone, and a lax umask.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-perm-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let daemon = try Daemon(directory: directory)
+        defer { daemon.removeData() }
+        try await daemon.waitFor("billingd listening")
+        // A write, so the -wal and -shm files exist.
+        #expect(try await daemon.billing(["accounts", "create", "acc-perm", "--name", "P"]).status == 0)
+        var checked: [String] = []
+        for file in ["billing.sqlite", "billing.sqlite-wal", "billing.sqlite-shm", "sandbox.sqlite", "sandbox.sqlite-wal", "tls/ca-key.pem",
+                     "tls/server-key.pem"] {
+            let path = directory + "/" + file
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber).intValue
+            #expect(mode & 0o077 == 0, "\(file) has mode \(String(mode, radix: 8))")
+            checked.append(file)
+        }
+        #expect(checked.contains("billing.sqlite-wal") && checked.contains("sandbox.sqlite"), "\(checked)")
+        kill(daemon.process.processIdentifier, SIGTERM)
+        _ = await daemon.exited()
+    }
+
+    @Test func checkConfigWarnsOfASecretOthersCanRead() async throws {
         let billingd = try #require(Executable.path("billingd"))
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-proc-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: billingd)
+        let secret = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: secret) }
+        try "sk_test_x\n".write(toFile: secret, atomically: true, encoding: .utf8)
+        chmod(secret, 0o644)
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("perm-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        try #"{"stripe": {"enabled": true, "secretKeyFile": "\#(secret)"}}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = await Executable.run(billingd, ["--check-config", "--config", config])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("warning: the Stripe secret key file \(secret) is readable by others"), "\(result.stdout)")
+    }
+
+    @Test func aDamagedDatabaseIsRefusedAtStart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-damaged-\(UUID().uuidString)").path
+        let first = try Daemon(directory: directory)
+        defer { first.removeData() }
+        try await first.waitFor("billingd listening")
+        for index in 0..<30 {
+            _ = try await first.billing(["accounts", "create", "acc-\(index)", "--name", String(repeating: "n", count: 150)])
+        }
+        kill(first.process.processIdentifier, SIGTERM)
+        _ = await first.exited()
+        // Random bytes over one page in the middle of the file.
+        let handle = try #require(FileHandle(forUpdatingAtPath: directory + "/billing.sqlite"))
+        let size = try handle.seekToEnd()
+        #expect(size > 3 * 4096)
+        try handle.seek(toOffset: (size / 4096 / 2) * 4096)
+        var generator = SplitMix64(seed: 42)
+        try handle.write(contentsOf: Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }))
+        try handle.close()
+        let second = try Daemon(directory: directory)
+        let log = await second.exited()
+        #expect(second.process.terminationStatus != 0, "billingd served a damaged database")
+        #expect(log.contains("damaged") || log.contains("malformed"), "\(log)")
+        #expect(!log.contains("billingd listening"))
+    }
+}
+
+/// billingd as a child process on its embedded default in a temporary
+/// folder, on free ports; its log (stderr) read as it comes.
+final class Daemon: @unchecked Sendable {
+    let process = Process()
+    let directory: String
+    private let log = Mutex<String>("")
+    private let done = DispatchSemaphore(value: 0)
+
+    init(directory: String = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-proc-\(UUID().uuidString)").path) throws {
+        self.directory = directory
+        process.executableURL = URL(fileURLWithPath: try #require(Executable.path("billingd")))
         process.arguments = ["--data-dir", directory]
         process.environment = ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "PATH": "/usr/bin:/bin"]
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        // Started when the development certificates exist and it logs that it listens.
-        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
-        while !FileManager.default.fileExists(atPath: directory + "/billing.sqlite"), ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
+        let reader = err.fileHandleForReading
+        DispatchQueue.global().async { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(reader.fileDescriptor, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    log.withLock { $0 += String(decoding: buffer[0..<count], as: UTF8.self) }
+                } else if count == 0 || errno != EINTR {
+                    break
+                }
+            }
+            done.signal()
         }
-        try await Task.sleep(for: .milliseconds(500))
-        kill(process.processIdentifier, SIGTERM)
-        let log = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let data = err.fileHandleForReading.readDataToEndOfFile()
+    }
+
+    var text: String { log.withLock { $0 } }
+
+    /// Waits (bounded, generously) until the log holds `line`.
+    func waitFor(_ line: String) async throws {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(120))
+        while !text.contains(line) {
+            guard ContinuousClock.now < deadline, process.isRunning else { throw TestFailure("billingd did not log \"\(line)\": \(text)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The RPC port from the "billingd listening" line.
+    func port() throws -> Int {
+        let line = text.split(separator: "\n").first { $0.contains("billingd listening") } ?? ""
+        guard let match = line.firstMatch(of: /address=127\.0\.0\.1:(\d+)/), let port = Int(match.1) else {
+            throw TestFailure("no port in \(text)")
+        }
+        return port
+    }
+
+    /// `billing` against this billingd, with its development certificates.
+    func billing(_ arguments: [String]) async throws -> Executable.Result {
+        await Executable.run(try #require(Executable.path("billing")), arguments + ["--address", "127.0.0.1:\(try port())"],
+                             environment: ["BILLINGD_DATA_DIR": directory])
+    }
+
+    /// Waits for the process to end (on a Dispatch thread); its whole log.
+    func exited() async -> String {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { [self] in
+                done.wait()
                 process.waitUntilExit()
-                continuation.resume(returning: String(decoding: data, as: UTF8.self))
+                continuation.resume(returning: text)
             }
         }
-        #expect(process.terminationReason == .exit)
-        #expect(process.terminationStatus == 0, "\(log)")
-        #expect(log.contains("billingd listening"))
-        #expect(log.contains("billingd stopped"))
-        #expect(!log.contains("PRIVATE KEY"))
+    }
+
+    func removeData() {
+        if process.isRunning { process.terminate() }
+        try? FileManager.default.removeItem(atPath: directory)
     }
 }

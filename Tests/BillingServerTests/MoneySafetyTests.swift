@@ -283,4 +283,40 @@ import Testing
         #expect(try await client.balance.listPayments(list).payments.isEmpty, "nothing was recorded")
         await f.stop()
     }
+
+    @Test func theSandboxPageSaysWhatHappenedWhenPressedAgainOrAfterACancel() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-page")
+        let client = try f.clients("internal")
+        let paid = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .system(.sandbox)))
+        #expect(try await f.press(paid.redirectUrl, approve: true).status == 303)
+        let again = try await f.pressPage(paid.redirectUrl, approve: false)
+        #expect(again.status == 409)
+        #expect(again.body.contains("already paid"), "\(again.body)")
+
+        let cancelled = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 11_00, option: .system(.sandbox)))
+        var cancel = BillingV1.CancelPaymentRequest()
+        cancel.paymentId = cancelled.payment!.id
+        cancel.reason = "changed my mind"
+        #expect(try await client.balance.cancelPayment(cancel).status == .cancelled)
+        let late = try await f.pressPage(cancelled.redirectUrl, approve: true)
+        #expect(late.status == 409)
+        #expect(late.body.contains("cancelled or expired before it was paid"), "\(late.body)")
+        #expect(try await Self.balance(f, account.id) == 10_00, "the late Pay took nothing")
+        await f.stop()
+    }
+
+    @Test func aSandboxThatCannotRecordFailsTheCallInsteadOfForgetting() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-sbx-broken")
+        let client = try f.clients("internal")
+        // Its records become unwritable (here: their table is gone).
+        let script = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE payments'); c.commit()"
+        let result = await Executable.run("/usr/bin/python3", ["-c", script, f.directory + "/sandbox.sqlite"])
+        #expect(result.status == 0, "\(result.stderr)")
+        await Self.expectCode(.unavailable, "a top-up the sandbox cannot record") {
+            _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .system(.sandbox)))
+        }
+        await f.stop()
+    }
 }

@@ -103,15 +103,28 @@ final class ServerFixture: Sendable {
     /// Presses Pay or Decline on the sandbox page, as a person would: an HTTP
     /// POST on loopback. Returns the HTTP status and the Location header.
     func press(_ redirectURL: String, approve: Bool) async throws -> (status: Int, location: String) {
+        let response = try await pagePost(redirectURL, approve: approve)
+        let location = response.head.first { $0.lowercased().hasPrefix("location:") }
+            .map { String($0.dropFirst(9)).trimmingCharacters(in: .whitespaces) } ?? ""
+        return (response.status, location)
+    }
+
+    /// The same, with the page's body (what the person reads).
+    func pressPage(_ redirectURL: String, approve: Bool) async throws -> (status: Int, body: String) {
+        let response = try await pagePost(redirectURL, approve: approve)
+        return (response.status, response.body)
+    }
+
+    private func pagePost(_ redirectURL: String, approve: Bool) async throws -> (status: Int, head: [String], body: String) {
         guard let url = URL(string: redirectURL), url.host == "127.0.0.1", let port = url.port else {
             throw TestFailure("redirect URL \(redirectURL) is not the loopback sandbox")
         }
         let request = "POST \(url.path)/\(approve ? "approve" : "decline") HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         let response = try await RawHTTP.exchange(host: "127.0.0.1", port: port, request: request, group: clientGroup)
-        let lines = response.components(separatedBy: "\r\n")
-        let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
-        let location = lines.first { $0.lowercased().hasPrefix("location:") }.map { String($0.dropFirst(9)).trimmingCharacters(in: .whitespaces) } ?? ""
-        return (status, location)
+        let sections = response.components(separatedBy: "\r\n\r\n")
+        let head = sections.first?.components(separatedBy: "\r\n") ?? []
+        let status = Int(head.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
+        return (status, head, sections.dropFirst().joined(separator: "\r\n\r\n"))
     }
 
     /// Polls (bounded) until `condition` holds for the payment.

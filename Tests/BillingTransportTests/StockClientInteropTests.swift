@@ -3,6 +3,7 @@ import BillingMessages
 import BillingRPC
 import BillingTLS
 import BillingTransport
+import BillingTestSupport
 import Foundation
 import NIOPosix
 import Testing
@@ -52,7 +53,7 @@ import Testing
         } catch {
             return (-1, "\(executable): \(error)")
         }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let data = pipe.fileHandleForReading.readAllRetryingInterrupts()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }

@@ -68,37 +68,97 @@ private final class PageHandler: ChannelInboundHandler {
         }
     }
 
+    /// Reads and decisions are database calls: they run in a task, and the
+    /// answer is written back on the event loop.
     private func respond(context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let parts = head.uri.split(separator: "?", maxSplits: 1).first.map { $0.split(separator: "/") } ?? []
-        guard parts.count >= 2, parts[0] == "pay", parts[1].utf8.count <= 64 else {
+        guard parts.count >= 2, parts.count <= 3, parts[0] == "pay", parts[1].utf8.count <= 64 else {
             return send(context: context, .notFound, html: page(title: "Not found", body: "<p>No such page.</p>"))
         }
         let id = String(parts[1])
-        switch (head.method, parts.count == 3 ? String(parts[2]) : nil) {
-        case (.GET, nil):
-            guard let payment = provider.page(id) else {
-                return send(context: context, .notFound, html: page(title: "Not found", body: "<p>No such payment.</p>"))
-            }
-            let decided = payment.status != "open"
-            let body = """
-                <p class="amount">\(payment.amount) \(payment.currency)</p>
-                <p>Sandbox payment <code>\(id)</code>: \(payment.status)\(payment.saveMethod ? ", the card will be saved" : "").</p>
-                \(decided ? "" : """
-                <form method="post" action="/pay/\(id)/approve"><button type="submit">Pay</button></form>
-                <form method="post" action="/pay/\(id)/decline"><button type="submit">Decline</button></form>
-                """)
-                """
-            send(context: context, .ok, html: page(title: "Sandbox payment", body: body))
-        case (.POST, "approve"?), (.POST, "decline"?):
-            guard let returnURL = provider.decide(id, approve: parts[2] == "approve") else {
-                return send(context: context, .notFound, html: page(title: "Not found", body: "<p>No such payment.</p>"))
-            }
-            var headers = HTTPHeaders()
-            headers.add(name: "Location", value: returnURL.isEmpty ? "/pay/\(id)" : returnURL)
-            send(context: context, .seeOther, html: page(title: "Done", body: "<p>Returning to the shop.</p>"), headers: headers)
-        default:
-            send(context: context, .methodNotAllowed, html: page(title: "Not allowed", body: "<p>Use the buttons.</p>"))
+        let action = parts.count == 3 ? String(parts[2]) : nil
+        let provider = self.provider
+        let request = Request(provider: provider, method: head.method, id: id, action: action)
+        context.eventLoop.makeFutureWithTask { await request.answer() }.assumeIsolated().whenSuccess { answer in
+            self.send(context: context, answer.status, html: self.page(title: answer.title, body: answer.body), headers: answer.headers)
         }
+    }
+
+    private struct Request: Sendable {
+        let provider: SandboxProvider
+        let method: HTTPMethod
+        let id: String
+        let action: String?
+
+        func answer() async -> Answer {
+            await PageHandler.answer(provider: provider, method: method, id: id, action: action)
+        }
+    }
+
+    private struct Answer: Sendable {
+        var status: HTTPResponseStatus
+        var title: String
+        var body: String
+        var headers = HTTPHeaders()
+    }
+
+    private static func answer(provider: SandboxProvider, method: HTTPMethod, id: String, action: String?) async -> Answer {
+        let notFound = Answer(status: .notFound, title: "Not found", body: "<p>No such payment.</p>")
+        do {
+            switch (method, action) {
+            case (.GET, nil):
+                guard let payment = try await provider.page(id) else { return notFound }
+                let open = payment.status == .open
+                let body = """
+                    <p class="amount">\(escape(payment.amount)) \(escape(payment.currency))</p>
+                    <p>Sandbox payment <code>\(escape(id))</code>: \(payment.status.rawValue)\(payment.saveMethod ? ", the card will be saved" : "").</p>
+                    \(open ? """
+                    <form method="post" action="/pay/\(escape(id))/approve"><button type="submit">Pay</button></form>
+                    <form method="post" action="/pay/\(escape(id))/decline"><button type="submit">Decline</button></form>
+                    """ : "<p>\(outcome(payment.status))</p>")
+                    """
+                return Answer(status: .ok, title: "Sandbox payment", body: body)
+            case (.POST, "approve"?), (.POST, "decline"?):
+                guard let decided = try await provider.decide(id, approve: action == "approve") else { return notFound }
+                guard decided.before == .open else {
+                    // Pressed again, or after billingd cancelled it: say what it is.
+                    return Answer(status: .conflict, title: "Already decided", body: "<p>\(outcome(decided.before))</p>")
+                }
+                var headers = HTTPHeaders()
+                headers.add(name: "Location", value: decided.returnURL.isEmpty ? "/pay/\(id)" : decided.returnURL)
+                let done = decided.after == .approved ? "Paid." : "Declined: nothing was charged."
+                return Answer(status: .seeOther, title: "Done", body: "<p>\(done) Returning to the shop.</p>", headers: headers)
+            default:
+                return Answer(status: .methodNotAllowed, title: "Not allowed", body: "<p>Use the buttons.</p>")
+            }
+        } catch {
+            // The decision could not be recorded: say so rather than pretend.
+            return Answer(status: .serviceUnavailable, title: "Try again", body: "<p>The sandbox could not record this; nothing changed. Try again.</p>")
+        }
+    }
+
+    private static func outcome(_ status: SandboxState.Payment.Status) -> String {
+        switch status {
+        case .open: return "This payment is waiting."
+        case .approved: return "This payment is already paid."
+        case .declined: return "This payment was declined; nothing was charged."
+        case .expired: return "This payment was cancelled or expired before it was paid; nothing was charged."
+        }
+    }
+
+    private static func escape(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            switch character {
+            case "&": escaped += "&amp;"
+            case "<": escaped += "&lt;"
+            case ">": escaped += "&gt;"
+            case "\"": escaped += "&quot;"
+            case "'": escaped += "&#39;"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
     }
 
     private func page(title: String, body: String) -> String {

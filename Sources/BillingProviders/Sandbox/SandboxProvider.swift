@@ -1,5 +1,4 @@
 public import BillingCore
-internal import Foundation
 internal import Synchronization
 
 /// billingd's own stand-in payment system, for the embedded default and
@@ -7,8 +6,10 @@ internal import Synchronization
 /// (`SandboxPageServer`), saved methods can be charged off-session, and it
 /// can be told to be slow or to fail.
 ///
-/// Its state is kept in a JSON file beside the database, so a restarted
-/// billingd finds the sandbox payments it made. Thread-safe (one mutex).
+/// Its records live in `SandboxState` (an SQLite file beside the database,
+/// as durable as the ledger), so a restarted billingd finds the sandbox
+/// payments it made, and a record that cannot be written fails the call.
+/// Thread-safe.
 public final class SandboxProvider: PaymentProvider {
     public let system = PaymentSystem.sandbox
     public let paymentTimeToLive: Duration
@@ -25,40 +26,20 @@ public final class SandboxProvider: PaymentProvider {
         public init() {}
     }
 
-    struct SandboxPayment: Codable, Hashable {
-        enum Status: String, Codable { case open, approved, declined, expired }
-        var id: String
-        var paymentID: String
-        var amountMinorUnits: Int64
-        var currency: String
-        var status: Status
-        var saveMethod: Bool
-        var returnURL: String
-        var methodID: String?
-    }
-
-    struct State: Codable {
-        var payments: [String: SandboxPayment] = [:]
-        var methods: [String: Bool] = [:] // method id → active
-        var byPaymentID: [String: String] = [:]
-    }
-
-    private let state: Mutex<State>
+    private let state: SandboxState
     private let behaviourBox: Mutex<Behaviour>
-    private let stateFile: String?
     /// The page server's base URL, e.g. "http://127.0.0.1:7081"; set once it listens.
     private let baseURL = Mutex<String>("")
 
-    public init(stateFile: String?, paymentTimeToLive: Duration = .seconds(3600), behaviour: Behaviour = Behaviour()) {
-        self.stateFile = stateFile
+    /// - Parameters:
+    ///   - databasePath: the sandbox's SQLite file; nil keeps it in memory.
+    ///   - legacyStateFile: the JSON state of an earlier version, imported once.
+    /// - Throws: when the file cannot be opened or created.
+    public init(databasePath: String?, legacyStateFile: String? = nil, paymentTimeToLive: Duration = .seconds(3600),
+                behaviour: Behaviour = Behaviour()) throws {
+        state = try SandboxState(path: databasePath, importing: legacyStateFile)
         self.paymentTimeToLive = paymentTimeToLive
         self.behaviourBox = Mutex(behaviour)
-        var loaded = State()
-        if let stateFile, let data = FileManager.default.contents(atPath: stateFile),
-           let decoded = try? JSONDecoder().decode(State.self, from: data) {
-            loaded = decoded
-        }
-        state = Mutex(loaded)
     }
 
     public var behaviour: Behaviour {
@@ -76,16 +57,9 @@ public final class SandboxProvider: PaymentProvider {
         try await simulate()
         let base = baseURL.withLock { $0 }
         guard !base.isEmpty else { throw .unavailable("the sandbox page server is not running") }
-        let sandbox = update { state -> SandboxPayment in
-            // The same payment again (a retry) gets the same sandbox payment.
-            if let existing = state.byPaymentID[request.payment.id], let payment = state.payments[existing] { return payment }
-            let payment = SandboxPayment(
-                id: IDs.make("sbx"), paymentID: request.payment.id, amountMinorUnits: request.payment.amount.amountMinorUnits,
-                currency: request.payment.amount.currency.code, status: .open, saveMethod: request.saveMethod,
-                returnURL: request.payment.returnURL, methodID: nil)
-            state.payments[payment.id] = payment
-            state.byPaymentID[request.payment.id] = payment.id
-            return payment
+        let sandbox = try await recorded {
+            try await state.openPayment(paymentID: request.payment.id, amount: request.payment.amount, saveMethod: request.saveMethod,
+                                 returnURL: request.payment.returnURL)
         }
         return ProviderPayment(reference: sandbox.id, redirectURL: "\(base)/pay/\(sandbox.id)")
     }
@@ -93,44 +67,33 @@ public final class SandboxProvider: PaymentProvider {
     public func chargeSavedMethod(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge {
         try await simulate()
         let decline = behaviour.declineSavedMethodCharges
-        return update { state -> ProviderCharge in
-            if let existing = state.byPaymentID[payment.id], let charged = state.payments[existing] {
-                return ProviderCharge(reference: charged.id, outcome: Self.outcome(charged))
-            }
-            let active = state.methods[method.providerReference] == true
-            let charged = SandboxPayment(
-                id: IDs.make("sbx"), paymentID: payment.id, amountMinorUnits: payment.amount.amountMinorUnits,
-                currency: payment.amount.currency.code, status: active && !decline ? .approved : .declined,
-                saveMethod: false, returnURL: "", methodID: method.providerReference)
-            state.payments[charged.id] = charged
-            state.byPaymentID[payment.id] = charged.id
-            return ProviderCharge(reference: charged.id,
-                                  outcome: active ? (decline ? .failed("card declined") : .paid(nil)) : .failed("the saved method was removed"))
+        let (charged, active) = try await recorded {
+            try await state.charge(paymentID: payment.id, amount: payment.amount, methodID: method.providerReference, decline: decline)
         }
+        guard active else { return ProviderCharge(reference: charged.id, outcome: .failed("the saved method was removed")) }
+        return ProviderCharge(reference: charged.id, outcome: charged.status == .declined ? .failed("card declined") : Self.outcome(charged))
     }
 
     public func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
         try await simulate()
-        guard let sandbox = find(payment) else { return .failed("the sandbox has no such payment") }
+        guard let sandbox = try await recorded({ try await state.payment(of: payment.id) }) else {
+            return .failed("the sandbox has no such payment")
+        }
         return Self.outcome(sandbox)
     }
 
     public func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
         try await simulate()
-        guard let id = state.withLock({ $0.byPaymentID[payment.id] }) else { return .failed("expired") }
-        let sandbox = update { state -> SandboxPayment in
-            if state.payments[id]?.status == .open { state.payments[id]?.status = .expired }
-            return state.payments[id]!
-        }
+        guard let sandbox = try await recorded({ try await state.expire(paymentID: payment.id) }) else { return .failed("expired") }
         return Self.outcome(sandbox)
     }
 
     public func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {
         try await simulate()
-        update { state in state.methods[method.providerReference] = false }
+        try await recorded { try await state.deactivate(methodID: method.providerReference) }
     }
 
-    private static func outcome(_ payment: SandboxPayment) -> ProviderOutcome {
+    private static func outcome(_ payment: SandboxState.Payment) -> ProviderOutcome {
         switch payment.status {
         case .open: return .pending
         case .approved:
@@ -151,49 +114,38 @@ public final class SandboxProvider: PaymentProvider {
         if behaviour.unavailable { throw .unavailable("the sandbox was told to be unavailable") }
     }
 
-    private func find(_ payment: Payment) -> SandboxPayment? {
-        state.withLock { state in state.byPaymentID[payment.id].flatMap { state.payments[$0] } }
+    /// A read or change of the sandbox's records; one that fails is the
+    /// payment system failing (retried later), never a silent success.
+    private func recorded<T>(_ body: () async throws -> T) async throws(ProviderError) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw .unavailable("the sandbox could not read or record its state: \(error)")
+        }
     }
 
     // MARK: The page
 
+    struct PageView: Sendable {
+        var amount: String
+        var currency: String
+        var status: SandboxState.Payment.Status
+        var saveMethod: Bool
+    }
+
     /// What the page shows for a sandbox payment, or nil if unknown.
-    func page(_ id: String) -> (amount: String, currency: String, status: String, saveMethod: Bool)? {
-        state.withLock { state in
-            guard let payment = state.payments[id] else { return nil }
-            let currency = (try? Currency(code: payment.currency)) ?? .usd
-            return (Money(minorUnits: payment.amountMinorUnits, currency).formatted, payment.currency, payment.status.rawValue, payment.saveMethod)
-        }
+    func page(_ id: String) async throws -> PageView? {
+        guard let payment = try await state.payment(id: id) else { return nil }
+        let currency = (try? Currency(code: payment.currency)) ?? .usd
+        return PageView(amount: Money(minorUnits: payment.amountMinorUnits, currency).formatted, currency: payment.currency,
+                        status: payment.status, saveMethod: payment.saveMethod)
     }
 
-    /// The person pressed Pay or Decline. Returns where to send them, or nil
-    /// for an unknown payment. A payment already decided keeps its status.
-    func decide(_ id: String, approve: Bool) -> String? {
-        update { state -> String? in
-            guard var payment = state.payments[id] else { return nil }
-            if payment.status == .open {
-                payment.status = approve ? .approved : .declined
-                if approve && payment.saveMethod {
-                    let method = IDs.make("sbpm")
-                    payment.methodID = method
-                    state.methods[method] = true
-                }
-                state.payments[id] = payment
-            }
-            return payment.returnURL
-        }
-    }
-
-    /// Applies a change and writes the state file (atomically) before
-    /// anyone sees the result, so a crash never forgets a decision shown.
-    @discardableResult
-    private func update<T>(_ change: (inout State) -> T) -> T {
-        state.withLock { state in
-            let result = change(&state)
-            if let stateFile, let data = try? JSONEncoder().encode(state) {
-                try? data.write(to: URL(fileURLWithPath: stateFile), options: .atomic)
-            }
-            return result
-        }
+    /// The person pressed Pay or Decline: what it was before (a payment
+    /// already decided or expired keeps its status) and where to send them;
+    /// nil for an unknown payment.
+    func decide(_ id: String, approve: Bool) async throws -> (before: SandboxState.Payment.Status, after: SandboxState.Payment.Status, returnURL: String)? {
+        guard let (before, after) = try await state.decide(id: id, approve: approve) else { return nil }
+        return (before.status, after.status, after.returnURL)
     }
 }
