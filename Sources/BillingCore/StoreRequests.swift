@@ -37,6 +37,18 @@ public struct TransitionOutcome: Sendable, Hashable {
     /// Paid with a method being saved: the provider's id and display name of it.
     public var savedMethodReference: String?
     public var savedMethodDisplayName: String?
+    /// Who ended a Cancelled payment: its failure at the payment system is an
+    /// error the person is told of; their own or support's cancel is not.
+    public var cancelledBy: Canceller = .paymentSystem
+
+    public enum Canceller: Sendable, Hashable {
+        /// Declined, failed, expired, refused: "Payment failed" (an error).
+        case paymentSystem
+        /// The account's own request: "Cancelled by you".
+        case payer
+        /// Support (an operator): "Cancelled by support".
+        case support
+    }
 
     public static let paid = TransitionOutcome(target: .paid, failureReason: "")
 
@@ -44,8 +56,10 @@ public struct TransitionOutcome: Sendable, Hashable {
         TransitionOutcome(target: .paid, failureReason: "", savedMethodReference: savedMethodReference, savedMethodDisplayName: displayName)
     }
 
-    public static func cancelled(_ reason: String) -> TransitionOutcome {
-        TransitionOutcome(target: .cancelled, failureReason: reason)
+    public static func cancelled(_ reason: String, by canceller: Canceller = .paymentSystem) -> TransitionOutcome {
+        var outcome = TransitionOutcome(target: .cancelled, failureReason: reason)
+        outcome.cancelledBy = canceller
+        return outcome
     }
 
     public init(target: PaymentStatus, failureReason: String, savedMethodReference: String? = nil, savedMethodDisplayName: String? = nil) {

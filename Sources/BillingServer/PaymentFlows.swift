@@ -95,7 +95,7 @@ struct PaymentFlows: Sendable {
     /// a crash): nothing at the payment system can be expired by reference,
     /// and the charge may still succeed. It is refused; the start's answer or
     /// the poller ends it, and a charge that succeeded is credited.
-    func cancel(_ payment: Payment, reason: String) async throws -> Payment {
+    func cancel(_ payment: Payment, reason: String, by canceller: TransitionOutcome.Canceller) async throws -> Payment {
         guard payment.status == .new else {
             throw BillingError.failedPrecondition("payment \(payment.id) is \(payment.status), not New")
         }
@@ -115,7 +115,7 @@ struct PaymentFlows: Sendable {
                 break
             }
         }
-        return try await transition(payment, .cancelled(reason))
+        return try await transition(payment, .cancelled(reason, by: canceller))
     }
 
     /// A provider's answer applied through the store's single transition.

@@ -134,11 +134,14 @@ extension SQLiteStore {
                 try db.execute(sql: "UPDATE renewal_orders SET status = 'cancelled' WHERE id = ? AND status = 'awaiting_payment'",
                                arguments: [orderID])
             }
-            let notification = Notification(
-                id: IDs.make("ntf"), accountID: account.id, severity: .error, title: "Payment failed",
-                body: "Payment of \(after.amount) was cancelled: \(outcome.failureReason.isEmpty ? "no reason given" : outcome.failureReason)",
-                paymentID: after.id, createdAtMs: now
-            )
+            let reason = outcome.failureReason.isEmpty ? "no reason given" : outcome.failureReason
+            let (severity, title, body): (Notification.Severity, String, String) = switch outcome.cancelledBy {
+            case .paymentSystem: (.error, "Payment failed", "Payment of \(after.amount) was cancelled: \(reason)")
+            case .payer: (.info, "Cancelled by you", "Payment of \(after.amount) was cancelled at your request: \(reason)")
+            case .support: (.info, "Cancelled by support", "Payment of \(after.amount) was cancelled by support: \(reason)")
+            }
+            let notification = Notification(id: IDs.make("ntf"), accountID: account.id, severity: severity, title: title, body: body,
+                                            paymentID: after.id, createdAtMs: now)
             try db.execute(
                 sql: """
                     INSERT INTO notifications (id, account_id, severity, title, body, payment_id, created_at_ms)

@@ -303,6 +303,13 @@ import Testing
         #expect(late.status == 409)
         #expect(late.body.contains("cancelled or expired before it was paid"), "\(late.body)")
         #expect(try await Self.balance(f, account.id) == 10_00, "the late Pay took nothing")
+        // The person's own cancel is not a failure.
+        var notifications = BillingV1.ListNotificationsRequest()
+        notifications.accountId = account.id
+        let told = try #require(try await client.balance.listNotifications(notifications).notifications.first)
+        #expect(told.severity == .info, "\(told)")
+        #expect(told.title == "Cancelled by you")
+        #expect(told.body.contains("changed my mind"))
         await f.stop()
     }
 

@@ -149,7 +149,7 @@ final class ScriptedProvider: PaymentProvider {
         #expect(settling.status == .new, "the money may still arrive")
         #expect(settling.nextCheckAtMs != nil)
         do {
-            _ = try await s.flows.cancel(settling, reason: "by the operator")
+            _ = try await s.flows.cancel(settling, reason: "by the operator", by: .support)
             Issue.record("a settling payment was cancelled")
         } catch {
             #expect("\(error)".contains("settling"), "\(error)")

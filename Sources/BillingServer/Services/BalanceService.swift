@@ -90,7 +90,8 @@ struct BalanceService: BillingV1.BalanceService {
         try await env.call(context) { auth in
             try Text.check(request.reason, "reason", max: 500)
             let payment = try await load(request.paymentId, auth, .act)
-            return BillingV1.Payment(try await env.flows.cancel(payment, reason: request.reason.isEmpty ? "cancelled by the payer" : request.reason))
+            return BillingV1.Payment(try await env.flows.cancel(payment, reason: request.reason.isEmpty ? "cancelled by the payer" : request.reason,
+                                                                by: .payer))
         }
     }
 
@@ -151,7 +152,7 @@ struct BalanceService: BillingV1.BalanceService {
             case .new: break
             }
             env.logger.notice("invoice cancelled", metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"])
-            return BillingV1.Payment(try await env.flows.transition(payment, .cancelled(request.reason.isEmpty ? "invoice cancelled" : request.reason)))
+            return BillingV1.Payment(try await env.flows.transition(payment, .cancelled(request.reason.isEmpty ? "invoice cancelled" : request.reason, by: .support)))
         }
     }
 
