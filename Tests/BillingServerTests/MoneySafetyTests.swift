@@ -290,6 +290,7 @@ import Testing
         let client = try f.clients("internal")
         let paid = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .system(.sandbox)))
         #expect(try await f.press(paid.redirectUrl, approve: true).status == 303)
+        #expect(try await f.waitForPayment(paid.payment!.id, client: client.balance, within: .seconds(60)) { $0.status == .paid }.status == .paid)
         let again = try await f.pressPage(paid.redirectUrl, approve: false)
         #expect(again.status == 409)
         #expect(again.body.contains("already paid"), "\(again.body)")
