@@ -8,6 +8,10 @@ public protocol BillingStore: Sendable {
     /// Bumped after every commit; streams and the poller wait on it.
     var commits: CommitSignal { get }
 
+    /// The whole database checked (operators): the engine's own check, each
+    /// balance against its ledger, the event log gap-free.
+    func checkStorage() async throws(BillingError) -> (accounts: Int, problems: [String])
+
     // Accounts and payers
     func createAccount(id: String, displayName: String, currency: Currency) async throws(BillingError) -> Account
     func account(_ id: String) async throws(BillingError) -> Account

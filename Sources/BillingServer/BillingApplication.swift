@@ -120,10 +120,10 @@ public final class BillingApplication: Sendable {
                                          streams: EventStreams(store: store, hub: hub, maxLag: configuration.limits.maxSubscriberLagEvents),
                                          logger: logger)
             let health = HealthService(services: ["billing.v1.Accounts", "billing.v1.Balance", "billing.v1.PaymentMethods",
-                                                  "billing.v1.Renewal", "billing.v1.MigrationPayment"])
+                                                  "billing.v1.Renewal", "billing.v1.MigrationPayment", "billing.v1.Operations"])
             let services: [any RPCService] = [
                 health, AccountsService(env: env), BalanceService(env: env), PaymentMethodsService(env: env),
-                RenewalService(env: env), MigrationPaymentService(env: env),
+                RenewalService(env: env), MigrationPaymentService(env: env), OperationsService(env: env),
             ]
             if configuration.webhooks.enabled {
                 var routes: [String: WebhookServer.Route] = [:]

@@ -126,6 +126,35 @@ public final class SQLiteStore: BillingStore {
         }
     }
 
+    /// Everything `integrityCheck` does, then the money's own invariants:
+    /// each account's cached balance equals the sum of its ledger, and the
+    /// event log (global and per account) has no gap. Returns the accounts
+    /// checked and one line per problem (none when all is well).
+    public func checkStorage() async throws(BillingError) -> (accounts: Int, problems: [String]) {
+        let integrity = try await integrityCheck()
+        return try await read { db in
+            var problems = integrity == "ok" ? [] : ["SQLite: \(integrity.prefix(2000))"]
+            let accounts = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM accounts") ?? 0
+            let drifted = try Row.fetchAll(db, sql: """
+                SELECT a.id, a.balance_minor, COALESCE(SUM(l.amount_minor), 0) AS ledger
+                FROM accounts a LEFT JOIN ledger l ON l.account_id = a.id
+                GROUP BY a.id HAVING a.balance_minor != COALESCE(SUM(l.amount_minor), 0) LIMIT 100
+                """)
+            problems += drifted.map { row in
+                let id: String = row["id"], cached: Int64 = row["balance_minor"], ledger: Int64 = row["ledger"]
+                return "account \(id): balance \(cached) but its ledger sums to \(ledger) (minor units)"
+            }
+            let (count, highest) = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(MAX(sequence), 0) AS top FROM events")
+                .map { ($0["n"] as Int64, $0["top"] as Int64) } ?? (0, 0)
+            if count != highest { problems.append("the event log has \(count) events up to sequence \(highest): a gap") }
+            let gapped = try String.fetchAll(db, sql: """
+                SELECT account_id FROM events GROUP BY account_id HAVING COUNT(*) != MAX(account_sequence) LIMIT 100
+                """)
+            problems += gapped.map { "account \($0): its event sequence has a gap" }
+            return (accounts, problems)
+        }
+    }
+
     // MARK: Accounts and payers
 
     /// Creates an account; the same id with the same fields returns it.

@@ -126,6 +126,7 @@ struct Clients {
     let renewal: BillingV1.RenewalClient
     let migration: BillingV1.MigrationPaymentClient
     let accounts: BillingV1.AccountsClient
+    let operations: BillingV1.OperationsClient
     let health: GrpcHealthV1.HealthClient
 
     init(_ options: ConnectionOptions) throws {
@@ -135,6 +136,7 @@ struct Clients {
         renewal = .init(transport: transport)
         migration = .init(transport: transport)
         accounts = .init(transport: transport)
+        operations = .init(transport: transport)
         health = .init(transport: transport)
     }
 }

@@ -177,6 +177,21 @@ func json(_ text: String) throws -> [String: Any] {
         await f.stop()
     }
 
+    @Test func doctorChecksTheWholeDatabaseOnDemand() async throws {
+        let f = try await ServerFixture()
+        _ = try await f.account("acc-doctor")
+        let healthy = try await billing(f, ["doctor", "--storage"], as: "operator")
+        #expect(healthy.status == 0, "\(healthy.stdout)\(healthy.stderr)")
+        #expect(healthy.stdout.contains("database intact; 1 balances match their ledgers"), "\(healthy.stdout)")
+        // A balance that no longer matches its ledger (written behind billingd's back).
+        let script = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE accounts SET balance_minor = 999\"); c.commit()"
+        #expect(await Executable.run("/usr/bin/python3", ["-c", script, f.configuration.resolvedDatabasePath]).status == 0)
+        let damaged = try await billing(f, ["doctor", "--storage"], as: "operator")
+        #expect(damaged.status != 0)
+        #expect(damaged.stdout.contains("account acc-doctor: balance 999 but its ledger sums to 0"), "\(damaged.stdout)")
+        await f.stop()
+    }
+
     @Test func helpOnEveryCommandHasAnExample() async throws {
         let path = try #require(Executable.path("billing"))
         for command in [[], ["topup"], ["balance"], ["payments"], ["payment", "show"], ["methods", "list"], ["renewals", "renew"],

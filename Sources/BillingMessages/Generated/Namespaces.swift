@@ -52,6 +52,8 @@ public let allMessageTypes: [any ProtoMessage.Type] = [
     BillingV1.GetMigrationOrderRequest.self,
     BillingV1.PayMigrationOrderRequest.self,
     BillingV1.PayMigrationOrderResponse.self,
+    BillingV1.CheckStorageRequest.self,
+    BillingV1.CheckStorageResponse.self,
     BillingV1.ListPayersRequest.self,
     BillingV1.ListPayersResponse.self,
     BillingV1.ListPaymentMethodsRequest.self,

@@ -7,6 +7,7 @@
 #include "billing/v1/accounts.pb-c.h"
 #include "billing/v1/balance.pb-c.h"
 #include "billing/v1/migration_payment.pb-c.h"
+#include "billing/v1/operations.pb-c.h"
 #include "billing/v1/payment_methods.pb-c.h"
 #include "billing/v1/renewal.pb-c.h"
 #include "billing/v1/ttrpc.pb-c.h"
@@ -143,6 +144,12 @@ static inline const ProtobufCMessageDescriptor *cbp_billing__v1__pay_migration_o
 }
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__pay_migration_order_response__descriptor(void) {
     return &billing__v1__pay_migration_order_response__descriptor;
+}
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__check_storage_request__descriptor(void) {
+    return &billing__v1__check_storage_request__descriptor;
+}
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__check_storage_response__descriptor(void) {
+    return &billing__v1__check_storage_response__descriptor;
 }
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__list_payers_request__descriptor(void) {
     return &billing__v1__list_payers_request__descriptor;

@@ -98,9 +98,19 @@ struct Watch: AsyncParsableCommand {
 struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Say what billing would connect to, and why a connection fails.",
-        discussion: "Example: billing doctor --address billing.internal:7443")
+        discussion: """
+            With --storage, billingd also checks its whole database (SQLite's integrity check, every \
+            balance against its ledger, the event log): slow on a large database.
+
+            Examples:
+              billing doctor --address billing.internal:7443
+              billing doctor --as operator --storage
+            """)
 
     @OptionGroup var connection: ConnectionOptions
+
+    @Flag(name: .long, help: "Ask billingd to check its whole database too (operators, internal services).")
+    var storage = false
 
     func run() async throws {
         var ok = true
@@ -139,12 +149,23 @@ struct Doctor: AsyncParsableCommand {
             }
         }
         guard ok else { throw Exit.unavailable }
+        let clients: Clients
         do {
-            let clients = try Clients(connection)
+            clients = try Clients(connection)
             let response = try await clients.health.check(GrpcHealthV1.HealthCheckRequest(), options: CallOptions(timeout: .seconds(5)))
             check("billingd", response.status == .serving, "TLS handshake and health check: \(response.status)")
         } catch {
             check("billingd", false, "\(error) — is billingd running at \(resolved.host):\(resolved.port), and does its certificate match \(resolved.serverName) and the CA?")
+            throw Exit.unavailable
+        }
+        if storage {
+            do {
+                let checked = try await clients.operations.checkStorage(BillingV1.CheckStorageRequest(), options: CallOptions(timeout: .seconds(600)))
+                check("storage", checked.ok, checked.ok ? "database intact; \(checked.accountsChecked) balances match their ledgers"
+                                                         : checked.problems.joined(separator: "\n    "))
+            } catch {
+                check("storage", false, "\(error)")
+            }
         }
         if !ok { throw Exit.unavailable }
     }
