@@ -140,11 +140,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // Benchmarks; figures in docs/BENCHMARKS.md.
+        // Benchmarks, the durability test's writer and the whole-process crash
+        // test; figures in docs/BENCHMARKS.md and docs/RELIABILITY.md.
         .executableTarget(
             name: "billing-bench",
             dependencies: ["BillingStorage", "BillingCore", "BillingTransport", "BillingTLS", "BillingAPI", "BillingRPC", "BillingMessages",
-                           "BillingServer", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
+                           "BillingServer", "BillingTestSupport", .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
 
@@ -193,8 +195,9 @@ let package = Package(
         ),
         .testTarget(
             name: "BillingServerTests",
-            // The CLI tests run the real billing and billingd executables.
-            dependencies: ["BillingServer", "billing", "billingd", "BillingTestSupport", "BillingAPI", "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
+            // The CLI tests run the real billing and billingd executables; the
+            // crash test runs billing-bench crash.
+            dependencies: ["BillingServer", "billing", "billingd", "billing-bench", "BillingTestSupport", "BillingAPI", "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
                            "BillingTLS", "BillingTransport", .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strict

@@ -18,6 +18,8 @@ func report(_ line: String) {
 //   billing-bench rpc-client HOST:PORT DIR [SECONDS]  the same unary figures against any ttrpc server
 //                                               (DIR holds ca.pem, internal.pem, internal-key.pem)
 //   billing-bench certs DIR                     writes the development certificate set into DIR
+//   billing-bench crash [KILLS] [SEED]          the whole-process crash test: billingd as a child under mixed
+//                                               load, SIGKILLed and restarted KILLS times, then the books checked
 //   billing-bench crash-writer PATH             the durability test's child (writes until killed)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -37,8 +39,16 @@ case "rpc-client" where arguments.count >= 3:
                                      secondsPerLevel: arguments.dropFirst(3).first.flatMap { Int($0) } ?? 3)
 case "certs" where arguments.count == 2:
     try DevelopmentCertificates.ensure(in: arguments[1])
+case "crash":
+    do {
+        try await CrashTest.run(kills: arguments.dropFirst().first.flatMap { Int($0) } ?? 100,
+                                seed: arguments.dropFirst(2).first.flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max))
+    } catch {
+        report("crash test failed: \(error)")
+        exit(1)
+    }
 case "crash-writer" where arguments.count == 2:
     try await CrashWriter.run(path: arguments[1])
 default:
-    print("usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash-writer PATH")
+    print("usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash [KILLS] [SEED] | crash-writer PATH")
 }
