@@ -150,6 +150,14 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Fuzz targets for every input from outside (deploy/fuzz builds them for libFuzzer).
+        .executableTarget(
+            name: "billing-fuzz",
+            dependencies: ["BillingAPI", "BillingCore", "BillingMessages", "BillingRPC", "BillingServer", "BillingWire",
+                           .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+
         // What several test targets share: the fake payment systems.
         .target(
             name: "BillingTestSupport",

@@ -475,6 +475,9 @@ def gen_services(model, f, out):
                 snake_to_camel(camel_to_lower(meth.name), False), full, meth.name, kind))
         out.append("        public static let all: [MethodDescriptor] = [%s]\n" % ", ".join(
             snake_to_camel(camel_to_lower(mm.name), False) for mm in s.method))
+        out.append("        /// Each method's request type, in the order of `all` (for fuzzing the decode paths).\n")
+        out.append("        public static let requestTypes: [any ProtoMessage.Type] = [%s]\n" % ", ".join(
+            "%s.self" % model.swift_name(mm.input_type) for mm in s.method))
         out.append("    }\n\n")
         # Server protocol.
         out.append("    /// Implemented by the server; `registeredMethods` plugs it into a router.\n")

@@ -1,5 +1,5 @@
 public import BillingCore
-internal import Foundation
+public import Foundation
 
 /// billingd's configuration: a JSON file (example: deploy/billingd.example.json),
 /// then environment overrides, then defaults. Every field is optional in the
@@ -173,13 +173,21 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     ///
     /// - Throws: `ConfigurationError` naming the file and what is wrong.
     public static func load(path: String?, environment: [String: String]) throws(ConfigurationError) -> BillingConfiguration {
+        guard let path else { return try load(data: nil, source: "", environment: environment) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(problems: ["cannot read configuration file \(path)"])
+        }
+        return try load(data: data, source: path, environment: environment)
+    }
+
+    /// The same from the file's bytes (`source` names them in problems);
+    /// nil data means no file. What the configuration fuzz target drives.
+    public static func load(data: Data?, source: String, environment: [String: String]) throws(ConfigurationError) -> BillingConfiguration {
         var configuration = BillingConfiguration()
-        if let path {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ConfigurationError(problems: ["cannot read configuration file \(path)"])
-            }
-            guard data.count <= 1 << 20 else { throw ConfigurationError(problems: ["configuration file \(path) is over 1 MiB"]) }
-            configuration = try decodeOverDefaults(data, path: path)
+        if let data {
+            // 1 MiB: a configuration is a few KiB; anything larger is a mistake.
+            guard data.count <= 1 << 20 else { throw ConfigurationError(problems: ["configuration file \(source) is over 1 MiB"]) }
+            configuration = try decodeOverDefaults(data, path: source)
         }
         if let dir = environment["BILLINGD_DATA_DIR"] { configuration.dataDirectory = dir }
         if let listen = environment["BILLINGD_LISTEN"] {

@@ -12,6 +12,8 @@ extension BillingV1 {
         public static let getAccount = MethodDescriptor(service: "billing.v1.Accounts", method: "GetAccount", kind: .unary)
         public static let createPayer = MethodDescriptor(service: "billing.v1.Accounts", method: "CreatePayer", kind: .unary)
         public static let all: [MethodDescriptor] = [createAccount, getAccount, createPayer]
+        /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
+        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.CreateAccountRequest.self, BillingV1.GetAccountRequest.self, BillingV1.CreatePayerRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.

@@ -21,6 +21,8 @@ extension BillingV1 {
         public static let watchPayments = MethodDescriptor(service: "billing.v1.Balance", method: "WatchPayments", kind: .serverStreaming)
         public static let watchAllPayments = MethodDescriptor(service: "billing.v1.Balance", method: "WatchAllPayments", kind: .serverStreaming)
         public static let all: [MethodDescriptor] = [getBalance, getTopUpOptions, createTopUp, getPayment, refreshPayment, cancelPayment, listPayments, settleInvoice, cancelInvoice, listNotifications, watchPayments, watchAllPayments]
+        /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
+        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.GetBalanceRequest.self, BillingV1.GetTopUpOptionsRequest.self, BillingV1.CreateTopUpRequest.self, BillingV1.GetPaymentRequest.self, BillingV1.RefreshPaymentRequest.self, BillingV1.CancelPaymentRequest.self, BillingV1.ListPaymentsRequest.self, BillingV1.SettleInvoiceRequest.self, BillingV1.CancelInvoiceRequest.self, BillingV1.ListNotificationsRequest.self, BillingV1.WatchPaymentsRequest.self, BillingV1.WatchAllPaymentsRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.

@@ -12,6 +12,8 @@ extension BillingV1 {
         public static let getMigrationOrder = MethodDescriptor(service: "billing.v1.MigrationPayment", method: "GetMigrationOrder", kind: .unary)
         public static let payMigrationOrder = MethodDescriptor(service: "billing.v1.MigrationPayment", method: "PayMigrationOrder", kind: .unary)
         public static let all: [MethodDescriptor] = [createMigrationOrder, getMigrationOrder, payMigrationOrder]
+        /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
+        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.CreateMigrationOrderRequest.self, BillingV1.GetMigrationOrderRequest.self, BillingV1.PayMigrationOrderRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.

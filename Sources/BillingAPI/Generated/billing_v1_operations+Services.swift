@@ -10,6 +10,8 @@ extension BillingV1 {
     public enum OperationsMethods {
         public static let checkStorage = MethodDescriptor(service: "billing.v1.Operations", method: "CheckStorage", kind: .unary)
         public static let all: [MethodDescriptor] = [checkStorage]
+        /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
+        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.CheckStorageRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.

@@ -13,6 +13,8 @@ extension BillingV1 {
         public static let setDefaultPaymentMethod = MethodDescriptor(service: "billing.v1.PaymentMethods", method: "SetDefaultPaymentMethod", kind: .unary)
         public static let removePaymentMethod = MethodDescriptor(service: "billing.v1.PaymentMethods", method: "RemovePaymentMethod", kind: .unary)
         public static let all: [MethodDescriptor] = [listPayers, listPaymentMethods, setDefaultPaymentMethod, removePaymentMethod]
+        /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
+        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.ListPayersRequest.self, BillingV1.ListPaymentMethodsRequest.self, BillingV1.SetDefaultPaymentMethodRequest.self, BillingV1.RemovePaymentMethodRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.

@@ -14,6 +14,8 @@ extension BillingV1 {
         public static let getRenewalOrder = MethodDescriptor(service: "billing.v1.Renewal", method: "GetRenewalOrder", kind: .unary)
         public static let upsertRenewableService = MethodDescriptor(service: "billing.v1.Renewal", method: "UpsertRenewableService", kind: .unary)
         public static let all: [MethodDescriptor] = [listRenewableServices, quoteRenewal, renew, getRenewalOrder, upsertRenewableService]
+        /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
+        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.ListRenewableServicesRequest.self, BillingV1.QuoteRenewalRequest.self, BillingV1.RenewRequest.self, BillingV1.GetRenewalOrderRequest.self, BillingV1.UpsertRenewableServiceRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.

@@ -11,6 +11,8 @@ extension GrpcHealthV1 {
         public static let check = MethodDescriptor(service: "grpc.health.v1.Health", method: "Check", kind: .unary)
         public static let watch = MethodDescriptor(service: "grpc.health.v1.Health", method: "Watch", kind: .serverStreaming)
         public static let all: [MethodDescriptor] = [check, watch]
+        /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
+        public static let requestTypes: [any ProtoMessage.Type] = [GrpcHealthV1.HealthCheckRequest.self, GrpcHealthV1.HealthCheckRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.

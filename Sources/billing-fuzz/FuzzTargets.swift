@@ -1,0 +1,107 @@
+import BillingAPI
+import BillingCore
+import BillingMessages
+import BillingRPC
+import BillingServer
+import BillingWire
+import Foundation
+import NIOCore
+
+/// One input; returns normally or traps (a finding).
+typealias Target = @Sendable ([UInt8]) -> Void
+
+/// Every target by name. A global of a file other than main.swift is
+/// initialized on first use, so libFuzzer's own `main` may call into it.
+let targets: [String: Target] = [
+    "frame": { bytes in
+        var decoder = FrameDecoder(limits: WireLimits(maxFrameBytes: 64 << 10))
+        var buffer = ByteBuffer(bytes: bytes)
+        var frames = 0
+        while let frame = try? decoder.decodeOne(&buffer) {
+            frames += 1
+            if case .frame(let decoded) = frame {
+                precondition(decoded.payload.readableBytes <= 64 << 10, "a frame over the limit was decoded")
+            }
+        }
+        precondition(frames <= bytes.count / 10 + 1, "more frames than 10-byte headers")
+    },
+    "envelope": { bytes in
+        if let request = try? BillingV1.Request(serializedBytes: bytes, limits: .default) {
+            // What decodes encodes, and decodes to the same again.
+            let again = try! BillingV1.Request(serializedBytes: try! request.serializedBytes(), limits: .default)
+            precondition(again == request, "Request does not survive a round trip")
+        }
+    },
+    "requests": { bytes in
+        let types: [any ProtoMessage.Type] = BillingV1.AccountsMethods.requestTypes + BillingV1.BalanceMethods.requestTypes
+            + BillingV1.PaymentMethodsMethods.requestTypes + BillingV1.RenewalMethods.requestTypes
+            + BillingV1.MigrationPaymentMethods.requestTypes + BillingV1.OperationsMethods.requestTypes
+            + GrpcHealthV1.HealthMethods.requestTypes
+        guard let first = bytes.first else { return }
+        let type = types[Int(first) % types.count]
+        if let message = try? type.init(serializedBytes: bytes.dropFirst(), limits: DecodeLimits(maxMessageBytes: 64 << 10)) {
+            let encoded = try! message.serializedBytes()
+            let again = try! type.init(serializedBytes: encoded, limits: .default)
+            precondition(try! again.serializedBytes() == encoded, "\(type) does not survive a round trip")
+        }
+    },
+    "money": { bytes in
+        guard let first = bytes.first else { return }
+        let currencies = Currency.known.values.sorted { $0.code < $1.code }
+        let currency = currencies[Int(first) % currencies.count]
+        let text = String(decoding: bytes.dropFirst(), as: UTF8.self)
+        if let money = try? Money(parsing: text, currency) {
+            precondition((try? Money(parsing: money.formatted, currency)) == money, "\(money.formatted) does not parse back")
+            _ = try? PaymentLimits.seedDefault.check(money, purpose: .topUp, system: .sandbox)
+        }
+    },
+    "principal": { bytes in
+        // URIs separated by 0xFF; the last part is the common name.
+        let parts = bytes.split(separator: 0xFF, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        let peer = PeerIdentity(commonName: parts.last ?? "", uris: Array(parts.dropLast()))
+        if let principal = Principal(peer: peer) {
+            let billing = peer.uris.filter { $0.lowercased().hasPrefix("billing:") }
+            precondition(billing.count == 1, "a role from \(billing.count) billing URIs")
+            precondition(peer.uris.allSatisfy { $0.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F } },
+                         "a role from a certificate with a control or non-ASCII character")
+            precondition(billing[0].hasSuffix("/" + principal.name), "the name is not the URI's")
+        } else {
+            precondition(Principal.refusal(peer) != nil, "refused without a reason")
+        }
+    },
+    "config": { bytes in
+        // JSON, then 0xFF, then environment lines KEY=VALUE.
+        let split = bytes.split(separator: 0xFF, maxSplits: 1, omittingEmptySubsequences: false)
+        var environment: [String: String] = [:]
+        if split.count == 2 {
+            for line in String(decoding: split[1], as: UTF8.self).split(separator: "\n") {
+                let pair = line.split(separator: "=", maxSplits: 1)
+                if pair.count == 2, pair[0].hasPrefix("BILLINGD_") { environment[String(pair[0])] = String(pair[1]) }
+            }
+        }
+        if let configuration = try? BillingConfiguration.load(data: Data(split[0]), source: "fuzz.json", environment: environment),
+           configuration.validate().isEmpty {
+            // A configuration that validates must start as far as its values go.
+            _ = try! configuration.paymentLimits()
+        }
+    },
+]
+
+
+#if FUZZING
+/// libFuzzer's entry: the target named by $BILLING_FUZZ_TARGET (deploy/fuzz sets it).
+let fuzzed: Target = {
+    let name = ProcessInfo.processInfo.environment["BILLING_FUZZ_TARGET"] ?? ""
+    guard let target = targets[name] else {
+        FileHandle.standardError.write(Data("set BILLING_FUZZ_TARGET to one of \(targets.keys.sorted().joined(separator: ", "))\n".utf8))
+        exit(2)
+    }
+    return target
+}()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    fuzzed(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+    return 0
+}
+#endif
