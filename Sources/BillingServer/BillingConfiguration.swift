@@ -455,6 +455,16 @@ extension BillingConfiguration {
         }
     }
 
+    /// Settings that are maps (keyed by currency code), and the defaults each
+    /// entry's fields merge over: an entry may leave fields out, and a field
+    /// no entry has (a typo) is a problem as anywhere else.
+    private static var mapEntryDefaults: [String: Any] {
+        func encoded(_ value: some Encodable) -> Any {
+            (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(value))) ?? [:]
+        }
+        return ["currencies": encoded(TopUp()), "limits": encoded(AmountLimits())]
+    }
+
     private static func merge(_ file: [String: Any], over defaults: [String: Any], path: String, unknown: inout [String]) -> [String: Any] {
         var result = defaults
         for (key, value) in file {
@@ -463,7 +473,17 @@ extension BillingConfiguration {
                 unknown.append(name)
                 continue
             }
-            if let nested = value as? [String: Any], let baseNested = base as? [String: Any] {
+            if let entries = value as? [String: Any], let entryDefaults = mapEntryDefaults[key] as? [String: Any], (base as? [String: Any])?.isEmpty == true {
+                var merged: [String: Any] = [:]
+                for (entryKey, entry) in entries {
+                    guard let fields = entry as? [String: Any] else {
+                        merged[entryKey] = entry // the decoder names the wrong type
+                        continue
+                    }
+                    merged[entryKey] = merge(fields, over: entryDefaults, path: name + "." + entryKey, unknown: &unknown)
+                }
+                result[key] = merged
+            } else if let nested = value as? [String: Any], let baseNested = base as? [String: Any] {
                 result[key] = merge(nested, over: baseNested, path: name, unknown: &unknown)
             } else {
                 result[key] = value

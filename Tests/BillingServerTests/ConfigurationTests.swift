@@ -1,4 +1,5 @@
 import BillingServer
+import BillingCore
 import Foundation
 import Testing
 
@@ -27,6 +28,22 @@ import Testing
         #expect(policy.maximum.amountMinorUnits == 15_000_00)
         #expect(policy.presets.map(\.amountMinorUnits) == [100_00, 200_00, 500_00, 1000_00])
         #expect(configuration.poller.intervalSeconds == 60)
+    }
+
+    @Test func currenciesAndSystemLimitsAreMapsWhoseEntriesAreCheckedToo() throws {
+        let good = try BillingConfiguration.load(path: try write(#"{"currencies": {"EUR": {"maximum": "900.00", "presets": []}}, "stripe": {"limits": {"CHF": {"minimum": "1.00"}}}}"#),
+                                                 environment: [:])
+        let limits = try good.paymentLimits()
+        #expect(try limits.topUpPolicy(.eur).maximum.amountMinorUnits == 900_00)
+        #expect(try limits.topUpPolicy(.eur).minimum.amountMinorUnits == 50, "a field left out keeps its default")
+        let chf = try Currency(code: "CHF")
+        #expect(limits.range(.stripe, chf)?.minimum.amountMinorUnits == 1_00)
+        #expect(limits.range(.stripe, chf)?.maximum.amountMinorUnits == 99_999_999, "the other bound keeps Stripe's")
+        #expect(throws: ConfigurationError.self) {
+            try BillingConfiguration.load(path: try write(#"{"currencies": {"EUR": {"minimun": "1.00"}}}"#), environment: [:])
+        }
+        let unknownCurrency = try BillingConfiguration.load(path: try write(#"{"currencies": {"XXX": {}}}"#), environment: [:])
+        #expect(unknownCurrency.validate().contains { $0.contains("unknown currency") })
     }
 
     @Test func environmentOverridesTheFile() throws {
