@@ -158,6 +158,23 @@ def payer_id(order_id):
     return digits
 
 
+def raw_event(raw_body):
+    """The bytes of the webhook_event value as they stand in a verify request."""
+    text = raw_body if isinstance(raw_body, str) else raw_body.decode("utf-8", "replace")
+    decoder = json.JSONDecoder()
+    index = 1
+    while index < len(text):
+        key, index = decoder.raw_decode(text, text.index('"', index))
+        index = text.index(":", index) + 1
+        while text[index] in " \t\r\n":
+            index += 1
+        value, end = decoder.raw_decode(text, index)
+        if key == "webhook_event":
+            return text[index:end].encode()
+        index = text.index(",", end) + 1 if "," in text[end:] else len(text)
+    return b""
+
+
 def now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -272,7 +289,7 @@ class PayPalFake(Fake):
         if problems:
             return failure(400, "VALIDATION_ERROR", "Invalid request - see details.", issue="INVALID_PARAMETER_SYNTAX",
                            description="; ".join(problems)), None
-        return None, ("verify", (), body, False)
+        return None, ("verify", (), body, raw_body)
 
     def check_token_request(self, headers, raw_body, where):
         problems = []
@@ -314,9 +331,11 @@ class PayPalFake(Fake):
         if name == "create":
             return self.create(body, full)
         if name == "verify":
+            # As PayPal: the CRC32 of webhook_event exactly as it appears in
+            # this request must be the delivered bytes' (re-encoded JSON fails).
             delivery = self.deliveries.get(body["transmission_id"])
             genuine = delivery is not None and delivery == (body["transmission_time"], body["transmission_sig"], body["webhook_id"],
-                                                            body["webhook_event"], body["cert_url"], body["auth_algo"])
+                                                            zlib.crc32(raw_event(full)), body["cert_url"], body["auth_algo"])
             return 200, {"verification_status": "SUCCESS" if genuine else "FAILURE"}
         if name == "delete_token":
             if self.vaults.pop(args[0], None) is None:
@@ -412,11 +431,16 @@ class PayPalFake(Fake):
         webhook_id = query.get("webhook_id", ["WH1FAKE"])[0]
         cert = "https://api-m.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-fake"
         # Hex: the spec's transmission_sig pattern wants a word character first.
+        # The bytes as PayPal sends them: its own key order (not sorted), its
+        # spacing, empty objects; the signature covers their CRC32, so a
+        # receiver that parses and re-serializes the event cannot verify it.
+        event["resource"].setdefault("supplementary_data", {})
+        raw = json.dumps(event, separators=(", ", ": ")).encode()
         signature = hmac.new(b"fake-paypal-key", ("%s|%s|%s|%d" % (
-            transmission, sent_at, webhook_id, zlib.crc32(json.dumps(event).encode()))).encode(), hashlib.sha256).hexdigest()
-        self.deliveries[transmission] = (sent_at, signature, webhook_id, event, cert, "SHA256withRSA")
+            transmission, sent_at, webhook_id, zlib.crc32(raw))).encode(), hashlib.sha256).hexdigest()
+        self.deliveries[transmission] = (sent_at, signature, webhook_id, zlib.crc32(raw), cert, "SHA256withRSA")
         sent = "x" + signature[1:] if query.get("forge") == ["1"] else signature
-        request = urllib.request.Request(query["url"][0], data=json.dumps(event).encode(), method="POST", headers={
+        request = urllib.request.Request(query["url"][0], data=raw, method="POST", headers={
             "Content-Type": "application/json", "PAYPAL-AUTH-ALGO": "SHA256withRSA", "PAYPAL-CERT-URL": cert,
             "PAYPAL-TRANSMISSION-ID": transmission, "PAYPAL-TRANSMISSION-SIG": sent, "PAYPAL-TRANSMISSION-TIME": sent_at})
         return 200, {}, delivery(request)

@@ -130,15 +130,21 @@ public final class PayPalProvider: PaymentProvider {
     /// forgery or a body that is not an event.
     public func verifyWebhook(_ delivery: PayPalWebhookDelivery, webhookID: String) async throws(ProviderError) -> PayPalWebhookEvent? {
         guard let event = try? JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any] else { return nil }
-        let response = try await send("POST", "/v1/notifications/verify-webhook-signature", json: [
-            "auth_algo": delivery.authAlgorithm,
-            "cert_url": delivery.certificateURL,
-            "transmission_id": delivery.transmissionID,
-            "transmission_sig": delivery.transmissionSignature,
-            "transmission_time": delivery.transmissionTime,
-            "webhook_id": webhookID,
-            "webhook_event": event,
-        ], requestID: nil)
+        // PayPal checks the event byte for byte (its signature covers a CRC32
+        // of what it sent): the delivered body goes back unchanged inside the
+        // request, never parsed and re-serialized (key order, spacing and `{}`
+        // would change). The other fields are JSON strings encoded here.
+        let fields = [
+            ("auth_algo", delivery.authAlgorithm), ("cert_url", delivery.certificateURL), ("transmission_id", delivery.transmissionID),
+            ("transmission_sig", delivery.transmissionSignature), ("transmission_time", delivery.transmissionTime), ("webhook_id", webhookID),
+        ]
+        var request = Data("{".utf8)
+        for (name, value) in fields {
+            guard let encoded = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]) else { return nil }
+            request += Data("\"\(name)\":".utf8) + encoded + Data(",".utf8)
+        }
+        request += Data("\"webhook_event\":".utf8) + Data(delivery.body) + Data("}".utf8)
+        let response = try await send("POST", "/v1/notifications/verify-webhook-signature", body: request, requestID: nil)
         let body = try ProviderHTTP.object(response)
         guard response.status == 200 else {
             throw .rejected("verifying the webhook answered HTTP \(response.status) \(body["name"] as? String ?? "")", requestID: response.requestID)
@@ -272,14 +278,26 @@ public final class PayPalProvider: PaymentProvider {
     /// One request with a valid token; a 401 means the token died early
     /// (revoked, clock skew): fetch a new one and send once more.
     private func send(_ method: String, _ path: String, json: [String: Any]?, requestID: String?) async throws(ProviderError) -> ProviderHTTP.Response {
-        let used = try await token.current(fetch)
-        let first = try await sendOnce(method, path, json: json, requestID: requestID, token: used)
-        guard first.status == 401 else { return first }
-        let renewed = try await token.renew(fetch, replacing: used)
-        return try await sendOnce(method, path, json: json, requestID: requestID, token: renewed)
+        // Sorted keys: a retry (even from another process) sends the very
+        // same bytes under the same request id.
+        let body = try json.map { json throws(ProviderError) in
+            guard let data = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) else {
+                throw .rejected("a request body could not be encoded", requestID: nil)
+            }
+            return data
+        }
+        return try await send(method, path, body: body, requestID: requestID)
     }
 
-    private func sendOnce(_ method: String, _ path: String, json: [String: Any]?, requestID: String?,
+    private func send(_ method: String, _ path: String, body: Data?, requestID: String?) async throws(ProviderError) -> ProviderHTTP.Response {
+        let used = try await token.current(fetch)
+        let first = try await sendOnce(method, path, body: body, requestID: requestID, token: used)
+        guard first.status == 401 else { return first }
+        let renewed = try await token.renew(fetch, replacing: used)
+        return try await sendOnce(method, path, body: body, requestID: requestID, token: renewed)
+    }
+
+    private func sendOnce(_ method: String, _ path: String, body: Data?, requestID: String?,
                           token: String) async throws(ProviderError) -> ProviderHTTP.Response {
         guard let url = URL(string: configuration.baseURL + path) else { throw .rejected("bad PayPal URL", requestID: nil) }
         var request = URLRequest(url: url)
@@ -290,11 +308,7 @@ public final class PayPalProvider: PaymentProvider {
             if path.hasPrefix("/v2/checkout/") { request.setValue("return=representation", forHTTPHeaderField: "Prefer") }
         }
         if let requestID { request.setValue(requestID, forHTTPHeaderField: "PayPal-Request-Id") }
-        if let json {
-            // Sorted keys: a retry (even from another process) sends the very
-            // same bytes under the same request id.
-            request.httpBody = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
-        }
+        request.httpBody = body
         return try await http.send(request, requestIDHeader: "Paypal-Debug-Id")
     }
 
