@@ -98,6 +98,7 @@ public final class BillingApplication: Sendable {
                 stripe.baseURL = configuration.stripe.baseURL
                 stripe.timeout = .milliseconds(Int64(configuration.stripe.timeoutSeconds * 1000))
                 stripe.paymentTimeToLive = .milliseconds(Int64(configuration.stripe.paymentTimeToLiveSeconds * 1000))
+                stripe.paymentMethodTypes = configuration.stripe.paymentMethodTypes
                 providers[.stripe] = StripeProvider(stripe)
                 logger.info("Stripe enabled", metadata: ["base_url": "\(configuration.stripe.baseURL)"])
             }

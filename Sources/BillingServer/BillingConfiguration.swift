@@ -100,6 +100,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var secretKeyEnvironment: String = "STRIPE_SECRET_KEY"
         public var timeoutSeconds: Double = 15
         public var paymentTimeToLiveSeconds: Double = 3600
+        /// What the Checkout offers ("card", "us_bank_account", "sepa_debit",
+        /// "link", …): said here, not left to the Stripe Dashboard.
+        public var paymentMethodTypes: [String] = ["card"]
         /// Per currency code: overrides of Stripe's limits (its minimum charge
         /// depends on the account's settlement currency: 0.50 USD may be too
         /// little for a CHF account).
@@ -228,6 +231,11 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         if stripe.enabled {
             if !Self.isProviderURL(stripe.baseURL) { problems.append("stripe.baseURL must be https (or loopback for tests)") }
             if !(1...120).contains(stripe.timeoutSeconds) { problems.append("stripe.timeoutSeconds must be 1 to 120") }
+            if !(1...20).contains(stripe.paymentMethodTypes.count) || !stripe.paymentMethodTypes.allSatisfy({ type in
+                (1...40).contains(type.count) && type.allSatisfy { $0 == "_" || ($0.isASCII && $0.isLowercase) }
+            }) {
+                problems.append("stripe.paymentMethodTypes must be 1 to 20 of Stripe's type names (card, us_bank_account, …)")
+            }
             if stripe.paymentTimeToLiveSeconds < 60 || stripe.paymentTimeToLiveSeconds > 86_400 {
                 problems.append("stripe.paymentTimeToLiveSeconds must be 60 to 86400 (Stripe keeps a session 24 h at most)")
             }

@@ -203,6 +203,28 @@ import Testing
         #expect(try await fake.problems() == [])
     }
 
+    @Test func aBankAccountAwaitingMicroDepositsStaysNewAndIsNamedAsABank() async throws {
+        let fake = try await FakeProvider.stripe()
+        defer { fake.stop() }
+        let stripe = provider(fake)
+        var saving = payment(save: true)
+        saving.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)).reference
+        try await fake.control("sessions/\(saving.providerReference)/pay?method=us_bank_account")
+        // Complete, unpaid, its PaymentIntent requires_action (verify_with_microdeposits): money on its way, not a failure.
+        #expect(try await stripe.checkPayment(saving) == .pending)
+        #expect(try await stripe.expirePayment(saving) == .pending)
+        try await fake.control("sessions/\(saving.providerReference)/settle")
+        guard case .paid(let saved?) = try await stripe.checkPayment(saving) else {
+            Issue.record("the verified debit is not Paid with its method")
+            return
+        }
+        #expect(saved.displayName == "STRIPE TEST BANK •••• 6789", "not \"Card\"")
+        // The Checkout says which methods it offers.
+        let session = try #require(try await fake.requests().first { $0["path"] as? String == "/v1/checkout/sessions" })
+        #expect((session["body"] as? String)?.contains("payment_method_types%5B0%5D=card") == true, "\(session["body"] ?? "")")
+        #expect(try await fake.problems() == [])
+    }
+
     @Test func anOffSessionChargeThatIsProcessingIsCheckedUntilItSucceeds() async throws {
         let fake = try await FakeProvider.stripe()
         defer { fake.stop() }

@@ -12,7 +12,8 @@ GET /_fake/problems and require none.
 Test controls (never part of Stripe's API), under /_fake/:
   POST /_fake/sessions/<id>/pay         the customer pays (saves a card if asked); ?later=1: complete but
                                         unpaid (a delayed method) until POST /_fake/sessions/<id>/settle
-                                        (?fail=1: the debit fails)
+                                        (?fail=1: the debit fails); ?method=us_bank_account: a bank account
+                                        verified by micro-deposits (intent requires_action until settled)
   POST /_fake/sessions/<id>/expire      Stripe expires the session itself
   POST /_fake/decline/<pm>?code=C      off-session charges with this method fail with card_error C
                                         (card_declined, or authentication_required)
@@ -221,14 +222,25 @@ def control(parts, query):
             return 404, {"error": "no such session"}
         if parts[2] == "pay" and session["status"] == "open":
             pm = FAKE.next_id("pm")
-            STATE["methods"][pm] = fixture("payment_method", id=pm, type="card", customer=session.get("customer")
-                                           if session.get("setup_future_usage") else None,
-                                           card=dict(FIXTURES["payment_method"].get("card") or {}, brand="visa", last4="4242"))
+            customer = session.get("customer") if session.get("setup_future_usage") else None
+            # ?method=us_bank_account: a US bank account verified by micro-deposits, as Stripe
+            # does it: the session completes unpaid and its PaymentIntent waits in
+            # requires_action (verify_with_microdeposits) until the customer verifies.
+            bank = query.get("method") == ["us_bank_account"]
+            if bank:
+                STATE["methods"][pm] = fixture("payment_method", id=pm, type="us_bank_account", customer=customer, card=None,
+                                               us_bank_account={"bank_name": "STRIPE TEST BANK", "last4": "6789",
+                                                                "account_holder_type": "individual", "account_type": "checking"})
+            else:
+                STATE["methods"][pm] = fixture("payment_method", id=pm, type="card", customer=customer,
+                                               card=dict(FIXTURES["payment_method"].get("card") or {}, brand="visa", last4="4242"))
             # ?later=1: a delayed method (a bank debit): complete, not yet paid.
-            later = query.get("later") == ["1"]
+            later = query.get("later") == ["1"] or bank
             intent = fixture("payment_intent", id=FAKE.next_id("pi"), status="processing" if later else "succeeded",
                              amount=session["amount_total"], currency=session["currency"], customer=session.get("customer"),
                              payment_method=pm)
+            if bank:
+                intent.update(status="requires_action", next_action={"type": "verify_with_microdeposits"})
             STATE["intents"][intent["id"]] = intent
             if not later:
                 STATE["charges"].append(intent["id"])

@@ -24,6 +24,10 @@ public final class StripeProvider: PaymentProvider {
         public var paymentTimeToLive: Duration = .seconds(3600)
         /// What the person sees on Stripe's page.
         public var productName: String = "Balance top-up"
+        /// The payment methods the Checkout offers, said explicitly rather
+        /// than inherited from the Stripe Dashboard (where a change would
+        /// silently add, say, bank debits that settle days later).
+        public var paymentMethodTypes: [String] = ["card"]
 
         public init(secretKey: String) {
             self.secretKey = secretKey
@@ -56,7 +60,7 @@ public final class StripeProvider: PaymentProvider {
             ("metadata[payment_id]", payment.id),
             ("metadata[account_id]", payment.accountID),
             ("payment_intent_data[metadata][payment_id]", payment.id),
-        ]
+        ] + configuration.paymentMethodTypes.enumerated().map { ("payment_method_types[\($0.offset)]", $0.element) }
         if request.saveMethod {
             let customer = try await post("/v1/customers", [
                 ("name", request.payer.displayName),
@@ -171,9 +175,13 @@ public final class StripeProvider: PaymentProvider {
         case "complete":
             guard session["payment_status"] as? String == "paid" else {
                 // A delayed method (a bank debit): pending while its
-                // PaymentIntent processes, Cancelled if the debit failed.
-                if let intent = session["payment_intent"] as? [String: Any], case .failed(let why) = try Self.outcome(ofIntent: intent, requestID: requestID) {
-                    return .failed(why)
+                // PaymentIntent processes or waits for the customer to verify
+                // the account (micro-deposits leave it requires_action for
+                // days); Cancelled only once Stripe gave up on it.
+                if let intent = session["payment_intent"] as? [String: Any], let status = intent["status"] as? String,
+                   status == "requires_payment_method" || status == "canceled" {
+                    let reason = (intent["last_payment_error"] as? [String: Any])?["code"] as? String
+                    return .failed("the charge ended \(status)" + (reason.map { " (\($0))" } ?? ""))
                 }
                 return .pending
             }
@@ -189,12 +197,26 @@ public final class StripeProvider: PaymentProvider {
         }
     }
 
-    /// "Visa •••• 4242" from the PaymentMethod.
+    /// For people, from the PaymentMethod: "Visa •••• 4242", "STRIPE TEST
+    /// BANK •••• 6789", "SEPA debit •••• 3000", "Link (jane@example.com)".
     private func displayName(of method: String) async throws(ProviderError) -> String {
         let (status, body, _) = try await get("/v1/payment_methods/\(Self.pathSafe(method))")
-        guard status == 200, let card = body["card"] as? [String: Any] else { return "Card" }
-        let brand = (card["brand"] as? String ?? "card").capitalized
-        return "\(brand) •••• \(card["last4"] as? String ?? "????")"
+        guard status == 200 else { return "Stripe payment method" }
+        let type = body["type"] as? String ?? ""
+        let details = body[type] as? [String: Any] ?? [:]
+        let last4 = details["last4"] as? String
+        switch type {
+        case "card":
+            return "\((details["brand"] as? String ?? "card").capitalized) •••• \(last4 ?? "????")"
+        case "us_bank_account", "au_becs_debit", "bacs_debit", "acss_debit":
+            return "\(details["bank_name"] as? String ?? "Bank account") •••• \(last4 ?? "????")"
+        case "sepa_debit":
+            return "SEPA debit •••• \(last4 ?? "????")"
+        case "link":
+            return (details["email"] as? String).map { "Link (\($0))" } ?? "Link"
+        default:
+            return type.isEmpty ? "Stripe payment method" : type.replacingOccurrences(of: "_", with: " ").capitalized
+        }
     }
 
     // MARK: HTTP
