@@ -40,6 +40,9 @@ public struct TransitionOutcome: Sendable, Hashable {
     /// Who ended a Cancelled payment: its failure at the payment system is an
     /// error the person is told of; their own or support's cancel is not.
     public var cancelledBy: Canceller = .paymentSystem
+    /// Cancelled because the saved method charged was refused as such
+    /// (detached, deleted): that method is marked Failed with it.
+    public var chargedMethodUnusable = false
 
     public enum Canceller: Sendable, Hashable {
         /// Declined, failed, expired, refused: "Payment failed" (an error).

@@ -32,6 +32,13 @@ public protocol PaymentProvider: Sendable {
 
     /// Detaches a saved method so it can no longer be charged.
     func removeMethod(_ method: PaymentMethod) async throws(ProviderError)
+
+    /// Looks a saved-method charge up by our payment id alone, for a charge
+    /// that may have happened without an answer (timeouts, a crash, a 5xx
+    /// that the provider now replays for its idempotency key). nil: the
+    /// payment system has nothing for this payment, so nothing was or will
+    /// be taken. Throws when it cannot tell now: then nobody may cancel.
+    func findCharge(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge?
 }
 
 public struct ProviderPaymentRequest: Sendable, Hashable {
@@ -62,10 +69,14 @@ public struct ProviderPayment: Sendable, Hashable {
 public struct ProviderCharge: Sendable, Hashable {
     public var reference: String
     public var outcome: ProviderOutcome
+    /// The provider refused the saved method itself (detached, deleted,
+    /// unknown): it can never be charged again and is marked Failed.
+    public var methodUnusable: Bool
 
-    public init(reference: String, outcome: ProviderOutcome) {
+    public init(reference: String, outcome: ProviderOutcome, methodUnusable: Bool = false) {
         self.reference = reference
         self.outcome = outcome
+        self.methodUnusable = methodUnusable
     }
 }
 

@@ -50,7 +50,7 @@ struct PaymentFlows: Sendable {
                     logger.critical("a charge succeeded for a payment already Cancelled: credit it by hand",
                                     metadata: ["payment": "\(payment.id)", "reference": "\(charge.reference)"])
                 }
-                return try await apply(charge.outcome, to: attached)
+                return try await apply(charge, to: attached)
             case .invoice, .balance:
                 return payment
             }
@@ -116,6 +116,34 @@ struct PaymentFlows: Sendable {
             }
         }
         return try await transition(payment, .cancelled(reason, by: canceller))
+    }
+
+    /// A saved-method charge that got no answer, past its grace (the poller):
+    /// looked up at the payment system by our payment id before anything is
+    /// cancelled. Found: its state is the payment's (a charge that succeeded
+    /// is credited); not there: nothing was taken, Cancelled; no answer:
+    /// throws, and the payment stays New. A hosted payment whose page was
+    /// never created is Cancelled at once: nobody could have paid it.
+    func giveUpStarting(_ payment: Payment) async throws -> Payment {
+        guard payment.status == .new, payment.providerReference.isEmpty, let system = payment.system,
+              payment.optionKind == .savedMethod, let methodID = payment.paymentMethodID else {
+            return try await transition(payment, .cancelled("the payment system could not start this payment"))
+        }
+        let method = try await store.paymentMethod(methodID)
+        guard let found = try await providers.provider(system).findCharge(payment, method: method) else {
+            return try await transition(payment, .cancelled("\(system.displayName) has no record of this charge; nothing was taken"))
+        }
+        logger.notice("an unanswered charge was found at the payment system", metadata: ["payment": "\(payment.id)", "reference": "\(found.reference)"])
+        let attached = found.reference.isEmpty ? payment : try await attach(payment, reference: found.reference, redirectURL: "")
+        return try await apply(found, to: attached)
+    }
+
+    /// A charge's answer, with a refused method marked Failed.
+    private func apply(_ charge: ProviderCharge, to payment: Payment) async throws(BillingError) -> Payment {
+        guard charge.methodUnusable, case .failed(let why) = charge.outcome else { return try await apply(charge.outcome, to: payment) }
+        var outcome = TransitionOutcome.cancelled(why)
+        outcome.chargedMethodUnusable = true
+        return try await transition(payment, outcome)
     }
 
     /// A provider's answer applied through the store's single transition.

@@ -94,7 +94,8 @@ struct Poller: Sendable {
                 // happened unanswered, so it is asked again for much longer.
                 let grace = payment.optionKind == .savedMethod ? settings.unstartedChargeGrace : settings.unstartedGrace
                 if now - payment.createdAtMs > grace.milliseconds {
-                    _ = try await flows.transition(payment, .cancelled("the payment system could not start this payment"))
+                    // Never cancelled without looking: a charge may have been made.
+                    _ = try await flows.giveUpStarting(payment)
                     return
                 }
                 payment = try await flows.start(payment)
@@ -106,7 +107,19 @@ struct Poller: Sendable {
             }
             let provider = try flows.providers.provider(system)
             let expired = now - payment.createdAtMs >= provider.paymentTimeToLive.milliseconds
-            let outcome = expired ? try await provider.expirePayment(payment) : try await provider.checkPayment(payment)
+            var outcome: ProviderOutcome
+            if expired {
+                do {
+                    outcome = try await provider.expirePayment(payment)
+                } catch {
+                    // An expiry that keeps failing (Stripe replays a 5xx for its
+                    // key) must not hide a payment made meanwhile: check it.
+                    logger.warning("expiry failed; checking instead", metadata: ["payment": "\(payment.id)", "error": "\(error)"])
+                    outcome = try await provider.checkPayment(payment)
+                }
+            } else {
+                outcome = try await provider.checkPayment(payment)
+            }
             // Still New after an expiry means settling (the money is on its
             // way and cannot be stopped): it ends Paid or Cancelled at the
             // provider, so keep checking; cancelling could lose a credit.

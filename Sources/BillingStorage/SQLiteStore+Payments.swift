@@ -124,6 +124,9 @@ extension SQLiteStore {
             if let methodID = after.savedPaymentMethodID {
                 try setMethodStatus(db, methodID: methodID, from: .pending, to: .failed, accountID: account.id, now: now)
             }
+            if outcome.chargedMethodUnusable, let methodID = after.paymentMethodID {
+                try setMethodStatus(db, methodID: methodID, from: .confirmed, to: .failed, accountID: account.id, now: now)
+            }
             if let orderID = after.migrationOrderID {
                 try db.execute(
                     sql: "UPDATE migration_orders SET status = 'awaiting_payment', payment_id = NULL WHERE id = ? AND payment_id = ?",

@@ -225,6 +225,45 @@ import Testing
         #expect(try await fake.problems() == [])
     }
 
+    @Test func aChargeWhoseAnswerWasAReplayedServerErrorIsFoundByItsPaymentID() async throws {
+        let fake = try await FakeProvider.stripe()
+        defer { fake.stop() }
+        let stripe = provider(fake)
+        let method = try await savedCard(stripe, fake)
+        var charged = payment()
+        charged.optionKind = .savedMethod
+        #expect(try await stripe.findCharge(charged, method: method) == nil, "nothing there before the charge")
+        // Stripe makes the charge, then answers 500 and keeps that answer for the key.
+        try await fake.control("fail?status=500&after=1")
+        await #expect(throws: ProviderError.self) { try await stripe.chargeSavedMethod(charged, method: method) }
+        do {
+            _ = try await stripe.chargeSavedMethod(charged, method: method)
+            Issue.record("the replayed 500 was taken for an answer")
+        } catch {
+            #expect("\(error)".contains("replayed"), "\(error)")
+        }
+        #expect(try await fake.charges().count == 2, "the saving top-up and this charge: made once")
+        let found = try #require(try await stripe.findCharge(charged, method: method))
+        #expect(found.outcome == .paid(nil))
+        #expect(found.reference.hasPrefix("pi_"))
+        #expect(try await fake.problems() == [])
+    }
+
+    @Test func aDetachedCardIsADefinitiveRefusalOfTheMethod() async throws {
+        let fake = try await FakeProvider.stripe()
+        defer { fake.stop() }
+        let stripe = provider(fake)
+        let method = try await savedCard(stripe, fake)
+        try await stripe.removeMethod(method)
+        let charge = try await stripe.chargeSavedMethod(payment(), method: method)
+        #expect(charge.methodUnusable, "the method can never pay again")
+        guard case .failed = charge.outcome else {
+            Issue.record("not a failure: \(charge.outcome)")
+            return
+        }
+        #expect(try await fake.problems() == [])
+    }
+
     @Test func anOffSessionChargeThatIsProcessingIsCheckedUntilItSucceeds() async throws {
         let fake = try await FakeProvider.stripe()
         defer { fake.stop() }

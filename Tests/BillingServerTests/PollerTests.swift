@@ -19,6 +19,13 @@ final class ScriptedProvider: PaymentProvider {
     /// Payments whose money is on its way: expiry cannot stop them.
     let settling = Mutex<Set<String>>([])
     let unavailable = Atomic<Bool>(false)
+    /// Off-session charges get no answer (a replayed 5xx), though they are made.
+    let chargesUnanswered = Atomic<Bool>(false)
+    /// Charges made, by payment id, whatever the answer was.
+    let charged = Mutex<[String: ProviderCharge]>([:])
+    let lookups = Atomic<Int>(0)
+    /// Expiry fails (a 5xx replayed for its key) while checks answer.
+    let expiryFails = Atomic<Bool>(false)
 
     init(timeToLive: Duration = .seconds(3600)) {
         paymentTimeToLive = timeToLive
@@ -30,7 +37,16 @@ final class ScriptedProvider: PaymentProvider {
     }
 
     func chargeSavedMethod(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge {
-        ProviderCharge(reference: "pi_\(payment.id)", outcome: .paid(nil))
+        let charge = ProviderCharge(reference: "pi_\(payment.id)", outcome: .paid(nil))
+        charged.withLock { $0[payment.id] = charge }
+        if chargesUnanswered.load(ordering: .relaxed) { throw .unavailable("HTTP 500 (replayed for its idempotency key)") }
+        return charge
+    }
+
+    func findCharge(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge? {
+        lookups.add(1, ordering: .relaxed)
+        if unavailable.load(ordering: .relaxed) { throw .unavailable("scripted outage") }
+        return charged.withLock { $0[payment.id] }
     }
 
     func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
@@ -43,6 +59,7 @@ final class ScriptedProvider: PaymentProvider {
 
     func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
         expiries.withLock { $0.append(payment.id) }
+        if expiryFails.load(ordering: .relaxed) { throw .unavailable("HTTP 500 (replayed for its idempotency key)") }
         let outcome = outcomes.withLock { $0[payment.id] } ?? .pending
         if settling.withLock({ $0.contains(payment.id) }) { return outcome }
         return outcome == .pending ? .failed("expired") : outcome
@@ -204,6 +221,64 @@ final class ScriptedProvider: PaymentProvider {
         let poller = s.poller(grace: .zero, chargeGrace: .seconds(3600))
         await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
         #expect(try await s.store.payment(charge.id).status == .paid, "asked again under its key, not cancelled")
+    }
+
+    /// A confirmed saved method (from a paid top-up that saved it) and a
+    /// charge of it recorded but not started.
+    func unstartedCharge(_ s: Setup) async throws -> Payment {
+        let saving = try await s.store.createTopUp(
+            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 10_00, .usd),
+                         option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")),
+            idempotencyKey: nil)
+        _ = try await s.flows.transition(saving, .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242"))
+        let method = try #require(try await s.store.payment(saving.id).savedPaymentMethodID)
+        return try await s.store.createTopUp(
+            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 5_00, .usd), option: .savedMethod(id: method)),
+            idempotencyKey: nil)
+    }
+
+    @Test func aChargeAnsweredOnlyWithReplayedErrorsIsLookedUpBeforeItIsGivenUpAndCredited() async throws {
+        let s = try await setup()
+        s.provider.chargesUnanswered.store(true, ordering: .relaxed)
+        let charge = try await unstartedCharge(s)
+        // The charge is made at the payment system, but every answer is a (replayed) 500.
+        await #expect(throws: ProviderError.self) { _ = try await s.flows.start(charge) }
+        #expect(try await s.store.payment(charge.id).status == .new)
+        try await Task.sleep(for: .milliseconds(5))
+        // Past the grace: looked up by our payment id, found, credited.
+        let poller = s.poller(grace: .zero, chargeGrace: .zero)
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        #expect(s.provider.lookups.load(ordering: .relaxed) == 1)
+        #expect(try await s.store.payment(charge.id).status == .paid, "a charge that happened is credited")
+        #expect(try await s.store.balance(accountID: "acc").balance.amountMinorUnits == 15_00)
+    }
+
+    @Test func aChargeThePaymentSystemHasNoRecordOfIsCancelledAndOneItCannotTellIsKept() async throws {
+        let s = try await setup()
+        let charge = try await unstartedCharge(s)
+        try await Task.sleep(for: .milliseconds(5))
+        let poller = s.poller(grace: .zero, chargeGrace: .zero)
+        // The lookup itself fails: nobody can tell, so it stays New.
+        s.provider.unavailable.store(true, ordering: .relaxed)
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        #expect(try await s.store.payment(charge.id).status == .new, "no answer: not cancelled")
+        // The payment system answers: it has nothing for this payment.
+        s.provider.unavailable.store(false, ordering: .relaxed)
+        _ = try await s.flows.giveUpStarting(try await s.store.payment(charge.id))
+        let after = try await s.store.payment(charge.id)
+        #expect(after.status == .cancelled)
+        #expect(after.failureReason.contains("no record of this charge"))
+    }
+
+    @Test func anExpiryThatKeepsFailingIsReplacedByACheckThatFindsThePayment() async throws {
+        let s = try await setup(provider: ScriptedProvider(timeToLive: .zero))
+        let payment = try await s.payment()
+        s.provider.expiryFails.store(true, ordering: .relaxed)
+        s.provider.outcomes.withLock { $0[payment.id] = .paid(nil) }
+        let poller = s.poller()
+        await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, leaseMs: 60_000))
+        #expect(s.provider.expiries.withLock { $0 } == [payment.id], "expiry was tried")
+        #expect(try await s.store.payment(payment.id).status == .paid, "the check after the failed expiry found it Paid")
     }
 
     @Test func aCallerStartingAPaymentThePollerAlreadyFinishedGetsItsState() async throws {

@@ -6,7 +6,9 @@ calls under one lock. Every API request is recorded; the fake's own checks
 GET /_fake/problems and require to be empty.
 
 Controls every fake has, under /_fake/ (never part of a vendor's API):
-  POST /_fake/fail?status=429&count=2   the next N API requests answer with that status
+  POST /_fake/fail?status=429&count=2   the next N API requests answer with that status (before any work)
+  POST /_fake/fail?status=500&after=1   the next API request is carried out, then answered with that status
+                                        (Stripe keeps that answer under the idempotency key and replays it)
   POST /_fake/malformed?count=1         the next N answers are not JSON
   POST /_fake/oversized?count=1         the next N answers are 2 MiB of valid JSON
   POST /_fake/delay?ms=2000&count=1     the next N requests are processed, then answered late
@@ -33,6 +35,7 @@ class Fake:
         self.problems = []
         self.requests = []
         self.fail = []
+        self.fail_after = []
         self.malformed = 0
         self.oversized = 0
         self.delays = []
@@ -64,7 +67,8 @@ class Fake:
     def common_control(self, parts, query):
         count = int(query.get("count", ["1"])[0])
         if parts[:1] == ["fail"]:
-            self.fail.extend([int(query.get("status", ["500"])[0])] * count)
+            queue = self.fail_after if query.get("after") == ["1"] else self.fail
+            queue.extend([int(query.get("status", ["500"])[0])] * count)
             return 200, {}
         if parts[:1] == ["delay"]:
             self.delays.extend([int(query.get("ms", ["1000"])[0])] * count)
@@ -82,7 +86,7 @@ class Fake:
         return 404, {"error": "unknown control"}
 
     def handle(self, method, target, headers, raw_body):
-        """(status, body or None, raw bytes or None, request id, delay in ms)."""
+        """(status, body or None, raw bytes or None, request id, delay in ms, extra headers)."""
         url = urllib.parse.urlsplit(target)
         query_pairs = urllib.parse.parse_qsl(url.query, keep_blank_values=True)
         if url.path.startswith("/_fake/"):
@@ -94,7 +98,7 @@ class Fake:
             # which calls back into this fake): done without the lock.
             if len(answer) == 3:
                 answer = answer[2]()
-            return answer[0], answer[1], None, None, 0
+            return answer[0], answer[1], None, None, 0, {}
         with self.lock:
             request_id = self.next_id("req")
             key = headers.get(self.idempotency_header)
@@ -102,29 +106,34 @@ class Fake:
                                   "headers": {k.lower(): v for k, v in headers.items() if k.lower() != "authorization"}})
             refused, context = self.check(method, url.path, query_pairs, headers, raw_body)
             if refused:
-                return refused[0], refused[1], None, request_id, 0
+                return refused[0], refused[1], None, request_id, 0, {}
             if self.fail:
                 status, body = self.scripted_error(self.fail.pop(0))
-                return status, body, None, request_id, 0
+                return status, body, None, request_id, 0, {}
             if self.malformed:
                 self.malformed -= 1
-                return 200, None, b"{not json", request_id, 0
+                return 200, None, b"{not json", request_id, 0, {}
             if self.oversized:
                 self.oversized -= 1
-                return 200, None, b'{"padding": "' + b"x" * (2 << 20) + b'"}', request_id, 0
+                return 200, None, b'{"padding": "' + b"x" * (2 << 20) + b'"}', request_id, 0, {}
             if method == "POST" and key:
                 seen = self.idempotency.get(key)
                 if seen:
                     if seen[0] != (url.path, raw_body):
-                        return 400, self.reused_key_error(), None, request_id, 0
-                    return seen[1], seen[2], None, request_id, 0
+                        return 400, self.reused_key_error(), None, request_id, 0, {}
+                    return seen[1], seen[2], None, request_id, 0, {"Idempotent-Replayed": "true"}
             status, result = self.api(context, headers)
-            if key and self.remembers(method, status):
+            failed_after_work = bool(self.fail_after)
+            if failed_after_work:
+                # Done, but the answer is an error (a crash after the work),
+                # and that answer is what the key replays from now on.
+                status, result = self.scripted_error(self.fail_after.pop(0))
+            if key and (failed_after_work or self.remembers(method, status)):
                 self.idempotency[key] = ((url.path, raw_body), self.replayed_status(status), result)
             delay = self.delays.pop(0) if self.delays else 0
         # Processed (and remembered) before the late answer: a client that
         # timed out and retries must get the same result, not a second one.
-        return status, result, None, request_id, delay
+        return status, result, None, request_id, delay, {}
 
     def reused_key_error(self):
         return {"error": {"type": "idempotency_error", "message": "Keys for idempotent requests can only be used with the same parameters"}}
@@ -144,7 +153,7 @@ class Fake:
             def any(self, method):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw_body = self.rfile.read(length).decode() if length else ""
-                status, body, raw, request_id, delay = fake.handle(method, self.path, self.headers, raw_body)
+                status, body, raw, request_id, delay, extra = fake.handle(method, self.path, self.headers, raw_body)
                 if delay:
                     time.sleep(delay / 1000)
                 data = b"" if status == 204 else raw if raw is not None else json.dumps(body).encode()
@@ -153,6 +162,8 @@ class Fake:
                 self.send_header("Content-Length", str(len(data)))
                 if request_id:
                     self.send_header(fake.request_id_header, request_id)
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 

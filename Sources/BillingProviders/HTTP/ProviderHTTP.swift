@@ -70,11 +70,16 @@ struct ProviderHTTP: Sendable {
             // poller and a caller starting one payment at once); asking
             // again later gets the first request's answer.
             if http.statusCode == 409 || http.statusCode == 429 || http.statusCode >= 500 {
-                if attempt < maxAttempts {
+                // A stored answer replayed for the idempotency key (Stripe keeps
+                // a 5xx for 24 h): asking again now only replays it. Unknown,
+                // never a refusal: the work may have been done.
+                let replayed = http.value(forHTTPHeaderField: "Idempotent-Replayed") == "true"
+                if attempt < maxAttempts && !replayed {
                     await backoff(attempt, retryAfter: http.value(forHTTPHeaderField: "Retry-After").flatMap(Double.init))
                     continue
                 }
-                throw .unavailable("HTTP \(http.statusCode) after \(attempt) attempts" + (requestID.map { " (request \($0))" } ?? ""))
+                throw .unavailable("HTTP \(http.statusCode)\(replayed ? " (replayed for its idempotency key)" : "") after \(attempt) attempts"
+                                   + (requestID.map { " (request \($0))" } ?? ""))
             }
             return Response(status: http.statusCode, body: data, requestID: requestID)
         }

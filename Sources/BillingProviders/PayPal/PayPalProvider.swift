@@ -113,6 +113,16 @@ public final class PayPalProvider: PaymentProvider {
         return ProviderCharge(reference: id, outcome: try await outcome(of: order, payment: payment, requestID: response.requestID))
     }
 
+    /// PayPal has no search by our id; what it offers is its request-id memory
+    /// (6 hours): the charge sent again under the same `PayPal-Request-Id`
+    /// answers with the order it made then, if it made one, and is made now
+    /// otherwise (the payer asked for it; it is taken once and credited).
+    /// billingd only looks up inside that window (`unstartedChargeGrace` is
+    /// at most 6 h), so this never charges twice.
+    public func findCharge(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge? {
+        try await chargeSavedMethod(payment, method: method)
+    }
+
     /// Deletes the vaulted wallet (Payment Method Tokens v3); gone already is
     /// as good as deleted.
     public func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {

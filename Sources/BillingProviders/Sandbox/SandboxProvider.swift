@@ -70,7 +70,9 @@ public final class SandboxProvider: PaymentProvider {
         let (charged, active) = try await recorded {
             try await state.charge(paymentID: payment.id, amount: payment.amount, methodID: method.providerReference, decline: decline)
         }
-        guard active else { return ProviderCharge(reference: charged.id, outcome: .failed("the saved method was removed")) }
+        guard active else {
+            return ProviderCharge(reference: charged.id, outcome: .failed("the saved method was removed"), methodUnusable: true)
+        }
         return ProviderCharge(reference: charged.id, outcome: charged.status == .declined ? .failed("card declined") : Self.outcome(charged))
     }
 
@@ -86,6 +88,11 @@ public final class SandboxProvider: PaymentProvider {
         try await simulate()
         guard let sandbox = try await recorded({ try await state.expire(paymentID: payment.id) }) else { return .failed("expired") }
         return Self.outcome(sandbox)
+    }
+
+    public func findCharge(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge? {
+        try await simulate()
+        return try await recorded { try await state.payment(of: payment.id) }.map { ProviderCharge(reference: $0.id, outcome: Self.outcome($0)) }
     }
 
     public func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {

@@ -90,7 +90,9 @@ public final class StripeProvider: PaymentProvider {
         // or is processing (and cannot be stopped).
         if payment.optionKind == .savedMethod { return try await checkIntent(payment) }
         let path = "/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))/expire"
-        let response = try await send("POST", path, form: [], idempotencyKey: "\(payment.id)-expire")
+        // A key per attempt: Stripe keeps a failed (5xx) answer under its key
+        // for 24 h, so one key would replay one failure for a day.
+        let response = try await send("POST", path, form: [], idempotencyKey: "\(payment.id)-expire-\(payment.checkAttempts)")
         if response.status == 200 {
             return try await outcome(of: try ProviderHTTP.object(response), payment: payment, requestID: response.requestID)
         }
@@ -119,11 +121,35 @@ public final class StripeProvider: PaymentProvider {
             let intent = (error["payment_intent"] as? [String: Any])?["id"] as? String ?? ""
             return ProviderCharge(reference: intent, outcome: .failed("card declined" + (reason.isEmpty ? "" : " (\(reason))")))
         }
+        if response.status == 400, let error = body["error"] as? [String: Any], error["type"] as? String == "invalid_request_error",
+           error["code"] as? String == "resource_missing" || error["param"] as? String == "payment_method" {
+            // The saved card itself is refused (detached, deleted): a
+            // definitive answer about the method, which can never pay again.
+            return ProviderCharge(reference: "", outcome: .failed("Stripe refused the saved method: \(Self.message(body) ?? "unusable")"),
+                                  methodUnusable: true)
+        }
         guard response.status == 200 else {
             throw .rejected(Self.message(body) ?? "creating the payment intent answered HTTP \(response.status)", requestID: response.requestID)
         }
         guard let id = body["id"] as? String else { throw .malformed("payment intent without an id", requestID: response.requestID) }
         return ProviderCharge(reference: id, outcome: try Self.outcome(ofIntent: body, requestID: response.requestID))
+    }
+
+    /// The PaymentIntent carrying our payment id in its metadata, found with
+    /// Stripe's search (eventually consistent within about a minute; billingd
+    /// only looks hours after the charge). A 5xx that Stripe replays for the
+    /// charge's idempotency key says nothing; this does.
+    public func findCharge(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge? {
+        let query = "metadata['payment_id']:'\(Self.pathSafe(payment.id))'"
+        guard let encoded = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) else { return nil }
+        let (status, body, requestID) = try await get("/v1/payment_intents/search?query=\(encoded)")
+        guard status == 200, let found = body["data"] as? [[String: Any]] else {
+            throw .rejected("searching payment intents answered HTTP \(status)", requestID: requestID)
+        }
+        // One charge per payment id (its idempotency key); the newest if ever more.
+        guard let intent = found.max(by: { ($0["created"] as? Int ?? 0) < ($1["created"] as? Int ?? 0) }),
+              let id = intent["id"] as? String else { return nil }
+        return ProviderCharge(reference: id, outcome: try Self.outcome(ofIntent: intent, requestID: requestID))
     }
 
     public func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {
