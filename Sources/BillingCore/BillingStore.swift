@@ -33,6 +33,9 @@ public protocol BillingStore: Sendable {
     func payment(_ id: String) async throws(BillingError) -> Payment
     func attachProviderReference(paymentID: String, reference: String, redirectURL: String) async throws(BillingError) -> Payment
     func transition(paymentID: String, _ outcome: TransitionOutcome) async throws(BillingError) -> TransitionResult
+    /// A refund, chargeback or dispute won of a Paid payment, once per its
+    /// reference; false when it was recorded before.
+    func recordReversal(_ reversal: Reversal) async throws(BillingError) -> Bool
     func listPayments(_ query: PaymentQuery) async throws(BillingError) -> Page<Payment>
     /// Of one account: after its account sequence; of all (nil): after the global sequence.
     func events(after sequence: UInt64, accountID: String?, limit: Int) async throws(BillingError) -> [Event]

@@ -159,6 +159,7 @@ public struct Event: Sendable, Hashable, Codable {
         case methodStatusChanged(PaymentMethod, previous: PaymentMethodStatus?)
         case balanceChanged(balance: Money, delta: Money, paymentID: String?, reference: String)
         case notification(Notification)
+        case paymentReversed(Reversal)
     }
 
     /// Global: every account's events, gap-free (internal watchers of all accounts).
@@ -281,5 +282,34 @@ public struct RenewalOrder: Sendable, Hashable, Codable {
         self.paymentID = paymentID
         self.createdAtMs = createdAtMs
         self.completedAtMs = completedAtMs
+    }
+}
+
+/// Money taken back after a payment was Paid (a refund, a chargeback), or
+/// given back (a dispute won), as the payment system reports it. Recorded
+/// once per `reference` (the payment system's id of it) as its own ledger
+/// entry: the payment stays Paid and nothing is updated in place.
+public struct Reversal: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Hashable, Codable {
+        case refund
+        case chargeback
+        /// A dispute won: what the chargeback took comes back.
+        case chargebackWon = "chargeback_won"
+    }
+
+    public var paymentID: String
+    public var kind: Kind
+    /// Positive: taken back, or given back for `chargebackWon`.
+    public var amount: Money
+    /// The payment system's id (Stripe re_…/dp_…, PayPal refund or capture id).
+    public var reference: String
+    public var reason: String
+
+    public init(paymentID: String, kind: Kind, amount: Money, reference: String, reason: String) {
+        self.paymentID = paymentID
+        self.kind = kind
+        self.amount = amount
+        self.reference = reference
+        self.reason = reason
     }
 }

@@ -225,6 +225,18 @@ extension BillingV1.PaymentEvent {
             self.event = .balanceChanged(changed)
         case .notification(let notification):
             self.event = .notification(BillingV1.Notification(notification))
+        case .paymentReversed(let reversal):
+            var reversed = BillingV1.PaymentReversed()
+            reversed.paymentId = reversal.paymentID
+            reversed.kind = switch reversal.kind {
+            case .refund: .refund
+            case .chargeback: .chargeback
+            case .chargebackWon: .chargebackWon
+            }
+            reversed.amount = BillingV1.Money(reversal.amount)
+            reversed.reversalReference = reversal.reference
+            reversed.reason = reversal.reason
+            self.event = .paymentReversed(reversed)
         }
     }
 }

@@ -145,14 +145,7 @@ extension SQLiteStore {
             }
             let notification = Notification(id: IDs.make("ntf"), accountID: account.id, severity: severity, title: title, body: body,
                                             paymentID: after.id, createdAtMs: now)
-            try db.execute(
-                sql: """
-                    INSERT INTO notifications (id, account_id, severity, title, body, payment_id, created_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [notification.id, notification.accountID, notification.severity.rawValue, notification.title,
-                            notification.body, notification.paymentID, notification.createdAtMs]
-            )
+            try insertNotification(db, notification)
             try appendEvent(db, accountID: account.id, atMs: now, .notification(notification))
         case .new:
             preconditionFailure("TransitionOutcome refuses New")

@@ -132,6 +132,17 @@ extension SQLiteStore {
         return payment
     }
 
+    static func insertNotification(_ db: Database, _ notification: BillingCore.Notification) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO notifications (id, account_id, severity, title, body, payment_id, created_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [notification.id, notification.accountID, notification.severity.rawValue, notification.title,
+                        notification.body, notification.paymentID, notification.createdAtMs]
+        )
+    }
+
     static func confirmMethod(_ db: Database, methodID: String, payerID: String, outcome: TransitionOutcome, accountID: String, now: Int64) throws {
         let hasDefault = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM payment_methods WHERE payer_id = ? AND is_default = 1)",
                                            arguments: [payerID]) ?? false

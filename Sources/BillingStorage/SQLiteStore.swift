@@ -229,10 +229,11 @@ public final class SQLiteStore: BillingStore {
         }
     }
 
-    /// How many ledger entries a payment has (0 or 1 for a credit).
+    /// How many credits a payment has: 1 once Paid, else 0 (reversals are
+    /// entries of their own, not counted here).
     public func ledgerEntryCount(paymentID: String) async throws(BillingError) -> Int {
         try await read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ledger WHERE payment_id = ? AND amount_minor > 0", arguments: [paymentID]) ?? 0
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ledger WHERE entry_key = 'credit:' || ?", arguments: [paymentID]) ?? 0
         }
     }
 
@@ -312,6 +313,7 @@ extension Event.Change {
         case .methodStatusChanged: return "method_status_changed"
         case .balanceChanged: return "balance_changed"
         case .notification: return "notification"
+        case .paymentReversed: return "payment_reversed"
         }
     }
 }

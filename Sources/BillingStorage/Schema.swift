@@ -22,6 +22,10 @@ enum Schema {
         migrator.registerMigration("v3-account-sequence") { db in
             try db.execute(sql: v3)
         }
+        migrator.registerMigration("v4-ledger-by-payment") { db in
+            // Reversals sum a payment's ledger entries.
+            try db.execute(sql: "CREATE INDEX ledger_by_payment ON ledger(payment_id)")
+        }
         return migrator
     }
 

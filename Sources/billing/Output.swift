@@ -165,6 +165,8 @@ struct EventView: Encodable {
             kind = "balance_changed"; paymentId = c.paymentId.isEmpty ? nil : c.paymentId; balance = MoneyView(c.balance); delta = MoneyView(c.delta)
         case .notification(let n)?:
             kind = "notification"; paymentId = n.paymentId.isEmpty ? nil : n.paymentId; message = n.body
+        case .paymentReversed(let r)?:
+            kind = "payment_reversed"; paymentId = r.paymentId; delta = MoneyView(r.amount); message = "\(r.kind) \(r.reversalReference)"
         case nil:
             break
         }

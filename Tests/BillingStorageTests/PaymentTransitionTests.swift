@@ -30,6 +30,7 @@ import Testing
             case .methodStatusChanged(let m, let previous): return "method \(previous?.rawValue ?? "-")->\(m.status.rawValue)"
             case .balanceChanged(let balance, let delta, _, _): return "balance \(delta.amountMinorUnits)=\(balance.amountMinorUnits)"
             case .notification: return "notification"
+            case .paymentReversed(let r): return "reversed \(r.kind.rawValue) \(r.amount.amountMinorUnits)"
             }
         }
         #expect(kinds == ["payment -->new", "method -->pending", "payment new->paid", "balance 10050=10050", "method pending->confirmed"])
@@ -117,5 +118,48 @@ import Testing
         #expect(second.invoiceNumber != invoice.invoiceNumber)
         _ = try await f.store.transition(paymentID: invoice.id, .paid)
         #expect(try await f.balanceMinor() == 1000_00)
+    }
+
+    @Test func reversalsAreRecordedOnceEachAndNeverTakeMoreThanThePaymentBrought() async throws {
+        let f = try await StoreFixture()
+        let payment = try await f.topUp("100.00")
+        _ = try await f.store.transition(paymentID: payment.id, .paid)
+        func reversal(_ kind: Reversal.Kind, _ minor: Int64, _ reference: String) -> Reversal {
+            Reversal(paymentID: payment.id, kind: kind, amount: Money(minorUnits: minor, .usd), reference: reference, reason: "test")
+        }
+        #expect(try await f.store.recordReversal(reversal(.refund, 30_00, "re_1")))
+        #expect(try await f.store.recordReversal(reversal(.refund, 30_00, "re_1")) == false, "once per reference")
+        #expect(try await f.balanceMinor() == 70_00)
+        // A chargeback of the rest, and more than the rest: only what is left is taken.
+        #expect(try await f.store.recordReversal(reversal(.chargeback, 100_00, "dp_1")))
+        #expect(try await f.balanceMinor() == 0)
+        #expect(try await f.store.recordReversal(reversal(.refund, 5_00, "re_2")) == false, "nothing left to take")
+        // The dispute won gives back at most what the chargeback took.
+        #expect(try await f.store.recordReversal(reversal(.chargebackWon, 500_00, "dp_1")))
+        #expect(try await f.balanceMinor() == 70_00)
+        #expect(try await f.store.payment(payment.id).status == .paid, "the payment stays Paid")
+        #expect(try await f.checkInvariants() == [])
+        // Below zero: the balance was spent, then the money is taken back;
+        // the account owes, and the balance pays for nothing until a top-up covers it.
+        let order = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "m-1", description: "server",
+                                                           serverPrice: Money(minorUnits: 70_00, .usd))
+        _ = try await f.store.payMigrationOrder(order.id, payerID: nil, option: .balance, idempotencyKey: nil)
+        #expect(try await f.balanceMinor() == 0)
+        #expect(try await f.store.recordReversal(reversal(.refund, 20_00, "re_3")))
+        #expect(try await f.balanceMinor() == -20_00)
+        let next = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "m-2", description: "server",
+                                                          serverPrice: Money(minorUnits: 1_00, .usd))
+        await #expect(throws: BillingError.self, "nothing is paid from a balance below zero") {
+            _ = try await f.store.payMigrationOrder(next.id, payerID: nil, option: .balance, idempotencyKey: nil)
+        }
+        #expect(try await f.checkInvariants() == [])
+        await #expect(throws: BillingError.self, "a New payment has nothing to reverse") {
+            _ = try await f.store.recordReversal(Reversal(paymentID: try await f.topUp("5.00").id, kind: .refund,
+                                                         amount: Money(minorUnits: 1_00, .usd), reference: "re_x", reason: ""))
+        }
+        await #expect(throws: BillingError.self, "another currency") {
+            _ = try await f.store.recordReversal(Reversal(paymentID: payment.id, kind: .refund, amount: Money(minorUnits: 1_00, .eur),
+                                                         reference: "re_eur", reason: ""))
+        }
     }
 }

@@ -22,6 +22,7 @@ public let allMessageTypes: [any ProtoMessage.Type] = [
     BillingV1.PaymentStatusChanged.self,
     BillingV1.PaymentMethodStatusChanged.self,
     BillingV1.BalanceChanged.self,
+    BillingV1.PaymentReversed.self,
     BillingV1.PaymentEvent.self,
     BillingV1.TimeRange.self,
     BillingV1.PageRequest.self,

@@ -177,6 +177,39 @@ extension BillingV1 {
         public static let knownCases: [Self] = [.unspecified, .invoice, .savedMethod, .paymentSystem, .balance]
     }
 
+    public enum ReversalKind: ProtoEnum {
+        case unspecified
+        case refund
+        case chargeback
+        case chargebackWon
+        /// A value this build does not know; kept so it survives a round trip.
+        case unrecognized(Int32)
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .refund
+            case 2: self = .chargeback
+            case 3: self = .chargebackWon
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .refund: return 1
+            case .chargeback: return 2
+            case .chargebackWon: return 3
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public static let knownCases: [Self] = [.unspecified, .refund, .chargeback, .chargebackWon]
+    }
+
     /// An amount of money.
     public struct Money: ProtoMessage {
         public static let protoName = "billing.v1.Money"
@@ -519,6 +552,31 @@ extension BillingV1 {
         }
     }
 
+    /// Money taken back after a payment was Paid, or given back when a dispute is
+    /// won. The payment stays Paid; the ledger gets its own entry, once per
+    /// reversal at the payment system.
+    public struct PaymentReversed: ProtoMessage {
+        public static let protoName = "billing.v1.PaymentReversed"
+
+        public var paymentId: String = ""
+        public var kind: BillingV1.ReversalKind = BillingV1.ReversalKind()
+        /// Positive: the amount taken back (given back for a dispute won).
+        public var amount: BillingV1.Money? = nil
+        /// The payment system's id of the refund or dispute.
+        public var reversalReference: String = ""
+        public var reason: String = ""
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
+
     /// One committed change, in commit order.
     public struct PaymentEvent: ProtoMessage {
         public static let protoName = "billing.v1.PaymentEvent"
@@ -538,6 +596,7 @@ extension BillingV1 {
             case methodStatusChanged(BillingV1.PaymentMethodStatusChanged)
             case balanceChanged(BillingV1.BalanceChanged)
             case notification(BillingV1.Notification)
+            case paymentReversed(BillingV1.PaymentReversed)
         }
 
         public func serializedBytes() throws -> [UInt8] {
@@ -963,6 +1022,32 @@ extension BillingV1.BalanceChanged: CBackedMessage {
     }
 }
 
+extension BillingV1.PaymentReversed: CBackedMessage {
+    typealias CMessage = Billing__V1__PaymentReversed
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__payment_reversed__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__PaymentReversed>, arena: CArena) throws {
+        c.pointee.payment_id = try arena.string(paymentId, field: "payment_id")
+        c.pointee.kind = Billing__V1__ReversalKind(rawValue: UInt32(bitPattern: kind.rawValue))
+        if let amount { c.pointee.amount = try arena.message(amount) }
+        c.pointee.reversal_reference = try arena.string(reversalReference, field: "reversal_reference")
+        c.pointee.reason = try arena.string(reason, field: "reason")
+    }
+
+    init(c: UnsafePointer<Billing__V1__PaymentReversed>) throws {
+        self.init()
+        let m = c.pointee
+        paymentId = try CRead.string(m.payment_id, field: "payment_id")
+        kind = .init(rawValue: Int32(bitPattern: m.kind.rawValue))
+        if let p = m.amount { amount = try .init(c: p) }
+        reversalReference = try CRead.string(m.reversal_reference, field: "reversal_reference")
+        reason = try CRead.string(m.reason, field: "reason")
+    }
+}
+
 extension BillingV1.PaymentEvent: CBackedMessage {
     typealias CMessage = Billing__V1__PaymentEvent
 
@@ -987,6 +1072,9 @@ extension BillingV1.PaymentEvent: CBackedMessage {
         case .notification(let value)?:
             c.pointee.event_case = Billing__V1__PaymentEvent__EventCase(rawValue: 7)
             c.pointee.notification = try arena.message(value)
+        case .paymentReversed(let value)?:
+            c.pointee.event_case = Billing__V1__PaymentEvent__EventCase(rawValue: 8)
+            c.pointee.payment_reversed = try arena.message(value)
         case nil:
             break
         }
@@ -1011,6 +1099,9 @@ extension BillingV1.PaymentEvent: CBackedMessage {
         case 7:
             guard let p = m.notification else { throw MessageError.malformed("notification: oneof case without a value") }
             event = .notification(try BillingV1.Notification(c: p))
+        case 8:
+            guard let p = m.payment_reversed else { throw MessageError.malformed("payment_reversed: oneof case without a value") }
+            event = .paymentReversed(try BillingV1.PaymentReversed(c: p))
         default:
             event = nil
         }

@@ -55,6 +55,9 @@ static inline const ProtobufCMessageDescriptor *cbp_billing__v1__payment_method_
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__balance_changed__descriptor(void) {
     return &billing__v1__balance_changed__descriptor;
 }
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__payment_reversed__descriptor(void) {
+    return &billing__v1__payment_reversed__descriptor;
+}
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__payment_event__descriptor(void) {
     return &billing__v1__payment_event__descriptor;
 }

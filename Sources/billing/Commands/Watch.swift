@@ -89,6 +89,8 @@ struct Watch: AsyncParsableCommand {
             Output.line("\(head) balance \(Output.money(c.balance)) (\((c.delta?.amountMinorUnits ?? 0) >= 0 ? "+" : "")\(Output.money(c.delta)))")
         case .notification(let n)?:
             Output.line("\(head) notification: \(n.title): \(n.body)")
+        case .paymentReversed(let r)?:
+            Output.line("\(head) payment \(r.paymentId) \(r.kind) \(Output.money(r.amount)) (\(r.reversalReference))")
         case nil:
             Output.line("\(head) (an event this client does not know)")
         }

@@ -165,17 +165,30 @@ extension BillingV1.BalanceChanged: RandomMessage {
     }
 }
 
+extension BillingV1.PaymentReversed: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.paymentId = g.string()
+        m.kind = g.enumValue(BillingV1.ReversalKind.self)
+        if depth < 4 && g.coin() { m.amount = BillingV1.Money.random(using: &g, depth: depth + 1) }
+        m.reversalReference = g.string()
+        m.reason = g.string()
+        return m
+    }
+}
+
 extension BillingV1.PaymentEvent: RandomMessage {
     static func random(using g: inout SeededGenerator, depth: Int) -> Self {
         var m = Self()
         m.sequence = g.next(UInt64.self)
         m.accountId = g.string()
         m.atUnixMs = g.next(Int64.self)
-        switch g.below(5) {
+        switch g.below(6) {
         case 0: m.event = .paymentStatusChanged(BillingV1.PaymentStatusChanged.random(using: &g, depth: depth + 1))
         case 1: m.event = .methodStatusChanged(BillingV1.PaymentMethodStatusChanged.random(using: &g, depth: depth + 1))
         case 2: m.event = .balanceChanged(BillingV1.BalanceChanged.random(using: &g, depth: depth + 1))
         case 3: m.event = .notification(BillingV1.Notification.random(using: &g, depth: depth + 1))
+        case 4: m.event = .paymentReversed(BillingV1.PaymentReversed.random(using: &g, depth: depth + 1))
         default: m.event = nil
         }
         return m

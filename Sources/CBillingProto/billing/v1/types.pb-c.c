@@ -637,6 +637,51 @@ void   billing__v1__balance_changed__free_unpacked
   assert(message->base.descriptor == &billing__v1__balance_changed__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   billing__v1__payment_reversed__init
+                     (Billing__V1__PaymentReversed         *message)
+{
+  static const Billing__V1__PaymentReversed init_value = BILLING__V1__PAYMENT_REVERSED__INIT;
+  *message = init_value;
+}
+size_t billing__v1__payment_reversed__get_packed_size
+                     (const Billing__V1__PaymentReversed *message)
+{
+  assert(message->base.descriptor == &billing__v1__payment_reversed__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__payment_reversed__pack
+                     (const Billing__V1__PaymentReversed *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__payment_reversed__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__payment_reversed__pack_to_buffer
+                     (const Billing__V1__PaymentReversed *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__payment_reversed__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__PaymentReversed *
+       billing__v1__payment_reversed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__PaymentReversed *)
+     protobuf_c_message_unpack (&billing__v1__payment_reversed__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__payment_reversed__free_unpacked
+                     (Billing__V1__PaymentReversed *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__payment_reversed__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   billing__v1__payment_event__init
                      (Billing__V1__PaymentEvent         *message)
 {
@@ -1970,7 +2015,97 @@ const ProtobufCMessageDescriptor billing__v1__balance_changed__descriptor =
   (ProtobufCMessageInit) billing__v1__balance_changed__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor billing__v1__payment_event__field_descriptors[7] =
+static const ProtobufCFieldDescriptor billing__v1__payment_reversed__field_descriptors[5] =
+{
+  {
+    "payment_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__PaymentReversed, payment_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__PaymentReversed, kind),
+    &billing__v1__reversal_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "amount",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__PaymentReversed, amount),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reversal_reference",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__PaymentReversed, reversal_reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__PaymentReversed, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__payment_reversed__field_indices_by_name[] = {
+  2,   /* field[2] = amount */
+  1,   /* field[1] = kind */
+  0,   /* field[0] = payment_id */
+  4,   /* field[4] = reason */
+  3,   /* field[3] = reversal_reference */
+};
+static const ProtobufCIntRange billing__v1__payment_reversed__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor billing__v1__payment_reversed__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.PaymentReversed",
+  "PaymentReversed",
+  "Billing__V1__PaymentReversed",
+  "billing.v1",
+  sizeof(Billing__V1__PaymentReversed),
+  5,
+  billing__v1__payment_reversed__field_descriptors,
+  billing__v1__payment_reversed__field_indices_by_name,
+  1,  billing__v1__payment_reversed__number_ranges,
+  (ProtobufCMessageInit) billing__v1__payment_reversed__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor billing__v1__payment_event__field_descriptors[8] =
 {
   {
     "sequence",
@@ -2056,6 +2191,18 @@ static const ProtobufCFieldDescriptor billing__v1__payment_event__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "payment_reversed",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Billing__V1__PaymentEvent, event_case),
+    offsetof(Billing__V1__PaymentEvent, payment_reversed),
+    &billing__v1__payment_reversed__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned billing__v1__payment_event__field_indices_by_name[] = {
   1,   /* field[1] = account_id */
@@ -2063,13 +2210,14 @@ static const unsigned billing__v1__payment_event__field_indices_by_name[] = {
   5,   /* field[5] = balance_changed */
   4,   /* field[4] = method_status_changed */
   6,   /* field[6] = notification */
+  7,   /* field[7] = payment_reversed */
   3,   /* field[3] = payment_status_changed */
   0,   /* field[0] = sequence */
 };
 static const ProtobufCIntRange billing__v1__payment_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor billing__v1__payment_event__descriptor =
 {
@@ -2079,7 +2227,7 @@ const ProtobufCMessageDescriptor billing__v1__payment_event__descriptor =
   "Billing__V1__PaymentEvent",
   "billing.v1",
   sizeof(Billing__V1__PaymentEvent),
-  7,
+  8,
   billing__v1__payment_event__field_descriptors,
   billing__v1__payment_event__field_indices_by_name,
   1,  billing__v1__payment_event__number_ranges,
@@ -2350,5 +2498,37 @@ const ProtobufCEnumDescriptor billing__v1__payment_option_kind__descriptor =
   billing__v1__payment_option_kind__enum_values_by_name,
   1,
   billing__v1__payment_option_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue billing__v1__reversal_kind__enum_values_by_number[4] =
+{
+  { "REVERSAL_KIND_UNSPECIFIED", "BILLING__V1__REVERSAL_KIND__REVERSAL_KIND_UNSPECIFIED", 0 },
+  { "REVERSAL_KIND_REFUND", "BILLING__V1__REVERSAL_KIND__REVERSAL_KIND_REFUND", 1 },
+  { "REVERSAL_KIND_CHARGEBACK", "BILLING__V1__REVERSAL_KIND__REVERSAL_KIND_CHARGEBACK", 2 },
+  { "REVERSAL_KIND_CHARGEBACK_WON", "BILLING__V1__REVERSAL_KIND__REVERSAL_KIND_CHARGEBACK_WON", 3 },
+};
+static const ProtobufCIntRange billing__v1__reversal_kind__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex billing__v1__reversal_kind__enum_values_by_name[4] =
+{
+  { "REVERSAL_KIND_CHARGEBACK", 2 },
+  { "REVERSAL_KIND_CHARGEBACK_WON", 3 },
+  { "REVERSAL_KIND_REFUND", 1 },
+  { "REVERSAL_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor billing__v1__reversal_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "billing.v1.ReversalKind",
+  "ReversalKind",
+  "Billing__V1__ReversalKind",
+  "billing.v1",
+  4,
+  billing__v1__reversal_kind__enum_values_by_number,
+  4,
+  billing__v1__reversal_kind__enum_values_by_name,
+  1,
+  billing__v1__reversal_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

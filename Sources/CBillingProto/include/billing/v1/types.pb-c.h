@@ -29,6 +29,7 @@ typedef struct Billing__V1__Notification Billing__V1__Notification;
 typedef struct Billing__V1__PaymentStatusChanged Billing__V1__PaymentStatusChanged;
 typedef struct Billing__V1__PaymentMethodStatusChanged Billing__V1__PaymentMethodStatusChanged;
 typedef struct Billing__V1__BalanceChanged Billing__V1__BalanceChanged;
+typedef struct Billing__V1__PaymentReversed Billing__V1__PaymentReversed;
 typedef struct Billing__V1__PaymentEvent Billing__V1__PaymentEvent;
 typedef struct Billing__V1__TimeRange Billing__V1__TimeRange;
 typedef struct Billing__V1__PageRequest Billing__V1__PageRequest;
@@ -112,6 +113,22 @@ typedef enum _Billing__V1__PaymentOptionKind {
   BILLING__V1__PAYMENT_OPTION_KIND__PAYMENT_OPTION_KIND_BALANCE = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BILLING__V1__PAYMENT_OPTION_KIND)
 } Billing__V1__PaymentOptionKind;
+typedef enum _Billing__V1__ReversalKind {
+  BILLING__V1__REVERSAL_KIND__REVERSAL_KIND_UNSPECIFIED = 0,
+  /*
+   * Refunded at the payment system (in part or whole).
+   */
+  BILLING__V1__REVERSAL_KIND__REVERSAL_KIND_REFUND = 1,
+  /*
+   * Taken back by the payer's bank (a dispute, a chargeback).
+   */
+  BILLING__V1__REVERSAL_KIND__REVERSAL_KIND_CHARGEBACK = 2,
+  /*
+   * A dispute won: the money taken back is given back.
+   */
+  BILLING__V1__REVERSAL_KIND__REVERSAL_KIND_CHARGEBACK_WON = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BILLING__V1__REVERSAL_KIND)
+} Billing__V1__ReversalKind;
 
 /* --- messages --- */
 
@@ -415,12 +432,38 @@ struct  Billing__V1__BalanceChanged
     , NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/*
+ * Money taken back after a payment was Paid, or given back when a dispute is
+ * won. The payment stays Paid; the ledger gets its own entry, once per
+ * reversal at the payment system.
+ */
+struct  Billing__V1__PaymentReversed
+{
+  ProtobufCMessage base;
+  char *payment_id;
+  Billing__V1__ReversalKind kind;
+  /*
+   * Positive: the amount taken back (given back for a dispute won).
+   */
+  Billing__V1__Money *amount;
+  /*
+   * The payment system's id of the refund or dispute.
+   */
+  char *reversal_reference;
+  char *reason;
+};
+#define BILLING__V1__PAYMENT_REVERSED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&billing__v1__payment_reversed__descriptor) \
+    , (char *)protobuf_c_empty_string, BILLING__V1__REVERSAL_KIND__REVERSAL_KIND_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
 typedef enum {
   BILLING__V1__PAYMENT_EVENT__EVENT__NOT_SET = 0,
   BILLING__V1__PAYMENT_EVENT__EVENT_PAYMENT_STATUS_CHANGED = 4,
   BILLING__V1__PAYMENT_EVENT__EVENT_METHOD_STATUS_CHANGED = 5,
   BILLING__V1__PAYMENT_EVENT__EVENT_BALANCE_CHANGED = 6,
-  BILLING__V1__PAYMENT_EVENT__EVENT_NOTIFICATION = 7
+  BILLING__V1__PAYMENT_EVENT__EVENT_NOTIFICATION = 7,
+  BILLING__V1__PAYMENT_EVENT__EVENT_PAYMENT_REVERSED = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BILLING__V1__PAYMENT_EVENT__EVENT__CASE)
 } Billing__V1__PaymentEvent__EventCase;
 
@@ -444,6 +487,7 @@ struct  Billing__V1__PaymentEvent
     Billing__V1__PaymentMethodStatusChanged *method_status_changed;
     Billing__V1__BalanceChanged *balance_changed;
     Billing__V1__Notification *notification;
+    Billing__V1__PaymentReversed *payment_reversed;
   };
 };
 #define BILLING__V1__PAYMENT_EVENT__INIT \
@@ -748,6 +792,25 @@ Billing__V1__BalanceChanged *
 void   billing__v1__balance_changed__free_unpacked
                      (Billing__V1__BalanceChanged *message,
                       ProtobufCAllocator *allocator);
+/* Billing__V1__PaymentReversed methods */
+void   billing__v1__payment_reversed__init
+                     (Billing__V1__PaymentReversed         *message);
+size_t billing__v1__payment_reversed__get_packed_size
+                     (const Billing__V1__PaymentReversed   *message);
+size_t billing__v1__payment_reversed__pack
+                     (const Billing__V1__PaymentReversed   *message,
+                      uint8_t             *out);
+size_t billing__v1__payment_reversed__pack_to_buffer
+                     (const Billing__V1__PaymentReversed   *message,
+                      ProtobufCBuffer     *buffer);
+Billing__V1__PaymentReversed *
+       billing__v1__payment_reversed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   billing__v1__payment_reversed__free_unpacked
+                     (Billing__V1__PaymentReversed *message,
+                      ProtobufCAllocator *allocator);
 /* Billing__V1__PaymentEvent methods */
 void   billing__v1__payment_event__init
                      (Billing__V1__PaymentEvent         *message);
@@ -849,6 +912,9 @@ typedef void (*Billing__V1__PaymentMethodStatusChanged_Closure)
 typedef void (*Billing__V1__BalanceChanged_Closure)
                  (const Billing__V1__BalanceChanged *message,
                   void *closure_data);
+typedef void (*Billing__V1__PaymentReversed_Closure)
+                 (const Billing__V1__PaymentReversed *message,
+                  void *closure_data);
 typedef void (*Billing__V1__PaymentEvent_Closure)
                  (const Billing__V1__PaymentEvent *message,
                   void *closure_data);
@@ -869,6 +935,7 @@ extern const ProtobufCEnumDescriptor    billing__v1__payment_purpose__descriptor
 extern const ProtobufCEnumDescriptor    billing__v1__payment_system__descriptor;
 extern const ProtobufCEnumDescriptor    billing__v1__payment_method_status__descriptor;
 extern const ProtobufCEnumDescriptor    billing__v1__payment_option_kind__descriptor;
+extern const ProtobufCEnumDescriptor    billing__v1__reversal_kind__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__money__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__account__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__payer__descriptor;
@@ -884,6 +951,7 @@ extern const ProtobufCEnumDescriptor    billing__v1__notification__severity__des
 extern const ProtobufCMessageDescriptor billing__v1__payment_status_changed__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__payment_method_status_changed__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__balance_changed__descriptor;
+extern const ProtobufCMessageDescriptor billing__v1__payment_reversed__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__payment_event__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__time_range__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__page_request__descriptor;
