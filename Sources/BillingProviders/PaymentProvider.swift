@@ -39,6 +39,26 @@ public protocol PaymentProvider: Sendable {
     /// payment system has nothing for this payment, so nothing was or will
     /// be taken. Throws when it cannot tell now: then nobody may cancel.
     func findCharge(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge?
+
+    /// Every refund, chargeback and dispute won of a Paid payment the payment
+    /// system knows of now, each with its own id (billingd records each once).
+    func reversals(of payment: Payment) async throws(ProviderError) -> [ProviderReversal]
+}
+
+/// Money taken back (or given back) at the payment system, as it reports it.
+public struct ProviderReversal: Sendable, Hashable {
+    public var kind: Reversal.Kind
+    public var amount: Money
+    /// The payment system's id of the refund or dispute.
+    public var reference: String
+    public var reason: String
+
+    public init(kind: Reversal.Kind, amount: Money, reference: String, reason: String) {
+        self.kind = kind
+        self.amount = amount
+        self.reference = reference
+        self.reason = reason
+    }
 }
 
 public struct ProviderPaymentRequest: Sendable, Hashable {

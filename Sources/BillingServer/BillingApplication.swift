@@ -132,7 +132,7 @@ public final class BillingApplication: Sendable {
                     let stripe = StripeWebhook(secret: try BillingConfiguration.secret(
                         file: configuration.stripe.webhookSecretFile, environment: configuration.stripe.webhookSecretEnvironment,
                         what: "Stripe webhook signing secret"))
-                    routes["/webhooks/stripe"] = stripe.route(flows: flows, logger: logger)
+                    routes["/webhooks/stripe"] = stripe.route(flows: flows, provider: providers[.stripe] as? StripeProvider, logger: logger)
                 }
                 if let paypalProvider {
                     routes["/webhooks/paypal"] = PayPalWebhook(provider: paypalProvider, webhookID: configuration.paypal.webhookID)

@@ -78,8 +78,13 @@ struct PaymentFlows: Sendable {
         }
     }
 
-    /// Asks the payment system now.
+    /// Asks the payment system now: a New payment's state, or a Paid one's
+    /// refunds and disputes.
     func refresh(_ payment: Payment) async throws -> Payment {
+        if payment.status == .paid {
+            try await syncReversals(payment)
+            return payment
+        }
         guard payment.status == .new, let system = payment.system else { return payment }
         if payment.providerReference.isEmpty { return try await start(payment) }
         let outcome = try await providers.provider(system).checkPayment(payment)
@@ -116,6 +121,21 @@ struct PaymentFlows: Sendable {
             }
         }
         return try await transition(payment, .cancelled(reason, by: canceller))
+    }
+
+    /// Records every refund, chargeback and dispute won the payment system
+    /// reports for a Paid payment, each once (the store keys them by the
+    /// payment system's id): a webhook, a refresh or reconciliation may call
+    /// it any number of times.
+    func syncReversals(_ payment: Payment) async throws {
+        guard payment.status == .paid, let system = payment.system, !payment.providerReference.isEmpty else { return }
+        for found in try await providers.provider(system).reversals(of: payment) {
+            let reversal = Reversal(paymentID: payment.id, kind: found.kind, amount: found.amount, reference: found.reference, reason: found.reason)
+            if try await store.recordReversal(reversal) {
+                logger.notice("payment reversed", metadata: ["payment": "\(payment.id)", "kind": "\(found.kind.rawValue)",
+                                                             "amount": "\(found.amount)", "reference": "\(found.reference)"])
+            }
+        }
     }
 
     /// A saved-method charge that got no answer, past its grace (the poller):

@@ -66,6 +66,8 @@ final class ScriptedProvider: PaymentProvider {
     }
 
     func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {}
+
+    func reversals(of payment: Payment) async throws(ProviderError) -> [ProviderReversal] { [] }
 }
 
 @Suite struct PollerTests {

@@ -1,3 +1,5 @@
+import BillingAPI
+import BillingMessages
 @testable import BillingServer
 import BillingTLS
 import BillingTestSupport
@@ -107,6 +109,34 @@ import Testing
         #expect(try await Self.raw(port, "GET /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", f).hasPrefix("HTTP/1.1 405"))
         #expect(try await Self.raw(port, "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n", f).hasPrefix("HTTP/1.1 413"))
         #expect(try await status() == "paid")
+
+        // Money taken back after the payment: a partial refund, then a dispute that is won.
+        let intent = try #require((try await fake.control("sessions", method: "GET") as? [[String: Any]])?
+            .first { $0["id"] as? String == session }?["payment_intent"] as? String)
+        func event(_ type: String) async throws -> Int {
+            let query = "url=\(url)&secret=whsec_billingd_test&intent=\(intent)&type=\(type)"
+            let answer = try await fake.control("webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query))
+            return (answer as? [String: Any])?["status"] as? Int ?? 0
+        }
+        func balanceMinor() async throws -> Int? {
+            (try json(try await f.billing(["balance", "--account", "acc-hook", "--json"]).stdout)["balance"] as? [String: Any])?["amount_minor_units"] as? Int
+        }
+        try await fake.control("refund/\(intent)?amount=1500")
+        #expect(try await event("charge.refunded") == 200)
+        #expect(try await balanceMinor() == 25_00, "the refund of 15.00 is taken from the balance")
+        #expect(try await event("charge.refunded") == 200, "Stripe delivers again")
+        #expect(try await balanceMinor() == 25_00, "once per refund")
+        try await fake.control("dispute/\(intent)?status=needs_response")
+        #expect(try await event("charge.dispute.created") == 200)
+        #expect(try await balanceMinor() == 0, "the chargeback of 40.00 takes what the refund left of the payment: 25.00")
+        try await fake.control("dispute/\(intent)?status=won")
+        #expect(try await event("charge.dispute.closed") == 200)
+        #expect(try await balanceMinor() == 25_00, "the dispute won gives the chargeback back")
+        #expect(try await status() == "paid", "the payment stays Paid")
+        var notifications = BillingV1.ListNotificationsRequest()
+        notifications.accountId = "acc-hook"
+        let titles = try await f.clients("internal").balance.listNotifications(notifications).notifications.map(\.title)
+        #expect(titles == ["Dispute resolved", "Payment disputed", "Payment refunded"], "\(titles)")
         #expect(try await fake.problems() == [])
         await f.stop()
     }
@@ -178,6 +208,23 @@ import Testing
         #expect(try await fake.charges().count == 1)
         let balance = try json(try await f.billing(["balance", "--account", "acc-pp-hook", "--json"]).stdout)
         #expect((balance["balance"] as? [String: Any])?["amount_minor_units"] as? Int == 30_00)
+
+        // A partial refund, then a chargeback that holds the rest, then the dispute won.
+        func balanceMinor() async throws -> Int? {
+            (try json(try await f.billing(["balance", "--account", "acc-pp-hook", "--json"]).stdout)["balance"] as? [String: Any])?["amount_minor_units"] as? Int
+        }
+        try await fake.control("refund/\(order)?value=10.00")
+        #expect(try await deliver("&type=PAYMENT.CAPTURE.REFUNDED") == 200)
+        #expect(try await balanceMinor() == 20_00)
+        #expect(try await deliver("&type=PAYMENT.CAPTURE.REFUNDED") == 200)
+        #expect(try await balanceMinor() == 20_00, "once per refund")
+        try await fake.control("reverse/\(order)")
+        #expect(try await deliver("&type=PAYMENT.CAPTURE.REVERSED") == 200)
+        #expect(try await balanceMinor() == 0, "the chargeback takes what the refund left")
+        try await fake.control("reinstate/\(order)")
+        #expect(try await deliver("&type=PAYMENT.CAPTURE.COMPLETED") == 200)
+        #expect(try await balanceMinor() == 20_00, "the dispute won gives it back")
+        #expect(try await status() == "paid")
         #expect(try await fake.problems() == [])
         await f.stop()
     }

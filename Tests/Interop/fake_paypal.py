@@ -21,10 +21,13 @@ Test controls (never part of PayPal's API), under /_fake/:
   POST /_fake/capture?status=DECLINED   the next capture ends with that status (COMPLETED, DECLINED, FAILED, PENDING),
                                         or is refused with 422 INSTRUMENT_DECLINED
   POST /_fake/captures/<id>/complete    a PENDING capture completes
+  POST /_fake/refund/<order>?value=V     a (partial) refund of the order's capture; the order then lists it
+  POST /_fake/reverse/<order>           a dispute holds the capture's funds (PENDING, reason CHARGEBACK or ?reason=)
+  POST /_fake/reinstate/<order>         the dispute is won: the capture is COMPLETED again
   POST /_fake/decline/<vault_id>        charges of this vaulted wallet are declined
   POST /_fake/token?expires_in=N        tokens issued from now on live N seconds
   POST /_fake/revoke                    every issued token stops working
-  POST /_fake/webhook?url=U&order=ID[&type=CHECKOUT.ORDER.APPROVED][&webhook_id=W][&forge=1]
+  POST /_fake/webhook?url=U&order=ID[&type=CHECKOUT.ORDER.APPROVED|PAYMENT.CAPTURE.REFUNDED|…][&webhook_id=W][&forge=1]
                                         delivers a notification with PayPal's transmission headers;
                                         POST /v1/notifications/verify-webhook-signature answers SUCCESS
                                         only for exactly what was delivered (forge=1 alters the signature)
@@ -419,7 +422,9 @@ class PayPalFake(Fake):
         order = self.orders[query["order"][0]]
         kind = query.get("type", ["CHECKOUT.ORDER.APPROVED"])[0]
         view = {k: v for k, v in json.loads(json.dumps(order)).items() if not k.startswith("_")}
-        if kind.startswith("PAYMENT.CAPTURE."):
+        if kind == "PAYMENT.CAPTURE.REFUNDED":
+            resource, resource_type = view["purchase_units"][0]["payments"]["refunds"][-1], "refund"
+        elif kind.startswith("PAYMENT.CAPTURE."):
             resource, resource_type = view["purchase_units"][0]["payments"]["captures"][0], "capture"
         else:
             resource, resource_type = view, "checkout-order"
@@ -464,6 +469,36 @@ class PayPalFake(Fake):
             elif parts[2] == "expire":
                 del self.orders[parts[1]]
             return 200, {k: v for k, v in order.items() if not k.startswith("_")}
+        if parts[:1] == ["refund"] and len(parts) == 2:
+            # A refund of the order's capture (?value=10.00, else the rest).
+            order = self.orders[parts[1]]
+            unit = order["purchase_units"][0]
+            capture = unit["payments"]["captures"][0]
+            refunds = unit["payments"].setdefault("refunds", [])
+            total = float(capture["amount"]["value"])
+            done = sum(float(r["amount"]["value"]) for r in refunds)
+            value = query.get("value", ["%.2f" % (total - done)])[0]
+            refund = {"id": "REF%s%02d" % (order["id"][-8:], len(refunds)), "status": "COMPLETED",
+                      "amount": {"currency_code": capture["amount"]["currency_code"], "value": value},
+                      "create_time": now(), "update_time": now(), "note_to_payer": "Refunded by the merchant",
+                      "links": [{"href": "http://127.0.0.1:%d/v2/payments/refunds/x" % self.port, "rel": "self", "method": "GET"}]}
+            refund.update({k: capture[k] for k in ("custom_id", "invoice_id") if k in capture})
+            refunds.append(refund)
+            capture["status"] = "REFUNDED" if done + float(value) >= total else "PARTIALLY_REFUNDED"
+            return 200, refund
+        if parts[:1] == ["reverse"] and len(parts) == 2:
+            # The payer disputes it with their bank: PayPal holds the captured funds
+            # (status PENDING, reason CHARGEBACK; ?reason=BUYER_COMPLAINT for a PayPal dispute).
+            capture = self.orders[parts[1]]["purchase_units"][0]["payments"]["captures"][0]
+            capture["status"] = "PENDING"
+            capture["status_details"] = {"reason": query.get("reason", ["CHARGEBACK"])[0]}
+            return 200, capture
+        if parts[:1] == ["reinstate"] and len(parts) == 2:
+            # The dispute is decided for the merchant: the capture is COMPLETED again.
+            capture = self.orders[parts[1]]["purchase_units"][0]["payments"]["captures"][0]
+            capture["status"] = "COMPLETED"
+            capture.pop("status_details", None)
+            return 200, capture
         if parts[:1] == ["capture"]:
             self.next_capture.append(query.get("status", ["COMPLETED"])[0])
             return 200, {}

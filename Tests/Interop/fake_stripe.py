@@ -22,8 +22,11 @@ Test controls (never part of Stripe's API), under /_fake/:
   POST /_fake/webhook?url=U&secret=S&session=ID[&type=T][&age=SECONDS]
                                         delivers a signed event about the session to U; answers
                                         {"status": billingd's HTTP status, "body": …}
-  GET  /v1/payment_intents/search?query=metadata['payment_id']:'ID'
-                                        (not in the vendor description: served as Stripe documents it, unvalidated)
+  POST /_fake/refund/<pi>?amount=N      a refund of the PaymentIntent (succeeded; ?status= to choose)
+  POST /_fake/dispute/<pi>?status=S     a dispute opens (funds withdrawn) or moves to S; won reinstates the funds
+  POST /_fake/webhook?…&intent=<pi>&type=charge.refunded|charge.dispute.created|…   an event about the charge or dispute
+  GET  /v1/payment_intents/search?query=metadata['payment_id']:'ID', GET /v1/refunds?payment_intent=,
+  GET  /v1/disputes?payment_intent=      (not in the vendor description: served as Stripe documents them, unvalidated)
   GET  /_fake/charges (every PaymentIntent that took money), /_fake/sessions
 and the shared ones of fakeprovider.py (fail, malformed, delay, problems, requests).
 
@@ -50,7 +53,8 @@ with open(os.path.join(VENDOR, "stripe-openapi.json")) as f:
 with open(os.path.join(VENDOR, "stripe-fixtures.json")) as f:
     FIXTURES = json.load(f)["resources"]
 
-STATE = {"customers": {}, "sessions": {}, "intents": {}, "methods": {}, "declined": {}, "charges": [], "next_intent": []}
+STATE = {"customers": {}, "sessions": {}, "intents": {}, "methods": {}, "declined": {}, "charges": [], "next_intent": [],
+         "refunds": [], "disputes": {}}
 
 
 def resolve(schema):
@@ -118,6 +122,8 @@ def fixture(kind, **overrides):
 ROUTES = [
     # Not in the vendor description: served after Stripe's published behaviour, unvalidated.
     ("GET", "/v1/payment_intents/search", "/v1/payment_intents/search"),
+    ("GET", "/v1/refunds", "/v1/refunds"),
+    ("GET", "/v1/disputes", "/v1/disputes"),
     ("POST", "/v1/customers", "/v1/customers"),
     ("POST", "/v1/checkout/sessions", "/v1/checkout/sessions"),
     ("GET", "/v1/checkout/sessions/*", "/v1/checkout/sessions/{session}"),
@@ -213,6 +219,13 @@ def api(method, template, args, body, query, headers):
             return error(400, "invalid_request_error", "Invalid search query")
         found = [i for i in STATE["intents"].values() if (i.get("metadata") or {}).get("payment_id") == wanted.group(1)]
         return 200, {"object": "search_result", "data": found, "has_more": False, "next_page": None, "url": "/v1/payment_intents/search"}
+    if template in ("/v1/refunds", "/v1/disputes"):
+        intent = (query.get("payment_intent") or [None])[0]
+        if intent is None:
+            return error(400, "invalid_request_error", "payment_intent is required here")
+        items = STATE["refunds"] if template == "/v1/refunds" else list(STATE["disputes"].values())
+        found = [item for item in items if item["payment_intent"] == intent]
+        return 200, {"object": "list", "data": found, "has_more": False, "url": template}
     if template == "/v1/payment_intents/{intent}":
         intent = STATE["intents"].get(args[0])
         return (200, intent) if intent else error(404, "invalid_request_error", "No such payment_intent", "resource_missing")
@@ -269,6 +282,30 @@ def control(parts, query):
         elif parts[2] == "expire" and session["status"] == "open":
             session["status"] = "expired"
         return 200, session
+    if parts[:1] == ["refund"] and len(parts) == 2:
+        intent = STATE["intents"][parts[1]]
+        refund = fixture("refund", id=FAKE.next_id("re"), object="refund", amount=int(query.get("amount", [str(intent["amount"])])[0]),
+                         currency=intent["currency"], payment_intent=intent["id"], charge="ch_" + intent["id"][3:],
+                         status=query.get("status", ["succeeded"])[0], reason="requested_by_customer", metadata={})
+        STATE["refunds"].append(refund)
+        return 200, refund
+    if parts[:1] == ["dispute"] and len(parts) == 2:
+        # ?status=needs_response|under_review|won|lost: a dispute opens with the funds
+        # withdrawn (a negative balance transaction); won reinstates them (a positive one).
+        intent = STATE["intents"][parts[1]]
+        status = query.get("status", ["needs_response"])[0]
+        dispute = STATE["disputes"].get(intent["id"])
+        if dispute is None:
+            dispute = fixture("dispute", id=FAKE.next_id("dp"), object="dispute", amount=intent["amount"], currency=intent["currency"],
+                              payment_intent=intent["id"], charge="ch_" + intent["id"][3:], reason="fraudulent", metadata={},
+                              balance_transactions=[{"object": "balance_transaction", "id": FAKE.next_id("txn"),
+                                                     "amount": -intent["amount"] - 1500, "type": "adjustment"}])
+            STATE["disputes"][intent["id"]] = dispute
+        dispute["status"] = status
+        if status == "won" and len(dispute["balance_transactions"]) == 1:
+            dispute["balance_transactions"].append({"object": "balance_transaction", "id": FAKE.next_id("txn"),
+                                                    "amount": intent["amount"] + 1500, "type": "adjustment"})
+        return 200, dispute
     if parts[:1] == ["decline"] and len(parts) == 2:
         STATE["declined"][parts[1]] = query.get("code", ["card_declined"])[0]
         return 200, {}
@@ -300,9 +337,19 @@ def webhook(query):
     """Signs an event about a session as Stripe does (Stripe-Signature: t=…,v1=HMAC-SHA256
     of "t.body") and POSTs it to ?url=. ?secret= signs it; ?age= backdates t by that many
     seconds; ?type= is the event type."""
-    session = STATE["sessions"][query["session"][0]]
-    event = fixture("event", id=FAKE.next_id("evt"), type=query.get("type", ["checkout.session.completed"])[0],
-                    data={"object": json.loads(json.dumps(session))}, livemode=False)
+    kind = query.get("type", ["checkout.session.completed"])[0]
+    if "intent" in query:
+        # charge.refunded: the charge; charge.dispute.*: the dispute (both name the PaymentIntent).
+        intent = STATE["intents"][query["intent"][0]]
+        if kind.startswith("charge.dispute."):
+            subject = STATE["disputes"][intent["id"]]
+        else:
+            refunded = sum(r["amount"] for r in STATE["refunds"] if r["payment_intent"] == intent["id"] and r["status"] == "succeeded")
+            subject = fixture("charge", id="ch_" + intent["id"][3:], object="charge", amount=intent["amount"], currency=intent["currency"],
+                              payment_intent=intent["id"], amount_refunded=refunded, refunded=refunded >= intent["amount"], metadata={})
+    else:
+        subject = STATE["sessions"][query["session"][0]]
+    event = fixture("event", id=FAKE.next_id("evt"), type=kind, data={"object": json.loads(json.dumps(subject))}, livemode=False)
     body = json.dumps(event).encode()
     timestamp = int(time.time()) - int(query.get("age", ["0"])[0])
     signature = hmac.new(query["secret"][0].encode(), b"%d." % timestamp + body, hashlib.sha256).hexdigest()

@@ -113,6 +113,45 @@ public final class PayPalProvider: PaymentProvider {
         return ProviderCharge(reference: id, outcome: try await outcome(of: order, payment: payment, requestID: response.requestID))
     }
 
+    /// Refunds of the order's capture (COMPLETED ones, partial included); a
+    /// capture whose funds a dispute holds (PENDING for CHARGEBACK or
+    /// BUYER_COMPLAINT) as a chargeback of what was not refunded; a capture
+    /// COMPLETED (or refunded) again as that chargeback won, which gives back
+    /// only what a chargeback took (the store caps it, so reporting it for a
+    /// capture never disputed changes nothing). One chargeback per capture.
+    public func reversals(of payment: Payment) async throws(ProviderError) -> [ProviderReversal] {
+        guard let order = try await order(of: payment) else { return [] }
+        let currency = payment.amount.currency
+        let payments = ((order.body["purchase_units"] as? [[String: Any]])?.first?["payments"] as? [String: Any]) ?? [:]
+        func money(_ amount: Any?) -> Money? {
+            guard let amount = amount as? [String: Any], amount["currency_code"] as? String == currency.code,
+                  let value = amount["value"] as? String, let money = try? Money(parsing: value, currency), money.amountMinorUnits > 0 else { return nil }
+            return money
+        }
+        var found: [ProviderReversal] = []
+        var refunded: Int64 = 0
+        for refund in payments["refunds"] as? [[String: Any]] ?? [] where refund["status"] as? String == "COMPLETED" {
+            guard let id = refund["id"] as? String, let amount = money(refund["amount"]) else { continue }
+            refunded += amount.amountMinorUnits
+            found.append(ProviderReversal(kind: .refund, amount: amount, reference: id, reason: refund["note_to_payer"] as? String ?? "refunded"))
+        }
+        for capture in payments["captures"] as? [[String: Any]] ?? [] {
+            guard let id = capture["id"] as? String, let amount = money(capture["amount"]) else { continue }
+            let reason = (capture["status_details"] as? [String: Any])?["reason"] as? String ?? ""
+            switch capture["status"] as? String {
+            case "PENDING" where reason == "CHARGEBACK" || reason == "BUYER_COMPLAINT":
+                guard amount.amountMinorUnits > refunded else { continue }
+                found.append(ProviderReversal(kind: .chargeback, amount: Money(minorUnits: amount.amountMinorUnits - refunded, currency),
+                                              reference: id, reason: "dispute (\(reason))"))
+            case "COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED":
+                found.append(ProviderReversal(kind: .chargebackWon, amount: amount, reference: id, reason: "dispute won"))
+            default:
+                continue
+            }
+        }
+        return found
+    }
+
     /// PayPal has no search by our id; what it offers is its request-id memory
     /// (6 hours): the charge sent again under the same `PayPal-Request-Id`
     /// answers with the order it made then, if it made one, and is made now

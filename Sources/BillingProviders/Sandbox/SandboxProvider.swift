@@ -95,6 +95,11 @@ public final class SandboxProvider: PaymentProvider {
         return try await recorded { try await state.payment(of: payment.id) }.map { ProviderCharge(reference: $0.id, outcome: Self.outcome($0)) }
     }
 
+    /// The sandbox never takes money back.
+    public func reversals(of payment: Payment) async throws(ProviderError) -> [ProviderReversal] {
+        []
+    }
+
     public func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {
         try await simulate()
         try await recorded { try await state.deactivate(methodID: method.providerReference) }

@@ -162,6 +162,63 @@ public final class StripeProvider: PaymentProvider {
         }
     }
 
+    // MARK: Reversals
+
+    /// Refunds (succeeded) and disputes of the payment's PaymentIntent: a
+    /// dispute whose funds Stripe withdrew is a chargeback of its amount; one
+    /// whose funds came back (won) also gives that amount back.
+    public func reversals(of payment: Payment) async throws(ProviderError) -> [ProviderReversal] {
+        guard let intent = try await intentID(of: payment) else { return [] }
+        let currency = payment.amount.currency
+        var found: [ProviderReversal] = []
+        for refund in try await list("/v1/refunds", intent: intent) where refund["status"] as? String == "succeeded" {
+            guard let id = refund["id"] as? String, let amount = refund["amount"] as? Int, amount > 0,
+                  (refund["currency"] as? String)?.uppercased() == currency.code else { continue }
+            found.append(ProviderReversal(kind: .refund, amount: Money(minorUnits: Int64(amount), currency), reference: id,
+                                          reason: refund["reason"] as? String ?? "refunded"))
+        }
+        for dispute in try await list("/v1/disputes", intent: intent) {
+            guard let id = dispute["id"] as? String, let amount = dispute["amount"] as? Int, amount > 0,
+                  (dispute["currency"] as? String)?.uppercased() == currency.code else { continue }
+            let movements = (dispute["balance_transactions"] as? [[String: Any]] ?? []).compactMap { $0["amount"] as? Int }
+            let reason = "dispute (\(dispute["reason"] as? String ?? "unstated"))"
+            if movements.contains(where: { $0 < 0 }) {
+                found.append(ProviderReversal(kind: .chargeback, amount: Money(minorUnits: Int64(amount), currency), reference: id, reason: reason))
+            }
+            if movements.contains(where: { $0 > 0 }) {
+                found.append(ProviderReversal(kind: .chargebackWon, amount: Money(minorUnits: Int64(amount), currency), reference: id,
+                                              reason: "dispute won"))
+            }
+        }
+        return found
+    }
+
+    /// Our payment id from a PaymentIntent's metadata (webhooks about charges
+    /// and disputes name only the PaymentIntent).
+    public func paymentID(ofIntent intent: String) async throws(ProviderError) -> String? {
+        let (status, body, requestID) = try await get("/v1/payment_intents/\(Self.pathSafe(intent))")
+        if status == 404 { return nil }
+        guard status == 200 else { throw .rejected("retrieving the payment intent answered HTTP \(status)", requestID: requestID) }
+        return (body["metadata"] as? [String: Any])?["payment_id"] as? String
+    }
+
+    /// The PaymentIntent of a payment: an off-session charge's reference, or
+    /// the one a completed Checkout Session made.
+    private func intentID(of payment: Payment) async throws(ProviderError) -> String? {
+        if payment.optionKind == .savedMethod { return payment.providerReference.isEmpty ? nil : payment.providerReference }
+        let (status, session, requestID) = try await get("/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))")
+        guard status == 200 else { throw .rejected("retrieving the session answered HTTP \(status)", requestID: requestID) }
+        return session["payment_intent"] as? String
+    }
+
+    private func list(_ path: String, intent: String) async throws(ProviderError) -> [[String: Any]] {
+        let (status, body, requestID) = try await get("\(path)?payment_intent=\(Self.pathSafe(intent))&limit=100")
+        guard status == 200, let data = body["data"] as? [[String: Any]] else {
+            throw .rejected("listing \(path) answered HTTP \(status)", requestID: requestID)
+        }
+        return data
+    }
+
     // MARK: Mapping
 
     /// An off-session charge's PaymentIntent, retrieved.

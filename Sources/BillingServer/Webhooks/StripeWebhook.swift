@@ -1,4 +1,5 @@
 internal import BillingCore
+internal import BillingProviders
 internal import BillingTLS
 internal import Foundation
 internal import Logging
@@ -36,6 +37,9 @@ struct StripeWebhook {
         let type: String
         /// Our payment id, when the event is about one of our payments.
         let paymentID: String?
+        /// The PaymentIntent a charge.* or charge.dispute.* event names (a
+        /// refund or dispute): its metadata names our payment.
+        var paymentIntent: String? = nil
     }
 
     let secret: [UInt8]
@@ -73,14 +77,15 @@ struct StripeWebhook {
     }
 
     /// checkout.session.* events name our payment in `client_reference_id`,
-    /// payment_intent.* events in `metadata.payment_id`.
+    /// payment_intent.* events in `metadata.payment_id`; charge.* and
+    /// charge.dispute.* (refunds, disputes) only their PaymentIntent.
     static func event(_ body: [UInt8]) throws(Failure) -> Event {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
               let id = object["id"] as? String, let type = object["type"] as? String,
               let data = (object["data"] as? [String: Any])?["object"] as? [String: Any] else { throw .malformedEvent }
         let metadata = data["metadata"] as? [String: Any]
         let paymentID = (data["client_reference_id"] as? String) ?? (metadata?["payment_id"] as? String)
-        return Event(id: id, type: type, paymentID: paymentID)
+        return Event(id: id, type: type, paymentID: paymentID, paymentIntent: data["payment_intent"] as? String)
     }
 
     private static func hex(_ text: String) -> [UInt8]? {
@@ -101,7 +106,9 @@ struct StripeWebhook {
 extension StripeWebhook {
     /// `POST /webhooks/stripe`: 400 for a delivery that fails verification
     /// (nothing changes), then the payment it names is checked.
-    func route(flows: PaymentFlows, logger: Logger) -> WebhookServer.Route {
+    /// - Parameter provider: asked for the payment of a PaymentIntent that a
+    ///   refund or dispute event names.
+    func route(flows: PaymentFlows, provider: StripeProvider?, logger: Logger) -> WebhookServer.Route {
         { request in
             let event: Event
             do {
@@ -110,7 +117,16 @@ extension StripeWebhook {
                 logger.warning("Stripe webhook refused", metadata: ["reason": "\(error)"])
                 return WebhookServer.Response(status: .badRequest, message: "\(error)")
             }
-            return await WebhookServer.check(event.paymentID, system: .stripe, event: "\(event.type) \(event.id)", flows: flows, logger: logger)
+            var paymentID = event.paymentID
+            if paymentID == nil, let intent = event.paymentIntent, let provider {
+                do {
+                    paymentID = try await provider.paymentID(ofIntent: intent)
+                } catch {
+                    logger.warning("Stripe webhook: the payment intent could not be read", metadata: ["error": "\(error)"])
+                    return WebhookServer.Response(status: .serviceUnavailable, message: "the payment could not be found now")
+                }
+            }
+            return await WebhookServer.check(paymentID, system: .stripe, event: "\(event.type) \(event.id)", flows: flows, logger: logger)
         }
     }
 }
