@@ -27,6 +27,11 @@ public protocol BillingStore: Sendable {
     func paymentMethod(_ id: String) async throws(BillingError) -> PaymentMethod
     func setDefaultMethod(_ id: String) async throws(BillingError) -> PaymentMethod
     func removeMethod(_ id: String) async throws(BillingError) -> PaymentMethod
+    /// A Pending method of a Paid payment confirmed when its reference comes late.
+    func confirmLateMethod(paymentReference: String, system: PaymentSystem, methodReference: String,
+                           displayName: String) async throws(BillingError) -> Bool
+    /// Pending methods of payments Paid before the cutoff end Failed.
+    func failStalePendingMethods(paidBeforeMs cutoffMs: Int64) async throws(BillingError) -> Int
 
     // Payments
     func createTopUp(_ request: TopUpRequest, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> Payment

@@ -151,7 +151,8 @@ public final class BillingApplication: Sendable {
                 lease: .milliseconds(Int64(configuration.poller.leaseSeconds * 1000)),
                 maxBackoff: .milliseconds(Int64(configuration.poller.maxBackoffSeconds * 1000)),
                 unstartedGrace: .milliseconds(Int64(configuration.poller.unstartedPaymentGraceSeconds * 1000)),
-                unstartedChargeGrace: .milliseconds(Int64(configuration.poller.unstartedChargeGraceSeconds * 1000))), logger: logger)
+                unstartedChargeGrace: .milliseconds(Int64(configuration.poller.unstartedChargeGraceSeconds * 1000)),
+                pendingMethodTimeout: .milliseconds(Int64(configuration.poller.pendingMethodTimeoutSeconds * 1000))), logger: logger)
             let pollerTask = Task { await poller.run() }
             let hubTask = Task { await hub.run() }
             logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(server.localAddress?.port ?? 0)",

@@ -50,6 +50,10 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         /// cancelled: long enough that a charge made at the provider is found,
         /// inside PayPal's 6 h request-id memory (Stripe keeps keys 24 h).
         public var unstartedChargeGraceSeconds: Double = 18_000
+        /// A method saved with a Paid payment whose payment system never sent
+        /// it (PayPal sends a vault id by webhook, sometimes late) ends Failed
+        /// after this long, with a notification.
+        public var pendingMethodTimeoutSeconds: Double = 86_400
     }
 
     public struct Limits: Sendable, Codable, Hashable {
@@ -283,6 +287,7 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             ("poller.leaseSeconds", poller.leaseSeconds, 1.0...86_400.0),
             ("poller.maxBackoffSeconds", poller.maxBackoffSeconds, 1.0...86_400.0),
             ("poller.unstartedPaymentGraceSeconds", poller.unstartedPaymentGraceSeconds, 1.0...86_400.0),
+            ("poller.pendingMethodTimeoutSeconds", poller.pendingMethodTimeoutSeconds, 60.0...(30 * 86_400.0)),
             ("sandbox.paymentTimeToLiveSeconds", sandbox.paymentTimeToLiveSeconds, 1.0...86_400.0),
             ("idempotencyKeyLifetimeSeconds", idempotencyKeyLifetimeSeconds, 60.0...(30 * 86_400.0)),
         ] where !range.contains(value) {

@@ -20,6 +20,9 @@ struct Poller: Sendable {
         var unstartedGrace: Duration
         /// How long a saved-method charge with no answer is asked again.
         var unstartedChargeGrace: Duration
+        /// How long a method may stay Pending after its payment was Paid
+        /// (waiting for a PayPal vault id sent by webhook) before it ends Failed.
+        var pendingMethodTimeout: Duration = .seconds(86_400)
     }
 
     let store: any BillingStore
@@ -39,8 +42,15 @@ struct Poller: Sendable {
     /// Runs until the task is cancelled.
     func run() async {
         logger.info("poller started", metadata: ["interval": "\(settings.interval)", "owner": "\(owner)"])
+        var lastSweepMs: Int64 = 0
         while !Task.isCancelled {
             do {
+                // Once an interval: saved methods whose payment system never sent them end Failed.
+                if Self.nowMs() - lastSweepMs >= settings.interval.milliseconds {
+                    lastSweepMs = Self.nowMs()
+                    let failed = try await store.failStalePendingMethods(paidBeforeMs: lastSweepMs - settings.pendingMethodTimeout.milliseconds)
+                    if failed > 0 { logger.notice("pending saved methods ended Failed", metadata: ["count": "\(failed)"]) }
+                }
                 let claimed = try await store.claimDuePayments(owner: owner, limit: settings.concurrency * 4, leaseMs: settings.lease.milliseconds)
                 if !claimed.isEmpty {
                     await check(claimed)

@@ -44,4 +44,49 @@ extension SQLiteStore {
             return try Self.requireMethod(db, id)
         }
     }
+
+    /// A method still Pending after its payment was Paid (PayPal sent the
+    /// vault's id later, in a webhook): Confirmed now with that reference.
+    /// Returns false when there is no such Pending method (sent twice, or
+    /// already ended).
+    public func confirmLateMethod(paymentReference: String, system: PaymentSystem, methodReference: String,
+                                  displayName: String) async throws(BillingError) -> Bool {
+        try Text.check(methodReference, "method reference", max: 255, required: true)
+        try Text.check(displayName, "display name", max: 200)
+        let now = clock()
+        return try await write { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT p.id AS payment_id, p.payer_id, p.account_id, m.id AS method_id FROM payments p
+                JOIN payment_methods m ON m.id = p.saved_payment_method_id
+                WHERE p.provider_reference = ? AND p.system = ? AND p.status = 'paid' AND m.status = 'pending'
+                """, arguments: [paymentReference, system.rawValue]) else { return false }
+            let outcome = TransitionOutcome.paid(savedMethodReference: methodReference, displayName: displayName)
+            try Self.confirmMethod(db, methodID: row["method_id"], payerID: row["payer_id"], outcome: outcome, accountID: row["account_id"], now: now)
+            return true
+        }
+    }
+
+    /// Methods still Pending whose payment was Paid before `cutoffMs`: the
+    /// payment system never sent what they need, so they end Failed (with a
+    /// notification), not Pending forever. Returns how many.
+    public func failStalePendingMethods(paidBeforeMs cutoffMs: Int64) async throws(BillingError) -> Int {
+        let now = clock()
+        return try await write { db in
+            let stale = try Row.fetchAll(db, sql: """
+                SELECT m.id, p.account_id, p.id AS payment_id, m.display_name FROM payment_methods m
+                JOIN payments p ON p.id = m.saved_with_payment_id
+                WHERE m.status = 'pending' AND p.status = 'paid' AND p.finished_at_ms < ? LIMIT 100
+                """, arguments: [cutoffMs])
+            for row in stale {
+                let accountID: String = row["account_id"]
+                try Self.setMethodStatus(db, methodID: row["id"], from: .pending, to: .failed, accountID: accountID, now: now)
+                let notification = Notification(id: IDs.make("ntf"), accountID: accountID, severity: .error, title: "Saving the method failed",
+                                                body: "The payment system never sent the saved method; the payment itself went through. Save it again with your next payment.",
+                                                paymentID: row["payment_id"], createdAtMs: now)
+                try Self.insertNotification(db, notification)
+                try Self.appendEvent(db, accountID: accountID, atMs: now, .notification(notification))
+            }
+            return stale.count
+        }
+    }
 }

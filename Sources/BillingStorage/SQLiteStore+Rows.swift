@@ -143,7 +143,11 @@ extension SQLiteStore {
         )
     }
 
+    /// The method saved with a Paid payment, Confirmed with the payment
+    /// system's reference. Without one (PayPal may send a vault's id later)
+    /// it stays Pending: a Confirmed method must be chargeable.
     static func confirmMethod(_ db: Database, methodID: String, payerID: String, outcome: TransitionOutcome, accountID: String, now: Int64) throws {
+        guard let reference = outcome.savedMethodReference, !reference.isEmpty else { return }
         let hasDefault = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM payment_methods WHERE payer_id = ? AND is_default = 1)",
                                            arguments: [payerID]) ?? false
         try db.execute(

@@ -26,6 +26,10 @@ enum Schema {
             // Reversals sum a payment's ledger entries.
             try db.execute(sql: "CREATE INDEX ledger_by_payment ON ledger(payment_id)")
         }
+        migrator.registerMigration("v5-payments-by-provider-reference") { db in
+            // Webhooks that name only the payment system's id (a late vault id) find the payment.
+            try db.execute(sql: "CREATE INDEX payments_by_provider_reference ON payments(provider_reference)")
+        }
         return migrator
     }
 

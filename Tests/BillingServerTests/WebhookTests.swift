@@ -163,13 +163,12 @@ import Testing
         return (response as? HTTPURLResponse)?.statusCode ?? 0
     }
 
-    @Test func aPayPalNotificationVerifiedByPayPalCapturesAtOnce() async throws {
-        let fake = try await FakeProvider.paypal()
-        defer { fake.stop() }
+    /// billingd with the fake PayPal and its webhook endpoint; the poller
+    /// checks once, at creation, then not for 10 minutes.
+    static func payPalBillingd(_ fake: FakeProvider) async throws -> ServerFixture {
         let secret = FileManager.default.temporaryDirectory.appendingPathComponent("paypal-\(UUID().uuidString)").path
         try "\(FakeProvider.paypalClientSecret)\n".write(toFile: secret, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: secret) }
-        let f = try await ServerFixture(pollSeconds: 600) { configuration in
+        return try await ServerFixture(pollSeconds: 600) { configuration in
             configuration.paypal.enabled = true
             configuration.paypal.baseURL = fake.baseURL
             configuration.paypal.clientID = FakeProvider.paypalClientID
@@ -178,6 +177,53 @@ import Testing
             configuration.webhooks.enabled = true
             configuration.webhooks.port = 0
         }
+    }
+
+    @Test func aVaultIdPayPalSendsAfterTheCaptureConfirmsTheSavedWallet() async throws {
+        let fake = try await FakeProvider.paypal()
+        defer { fake.stop() }
+        let f = try await Self.payPalBillingd(fake)
+        let port = try #require(f.application.webhooks?.port)
+        let url = "http://127.0.0.1:\(port)/webhooks/paypal"
+        #expect(try await f.billing(["accounts", "create", "acc-late-vault", "--name", "Late"]).status == 0)
+        #expect(try await f.billing(["accounts", "add-payer", "acc-late-vault", "--name", "Jane"]).status == 0)
+        try await fake.control("vault/late")
+        let created = try json(try await f.billing(["topup", "--account", "acc-late-vault", "--amount", "30", "--system", "paypal",
+                                                    "--save-method", "--json"]).stdout)
+        let id = try #require((created["payment"] as? [String: Any])?["id"] as? String)
+        let order = try #require(URLComponents(string: created["redirect_url"] as? String ?? "")?.queryItems?.first { $0.name == "token" }?.value)
+        #expect(try await Self.firstCheckDone(id, f))
+        try await fake.control("orders/\(order)/approve")
+        func deliver(_ type: String) async throws -> Int {
+            let query = "url=\(url)&order=\(order)&type=\(type)"
+            let answer = try await fake.control("webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query))
+            return (answer as? [String: Any])?["status"] as? Int ?? 0
+        }
+        func methods() async throws -> [BillingV1.PaymentMethod] {
+            var list = BillingV1.ListPaymentMethodsRequest()
+            list.payerId = try #require(try await f.clients("internal").methods.listPayers({
+                var r = BillingV1.ListPayersRequest(); r.accountId = "acc-late-vault"; return r }()).payers.first?.id)
+            list.includeRemoved = true
+            return try await f.clients("internal").methods.listPaymentMethods(list).methods
+        }
+        #expect(try await deliver("CHECKOUT.ORDER.APPROVED") == 200)
+        #expect(try json(try await f.billing(["payment", "show", id, "--json"]).stdout)["status"] as? String == "paid")
+        #expect(try await methods().map(\.status) == [.pending], "vault APPROVED with no id: not a chargeable method yet")
+        #expect(try await deliver("VAULT.PAYMENT-TOKEN.CREATED") == 200)
+        let saved = try await methods()
+        #expect(saved.map(\.status) == [.confirmed], "the late vault id confirms it")
+        #expect(saved.first?.displayName == "PayPal (buyer@example.com)")
+        // And it pays at once.
+        let charged = try json(try await f.billing(["topup", "--account", "acc-late-vault", "--amount", "12", "--json"]).stdout)
+        #expect((charged["payment"] as? [String: Any])?["status"] as? String == "paid")
+        #expect(try await fake.problems() == [])
+        await f.stop()
+    }
+
+    @Test func aPayPalNotificationVerifiedByPayPalCapturesAtOnce() async throws {
+        let fake = try await FakeProvider.paypal()
+        defer { fake.stop() }
+        let f = try await Self.payPalBillingd(fake)
         let port = try #require(f.application.webhooks?.port)
         let url = "http://127.0.0.1:\(port)/webhooks/paypal"
         #expect(try await f.billing(["accounts", "create", "acc-pp-hook", "--name", "Hook"]).status == 0)

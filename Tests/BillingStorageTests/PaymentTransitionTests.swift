@@ -162,4 +162,18 @@ import Testing
                                                          reference: "re_eur", reason: ""))
         }
     }
+
+    @Test func aMethodWhoseReferenceNeverComesStaysPendingThenFails() async throws {
+        let f = try await StoreFixture()
+        let payment = try await f.topUp("10.00", .paymentSystem(.paypal, saveMethod: true, returnURL: "https://panel.example/p"))
+        _ = try await f.store.transition(paymentID: payment.id, .paid)
+        let method = try await f.store.paymentMethod(payment.savedPaymentMethodID!)
+        #expect(method.status == .pending, "Paid without a method reference: not Confirmed with nothing to charge")
+        #expect(try await f.store.failStalePendingMethods(paidBeforeMs: 0) == 0, "not yet past its bound")
+        #expect(try await f.store.failStalePendingMethods(paidBeforeMs: Int64.max) == 1)
+        #expect(try await f.store.paymentMethod(method.id).status == .failed)
+        let told = try await f.store.notifications(accountID: f.account.id, pageSize: 10, pageToken: nil).items
+        #expect(told.first?.title == "Saving the method failed")
+        #expect(try await f.store.confirmLateMethod(paymentReference: "", system: .paypal, methodReference: "V1", displayName: "x") == false)
+    }
 }

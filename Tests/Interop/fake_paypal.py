@@ -24,6 +24,8 @@ Test controls (never part of PayPal's API), under /_fake/:
   POST /_fake/refund/<order>?value=V     a (partial) refund of the order's capture; the order then lists it
   POST /_fake/reverse/<order>           a dispute holds the capture's funds (PENDING, reason CHARGEBACK or ?reason=)
   POST /_fake/reinstate/<order>         the dispute is won: the capture is COMPLETED again
+  POST /_fake/vault/late                the next capture that vaults a wallet says APPROVED without an id; the id
+                                        comes with POST /_fake/webhook?type=VAULT.PAYMENT-TOKEN.CREATED&order=…
   POST /_fake/decline/<vault_id>        charges of this vaulted wallet are declined
   POST /_fake/token?expires_in=N        tokens issued from now on live N seconds
   POST /_fake/revoke                    every issued token stops working
@@ -194,6 +196,8 @@ class PayPalFake(Fake):
         self.orders = {}
         self.captures = {}        # capture id -> order id
         self.vaults = {}          # vault id -> payer
+        self.late_vaults = 0      # captures whose vault id comes later, by webhook
+        self.pending_vaults = {}  # order id -> (vault id, payer, customer) not yet sent
         self.declined = set()
         self.next_capture = []
         self.port = 0
@@ -395,10 +399,20 @@ class PayPalFake(Fake):
         if order.pop("_vault", False) and order["purchase_units"][0]["payments"]["captures"][0]["status"] == "COMPLETED":
             vault_id = "VAULT%s" % order["id"][-8:]
             payer = {k: v for k, v in order["payment_source"]["paypal"].items() if k != "attributes"}
-            self.vaults[vault_id] = payer
-            order["payment_source"]["paypal"]["attributes"] = {"vault": {
-                "id": vault_id, "status": "VAULTED", "customer": {"id": "CUST%s" % order["id"][-8:]},
-                "links": [{"href": "http://127.0.0.1:%d/v3/vault/payment-tokens/%s" % (self.port, vault_id), "rel": "self", "method": "GET"}]}}
+            customer = {"id": "CUST%s" % order["id"][-8:]}
+            if self.late_vaults:
+                # As PayPal may: the vault is APPROVED but its id comes later, in a
+                # VAULT.PAYMENT-TOKEN.CREATED webhook (POST /_fake/webhook?type=VAULT.PAYMENT-TOKEN.CREATED).
+                self.late_vaults -= 1
+                self.pending_vaults[order["id"]] = (vault_id, payer, customer)
+                order["payment_source"]["paypal"]["attributes"] = {"vault": {
+                    "status": "APPROVED", "customer": customer,
+                    "links": [{"href": "http://127.0.0.1:%d/v2/checkout/orders/%s" % (self.port, order["id"]), "rel": "up", "method": "GET"}]}}
+            else:
+                self.vaults[vault_id] = payer
+                order["payment_source"]["paypal"]["attributes"] = {"vault": {
+                    "id": vault_id, "status": "VAULTED", "customer": customer,
+                    "links": [{"href": "http://127.0.0.1:%d/v3/vault/payment-tokens/%s" % (self.port, vault_id), "rel": "self", "method": "GET"}]}}
         return self.answer(201, order, "POST capture", full)
 
     def settle(self, order, status):
@@ -422,7 +436,16 @@ class PayPalFake(Fake):
         order = self.orders[query["order"][0]]
         kind = query.get("type", ["CHECKOUT.ORDER.APPROVED"])[0]
         view = {k: v for k, v in json.loads(json.dumps(order)).items() if not k.startswith("_")}
-        if kind == "PAYMENT.CAPTURE.REFUNDED":
+        if kind == "VAULT.PAYMENT-TOKEN.CREATED":
+            # The payment token PayPal made for the order's wallet (Payment Method Tokens v3 shape).
+            vault_id, payer, customer = self.pending_vaults.pop(order["id"])
+            self.vaults[vault_id] = payer
+            resource, resource_type = {"id": vault_id, "customer": customer, "metadata": {"order_id": order["id"]},
+                                       "payment_source": {"paypal": {"email_address": payer.get("email_address"),
+                                                                     "usage_type": "MERCHANT", "customer_type": "CONSUMER"}},
+                                       "links": [{"href": "http://127.0.0.1:%d/v3/vault/payment-tokens/%s" % (self.port, vault_id),
+                                                  "rel": "self", "method": "GET"}]}, "payment_token"
+        elif kind == "PAYMENT.CAPTURE.REFUNDED":
             resource, resource_type = view["purchase_units"][0]["payments"]["refunds"][-1], "refund"
         elif kind.startswith("PAYMENT.CAPTURE."):
             resource, resource_type = view["purchase_units"][0]["payments"]["captures"][0], "capture"
@@ -486,6 +509,9 @@ class PayPalFake(Fake):
             refunds.append(refund)
             capture["status"] = "REFUNDED" if done + float(value) >= total else "PARTIALLY_REFUNDED"
             return 200, refund
+        if parts == ["vault", "late"]:
+            self.late_vaults += 1
+            return 200, {}
         if parts[:1] == ["reverse"] and len(parts) == 2:
             # The payer disputes it with their bank: PayPal holds the captured funds
             # (status PENDING, reason CHARGEBACK; ?reason=BUYER_COMPLAINT for a PayPal dispute).

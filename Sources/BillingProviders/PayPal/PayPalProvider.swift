@@ -207,7 +207,14 @@ public final class PayPalProvider: PaymentProvider {
         let resource = event["resource"] as? [String: Any] ?? [:]
         let paymentID = (resource["custom_id"] as? String)
             ?? ((resource["purchase_units"] as? [[String: Any]])?.first?["custom_id"] as? String)
-        return PayPalWebhookEvent(id: event["id"] as? String ?? "", type: event["event_type"] as? String ?? "", paymentID: paymentID)
+        let type = event["event_type"] as? String ?? ""
+        var vaulted: PayPalWebhookEvent.VaultedWallet?
+        if type == "VAULT.PAYMENT-TOKEN.CREATED", let token = resource["id"] as? String, !token.isEmpty,
+           let order = (resource["metadata"] as? [String: Any])?["order_id"] as? String {
+            let email = ((resource["payment_source"] as? [String: Any])?["paypal"] as? [String: Any])?["email_address"] as? String
+            vaulted = .init(orderID: order, method: SavedMethod(reference: token, displayName: email.map { "PayPal (\($0))" } ?? "PayPal"))
+        }
+        return PayPalWebhookEvent(id: event["id"] as? String ?? "", type: type, paymentID: paymentID, vaultedWallet: vaulted)
     }
 
     // MARK: Orders

@@ -24,10 +24,19 @@ public struct PayPalWebhookEvent: Sendable, Hashable {
     public var type: String
     /// Our payment id, when the event concerns one of our orders.
     public var paymentID: String?
+    /// VAULT.PAYMENT-TOKEN.CREATED: the wallet saved for an order, when PayPal
+    /// sends its id after the capture.
+    public var vaultedWallet: VaultedWallet?
 
-    public init(id: String, type: String, paymentID: String?) {
+    public struct VaultedWallet: Sendable, Hashable {
+        public var orderID: String
+        public var method: SavedMethod
+    }
+
+    public init(id: String, type: String, paymentID: String?, vaultedWallet: VaultedWallet? = nil) {
         self.id = id
         self.type = type
         self.paymentID = paymentID
+        self.vaultedWallet = vaultedWallet
     }
 }

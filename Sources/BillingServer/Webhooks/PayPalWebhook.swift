@@ -35,6 +35,19 @@ struct PayPalWebhook {
                 logger.warning("PayPal webhook: verification failed", metadata: ["error": "\(error)"])
                 return WebhookServer.Response(status: .serviceUnavailable, message: "the delivery could not be verified now")
             }
+            if let wallet = event.vaultedWallet {
+                // The id of a wallet saved with an order, sent after its capture.
+                do {
+                    let confirmed = try await flows.store.confirmLateMethod(paymentReference: wallet.orderID, system: .paypal,
+                                                                          methodReference: wallet.method.reference,
+                                                                          displayName: wallet.method.displayName)
+                    logger.info("PayPal vault id", metadata: ["order": "\(wallet.orderID.prefix(64))", "confirmed": "\(confirmed)"])
+                    return WebhookServer.Response(status: .ok, message: confirmed ? "saved method confirmed" : "no pending method of ours")
+                } catch {
+                    logger.warning("PayPal webhook: confirming the saved wallet failed", metadata: ["error": "\(error)"])
+                    return WebhookServer.Response(status: .serviceUnavailable, message: "the saved method could not be recorded now")
+                }
+            }
             return await WebhookServer.check(event.paymentID, system: .paypal, event: "\(event.type) \(event.id)", flows: flows, logger: logger)
         }
     }
