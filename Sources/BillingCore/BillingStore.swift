@@ -30,6 +30,9 @@ public protocol BillingStore: Sendable {
     /// A Pending method of a Paid payment confirmed when its reference comes late.
     func confirmLateMethod(paymentReference: String, system: PaymentSystem, methodReference: String,
                            displayName: String) async throws(BillingError) -> Bool
+    /// A payer's customer at a payment system, made once and reused.
+    func payerCustomer(payerID: String, system: PaymentSystem) async throws(BillingError) -> String?
+    func setPayerCustomer(payerID: String, system: PaymentSystem, reference: String) async throws(BillingError)
     /// Pending methods of payments Paid before the cutoff end Failed.
     func failStalePendingMethods(paidBeforeMs cutoffMs: Int64) async throws(BillingError) -> Int
 

@@ -66,11 +66,15 @@ public struct ProviderPaymentRequest: Sendable, Hashable {
     public var payer: Payer
     /// Save the method used, for later off-session charges.
     public var saveMethod: Bool
+    /// The payer's customer at this payment system, when one was made before
+    /// (Stripe: one Customer per payer, made once).
+    public var customerReference: String?
 
-    public init(payment: Payment, payer: Payer, saveMethod: Bool) {
+    public init(payment: Payment, payer: Payer, saveMethod: Bool, customerReference: String? = nil) {
         self.payment = payment
         self.payer = payer
         self.saveMethod = saveMethod
+        self.customerReference = customerReference
     }
 }
 
@@ -79,10 +83,13 @@ public struct ProviderPayment: Sendable, Hashable {
     public var reference: String
     /// Where the person pays.
     public var redirectURL: String
+    /// The payer's customer the payment system used or made, to reuse.
+    public var customerReference: String?
 
-    public init(reference: String, redirectURL: String) {
+    public init(reference: String, redirectURL: String, customerReference: String? = nil) {
         self.reference = reference
         self.redirectURL = redirectURL
+        self.customerReference = customerReference
     }
 }
 
@@ -116,6 +123,11 @@ public struct SavedMethod: Sendable, Hashable {
 public enum ProviderOutcome: Sendable, Hashable {
     /// Not decided yet: check again later.
     case pending
+    /// Not decided, and it will not be until the merchant acts at the payment
+    /// system (PayPal holds a capture for the receiving account's settings,
+    /// an unconfirmed email, …): the reason, for the operator. Checked like
+    /// `pending`; the poller tells the operator when it lasts.
+    case held(String)
     /// Money received; the saved method when one was asked for.
     case paid(SavedMethod?)
     /// Declined, failed, expired or cancelled; the reason is for people.

@@ -152,6 +152,7 @@ public final class BillingApplication: Sendable {
                 maxBackoff: .milliseconds(Int64(configuration.poller.maxBackoffSeconds * 1000)),
                 unstartedGrace: .milliseconds(Int64(configuration.poller.unstartedPaymentGraceSeconds * 1000)),
                 unstartedChargeGrace: .milliseconds(Int64(configuration.poller.unstartedChargeGraceSeconds * 1000)),
+                heldNotice: .milliseconds(Int64(configuration.poller.heldNoticeSeconds * 1000)),
                 pendingMethodTimeout: .milliseconds(Int64(configuration.poller.pendingMethodTimeoutSeconds * 1000))), logger: logger)
             let pollerTask = Task { await poller.run() }
             let hubTask = Task { await hub.run() }

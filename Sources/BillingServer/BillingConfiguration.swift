@@ -54,6 +54,10 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         /// it (PayPal sends a vault id by webhook, sometimes late) ends Failed
         /// after this long, with a notification.
         public var pendingMethodTimeoutSeconds: Double = 86_400
+        /// A payment the payment system holds for the merchant to act on (a
+        /// PayPal capture PENDING for the receiving account's settings) is
+        /// reported in the log at critical level after this long.
+        public var heldNoticeSeconds: Double = 3600
     }
 
     public struct Limits: Sendable, Codable, Hashable {
@@ -288,6 +292,7 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             ("poller.maxBackoffSeconds", poller.maxBackoffSeconds, 1.0...86_400.0),
             ("poller.unstartedPaymentGraceSeconds", poller.unstartedPaymentGraceSeconds, 1.0...86_400.0),
             ("poller.pendingMethodTimeoutSeconds", poller.pendingMethodTimeoutSeconds, 60.0...(30 * 86_400.0)),
+            ("poller.heldNoticeSeconds", poller.heldNoticeSeconds, 0.0...(30 * 86_400.0)),
             ("sandbox.paymentTimeToLiveSeconds", sandbox.paymentTimeToLiveSeconds, 1.0...86_400.0),
             ("idempotencyKeyLifetimeSeconds", idempotencyKeyLifetimeSeconds, 60.0...(30 * 86_400.0)),
         ] where !range.contains(value) {

@@ -36,8 +36,13 @@ struct PaymentFlows: Sendable {
             switch payment.optionKind {
             case .paymentSystem:
                 let payer = try await store.payer(payment.payerID)
+                let saving = payment.savedPaymentMethodID != nil
+                let customer = saving ? try await store.payerCustomer(payerID: payer.id, system: system) : nil
                 let created = try await provider.createPayment(
-                    ProviderPaymentRequest(payment: payment, payer: payer, saveMethod: payment.savedPaymentMethodID != nil))
+                    ProviderPaymentRequest(payment: payment, payer: payer, saveMethod: saving, customerReference: customer))
+                if let made = created.customerReference, made != customer {
+                    try await store.setPayerCustomer(payerID: payer.id, system: system, reference: made)
+                }
                 return try await attach(payment, reference: created.reference, redirectURL: created.redirectURL)
             case .savedMethod:
                 guard let methodID = payment.paymentMethodID else { return payment }
@@ -113,7 +118,7 @@ struct PaymentFlows: Sendable {
             switch outcome {
             case .paid:
                 return try await apply(outcome, to: payment)
-            case .pending:
+            case .pending, .held:
                 throw BillingError.failedPrecondition(
                     "payment \(payment.id) is settling at \(system.rawValue) and can no longer be cancelled; it ends Paid or Cancelled on its own")
             case .failed:
@@ -169,7 +174,7 @@ struct PaymentFlows: Sendable {
     /// A provider's answer applied through the store's single transition.
     func apply(_ outcome: ProviderOutcome, to payment: Payment) async throws(BillingError) -> Payment {
         switch outcome {
-        case .pending:
+        case .pending, .held:
             return payment
         case .paid(let saved?):
             return try await transition(payment, .paid(savedMethodReference: saved.reference, displayName: saved.displayName))

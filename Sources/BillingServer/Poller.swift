@@ -2,6 +2,7 @@ internal import BillingCore
 internal import BillingProviders
 internal import Foundation
 internal import Logging
+internal import Synchronization
 
 /// Checks New payments at their payment systems: the seed's "pending
 /// payments are checked every minute".
@@ -20,6 +21,10 @@ struct Poller: Sendable {
         var unstartedGrace: Duration
         /// How long a saved-method charge with no answer is asked again.
         var unstartedChargeGrace: Duration
+        /// How long a payment may be held for the merchant (a PayPal capture
+        /// PENDING for the receiving account's settings) before the operator
+        /// is told, in the log at critical level (once per payment and run).
+        var heldNotice: Duration = .seconds(3600)
         /// How long a method may stay Pending after its payment was Paid
         /// (waiting for a PayPal vault id sent by webhook) before it ends Failed.
         var pendingMethodTimeout: Duration = .seconds(86_400)
@@ -30,6 +35,14 @@ struct Poller: Sendable {
     let settings: Settings
     let owner: String
     let logger: Logger
+    /// Held payments already reported to the operator by this process.
+    private let reportedHeld = Reported()
+
+    private final class Reported: Sendable {
+        private let ids = Mutex<Set<String>>([])
+        /// True the first time for an id.
+        func insert(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
+    }
 
     init(store: any BillingStore, flows: PaymentFlows, settings: Settings, logger: Logger) {
         self.store = store
@@ -133,6 +146,11 @@ struct Poller: Sendable {
             // Still New after an expiry means settling (the money is on its
             // way and cannot be stopped): it ends Paid or Cancelled at the
             // provider, so keep checking; cancelling could lose a credit.
+            if case .held(let why) = outcome, now - payment.createdAtMs >= settings.heldNotice.milliseconds,
+               reportedHeld.insert(payment.id) {
+                logger.critical("a payment waits for the merchant at its payment system: act there, or it never completes",
+                                metadata: ["payment": "\(payment.id)", "system": "\(system.rawValue)", "reason": "\(why)"])
+            }
             let after = try await flows.apply(outcome, to: payment)
             guard after.status == .new else { return }
             try await scheduleNext(after, at: now + settings.interval.milliseconds)

@@ -89,4 +89,31 @@ extension SQLiteStore {
             return stale.count
         }
     }
+
+    /// The payer's customer at a payment system (Stripe's cus_…), if one was
+    /// made: the one recorded, or, for a payer saved before they were
+    /// recorded, the customer of its newest Confirmed Stripe method.
+    public func payerCustomer(payerID: String, system: PaymentSystem) async throws(BillingError) -> String? {
+        try await read { db in
+            if let recorded = try String.fetchOne(db, sql: "SELECT customer_reference FROM payer_customers WHERE payer_id = ? AND system = ?",
+                                                  arguments: [payerID, system.rawValue]) {
+                return recorded
+            }
+            guard system == .stripe else { return nil }
+            let reference = try String.fetchOne(db, sql: """
+                SELECT provider_reference FROM payment_methods WHERE payer_id = ? AND system = 'stripe' AND status = 'confirmed'
+                  AND provider_reference LIKE 'cus_%/%' ORDER BY updated_at_ms DESC LIMIT 1
+                """, arguments: [payerID])
+            return reference.flatMap { $0.split(separator: "/").first.map(String.init) }
+        }
+    }
+
+    /// Records the payer's customer at a payment system (first one wins).
+    public func setPayerCustomer(payerID: String, system: PaymentSystem, reference: String) async throws(BillingError) {
+        try Text.check(reference, "customer reference", max: 255, required: true)
+        try await write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO payer_customers (payer_id, system, customer_reference) VALUES (?, ?, ?)",
+                           arguments: [payerID, system.rawValue, reference])
+        }
+    }
 }

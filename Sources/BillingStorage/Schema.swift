@@ -30,6 +30,17 @@ enum Schema {
             // Webhooks that name only the payment system's id (a late vault id) find the payment.
             try db.execute(sql: "CREATE INDEX payments_by_provider_reference ON payments(provider_reference)")
         }
+        migrator.registerMigration("v6-payer-customers") { db in
+            // A payment system's customer of a payer (Stripe's cus_…), made once and reused.
+            try db.execute(sql: """
+                CREATE TABLE payer_customers (
+                    payer_id TEXT NOT NULL REFERENCES payers(id),
+                    system TEXT NOT NULL,
+                    customer_reference TEXT NOT NULL,
+                    PRIMARY KEY (payer_id, system)
+                ) STRICT
+                """)
+        }
         return migrator
     }
 

@@ -133,6 +133,12 @@ import Testing
                 #expect(try await paypal.checkPayment(order) == .paid(nil), "the pending capture completed")
             }
         }
+        // A capture held until the merchant acts is told apart from one PayPal is reviewing.
+        let held = try await created(paypal, payment())
+        try await fake.control("orders/\(held.providerReference)/approve")
+        try await fake.control("capture?status=PENDING&reason=RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION")
+        #expect(try await paypal.checkPayment(held) == .held("PayPal holds the capture until the merchant acts (RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION)"))
+
         let voided = try await created(paypal, payment())
         try await fake.control("orders/\(voided.providerReference)/void")
         #expect(try await paypal.checkPayment(voided) == .failed("PayPal voided the order"))

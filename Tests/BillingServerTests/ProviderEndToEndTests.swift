@@ -142,4 +142,26 @@ import Testing
         await f.stop()
         fakes.stop()
     }
+
+    @Test func oneStripeCustomerPerPayerMadeOnce() async throws {
+        let fakes = try await fakes()
+        let f = try await billingd(fakes)
+        let (account, payer) = try await f.account("acc-one-customer")
+        let client = try f.clients("internal")
+        for amount in [20_00, 30_00] as [Int64] {
+            let created = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: amount,
+                                                                            option: .system(.stripe, save: true)))
+            #expect(created.payment?.status == .new)
+        }
+        let requests = try await fakes.stripe.requests()
+        // The caller and the poller may both start the first payment: one key, so one Customer.
+        let customerKeys = Set(requests.filter { $0["path"] as? String == "/v1/customers" }.compactMap { $0["idempotency_key"] as? String })
+        #expect(customerKeys.count == 1, "one Customer for the payer, not one per payment: \(customerKeys)")
+        let sessions = requests.filter { $0["path"] as? String == "/v1/checkout/sessions" }.compactMap { $0["body"] as? String }
+        let named = sessions.compactMap { body in body.split(separator: "&").first { $0.hasPrefix("customer=") } }
+        #expect(named.count == sessions.count && Set(named).count == 1, "every session for the same customer: \(named)")
+        #expect(try await fakes.stripe.problems() == [])
+        await f.stop()
+        fakes.stop()
+    }
 }

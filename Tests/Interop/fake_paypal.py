@@ -18,7 +18,8 @@ Test controls (never part of PayPal's API), under /_fake/:
   POST /_fake/orders/<id>/approve       the payer approves on PayPal's page
   POST /_fake/orders/<id>/void          PayPal voids the order
   POST /_fake/orders/<id>/expire        the order is gone (GET answers 404)
-  POST /_fake/capture?status=DECLINED   the next capture ends with that status (COMPLETED, DECLINED, FAILED, PENDING),
+  POST /_fake/capture?status=DECLINED   the next capture ends with that status (COMPLETED, DECLINED, FAILED, PENDING
+                                        with ?reason=, default PENDING_REVIEW),
                                         or is refused with 422 INSTRUMENT_DECLINED
   POST /_fake/captures/<id>/complete    a PENDING capture completes
   POST /_fake/refund/<order>?value=V     a (partial) refund of the order's capture; the order then lists it
@@ -418,13 +419,14 @@ class PayPalFake(Fake):
     def settle(self, order, status):
         """Captures the order's amount: COMPLETED unless scripted otherwise."""
         status = status or (self.next_capture.pop(0) if self.next_capture else "COMPLETED")
+        status, _, reason = status.partition(":")
         unit = order["purchase_units"][0]
         capture = {"id": "CAP%s" % order["id"][-10:], "status": status, "amount": unit["amount"], "final_capture": True,
                    "create_time": now(), "update_time": now(),
                    "links": [{"href": "http://127.0.0.1:%d/v2/payments/captures/CAP%s" % (self.port, order["id"][-10:]), "rel": "self", "method": "GET"}]}
         capture.update({k: unit[k] for k in ("custom_id", "invoice_id") if k in unit})
         if status == "PENDING":
-            capture["status_details"] = {"reason": "PENDING_REVIEW"}
+            capture["status_details"] = {"reason": reason or "PENDING_REVIEW"}
         unit["payments"] = {"captures": [capture]}
         order["status"] = "COMPLETED"
         self.captures[capture["id"]] = order["id"]
@@ -526,7 +528,8 @@ class PayPalFake(Fake):
             capture.pop("status_details", None)
             return 200, capture
         if parts[:1] == ["capture"]:
-            self.next_capture.append(query.get("status", ["COMPLETED"])[0])
+            reason = query.get("reason", [""])[0]
+            self.next_capture.append(query.get("status", ["COMPLETED"])[0] + (":" + reason if reason else ""))
             return 200, {}
         if parts[:1] == ["captures"] and len(parts) == 3 and parts[2] == "complete":
             order = self.orders[self.captures[parts[1]]]

@@ -287,7 +287,11 @@ public final class PayPalProvider: PaymentProvider {
             case "COMPLETED", "PARTIALLY_REFUNDED":
                 return .paid(savedMethod(order, payment: payment))
             case "PENDING":
-                return .pending
+                // Some reasons wait for the merchant, not the payer or PayPal.
+                let reason = (capture["status_details"] as? [String: Any])?["reason"] as? String ?? ""
+                let merchantAction = ["RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION", "UNILATERAL", "VERIFICATION_REQUIRED",
+                                      "INTERNATIONAL_WITHDRAWAL"]
+                return merchantAction.contains(reason) ? .held("PayPal holds the capture until the merchant acts (\(reason))") : .pending
             case "DECLINED", "FAILED":
                 return .failed("PayPal \(captureStatus.lowercased()) the capture")
             case "REFUNDED":

@@ -61,12 +61,20 @@ public final class StripeProvider: PaymentProvider {
             ("metadata[account_id]", payment.accountID),
             ("payment_intent_data[metadata][payment_id]", payment.id),
         ] + configuration.paymentMethodTypes.enumerated().map { ("payment_method_types[\($0.offset)]", $0.element) }
-        if request.saveMethod {
-            let customer = try await post("/v1/customers", [
-                ("name", request.payer.displayName),
-                ("metadata[payer_id]", request.payer.id),
-            ] + (request.payer.email.isEmpty ? [] : [("email", request.payer.email)]), idempotencyKey: "\(payment.id)-customer")
-            guard let customerID = customer["id"] as? String else { throw .malformed("customer without an id", requestID: nil) }
+        var customerID = request.customerReference
+        if request.saveMethod && customerID == nil {
+            // One Customer per payer, made once (billingd keeps its id). The
+            // key names the payer and what is sent: a name changed within
+            // Stripe's 24 h key memory makes a new request, never an
+            // idempotency_error.
+            let fields: [(String, String)] = [("name", request.payer.displayName), ("metadata[payer_id]", request.payer.id)]
+                + (request.payer.email.isEmpty ? [] : [("email", request.payer.email)])
+            let customer = try await post("/v1/customers", fields,
+                                          idempotencyKey: "\(request.payer.id)-customer-\(Self.fingerprint(fields))")
+            guard let id = customer["id"] as? String else { throw .malformed("customer without an id", requestID: nil) }
+            customerID = id
+        }
+        if request.saveMethod, let customerID {
             form.append(("customer", customerID))
             form.append(("payment_intent_data[setup_future_usage]", "off_session"))
         }
@@ -74,7 +82,7 @@ public final class StripeProvider: PaymentProvider {
         guard let id = session["id"] as? String, let url = session["url"] as? String else {
             throw .malformed("checkout session without id or url", requestID: nil)
         }
-        return ProviderPayment(reference: id, redirectURL: url)
+        return ProviderPayment(reference: id, redirectURL: url, customerReference: request.saveMethod ? customerID : nil)
     }
 
     public func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
@@ -330,6 +338,15 @@ public final class StripeProvider: PaymentProvider {
             request.httpBody = FormEncoding.encode(form)
         }
         return try await http.send(request, requestIDHeader: "Request-Id")
+    }
+
+    /// 16 hex digits of FNV-1a over the fields: equal requests, equal keys.
+    private static func fingerprint(_ fields: [(String, String)]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in fields.map({ "\($0.0)=\($0.1)" }).joined(separator: "&").utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+        }
+        return String(hash, radix: 16)
     }
 
     private static func message(_ body: [String: Any]) -> String? {
