@@ -164,4 +164,27 @@ import Testing
         await f.stop()
         fakes.stop()
     }
+
+    @Test func anAmountStripeFindsTooSmallEndsCancelledAtOnceWithItsReason() async throws {
+        let fakes = try await fakes()
+        let f = try await billingd(fakes)
+        let (account, payer) = try await f.account("acc-too-small")
+        // A Stripe account settling in a currency where 0.60 USD is under the minimum.
+        try await fakes.stripe.control("settlement?minimum=70")
+        let client = try f.clients("internal")
+        do {
+            _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 60, option: .system(.stripe)))
+            Issue.record("Stripe accepted it")
+        } catch let error as RPCError {
+            #expect(error.code == .failedPrecondition, "\(error)")
+        }
+        var list = BillingV1.ListPaymentsRequest()
+        list.accountId = account.id
+        let payment = try #require(try await client.balance.listPayments(list).payments.first)
+        #expect(payment.status == .cancelled, "not left for the poller to cancel ten minutes later")
+        #expect(payment.failureReason.contains("Amount must convert to at least 50 cents"), "\(payment.failureReason)")
+        #expect(try await fakes.stripe.problems() == [])
+        await f.stop()
+        fakes.stop()
+    }
 }

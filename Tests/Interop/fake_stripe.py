@@ -22,6 +22,8 @@ Test controls (never part of Stripe's API), under /_fake/:
   POST /_fake/webhook?url=U&secret=S&session=ID[&type=T][&age=SECONDS]
                                         delivers a signed event about the session to U; answers
                                         {"status": billingd's HTTP status, "body": …}
+  POST /_fake/settlement?minimum=N      Checkout amounts below N minor units are refused (amount_too_small), as
+                                        Stripe does for less than 0.50 in the account's settlement currency
   POST /_fake/refund/<pi>?amount=N      a refund of the PaymentIntent (succeeded; ?status= to choose)
   POST /_fake/dispute/<pi>?status=S     a dispute opens (funds withdrawn) or moves to S; won reinstates the funds
   POST /_fake/webhook?…&intent=<pi>&type=charge.refunded|charge.dispute.created|…   an event about the charge or dispute
@@ -170,6 +172,12 @@ def api(method, template, args, body, query, headers):
         return 200, customer
     if template == "/v1/checkout/sessions":
         item = body["line_items"][0]
+        # As Stripe: an amount worth less than 0.50 in the account's settlement
+        # currency is refused (POST /_fake/settlement?minimum=N sets it, in the
+        # session's currency's minor units).
+        if item["price_data"]["unit_amount"] * item.get("quantity", 1) < STATE.get("settlement_minimum", 0):
+            return error(400, "invalid_request_error", "Amount must convert to at least 50 cents in your settlement currency.",
+                         "amount_too_small")
         sid = FAKE.next_id("cs_test")
         session = fixture("checkout.session", id=sid, object="checkout.session", status="open", payment_status="unpaid",
                           mode=body.get("mode"), url="http://127.0.0.1:%s/pay/%s" % (port, sid),
@@ -306,6 +314,9 @@ def control(parts, query):
             dispute["balance_transactions"].append({"object": "balance_transaction", "id": FAKE.next_id("txn"),
                                                     "amount": intent["amount"] + 1500, "type": "adjustment"})
         return 200, dispute
+    if parts == ["settlement"]:
+        STATE["settlement_minimum"] = int(query.get("minimum", ["0"])[0])
+        return 200, {}
     if parts[:1] == ["decline"] and len(parts) == 2:
         STATE["declined"][parts[1]] = query.get("code", ["card_declined"])[0]
         return 200, {}
