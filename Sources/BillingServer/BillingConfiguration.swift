@@ -16,9 +16,10 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var certificate: String = ""
         public var privateKey: String = ""
         public var clientCA: String = ""
-        /// A handshake takes milliseconds; 5 s leaves room for a slow
-        /// client while a connection that never handshakes goes soon.
-        public var handshakeTimeoutSeconds: Double = 5
+        /// A handshake takes milliseconds; 10 s leaves room for a client on a
+        /// loaded machine, and connections that never handshake are bounded
+        /// by the waiting room (limits.maxUnauthenticatedConnections) anyway.
+        public var handshakeTimeoutSeconds: Double = 10
     }
 
     public struct TopUp: Sendable, Codable, Hashable {

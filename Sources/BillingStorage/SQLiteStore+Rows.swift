@@ -164,9 +164,14 @@ extension SQLiteStore {
     }
 
     static func setMethodStatus(_ db: Database, methodID: String, from: PaymentMethodStatus, to: PaymentMethodStatus, accountID: String, now: Int64) throws {
+        // "Sandbox (pending)" was never saved: it is named so once it failed.
         try db.execute(
-            sql: "UPDATE payment_methods SET status = ?, is_default = 0, updated_at_ms = ? WHERE id = ? AND status = ?",
-            arguments: [to.rawValue, now, methodID, from.rawValue]
+            sql: """
+                UPDATE payment_methods SET status = ?, is_default = 0, updated_at_ms = ?,
+                    display_name = CASE WHEN ? = 'failed' THEN REPLACE(display_name, ' (pending)', ' (not saved)') ELSE display_name END
+                WHERE id = ? AND status = ?
+                """,
+            arguments: [to.rawValue, now, to.rawValue, methodID, from.rawValue]
         )
         if db.changesCount == 1 {
             try appendEvent(db, accountID: accountID, atMs: now, .methodStatusChanged(try requireMethod(db, methodID), previous: from))

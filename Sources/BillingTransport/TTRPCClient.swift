@@ -21,6 +21,7 @@ public final class TTRPCClient: ClientTransport {
     private let group: any EventLoopGroup
     private let limits: WireLimits
     private let connectTimeout: Duration
+    private let streamStallTimeout: Duration
     private let maxBufferedStreamMessages: Int
     private let permits: StreamPermits
     /// The current connection, or the attempt to make one: concurrent first
@@ -39,8 +40,13 @@ public final class TTRPCClient: ClientTransport {
     ///     far behind ends RESOURCE_EXHAUSTED instead of growing memory.
     ///   - maxConcurrentStreams: calls beyond this wait for a free stream
     ///     rather than exceed the server's limit (128 by default on billingd).
+    ///   - streamStallTimeout: how long a stream whose consumer stopped taking
+    ///     messages (its buffer full) may hold the connection's reads before it
+    ///     is ended RESOURCE_EXHAUSTED (the caller resumes from its cursor).
     public init(host: String, port: Int, tls: TLSContext, group: any EventLoopGroup, maxFrameBytes: Int = 4 << 20,
-                connectTimeout: Duration = .seconds(10), maxBufferedStreamMessages: Int = 1024, maxConcurrentStreams: Int = 100) {
+                connectTimeout: Duration = .seconds(10), maxBufferedStreamMessages: Int = 1024, maxConcurrentStreams: Int = 100,
+                streamStallTimeout: Duration = .seconds(10)) {
+        self.streamStallTimeout = streamStallTimeout
         self.permits = StreamPermits(maxConcurrentStreams)
         self.host = host
         self.port = port
@@ -103,6 +109,7 @@ public final class TTRPCClient: ClientTransport {
         let tls = self.tls
         let limits = self.limits
         let buffered = maxBufferedStreamMessages
+        let stall = TimeAmount(streamStallTimeout)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(connectTimeout))
             .channelOption(.socketOption(.so_keepalive), value: 1)
@@ -112,7 +119,8 @@ public final class TTRPCClient: ClientTransport {
                     try sync.addHandler(try OpenSSLHandler(context: tls))
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits)))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder(limits: limits)))
-                    try sync.addHandler(ClientConnectionHandler(ready: channel.eventLoop.makePromise(), maxBufferedStreamMessages: buffered))
+                    try sync.addHandler(ClientConnectionHandler(ready: channel.eventLoop.makePromise(), maxBufferedStreamMessages: buffered,
+                                                                     stallTimeout: stall))
                 }
             }
         let channel: any Channel

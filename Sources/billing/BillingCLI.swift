@@ -1,4 +1,5 @@
 import ArgumentParser
+import BillingMessages
 import BillingRPC
 import Foundation
 
@@ -23,13 +24,37 @@ struct BillingCLI: AsyncParsableCommand {
               billing balance --account acc-1
               billing topup --account acc-1 --amount 100.50 --system sandbox --save-method --wait
               billing payments --account acc-1 --status new --json
-              billing watch --account acc-1
+              billing watch --account acc-1 --resume panel
+              billing notifications --account acc-1
             """,
         subcommands: [
-            Doctor.self, BalanceCommand.self, TopUp.self, Payments.self, PaymentCommand.self, Methods.self, Payers.self,
-            Renewals.self, Migration.self, Invoice.self, Watch.self, Accounts.self,
+            Doctor.self, BalanceCommand.self, Options.self, TopUp.self, Payments.self, PaymentCommand.self, Notifications.self,
+            Methods.self, Payers.self, Renewals.self, Migration.self, Invoice.self, Watch.self, Accounts.self,
         ]
     )
+}
+
+extension BillingCLI {
+    /// An unknown command is named as such ("unknown command 'notificashuns'"),
+    /// not reported as an unknown option of the top level.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let names = Set(configuration.subcommands.map { $0._commandName } + ["help"])
+        if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first) {
+            Output.error("unknown command '\(first.prefix(40))'; commands: \(names.sorted().joined(separator: ", "))", code: "USAGE")
+            Foundation.exit(Exit.usage.rawValue)
+        }
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Exit codes a script can act on (sysexits-style where one fits).
@@ -56,26 +81,33 @@ func reportingFailures(_ body: () async throws -> Void) async throws {
 }
 
 func fail(_ error: any Error) -> ExitCode {
-    let (code, line): (ExitCode, String)
+    let (exit, code, line): (ExitCode, String, String)
     switch error {
     case let error as RPCError:
         switch error.code {
         case .unavailable, .deadlineExceeded:
-            (code, line) = (Exit.unavailable, "billingd unavailable: \(error.message)")
+            (exit, code, line) = (Exit.unavailable, "\(error.code)", "billingd unavailable: \(error.message)")
         case .invalidArgument, .notFound, .permissionDenied, .failedPrecondition, .alreadyExists, .resourceExhausted, .outOfRange, .unauthenticated, .unimplemented:
-            (code, line) = (Exit.refused, "refused (\(error.code)): \(error.message)")
+            (exit, code, line) = (Exit.refused, "\(error.code)", "refused (\(error.code)): \(error.message)")
         default:
-            (code, line) = (Exit.internalError, "error (\(error.code)): \(error.message)")
+            (exit, code, line) = (Exit.internalError, "\(error.code)", "error (\(error.code)): \(error.message)")
         }
     case let error as UsageError:
-        (code, line) = (Exit.usage, error.message)
+        (exit, code, line) = (Exit.usage, "USAGE", error.message)
     case let error as ConnectionProblem:
-        (code, line) = (Exit.unavailable, error.message)
+        (exit, code, line) = (Exit.unavailable, "UNAVAILABLE", error.message)
     default:
-        (code, line) = (Exit.internalError, "error: \(error)")
+        (exit, code, line) = (Exit.internalError, "INTERNAL", "error: \(error)")
     }
-    Output.error(line)
-    return code
+    Output.error(line, code: code)
+    return exit
+}
+
+/// A payment that ended Cancelled: its reason on stderr, exit 3.
+func cancelled(_ payment: BillingV1.Payment) -> ExitCode {
+    Output.error("payment \(payment.id) was cancelled: \(payment.failureReason.isEmpty ? "no reason given" : payment.failureReason)",
+                 code: "CANCELLED")
+    return Exit.paymentCancelled
 }
 
 struct UsageError: Error {

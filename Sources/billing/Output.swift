@@ -4,6 +4,10 @@ import Foundation
 
 /// Everything the CLI prints: tables for people, JSON for scripts, colour only
 /// on a terminal and never with NO_COLOR.
+///
+/// Every line is written to the file descriptor when it is produced (one
+/// write(2), no stdio buffer): a `billing watch > file` or `| cat` shows each
+/// event as it arrives, and a SIGTERM or SIGINT loses nothing already printed.
 enum Output {
     static let stdoutIsTerminal = isatty(STDOUT_FILENO) == 1
     static let stderrIsTerminal = isatty(STDERR_FILENO) == 1
@@ -11,13 +15,58 @@ enum Output {
         stdoutIsTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil && ProcessInfo.processInfo.environment["TERM"] != "dumb"
     }
 
-    static func error(_ line: String) {
+    /// With `--json`, errors are JSON too: {"error": {"code", "message", "details"}} on stderr.
+    static let jsonRequested = CommandLine.arguments.contains("--json")
+
+    static func error(_ line: String, code: String = "error", details: [String] = []) {
+        if jsonRequested {
+            struct Failure: Encodable { let error: Body; struct Body: Encodable { let code, message: String; let details: [String] } }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let data = (try? encoder.encode(Failure(error: .init(code: code, message: line, details: details)))) ?? Data()
+            write(String(decoding: data, as: UTF8.self) + "\n", to: STDERR_FILENO)
+            return
+        }
         let colourful = stderrIsTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
-        FileHandle.standardError.write(Data(((colourful ? "\u{1B}[31mbilling:\u{1B}[0m " : "billing: ") + line + "\n").utf8))
+        write((colourful ? "\u{1B}[31mbilling:\u{1B}[0m " : "billing: ") + line + "\n", to: STDERR_FILENO)
     }
 
     static func line(_ text: String) {
-        print(text)
+        write(text + "\n", to: STDOUT_FILENO)
+    }
+
+    /// Text without a newline (a prompt).
+    static func prompt(_ text: String) {
+        write(text, to: STDOUT_FILENO)
+    }
+
+    /// All of `text`, now, retrying short writes and interrupts.
+    private static func write(_ text: String, to descriptor: Int32) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            if written > 0 {
+                bytes = bytes.dropFirst(written)
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else {
+                return // the reader went away (EPIPE): nothing more to say
+            }
+        }
+    }
+
+    /// An enum value as billingd spells it in its messages: `top_up`,
+    /// `payment_pending`, `saved_method` (the Swift case names are camelCase).
+    static func word(_ value: Any) -> String {
+        var out = ""
+        for character in String(describing: value) {
+            if character.isUppercase {
+                out += "_" + character.lowercased()
+            } else {
+                out.append(character)
+            }
+        }
+        return out
     }
 
     /// Left-aligned columns, two spaces apart; widths by characters.
@@ -33,8 +82,8 @@ enum Output {
                 index == cells.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
             }.joined(separator: "  ")
         }
-        print(colour ? "\u{1B}[1m" + render(headers) + "\u{1B}[0m" : render(headers))
-        for row in rows { print(render(row)) }
+        line(colour ? "\u{1B}[1m" + render(headers) + "\u{1B}[0m" : render(headers))
+        for row in rows { line(render(row)) }
     }
 
     /// Stable field names (snake_case), sorted keys, money as minor units + currency.
@@ -43,7 +92,7 @@ enum Output {
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         guard let data = try? encoder.encode(value) else { return }
-        print(String(decoding: data, as: UTF8.self))
+        line(String(decoding: data, as: UTF8.self))
     }
 
     static func status(_ status: BillingV1.PaymentStatus) -> String {
@@ -90,17 +139,24 @@ struct MoneyView: Encodable {
 struct PaymentView: Encodable {
     let id, accountId, payerId, purpose, status, option, system: String
     let amount: MoneyView?
-    let redirectUrl, invoiceNumber, failureReason, paymentMethodId, savedPaymentMethodId: String
-    let createdAtUnixMs, finishedAtUnixMs: Int64
+    let redirectUrl, invoiceNumber, failureReason, paymentMethodId, savedPaymentMethodId, providerReference: String
+    let renewalOrderId, migrationOrderId: String
+    let createdAtUnixMs, finishedAtUnixMs, nextCheckAtUnixMs: Int64
+    let checkAttempts: UInt32
 
     init(_ p: BillingV1.Payment) {
         id = p.id
         accountId = p.accountId
         payerId = p.payerId
-        purpose = "\(p.purpose)"
-        status = "\(p.status)"
-        option = "\(p.optionKind)"
-        system = p.system == .unspecified ? "" : "\(p.system)"
+        purpose = Output.word(p.purpose)
+        status = Output.word(p.status)
+        option = Output.word(p.optionKind)
+        system = p.system == .unspecified ? "" : Output.word(p.system)
+        providerReference = p.providerReference
+        renewalOrderId = p.renewalOrderId
+        migrationOrderId = p.migrationOrderId
+        nextCheckAtUnixMs = p.nextCheckAtUnixMs
+        checkAttempts = p.checkAttempts
         amount = MoneyView(p.amount)
         redirectUrl = p.redirectUrl
         invoiceNumber = p.invoiceNumber
@@ -119,8 +175,8 @@ struct MethodView: Encodable {
     init(_ m: BillingV1.PaymentMethod) {
         id = m.id
         payerId = m.payerId
-        system = "\(m.system)"
-        status = "\(m.status)"
+        system = Output.word(m.system)
+        status = Output.word(m.status)
         displayName = m.displayName
         isDefault = m.isDefault
     }
@@ -158,15 +214,15 @@ struct EventView: Encodable {
         var balance: MoneyView?, delta: MoneyView?, message: String?
         switch e.event {
         case .paymentStatusChanged(let c)?:
-            kind = "payment_status_changed"; paymentId = c.payment?.id; status = c.payment.map { "\($0.status)" }; previous = "\(c.previousStatus)"
+            kind = "payment_status_changed"; paymentId = c.payment?.id; status = c.payment.map { Output.word($0.status) }; previous = Output.word(c.previousStatus)
         case .methodStatusChanged(let c)?:
-            kind = "method_status_changed"; methodId = c.method?.id; status = c.method.map { "\($0.status)" }; previous = "\(c.previousStatus)"
+            kind = "method_status_changed"; methodId = c.method?.id; status = c.method.map { Output.word($0.status) }; previous = Output.word(c.previousStatus)
         case .balanceChanged(let c)?:
             kind = "balance_changed"; paymentId = c.paymentId.isEmpty ? nil : c.paymentId; balance = MoneyView(c.balance); delta = MoneyView(c.delta)
         case .notification(let n)?:
             kind = "notification"; paymentId = n.paymentId.isEmpty ? nil : n.paymentId; message = n.body
         case .paymentReversed(let r)?:
-            kind = "payment_reversed"; paymentId = r.paymentId; delta = MoneyView(r.amount); message = "\(r.kind) \(r.reversalReference)"
+            kind = "payment_reversed"; paymentId = r.paymentId; delta = MoneyView(r.amount); message = "\(Output.word(r.kind)) \(r.reversalReference)"
         case nil:
             break
         }

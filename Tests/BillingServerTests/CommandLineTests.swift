@@ -155,7 +155,7 @@ func json(_ text: String) throws -> [String: Any] {
         let id = try #require((body["payment"] as? [String: Any])?["id"] as? String)
         let cancelled = try await billing(f, ["payment", "show", id, "--wait"])
         #expect(cancelled.status == 3)
-        #expect(cancelled.stdout.contains("cancelled: declined on the sandbox page"))
+        #expect(cancelled.stderr.contains("was cancelled: declined on the sandbox page"), "\(cancelled.stderr)")
         await f.stop()
     }
 
@@ -214,17 +214,45 @@ func json(_ text: String) throws -> [String: Any] {
         return result.stdout
     }
 
-    @Test func withNoAmountThePresetsAreOfferedAndOneIsChosen() async throws {
+    @Test func withNoAmountThePresetsAreOfferedByLetterAndANumberIsAnAmount() async throws {
         let f = try await ServerFixture()
         let (account, _) = try await f.account("acc-tty")
-        let screen = try await underTerminal(f, "topup --account \(account.id) --invoice", input: "2\n")
-        #expect(screen.contains("[1] 100.00 USD"))
-        #expect(screen.contains("[4] 1000.00 USD"))
-        #expect(screen.contains("200.00 USD"))
+        // "b" picks the second preset; bad input is asked again, not an exit.
+        let screen = try await underTerminal(f, "topup --account \(account.id) --invoice", input: "zz\n0.01\nb\n")
+        #expect(screen.contains("a) 100.00 USD"))
+        #expect(screen.contains("d) 1000.00 USD"))
+        #expect(screen.contains("try again"), "\(screen)")
+        // A number is always an amount: 2 is 2.00, not the second preset.
+        _ = try await underTerminal(f, "topup --account \(account.id) --invoice", input: "2\n")
         var list = BillingV1.ListPaymentsRequest()
         list.accountId = account.id
         let payments = try await f.clients("internal").balance.listPayments(list).payments
-        #expect(payments.map { $0.amount?.amountMinorUnits } == [200_00])
+        #expect(Set(payments.compactMap { $0.amount?.amountMinorUnits }) == [200_00, 2_00], "0.01 was refused by billingd's minimum, then b")
+        await f.stop()
+    }
+
+    @Test func withNoPayerOrMethodTheTerminalOffersThemWithTheDefaultPreselected() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-tty-choose")
+        var second = BillingV1.CreatePayerRequest()
+        second.accountId = account.id
+        second.displayName = "Second payer"
+        _ = try await f.clients("internal").accounts.createPayer(second)
+        let method = try await MoneySafetyTests.savedCard(f, account: account.id, payer: payer.id)
+        // Payer a (the first), then Enter: the pre-selected default saved method.
+        let screen = try await underTerminal(f, "topup --account \(account.id) --amount 12", input: "a\n\n")
+        #expect(screen.contains("Payer:"), "\(screen)")
+        #expect(screen.contains("(default)  [selected]"), "\(screen)")
+        #expect(screen.contains("Pay with sandbox"))
+        var list = BillingV1.ListPaymentsRequest()
+        list.accountId = account.id
+        let charged = try await f.clients("internal").balance.listPayments(list).payments.first { $0.amount?.amountMinorUnits == 12_00 }
+        #expect(charged?.paymentMethodId == method)
+        #expect(charged?.status == .paid)
+        // Without a terminal, the same is a usage error that lists the choices.
+        let piped = try await f.billing(["topup", "--account", account.id, "--amount", "12"])
+        #expect(piped.status == 64)
+        #expect(piped.stderr.contains("several payers") && piped.stderr.contains("Second payer"), "\(piped.stderr)")
         await f.stop()
     }
 

@@ -41,7 +41,7 @@ import Testing
             configuration.sandbox.port = 0
         }
         let client2 = try second.clients(accountCertificate)
-        let paid = try await second.waitForPayment(created.payment!.id, client: client2.balance, within: .seconds(20)) { $0.status == .paid }
+        let paid = try await second.waitForPayment(created.payment!.id, client: client2.balance, within: .seconds(120)) { $0.status == .paid }
         #expect(paid.status == .paid, "the restarted poller finished the job")
 
         // The watcher resumes after the last sequence it saw, missing nothing.

@@ -26,6 +26,9 @@ final class ServerFixture: Sendable {
         configuration.sandbox.port = 0
         configuration.poller.intervalSeconds = pollSeconds
         configuration.limits.shutdownGraceSeconds = 1
+        // A loaded test machine may take seconds for a handshake: the tests
+        // prove behaviour, not this deadline.
+        configuration.tls.handshakeTimeoutSeconds = 120
         return configuration
     }
 
@@ -53,7 +56,7 @@ final class ServerFixture: Sendable {
     func transport(_ name: String) throws -> TTRPCClient {
         let context = try TLSContext(TLSConfiguration(role: .client(serverName: "localhost"), certificateChainPath: "\(tls)/\(name).pem",
                                                       privateKeyPath: "\(tls)/\(name)-key.pem", trustRootsPath: "\(tls)/ca.pem"))
-        return TTRPCClient(host: "127.0.0.1", port: application.port, tls: context, group: clientGroup)
+        return TTRPCClient(host: "127.0.0.1", port: application.port, tls: context, group: clientGroup, connectTimeout: .seconds(120))
     }
 
     /// Issues a client certificate scoped to one account; returns its name.
@@ -128,7 +131,7 @@ final class ServerFixture: Sendable {
     }
 
     /// Polls (bounded) until `condition` holds for the payment.
-    func waitForPayment(_ id: String, client: BillingV1.BalanceClient, within: Duration = .seconds(10),
+    func waitForPayment(_ id: String, client: BillingV1.BalanceClient, within: Duration = .seconds(120),
                         until condition: (BillingV1.Payment) -> Bool) async throws -> BillingV1.Payment {
         let deadline = ContinuousClock.now.advanced(by: within)
         var request = BillingV1.GetPaymentRequest()

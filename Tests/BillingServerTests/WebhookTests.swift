@@ -144,7 +144,7 @@ import Testing
     /// Waits (bounded) until the poller has checked the new payment once: with a
     /// 10-minute interval it will not look again, so only a webhook can credit it.
     static func firstCheckDone(_ id: String, _ f: ServerFixture) async throws -> Bool {
-        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        let deadline = ContinuousClock.now.advanced(by: .seconds(120))
         while try await f.application.store.payment(id).checkAttempts == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -159,8 +159,12 @@ import Testing
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = "POST"
         request.httpBody = body
-        let (_, response) = try await URLSession.shared.data(for: request)
-        return (response as? HTTPURLResponse)?.statusCode ?? 0
+        // The completion-handler API (see ProviderHTTP.exchange).
+        return try await withCheckedThrowingContinuation { continuation in
+            URLSession.shared.dataTask(with: request) { _, response, error in
+                if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: (response as? HTTPURLResponse)?.statusCode ?? 0) }
+            }.resume()
+        }
     }
 
     /// billingd with the fake PayPal and its webhook endpoint; the poller

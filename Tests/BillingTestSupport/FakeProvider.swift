@@ -69,7 +69,13 @@ public final class FakeProvider: Sendable {
     public func control(_ path: String, method: String = "POST") async throws -> Any {
         var request = URLRequest(url: URL(string: baseURL + "/_fake/" + path)!)
         request.httpMethod = method
-        let (data, _) = try await URLSession.shared.data(for: request)
+        // The completion-handler API: FoundationNetworking on Linux can trap
+        // when the async API cancels a finishing task (see ProviderHTTP).
+        let data: Data = try await withCheckedThrowingContinuation { continuation in
+            URLSession.shared.dataTask(with: request) { data, _, error in
+                if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: data ?? Data()) }
+            }.resume()
+        }
         return try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
     }
 

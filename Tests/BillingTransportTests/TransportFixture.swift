@@ -102,7 +102,7 @@ final class TransportFixture: Sendable {
 
     /// - Parameter extraServices: served beside `service`, which owns Health
     ///   unless one of these does.
-    init(limits: ServerLimits = ServerLimits(), handshakeTimeout: Duration = .seconds(10),
+    init(limits: ServerLimits = ServerLimits(), handshakeTimeout: Duration = .seconds(120),
          classify: @escaping ConnectionAdmission.Classify = { _ in .ordinary },
          extraServices: () -> [any RPCService] = { [] }) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("transport-\(UUID().uuidString)").path
@@ -139,8 +139,11 @@ final class TransportFixture: Sendable {
         return try TLSContext(configuration)
     }
 
-    func client(_ name: String = "operator", maxBuffered: Int = 1024) throws -> TTRPCClient {
-        TTRPCClient(host: "127.0.0.1", port: port, tls: try clientTLS(name), group: group, maxBufferedStreamMessages: maxBuffered)
+    /// A client; generous timeouts, since a loaded test machine is slow and
+    /// the tests prove behaviour, not deadlines.
+    func client(_ name: String = "operator", maxBuffered: Int = 1024, streamStallTimeout: Duration = .seconds(300)) throws -> TTRPCClient {
+        TTRPCClient(host: "127.0.0.1", port: port, tls: try clientTLS(name), group: group, connectTimeout: .seconds(120),
+                    maxBufferedStreamMessages: maxBuffered, streamStallTimeout: streamStallTimeout)
     }
 
     func health(_ name: String = "operator") throws -> GrpcHealthV1.HealthClient {

@@ -47,7 +47,7 @@ struct ProviderHTTP: Sendable {
             let data: Data
             let http: HTTPURLResponse
             do {
-                let (body, response) = try await session.data(for: request)
+                let (body, response) = try await Self.exchange(session, request)
                 guard let response = response as? HTTPURLResponse else { throw ProviderError.malformed("not an HTTP response", requestID: nil) }
                 data = body
                 http = response
@@ -82,6 +82,28 @@ struct ProviderHTTP: Sendable {
                                    + (requestID.map { " (request \($0))" } ?? ""))
             }
             return Response(status: http.statusCode, body: data, requestID: requestID)
+        }
+    }
+
+    /// One request, through the completion-handler API on purpose: the async
+    /// `data(for:)` cancels its URLSessionTask when the calling task is
+    /// cancelled (a caller's deadline, billingd stopping), and Linux's
+    /// FoundationNetworking can then trap ("a task that is not in the
+    /// registry") when the cancel races the task's end: it took a whole test
+    /// process down. A request once sent finishes or times out on its own
+    /// (`timeoutIntervalForRequest`); its answer is simply not waited for
+    /// longer than that, and its idempotency key makes a later retry safe.
+    private static func exchange(_ session: URLSession, _ request: URLRequest) async throws -> (Data, URLResponse) {
+        try await withCheckedThrowingContinuation { continuation in
+            session.dataTask(with: request) { data, response, error in
+                if let error {
+                    continuation.resume(throwing: error)
+                } else if let response {
+                    continuation.resume(returning: (data ?? Data(), response))
+                } else {
+                    continuation.resume(throwing: URLError(.badServerResponse))
+                }
+            }.resume()
         }
     }
 

@@ -44,6 +44,21 @@ struct Payers: AsyncParsableCommand {
             }
         }
     }
+
+    /// A payer of `account` named by id or by display name (as `topup --payer` takes it).
+    static func resolve(_ idOrName: String, account: String, clients: Clients, connection: ConnectionOptions) async throws -> String {
+        var request = BillingV1.ListPayersRequest()
+        request.accountId = account
+        let payers = try await clients.methods.listPayers(request, options: connection.callOptions).payers
+        if let byID = payers.first(where: { $0.id == idOrName }) { return byID.id }
+        let byName = payers.filter { $0.displayName == idOrName }
+        guard byName.count == 1 else {
+            throw UsageError(byName.isEmpty
+                ? "no payer \"\(idOrName)\" on \(account); payers: \(payers.map { "\($0.id) (\($0.displayName))" }.joined(separator: ", "))"
+                : "\(byName.count) payers of \(account) are named \"\(idOrName)\"; give the id: \(byName.map(\.id).joined(separator: ", "))")
+        }
+        return byName[0].id
+    }
 }
 
 struct Accounts: AsyncParsableCommand {

@@ -66,7 +66,7 @@ struct PayWith: ParsableArguments {
     @Flag(help: "Pay by invoice.") var invoice = false
     @Option(help: "A saved method id.") var method: String?
     @Option(help: "A payment system: stripe, paypal or sandbox.") var system: String?
-    @Option(help: "Payer id (not needed with --balance).") var payer: String?
+    @Option(help: "Payer id or name (not needed with --balance; with --method, the method's payer).") var payer: String?
     @Option(help: "Where the payment system sends the person back.") var returnURL = "http://localhost/billing/payments"
 
     func validate() throws {
@@ -74,6 +74,23 @@ struct PayWith: ParsableArguments {
             throw ValidationError("choose one of --balance, --invoice, --method or --system")
         }
         if let system, !["stripe", "paypal", "sandbox"].contains(system) { throw ValidationError("--system must be stripe, paypal or sandbox") }
+    }
+
+    /// The payer to send: --payer (id or name), or the payer whose saved
+    /// method --method names; nil when paying from the balance.
+    func payerID(account: String, clients: Clients, connection: ConnectionOptions) async throws -> String? {
+        if let payer { return try await Payers.resolve(payer, account: account, clients: clients, connection: connection) }
+        guard let method else { return nil }
+        var list = BillingV1.ListPayersRequest()
+        list.accountId = account
+        for payer in try await clients.methods.listPayers(list, options: connection.callOptions).payers {
+            var methods = BillingV1.ListPaymentMethodsRequest()
+            methods.payerId = payer.id
+            if try await clients.methods.listPaymentMethods(methods, options: connection.callOptions).methods.contains(where: { $0.id == method }) {
+                return payer.id
+            }
+        }
+        throw UsageError("no payer of \(account) has the saved method \(method)")
     }
 
     var option: BillingV1.PaymentOption {

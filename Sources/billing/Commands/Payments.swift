@@ -1,5 +1,6 @@
 import ArgumentParser
 import BillingAPI
+import BillingCore
 import BillingMessages
 import Foundation
 
@@ -7,24 +8,35 @@ struct Payments: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Payment history, newest first.",
         discussion: """
+            A totals line (count and sum per status) follows the table; --csv writes the page as CSV \
+            for a spreadsheet, --all every page.
+
             Examples:
               billing payments --account acc-1
               billing payments --account acc-1 --status new,cancelled --purpose top-up --limit 20
+              billing payments --account acc-1 --payer "Acme LLC" --since 2026-11-01T00:00:00Z
+              billing payments --account acc-1 --all --csv > payments.csv
               billing payments --account acc-1 --page-token <token from the previous page> --json
             """)
 
     @Option(help: "The account id.") var account: String
     @Option(help: "Statuses, comma-separated: new, paid, cancelled.") var status: String?
     @Option(help: "Purposes, comma-separated: top-up, renewal, migration.") var purpose: String?
-    @Option(help: "Only this payer's payments (id).") var payer: String?
+    @Option(help: "Only this payer's payments (id or name).") var payer: String?
     @Option(help: "Created at or after (ISO 8601, e.g. 2026-11-01T00:00:00Z).") var since: String?
     @Option(help: "Created before (ISO 8601).") var until: String?
     @Option(help: "Page size, 1 to 200.") var limit: Int = 20
     @Option(help: "The next-page token printed by the previous page.") var pageToken: String?
+    @Flag(help: "Every page, not only the first.") var all = false
+    @Flag(help: "CSV (a header row, then one row per payment) instead of the table.") var csv = false
     @OptionGroup var connection: ConnectionOptions
 
     func validate() throws {
         guard (1...200).contains(limit) else { throw ValidationError("--limit must be 1 to 200") }
+        if csv && connection.json { throw ValidationError("choose --csv or --json") }
+        if let since, let until, let from = try? Self.unixMs(since), let to = try? Self.unixMs(until), from >= to {
+            throw ValidationError("--since \(since) is not before --until \(until)")
+        }
     }
 
     func run() async throws {
@@ -47,7 +59,8 @@ struct Payments: AsyncParsableCommand {
                 default: throw UsageError("unknown purpose \"\(text)\" (top-up, renewal, migration)")
                 }
             }
-            request.payerId = payer ?? ""
+            let clients = try Clients(connection)
+            if let payer { request.payerId = try await Payers.resolve(payer, account: account, clients: clients, connection: connection) }
             if since != nil || until != nil {
                 var range = BillingV1.TimeRange()
                 range.fromUnixMs = try since.map(Self.unixMs) ?? 0
@@ -58,18 +71,69 @@ struct Payments: AsyncParsableCommand {
             page.pageSize = UInt32(limit)
             page.pageToken = pageToken ?? ""
             request.page = page
-            let response = try await Clients(connection).balance.listPayments(request, options: connection.callOptions)
+            var payments: [BillingV1.Payment] = []
+            var next = ""
+            repeat {
+                let response = try await clients.balance.listPayments(request, options: connection.callOptions)
+                payments += response.payments
+                next = response.nextPageToken
+                request.page?.pageToken = next
+            } while all && !next.isEmpty
             if connection.json {
                 struct View: Encodable { let payments: [PaymentView]; let nextPageToken: String }
-                Output.json(View(payments: response.payments.map(PaymentView.init), nextPageToken: response.nextPageToken))
+                Output.json(View(payments: payments.map(PaymentView.init), nextPageToken: next))
                 return
             }
-            Output.table(["ID", "CREATED", "PURPOSE", "AMOUNT", "STATUS", "OPTION"], response.payments.map { p in
-                [p.id, Output.time(p.createdAtUnixMs), "\(p.purpose)", Output.money(p.amount), Output.status(p.status),
-                 p.invoiceNumber.isEmpty ? "\(p.optionKind)" : p.invoiceNumber]
+            if csv {
+                Output.line(Self.csvRow(["id", "created", "purpose", "amount", "currency", "status", "option", "invoice", "reason"]))
+                for p in payments {
+                    let amount = (try? Currency(code: p.amount?.currency ?? "")).map { Money(minorUnits: p.amount?.amountMinorUnits ?? 0, $0).formatted }
+                    Output.line(Self.csvRow([p.id, Output.time(p.createdAtUnixMs), Output.word(p.purpose), amount ?? "", p.amount?.currency ?? "",
+                                             Output.word(p.status), Output.word(p.optionKind), p.invoiceNumber, p.failureReason]))
+                }
+                return
+            }
+            guard !payments.isEmpty else {
+                Output.line("no payments" + (request.statuses.isEmpty && request.purposes.isEmpty && request.payerId.isEmpty && request.created == nil
+                                             ? "" : " match these filters"))
+                return
+            }
+            Output.table(["ID", "CREATED", "PURPOSE", "AMOUNT", "STATUS", "OPTION"], payments.map { p in
+                [p.id, Output.time(p.createdAtUnixMs), Output.word(p.purpose), Output.money(p.amount), Output.status(p.status),
+                 p.invoiceNumber.isEmpty ? Output.word(p.optionKind) : p.invoiceNumber]
             })
-            if !response.nextPageToken.isEmpty { Output.line("next page: --page-token \(response.nextPageToken)") }
+            Output.line(Self.totals(payments))
+            if !next.isEmpty { Output.line("next page: --page-token \(next)") }
         }
+    }
+
+    /// "3 payments: 2 paid 150.00 USD, 1 new 20.00 USD" (per status, per currency).
+    static func totals(_ payments: [BillingV1.Payment]) -> String {
+        var sums: [String: (count: Int, minor: Int64, currency: String)] = [:]
+        var order: [String] = []
+        for p in payments {
+            let key = "\(Output.word(p.status)) \(p.amount?.currency ?? "")"
+            if sums[key] == nil { order.append(key) }
+            var entry = sums[key] ?? (0, 0, p.amount?.currency ?? "")
+            entry.count += 1
+            entry.minor = entry.minor.addingReportingOverflow(p.amount?.amountMinorUnits ?? 0).partialValue
+            sums[key] = entry
+        }
+        let parts = order.map { key -> String in
+            let entry = sums[key]!
+            var money = BillingV1.Money()
+            money.amountMinorUnits = entry.minor
+            money.currency = entry.currency
+            return "\(entry.count) \(key.split(separator: " ").first ?? "") \(Output.money(money))"
+        }
+        return "\(payments.count) payment\(payments.count == 1 ? "" : "s"): " + parts.joined(separator: ", ")
+    }
+
+    /// RFC 4180: quoted when needed, quotes doubled.
+    static func csvRow(_ cells: [String]) -> String {
+        cells.map { cell in
+            cell.contains(where: { ",\"\n\r".contains($0) }) ? "\"" + cell.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : cell
+        }.joined(separator: ",")
     }
 
     private func list(_ text: String?) -> [String] {
@@ -87,14 +151,27 @@ struct PaymentCommand: AsyncParsableCommand {
         commandName: "payment", abstract: "Show, refresh or cancel one payment.",
         subcommands: [Show.self, Refresh.self, Cancel.self])
 
+    /// The payment with this id, or nil for none ("").
+    static func load(_ id: String, clients: Clients, connection: ConnectionOptions) async throws -> BillingV1.Payment? {
+        guard !id.isEmpty else { return nil }
+        var request = BillingV1.GetPaymentRequest()
+        request.paymentId = id
+        return try await clients.balance.getPayment(request, options: connection.callOptions)
+    }
+
     static func print(_ payment: BillingV1.Payment, json: Bool) {
         if json { return Output.json(PaymentView(payment)) }
         var rows: [[String]] = [
-            ["id", payment.id], ["account", payment.accountId], ["payer", payment.payerId], ["purpose", "\(payment.purpose)"],
-            ["amount", Output.money(payment.amount)], ["status", Output.status(payment.status)], ["option", "\(payment.optionKind)"],
+            ["id", payment.id], ["account", payment.accountId], ["payer", payment.payerId], ["purpose", Output.word(payment.purpose)],
+            ["amount", Output.money(payment.amount)], ["status", Output.status(payment.status)], ["option", Output.word(payment.optionKind)],
             ["created", Output.time(payment.createdAtUnixMs)],
         ]
-        if payment.system != .unspecified { rows.append(["system", "\(payment.system)"]) }
+        if payment.system != .unspecified { rows.append(["system", Output.word(payment.system)]) }
+        if !payment.providerReference.isEmpty { rows.append(["reference", payment.providerReference]) }
+        if !payment.renewalOrderId.isEmpty { rows.append(["renewal order", payment.renewalOrderId]) }
+        if !payment.migrationOrderId.isEmpty { rows.append(["migration order", payment.migrationOrderId]) }
+        rows.append(["checks", "\(payment.checkAttempts)"])
+        if payment.nextCheckAtUnixMs > 0 { rows.append(["next check", Output.time(payment.nextCheckAtUnixMs)]) }
         if !payment.invoiceNumber.isEmpty { rows.append(["invoice", payment.invoiceNumber]) }
         if !payment.redirectUrl.isEmpty { rows.append(["pay here", payment.redirectUrl]) }
         if !payment.failureReason.isEmpty { rows.append(["reason", payment.failureReason]) }

@@ -5,8 +5,8 @@ import Foundation
 
 struct Renewals: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Renewable services: list, quote, renew.",
-        subcommands: [List.self, Quote.self, Renew.self], defaultSubcommand: List.self)
+        abstract: "Renewable services: list, quote, renew, and a renewal order with its payment.",
+        subcommands: [List.self, Quote.self, Renew.self, Order.self], defaultSubcommand: List.self)
 
     /// "svc-1:3" → service svc-1 for 3 periods; "svc-1" → 1 period.
     static func items(_ specs: [String]) throws -> [BillingV1.RenewalItem] {
@@ -79,6 +79,7 @@ struct Renewals: AsyncParsableCommand {
                 Examples:
                   billing renewals renew --account acc-1 --service svc-1:12 --balance
                   billing renewals renew --account acc-1 --service svc-1 --system sandbox --payer pyr_1 --wait
+                  billing renewals renew --account acc-1 --service svc-1 --method pm_123     # the method's payer
                 """)
         @Option(help: "The account id.") var account: String
         @Option(help: "SERVICE[:PERIODS], repeatable.") var service: [String]
@@ -97,20 +98,65 @@ struct Renewals: AsyncParsableCommand {
                 request.accountId = account
                 request.items = quote.items
                 request.option = pay.option
-                request.payerId = pay.payer ?? ""
+                request.payerId = try await pay.payerID(account: account, clients: clients, connection: connection) ?? ""
                 request.expectedTotal = quoted.total
                 let response = try await clients.renewal.renew(request, options: connection.callOptions.idempotencyKey(UUID().uuidString.lowercased()))
                 if connection.json && !wait {
                     struct View: Encodable { let orderId, status: String; let total: MoneyView?; let payment: PaymentView?; let redirectUrl: String }
-                    return Output.json(View(orderId: response.order?.id ?? "", status: "\(response.order?.status ?? .unspecified)",
-                                            total: MoneyView(response.order?.total), payment: response.payment.map(PaymentView.init),
-                                            redirectUrl: response.redirectUrl))
+                    Output.json(View(orderId: response.order?.id ?? "", status: Output.word(response.order?.status ?? .unspecified),
+                                     total: MoneyView(response.order?.total), payment: response.payment.map(PaymentView.init),
+                                     redirectUrl: response.redirectUrl))
+                    if let payment = response.payment, payment.status == .cancelled { throw cancelled(payment) }
+                    return
                 }
                 if !connection.json {
-                    Output.line("renewal order \(response.order?.id ?? ""): \(Output.money(response.order?.total)) \(response.order?.status ?? .unspecified)")
+                    Output.line("renewal order \(response.order?.id ?? ""): \(Output.money(response.order?.total)) \(Output.word(response.order?.status ?? .unspecified))")
                     if !response.redirectUrl.isEmpty { Output.line("pay here: \(response.redirectUrl)") }
                 }
-                if wait, let payment = response.payment { try await Waiter(clients: clients, connection: connection).wait(for: payment.id) }
+                if wait, let payment = response.payment {
+                    try await Waiter(clients: clients, connection: connection).wait(for: payment.id)
+                } else if let payment = response.payment, payment.status == .cancelled {
+                    throw cancelled(payment)
+                }
+            }
+        }
+    }
+}
+
+extension Renewals {
+    struct Order: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a renewal order, its lines and the payment that pays it.",
+            discussion: "Example: billing renewals order ro_123 --json")
+        @Argument(help: "The renewal order id.") var id: String
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            try await reportingFailures {
+                let clients = try Clients(connection)
+                var request = BillingV1.GetRenewalOrderRequest()
+                request.orderId = id
+                let order = try await clients.renewal.getRenewalOrder(request, options: connection.callOptions)
+                let payment = try await PaymentCommand.load(order.paymentId, clients: clients, connection: connection)
+                if connection.json {
+                    struct Line: Encodable { let serviceId: String; let periods: UInt32; let amount: MoneyView?; let newExpiresAtUnixMs: Int64 }
+                    struct View: Encodable { let id, accountId, status: String; let total: MoneyView?; let lines: [Line]; let payment: PaymentView? }
+                    return Output.json(View(id: order.id, accountId: order.accountId, status: Output.word(order.status), total: MoneyView(order.total),
+                                            lines: order.lines.map { Line(serviceId: $0.serviceId, periods: $0.periods, amount: MoneyView($0.amount),
+                                                                          newExpiresAtUnixMs: $0.newExpiresAtUnixMs) },
+                                            payment: payment.map(PaymentView.init)))
+                }
+                Output.table(["FIELD", "VALUE"], [["id", order.id], ["account", order.accountId], ["total", Output.money(order.total)],
+                                                  ["status", Output.word(order.status)], ["created", Output.time(order.createdAtUnixMs)]])
+                Output.table(["SERVICE", "PERIODS", "AMOUNT", "NEW EXPIRY"], order.lines.map {
+                    [$0.serviceId, "\($0.periods)", Output.money($0.amount), Output.time($0.newExpiresAtUnixMs)]
+                })
+                if let payment {
+                    Output.line("paid by:")
+                    PaymentCommand.print(payment, json: false)
+                } else {
+                    Output.line("paid by: the balance")
+                }
             }
         }
     }
@@ -121,23 +167,36 @@ struct Migration: AsyncParsableCommand {
         abstract: "Migration orders: show, pay.", subcommands: [Show.self, Pay.self])
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a migration order.", discussion: "Example: billing migration show mo_123")
+        static let configuration = CommandConfiguration(abstract: "Show a migration order and the payment that pays it.",
+                                                        discussion: "Example: billing migration show mo_123")
         @Argument(help: "The order id.") var id: String
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
             try await reportingFailures {
+                let clients = try Clients(connection)
                 var request = BillingV1.GetMigrationOrderRequest()
                 request.orderId = id
-                let order = try await Clients(connection).migration.getMigrationOrder(request, options: connection.callOptions)
+                let order = try await clients.migration.getMigrationOrder(request, options: connection.callOptions)
+                let payment = try await PaymentCommand.load(order.paymentId, clients: clients, connection: connection)
                 if connection.json {
-                    struct View: Encodable { let id, accountId, externalId, description, status, paymentId: String; let serverPrice: MoneyView? }
+                    struct View: Encodable {
+                        let id, accountId, externalId, description, status, paymentId: String
+                        let serverPrice: MoneyView?
+                        let payment: PaymentView?
+                    }
                     return Output.json(View(id: order.id, accountId: order.accountId, externalId: order.externalId, description: order.description,
-                                            status: "\(order.status)", paymentId: order.paymentId, serverPrice: MoneyView(order.serverPrice)))
+                                            status: Output.word(order.status), paymentId: order.paymentId, serverPrice: MoneyView(order.serverPrice),
+                                            payment: payment.map(PaymentView.init)))
                 }
                 Output.table(["FIELD", "VALUE"], [["id", order.id], ["account", order.accountId], ["migration", order.externalId],
-                                                  ["server price", Output.money(order.serverPrice)], ["status", "\(order.status)"],
-                                                  ["payment", order.paymentId.isEmpty ? "-" : order.paymentId]])
+                                                  ["server price", Output.money(order.serverPrice)], ["status", Output.word(order.status)]])
+                if let payment {
+                    Output.line("payment:")
+                    PaymentCommand.print(payment, json: false)
+                } else {
+                    Output.line(order.status == .paid ? "paid from the balance" : "no payment yet")
+                }
             }
         }
     }
@@ -160,19 +219,30 @@ struct Migration: AsyncParsableCommand {
                 let clients = try Clients(connection)
                 var request = BillingV1.PayMigrationOrderRequest()
                 request.orderId = id
-                request.payerId = pay.payer ?? ""
+                if pay.payer != nil || pay.method != nil {
+                    var get = BillingV1.GetMigrationOrderRequest()
+                    get.orderId = id
+                    let account = try await clients.migration.getMigrationOrder(get, options: connection.callOptions).accountId
+                    request.payerId = try await pay.payerID(account: account, clients: clients, connection: connection) ?? ""
+                }
                 request.option = pay.option
                 let response = try await clients.migration.payMigrationOrder(request, options: connection.callOptions.idempotencyKey(UUID().uuidString.lowercased()))
                 if connection.json && !wait {
                     struct View: Encodable { let orderId, status: String; let payment: PaymentView?; let redirectUrl: String }
-                    return Output.json(View(orderId: response.order?.id ?? "", status: "\(response.order?.status ?? .unspecified)",
-                                            payment: response.payment.map(PaymentView.init), redirectUrl: response.redirectUrl))
+                    Output.json(View(orderId: response.order?.id ?? "", status: Output.word(response.order?.status ?? .unspecified),
+                                     payment: response.payment.map(PaymentView.init), redirectUrl: response.redirectUrl))
+                    if let payment = response.payment, payment.status == .cancelled { throw cancelled(payment) }
+                    return
                 }
                 if !connection.json {
-                    Output.line("migration order \(response.order?.id ?? ""): \(response.order?.status ?? .unspecified)")
+                    Output.line("migration order \(response.order?.id ?? ""): \(Output.word(response.order?.status ?? .unspecified))")
                     if !response.redirectUrl.isEmpty { Output.line("pay here: \(response.redirectUrl)") }
                 }
-                if wait, let payment = response.payment { try await Waiter(clients: clients, connection: connection).wait(for: payment.id) }
+                if wait, let payment = response.payment {
+                    try await Waiter(clients: clients, connection: connection).wait(for: payment.id)
+                } else if let payment = response.payment, payment.status == .cancelled {
+                    throw cancelled(payment)
+                }
             }
         }
     }

@@ -10,8 +10,10 @@ struct TopUp: AsyncParsableCommand {
         commandName: "topup", abstract: "Top up an account's balance.",
         discussion: """
             The amount is typed as a person writes it ("100", "100.5", "0.50"); with none, the presets \
-            are offered on a terminal. The payer's default saved method is used unless --method, \
-            --system or --invoice says otherwise.
+            are offered on a terminal. Without --payer on an account with several payers, and without \
+            --method, --system or --invoice, a terminal offers the payers and then the chosen payer's \
+            options with its default saved method pre-selected; without a terminal these are usage \
+            errors that list the choices. A payment that ends Cancelled exits 3 with its reason.
 
             Examples:
               billing topup --account acc-1 --amount 100 --system sandbox --save-method --wait
@@ -47,7 +49,7 @@ struct TopUp: AsyncParsableCommand {
             let options = try await clients.balance.getTopUpOptions(optionsRequest, options: connection.callOptions)
             let chosenPayer = try choosePayer(options)
             let amount = try chooseAmount(options)
-            let option = try chooseOption(chosenPayer)
+            let option = try chooseOption(chosenPayer, systems: options.paymentSystems, invoiceAvailable: options.invoiceAvailable)
             let key = idempotencyKey ?? UUID().uuidString.lowercased()
 
             var request = BillingV1.CreateTopUpRequest()
@@ -61,6 +63,7 @@ struct TopUp: AsyncParsableCommand {
             if connection.json && !wait {
                 struct View: Encodable { let payment: PaymentView; let redirectUrl: String; let idempotencyKey: String }
                 Output.json(View(payment: PaymentView(payment), redirectUrl: response.redirectUrl, idempotencyKey: key))
+                if payment.status == .cancelled { throw cancelled(payment) }
                 return
             }
             if !connection.json {
@@ -71,7 +74,12 @@ struct TopUp: AsyncParsableCommand {
                     if open { openInBrowser(response.redirectUrl) }
                 }
             }
-            if wait { try await Waiter(clients: clients, connection: connection).wait(for: payment.id) }
+            if wait {
+                try await Waiter(clients: clients, connection: connection).wait(for: payment.id)
+            } else if payment.status == .cancelled {
+                // Declined at once (a saved card): not a success, with or without --wait.
+                throw cancelled(payment)
+            }
         }
     }
 
@@ -82,11 +90,14 @@ struct TopUp: AsyncParsableCommand {
             }
             return found
         }
-        guard options.payers.count == 1, let only = options.payers.first else {
-            throw UsageError(options.payers.isEmpty ? "account \(account) has no payers" :
-                "account \(account) has several payers; choose one with --payer: \(options.payers.compactMap { $0.payer.map { "\($0.id) (\($0.displayName))" } }.joined(separator: ", "))")
+        if options.payers.count == 1, let only = options.payers.first { return only }
+        guard !options.payers.isEmpty else { throw UsageError("account \(account) has no payers") }
+        let listed = options.payers.compactMap { $0.payer.map { "\($0.id) (\($0.displayName))" } }
+        guard Prompt.interactive else {
+            throw UsageError("account \(account) has several payers; choose one with --payer: \(listed.joined(separator: ", "))")
         }
-        return only
+        let index = try Prompt.choose("Payer", options.payers.compactMap { $0.payer.map { "\($0.displayName) <\($0.email)>" } }, preselected: nil)
+        return options.payers[index]
     }
 
     private func chooseAmount(_ options: BillingV1.GetTopUpOptionsResponse) throws -> BillingV1.Money {
@@ -96,10 +107,12 @@ struct TopUp: AsyncParsableCommand {
         let presets = options.presets.map { Money(minorUnits: $0.amountMinorUnits, currency) }
         var text = amount
         if text == nil {
-            guard isatty(STDIN_FILENO) == 1 else {
+            guard Prompt.interactive else {
                 throw UsageError("--amount is required (presets: \(presets.map(\.formatted).joined(separator: ", ")) \(currency))")
             }
-            text = Prompt.choosePreset(presets, minimum: Output.money(options.minAmount), maximum: Output.money(options.maxAmount))
+            text = try Prompt.amount(presets: presets, currency: currency,
+                                     minimum: Money(minorUnits: options.minAmount?.amountMinorUnits ?? 1, currency),
+                                     maximum: Money(minorUnits: options.maxAmount?.amountMinorUnits ?? Int64.max, currency))
         }
         guard let text else { throw UsageError("no amount chosen") }
         do {
@@ -113,7 +126,8 @@ struct TopUp: AsyncParsableCommand {
         }
     }
 
-    private func chooseOption(_ payer: BillingV1.PayerOptions) throws -> BillingV1.PaymentOption {
+    private func chooseOption(_ payer: BillingV1.PayerOptions, systems: [BillingV1.PaymentSystem],
+                              invoiceAvailable: Bool) throws -> BillingV1.PaymentOption {
         var option = BillingV1.PaymentOption()
         if invoice {
             option.option = .invoice(BillingV1.InvoiceOption())
@@ -130,9 +144,31 @@ struct TopUp: AsyncParsableCommand {
                     throw UsageError("no confirmed method \"\(method)\" for this payer; methods: \(payer.methods.map { "\($0.id) (\($0.displayName))" }.joined(separator: ", "))")
                 }
                 id = found.id
+            } else if Prompt.interactive {
+                // The seed's page: the payer's saved methods (the default
+                // pre-selected), the payment systems, the invoice.
+                var labels = payer.methods.map { "\($0.displayName)\($0.id == payer.defaultMethodId ? " (default)" : "")" }
+                labels += systems.map { "Pay with \(Output.word($0))" }
+                if invoiceAvailable { labels.append("Invoice") }
+                let preselected = payer.methods.firstIndex { $0.id == payer.defaultMethodId }
+                let index = try Prompt.choose("Payment option", labels, preselected: preselected)
+                if index >= payer.methods.count {
+                    let rest = index - payer.methods.count
+                    if rest < systems.count {
+                        var chosen = BillingV1.PaymentSystemOption()
+                        chosen.system = systems[rest]
+                        chosen.saveMethod = try Prompt.yes("Save this method for later payments?")
+                        chosen.returnUrl = returnURL
+                        option.option = .paymentSystem(chosen)
+                    } else {
+                        option.option = .invoice(BillingV1.InvoiceOption())
+                    }
+                    return option
+                }
+                id = payer.methods[index].id
             } else {
                 guard !payer.defaultMethodId.isEmpty else {
-                    throw UsageError("the payer has no default saved method; choose --system, --invoice or --method")
+                    throw UsageError("the payer has no default saved method; choose --system (\(systems.map { Output.word($0) }.joined(separator: ", "))), --invoice or --method (\(payer.methods.map { "\($0.id) (\($0.displayName))" }.joined(separator: ", ")))")
                 }
                 id = payer.defaultMethodId
             }
@@ -153,16 +189,64 @@ struct TopUp: AsyncParsableCommand {
     }
 }
 
-/// Reading a choice at a terminal.
+/// Reading choices at a terminal: lettered lists (so a number is always an
+/// amount), asked again after a bad answer, at most a few times.
 enum Prompt {
-    static func choosePreset(_ presets: [Money], minimum: String, maximum: String) -> String? {
-        FileHandle.standardOutput.write(Data("Amount (\(minimum) to \(maximum)):\n".utf8))
-        for (index, preset) in presets.enumerated() {
-            FileHandle.standardOutput.write(Data("  [\(index + 1)] \(preset)\n".utf8))
+    static let interactive = isatty(STDIN_FILENO) == 1
+    static let attempts = 5
+    static let letters = Array("abcdefghijklmnopqrstuvwxyz")
+
+    /// An amount: a letter picks a preset, anything else is read as an amount
+    /// and must lie within the limits (asked again otherwise).
+    static func amount(presets: [Money], currency: Currency, minimum: Money, maximum: Money) throws -> String {
+        Output.line("Amount (\(minimum) to \(maximum)):")
+        for (index, preset) in presets.prefix(letters.count).enumerated() {
+            Output.line("  \(letters[index])) \(preset)")
         }
-        FileHandle.standardOutput.write(Data("Choose 1-\(presets.count) or type an amount: ".utf8))
-        guard let answer = readLine()?.trimmingCharacters(in: .whitespaces), !answer.isEmpty else { return nil }
-        if let index = Int(answer), (1...presets.count).contains(index) { return presets[index - 1].formatted }
-        return answer
+        for _ in 0..<attempts {
+            Output.prompt(presets.isEmpty ? "Type an amount: " : "Choose \(letters[0])-\(letters[min(presets.count, letters.count) - 1]) or type an amount: ")
+            guard let answer = readLine()?.trimmingCharacters(in: .whitespaces) else { throw UsageError("no amount chosen") }
+            if answer.count == 1, let index = letters.firstIndex(of: Character(answer.lowercased())), index < presets.count {
+                return presets[index].formatted
+            }
+            do {
+                let money = try Money(parsing: answer, currency)
+                guard money >= minimum, money <= maximum else {
+                    Output.line("  \(money) is outside \(minimum) to \(maximum); try again")
+                    continue
+                }
+                return money.formatted
+            } catch {
+                Output.line("  \(answer.isEmpty ? "an amount is needed" : "\(error)"); try again")
+            }
+        }
+        throw UsageError("no valid amount after \(attempts) tries")
+    }
+
+    /// One of `labels`; Enter takes the pre-selected one.
+    static func choose(_ what: String, _ labels: [String], preselected: Int?) throws -> Int {
+        Output.line("\(what):")
+        for (index, label) in labels.prefix(letters.count).enumerated() {
+            Output.line("  \(letters[index])) \(label)\(index == preselected ? "  [selected]" : "")")
+        }
+        let last = letters[min(labels.count, letters.count) - 1]
+        for _ in 0..<attempts {
+            Output.prompt("Choose a-\(last)\(preselected.map { " (Enter: \(letters[$0]))" } ?? ""): ")
+            guard let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() else { throw UsageError("no \(what.lowercased()) chosen") }
+            if answer.isEmpty, let preselected { return preselected }
+            if answer.count == 1, let index = letters.firstIndex(of: Character(answer)), index < labels.count { return index }
+            Output.line("  \"\(answer)\" is not one of a-\(last); try again")
+        }
+        throw UsageError("no \(what.lowercased()) chosen after \(attempts) tries")
+    }
+
+    static func yes(_ question: String) throws -> Bool {
+        for _ in 0..<attempts {
+            Output.prompt("\(question) [y/N]: ")
+            guard let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() else { return false }
+            if ["", "n", "no"].contains(answer) { return false }
+            if ["y", "yes"].contains(answer) { return true }
+        }
+        return false
     }
 }

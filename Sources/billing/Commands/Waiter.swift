@@ -32,23 +32,20 @@ struct Waiter {
             let elapsed = Int((ContinuousClock.now - start).components.seconds)
             if spinner {
                 let mark = payment.status == .new ? Self.frames[frame % Self.frames.count] : (payment.status == .paid ? "✓" : "✗")
-                FileHandle.standardOutput.write(Data("\r\u{1B}[K\(mark) \(id) \(Output.status(payment.status)) \(elapsed)s".utf8))
+                Output.prompt("\r\u{1B}[K\(mark) \(id) \(Output.status(payment.status)) \(elapsed)s")
                 frame += 1
             } else if payment.status != lastStatus && !connection.json {
                 Output.line("\(id) \(Output.status(payment.status))")
             }
             lastStatus = payment.status
             if payment.status != .new {
-                if spinner { FileHandle.standardOutput.write(Data("\n".utf8)) }
+                if spinner { Output.prompt("\n") }
                 if connection.json { Output.json(PaymentView(payment)) }
-                if payment.status == .cancelled {
-                    if !connection.json { Output.line("cancelled: \(payment.failureReason)") }
-                    throw Exit.paymentCancelled
-                }
+                if payment.status == .cancelled { throw cancelled(payment) }
                 return
             }
             guard ContinuousClock.now - start < timeout else {
-                if spinner { FileHandle.standardOutput.write(Data("\n".utf8)) }
+                if spinner { Output.prompt("\n") }
                 throw UsageError("gave up waiting after \(timeout); the payment is still New (billing payment show \(id) --wait)")
             }
             try await Task.sleep(for: .milliseconds(spinner ? 200 : 500))

@@ -9,11 +9,15 @@ struct Watch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Follow payment events live, resuming after the last sequence seen.",
         discussion: """
-            Prints each event as it commits. If the connection drops, it reconnects and resumes \
-            after the last sequence it printed, so nothing is lost or repeated. Stop with Ctrl-C.
+            Prints each event as it commits, one line at a time even into a pipe or file. If the \
+            connection drops, it reconnects and resumes after the last sequence it printed, so nothing \
+            is lost or repeated. With --resume NAME the last sequence is also kept in \
+            $XDG_STATE_HOME/billing/watch-NAME (~/.local/state/billing/ by default), so a watcher \
+            started again later continues where it stopped. Stop with Ctrl-C.
 
             Examples:
               billing watch --account acc-1
+              billing watch --account acc-1 --resume panel --json >> events.jsonl
               billing watch --all --after 1200 --json      # internal services and operators
             """)
 
@@ -21,14 +25,42 @@ struct Watch: AsyncParsableCommand {
     @Flag(help: "Every account (internal services and operators).") var all = false
     @Option(help: "Start after this sequence (0: from the beginning).") var after: UInt64 = 0
     @Option(help: "Stop after this many events (0: never).") var count: Int = 0
+    @Option(help: "Keep the last sequence seen under this name and continue from it next time.") var resume: String?
     @OptionGroup var connection: ConnectionOptions
 
     func validate() throws {
         guard (account != nil) != all else { throw ValidationError("give --account ID or --all") }
+        if let resume, resume.isEmpty || resume.count > 64 || !resume.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+            throw ValidationError("--resume takes a name of 1 to 64 letters, digits, '-', '_', '.'")
+        }
+        if resume != nil && after != 0 { throw ValidationError("choose --after or --resume") }
+    }
+
+    /// $XDG_STATE_HOME/billing/watch-NAME (one file per name and what it follows).
+    private var stateFile: URL? {
+        guard let resume else { return nil }
+        let environment = ProcessInfo.processInfo.environment
+        let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: environment["HOME"] ?? NSTemporaryDirectory()).appendingPathComponent(".local/state")
+        return base.appendingPathComponent("billing").appendingPathComponent("watch-\(resume)-\(account ?? "all")")
+    }
+
+    private func savedCursor() -> UInt64 {
+        guard let stateFile, let text = try? String(contentsOf: stateFile, encoding: .utf8) else { return 0 }
+        return UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// Written whole (a temporary file renamed over the old one): a watcher
+    /// killed mid-write keeps the previous sequence, never half of one.
+    private func save(_ cursor: UInt64) {
+        guard let stateFile else { return }
+        try? FileManager.default.createDirectory(at: stateFile.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o700])
+        try? Data("\(cursor)\n".utf8).write(to: stateFile, options: .atomic)
     }
 
     func run() async throws {
-        var cursor = after
+        var cursor = resume != nil ? savedCursor() : after
         var seen = 0
         var failures = 0
         let clients: Clients
@@ -54,6 +86,7 @@ struct Watch: AsyncParsableCommand {
                     failures = 0
                     print(event)
                     cursor = event.sequence
+                    save(cursor)
                     seen += 1
                     if count > 0 && seen >= count { return }
                 }
