@@ -231,24 +231,32 @@ func json(_ text: String) throws -> [String: Any] {
         await f.stop()
     }
 
-    @Test func withNoPayerOrMethodTheTerminalOffersThemWithTheDefaultPreselected() async throws {
+    @Test func withNoPayerOrMethodTheTerminalOffersThemAsThePageDoes() async throws {
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-tty-choose")
         var second = BillingV1.CreatePayerRequest()
         second.accountId = account.id
         second.displayName = "Second payer"
-        _ = try await f.clients("internal").accounts.createPayer(second)
+        let secondPayer = try await f.clients("internal").accounts.createPayer(second)
         let method = try await MoneySafetyTests.savedCard(f, account: account.id, payer: payer.id)
-        // Payer a (the first), then Enter: the pre-selected default saved method.
-        let screen = try await underTerminal(f, "topup --account \(account.id) --amount 12", input: "a\n\n")
-        #expect(screen.contains("Payer:"), "\(screen)")
-        #expect(screen.contains("(default)  [selected]"), "\(screen)")
-        #expect(screen.contains("Pay with sandbox"))
+        // Payer a: its default saved method is selected automatically.
+        let first = try await underTerminal(f, "topup --account \(account.id) --amount 12", input: "a\n")
+        #expect(first.contains("Payer:"), "\(first)")
+        #expect(first.contains("paying with the default saved method"), "\(first)")
+        // Payer b has none: its options are offered (c: the invoice, after the payment system).
+        let other = try await underTerminal(f, "topup --account \(account.id) --amount 13", input: "b\nzz\nb\n")
+        #expect(other.contains("Payment option:"), "\(other)")
+        #expect(other.contains("Pay with sandbox"))
+        #expect(other.contains("try again"))
         var list = BillingV1.ListPaymentsRequest()
         list.accountId = account.id
-        let charged = try await f.clients("internal").balance.listPayments(list).payments.first { $0.amount?.amountMinorUnits == 12_00 }
+        let payments = try await f.clients("internal").balance.listPayments(list).payments
+        let charged = payments.first { $0.amount?.amountMinorUnits == 12_00 }
         #expect(charged?.paymentMethodId == method)
         #expect(charged?.status == .paid)
+        let invoiced = payments.first { $0.amount?.amountMinorUnits == 13_00 }
+        #expect(invoiced?.payerId == secondPayer.id)
+        #expect(invoiced?.optionKind == .invoice)
         // Without a terminal, the same is a usage error that lists the choices.
         let piped = try await f.billing(["topup", "--account", account.id, "--amount", "12"])
         #expect(piped.status == 64)

@@ -11,9 +11,10 @@ struct TopUp: AsyncParsableCommand {
         discussion: """
             The amount is typed as a person writes it ("100", "100.5", "0.50"); with none, the presets \
             are offered on a terminal. Without --payer on an account with several payers, and without \
-            --method, --system or --invoice, a terminal offers the payers and then the chosen payer's \
-            options with its default saved method pre-selected; without a terminal these are usage \
-            errors that list the choices. A payment that ends Cancelled exits 3 with its reason.
+            --method, --system or --invoice, a terminal offers the payers, then pays with the chosen \
+            payer's default saved method (selected automatically, as on the top-up page) or, with none, \
+            offers its saved methods, the payment systems and the invoice; without a terminal these are \
+            usage errors that list the choices. A payment that ends Cancelled exits 3 with its reason.
 
             Examples:
               billing topup --account acc-1 --amount 100 --system sandbox --save-method --wait
@@ -144,9 +145,15 @@ struct TopUp: AsyncParsableCommand {
                     throw UsageError("no confirmed method \"\(method)\" for this payer; methods: \(payer.methods.map { "\($0.id) (\($0.displayName))" }.joined(separator: ", "))")
                 }
                 id = found.id
+            } else if !payer.defaultMethodId.isEmpty {
+                // The seed: a default saved method is selected automatically.
+                id = payer.defaultMethodId
+                if !connection.json, let chosen = payer.methods.first(where: { $0.id == id }) {
+                    Output.line("paying with the default saved method \(chosen.displayName) (another: --method, --system or --invoice)")
+                }
             } else if Prompt.interactive {
-                // The seed's page: the payer's saved methods (the default
-                // pre-selected), the payment systems, the invoice.
+                // The seed's page: the payer's saved methods, the payment
+                // systems, the invoice.
                 var labels = payer.methods.map { "\($0.displayName)\($0.id == payer.defaultMethodId ? " (default)" : "")" }
                 labels += systems.map { "Pay with \(Output.word($0))" }
                 if invoiceAvailable { labels.append("Invoice") }
@@ -167,10 +174,7 @@ struct TopUp: AsyncParsableCommand {
                 }
                 id = payer.methods[index].id
             } else {
-                guard !payer.defaultMethodId.isEmpty else {
-                    throw UsageError("the payer has no default saved method; choose --system (\(systems.map { Output.word($0) }.joined(separator: ", "))), --invoice or --method (\(payer.methods.map { "\($0.id) (\($0.displayName))" }.joined(separator: ", ")))")
-                }
-                id = payer.defaultMethodId
+                throw UsageError("the payer has no default saved method; choose --system (\(systems.map { Output.word($0) }.joined(separator: ", "))), --invoice or --method (\(payer.methods.map { "\($0.id) (\($0.displayName))" }.joined(separator: ", ")))")
             }
             var saved = BillingV1.SavedMethodOption()
             saved.paymentMethodId = id
