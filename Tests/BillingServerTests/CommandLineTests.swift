@@ -194,8 +194,11 @@ func json(_ text: String) throws -> [String: Any] {
 
     @Test func helpOnEveryCommandHasAnExample() async throws {
         let path = try #require(Executable.path("billing"))
-        for command in [[], ["topup"], ["balance"], ["payments"], ["payment", "show"], ["methods", "list"], ["renewals", "renew"],
-                        ["migration", "pay"], ["invoice", "settle"], ["watch"], ["doctor"], ["payers"]] {
+        let commands = ["", "accounts", "accounts create", "accounts show", "accounts add-payer", "payment", "payment show", "payment refresh",
+                        "payment cancel", "methods", "methods list", "methods set-default", "methods remove", "renewals", "renewals list",
+                        "renewals quote", "renewals renew", "renewals order", "migration", "migration show", "migration pay", "invoice",
+                        "invoice settle", "invoice cancel", "notifications", "options", "watch", "doctor", "payers", "balance", "topup", "payments"]
+        for command in commands.map({ $0.split(separator: " ").map(String.init) }) {
             let result = await Executable.run(path, command + ["--help"])
             #expect(result.status == 0)
             #expect(result.stdout.contains("billing "), "\(command)")

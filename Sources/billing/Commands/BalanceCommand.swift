@@ -64,6 +64,11 @@ struct Payers: AsyncParsableCommand {
 struct Accounts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Provision accounts and payers (internal services; development).",
+        discussion: """
+            Examples:
+              billing accounts create acc-1 --name "Jane's hosting"
+              billing accounts add-payer acc-1 --name "Jane Doe" --email jane@example.com
+            """,
         subcommands: [Create.self, Show.self, AddPayer.self])
 
     struct Create: AsyncParsableCommand {

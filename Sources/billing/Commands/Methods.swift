@@ -5,6 +5,11 @@ import BillingMessages
 struct Methods: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A payer's saved payment methods.",
+        discussion: """
+            Examples:
+              billing methods list --payer pyr_1
+              billing methods set-default pm_123
+            """,
         subcommands: [List.self, SetDefault.self, Remove.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {

@@ -149,6 +149,11 @@ struct Payments: AsyncParsableCommand {
 struct PaymentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "payment", abstract: "Show, refresh or cancel one payment.",
+        discussion: """
+            Examples:
+              billing payment show pay_123 --wait
+              billing payment cancel pay_123 --reason "changed my mind"
+            """,
         subcommands: [Show.self, Refresh.self, Cancel.self])
 
     /// The payment with this id, or nil for none ("").
@@ -230,6 +235,11 @@ struct PaymentCommand: AsyncParsableCommand {
 struct Invoice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Settle or cancel an invoice (operators: --as operator).",
+        discussion: """
+            Examples:
+              billing invoice settle pay_123 --reference "bank #42" --as operator
+              billing invoice cancel pay_123 --reason duplicate --as operator
+            """,
         subcommands: [Settle.self, CancelInvoice.self])
 
     struct Settle: AsyncParsableCommand {

@@ -6,6 +6,12 @@ import Foundation
 struct Renewals: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Renewable services: list, quote, renew, and a renewal order with its payment.",
+        discussion: """
+            Examples:
+              billing renewals list --account acc-1
+              billing renewals renew --account acc-1 --service svc-1:12 --balance
+              billing renewals order ro_123
+            """,
         subcommands: [List.self, Quote.self, Renew.self, Order.self], defaultSubcommand: List.self)
 
     /// "svc-1:3" → service svc-1 for 3 periods; "svc-1" → 1 period.
@@ -164,7 +170,13 @@ extension Renewals {
 
 struct Migration: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Migration orders: show, pay.", subcommands: [Show.self, Pay.self])
+        abstract: "Migration orders: show, pay.",
+        discussion: """
+            Examples:
+              billing migration show mo_123
+              billing migration pay mo_123 --system sandbox --payer pyr_1 --wait
+            """,
+        subcommands: [Show.self, Pay.self])
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a migration order and the payment that pays it.",
