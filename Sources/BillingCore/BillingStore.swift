@@ -1,7 +1,16 @@
-/// What the domain needs from storage, and all it may ask. Each method is one
+/// What the server needs from storage, and all it may ask. Each method is one
 /// transaction: it commits whole or not at all, with the events it implies.
 /// `SQLiteStore` implements it; a PostgreSQL store would implement the same,
 /// and the server and poller only ever see this protocol.
+///
+/// An implementation is persistence only. A method that changes anything
+/// reads the records the decision needs (each once), calls the decision of
+/// this module (`PaymentMachine`, `Renewals`, `MigrationOrders`,
+/// `SavedMethods`, `Reversals`, `Accounts`, `Idempotency`) and writes the
+/// effects it returns (`Effect`) in the same transaction, each update a
+/// compare-and-set on what was read. No rule of money, no notification text
+/// and no check of input lives in a store: these are all here, shared by
+/// every backend.
 ///
 /// Every method throws `BillingError` only.
 public protocol BillingStore: Sendable {
@@ -50,7 +59,7 @@ public protocol BillingStore: Sendable {
     func notifications(accountID: String, pageSize: Int, pageToken: String?) async throws(BillingError) -> Page<Notification>
 
     // Poller and streams
-    func claimDuePayments(owner: String, limit: Int, leaseMs: Int64) async throws(BillingError) -> [Payment]
+    func claimDuePayments(owner: String, limit: Int, lease: Duration) async throws(BillingError) -> [Payment]
     func recordCheck(paymentID: String, owner: String, nextCheckAtMs: Int64?) async throws(BillingError)
     func nextCheckDue() async throws(BillingError) -> Int64?
     func latestSequence() async throws(BillingError) -> UInt64

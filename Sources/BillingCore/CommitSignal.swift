@@ -32,15 +32,15 @@ public final class CommitSignal: Sendable {
         for waiter in waiters { waiter.resume(returning: generation) }
     }
 
-    /// Returns once the generation is above `seen`, or at `timeout`, or when
-    /// the task is cancelled; returns the generation then.
-    public func wait(after seen: UInt64, timeout: Duration) async -> UInt64 {
+    /// Returns once the generation is above `seen`, or at `timeout` on
+    /// `clock`, or when the task is cancelled; returns the generation then.
+    public func wait(after seen: UInt64, timeout: Duration, clock: any BillingClock = SystemClock()) async -> UInt64 {
         let id = state.withLock { state -> UInt64 in
             state.nextWaiter += 1
             return state.nextWaiter
         }
         let timer = Task {
-            try? await Task.sleep(for: timeout)
+            try? await clock.sleep(for: timeout)
             self.release(id)
         }
         defer { timer.cancel() }

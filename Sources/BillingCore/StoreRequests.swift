@@ -1,14 +1,3 @@
-/// A caller's idempotency key for one operation of one account.
-public struct IdempotencyKey: Sendable, Hashable {
-    public var key: String
-    public init(_ key: String) throws(BillingError) {
-        guard !key.isEmpty, key.utf8.count <= 128, key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E }) else {
-            throw .invalidArgument("idempotency key must be 1 to 128 printable ASCII characters")
-        }
-        self.key = key
-    }
-}
-
 /// A top-up as the caller asked for it, before anything is stored.
 public struct TopUpRequest: Sendable, Hashable {
     public var accountID: String

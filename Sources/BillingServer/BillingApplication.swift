@@ -1,4 +1,4 @@
-internal import BillingCore
+public import BillingCore
 internal import BillingAPI
 public import BillingProviders
 internal import BillingRPC
@@ -57,7 +57,9 @@ public final class BillingApplication: Sendable {
     ///
     /// - Throws: `ConfigurationError` for a bad configuration; `TLSError`,
     ///   `BillingError` or a NIO error if a file or port cannot be used.
-    public static func start(_ configuration: BillingConfiguration, logger: Logger) async throws -> BillingApplication {
+    ///
+    /// - Parameter clock: the time everything reads; tests and benchmarks may pass their own.
+    public static func start(_ configuration: BillingConfiguration, logger: Logger, clock: any BillingClock = SystemClock()) async throws -> BillingApplication {
         let problems = configuration.validate()
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         let limits = try configuration.paymentLimits()
@@ -66,8 +68,8 @@ public final class BillingApplication: Sendable {
                                                 attributes: [.posixPermissions: 0o700])
         let tls = try serverTLS(configuration, logger: logger)
         let store = try SQLiteStore(StorageConfiguration(path: configuration.resolvedDatabasePath,
-                                                         idempotencyKeyLifetimeMs: Int64(configuration.idempotencyKeyLifetimeSeconds * 1000),
-                                                         limits: limits))
+                                                         idempotencyKeyLifetime: .seconds(configuration.idempotencyKeyLifetimeSeconds),
+                                                         limits: limits), clock: clock)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
 
         var providers: [PaymentSystem: any PaymentProvider] = [:]
@@ -83,7 +85,7 @@ public final class BillingApplication: Sendable {
                 behaviour.declineSavedMethodCharges = configuration.sandbox.declineSavedMethodCharges
                 let provider = try SandboxProvider(databasePath: configuration.dataDirectory + "/sandbox.sqlite",
                                                    legacyStateFile: configuration.dataDirectory + "/sandbox-state.json",
-                                               paymentTimeToLive: .milliseconds(Int64(configuration.sandbox.paymentTimeToLiveSeconds * 1000)),
+                                               paymentTimeToLive: .seconds(configuration.sandbox.paymentTimeToLiveSeconds),
                                                behaviour: behaviour)
                 sandboxPages = try await SandboxPageServer.start(host: configuration.sandbox.host, port: configuration.sandbox.port,
                                                                  provider: provider, group: group)
@@ -96,8 +98,8 @@ public final class BillingApplication: Sendable {
                 var stripe = StripeProvider.Configuration(secretKey: try BillingConfiguration.secret(
                     file: configuration.stripe.secretKeyFile, environment: configuration.stripe.secretKeyEnvironment, what: "Stripe secret key"))
                 stripe.baseURL = configuration.stripe.baseURL
-                stripe.timeout = .milliseconds(Int64(configuration.stripe.timeoutSeconds * 1000))
-                stripe.paymentTimeToLive = .milliseconds(Int64(configuration.stripe.paymentTimeToLiveSeconds * 1000))
+                stripe.timeout = .seconds(configuration.stripe.timeoutSeconds)
+                stripe.paymentTimeToLive = .seconds(configuration.stripe.paymentTimeToLiveSeconds)
                 stripe.paymentMethodTypes = configuration.stripe.paymentMethodTypes
                 providers[.stripe] = StripeProvider(stripe)
                 logger.info("Stripe enabled", metadata: ["base_url": "\(configuration.stripe.baseURL)"])
@@ -106,8 +108,8 @@ public final class BillingApplication: Sendable {
                 var paypal = PayPalProvider.Configuration(clientID: configuration.paypal.clientID, clientSecret: try BillingConfiguration.secret(
                     file: configuration.paypal.clientSecretFile, environment: configuration.paypal.clientSecretEnvironment, what: "PayPal client secret"))
                 paypal.baseURL = configuration.paypal.baseURL
-                paypal.timeout = .milliseconds(Int64(configuration.paypal.timeoutSeconds * 1000))
-                paypal.paymentTimeToLive = .milliseconds(Int64(configuration.paypal.paymentTimeToLiveSeconds * 1000))
+                paypal.timeout = .seconds(configuration.paypal.timeoutSeconds)
+                paypal.paymentTimeToLive = .seconds(configuration.paypal.paymentTimeToLiveSeconds)
                 paypal.brandName = configuration.paypal.brandName
                 paypalProvider = PayPalProvider(paypal)
                 providers[.paypal] = paypalProvider
@@ -115,7 +117,10 @@ public final class BillingApplication: Sendable {
             }
 
             let registry = ProviderRegistry(providers: providers)
-            let flows = PaymentFlows(store: store, providers: registry, logger: logger)
+            let flows = PaymentFlows(store: store, providers: registry, clock: clock, settings: PaymentFlows.Settings(
+                unstartedGrace: .seconds(configuration.poller.unstartedPaymentGraceSeconds),
+                unstartedChargeGrace: .seconds(configuration.poller.unstartedChargeGraceSeconds),
+                heldNotice: .seconds(configuration.poller.heldNoticeSeconds)), logger: logger)
             let hub = EventHub(store: store)
             let env = ServiceEnvironment(store: store, flows: flows, limits: limits,
                                          streams: EventStreams(store: store, hub: hub, maxLag: configuration.limits.maxSubscriberLagEvents),
@@ -132,7 +137,7 @@ public final class BillingApplication: Sendable {
                     let stripe = StripeWebhook(secret: try BillingConfiguration.secret(
                         file: configuration.stripe.webhookSecretFile, environment: configuration.stripe.webhookSecretEnvironment,
                         what: "Stripe webhook signing secret"))
-                    routes["/webhooks/stripe"] = stripe.route(flows: flows, provider: providers[.stripe] as? StripeProvider, logger: logger)
+                    routes["/webhooks/stripe"] = stripe.route(flows: flows, provider: providers[.stripe] as? StripeProvider, clock: clock, logger: logger)
                 }
                 if let paypalProvider {
                     routes["/webhooks/paypal"] = PayPalWebhook(provider: paypalProvider, webhookID: configuration.paypal.webhookID)
@@ -145,15 +150,12 @@ public final class BillingApplication: Sendable {
             let server = try await TTRPCServer.start(host: configuration.listen.host, port: configuration.listen.port, tls: tls,
                                                      services: services, limits: serverLimits(configuration),
                                                      classify: Authorization.connectionClass, group: group)
-            let poller = Poller(store: store, flows: flows, settings: Poller.Settings(
-                interval: .milliseconds(Int64(configuration.poller.intervalSeconds * 1000)),
+            let poller = Poller(store: store, flows: flows, clock: clock, settings: Poller.Settings(
+                interval: .seconds(configuration.poller.intervalSeconds),
                 concurrency: configuration.poller.concurrency,
-                lease: .milliseconds(Int64(configuration.poller.leaseSeconds * 1000)),
-                maxBackoff: .milliseconds(Int64(configuration.poller.maxBackoffSeconds * 1000)),
-                unstartedGrace: .milliseconds(Int64(configuration.poller.unstartedPaymentGraceSeconds * 1000)),
-                unstartedChargeGrace: .milliseconds(Int64(configuration.poller.unstartedChargeGraceSeconds * 1000)),
-                heldNotice: .milliseconds(Int64(configuration.poller.heldNoticeSeconds * 1000)),
-                pendingMethodTimeout: .milliseconds(Int64(configuration.poller.pendingMethodTimeoutSeconds * 1000))), logger: logger)
+                lease: .seconds(configuration.poller.leaseSeconds),
+                maxBackoff: .seconds(configuration.poller.maxBackoffSeconds),
+                pendingMethodTimeout: .seconds(configuration.poller.pendingMethodTimeoutSeconds)), logger: logger)
             let pollerTask = Task { await poller.run() }
             let hubTask = Task { await hub.run() }
             logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(server.localAddress?.port ?? 0)",
@@ -180,7 +182,7 @@ public final class BillingApplication: Sendable {
         hubTask.cancel()
         await hubTask.value
         await webhooks?.stop()
-        await server.shutdown(grace: .milliseconds(Int64(configuration.limits.shutdownGraceSeconds * 1000)))
+        await server.shutdown(grace: .seconds(configuration.limits.shutdownGraceSeconds))
         pollerTask.cancel()
         await pollerTask.value
         await sandboxPages?.stop()
@@ -203,7 +205,7 @@ public final class BillingApplication: Sendable {
             ca = directory + "/ca.pem"
         }
         var tls = TLSConfiguration(role: .server, certificateChainPath: certificate, privateKeyPath: key, trustRootsPath: ca)
-        tls.handshakeTimeout = .milliseconds(Int64(configuration.tls.handshakeTimeoutSeconds * 1000))
+        tls.handshakeTimeout = .seconds(configuration.tls.handshakeTimeoutSeconds)
         return try TLSContext(tls)
     }
 
@@ -216,8 +218,8 @@ public final class BillingApplication: Sendable {
         limits.reservedPrivilegedConnections = configuration.limits.reservedPrivilegedConnections
         limits.maxConnectionsPerPeer = configuration.limits.maxConnectionsPerPeer
         limits.maxUnauthenticatedConnections = configuration.limits.maxUnauthenticatedConnections
-        limits.idleTimeout = .milliseconds(Int64(configuration.limits.idleTimeoutSeconds * 1000))
-        limits.streamWriteTimeout = .milliseconds(Int64(configuration.limits.streamWriteTimeoutSeconds * 1000))
+        limits.idleTimeout = .seconds(configuration.limits.idleTimeoutSeconds)
+        limits.streamWriteTimeout = .seconds(configuration.limits.streamWriteTimeoutSeconds)
         return limits
     }
 }

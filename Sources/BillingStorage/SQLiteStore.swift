@@ -5,6 +5,12 @@ internal import GRDB
 /// The billing database: one SQLite file in WAL mode, reached through GRDB's
 /// `DatabasePool` (one writer connection, concurrent readers).
 ///
+/// Persistence only. The rules live in BillingCore: a public method here
+/// reads the records a decision needs through the repositories
+/// (`Repositories/`), calls the decision, and writes the effects it returns
+/// through `UnitOfWork`, all in one write transaction; reads are one read
+/// transaction. Nothing here decides what a change means.
+///
 /// Every public method is one transaction: it commits whole or not at all, and
 /// the events it appends commit with it. Safe to call from any task; writes are
 /// serialised by the pool's single writer, which is also what makes the event
@@ -12,7 +18,7 @@ internal import GRDB
 public final class SQLiteStore: BillingStore {
     let pool: DatabasePool
     let configuration: StorageConfiguration
-    let clock: @Sendable () -> Int64
+    let clock: any BillingClock
     public let commits = CommitSignal()
 
     /// Opens (creating if needed, readable by its owner only), checks and
@@ -23,15 +29,15 @@ public final class SQLiteStore: BillingStore {
     /// MB), because a ledger read from a damaged page would credit or debit
     /// the wrong amounts. Restore the file from a backup.
     ///
-    /// - Parameter clock: now, in ms since the epoch; tests pass their own.
+    /// - Parameter clock: the time records are written with; tests pass a `ManualClock`.
     /// - Throws: `BillingError.storage` if the file cannot be opened or
     ///   migrated, or is damaged.
-    public init(_ configuration: StorageConfiguration, clock: @escaping @Sendable () -> Int64 = SQLiteStore.systemClock) throws(BillingError) {
+    public init(_ configuration: StorageConfiguration, clock: any BillingClock = SystemClock()) throws(BillingError) {
         self.configuration = configuration
         self.clock = clock
         var config = Configuration()
         config.foreignKeysEnabled = true
-        config.busyMode = .timeout(configuration.busyTimeoutSeconds)
+        config.busyMode = .timeout(Double(configuration.busyTimeout.milliseconds) / 1000)
         config.prepareDatabase { db in
             // FULL: a committed credit survives power loss, not only a crash.
             // WAL keeps that cheap (one fsync of the log per commit).
@@ -82,11 +88,19 @@ public final class SQLiteStore: BillingStore {
         try pool.close()
     }
 
-    public static let systemClock: @Sendable () -> Int64 = {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
-    }
-
     // MARK: Transactions
+
+    /// Reads what a decision needs, decides and writes its effects, in one
+    /// write transaction: the decision sees the records as they are when
+    /// its effects are written. `now` is read once, before.
+    func decide<T: Sendable>(_ body: @escaping @Sendable (Database, Int64) throws -> Change<T>) async throws(BillingError) -> T {
+        let now = clock.nowMs
+        return try await write { db in
+            let change = try body(db, now)
+            try UnitOfWork.apply(change.effects, db)
+            return change.result
+        }
+    }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(BillingError) -> T {
         do {
@@ -152,168 +166,6 @@ public final class SQLiteStore: BillingStore {
                 """)
             problems += gapped.map { "account \($0): its event sequence has a gap" }
             return (accounts, problems)
-        }
-    }
-
-    // MARK: Accounts and payers
-
-    /// Creates an account; the same id with the same fields returns it.
-    public func createAccount(id: String, displayName: String, currency: Currency) async throws(BillingError) -> Account {
-        try IDs.check(id, "account id")
-        try Text.check(displayName, "display name", max: 200)
-        try configuration.limits.checkAccountCurrency(currency)
-        let now = clock()
-        return try await write { db in
-            if let existing = try Self.fetchAccount(db, id) {
-                guard existing.displayName == displayName, existing.currency == currency else {
-                    throw BillingError.alreadyExists("account \(id) exists with other fields")
-                }
-                return existing
-            }
-            try db.execute(
-                sql: "INSERT INTO accounts (id, display_name, currency, created_at_ms) VALUES (?, ?, ?, ?)",
-                arguments: [id, displayName, currency.code, now]
-            )
-            return Account(id: id, displayName: displayName, currency: currency, createdAtMs: now)
-        }
-    }
-
-    public func account(_ id: String) async throws(BillingError) -> Account {
-        try await read { db in try Self.requireAccount(db, id) }
-    }
-
-    public func createPayer(accountID: String, displayName: String, email: String) async throws(BillingError) -> Payer {
-        try Text.check(displayName, "payer name", max: 200, required: true)
-        try Text.check(email, "email", max: 254)
-        let payer = Payer(id: IDs.make("pyr"), accountID: accountID, displayName: displayName, email: email, createdAtMs: clock())
-        return try await write { db in
-            _ = try Self.requireAccount(db, accountID)
-            try db.execute(
-                sql: "INSERT INTO payers (id, account_id, display_name, email, created_at_ms) VALUES (?, ?, ?, ?, ?)",
-                arguments: [payer.id, payer.accountID, payer.displayName, payer.email, payer.createdAtMs]
-            )
-            return payer
-        }
-    }
-
-    public func payers(accountID: String) async throws(BillingError) -> [Payer] {
-        try await read { db in
-            _ = try Self.requireAccount(db, accountID)
-            return try Row.fetchAll(db, sql: "SELECT * FROM payers WHERE account_id = ? ORDER BY created_at_ms, id", arguments: [accountID])
-                .map(Self.payer)
-        }
-    }
-
-    public func payer(_ id: String) async throws(BillingError) -> Payer {
-        try await read { db in try Self.requirePayer(db, id) }
-    }
-
-    // MARK: Balance and ledger
-
-    /// The balance (the sum of the account's ledger) and the last event
-    /// sequence it includes.
-    public func balance(accountID: String) async throws(BillingError) -> (balance: Money, asOfSequence: UInt64) {
-        try await read { db in
-            let account = try Self.requireAccount(db, accountID)
-            let cached = try Int64.fetchOne(db, sql: "SELECT balance_minor FROM accounts WHERE id = ?", arguments: [accountID]) ?? 0
-            let sequence = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(account_sequence), 0) FROM events WHERE account_id = ?",
-                                              arguments: [accountID]) ?? 0
-            return (Money(minorUnits: cached, account.currency), UInt64(sequence))
-        }
-    }
-
-    /// The sum of the ledger, recomputed: tests compare it with `balance`.
-    public func ledgerSum(accountID: String) async throws(BillingError) -> Int64 {
-        try await read { db in
-            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(amount_minor), 0) FROM ledger WHERE account_id = ?", arguments: [accountID]) ?? 0
-        }
-    }
-
-    /// How many credits a payment has: 1 once Paid, else 0 (reversals are
-    /// entries of their own, not counted here).
-    public func ledgerEntryCount(paymentID: String) async throws(BillingError) -> Int {
-        try await read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ledger WHERE entry_key = 'credit:' || ?", arguments: [paymentID]) ?? 0
-        }
-    }
-
-    // MARK: Shared helpers (inside a transaction)
-
-    static func fetchAccount(_ db: Database, _ id: String) throws -> Account? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM accounts WHERE id = ?", arguments: [id]) else { return nil }
-        return Account(id: row["id"], displayName: row["display_name"], currency: try currency(row["currency"]), createdAtMs: row["created_at_ms"])
-    }
-
-    static func requireAccount(_ db: Database, _ id: String) throws -> Account {
-        guard let account = try fetchAccount(db, id) else { throw BillingError.notFound("account \(id.prefix(64)) not found") }
-        return account
-    }
-
-    static func requirePayer(_ db: Database, _ id: String) throws -> Payer {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM payers WHERE id = ?", arguments: [id]) else {
-            throw BillingError.notFound("payer \(id.prefix(64)) not found")
-        }
-        return payer(row)
-    }
-
-    static func payer(_ row: Row) -> Payer {
-        Payer(id: row["id"], accountID: row["account_id"], displayName: row["display_name"], email: row["email"], createdAtMs: row["created_at_ms"])
-    }
-
-    static func currency(_ code: String) throws -> Currency {
-        do {
-            return try Currency(code: code)
-        } catch {
-            throw BillingError.storage("stored currency \(code) is unknown to this build", retryable: false)
-        }
-    }
-
-    /// Appends one event with the next sequence number.
-    @discardableResult
-    static func appendEvent(_ db: Database, accountID: String, atMs: Int64, _ change: Event.Change) throws -> UInt64 {
-        let next = (try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events") ?? 1)
-        let nextOfAccount = (try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(account_sequence), 0) + 1 FROM events WHERE account_id = ?",
-                                                arguments: [accountID]) ?? 1)
-        let payload = String(decoding: try JSONEncoder().encode(change), as: UTF8.self)
-        try db.execute(
-            sql: "INSERT INTO events (sequence, account_sequence, account_id, at_ms, kind, payload) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [next, nextOfAccount, accountID, atMs, change.kind, payload]
-        )
-        return UInt64(next)
-    }
-
-    /// Appends a ledger entry under a unique key, updates the cached balance and
-    /// appends the balance event. A second entry with the same key is refused
-    /// by the schema; the caller's compare-and-set means it never tries.
-    static func appendLedger(_ db: Database, account: Account, deltaMinor: Int64, entryKey: String, paymentID: String?, reference: String, atMs: Int64) throws {
-        try db.execute(
-            sql: """
-                INSERT INTO ledger (account_id, amount_minor, currency, entry_key, payment_id, reference, created_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [account.id, deltaMinor, account.currency.code, entryKey, paymentID, reference, atMs]
-        )
-        let old = try Int64.fetchOne(db, sql: "SELECT balance_minor FROM accounts WHERE id = ?", arguments: [account.id]) ?? 0
-        let (new, overflow) = old.addingReportingOverflow(deltaMinor)
-        guard !overflow else { throw BillingError.failedPrecondition("balance would overflow") }
-        try db.execute(sql: "UPDATE accounts SET balance_minor = ? WHERE id = ?", arguments: [new, account.id])
-        try appendEvent(db, accountID: account.id, atMs: atMs, .balanceChanged(
-            balance: Money(minorUnits: new, account.currency),
-            delta: Money(minorUnits: deltaMinor, account.currency),
-            paymentID: paymentID,
-            reference: reference
-        ))
-    }
-}
-
-extension Event.Change {
-    var kind: String {
-        switch self {
-        case .paymentStatusChanged: return "payment_status_changed"
-        case .methodStatusChanged: return "method_status_changed"
-        case .balanceChanged: return "balance_changed"
-        case .notification: return "notification"
-        case .paymentReversed: return "payment_reversed"
         }
     }
 }

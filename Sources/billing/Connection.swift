@@ -115,7 +115,7 @@ extension ConnectionOptions {
     }
 
     var callOptions: CallOptions {
-        CallOptions(timeout: .milliseconds(Int64(timeout * 1000)))
+        CallOptions(timeout: .seconds(timeout))
     }
 }
 

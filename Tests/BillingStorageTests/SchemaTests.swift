@@ -48,11 +48,11 @@ import Testing
     }
 
     @Test func idempotencyKeysExpire() async throws {
-        let f = try await StoreFixture(idempotencyKeyLifetimeMs: 60_000)
+        let f = try await StoreFixture(idempotencyKeyLifetime: .seconds(60))
         let first = try await f.topUp("10", key: "k")
-        f.clock.advance(byMs: 30_000)
+        f.clock.advance(by: .seconds(30))
         #expect(try await f.topUp("10", key: "k").id == first.id)
-        f.clock.advance(byMs: 31_000)
+        f.clock.advance(by: .seconds(31))
         let later = try await f.topUp("20", key: "k")
         #expect(later.id != first.id)
     }

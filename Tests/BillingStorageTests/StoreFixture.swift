@@ -15,9 +15,9 @@ final class StoreFixture: Sendable {
 
     /// A new file in a new temporary directory, or (with `reopening`) the
     /// file a test's child process wrote, opened as billingd would at start.
-    let clock = TestClock()
+    let clock = ManualClock(tick: .milliseconds(1))
 
-    init(reopening existing: URL? = nil, idempotencyKeyLifetimeMs: Int64 = 24 * 3_600_000) async throws {
+    init(reopening existing: URL? = nil, idempotencyKeyLifetime: Duration = .seconds(24 * 3600)) async throws {
         ownsDirectory = existing == nil
         if let existing {
             directory = existing.deletingLastPathComponent()
@@ -25,9 +25,8 @@ final class StoreFixture: Sendable {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         }
-        let clock = self.clock
         store = try SQLiteStore(StorageConfiguration(path: (existing ?? directory.appendingPathComponent("billing.sqlite")).path,
-                                                     idempotencyKeyLifetimeMs: idempotencyKeyLifetimeMs)) { clock.tick() }
+                                                     idempotencyKeyLifetime: idempotencyKeyLifetime), clock: clock)
         account = try await store.createAccount(id: "acc_test", displayName: "Test", currency: .usd)
         let payers = try await store.payers(accountID: account.id)
         if let first = payers.first {
@@ -105,21 +104,5 @@ final class StoreFixture: Sendable {
         }
         if try await store.integrityCheck() != "ok" { problems.append("integrity check failed") }
         return problems
-    }
-}
-
-/// Milliseconds that advance by one on every reading.
-final class TestClock: Sendable {
-    private let now = Mutex<Int64>(1_800_000_000_000)
-
-    func advance(byMs ms: Int64) {
-        now.withLock { $0 += ms }
-    }
-
-    func tick() -> Int64 {
-        now.withLock { value in
-            value += 1
-            return value
-        }
     }
 }

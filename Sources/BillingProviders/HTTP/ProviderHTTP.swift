@@ -109,7 +109,7 @@ struct ProviderHTTP: Sendable {
 
     /// 200 ms, 400 ms, 800 ms … or what Retry-After asks, at most 5 s.
     private func backoff(_ attempt: Int, retryAfter: Double?) async {
-        let delay = retryAfter.map { Duration.milliseconds(Int64(min($0, 5) * 1000)) } ?? baseDelay * (1 << (attempt - 1))
+        let delay = retryAfter.map { Duration.seconds(min($0, 5)) } ?? baseDelay * (1 << (attempt - 1))
         try? await Task.sleep(for: min(delay, .seconds(5)))
     }
 

@@ -38,7 +38,7 @@ struct BalanceService: BillingV1.BalanceService {
                 options.defaultMethodId = methods.first(where: \.isDefault)?.id ?? ""
                 response.payers.append(options)
             }
-            for system in env.flows.providers.systems {
+            for system in env.flows.systems {
                 guard let range = env.limits.range(system, account.currency) else { continue }
                 response.paymentSystems.append(BillingV1.PaymentSystem(system))
                 var limits = BillingV1.PaymentSystemLimits()
@@ -60,7 +60,7 @@ struct BalanceService: BillingV1.BalanceService {
             let option = try PaymentOption(request.option)
             _ = try await env.payer(request.payerId, of: request.accountId, auth)
             try await env.checkOption(option, accountID: request.accountId, auth)
-            if case .paymentSystem(let system, _, _) = option { _ = try env.flows.providers.provider(system) }
+            if case .paymentSystem(let system, _, _) = option { try env.flows.requireSystem(system) }
             let created = try await env.store.createTopUp(
                 TopUpRequest(accountID: request.accountId, payerID: request.payerId, amount: amount, option: option),
                 idempotencyKey: try env.idempotencyKey(context))
@@ -82,7 +82,7 @@ struct BalanceService: BillingV1.BalanceService {
     func refreshPayment(_ request: BillingV1.RefreshPaymentRequest, context: ServerContext) async throws -> BillingV1.Payment {
         try await env.call(context) { auth in
             let payment = try await load(request.paymentId, auth, .read)
-            return BillingV1.Payment(try await env.flows.refresh(payment))
+            return BillingV1.Payment(try await env.flows.check(payment))
         }
     }
 
@@ -128,16 +128,11 @@ struct BalanceService: BillingV1.BalanceService {
             try auth.requireOperator("SettleInvoice")
             try Text.check(request.reference, "reference", max: 200)
             let payment = try await invoice(request.paymentId)
-            switch payment.status {
-            case .paid: return BillingV1.Payment(payment) // settled before: nothing more happens
-            case .cancelled: throw BillingError.failedPrecondition("invoice \(payment.id) was cancelled; it cannot be settled")
-            case .new: break
+            let settled = try await env.flows.settleInvoice(payment, reference: request.reference)
+            if payment.status == .new {
+                env.logger.notice("invoice settled", metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"])
             }
-            if !request.reference.isEmpty {
-                _ = try await env.store.attachProviderReference(paymentID: payment.id, reference: request.reference, redirectURL: "")
-            }
-            env.logger.notice("invoice settled", metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"])
-            return BillingV1.Payment(try await env.flows.transition(payment, .paid))
+            return BillingV1.Payment(settled)
         }
     }
 
@@ -152,7 +147,7 @@ struct BalanceService: BillingV1.BalanceService {
             case .new: break
             }
             env.logger.notice("invoice cancelled", metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"])
-            return BillingV1.Payment(try await env.flows.transition(payment, .cancelled(request.reason.isEmpty ? "invoice cancelled" : request.reason, by: .support)))
+            return BillingV1.Payment(try await env.flows.cancel(payment, reason: request.reason.isEmpty ? "invoice cancelled" : request.reason, by: .support))
         }
     }
 

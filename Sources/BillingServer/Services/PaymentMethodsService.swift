@@ -39,12 +39,7 @@ struct PaymentMethodsService: BillingV1.PaymentMethodsService {
     func removePaymentMethod(_ request: BillingV1.RemovePaymentMethodRequest, context: ServerContext) async throws -> BillingV1.PaymentMethod {
         try await env.call(context) { auth in
             let method = try await method(request.paymentMethodId, auth)
-            // Detach at the payment system first: a method we call Removed must
-            // not be chargeable there.
-            if method.status == .confirmed, !method.providerReference.isEmpty {
-                try await env.flows.providers.provider(method.system).removeMethod(method)
-            }
-            return BillingV1.PaymentMethod(try await env.store.removeMethod(method.id))
+            return BillingV1.PaymentMethod(try await env.flows.removeMethod(method))
         }
     }
 

@@ -38,9 +38,7 @@ struct PayPalWebhook {
             if let wallet = event.vaultedWallet {
                 // The id of a wallet saved with an order, sent after its capture.
                 do {
-                    let confirmed = try await flows.store.confirmLateMethod(paymentReference: wallet.orderID, system: .paypal,
-                                                                          methodReference: wallet.method.reference,
-                                                                          displayName: wallet.method.displayName)
+                    let confirmed = try await flows.confirmLateMethod(paymentReference: wallet.orderID, system: .paypal, method: wallet.method)
                     logger.info("PayPal vault id", metadata: ["order": "\(wallet.orderID.prefix(64))", "confirmed": "\(confirmed)"])
                     return WebhookServer.Response(status: .ok, message: confirmed ? "saved method confirmed" : "no pending method of ours")
                 } catch {

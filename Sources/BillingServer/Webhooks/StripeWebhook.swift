@@ -108,11 +108,11 @@ extension StripeWebhook {
     /// (nothing changes), then the payment it names is checked.
     /// - Parameter provider: asked for the payment of a PaymentIntent that a
     ///   refund or dispute event names.
-    func route(flows: PaymentFlows, provider: StripeProvider?, logger: Logger) -> WebhookServer.Route {
+    func route(flows: PaymentFlows, provider: StripeProvider?, clock: any BillingClock, logger: Logger) -> WebhookServer.Route {
         { request in
             let event: Event
             do {
-                event = try verify(body: request.body, signature: request.headers.first(name: "Stripe-Signature"), now: Int64(Date().timeIntervalSince1970))
+                event = try verify(body: request.body, signature: request.headers.first(name: "Stripe-Signature"), now: clock.nowMs / 1000)
             } catch {
                 logger.warning("Stripe webhook refused", metadata: ["reason": "\(error)"])
                 return WebhookServer.Response(status: .badRequest, message: "\(error)")

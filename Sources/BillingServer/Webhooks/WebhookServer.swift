@@ -63,14 +63,12 @@ extension WebhookServer {
     static func check(_ paymentID: String?, system: PaymentSystem, event: String, flows: PaymentFlows, logger: Logger) async -> Response {
         guard let paymentID else { return Response(status: .ok, message: "no payment of ours") }
         do {
-            let payment = try await flows.store.payment(paymentID)
-            guard payment.system == system else { return Response(status: .ok, message: "no \(system.rawValue) payment of ours") }
-            let after = try await flows.refresh(payment)
+            guard let after = try await flows.check(paymentID: paymentID, system: system) else {
+                return Response(status: .ok, message: "no \(system.rawValue) payment of ours")
+            }
             logger.info("webhook", metadata: ["system": "\(system.rawValue)", "event": "\(event)", "payment": "\(paymentID)",
                                               "status": "\(after.status)"])
             return Response(status: .ok, message: "payment \(paymentID) is \(after.status)")
-        } catch BillingError.notFound {
-            return Response(status: .ok, message: "no payment of ours")
         } catch {
             logger.warning("webhook: checking the payment failed", metadata: ["payment": "\(paymentID)", "error": "\(error)"])
             return Response(status: .serviceUnavailable, message: "the payment could not be checked now")

@@ -1,0 +1,143 @@
+/// One thing a decision of the domain writes. A decision returns its effects
+/// in order; storage writes them all in one transaction, in that order, or
+/// none (`BillingStore`'s unit of work). Events are effects of their own, so
+/// what a change tells the watchers is decided here too, not by storage.
+///
+/// Each update carries the state it was decided on (`expected`, `before`):
+/// storage writes it as a compare-and-set and refuses the whole transaction
+/// when the record moved meanwhile. With SQLite's single writer, which
+/// decides inside the write transaction, that never happens; a store with
+/// several writers retries the decision.
+public enum Effect: Sendable, Hashable {
+    case insertAccount(Account)
+    case insertPayer(Payer)
+
+    /// A payment recorded New.
+    case insertPayment(Payment)
+    /// The payment system's id of a New payment and where to send the person.
+    case attachReference(paymentID: String, reference: String, redirectURL: String, atMs: Int64)
+    /// New → Paid or Cancelled: the record as it is after (status, reason,
+    /// finish time); its poller schedule and lease end with it.
+    case finishPayment(Payment)
+
+    case insertMethod(PaymentMethod)
+    /// A method's status, default mark, name or reference changed.
+    case updateMethod(PaymentMethod, expected: PaymentMethodStatus)
+
+    /// A ledger entry (unique by key) and the account's balance moved from
+    /// `balanceBefore` to `balanceAfter` with it.
+    case ledger(LedgerEntry)
+
+    case insertRenewalOrder(RenewalOrder)
+    /// Status, completion time, payment and lines' new expiries.
+    case updateRenewalOrder(RenewalOrder, expected: RenewalOrder.Status)
+    /// A service created or changed (price, period, expiry).
+    case saveService(RenewableService)
+
+    case insertMigrationOrder(MigrationOrder)
+    case updateMigrationOrder(MigrationOrder, expected: MigrationOrder.Status)
+
+    case insertNotification(Notification)
+    /// A payer's customer at a payment system (the first one recorded wins).
+    case payerCustomer(payerID: String, system: PaymentSystem, reference: String)
+    /// An idempotency key and the result it stands for (replacing an expired one).
+    case rememberKey(IdempotencyRecord)
+
+    /// Appended to the log with the next global and account sequence.
+    case event(accountID: String, atMs: Int64, Event.Change)
+}
+
+/// One entry of an account's ledger, with the balance it moves. The entry
+/// key makes it unique: "credit:<payment>" (a Paid payment), "debit:<order>"
+/// (an order paid from the balance), "reversal:<system>:<kind>:<reference>".
+public struct LedgerEntry: Sendable, Hashable {
+    public var accountID: String
+    public var key: String
+    /// Positive credits, negative debits.
+    public var amount: Money
+    public var paymentID: String?
+    /// For people reading the ledger: "payment pay_…", "renewal order ro_…".
+    public var reference: String
+    public var atMs: Int64
+    public var balanceBefore: Money
+    public var balanceAfter: Money
+
+    public init(accountID: String, key: String, amount: Money, paymentID: String?, reference: String, atMs: Int64,
+                balanceBefore: Money, balanceAfter: Money) {
+        self.accountID = accountID
+        self.key = key
+        self.amount = amount
+        self.paymentID = paymentID
+        self.reference = reference
+        self.atMs = atMs
+        self.balanceBefore = balanceBefore
+        self.balanceAfter = balanceAfter
+    }
+}
+
+/// What a decision returns: its result and the effects that make it true.
+public struct Change<Result: Sendable>: Sendable {
+    public var result: Result
+    public var effects: [Effect]
+
+    public init(_ result: Result, _ effects: [Effect] = []) {
+        self.result = result
+        self.effects = effects
+    }
+}
+
+/// Builds a decision's effects in order, keeping the account's balance as it
+/// moves, so a debit after a credit sees the credit.
+struct EffectList {
+    private(set) var effects: [Effect] = []
+    private(set) var balance: Money
+    let account: Account
+    let now: Int64
+
+    init(account: Account, balance: Money, now: Int64) {
+        self.account = account
+        self.balance = balance
+        self.now = now
+    }
+
+    mutating func append(_ effect: Effect) {
+        effects.append(effect)
+    }
+
+    mutating func event(_ change: Event.Change) {
+        effects.append(.event(accountID: account.id, atMs: now, change))
+    }
+
+    /// A ledger entry and its balance event.
+    ///
+    /// - Throws: `failedPrecondition` if the balance would overflow.
+    mutating func ledger(_ amount: Money, key: String, paymentID: String?, reference: String) throws(BillingError) {
+        let after: Money
+        do {
+            after = try balance.adding(amount)
+        } catch {
+            throw .failedPrecondition("balance would overflow")
+        }
+        effects.append(.ledger(LedgerEntry(accountID: account.id, key: key, amount: amount, paymentID: paymentID, reference: reference,
+                                           atMs: now, balanceBefore: balance, balanceAfter: after)))
+        balance = after
+        event(.balanceChanged(balance: after, delta: amount, paymentID: paymentID, reference: reference))
+    }
+
+    /// A debit the balance must cover.
+    ///
+    /// - Throws: `insufficientFunds` when it does not.
+    mutating func debit(_ amount: Money, key: String, reference: String) throws(BillingError) {
+        guard balance.amountMinorUnits >= amount.amountMinorUnits else {
+            throw .insufficientFunds(balance: balance, required: amount)
+        }
+        try ledger(amount.negated, key: key, paymentID: nil, reference: reference)
+    }
+
+    mutating func notify(_ severity: Notification.Severity, _ title: String, _ body: String, paymentID: String?) {
+        let notification = Notification(id: IDs.make("ntf"), accountID: account.id, severity: severity, title: title, body: body,
+                                         paymentID: paymentID, createdAtMs: now)
+        effects.append(.insertNotification(notification))
+        event(.notification(notification))
+    }
+}

@@ -1,0 +1,86 @@
+internal import BillingCore
+internal import GRDB
+
+/// Rows of `accounts` (with the cached balance) and `payers`, and the
+/// payment systems' customers of payers. Everything here runs inside a
+/// transaction the store opened.
+enum AccountRepository {
+    static func fetch(_ db: Database, _ id: String) throws -> Account? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM accounts WHERE id = ?", arguments: [id]) else { return nil }
+        return Account(id: row["id"], displayName: row["display_name"], currency: try Rows.currency(row["currency"]),
+                       createdAtMs: row["created_at_ms"])
+    }
+
+    static func require(_ db: Database, _ id: String) throws -> Account {
+        guard let account = try fetch(db, id) else { throw BillingError.notFound("account \(id.prefix(64)) not found") }
+        return account
+    }
+
+    /// The cached sum of the account's ledger.
+    static func balance(_ db: Database, _ account: Account) throws -> Money {
+        let cached = try Int64.fetchOne(db, sql: "SELECT balance_minor FROM accounts WHERE id = ?", arguments: [account.id]) ?? 0
+        return Money(minorUnits: cached, account.currency)
+    }
+
+    static func insert(_ db: Database, _ account: Account) throws {
+        try db.execute(sql: "INSERT INTO accounts (id, display_name, currency, created_at_ms) VALUES (?, ?, ?, ?)",
+                       arguments: [account.id, account.displayName, account.currency.code, account.createdAtMs])
+    }
+
+    /// The balance moved by a ledger entry, as a compare-and-set on what it
+    /// was decided from.
+    static func moveBalance(_ db: Database, _ entry: LedgerEntry) throws {
+        try db.execute(sql: "UPDATE accounts SET balance_minor = ? WHERE id = ? AND balance_minor = ?",
+                       arguments: [entry.balanceAfter.amountMinorUnits, entry.accountID, entry.balanceBefore.amountMinorUnits])
+        try Rows.expectOneChange(db, "the balance of account \(entry.accountID)")
+    }
+
+    // MARK: Payers
+
+    static func requirePayer(_ db: Database, _ id: String) throws -> Payer {
+        guard let payer = try fetchPayer(db, id) else { throw BillingError.notFound("payer \(id.prefix(64)) not found") }
+        return payer
+    }
+
+    static func fetchPayer(_ db: Database, _ id: String) throws -> Payer? {
+        try Row.fetchOne(db, sql: "SELECT * FROM payers WHERE id = ?", arguments: [id]).map(payer)
+    }
+
+    static func payers(_ db: Database, accountID: String) throws -> [Payer] {
+        try Row.fetchAll(db, sql: "SELECT * FROM payers WHERE account_id = ? ORDER BY created_at_ms, id", arguments: [accountID]).map(payer)
+    }
+
+    static func insertPayer(_ db: Database, _ payer: Payer) throws {
+        try db.execute(
+            sql: "INSERT INTO payers (id, account_id, display_name, email, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+            arguments: [payer.id, payer.accountID, payer.displayName, payer.email, payer.createdAtMs]
+        )
+    }
+
+    private static func payer(_ row: Row) -> Payer {
+        Payer(id: row["id"], accountID: row["account_id"], displayName: row["display_name"], email: row["email"],
+              createdAtMs: row["created_at_ms"])
+    }
+
+    /// The payer's customer at a payment system: the one recorded, or, for a
+    /// payer saved before they were recorded, the customer of its newest
+    /// Confirmed Stripe method (`cus_…/pm_…`).
+    static func customer(_ db: Database, payerID: String, system: PaymentSystem) throws -> String? {
+        if let recorded = try String.fetchOne(db, sql: "SELECT customer_reference FROM payer_customers WHERE payer_id = ? AND system = ?",
+                                              arguments: [payerID, system.rawValue]) {
+            return recorded
+        }
+        guard system == .stripe else { return nil }
+        let reference = try String.fetchOne(db, sql: """
+            SELECT provider_reference FROM payment_methods WHERE payer_id = ? AND system = 'stripe' AND status = 'confirmed'
+              AND provider_reference LIKE 'cus_%/%' ORDER BY updated_at_ms DESC LIMIT 1
+            """, arguments: [payerID])
+        return reference.flatMap { $0.split(separator: "/").first.map(String.init) }
+    }
+
+    /// The first customer recorded for a payer and system wins.
+    static func insertCustomer(_ db: Database, payerID: String, system: PaymentSystem, reference: String) throws {
+        try db.execute(sql: "INSERT OR IGNORE INTO payer_customers (payer_id, system, customer_reference) VALUES (?, ?, ?)",
+                       arguments: [payerID, system.rawValue, reference])
+    }
+}

@@ -1,0 +1,40 @@
+internal import BillingCore
+internal import GRDB
+
+/// Rows of `ledger`: append-only (triggers refuse UPDATE and DELETE), one
+/// entry per key (a unique index).
+enum LedgerRepository {
+    /// The entry, and the account's cached balance moved with it.
+    static func append(_ db: Database, _ entry: LedgerEntry) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO ledger (account_id, amount_minor, currency, entry_key, payment_id, reference, created_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [entry.accountID, entry.amount.amountMinorUnits, entry.amount.currency.code, entry.key, entry.paymentID,
+                        entry.reference, entry.atMs]
+        )
+        try AccountRepository.moveBalance(db, entry)
+    }
+
+    static func sum(_ db: Database, accountID: String) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(amount_minor), 0) FROM ledger WHERE account_id = ?", arguments: [accountID]) ?? 0
+    }
+
+    static func creditCount(_ db: Database, paymentID: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ledger WHERE entry_key = 'credit:' || ?", arguments: [paymentID]) ?? 0
+    }
+
+    /// What the ledger holds of a payment's reversals, for `Reversals.record`.
+    static func reversalHistory(_ db: Database, paymentID: String, key: String) throws -> Reversals.History {
+        let recorded = try Bool.fetchOne(db, sql: "SELECT 1 FROM ledger WHERE entry_key = ?", arguments: [key]) == true
+        let taken = try Int64.fetchOne(db, sql: """
+            SELECT COALESCE(-SUM(amount_minor), 0) FROM ledger WHERE payment_id = ? AND entry_key LIKE 'reversal:%'
+            """, arguments: [paymentID]) ?? 0
+        let chargedBack = try Int64.fetchOne(db, sql: """
+            SELECT COALESCE(-SUM(amount_minor), 0) FROM ledger WHERE payment_id = ?
+              AND (entry_key LIKE 'reversal:%:chargeback:%' OR entry_key LIKE 'reversal:%:chargeback_won:%')
+            """, arguments: [paymentID]) ?? 0
+        return Reversals.History(recorded: recorded, takenMinorUnits: taken, chargedBackMinorUnits: chargedBack)
+    }
+}
