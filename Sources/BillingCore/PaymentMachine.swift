@@ -115,10 +115,8 @@ public enum PaymentMachine {
     public static func finish(_ context: PaymentContext, _ outcome: TransitionOutcome, now: Int64) throws(BillingError) -> Change<TransitionResult> {
         try Text.check(outcome.failureReason, "failure reason", max: 500)
         let before = context.payment
-        guard before.status == .new else {
-            if before.status == outcome.target { return Change(.alreadyFinal(before)) }
-            throw .invalidTransition(paymentID: before.id, from: before.status, to: outcome.target)
-        }
+        if before.status == outcome.target { return Change(.alreadyFinal(before)) }
+        try before.status.checkTransition(to: outcome.target, paymentID: before.id)
         var after = before
         after.status = outcome.target
         after.failureReason = outcome.failureReason

@@ -45,6 +45,31 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
+    @Test func aPaymentForAnOrderTheBalanceOwesAgainstIsCreditedAndTheOrderReleased() async throws {
+        let f = try await StoreFixture()
+        // 30.00 topped up and spent, then half of it charged back: the account owes 15.00.
+        let topUp = try await f.topUp("30")
+        _ = try await f.store.transition(paymentID: topUp.id, .paid)
+        let spent = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "spent", description: "", serverPrice: try f.usd("30"))
+        _ = try await f.store.payMigrationOrder(spent.id, payerID: nil, option: .balance)
+        #expect(try await f.store.recordReversal(Reversal(paymentID: topUp.id, kind: .chargeback, amount: try f.usd("15"), reference: "dp_1", reason: "")))
+        #expect(try await f.balanceMinor() == -15_00)
+        let order = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "mig-owed", description: "",
+                                                           serverPrice: try f.usd("20"))
+        let (_, payment) = try await f.store.payMigrationOrder(
+            order.id, payerID: f.payer.id, option: .paymentSystem(.stripe, saveMethod: false, returnURL: "https://panel.example/p"))
+
+        // 20.00 arrives for the 20.00 order: credited, the payment Paid, the order released.
+        let paid = try await f.store.transition(paymentID: try #require(payment).id, .paid)
+        #expect(paid.payment.status == .paid, "money that arrived is never left uncredited")
+        #expect(try await f.balanceMinor() == 5_00)
+        let released = try await f.store.migrationOrder(order.id)
+        #expect(released.status == .awaitingPayment && released.paymentID == nil)
+        let notes = try await f.store.notifications(accountID: f.account.id, pageSize: 5, pageToken: nil).items
+        #expect(notes.first?.title == "Order not paid")
+        #expect(try await f.checkInvariants() == [])
+    }
+
     @Test func aCancelledPaymentLeavesTheOrderPayable() async throws {
         let f = try await StoreFixture()
         let order = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "mig-3", description: "",
