@@ -5,61 +5,67 @@ internal import BillingRPC
 public import BillingStorage
 internal import BillingTLS
 public import BillingTransport
+internal import Hummingbird
+internal import ServiceLifecycle
+public import UnixSignals
 internal import Foundation
 public import Logging
 internal import NIOCore
 internal import NIOPosix
 
-/// A running billingd: storage, payment systems, the RPC server, the sandbox
-/// page and the poller, started together and stopped together.
-/// billingd's `main` and the end-to-end tests both use it.
+/// A running billingd: storage, payment systems, the RPC server, the webhook
+/// endpoint, the sandbox's page, the poller and the event hub, each a part
+/// (`Service`) of one `ServiceGroup` that starts them together and stops
+/// them in order. billingd's `main` and the end-to-end tests both use it.
+///
+/// Shutdown (SIGTERM or SIGINT when billingd runs it, or `shutdown()`):
+/// health says NOT_SERVING, every watch ends at once with where to resume,
+/// the webhook endpoint stops, the RPC server stops taking calls and lets
+/// running ones finish within the grace period, the poller stops, the
+/// sandbox's page stops. A part that fails stops the others the same way.
 public final class BillingApplication: Sendable {
     public let configuration: BillingConfiguration
     public let store: SQLiteStore
-    public let server: TTRPCServer
     public let health: HealthService
-    /// The sandbox payment system (nil when disabled), and its page server.
+    /// The sandbox payment system (nil when disabled).
     public let sandbox: SandboxProvider?
-    public let sandboxPages: SandboxPageServer?
-    /// The webhook endpoint (nil when disabled).
-    public let webhooks: WebhookServer?
-    private let pollerTask: Task<Void, Never>
-    /// The event hub, and its reader: ending that ends every watch (at shutdown).
-    let hub: EventHub
-    private let hubTask: Task<Void, Never>
-    private let group: MultiThreadedEventLoopGroup
-    private let logger: Logger
-
     /// The RPC port actually bound (for port 0).
-    public var port: Int { server.localAddress?.port ?? configuration.listen.port }
+    public let port: Int
+    /// The webhook endpoint's port (nil when disabled).
+    public let webhookPort: Int?
+    /// The event hub: ending it ends every watch (at shutdown).
+    let hub: EventHub
+    private let group: ServiceGroup
+    private let running: Task<Void, any Error>
+    private let logger: Logger
 
     /// The directory of the TLS files in use (the development set lives in `<data>/tls`).
     public var tlsDirectory: String { configuration.dataDirectory + "/tls" }
 
-    private init(configuration: BillingConfiguration, store: SQLiteStore, server: TTRPCServer, health: HealthService, sandbox: SandboxProvider?,
-                 sandboxPages: SandboxPageServer?, webhooks: WebhookServer?, pollerTask: Task<Void, Never>, hub: EventHub,
-                 hubTask: Task<Void, Never>, group: MultiThreadedEventLoopGroup, logger: Logger) {
+    private init(configuration: BillingConfiguration, store: SQLiteStore, health: HealthService, sandbox: SandboxProvider?, port: Int,
+                 webhookPort: Int?, hub: EventHub, group: ServiceGroup, running: Task<Void, any Error>, logger: Logger) {
         self.configuration = configuration
         self.store = store
-        self.server = server
         self.health = health
         self.sandbox = sandbox
-        self.sandboxPages = sandboxPages
-        self.webhooks = webhooks
-        self.pollerTask = pollerTask
+        self.port = port
+        self.webhookPort = webhookPort
         self.hub = hub
-        self.hubTask = hubTask
         self.group = group
+        self.running = running
         self.logger = logger
     }
 
-    /// Starts everything, or throws with nothing left running.
+    /// Starts everything and returns once every server listens, or throws
+    /// with nothing left running.
     ///
+    /// - Parameters:
+    ///   - clock: the time everything reads; tests and benchmarks may pass their own.
+    ///   - signals: the signals that shut it down gracefully (billingd: SIGTERM, SIGINT).
     /// - Throws: `ConfigurationError` for a bad configuration; `TLSError`,
     ///   `BillingError` or a NIO error if a file or port cannot be used.
-    ///
-    /// - Parameter clock: the time everything reads; tests and benchmarks may pass their own.
-    public static func start(_ configuration: BillingConfiguration, logger: Logger, clock: any BillingClock = SystemClock()) async throws -> BillingApplication {
+    public static func start(_ configuration: BillingConfiguration, logger: Logger, clock: any BillingClock = SystemClock(),
+                             signals: [UnixSignal] = []) async throws -> BillingApplication {
         let problems = configuration.validate()
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         let limits = try configuration.paymentLimits()
@@ -70,14 +76,13 @@ public final class BillingApplication: Sendable {
         let store = try SQLiteStore(StorageConfiguration(path: configuration.resolvedDatabasePath,
                                                          idempotencyKeyLifetime: .seconds(configuration.idempotencyKeyLifetimeSeconds),
                                                          limits: limits), clock: clock)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-
-        var providers: [PaymentSystem: any PaymentProvider] = [:]
-        var sandbox: SandboxProvider?
-        var sandboxPages: SandboxPageServer?
-        var webhooks: WebhookServer?
-        var paypalProvider: PayPalProvider?
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        var server: TTRPCServer?
+        var stopGroup: (@Sendable () async -> Void)?
         do {
+            var providers: [PaymentSystem: any PaymentProvider] = [:]
+            var sandbox: SandboxProvider?
+            var sandboxPages: HTTPPart?
             if configuration.sandbox.enabled {
                 var behaviour = SandboxProvider.Behaviour()
                 behaviour.latency = .milliseconds(configuration.sandbox.latencyMilliseconds)
@@ -85,15 +90,15 @@ public final class BillingApplication: Sendable {
                 behaviour.declineSavedMethodCharges = configuration.sandbox.declineSavedMethodCharges
                 let provider = try SandboxProvider(databasePath: configuration.dataDirectory + "/sandbox.sqlite",
                                                    legacyStateFile: configuration.dataDirectory + "/sandbox-state.json",
-                                               paymentTimeToLive: .seconds(configuration.sandbox.paymentTimeToLiveSeconds),
-                                               behaviour: behaviour)
-                sandboxPages = try await SandboxPageServer.start(host: configuration.sandbox.host, port: configuration.sandbox.port,
-                                                                 provider: provider, group: group)
+                                                   paymentTimeToLive: .seconds(configuration.sandbox.paymentTimeToLiveSeconds),
+                                                   behaviour: behaviour)
+                // A person clicks twice at most: a connection idle for 30 s is closed.
+                sandboxPages = HTTPPart(router: SandboxPages.router(provider), host: configuration.sandbox.host, port: configuration.sandbox.port,
+                                        name: "billingd sandbox", idleTimeout: .seconds(30), group: eventLoops, logger: logger)
                 sandbox = provider
                 providers[.sandbox] = provider
-                logger.info("sandbox payment page listening", metadata: ["url": "\(sandboxPages!.baseURL)"])
             }
-
+            var paypalProvider: PayPalProvider?
             if configuration.stripe.enabled {
                 var stripe = StripeProvider.Configuration(secretKey: try BillingConfiguration.secret(
                     file: configuration.stripe.secretKeyFile, environment: configuration.stripe.secretKeyEnvironment, what: "Stripe secret key"))
@@ -116,8 +121,7 @@ public final class BillingApplication: Sendable {
                 logger.info("PayPal enabled", metadata: ["base_url": "\(configuration.paypal.baseURL)"])
             }
 
-            let registry = ProviderRegistry(providers: providers)
-            let flows = PaymentFlows(store: store, providers: registry, clock: clock, settings: PaymentFlows.Settings(
+            let flows = PaymentFlows(store: store, providers: ProviderRegistry(providers: providers), clock: clock, settings: PaymentFlows.Settings(
                 unstartedGrace: .seconds(configuration.poller.unstartedPaymentGraceSeconds),
                 unstartedChargeGrace: .seconds(configuration.poller.unstartedChargeGraceSeconds),
                 heldNotice: .seconds(configuration.poller.heldNoticeSeconds)), logger: logger)
@@ -131,8 +135,9 @@ public final class BillingApplication: Sendable {
                 health, AccountsService(env: env), BalanceService(env: env), PaymentMethodsService(env: env),
                 RenewalService(env: env), MigrationPaymentService(env: env), OperationsService(env: env),
             ]
+            var webhooks: HTTPPart?
             if configuration.webhooks.enabled {
-                var routes: [String: WebhookServer.Route] = [:]
+                var routes: [String: WebhookRoutes.Route] = [:]
                 if configuration.stripe.enabled {
                     let stripe = StripeWebhook(secret: try BillingConfiguration.secret(
                         file: configuration.stripe.webhookSecretFile, environment: configuration.stripe.webhookSecretEnvironment,
@@ -143,50 +148,92 @@ public final class BillingApplication: Sendable {
                     routes["/webhooks/paypal"] = PayPalWebhook(provider: paypalProvider, webhookID: configuration.paypal.webhookID)
                         .route(flows: flows, logger: logger)
                 }
-                webhooks = try await WebhookServer.start(host: configuration.webhooks.host, port: configuration.webhooks.port, routes: routes,
-                                                         maxBodyBytes: configuration.webhooks.maxBodyBytes, group: group)
-                logger.info("webhooks listening", metadata: ["address": "\(configuration.webhooks.host):\(webhooks?.port ?? 0)"])
+                // A sender that stops sending is dropped after 10 s, not waited for.
+                webhooks = HTTPPart(router: WebhookRoutes.router(routes, maxBodyBytes: configuration.webhooks.maxBodyBytes),
+                                    host: configuration.webhooks.host, port: configuration.webhooks.port, name: "billingd webhooks",
+                                    idleTimeout: .seconds(10), group: eventLoops, logger: logger)
             }
-            let server = try await TTRPCServer.start(host: configuration.listen.host, port: configuration.listen.port, tls: tls,
-                                                     services: services, limits: serverLimits(configuration),
-                                                     classify: Authorization.connectionClass, group: group)
+            let rpc = try await TTRPCServer.start(host: configuration.listen.host, port: configuration.listen.port, tls: tls,
+                                                  services: services, limits: serverLimits(configuration),
+                                                  classify: Authorization.connectionClass, group: eventLoops)
+            server = rpc
             let poller = Poller(store: store, flows: flows, clock: clock, settings: Poller.Settings(
                 interval: .seconds(configuration.poller.intervalSeconds),
                 concurrency: configuration.poller.concurrency,
                 lease: .seconds(configuration.poller.leaseSeconds),
                 maxBackoff: .seconds(configuration.poller.maxBackoffSeconds),
                 pendingMethodTimeout: .seconds(configuration.poller.pendingMethodTimeoutSeconds)), logger: logger)
-            let pollerTask = Task { await poller.run() }
-            let hubTask = Task { await hub.run() }
-            logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(server.localAddress?.port ?? 0)",
+
+            // Started in this order, stopped in the reverse one.
+            var parts: [any Service] = []
+            if let sandboxPages { parts.append(sandboxPages.application) }
+            parts.append(PollerPart(poller: poller))
+            parts.append(RPCServerPart(server: rpc, grace: .seconds(configuration.limits.shutdownGraceSeconds)))
+            if let webhooks { parts.append(webhooks.application) }
+            parts.append(EventHubPart(hub: hub))
+            parts.append(HealthAnnouncement(health: health))
+            let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+                services: parts.map {
+                    ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                                                                   failureTerminationBehavior: .gracefullyShutdownGroup)
+                },
+                gracefulShutdownSignals: signals, logger: logger))
+            let servers = [sandboxPages, webhooks].compactMap(\.self)
+            // The group owns every part from here; when it ends, the event loops go too.
+            let running = Task {
+                do {
+                    try await group.run()
+                    for part in servers { part.listening.failed(CancellationError()) }
+                } catch {
+                    for part in servers { part.listening.failed(error) }
+                    try? await eventLoops.shutdownGracefully()
+                    throw error
+                }
+                try? await eventLoops.shutdownGracefully()
+            }
+            stopGroup = {
+                await group.triggerGracefulShutdown()
+                _ = await running.result
+            }
+            if let sandboxPages, let sandbox {
+                let port = try await sandboxPages.listening.port()
+                let host = configuration.sandbox.host
+                let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+                sandbox.setBaseURL(url)
+                logger.info("sandbox payment page listening", metadata: ["url": "\(url)"])
+            }
+            let webhookPort = try await webhooks?.listening.port()
+            if let webhookPort {
+                logger.info("webhooks listening", metadata: ["address": "\(configuration.webhooks.host):\(webhookPort)"])
+            }
+            let port = rpc.localAddress?.port ?? configuration.listen.port
+            logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(port)",
                                                          "database": "\(configuration.resolvedDatabasePath)"])
-            return BillingApplication(configuration: configuration, store: store, server: server, health: health, sandbox: sandbox,
-                                      sandboxPages: sandboxPages, webhooks: webhooks, pollerTask: pollerTask, hub: hub, hubTask: hubTask, group: group,
-                                      logger: logger)
+            return BillingApplication(configuration: configuration, store: store, health: health, sandbox: sandbox, port: port,
+                                      webhookPort: webhookPort, hub: hub, group: group, running: running, logger: logger)
         } catch {
-            await webhooks?.stop()
-            await sandboxPages?.stop()
-            try? await group.shutdownGracefully()
+            if let stopGroup {
+                await stopGroup()
+            } else {
+                await server?.shutdown(grace: .zero)
+                try? await eventLoops.shutdownGracefully()
+            }
             throw error
         }
     }
 
-    /// Stops taking calls (health NOT_SERVING first, for load balancers), ends
-    /// every watch at once (UNAVAILABLE with the sequence to resume after: a
-    /// watch never finishes by itself, so waiting for it only delays the
-    /// stop), lets running calls finish within the grace period, stops the
-    /// poller.
+    /// Runs until the group ends: a shutdown signal, `shutdown()`, or a
+    /// part that failed (thrown here).
+    public func run() async throws {
+        try await running.value
+        logger.info("billingd stopped")
+    }
+
+    /// Stops everything in order (see the type's comment) and returns once stopped.
     public func shutdown() async {
         logger.info("billingd shutting down")
-        health.setAllNotServing()
-        hubTask.cancel()
-        await hubTask.value
-        await webhooks?.stop()
-        await server.shutdown(grace: .seconds(configuration.limits.shutdownGraceSeconds))
-        pollerTask.cancel()
-        await pollerTask.value
-        await sandboxPages?.stop()
-        try? await group.shutdownGracefully()
+        await group.triggerGracefulShutdown()
+        _ = await running.result
         logger.info("billingd stopped")
     }
 

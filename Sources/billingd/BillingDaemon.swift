@@ -2,7 +2,6 @@ import ArgumentParser
 import BillingServer
 import Foundation
 import Logging
-import ServiceLifecycle
 
 /// billingd: the billing back end. With no options it runs the embedded
 /// default: an SQLite file, development certificates and the sandbox payment
@@ -74,7 +73,7 @@ struct BillingDaemon: AsyncParsableCommand {
         for warning in configuration.permissionWarnings() { logger.warning("\(warning)") }
         let application: BillingApplication
         do {
-            application = try await BillingApplication.start(configuration, logger: logger)
+            application = try await BillingApplication.start(configuration, logger: logger, signals: [.sigterm, .sigint])
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data("billingd: \(error)\n".utf8))
             throw ExitCode(78)
@@ -82,20 +81,12 @@ struct BillingDaemon: AsyncParsableCommand {
             logger.critical("billingd could not start", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        let group = ServiceGroup(configuration: .init(
-            services: [ApplicationService(application: application)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
-        try await group.run()
-    }
-}
-
-/// Runs until SIGTERM or SIGINT, then shuts billingd down gracefully.
-struct ApplicationService: Service {
-    let application: BillingApplication
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        await application.shutdown()
+        // Until SIGTERM or SIGINT (a graceful shutdown), or a part fails.
+        do {
+            try await application.run()
+        } catch {
+            logger.critical("billingd stopped because a part failed", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
     }
 }

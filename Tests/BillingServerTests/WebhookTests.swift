@@ -75,7 +75,7 @@ import Testing
             configuration.webhooks.enabled = true
             configuration.webhooks.port = 0
         }
-        let port = try #require(f.application.webhooks?.port)
+        let port = try #require(f.application.webhookPort)
         let url = "http://127.0.0.1:\(port)/webhooks/stripe"
         #expect(try await f.billing(["accounts", "create", "acc-hook", "--name", "Hook"]).status == 0)
         #expect(try await f.billing(["accounts", "add-payer", "acc-hook", "--name", "Jane"]).status == 0)
@@ -187,7 +187,7 @@ import Testing
         let fake = try await FakeProvider.paypal()
         defer { fake.stop() }
         let f = try await Self.payPalBillingd(fake)
-        let port = try #require(f.application.webhooks?.port)
+        let port = try #require(f.application.webhookPort)
         let url = "http://127.0.0.1:\(port)/webhooks/paypal"
         #expect(try await f.billing(["accounts", "create", "acc-late-vault", "--name", "Late"]).status == 0)
         #expect(try await f.billing(["accounts", "add-payer", "acc-late-vault", "--name", "Jane"]).status == 0)
@@ -228,7 +228,7 @@ import Testing
         let fake = try await FakeProvider.paypal()
         defer { fake.stop() }
         let f = try await Self.payPalBillingd(fake)
-        let port = try #require(f.application.webhooks?.port)
+        let port = try #require(f.application.webhookPort)
         let url = "http://127.0.0.1:\(port)/webhooks/paypal"
         #expect(try await f.billing(["accounts", "create", "acc-pp-hook", "--name", "Hook"]).status == 0)
         #expect(try await f.billing(["accounts", "add-payer", "acc-pp-hook", "--name", "Jane"]).status == 0)

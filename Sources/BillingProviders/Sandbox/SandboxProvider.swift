@@ -3,7 +3,7 @@ internal import Synchronization
 
 /// billingd's own stand-in payment system, for the embedded default and
 /// tests: payments are "paid" on a page billingd serves on loopback
-/// (`SandboxPageServer`), saved methods can be charged off-session, and it
+/// (`SandboxPages`), saved methods can be charged off-session, and it
 /// can be told to be slow or to fail.
 ///
 /// Its records live in `SandboxState` (an SQLite file beside the database,
@@ -47,7 +47,9 @@ public final class SandboxProvider: PaymentProvider {
         set { behaviourBox.withLock { $0 = newValue } }
     }
 
-    func setBaseURL(_ url: String) {
+    /// Where its page is served ("http://127.0.0.1:7081"), once the server
+    /// carrying `SandboxPages` listens: the redirect of every payment made after.
+    public func setBaseURL(_ url: String) {
         baseURL.withLock { $0 = url }
     }
 

@@ -108,14 +108,14 @@ extension StripeWebhook {
     /// (nothing changes), then the payment it names is checked.
     /// - Parameter provider: asked for the payment of a PaymentIntent that a
     ///   refund or dispute event names.
-    func route(flows: PaymentFlows, provider: StripeProvider?, clock: any BillingClock, logger: Logger) -> WebhookServer.Route {
+    func route(flows: PaymentFlows, provider: StripeProvider?, clock: any BillingClock, logger: Logger) -> WebhookRoutes.Route {
         { request in
             let event: Event
             do {
-                event = try verify(body: request.body, signature: request.headers.first(name: "Stripe-Signature"), now: clock.nowMs / 1000)
+                event = try verify(body: request.body, signature: request.header("Stripe-Signature"), now: clock.nowMs / 1000)
             } catch {
                 logger.warning("Stripe webhook refused", metadata: ["reason": "\(error)"])
-                return WebhookServer.Response(status: .badRequest, message: "\(error)")
+                return WebhookRoutes.Answer(status: .badRequest, message: "\(error)")
             }
             var paymentID = event.paymentID
             if paymentID == nil, let intent = event.paymentIntent, let provider {
@@ -123,10 +123,10 @@ extension StripeWebhook {
                     paymentID = try await provider.paymentID(ofIntent: intent)
                 } catch {
                     logger.warning("Stripe webhook: the payment intent could not be read", metadata: ["error": "\(error)"])
-                    return WebhookServer.Response(status: .serviceUnavailable, message: "the payment could not be found now")
+                    return WebhookRoutes.Answer(status: .serviceUnavailable, message: "the payment could not be found now")
                 }
             }
-            return await WebhookServer.check(paymentID, system: .stripe, event: "\(event.type) \(event.id)", flows: flows, logger: logger)
+            return await WebhookRoutes.check(paymentID, system: .stripe, event: "\(event.type) \(event.id)", flows: flows, logger: logger)
         }
     }
 }
