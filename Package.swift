@@ -23,6 +23,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // HTTP for the webhook endpoint and the sandbox's page (no swift-configuration, no full Foundation).
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        // Child processes for tests and tools: Foundation's Process.run can crash on Linux
+        // (swift-corelibs-foundation#5472, an over-read listing /proc/self/fd).
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // C: system libraries found with pkg-config, and protoc-c's output.
@@ -137,6 +141,7 @@ let package = Package(
                 "BillingAPI", "BillingCore", "BillingMessages", "BillingRPC", "BillingTLS", "BillingTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
             ],
             swiftSettings: strict
         ),
@@ -162,6 +167,10 @@ let package = Package(
         // What several test targets share: the fake payment systems.
         .target(
             name: "BillingTestSupport",
+            dependencies: [
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
             path: "Tests/BillingTestSupport",
             swiftSettings: strict
         ),

@@ -59,7 +59,7 @@ enum CrashTest {
             let watchers = accounts.map { account in Task { await Self.watch(account, clients: clients, record: record) } }
             if kill < kills {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 300...2500, using: &random)))
-                daemon.kill()
+                await daemon.kill()
             } else {
                 try await Task.sleep(for: .seconds(3))
             }
@@ -80,7 +80,7 @@ enum CrashTest {
         for watcher in watchers { watcher.cancel() }
         for watcher in watchers { await watcher.value }
         await clients.close()
-        daemon.stop()
+        await daemon.stop()
         try await group.shutdownGracefully()
         let elapsed = ContinuousClock.now - started
         started = ContinuousClock.now
@@ -103,23 +103,21 @@ enum CrashTest {
 
     /// billingd as a child process; its ports read from its log.
     struct Child {
-        let process: Process
+        let process: ChildProcess
         let port: Int
         let sandboxPort: Int
         let directory: String
 
         static func start(directory: String, config: String) async throws -> Child {
             let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("billingd")
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = ["--config", config, "--data-dir", directory]
+            let log = try DescriptorPipe()
             // Info: the ports are read from the "listening" lines.
-            process.environment = ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "BILLINGD_LOG_LEVEL": "info",
-                                   "PATH": "/usr/bin:/bin"]
-            let log = Pipe()
-            process.standardError = log
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
+            let process = try await ChildProcess(
+                executable.path, ["--config", config, "--data-dir", directory],
+                environment: ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "BILLINGD_LOG_LEVEL": "info",
+                              "PATH": "/usr/bin:/bin"],
+                standardError: log.writing.fileDescriptor)
+            try log.writing.close()
             let ports = await withCheckedContinuation { (continuation: CheckedContinuation<(Int, Int)?, Never>) in
                 DispatchQueue.global().async {
                     var text = ""
@@ -128,7 +126,7 @@ enum CrashTest {
                     var sandbox: Int?
                     // "billingd listening" is the last line of a start: read up to it.
                     while rpc == nil {
-                        let count = buffer.withUnsafeMutableBytes { read(log.fileHandleForReading.fileDescriptor, $0.baseAddress, $0.count) }
+                        let count = buffer.withUnsafeMutableBytes { read(log.reading.fileDescriptor, $0.baseAddress, $0.count) }
                         if count < 0, errno == EINTR { continue }
                         guard count > 0 else { break }
                         text += String(decoding: buffer[0..<count], as: UTF8.self)
@@ -143,7 +141,7 @@ enum CrashTest {
                     DispatchQueue.global().async {
                         var buffer = [UInt8](repeating: 0, count: 4096)
                         while true {
-                            let count = buffer.withUnsafeMutableBytes { read(log.fileHandleForReading.fileDescriptor, $0.baseAddress, $0.count) }
+                            let count = buffer.withUnsafeMutableBytes { read(log.reading.fileDescriptor, $0.baseAddress, $0.count) }
                             if count < 0, errno == EINTR { continue }
                             if count <= 0 { break }
                         }
@@ -161,14 +159,14 @@ enum CrashTest {
             try Clients(port: port, directory: directory, group: group)
         }
 
-        func kill() {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        func kill() async {
+            process.send(SIGKILL)
+            _ = await process.wait()
         }
 
-        func stop() {
-            Foundation.kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
+        func stop() async {
+            process.terminate()
+            _ = await process.wait()
         }
     }
 

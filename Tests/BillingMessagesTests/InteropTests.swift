@@ -91,37 +91,9 @@ enum Protoc {
         let description: String
     }
 
-    /// Runs protoc on a Dispatch thread: blocking a Swift concurrency thread
-    /// would stall other suites' servers running in parallel.
     static func run(_ arguments: [String], input: [UInt8]) async throws -> [UInt8] {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try runBlocking(arguments, input: input) })
-            }
-        }
-    }
-
-    static func runBlocking(_ arguments: [String], input: [UInt8]) throws -> [UInt8] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/protoc")
-        process.arguments = ["-I", protoRoot.path] + arguments + protoFiles
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        // Write and read on separate threads: either pipe can fill and block.
-        let writer = Thread {
-            stdin.fileHandleForWriting.write(Data(input))
-            try? stdin.fileHandleForWriting.close()
-        }
-        writer.start()
-        let output = stdout.fileHandleForReading.readAllRetryingInterrupts()
-        let errors = stderr.fileHandleForReading.readAllRetryingInterrupts()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "protoc \(arguments): \(String(decoding: errors, as: UTF8.self))")
-        }
-        return Array(output)
+        let protoc = await ChildProcess.run("/usr/bin/protoc", ["-I", protoRoot.path] + arguments + protoFiles, input: input)
+        guard protoc.status == 0 else { throw Failure(description: "protoc \(arguments): \(protoc.errorText)") }
+        return protoc.output
     }
 }

@@ -22,54 +22,13 @@ enum Executable {
         let stderr: String
     }
 
-    /// Waits on a Dispatch thread, never on a Swift concurrency one (the
-    /// in-process billingd needs those).
+    /// Runs to the end with both outputs collected.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil,
                     directory: String? = nil) async -> Result {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: executable)
-                process.arguments = arguments
-                var env = ProcessInfo.processInfo.environment
-                env["NO_COLOR"] = "1"
-                for (key, value) in environment { env[key] = value }
-                process.environment = env
-                if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-                let out = Pipe(), err = Pipe(), stdin = Pipe()
-                process.standardOutput = out
-                process.standardError = err
-                process.standardInput = stdin
-                do {
-                    try process.run()
-                } catch {
-                    continuation.resume(returning: Result(status: -1, stdout: "", stderr: "\(error)"))
-                    return
-                }
-                if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-                try? stdin.fileHandleForWriting.close()
-                // stderr is drained on a second thread: either pipe can fill.
-                let stderrBox = DataBox()
-                let group = DispatchGroup()
-                group.enter()
-                DispatchQueue.global().async {
-                    stderrBox.data = err.fileHandleForReading.readAllRetryingInterrupts()
-                    group.leave()
-                }
-                let stdoutData = out.fileHandleForReading.readAllRetryingInterrupts()
-                group.wait()
-                let stderrData = stderrBox.data
-                process.waitUntilExit()
-                continuation.resume(returning: Result(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
-                                                      stderr: String(decoding: stderrData, as: UTF8.self)))
-            }
-        }
+        let outcome = await ChildProcess.run(executable, arguments, adding: environment.merging(["NO_COLOR": "1"]) { given, _ in given },
+                                             directory: directory, input: Array((input ?? "").utf8))
+        return Result(status: outcome.status, stdout: outcome.outputText, stderr: outcome.errorText)
     }
-}
-
-/// Written by one thread before `DispatchGroup.wait` lets the other read it.
-final class DataBox: @unchecked Sendable {
-    var data = Data()
 }
 
 extension ServerFixture {
@@ -321,13 +280,12 @@ enum Waiterframes {
     }
 
     @Test func sigtermStopsItGracefully() async throws {
-        let daemon = try Daemon()
+        let daemon = try await Daemon()
         defer { daemon.removeData() }
         try await daemon.waitFor("billingd listening")
-        kill(daemon.process.processIdentifier, SIGTERM)
+        daemon.process.terminate()
         let log = await daemon.exited()
-        #expect(daemon.process.terminationReason == .exit)
-        #expect(daemon.process.terminationStatus == 0, "\(log)")
+        #expect(await daemon.process.wait() == .exited(0), "\(log)")
         #expect(log.contains("billingd listening"))
         #expect(log.contains("billingd stopped"))
         #expect(!log.contains("PRIVATE KEY"))
@@ -337,7 +295,7 @@ enum Waiterframes {
         // A data folder that already exists, open to everyone, and a lax umask.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-perm-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        let daemon = try Daemon(directory: directory)
+        let daemon = try await Daemon(directory: directory)
         defer { daemon.removeData() }
         try await daemon.waitFor("billingd listening")
         // A write, so the -wal and -shm files exist.
@@ -352,7 +310,7 @@ enum Waiterframes {
             checked.append(file)
         }
         #expect(checked.contains("billing.sqlite-wal") && checked.contains("sandbox.sqlite"), "\(checked)")
-        kill(daemon.process.processIdentifier, SIGTERM)
+        daemon.process.terminate()
         _ = await daemon.exited()
     }
 
@@ -372,13 +330,13 @@ enum Waiterframes {
 
     @Test func aDamagedDatabaseIsRefusedAtStart() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-damaged-\(UUID().uuidString)").path
-        let first = try Daemon(directory: directory)
+        let first = try await Daemon(directory: directory)
         defer { first.removeData() }
         try await first.waitFor("billingd listening")
         for index in 0..<30 {
             _ = try await first.billing(["accounts", "create", "acc-\(index)", "--name", String(repeating: "n", count: 150)])
         }
-        kill(first.process.processIdentifier, SIGTERM)
+        first.process.terminate()
         _ = await first.exited()
         // Random bytes over one page in the middle of the file.
         let handle = try #require(FileHandle(forUpdatingAtPath: directory + "/billing.sqlite"))
@@ -388,9 +346,9 @@ enum Waiterframes {
         var generator = SplitMix64(seed: 42)
         try handle.write(contentsOf: Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }))
         try handle.close()
-        let second = try Daemon(directory: directory)
+        let second = try await Daemon(directory: directory)
         let log = await second.exited()
-        #expect(second.process.terminationStatus != 0, "billingd served a damaged database")
+        #expect(await second.process.wait() != .exited(0), "billingd served a damaged database")
         #expect(log.contains("damaged") || log.contains("malformed"), "\(log)")
         #expect(!log.contains("billingd listening"))
     }
@@ -398,22 +356,20 @@ enum Waiterframes {
 
 /// billingd as a child process on its embedded default in a temporary
 /// folder, on free ports; its log (stderr) read as it comes.
-final class Daemon: @unchecked Sendable {
-    let process = Process()
+final class Daemon: Sendable {
+    let process: ChildProcess
     let directory: String
     private let log = Mutex<String>("")
     private let done = DispatchSemaphore(value: 0)
 
-    init(directory: String = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-proc-\(UUID().uuidString)").path) throws {
+    init(directory: String = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-proc-\(UUID().uuidString)").path) async throws {
         self.directory = directory
-        process.executableURL = URL(fileURLWithPath: try #require(Executable.path("billingd")))
-        process.arguments = ["--data-dir", directory]
-        process.environment = ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "PATH": "/usr/bin:/bin"]
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let reader = err.fileHandleForReading
+        let err = try DescriptorPipe()
+        process = try await ChildProcess(try #require(Executable.path("billingd")), ["--data-dir", directory],
+                                         environment: ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "PATH": "/usr/bin:/bin"],
+                                         standardError: err.writing.fileDescriptor)
+        try err.writing.close()
+        let reader = err.reading
         DispatchQueue.global().async { [self] in
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
@@ -454,19 +410,20 @@ final class Daemon: @unchecked Sendable {
                              environment: ["BILLINGD_DATA_DIR": directory])
     }
 
-    /// Waits for the process to end (on a Dispatch thread); its whole log.
+    /// Waits for the process to end and its log to close; its whole log.
     func exited() async -> String {
+        _ = await process.wait()
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async { [self] in
                 done.wait()
-                process.waitUntilExit()
-                continuation.resume(returning: text)
+                continuation.resume()
             }
         }
+        return text
     }
 
     func removeData() {
-        if process.isRunning { process.terminate() }
+        process.terminate()
         try? FileManager.default.removeItem(atPath: directory)
     }
 }

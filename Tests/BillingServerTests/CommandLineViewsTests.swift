@@ -8,23 +8,20 @@ import Testing
 
 /// `billing` run as a child with its stdout a pipe, read as it comes: what a
 /// `billing watch > file` or `| cat` sees.
-final class LiveCommand: @unchecked Sendable {
-    let process = Process()
+final class LiveCommand: Sendable {
+    let process: ChildProcess
     private let output = Mutex<String>("")
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ f: ServerFixture, _ arguments: [String], environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: try #require(Executable.path("billing")))
-        process.arguments = arguments + ["--address", "127.0.0.1:\(f.application.port)"]
+    init(_ f: ServerFixture, _ arguments: [String], environment: [String: String] = [:]) async throws {
         var env = ProcessInfo.processInfo.environment
         env["BILLINGD_DATA_DIR"] = f.directory
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let reader = out.fileHandleForReading
+        let out = try DescriptorPipe()
+        process = try await ChildProcess(try #require(Executable.path("billing")), arguments + ["--address", "127.0.0.1:\(f.application.port)"],
+                                         environment: env, standardOutput: out.writing.fileDescriptor)
+        try out.writing.close()
+        let reader = out.reading
         DispatchQueue.global().async { [self] in
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
@@ -52,14 +49,15 @@ final class LiveCommand: @unchecked Sendable {
     }
 
     func stop(_ signal: Int32 = SIGTERM) async -> String {
-        kill(process.processIdentifier, signal)
-        return await withCheckedContinuation { continuation in
+        process.send(signal)
+        _ = await process.wait()
+        await withCheckedContinuation { continuation in
             DispatchQueue.global().async { [self] in
                 done.wait()
-                process.waitUntilExit()
-                continuation.resume(returning: text)
+                continuation.resume()
             }
         }
+        return text
     }
 }
 
@@ -69,7 +67,7 @@ final class LiveCommand: @unchecked Sendable {
     @Test func watchWritesEachEventIntoAPipeAsItArrivesAndLosesNothingOnSIGTERM() async throws {
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-pipe")
-        let watch = try LiveCommand(f, ["watch", "--account", account.id, "--json"])
+        let watch = try await LiveCommand(f, ["watch", "--account", account.id, "--json"])
         let payment = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00,
                                                                                         option: .invoice)).payment!
         // Seen while the watcher still runs: not held in a buffer until exit.
@@ -83,7 +81,7 @@ final class LiveCommand: @unchecked Sendable {
     @Test func aTopUpLinkIsPrintedBeforeTheWaitEnds() async throws {
         let f = try await ServerFixture()
         let (account, _) = try await f.account("acc-link")
-        let topup = try LiveCommand(f, ["topup", "--account", account.id, "--amount", "10", "--system", "sandbox", "--wait"])
+        let topup = try await LiveCommand(f, ["topup", "--account", account.id, "--amount", "10", "--system", "sandbox", "--wait"])
         #expect(try await topup.waitFor("pay here: http://127.0.0.1:"), "the link comes before the payment ends: \(topup.text)")
         _ = await topup.stop(SIGINT)
         await f.stop()

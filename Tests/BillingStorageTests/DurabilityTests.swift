@@ -1,4 +1,5 @@
 import BillingStorage
+import BillingTestSupport
 import Foundation
 import Testing
 
@@ -25,19 +26,15 @@ import Testing
         let file = directory.appendingPathComponent("billing.sqlite")
         var generator = SystemRandomNumberGenerator()
         for round in 0..<15 {
-            let child = Process()
-            child.executableURL = writer
-            child.arguments = ["crash-writer", file.path]
-            let output = Pipe()
-            child.standardOutput = output
-            try child.run()
+            let output = try DescriptorPipe()
+            let child = try await ChildProcess(writer.path, ["crash-writer", file.path], standardOutput: output.writing.fileDescriptor)
+            try output.writing.close()
             // Wait until it has opened the file, then let it write a while.
             // Blocking waits run on a Dispatch thread, not a Swift concurrency one.
-            await onDispatch { _ = output.fileHandleForReading.availableData }
+            await onDispatch { _ = output.reading.availableData }
             try await Task.sleep(for: .milliseconds(Int.random(in: 20...200, using: &generator)))
-            kill(child.processIdentifier, SIGKILL)
-            await onDispatch { child.waitUntilExit() }
-            #expect(child.terminationReason == .uncaughtSignal, "round \(round): the writer stopped by itself")
+            child.send(SIGKILL)
+            #expect(await child.wait() == .signalled(SIGKILL), "round \(round): the writer stopped by itself")
 
             let reopened = try await StoreFixture(reopening: file)
             let problems = try await reopened.checkInvariants()

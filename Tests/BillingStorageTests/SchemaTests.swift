@@ -1,5 +1,6 @@
 @testable import BillingStorage
 import BillingCore
+import BillingTestSupport
 import Foundation
 import Testing
 
@@ -31,12 +32,8 @@ import Testing
         }
         let script = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"
         let insert = "INSERT INTO events (sequence, account_id, at_ms, kind, payload) VALUES " + rows.joined(separator: ", ")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script, file.path, insert]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let python = await ChildProcess.run("/usr/bin/python3", ["-c", script, file.path, insert])
+        #expect(python.status == 0, "\(python.errorText)")
         let f = try await StoreFixture(reopening: file)
         let a = try await f.store.events(after: 0, accountID: "acc_a", limit: 100)
         #expect(a.map(\.sequence) == [1, 3, 6])

@@ -17,7 +17,7 @@ public final class FakeProvider: Sendable {
     /// A key of the form fake_stripe.py accepts.
     public static let stripeSecretKey = "sk_test_billingd"
 
-    let process: Process
+    let process: ChildProcess
     public let port: Int
     /// The interpreter's own pid (a launcher such as pyenv's shim may sit between).
     let pid: Int32
@@ -32,21 +32,18 @@ public final class FakeProvider: Sendable {
     public static func paypal() async throws -> FakeProvider { try await FakeProvider(script: "fake_paypal.py") }
 
     init(script: String) async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.interop.appendingPathComponent(script).path]
-        let out = Pipe()
-        process.standardOutput = out
-        // Not the test's own stderr: nothing of the fake may outlive the test
-        // holding the runner's pipes open.
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let out = try DescriptorPipe()
+        // Standard error to /dev/null, not the test's own: nothing of the fake
+        // may outlive the test holding the runner's pipes open.
+        let process = try await ChildProcess("/usr/bin/env", ["python3", Self.interop.appendingPathComponent(script).path],
+                                             standardOutput: out.writing.fileDescriptor)
+        try out.writing.close()
         self.process = process
         // Read the "listening PORT PID" line on a Dispatch thread (it blocks).
         let line = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 var bytes = Data()
-                while let byte = try? out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { bytes += byte }
+                while let byte = try? out.reading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { bytes += byte }
                 continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
             }
         }

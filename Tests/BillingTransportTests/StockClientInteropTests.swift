@@ -16,52 +16,27 @@ import Testing
     static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Interop")
 
     /// Builds the Go client once per test process.
-    static let goClient: Result<String, Failure> = {
+    static let goClient = Task<Result<String, Failure>, Never> {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("ttrpc-go-client-\(getpid())").path
-        let result = runBlocking("/usr/bin/go", ["build", "-o", output, interop.appendingPathComponent("ttrpc-go-client/main.go").path],
-                         environment: ["GO111MODULE": "off", "GOPATH": "/usr/share/gocode", "GOCACHE": NSTemporaryDirectory() + "billing-gocache",
-                                       "HOME": NSTemporaryDirectory(), "PATH": "/usr/bin:/bin"])
+        let result = await run("/usr/bin/go", ["build", "-o", output, interop.appendingPathComponent("ttrpc-go-client/main.go").path],
+                               environment: ["GO111MODULE": "off", "GOPATH": "/usr/share/gocode", "GOCACHE": NSTemporaryDirectory() + "billing-gocache",
+                                             "HOME": NSTemporaryDirectory(), "PATH": "/usr/bin:/bin"])
         guard result.status == 0 else {
             return .failure(Failure(description: "go build failed (run deploy/setup): \(result.output)"))
         }
         return .success(output)
-    }()
+    }
 
     struct Failure: Error, CustomStringConvertible { let description: String }
 
-    /// Runs a process on a Dispatch thread: waiting for it on a Swift
-    /// concurrency thread would starve the server's handler tasks, which
-    /// share that small pool.
+    /// Runs a process to its end; standard error merged into its output.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async -> (status: Int32, output: String) {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: runBlocking(executable, arguments, environment: environment))
-            }
-        }
-    }
-
-    static func runBlocking(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do {
-            try process.run()
-        } catch {
-            return (-1, "\(executable): \(error)")
-        }
-        let data = pipe.fileHandleForReading.readAllRetryingInterrupts()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let outcome = await ChildProcess.run(executable, arguments, environment: environment, mergingErrors: true)
+        return (outcome.status, outcome.outputText)
     }
 
     @Test func goTTRPCClientCallsUnaryMethods() async throws {
-        let build = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: Self.goClient) }
-        }
+        let build = await Self.goClient.value
         let client = try build.get()
         let f = try await TransportFixture(extraServices: { [HealthService(services: ["billing.v1.Balance"])] })
         func call(_ service: String, _ method: String, _ payload: [UInt8]) async -> String {

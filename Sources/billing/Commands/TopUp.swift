@@ -4,6 +4,7 @@ import BillingCore
 import BillingMessages
 import BillingRPC
 import Foundation
+import Subprocess
 
 struct TopUp: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -72,7 +73,7 @@ struct TopUp: AsyncParsableCommand {
                 if !payment.invoiceNumber.isEmpty { Output.line("invoice \(payment.invoiceNumber)") }
                 if !response.redirectUrl.isEmpty {
                     Output.line("pay here: \(response.redirectUrl)")
-                    if open { openInBrowser(response.redirectUrl) }
+                    if open { await openInBrowser(response.redirectUrl) }
                 }
             }
             if wait {
@@ -183,13 +184,12 @@ struct TopUp: AsyncParsableCommand {
         return option
     }
 
-    private func openInBrowser(_ url: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["xdg-open", url]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        if (try? process.run()) == nil { Output.line("(could not open a browser; open the link yourself)") }
+    /// Through swift-subprocess, not Foundation's `Process` (whose `run()`
+    /// can crash on Linux: swift-corelibs-foundation#5472).
+    private func openInBrowser(_ url: String) async {
+        let opened = try? await Subprocess.run(.path("/usr/bin/env"), arguments: ["xdg-open", url], output: .discarded,
+                                               error: .discarded)
+        if opened?.terminationStatus.isSuccess != true { Output.line("(could not open a browser; open the link yourself)") }
     }
 }
 
