@@ -66,6 +66,8 @@ struct Poller: Sendable {
                     _ = await store.commits.wait(after: generation, timeout: min(wait, settings.interval), clock: clock)
                 }
             } catch {
+                // Stopping cancels a cycle mid-read: that is not a failure.
+                if Task.isCancelled { break }
                 logger.error("poller cycle failed", metadata: ["error": "\(error)"])
                 try? await clock.sleep(for: .seconds(1))
             }

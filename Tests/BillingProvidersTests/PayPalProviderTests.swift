@@ -253,4 +253,20 @@ import Testing
         #expect(requestID?.hasPrefix("req_") == true)
         #expect(try await fake.charges() == [], "nothing captured on a body we could not read")
     }
+
+    @Test func aFieldOfTheWrongTypeIsMalformedNamingTheFieldAndCapturesNothing() async throws {
+        let fake = try await FakeProvider.paypal()
+        defer { fake.stop() }
+        let paypal = provider(fake)
+        let order = try await created(paypal, payment())
+        try await fake.control("mistyped?field=status")
+        let failure = await providerError { () async throws(ProviderError) in try await paypal.checkPayment(order) }
+        guard case .malformed(let why, _)? = failure else {
+            Issue.record("expected malformed, got \(String(describing: failure))")
+            return
+        }
+        #expect(why.contains("status has the wrong type"), "\(why)")
+        #expect(try await fake.charges() == [], "nothing captured on a body we could not read")
+        #expect(try await paypal.checkPayment(order) == .pending)
+    }
 }

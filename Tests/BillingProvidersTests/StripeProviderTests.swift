@@ -176,6 +176,24 @@ import Testing
         #expect(why.contains("over 1048576"))
     }
 
+    @Test func aFieldOfTheWrongTypeIsMalformedNamingTheFieldAndTheNextAnswerIsRead() async throws {
+        let fake = try await FakeProvider.stripe()
+        defer { fake.stop() }
+        let stripe = provider(fake)
+        var open = payment()
+        open.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: open, payer: payer, saveMethod: false)).reference
+        try await fake.control("mistyped?field=status")
+        let failure = await providerError { () async throws(ProviderError) in try await stripe.checkPayment(open) }
+        guard case .malformed(let why, let requestID)? = failure else {
+            Issue.record("expected malformed, got \(String(describing: failure))")
+            return
+        }
+        #expect(why.contains("status has the wrong type"), "\(why)")
+        #expect(!why.contains("12345"), "the payment system's values stay out of the message")
+        #expect(requestID?.hasPrefix("req_") == true)
+        #expect(try await stripe.checkPayment(open) == .pending)
+    }
+
     @Test func anUnknownSessionIsCancelledNotAnError() async throws {
         let fake = try await FakeProvider.stripe()
         defer { fake.stop() }

@@ -11,6 +11,7 @@ Controls every fake has, under /_fake/ (never part of a vendor's API):
                                         (Stripe keeps that answer under the idempotency key and replays it)
   POST /_fake/malformed?count=1         the next N answers are not JSON
   POST /_fake/oversized?count=1         the next N answers are 2 MiB of valid JSON
+  POST /_fake/mistyped?field=status     the next answer is itself, with that top-level field a number
   POST /_fake/delay?ms=2000&count=1     the next N requests are processed, then answered late
   GET  /_fake/problems, /_fake/requests
 """
@@ -38,6 +39,7 @@ class Fake:
         self.fail_after = []
         self.malformed = 0
         self.oversized = 0
+        self.mistyped = []
         self.delays = []
         self.counter = 0
         # idempotency key -> ((path, body), status, answer)
@@ -78,6 +80,9 @@ class Fake:
             return 200, {}
         if parts[:1] == ["oversized"]:
             self.oversized += count
+            return 200, {}
+        if parts[:1] == ["mistyped"]:
+            self.mistyped.extend([query.get("field", ["id"])[0]] * count)
             return 200, {}
         if parts[:1] == ["problems"]:
             return 200, self.problems
@@ -130,6 +135,10 @@ class Fake:
                 status, result = self.scripted_error(self.fail_after.pop(0))
             if key and (failed_after_work or self.remembers(method, status)):
                 self.idempotency[key] = ((url.path, raw_body), self.replayed_status(status), result)
+            if self.mistyped and isinstance(result, dict):
+                # After remembering: only this answer is broken, not the work.
+                result = dict(result)
+                result[self.mistyped.pop(0)] = 12345
             delay = self.delays.pop(0) if self.delays else 0
         # Processed (and remembered) before the late answer: a client that
         # timed out and retries must get the same result, not a second one.

@@ -113,12 +113,30 @@ struct ProviderHTTP: Sendable {
         try? await Task.sleep(for: min(delay, .seconds(5)))
     }
 
-    /// The body as a JSON object, or `.malformed` with the request id.
-    static func object(_ response: Response) throws(ProviderError) -> [String: Any] {
-        guard let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any] else {
-            throw .malformed("the body is not a JSON object (HTTP \(response.status))", requestID: response.requestID)
+    /// The body as `T` (the payment system's JSON, snake_case keys spelled
+    /// out in `T`'s coding keys), or `.malformed` with the request id.
+    static func decode<T: Decodable>(_ type: T.Type, _ response: Response) throws(ProviderError) -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: response.body)
+        } catch {
+            throw .malformed("the body is not \(T.self) JSON (HTTP \(response.status)): \(Self.describe(error))",
+                             requestID: response.requestID)
         }
-        return object
+    }
+
+    /// Which field broke decoding, without the payment system's values.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "unreadable" }
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .typeMismatch(_, let context): return "\(path(context)) has the wrong type"
+        case .valueNotFound(_, let context): return "\(path(context)) is null"
+        case .keyNotFound(let key, let context): return "\((path(context).isEmpty ? "" : path(context) + ".") + key.stringValue) is missing"
+        case .dataCorrupted: return "not JSON"
+        @unknown default: return "unreadable"
+        }
     }
 }
 

@@ -53,26 +53,15 @@ public final class PayPalProvider: PaymentProvider {
 
     public func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
         let payment = request.payment
-        var experience: [String: Any] = [
-            "return_url": payment.returnURL,
-            "cancel_url": payment.returnURL,
-            "user_action": "PAY_NOW",
-            "shipping_preference": "NO_SHIPPING",
-        ]
-        if !configuration.brandName.isEmpty { experience["brand_name"] = configuration.brandName }
-        var wallet: [String: Any] = ["experience_context": experience]
-        if request.saveMethod {
-            wallet["attributes"] = ["vault": ["store_in_vault": "ON_SUCCESS", "usage_type": "MERCHANT", "customer_type": "CONSUMER"]]
-        }
-        let response = try await send("POST", "/v2/checkout/orders", json: [
-            "intent": "CAPTURE",
-            "purchase_units": [purchaseUnit(payment)],
-            "payment_source": ["paypal": wallet],
-        ], requestID: "\(payment.id)-order")
+        let experience = PayPalAPI.ExperienceContext(returnURL: payment.returnURL, cancelURL: payment.returnURL,
+                                                     brandName: configuration.brandName.isEmpty ? nil : configuration.brandName)
+        let wallet = PayPalAPI.Wallet(experienceContext: experience, attributes: request.saveMethod ? PayPalAPI.Attributes() : nil)
+        let response = try await send("POST", "/v2/checkout/orders",
+                                      json: PayPalAPI.OrderRequest(purchaseUnits: [purchaseUnit(payment)], paymentSource: .init(paypal: wallet)),
+                                      requestID: "\(payment.id)-order")
         let order = try Self.order(response, doing: "creating the order")
-        guard let id = order["id"] as? String else { throw .malformed("order without an id", requestID: response.requestID) }
-        let links = order["links"] as? [[String: Any]] ?? []
-        guard let redirect = links.first(where: { ["payer-action", "approve"].contains($0["rel"] as? String) })?["href"] as? String else {
+        guard let id = order.id else { throw .malformed("order without an id", requestID: response.requestID) }
+        guard let redirect = (order.links ?? []).first(where: { ["payer-action", "approve"].contains($0.rel) })?.href else {
             throw .malformed("order \(id) has no payer-action link", requestID: response.requestID)
         }
         return ProviderPayment(reference: id, redirectURL: redirect)
@@ -81,7 +70,7 @@ public final class PayPalProvider: PaymentProvider {
     public func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
         guard let order = try await order(of: payment) else { return .failed("the PayPal order expired or no longer exists") }
         if order.status == "APPROVED" { return try await capture(payment) }
-        return try await outcome(of: order.body, payment: payment, requestID: order.requestID)
+        return try await outcome(of: order.order, payment: payment, requestID: order.requestID)
     }
 
     /// PayPal has no call that voids an order made for capture: an order
@@ -94,22 +83,21 @@ public final class PayPalProvider: PaymentProvider {
         case "APPROVED":
             return try await capture(payment)
         default:
-            return try await outcome(of: order.body, payment: payment, requestID: order.requestID)
+            return try await outcome(of: order.order, payment: payment, requestID: order.requestID)
         }
     }
 
     public func chargeSavedMethod(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge {
-        let response = try await send("POST", "/v2/checkout/orders", json: [
-            "intent": "CAPTURE",
-            "purchase_units": [purchaseUnit(payment)],
-            "payment_source": ["paypal": ["vault_id": method.providerReference]],
-        ], requestID: "\(payment.id)-charge")
+        let response = try await send("POST", "/v2/checkout/orders",
+                                      json: PayPalAPI.OrderRequest(purchaseUnits: [purchaseUnit(payment)],
+                                                                   paymentSource: .init(paypal: .init(vaultID: method.providerReference))),
+                                      requestID: "\(payment.id)-charge")
         if response.status == 422 {
             // The vaulted wallet cannot pay (declined, revoked, unknown).
             return ProviderCharge(reference: "", outcome: .failed("PayPal refused the saved method (\(Self.issue(response) ?? "UNPROCESSABLE_ENTITY"))"))
         }
         let order = try Self.order(response, doing: "charging the saved method")
-        guard let id = order["id"] as? String else { throw .malformed("order without an id", requestID: response.requestID) }
+        guard let id = order.id else { throw .malformed("order without an id", requestID: response.requestID) }
         return ProviderCharge(reference: id, outcome: try await outcome(of: order, payment: payment, requestID: response.requestID))
     }
 
@@ -122,23 +110,23 @@ public final class PayPalProvider: PaymentProvider {
     public func reversals(of payment: Payment) async throws(ProviderError) -> [ProviderReversal] {
         guard let order = try await order(of: payment) else { return [] }
         let currency = payment.amount.currency
-        let payments = ((order.body["purchase_units"] as? [[String: Any]])?.first?["payments"] as? [String: Any]) ?? [:]
-        func money(_ amount: Any?) -> Money? {
-            guard let amount = amount as? [String: Any], amount["currency_code"] as? String == currency.code,
-                  let value = amount["value"] as? String, let money = try? Money(parsing: value, currency), money.amountMinorUnits > 0 else { return nil }
+        let payments = order.order.purchaseUnits?.first?.payments
+        func money(_ amount: PayPalAPI.Amount?) -> Money? {
+            guard let amount, amount.currencyCode == currency.code, let value = amount.value,
+                  let money = try? Money(parsing: value, currency), money.amountMinorUnits > 0 else { return nil }
             return money
         }
         var found: [ProviderReversal] = []
         var refunded: Int64 = 0
-        for refund in payments["refunds"] as? [[String: Any]] ?? [] where refund["status"] as? String == "COMPLETED" {
-            guard let id = refund["id"] as? String, let amount = money(refund["amount"]) else { continue }
+        for refund in payments?.refunds ?? [] where refund.status == "COMPLETED" {
+            guard let id = refund.id, let amount = money(refund.amount) else { continue }
             refunded += amount.amountMinorUnits
-            found.append(ProviderReversal(kind: .refund, amount: amount, reference: id, reason: refund["note_to_payer"] as? String ?? "refunded"))
+            found.append(ProviderReversal(kind: .refund, amount: amount, reference: id, reason: refund.noteToPayer ?? "refunded"))
         }
-        for capture in payments["captures"] as? [[String: Any]] ?? [] {
-            guard let id = capture["id"] as? String, let amount = money(capture["amount"]) else { continue }
-            let reason = (capture["status_details"] as? [String: Any])?["reason"] as? String ?? ""
-            switch capture["status"] as? String {
+        for capture in payments?.captures ?? [] {
+            guard let id = capture.id, let amount = money(capture.amount) else { continue }
+            let reason = capture.statusDetails?.reason ?? ""
+            switch capture.status {
             case "PENDING" where reason == "CHARGEBACK" || reason == "BUYER_COMPLAINT":
                 guard amount.amountMinorUnits > refunded else { continue }
                 found.append(ProviderReversal(kind: .chargeback, amount: Money(minorUnits: amount.amountMinorUnits - refunded, currency),
@@ -178,7 +166,7 @@ public final class PayPalProvider: PaymentProvider {
     /// certificate and checks the signature itself. The event, or nil for a
     /// forgery or a body that is not an event.
     public func verifyWebhook(_ delivery: PayPalWebhookDelivery, webhookID: String) async throws(ProviderError) -> PayPalWebhookEvent? {
-        guard let event = try? JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any] else { return nil }
+        guard let event = try? JSONDecoder().decode(PayPalAPI.WebhookEvent.self, from: Data(delivery.body)) else { return nil }
         // PayPal checks the event byte for byte (its signature covers a CRC32
         // of what it sent): the delivered body goes back unchanged inside the
         // request, never parsed and re-serialized (key order, spacing and `{}`
@@ -189,49 +177,42 @@ public final class PayPalProvider: PaymentProvider {
         ]
         var request = Data("{".utf8)
         for (name, value) in fields {
-            guard let encoded = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]) else { return nil }
+            guard let encoded = try? JSONEncoder().encode(value) else { return nil }
             request += Data("\"\(name)\":".utf8) + encoded + Data(",".utf8)
         }
         request += Data("\"webhook_event\":".utf8) + Data(delivery.body) + Data("}".utf8)
         let response = try await send("POST", "/v1/notifications/verify-webhook-signature", body: request, requestID: nil)
-        let body = try ProviderHTTP.object(response)
+        let body = try ProviderHTTP.decode(PayPalAPI.Verification.self, response)
         guard response.status == 200 else {
-            throw .rejected("verifying the webhook answered HTTP \(response.status) \(body["name"] as? String ?? "")", requestID: response.requestID)
+            throw .rejected("verifying the webhook answered HTTP \(response.status) \(body.name ?? "")", requestID: response.requestID)
         }
-        guard let status = body["verification_status"] as? String else {
+        guard let status = body.verificationStatus else {
             throw .malformed("verification without a verification_status", requestID: response.requestID)
         }
         guard status == "SUCCESS" else { return nil }
         // CHECKOUT.ORDER.* carry the order, PAYMENT.CAPTURE.* the capture:
         // both name our payment in custom_id.
-        let resource = event["resource"] as? [String: Any] ?? [:]
-        let paymentID = (resource["custom_id"] as? String)
-            ?? ((resource["purchase_units"] as? [[String: Any]])?.first?["custom_id"] as? String)
-        let type = event["event_type"] as? String ?? ""
+        let resource = event.resource
+        let paymentID = resource?.customID ?? resource?.purchaseUnits?.first?.customID
+        let type = event.eventType ?? ""
         var vaulted: PayPalWebhookEvent.VaultedWallet?
-        if type == "VAULT.PAYMENT-TOKEN.CREATED", let token = resource["id"] as? String, !token.isEmpty,
-           let order = (resource["metadata"] as? [String: Any])?["order_id"] as? String {
-            let email = ((resource["payment_source"] as? [String: Any])?["paypal"] as? [String: Any])?["email_address"] as? String
+        if type == "VAULT.PAYMENT-TOKEN.CREATED", let token = resource?.id, !token.isEmpty, let order = resource?.orderID {
+            let email = resource?.emailAddress
             vaulted = .init(orderID: order, method: SavedMethod(reference: token, displayName: email.map { "PayPal (\($0))" } ?? "PayPal"))
         }
-        return PayPalWebhookEvent(id: event["id"] as? String ?? "", type: type, paymentID: paymentID, vaultedWallet: vaulted)
+        return PayPalWebhookEvent(id: event.id ?? "", type: type, paymentID: paymentID, vaultedWallet: vaulted)
     }
 
     // MARK: Orders
 
-    private func purchaseUnit(_ payment: Payment) -> [String: Any] {
-        [
-            "reference_id": payment.id,
-            "custom_id": payment.id,
-            "invoice_id": payment.id,
-            "description": configuration.productName,
-            "amount": ["currency_code": payment.amount.currency.code, "value": payment.amount.formatted],
-        ]
+    private func purchaseUnit(_ payment: Payment) -> PayPalAPI.PurchaseUnit {
+        PayPalAPI.PurchaseUnit(referenceID: payment.id, customID: payment.id, invoiceID: payment.id, description: configuration.productName,
+                               amount: .init(currencyCode: payment.amount.currency.code, value: payment.amount.formatted))
     }
 
     private struct Order {
         let status: String
-        let body: [String: Any]
+        let order: PayPalAPI.Order
         let requestID: String?
     }
 
@@ -239,9 +220,9 @@ public final class PayPalProvider: PaymentProvider {
     private func order(of payment: Payment) async throws(ProviderError) -> Order? {
         let response = try await send("GET", "/v2/checkout/orders/\(Self.pathSafe(payment.providerReference))", json: nil, requestID: nil)
         if response.status == 404 { return nil }
-        let body = try Self.order(response, doing: "reading the order")
-        guard let status = body["status"] as? String else { throw .malformed("order without a status", requestID: response.requestID) }
-        return Order(status: status, body: body, requestID: response.requestID)
+        let order = try Self.order(response, doing: "reading the order")
+        guard let status = order.status else { throw .malformed("order without a status", requestID: response.requestID) }
+        return Order(status: status, order: order, requestID: response.requestID)
     }
 
     /// Captures an approved order; the same request id on every attempt, so
@@ -255,7 +236,7 @@ public final class PayPalProvider: PaymentProvider {
             case "ORDER_ALREADY_CAPTURED":
                 // Captured by an earlier attempt whose answer we lost.
                 guard let order = try await order(of: payment) else { return .failed("the PayPal order no longer exists") }
-                return try await outcome(of: order.body, payment: payment, requestID: order.requestID)
+                return try await outcome(of: order.order, payment: payment, requestID: order.requestID)
             case "ORDER_NOT_APPROVED", "PAYER_ACTION_REQUIRED":
                 // The payer has something left to do on PayPal's page.
                 return .pending
@@ -270,17 +251,16 @@ public final class PayPalProvider: PaymentProvider {
     /// COMPLETED with a COMPLETED capture → Paid (with the vault id when
     /// saving was asked); a DECLINED or FAILED capture → Cancelled; a
     /// PENDING capture → New; VOIDED → Cancelled; not yet approved → New.
-    private func outcome(of order: [String: Any], payment: Payment, requestID: String?) async throws(ProviderError) -> ProviderOutcome {
-        guard let status = order["status"] as? String else { throw .malformed("order without a status", requestID: requestID) }
+    private func outcome(of order: PayPalAPI.Order, payment: Payment, requestID: String?) async throws(ProviderError) -> ProviderOutcome {
+        guard let status = order.status else { throw .malformed("order without a status", requestID: requestID) }
         switch status {
         case "CREATED", "SAVED", "PAYER_ACTION_REQUIRED", "APPROVED":
             return .pending
         case "VOIDED":
             return .failed("PayPal voided the order")
         case "COMPLETED":
-            let units = order["purchase_units"] as? [[String: Any]] ?? []
-            let captures = units.flatMap { (($0["payments"] as? [String: Any])?["captures"] as? [[String: Any]]) ?? [] }
-            guard let capture = captures.last, let captureStatus = capture["status"] as? String else {
+            let captures = (order.purchaseUnits ?? []).flatMap { $0.payments?.captures ?? [] }
+            guard let capture = captures.last, let captureStatus = capture.status else {
                 throw .malformed("completed order without a capture", requestID: requestID)
             }
             switch captureStatus {
@@ -288,7 +268,7 @@ public final class PayPalProvider: PaymentProvider {
                 return .paid(savedMethod(order, payment: payment))
             case "PENDING":
                 // Some reasons wait for the merchant, not the payer or PayPal.
-                let reason = (capture["status_details"] as? [String: Any])?["reason"] as? String ?? ""
+                let reason = capture.statusDetails?.reason ?? ""
                 let merchantAction = ["RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION", "UNILATERAL", "VERIFICATION_REQUIRED",
                                       "INTERNATIONAL_WITHDRAWAL"]
                 return merchantAction.contains(reason) ? .held("PayPal holds the capture until the merchant acts (\(reason))") : .pending
@@ -305,45 +285,40 @@ public final class PayPalProvider: PaymentProvider {
     }
 
     /// The vaulted wallet of a paid order, when the payer asked to save it.
-    private func savedMethod(_ order: [String: Any], payment: Payment) -> SavedMethod? {
-        guard payment.savedPaymentMethodID != nil,
-              let wallet = (order["payment_source"] as? [String: Any])?["paypal"] as? [String: Any],
-              let vault = (wallet["attributes"] as? [String: Any])?["vault"] as? [String: Any],
-              let id = vault["id"] as? String, !id.isEmpty else { return nil }
-        let email = wallet["email_address"] as? String
+    private func savedMethod(_ order: PayPalAPI.Order, payment: Payment) -> SavedMethod? {
+        guard payment.savedPaymentMethodID != nil, let wallet = order.paymentSource?.paypal,
+              let id = wallet.attributes?.vault?.id, !id.isEmpty else { return nil }
+        let email = wallet.emailAddress
         return SavedMethod(reference: id, displayName: email.map { "PayPal (\($0))" } ?? "PayPal")
     }
 
     // MARK: HTTP
 
     /// A 2xx order body, or the error the status means.
-    private static func order(_ response: ProviderHTTP.Response, doing what: String) throws(ProviderError) -> [String: Any] {
-        let body = try ProviderHTTP.object(response)
+    private static func order(_ response: ProviderHTTP.Response, doing what: String) throws(ProviderError) -> PayPalAPI.Order {
         guard (200..<300).contains(response.status) else {
-            let message = (body["message"] as? String).map { ": \($0)" } ?? ""
-            throw .rejected("\(what) answered HTTP \(response.status) \(issue(body) ?? (body["name"] as? String ?? ""))\(message)",
+            let error = try ProviderHTTP.decode(PayPalAPI.ErrorAnswer.self, response)
+            let message = error.message.map { ": \($0)" } ?? ""
+            throw .rejected("\(what) answered HTTP \(response.status) \(error.details?.first?.issue ?? error.name ?? "")\(message)",
                             requestID: response.requestID)
         }
-        return body
+        return try ProviderHTTP.decode(PayPalAPI.Order.self, response)
     }
 
     private static func issue(_ response: ProviderHTTP.Response) -> String? {
-        (try? ProviderHTTP.object(response)).flatMap(issue)
-    }
-
-    private static func issue(_ body: [String: Any]) -> String? {
-        ((body["details"] as? [[String: Any]])?.first?["issue"] as? String)
+        (try? ProviderHTTP.decode(PayPalAPI.ErrorAnswer.self, response))?.details?.first?.issue
     }
 
     /// One request with a valid token; a 401 means the token died early
     /// (revoked, clock skew): fetch a new one and send once more.
-    private func send(_ method: String, _ path: String, json: [String: Any]?, requestID: String?) async throws(ProviderError) -> ProviderHTTP.Response {
+    private func send(_ method: String, _ path: String, json: PayPalAPI.OrderRequest?,
+                      requestID: String?) async throws(ProviderError) -> ProviderHTTP.Response {
         // Sorted keys: a retry (even from another process) sends the very
         // same bytes under the same request id.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
         let body = try json.map { json throws(ProviderError) in
-            guard let data = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) else {
-                throw .rejected("a request body could not be encoded", requestID: nil)
-            }
+            guard let data = try? encoder.encode(json) else { throw .rejected("a request body could not be encoded", requestID: nil) }
             return data
         }
         return try await send(method, path, body: body, requestID: requestID)
@@ -382,11 +357,11 @@ public final class PayPalProvider: PaymentProvider {
         request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
         request.httpBody = FormEncoding.encode([("grant_type", "client_credentials")])
         let response = try await http.send(request, requestIDHeader: "Paypal-Debug-Id")
-        let body = try ProviderHTTP.object(response)
+        let body = try ProviderHTTP.decode(PayPalAPI.Token.self, response)
         guard response.status == 200 else {
-            throw .rejected("PayPal refused the client credentials (HTTP \(response.status) \(body["error"] as? String ?? ""))", requestID: response.requestID)
+            throw .rejected("PayPal refused the client credentials (HTTP \(response.status) \(body.error ?? ""))", requestID: response.requestID)
         }
-        guard let token = body["access_token"] as? String, !token.isEmpty, let seconds = body["expires_in"] as? Int, seconds > 0 else {
+        guard let token = body.accessToken, !token.isEmpty, let seconds = body.expiresIn, seconds > 0 else {
             throw .malformed("token answer without access_token or expires_in", requestID: response.requestID)
         }
         return (token, .seconds(seconds))

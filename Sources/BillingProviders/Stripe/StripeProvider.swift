@@ -70,16 +70,18 @@ public final class StripeProvider: PaymentProvider {
             let fields: [(String, String)] = [("name", request.payer.displayName), ("metadata[payer_id]", request.payer.id)]
                 + (request.payer.email.isEmpty ? [] : [("email", request.payer.email)])
             let customer = try await post("/v1/customers", fields,
-                                          idempotencyKey: "\(request.payer.id)-customer-\(Self.fingerprint(fields))")
-            guard let id = customer["id"] as? String else { throw .malformed("customer without an id", requestID: nil) }
+                                          idempotencyKey: "\(request.payer.id)-customer-\(Self.fingerprint(fields))",
+                                          as: StripeAPI.Identified.self)
+            guard let id = customer.id else { throw .malformed("customer without an id", requestID: nil) }
             customerID = id
         }
         if request.saveMethod, let customerID {
             form.append(("customer", customerID))
             form.append(("payment_intent_data[setup_future_usage]", "off_session"))
         }
-        let session = try await post("/v1/checkout/sessions", form, idempotencyKey: "\(payment.id)-session")
-        guard let id = session["id"] as? String, let url = session["url"] as? String else {
+        let session = try await post("/v1/checkout/sessions", form, idempotencyKey: "\(payment.id)-session",
+                                     as: StripeAPI.CheckoutSession.self)
+        guard let id = session.id, let url = session.url else {
             throw .malformed("checkout session without id or url", requestID: nil)
         }
         return ProviderPayment(reference: id, redirectURL: url, customerReference: request.saveMethod ? customerID : nil)
@@ -87,10 +89,11 @@ public final class StripeProvider: PaymentProvider {
 
     public func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
         if payment.optionKind == .savedMethod { return try await checkIntent(payment) }
-        let (status, session, requestID) = try await get("/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))?expand[]=payment_intent")
-        if status == 404 { return .failed("the Stripe checkout session no longer exists") }
-        guard status == 200 else { throw .rejected("retrieving the session answered HTTP \(status)", requestID: requestID) }
-        return try await outcome(of: session, payment: payment, requestID: requestID)
+        let response = try await send("GET", "/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))?expand[]=payment_intent",
+                                      form: nil, idempotencyKey: nil)
+        if response.status == 404 { return .failed("the Stripe checkout session no longer exists") }
+        let session = try Self.answer(response, doing: "retrieving the session", as: StripeAPI.CheckoutSession.self)
+        return try await outcome(of: session, payment: payment, requestID: response.requestID)
     }
 
     public func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
@@ -102,7 +105,8 @@ public final class StripeProvider: PaymentProvider {
         // for 24 h, so one key would replay one failure for a day.
         let response = try await send("POST", path, form: [], idempotencyKey: "\(payment.id)-expire-\(payment.checkAttempts)")
         if response.status == 200 {
-            return try await outcome(of: try ProviderHTTP.object(response), payment: payment, requestID: response.requestID)
+            return try await outcome(of: try ProviderHTTP.decode(StripeAPI.CheckoutSession.self, response), payment: payment,
+                                     requestID: response.requestID)
         }
         // Already complete or expired (for example paid between our check and
         // this call): not an error for us; its state decides.
@@ -122,25 +126,25 @@ public final class StripeProvider: PaymentProvider {
             ("confirm", "true"),
             ("metadata[payment_id]", payment.id),
         ], idempotencyKey: "\(payment.id)-charge")
-        let body = try ProviderHTTP.object(response)
-        if response.status == 402 || (response.status == 400 && (body["error"] as? [String: Any])?["type"] as? String == "card_error") {
-            let error = body["error"] as? [String: Any] ?? [:]
-            let reason = [error["code"] as? String, error["decline_code"] as? String].compactMap { $0 }.joined(separator: ": ")
-            let intent = (error["payment_intent"] as? [String: Any])?["id"] as? String ?? ""
-            return ProviderCharge(reference: intent, outcome: .failed("card declined" + (reason.isEmpty ? "" : " (\(reason))")))
+        if response.status != 200 {
+            let error = try ProviderHTTP.decode(StripeAPI.ErrorAnswer.self, response).error
+            if response.status == 402 || (response.status == 400 && error?.type == "card_error") {
+                let reason = [error?.code, error?.declineCode].compactMap { $0 }.joined(separator: ": ")
+                return ProviderCharge(reference: error?.paymentIntent?.id ?? "",
+                                      outcome: .failed("card declined" + (reason.isEmpty ? "" : " (\(reason))")))
+            }
+            if response.status == 400, let error, error.type == "invalid_request_error",
+               error.code == "resource_missing" || error.param == "payment_method" {
+                // The saved card itself is refused (detached, deleted): a
+                // definitive answer about the method, which can never pay again.
+                return ProviderCharge(reference: "", outcome: .failed("Stripe refused the saved method: \(error.message ?? "unusable")"),
+                                      methodUnusable: true)
+            }
+            throw .rejected(error?.message ?? "creating the payment intent answered HTTP \(response.status)", requestID: response.requestID)
         }
-        if response.status == 400, let error = body["error"] as? [String: Any], error["type"] as? String == "invalid_request_error",
-           error["code"] as? String == "resource_missing" || error["param"] as? String == "payment_method" {
-            // The saved card itself is refused (detached, deleted): a
-            // definitive answer about the method, which can never pay again.
-            return ProviderCharge(reference: "", outcome: .failed("Stripe refused the saved method: \(Self.message(body) ?? "unusable")"),
-                                  methodUnusable: true)
-        }
-        guard response.status == 200 else {
-            throw .rejected(Self.message(body) ?? "creating the payment intent answered HTTP \(response.status)", requestID: response.requestID)
-        }
-        guard let id = body["id"] as? String else { throw .malformed("payment intent without an id", requestID: response.requestID) }
-        return ProviderCharge(reference: id, outcome: try Self.outcome(ofIntent: body, requestID: response.requestID))
+        let intent = try ProviderHTTP.decode(StripeAPI.PaymentIntent.self, response)
+        guard let id = intent.id else { throw .malformed("payment intent without an id", requestID: response.requestID) }
+        return ProviderCharge(reference: id, outcome: try Self.outcome(ofIntent: intent, requestID: response.requestID))
     }
 
     /// The PaymentIntent carrying our payment id in its metadata, found with
@@ -150,14 +154,11 @@ public final class StripeProvider: PaymentProvider {
     public func findCharge(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge? {
         let query = "metadata['payment_id']:'\(Self.pathSafe(payment.id))'"
         guard let encoded = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) else { return nil }
-        let (status, body, requestID) = try await get("/v1/payment_intents/search?query=\(encoded)")
-        guard status == 200, let found = body["data"] as? [[String: Any]] else {
-            throw .rejected("searching payment intents answered HTTP \(status)", requestID: requestID)
-        }
+        let response = try await send("GET", "/v1/payment_intents/search?query=\(encoded)", form: nil, idempotencyKey: nil)
+        let found = try Self.answer(response, doing: "searching payment intents", as: StripeAPI.List<StripeAPI.PaymentIntent>.self).data
         // One charge per payment id (its idempotency key); the newest if ever more.
-        guard let intent = found.max(by: { ($0["created"] as? Int ?? 0) < ($1["created"] as? Int ?? 0) }),
-              let id = intent["id"] as? String else { return nil }
-        return ProviderCharge(reference: id, outcome: try Self.outcome(ofIntent: intent, requestID: requestID))
+        guard let intent = found.max(by: { ($0.created ?? 0) < ($1.created ?? 0) }), let id = intent.id else { return nil }
+        return ProviderCharge(reference: id, outcome: try Self.outcome(ofIntent: intent, requestID: response.requestID))
     }
 
     public func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {
@@ -179,22 +180,20 @@ public final class StripeProvider: PaymentProvider {
         guard let intent = try await intentID(of: payment) else { return [] }
         let currency = payment.amount.currency
         var found: [ProviderReversal] = []
-        for refund in try await list("/v1/refunds", intent: intent) where refund["status"] as? String == "succeeded" {
-            guard let id = refund["id"] as? String, let amount = refund["amount"] as? Int, amount > 0,
-                  (refund["currency"] as? String)?.uppercased() == currency.code else { continue }
-            found.append(ProviderReversal(kind: .refund, amount: Money(minorUnits: Int64(amount), currency), reference: id,
-                                          reason: refund["reason"] as? String ?? "refunded"))
+        for refund in try await list("/v1/refunds", intent: intent, of: StripeAPI.Refund.self) where refund.status == "succeeded" {
+            guard let id = refund.id, let amount = refund.amount, amount > 0, refund.currency?.uppercased() == currency.code else { continue }
+            found.append(ProviderReversal(kind: .refund, amount: Money(minorUnits: amount, currency), reference: id,
+                                          reason: refund.reason ?? "refunded"))
         }
-        for dispute in try await list("/v1/disputes", intent: intent) {
-            guard let id = dispute["id"] as? String, let amount = dispute["amount"] as? Int, amount > 0,
-                  (dispute["currency"] as? String)?.uppercased() == currency.code else { continue }
-            let movements = (dispute["balance_transactions"] as? [[String: Any]] ?? []).compactMap { $0["amount"] as? Int }
-            let reason = "dispute (\(dispute["reason"] as? String ?? "unstated"))"
+        for dispute in try await list("/v1/disputes", intent: intent, of: StripeAPI.Dispute.self) {
+            guard let id = dispute.id, let amount = dispute.amount, amount > 0, dispute.currency?.uppercased() == currency.code else { continue }
+            let movements = (dispute.balanceTransactions ?? []).compactMap(\.amount)
+            let reason = "dispute (\(dispute.reason ?? "unstated"))"
             if movements.contains(where: { $0 < 0 }) {
-                found.append(ProviderReversal(kind: .chargeback, amount: Money(minorUnits: Int64(amount), currency), reference: id, reason: reason))
+                found.append(ProviderReversal(kind: .chargeback, amount: Money(minorUnits: amount, currency), reference: id, reason: reason))
             }
             if movements.contains(where: { $0 > 0 }) {
-                found.append(ProviderReversal(kind: .chargebackWon, amount: Money(minorUnits: Int64(amount), currency), reference: id,
+                found.append(ProviderReversal(kind: .chargebackWon, amount: Money(minorUnits: amount, currency), reference: id,
                                               reason: "dispute won"))
             }
         }
@@ -204,27 +203,27 @@ public final class StripeProvider: PaymentProvider {
     /// Our payment id from a PaymentIntent's metadata (webhooks about charges
     /// and disputes name only the PaymentIntent).
     public func paymentID(ofIntent intent: String) async throws(ProviderError) -> String? {
-        let (status, body, requestID) = try await get("/v1/payment_intents/\(Self.pathSafe(intent))")
-        if status == 404 { return nil }
-        guard status == 200 else { throw .rejected("retrieving the payment intent answered HTTP \(status)", requestID: requestID) }
-        return (body["metadata"] as? [String: Any])?["payment_id"] as? String
+        let response = try await send("GET", "/v1/payment_intents/\(Self.pathSafe(intent))", form: nil, idempotencyKey: nil)
+        if response.status == 404 { return nil }
+        return try Self.answer(response, doing: "retrieving the payment intent", as: StripeAPI.PaymentIntent.self).metadata?["payment_id"]
     }
 
     /// The PaymentIntent of a payment: an off-session charge's reference, or
     /// the one a completed Checkout Session made.
     private func intentID(of payment: Payment) async throws(ProviderError) -> String? {
         if payment.optionKind == .savedMethod { return payment.providerReference.isEmpty ? nil : payment.providerReference }
-        let (status, session, requestID) = try await get("/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))")
-        guard status == 200 else { throw .rejected("retrieving the session answered HTTP \(status)", requestID: requestID) }
-        return session["payment_intent"] as? String
+        let response = try await send("GET", "/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))", form: nil,
+                                      idempotencyKey: nil)
+        switch try Self.answer(response, doing: "retrieving the session", as: StripeAPI.CheckoutSession.self).paymentIntent {
+        case .id(let id)?: return id
+        case .object(let intent)?: return intent.id
+        case nil: return nil
+        }
     }
 
-    private func list(_ path: String, intent: String) async throws(ProviderError) -> [[String: Any]] {
-        let (status, body, requestID) = try await get("\(path)?payment_intent=\(Self.pathSafe(intent))&limit=100")
-        guard status == 200, let data = body["data"] as? [[String: Any]] else {
-            throw .rejected("listing \(path) answered HTTP \(status)", requestID: requestID)
-        }
-        return data
+    private func list<Element: Decodable>(_ path: String, intent: String, of: Element.Type) async throws(ProviderError) -> [Element] {
+        let response = try await send("GET", "\(path)?payment_intent=\(Self.pathSafe(intent))&limit=100", form: nil, idempotencyKey: nil)
+        return try Self.answer(response, doing: "listing \(path)", as: StripeAPI.List<Element>.self).data
     }
 
     // MARK: Mapping
@@ -233,22 +232,23 @@ public final class StripeProvider: PaymentProvider {
     private func checkIntent(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
         // Unstarted: only starting it (with its idempotency key) can tell.
         guard !payment.providerReference.isEmpty else { throw .rejected("payment \(payment.id) has no Stripe payment intent yet", requestID: nil) }
-        let (status, intent, requestID) = try await get("/v1/payment_intents/\(Self.pathSafe(payment.providerReference))")
-        if status == 404 { return .failed("the Stripe payment intent no longer exists") }
-        guard status == 200 else { throw .rejected("retrieving the payment intent answered HTTP \(status)", requestID: requestID) }
-        return try Self.outcome(ofIntent: intent, requestID: requestID)
+        let response = try await send("GET", "/v1/payment_intents/\(Self.pathSafe(payment.providerReference))", form: nil,
+                                      idempotencyKey: nil)
+        if response.status == 404 { return .failed("the Stripe payment intent no longer exists") }
+        let intent = try Self.answer(response, doing: "retrieving the payment intent", as: StripeAPI.PaymentIntent.self)
+        return try Self.outcome(ofIntent: intent, requestID: response.requestID)
     }
 
     /// succeeded → Paid; processing (or authorized, awaiting capture) → New;
     /// anything asking for the customer → Cancelled: nobody is there
     /// off-session to act on it.
-    private static func outcome(ofIntent intent: [String: Any], requestID: String?) throws(ProviderError) -> ProviderOutcome {
-        guard let status = intent["status"] as? String else { throw .malformed("payment intent without a status", requestID: requestID) }
+    private static func outcome(ofIntent intent: StripeAPI.PaymentIntent, requestID: String?) throws(ProviderError) -> ProviderOutcome {
+        guard let status = intent.status else { throw .malformed("payment intent without a status", requestID: requestID) }
         switch status {
         case "succeeded": return .paid(nil)
         case "processing", "requires_capture": return .pending
         case "requires_payment_method", "requires_action", "requires_confirmation", "canceled":
-            let reason = (intent["last_payment_error"] as? [String: Any])?["code"] as? String
+            let reason = intent.lastPaymentError?.code
             return .failed("the charge ended \(status)" + (reason.map { " (\($0))" } ?? ""))
         default: throw .malformed("unknown payment intent status \(status)", requestID: requestID)
         }
@@ -256,30 +256,30 @@ public final class StripeProvider: PaymentProvider {
 
     /// open → New; complete + paid → Paid; complete + unpaid → New (an
     /// asynchronous payment method); expired → Cancelled.
-    private func outcome(of session: [String: Any], payment: Payment, requestID: String?) async throws(ProviderError) -> ProviderOutcome {
-        guard let status = session["status"] as? String else { throw .malformed("session without status", requestID: requestID) }
+    private func outcome(of session: StripeAPI.CheckoutSession, payment: Payment,
+                         requestID: String?) async throws(ProviderError) -> ProviderOutcome {
+        guard let status = session.status else { throw .malformed("session without status", requestID: requestID) }
         switch status {
         case "open":
             return .pending
         case "expired":
             return .failed("the Stripe checkout expired before it was paid")
         case "complete":
-            guard session["payment_status"] as? String == "paid" else {
+            guard session.paymentStatus == "paid" else {
                 // A delayed method (a bank debit): pending while its
                 // PaymentIntent processes or waits for the customer to verify
                 // the account (micro-deposits leave it requires_action for
                 // days); Cancelled only once Stripe gave up on it.
-                if let intent = session["payment_intent"] as? [String: Any], let status = intent["status"] as? String,
+                if let intent = session.paymentIntent?.expanded, let status = intent.status,
                    status == "requires_payment_method" || status == "canceled" {
-                    let reason = (intent["last_payment_error"] as? [String: Any])?["code"] as? String
+                    let reason = intent.lastPaymentError?.code
                     return .failed("the charge ended \(status)" + (reason.map { " (\($0))" } ?? ""))
                 }
                 return .pending
             }
             guard payment.savedPaymentMethodID != nil,
-                  let customer = session["customer"] as? String,
-                  let intent = session["payment_intent"] as? [String: Any],
-                  let method = (intent["payment_method"] as? String) ?? ((intent["payment_method"] as? [String: Any])?["id"] as? String) else {
+                  let customer = Self.id(session.customer),
+                  let method = Self.id(session.paymentIntent?.expanded?.paymentMethod) else {
                 return .paid(nil)
             }
             return .paid(SavedMethod(reference: "\(customer)/\(method)", displayName: try await displayName(of: method)))
@@ -291,20 +291,22 @@ public final class StripeProvider: PaymentProvider {
     /// For people, from the PaymentMethod: "Visa •••• 4242", "STRIPE TEST
     /// BANK •••• 6789", "SEPA debit •••• 3000", "Link (jane@example.com)".
     private func displayName(of method: String) async throws(ProviderError) -> String {
-        let (status, body, _) = try await get("/v1/payment_methods/\(Self.pathSafe(method))")
-        guard status == 200 else { return "Stripe payment method" }
-        let type = body["type"] as? String ?? ""
-        let details = body[type] as? [String: Any] ?? [:]
-        let last4 = details["last4"] as? String
+        let response = try await send("GET", "/v1/payment_methods/\(Self.pathSafe(method))", form: nil, idempotencyKey: nil)
+        guard response.status == 200, let found = try? ProviderHTTP.decode(StripeAPI.PaymentMethod.self, response) else {
+            return "Stripe payment method"
+        }
+        let type = found.type
+        let details = found.details
+        let last4 = details.last4
         switch type {
         case "card":
-            return "\((details["brand"] as? String ?? "card").capitalized) •••• \(last4 ?? "????")"
+            return "\((details.brand ?? "card").capitalized) •••• \(last4 ?? "????")"
         case "us_bank_account", "au_becs_debit", "bacs_debit", "acss_debit":
-            return "\(details["bank_name"] as? String ?? "Bank account") •••• \(last4 ?? "????")"
+            return "\(details.bankName ?? "Bank account") •••• \(last4 ?? "????")"
         case "sepa_debit":
             return "SEPA debit •••• \(last4 ?? "????")"
         case "link":
-            return (details["email"] as? String).map { "Link (\($0))" } ?? "Link"
+            return details.email.map { "Link (\($0))" } ?? "Link"
         default:
             return type.isEmpty ? "Stripe payment method" : type.replacingOccurrences(of: "_", with: " ").capitalized
         }
@@ -312,18 +314,29 @@ public final class StripeProvider: PaymentProvider {
 
     // MARK: HTTP
 
-    private func post(_ path: String, _ form: [(String, String)], idempotencyKey: String) async throws(ProviderError) -> [String: Any] {
+    private func post<T: Decodable>(_ path: String, _ form: [(String, String)], idempotencyKey: String,
+                                    as type: T.Type) async throws(ProviderError) -> T {
         let response = try await send("POST", path, form: form, idempotencyKey: idempotencyKey)
-        let body = try ProviderHTTP.object(response)
-        guard response.status == 200 else {
-            throw .rejected(Self.message(body) ?? "HTTP \(response.status)", requestID: response.requestID)
-        }
-        return body
+        return try Self.answer(response, doing: "POST \(path)", as: type)
     }
 
-    private func get(_ pathAndQuery: String) async throws(ProviderError) -> (Int, [String: Any], String?) {
-        let response = try await send("GET", pathAndQuery, form: nil, idempotencyKey: nil)
-        return (response.status, try ProviderHTTP.object(response), response.requestID)
+    /// A 200 answer as `T`; otherwise `.rejected` with Stripe's message (an
+    /// answer that is not Stripe's JSON at all is `.malformed`).
+    private static func answer<T: Decodable>(_ response: ProviderHTTP.Response, doing what: String,
+                                             as type: T.Type) throws(ProviderError) -> T {
+        guard response.status == 200 else {
+            let message = try ProviderHTTP.decode(StripeAPI.ErrorAnswer.self, response).error?.message
+            throw .rejected(message ?? "\(what) answered HTTP \(response.status)", requestID: response.requestID)
+        }
+        return try ProviderHTTP.decode(type, response)
+    }
+
+    private static func id(_ field: StripeAPI.Expandable<StripeAPI.Identified>?) -> String? {
+        switch field {
+        case .id(let id)?: id
+        case .object(let object)?: object.id
+        case nil: nil
+        }
     }
 
     private func send(_ method: String, _ pathAndQuery: String, form: [(String, String)]?, idempotencyKey: String?) async throws(ProviderError) -> ProviderHTTP.Response {
@@ -347,10 +360,6 @@ public final class StripeProvider: PaymentProvider {
             hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
         }
         return String(hash, radix: 16)
-    }
-
-    private static func message(_ body: [String: Any]) -> String? {
-        (body["error"] as? [String: Any])?["message"] as? String
     }
 
     /// Ids go into paths: refuse anything but Stripe's id alphabet.

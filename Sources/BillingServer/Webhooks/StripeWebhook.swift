@@ -80,12 +80,41 @@ struct StripeWebhook {
     /// payment_intent.* events in `metadata.payment_id`; charge.* and
     /// charge.dispute.* (refunds, disputes) only their PaymentIntent.
     static func event(_ body: [UInt8]) throws(Failure) -> Event {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let id = object["id"] as? String, let type = object["type"] as? String,
-              let data = (object["data"] as? [String: Any])?["object"] as? [String: Any] else { throw .malformedEvent }
-        let metadata = data["metadata"] as? [String: Any]
-        let paymentID = (data["client_reference_id"] as? String) ?? (metadata?["payment_id"] as? String)
-        return Event(id: id, type: type, paymentID: paymentID, paymentIntent: data["payment_intent"] as? String)
+        guard let event = try? JSONDecoder().decode(Delivered.self, from: Data(body)), let id = event.id, let type = event.type,
+              let object = event.data?.object else { throw .malformedEvent }
+        return Event(id: id, type: type, paymentID: object.clientReferenceID ?? object.paymentID, paymentIntent: object.paymentIntent)
+    }
+
+    /// An event as Stripe sends it; of `data.object` (a session, an intent,
+    /// a charge, a dispute) only the fields that lead to our payment, each
+    /// read on its own: one of another shape leaves that field out.
+    private struct Delivered: Decodable {
+        var id: String?
+        var type: String?
+        var data: Data?
+
+        struct Data: Decodable {
+            var object: Object?
+        }
+
+        struct Object: Decodable {
+            var clientReferenceID: String?
+            var paymentID: String?
+            var paymentIntent: String?
+
+            enum CodingKeys: String, CodingKey {
+                case metadata
+                case clientReferenceID = "client_reference_id"
+                case paymentIntent = "payment_intent"
+            }
+
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                clientReferenceID = try? container.decodeIfPresent(String.self, forKey: .clientReferenceID)
+                paymentIntent = try? container.decodeIfPresent(String.self, forKey: .paymentIntent)
+                paymentID = (try? container.decodeIfPresent([String: String].self, forKey: .metadata))??["payment_id"]
+            }
+        }
     }
 
     private static func hex(_ text: String) -> [UInt8]? {
