@@ -49,13 +49,14 @@ let package = Package(
             dependencies: ["CBillingProto", "CProtobufC"],
             swiftSettings: strict
         ),
-        // Status codes, metadata, method descriptors, call abstractions; no transport.
+        // Status codes, metadata, method descriptors, call abstractions: no
+        // transport, no message format, no billing roles.
         .target(
             name: "BillingRPC",
-            dependencies: ["BillingMessages"],
             swiftSettings: strict
         ),
-        // Generated service protocols and typed clients.
+        // Generated service protocols and typed clients, protobuf coding for the
+        // RPC core, and billing's roles (Principal).
         .target(
             name: "BillingAPI",
             dependencies: ["BillingMessages", "BillingRPC"],

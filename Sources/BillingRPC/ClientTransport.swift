@@ -1,5 +1,3 @@
-public import BillingMessages
-
 /// Options of one call.
 public struct CallOptions: Sendable {
     /// How long the caller waits; sent as ttrpc's `timeout_nano`. nil: no deadline.
@@ -37,12 +35,14 @@ public protocol ClientTransport: Sendable {
 }
 
 /// A typed server stream for `for try await`.
-public struct ClientStream<Message: ProtoMessage>: AsyncSequence, Sendable {
+public struct ClientStream<Message>: AsyncSequence, Sendable {
     public typealias Element = Message
     let raw: any RawMessageStream
+    let deserializer: any MessageDeserializer<Message>
 
-    public init(raw: any RawMessageStream) {
+    public init(raw: any RawMessageStream, deserializer: some MessageDeserializer<Message>) {
         self.raw = raw
+        self.deserializer = deserializer
     }
 
     public func cancel() {
@@ -51,55 +51,54 @@ public struct ClientStream<Message: ProtoMessage>: AsyncSequence, Sendable {
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         let raw: any RawMessageStream
+        let deserializer: any MessageDeserializer<Message>
 
         public mutating func next() async throws -> Message? {
             guard let bytes = try await raw.next() else { return nil }
-            return try ClientCalls.decodeResponse(Message.self, bytes)
+            return try ClientCalls.decodeResponse(bytes, deserializer)
         }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(raw: raw)
+        AsyncIterator(raw: raw, deserializer: deserializer)
     }
 }
 
-/// What the generated clients call.
+/// What the generated clients call (through the API module's protobuf
+/// overloads).
 public enum ClientCalls {
-    public static func unary<Request: ProtoMessage, Response: ProtoMessage>(
+    public static func unary<Request, Response>(
         _ transport: any ClientTransport,
         _ method: MethodDescriptor,
         _ request: Request,
-        _ responseType: Response.Type,
+        serializer: some MessageSerializer<Request>,
+        deserializer: some MessageDeserializer<Response>,
         _ options: CallOptions
     ) async throws -> Response {
-        let bytes = try await transport.unary(method, request: try encodeRequest(request), options: options)
-        return try decodeResponse(Response.self, bytes)
+        let bytes = try await transport.unary(method, request: try encodeRequest(request, serializer), options: options)
+        return try decodeResponse(bytes, deserializer)
     }
 
-    public static func serverStream<Request: ProtoMessage, Response: ProtoMessage>(
+    public static func serverStream<Request, Response>(
         _ transport: any ClientTransport,
         _ method: MethodDescriptor,
         _ request: Request,
-        _ responseType: Response.Type,
+        serializer: some MessageSerializer<Request>,
+        deserializer: some MessageDeserializer<Response>,
         _ options: CallOptions
     ) async throws -> ClientStream<Response> {
-        let raw = try await transport.serverStream(method, request: try encodeRequest(request), options: options)
-        return ClientStream(raw: raw)
+        let raw = try await transport.serverStream(method, request: try encodeRequest(request, serializer), options: options)
+        return ClientStream(raw: raw, deserializer: deserializer)
     }
 
-    static func encodeRequest<Request: ProtoMessage>(_ request: Request) throws -> [UInt8] {
-        do {
-            return try request.serializedBytes()
-        } catch {
-            throw RPCError(.invalidArgument, "could not encode \(Request.protoName): \(error)")
-        }
+    /// The largest response a client decodes: ttrpc's frame ceiling.
+    public static let maxResponseBytes = 4 << 20
+
+    static func encodeRequest<Request>(_ request: Request, _ serializer: some MessageSerializer<Request>) throws(RPCError) -> [UInt8] {
+        try MessageCoding.encode(request, with: serializer, failing: .invalidArgument)
     }
 
-    static func decodeResponse<Response: ProtoMessage>(_ type: Response.Type, _ bytes: [UInt8]) throws -> Response {
-        do {
-            return try Response(serializedBytes: bytes, limits: .default)
-        } catch {
-            throw RPCError(.internal, "server sent an invalid \(Response.protoName): \(error)")
-        }
+    static func decodeResponse<Response>(_ bytes: [UInt8], _ deserializer: some MessageDeserializer<Response>) throws(RPCError) -> Response {
+        try MessageCoding.decode(bytes, maxBytes: maxResponseBytes, with: deserializer, failing: .internal, "server sent an invalid")
     }
 }

@@ -1,5 +1,3 @@
-public import BillingMessages
-
 /// A `ClientTransport` that calls a `MethodRouter` in the same process, with
 /// the same encoding, routing and status mapping as the network path but no
 /// framing or TLS. For tests of services and for tools embedded in billingd.
@@ -9,12 +7,13 @@ public import BillingMessages
 public struct InProcessTransport: ClientTransport {
     public let router: MethodRouter
     public let peer: PeerIdentity
-    public let limits: DecodeLimits
+    /// The largest request a handler decodes (ttrpc's frame ceiling by default).
+    public let maxRequestBytes: Int
 
-    public init(router: MethodRouter, peer: PeerIdentity = .anonymous, limits: DecodeLimits = .default) {
+    public init(router: MethodRouter, peer: PeerIdentity = .anonymous, maxRequestBytes: Int = 4 << 20) {
         self.router = router
         self.peer = peer
-        self.limits = limits
+        self.maxRequestBytes = maxRequestBytes
     }
 
     private func context(_ method: MethodDescriptor, _ options: CallOptions) -> ServerContext {
@@ -32,11 +31,11 @@ public struct InProcessTransport: ClientTransport {
             throw RPCError(.unimplemented, "\(method) is not a unary method")
         }
         do {
-            return try await body(request, context(method, options), limits)
+            return try await body(request, context(method, options), maxRequestBytes)
         } catch let error as RPCError {
             throw error
         } catch {
-            throw RPCError(.unknown, "handler failed")
+            throw RPCError(.unknown, "handler failed", cause: error)
         }
     }
 
@@ -48,16 +47,17 @@ public struct InProcessTransport: ClientTransport {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: [UInt8].self)
         let sink = ContinuationSink(continuation: continuation)
         let context = context(method, options)
+        let maxRequestBytes = self.maxRequestBytes
         let task = Task {
             do {
-                try await body(request, context, limits, sink)
+                try await body(request, context, maxRequestBytes, sink)
                 continuation.finish()
             } catch let error as RPCError {
                 continuation.finish(throwing: error)
             } catch is CancellationError {
                 continuation.finish(throwing: RPCError(.cancelled, "stream cancelled"))
             } catch {
-                continuation.finish(throwing: RPCError(.unknown, "handler failed"))
+                continuation.finish(throwing: RPCError(.unknown, "handler failed", cause: error))
             }
         }
         continuation.onTermination = { _ in task.cancel() }

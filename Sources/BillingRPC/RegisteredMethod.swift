@@ -1,10 +1,11 @@
-public import BillingMessages
-
 /// A method a server can route to, with its request decoding built in. The
 /// generated `registeredMethods` of each service protocol makes these.
 public struct RegisteredMethod: Sendable {
-    public typealias UnaryBody = @Sendable (_ request: [UInt8], _ context: ServerContext, _ limits: DecodeLimits) async throws -> [UInt8]
-    public typealias StreamingBody = @Sendable (_ request: [UInt8], _ context: ServerContext, _ limits: DecodeLimits, _ sink: any RawStreamSink) async throws -> Void
+    /// The request's bytes, the call, and the largest request the connection
+    /// accepts; the response's bytes.
+    public typealias UnaryBody = @Sendable (_ request: [UInt8], _ context: ServerContext, _ maxRequestBytes: Int) async throws -> [UInt8]
+    public typealias StreamingBody = @Sendable (_ request: [UInt8], _ context: ServerContext, _ maxRequestBytes: Int,
+                                                _ sink: any RawStreamSink) async throws -> Void
 
     public enum Body: Sendable {
         case unary(UnaryBody)
@@ -14,39 +15,35 @@ public struct RegisteredMethod: Sendable {
     public let descriptor: MethodDescriptor
     public let body: Body
 
-    public static func unary<Request: ProtoMessage, Response: ProtoMessage>(
+    public init(descriptor: MethodDescriptor, body: Body) {
+        self.descriptor = descriptor
+        self.body = body
+    }
+
+    public static func unary<Request, Response>(
         _ descriptor: MethodDescriptor,
-        _ requestType: Request.Type,
+        deserializer: some MessageDeserializer<Request>,
+        serializer: some MessageSerializer<Response>,
         _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) -> RegisteredMethod {
-        RegisteredMethod(descriptor: descriptor, body: .unary { bytes, context, limits in
-            let request = try decodeRequest(Request.self, bytes, limits)
-            let response = try await handler(request, context)
-            do {
-                return try response.serializedBytes()
-            } catch {
-                throw RPCError(.internal, "could not encode \(Response.protoName): \(error)")
-            }
+        RegisteredMethod(descriptor: descriptor, body: .unary { bytes, context, maxBytes in
+            let request = try MessageCoding.decode(bytes, maxBytes: maxBytes, with: deserializer, failing: .invalidArgument,
+                                                   "request is not a valid")
+            return try MessageCoding.encode(try await handler(request, context), with: serializer, failing: .internal)
         })
     }
 
-    public static func serverStreaming<Request: ProtoMessage, Response: ProtoMessage>(
+    public static func serverStreaming<Request, Response>(
         _ descriptor: MethodDescriptor,
-        _ requestType: Request.Type,
+        deserializer: some MessageDeserializer<Request>,
+        serializer: some MessageSerializer<Response>,
         _ handler: @escaping @Sendable (Request, ServerContext, ServerStreamWriter<Response>) async throws -> Void
     ) -> RegisteredMethod {
-        RegisteredMethod(descriptor: descriptor, body: .serverStreaming { bytes, context, limits, sink in
-            let request = try decodeRequest(Request.self, bytes, limits)
-            try await handler(request, context, ServerStreamWriter(sink: sink))
+        RegisteredMethod(descriptor: descriptor, body: .serverStreaming { bytes, context, maxBytes, sink in
+            let request = try MessageCoding.decode(bytes, maxBytes: maxBytes, with: deserializer, failing: .invalidArgument,
+                                                   "request is not a valid")
+            try await handler(request, context, ServerStreamWriter(sink: sink, serializer: serializer))
         })
-    }
-
-    private static func decodeRequest<Request: ProtoMessage>(_ type: Request.Type, _ bytes: [UInt8], _ limits: DecodeLimits) throws -> Request {
-        do {
-            return try Request(serializedBytes: bytes, limits: limits)
-        } catch {
-            throw RPCError(.invalidArgument, "request is not a valid \(Request.protoName): \(error)")
-        }
     }
 }
 

@@ -1,5 +1,3 @@
-public import BillingMessages
-
 /// Where a transport takes the encoded messages of a server stream.
 /// `write` suspends while the peer is not reading (backpressure) and throws
 /// once the stream is gone (peer cancelled, connection closed).
@@ -8,20 +6,16 @@ public protocol RawStreamSink: Sendable {
 }
 
 /// A handler's typed view of its server stream.
-public struct ServerStreamWriter<Message: ProtoMessage>: Sendable {
+public struct ServerStreamWriter<Message>: Sendable {
     let sink: any RawStreamSink
+    let serializer: any MessageSerializer<Message>
 
-    public init(sink: any RawStreamSink) {
+    public init(sink: any RawStreamSink, serializer: some MessageSerializer<Message>) {
         self.sink = sink
+        self.serializer = serializer
     }
 
     public func write(_ message: Message) async throws {
-        let bytes: [UInt8]
-        do {
-            bytes = try message.serializedBytes()
-        } catch {
-            throw RPCError(.internal, "could not encode \(Message.protoName): \(error)")
-        }
-        try await sink.write(bytes)
+        try await sink.write(try MessageCoding.encode(message, with: serializer, failing: .internal))
     }
 }

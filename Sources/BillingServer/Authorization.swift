@@ -1,3 +1,4 @@
+internal import BillingAPI
 internal import BillingCore
 internal import BillingRPC
 internal import BillingTransport

@@ -280,7 +280,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             return .success(response.payload)
         } catch {
-            return .failure(RPCError(.internal, "server sent an invalid Response envelope: \(error)"))
+            return .failure(RPCError(.internal, "server sent an invalid Response envelope: \(error)", cause: error))
         }
     }
 }

@@ -18,3 +18,17 @@ enum Envelope {
         return allocator.buffer(bytes: bytes)
     }
 }
+
+extension RPCError {
+    /// The ttrpc envelope's status (the cause stays on this side).
+    var status: BillingV1.Status {
+        var status = BillingV1.Status()
+        status.code = code.rawValue
+        status.message = message
+        return status
+    }
+
+    init(status: BillingV1.Status) {
+        self.init(StatusCode(rawValue: status.code), status.message)
+    }
+}

@@ -9,8 +9,10 @@ internal import Synchronization
 /// each in its own task, writes their Responses and Data frames.
 ///
 /// All methods run on the channel's event loop; handler tasks reach back to it
-/// through `loopBound` only. A stream is in `streams` from its Request until
-/// its final frame is written (or it is cancelled), so every limit and
+/// through `loopBound` only. Which streams run, which ids may open one and
+/// when the connection drains or closes is `ServerConnectionStateMachine`'s
+/// to decide; this handler does the I/O. A stream runs from its Request
+/// until its final frame is written (or it is cancelled), so every limit and
 /// shutdown step sees exactly the streams still running.
 final class ServerConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = InboundFrame
@@ -30,12 +32,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private let router: MethodRouter
     private let limits: ServerLimits
-    private let decodeLimits: DecodeLimits
     private var context: ChannelHandlerContext?
     private var peer = PeerIdentity.anonymous
-    private var streams: [UInt32: ActiveStream] = [:]
-    private var lastStreamID: UInt32 = 0
-    private var draining = false
+    private var state: ServerConnectionStateMachine<ActiveStream>
     private var flushScheduled = false
 
     private let admission: ConnectionAdmission
@@ -44,7 +43,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         self.router = router
         self.limits = limits
         self.admission = admission
-        self.decodeLimits = DecodeLimits(maxMessageBytes: limits.maxFrameBytes)
+        self.state = ServerConnectionStateMachine(maxConcurrentStreams: limits.maxConcurrentStreams)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -55,7 +54,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         self.context = nil
     }
 
-    var activeStreamCount: Int { streams.count }
+    var activeStreamCount: Int { state.activeStreamCount }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let handshake = event as? TLSHandshakeCompleted {
@@ -66,10 +65,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 return
             }
             try? context.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(limits.idleTimeout)), position: .before(self))
-        } else if event is IdleStateHandler.IdleStateEvent, streams.isEmpty, !draining {
-            // GOAWAY first: a request crossing the close on the wire is then
-            // known to be unprocessed, and the client retries it elsewhere.
-            beginDraining()
+        } else if event is IdleStateHandler.IdleStateEvent, let goAway = state.idleTimeoutFired() {
+            send(goAway)
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -87,14 +84,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             case .data:
                 // Every method here is unary or server-streaming: a client
                 // never sends Data. The stream (if any) ends with the error.
-                streams.removeValue(forKey: frame.streamID)?.cancel()
+                state.streamEnded(frame.streamID)?.cancel()
                 refuse(frame.streamID, RPCError(.invalidArgument, "Data frame on a stream that takes no client data"))
             case .response:
                 refuse(frame.streamID, RPCError(.invalidArgument, "a client sends no Response frames"))
             default:
                 // ttrpc: ignore unknown types (a later version's); answer only
                 // on a stream that is not running, so nothing waits in vain.
-                if streams[frame.streamID] == nil, frame.streamID % 2 == 1, frame.streamID > lastStreamID {
+                if state.answersUnknownFrame(on: frame.streamID) {
                     refuse(frame.streamID, RPCError(.unimplemented, "frame \(frame.type) is not supported"))
                 }
             }
@@ -102,8 +99,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        for stream in streams.values { stream.cancel() }
-        streams.removeAll()
+        for running in state.close() { running.stream.cancel() }
         context.fireChannelInactive()
     }
 
@@ -117,31 +113,16 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private func openStream(_ frame: Frame) {
         let id = frame.streamID
-        guard id % 2 == 1 else {
-            return refuse(id, RPCError(.invalidArgument, "stream id \(id) is even; clients use odd ids"))
-        }
-        guard id > lastStreamID else {
-            return refuse(id, RPCError(.invalidArgument, "stream id \(id) is not above \(lastStreamID); ids cannot be reused"))
-        }
-        lastStreamID = id
-        guard !draining else {
-            return refuse(id, RPCError(.unavailable, "server is shutting down; retry on a new connection"))
-        }
-        guard streams.count < limits.maxConcurrentStreams else {
-            return refuse(id, RPCError(.resourceExhausted, "more than \(limits.maxConcurrentStreams) concurrent streams on one connection"))
-        }
+        if case .refuse(let error) = state.requestReceived(on: id) { return refuse(id, error) }
         let request: BillingV1.Request
         do {
-            request = try BillingV1.Request(serializedBytes: frame.payload.readableBytesView, limits: decodeLimits)
+            request = try BillingV1.Request(serializedBytes: frame.payload.readableBytesView, limits: DecodeLimits(maxMessageBytes: limits.maxFrameBytes))
         } catch {
             return refuse(id, RPCError(.invalidArgument, "Request envelope is not valid protobuf: \(error)"))
         }
         let metadata = Metadata(request.metadata.map { (key: $0.key, value: $0.value) })
         guard metadata.byteCount <= limits.maxMetadataBytes else {
             return refuse(id, RPCError(.resourceExhausted, "metadata of \(metadata.byteCount) bytes is over the limit of \(limits.maxMetadataBytes)"))
-        }
-        guard request.timeoutNano >= 0 else {
-            return refuse(id, RPCError(.invalidArgument, "timeout_nano is negative"))
         }
         let method: RegisteredMethod
         do {
@@ -151,18 +132,22 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         } catch {
             return refuse(id, RPCError(.internal, "routing failed"))
         }
+        let timeout: Duration?
+        switch ServerConnectionStateMachine<ActiveStream>.timeout(requestTimeoutNano: request.timeoutNano,
+                                                                  isUnary: method.descriptor.kind == .unary,
+                                                                  defaultUnary: limits.defaultUnaryDeadline) {
+        case .success(let given): timeout = given
+        case .failure(let error): return refuse(id, error)
+        }
         guard let context else { return }
-        let timeout: Duration? = request.timeoutNano > 0
-            ? .nanoseconds(request.timeoutNano)
-            : (method.descriptor.kind == .unary ? limits.defaultUnaryDeadline : nil)
         let callContext = ServerContext(method: method.descriptor, metadata: metadata, peer: peer,
                                         deadline: timeout.map { ContinuousClock.now.advanced(by: $0) })
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         let payload = request.payload
-        let limits = decodeLimits
+        let maxRequestBytes = limits.maxFrameBytes
 
-        let task = Self.spawn(method.body, id: id, payload: payload, context: callContext, limits: limits, handler: loopBound,
+        let task = Self.spawn(method.body, id: id, payload: payload, context: callContext, maxRequestBytes: maxRequestBytes, handler: loopBound,
                               eventLoop: eventLoop, executor: executor(context.eventLoop))
         // The deadline is a timer on the event loop, not a racing task: one
         // task per call keeps the per-call cost of the server low.
@@ -171,29 +156,29 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 self.deadlineExceeded(id)
             }
         }
-        streams[id] = ActiveStream(task: task, deadline: deadline)
+        state.streamStarted(id, ActiveStream(task: task, deadline: deadline))
     }
 
     private func deadlineExceeded(_ id: UInt32) {
-        guard let stream = streams.removeValue(forKey: id) else { return }
+        guard let stream = state.streamEnded(id) else { return }
         stream.task.cancel()
         refuse(id, RPCError(.deadlineExceeded, "deadline exceeded"))
     }
 
     /// Starts the handler's task; its result comes back on the event loop.
-    private static func spawn(_ body: RegisteredMethod.Body, id: UInt32, payload: [UInt8], context: ServerContext, limits: DecodeLimits,
+    private static func spawn(_ body: RegisteredMethod.Body, id: UInt32, payload: [UInt8], context: ServerContext, maxRequestBytes: Int,
                               handler: NIOLoopBound<ServerConnectionHandler>, eventLoop: any EventLoop,
                               executor: EventLoopTaskExecutor) -> Task<Void, Never> {
         switch body {
         case .unary(let unary):
             return Task(executorPreference: executor) {
-                let result = await run { try await unary(payload, context, limits) }
+                let result = await run { try await unary(payload, context, maxRequestBytes) }
                 eventLoop.execute { handler.value.finishUnary(id, result) }
             }
         case .serverStreaming(let streaming):
             let sink = StreamSink(handler: handler, eventLoop: eventLoop, streamID: id)
             return Task(executorPreference: executor) {
-                let result = await run { try await streaming(payload, context, limits, sink); return [] }
+                let result = await run { try await streaming(payload, context, maxRequestBytes, sink); return [] }
                 // Queued behind the stream's own writes (also queued), so the
                 // end frame never overtakes a message.
                 eventLoop.execute { handler.value.finishStream(id, result) }
@@ -221,12 +206,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         } catch is CancellationError {
             return .failure(RPCError(.cancelled, "call cancelled"))
         } catch {
-            return .failure(RPCError(.unknown, "the handler failed"))
+            return .failure(RPCError(.unknown, "the handler failed", cause: error))
         }
     }
 
     private func finishUnary(_ id: UInt32, _ result: Result<[UInt8], RPCError>) {
-        guard let stream = streams.removeValue(forKey: id), let context else { return }
+        guard let stream = state.streamEnded(id), let context else { return }
         stream.deadline?.cancel()
         var result = result
         if case .success(let payload) = result, payload.count + 16 > limits.maxFrameBytes {
@@ -236,7 +221,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     private func finishStream(_ id: UInt32, _ result: Result<[UInt8], RPCError>) {
-        guard let stream = streams.removeValue(forKey: id), let context else { return }
+        guard let stream = state.streamEnded(id), let context else { return }
         stream.deadline?.cancel()
         switch result {
         case .success:
@@ -258,7 +243,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func writeFinal(_ frame: Frame) {
         guard let context else { return }
         context.write(wrapOutboundOut(frame), promise: nil)
-        if draining && streams.isEmpty {
+        if state.closesAfterFinalFrame {
             context.flush()
             context.close(promise: nil)
         } else {
@@ -267,7 +252,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     private func cancelStream(_ id: UInt32) {
-        streams.removeValue(forKey: id)?.cancel()
+        state.streamEnded(id)?.cancel()
     }
 
     /// A message of a server stream. The returned future completes when the
@@ -275,7 +260,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// `streamWriteTimeout` (and the stream ends RESOURCE_EXHAUSTED): the peer
     /// stopped reading, and waiting longer only holds memory.
     fileprivate func writeData(_ id: UInt32, _ message: [UInt8], deadline: Bool) throws -> EventLoopFuture<Void> {
-        guard streams[id] != nil, let context else { throw RPCError(.cancelled, "stream is closed") }
+        guard state.isRunning(id), let context else { throw RPCError(.cancelled, "stream is closed") }
         guard message.count <= limits.maxFrameBytes else {
             throw RPCError(.resourceExhausted, "stream message of \(message.count) bytes is over the frame limit")
         }
@@ -313,7 +298,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     private func streamTooSlow(_ id: UInt32) {
-        guard let stream = streams.removeValue(forKey: id) else { return }
+        guard let stream = state.streamEnded(id) else { return }
         stream.cancel()
         refuse(id, RPCError(.resourceExhausted, "the client did not read the stream for too long; resume from the last message seen"))
     }
@@ -322,21 +307,24 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     /// Stop taking new streams; close once the running ones finish.
     func beginDraining() {
-        draining = true
+        if let goAway = state.beginDraining() { send(goAway) }
+    }
+
+    /// GOAWAY with the last stream id taken; the connection closes at once
+    /// when nothing runs.
+    private func send(_ goAway: ServerConnectionStateMachine<ActiveStream>.GoAway) {
         guard let context else { return }
-        var lastID = lastStreamID.bigEndian
+        var lastID = goAway.lastStreamID.bigEndian
         let payload = withUnsafeBytes(of: &lastID) { context.channel.allocator.buffer(bytes: $0) }
         context.writeAndFlush(wrapOutboundOut(Frame(streamID: 0, type: .goAway, payload: payload)), promise: nil)
-        if streams.isEmpty { context.close(promise: nil) }
+        if goAway.closeNow { context.close(promise: nil) }
     }
 
     /// The grace period is over: end what still runs with UNAVAILABLE.
     func terminate() {
-        let running = streams
-        streams.removeAll()
-        for (id, stream) in running {
-            stream.cancel()
-            refuse(id, RPCError(.unavailable, "server shut down before the call finished"))
+        for running in state.close() {
+            running.stream.cancel()
+            refuse(running.id, RPCError(.unavailable, "server shut down before the call finished"))
         }
         context?.flush()
         context?.close(promise: nil)

@@ -1,3 +1,4 @@
+import BillingAPI
 import BillingRPC
 import Testing
 

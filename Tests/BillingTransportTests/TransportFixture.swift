@@ -2,7 +2,7 @@ import BillingAPI
 import BillingMessages
 import BillingRPC
 import BillingTLS
-import BillingTransport
+@testable import BillingTransport
 import BillingWire
 import Foundation
 import NIOCore

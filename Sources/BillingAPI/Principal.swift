@@ -1,3 +1,5 @@
+public import BillingRPC
+
 /// Who a caller is and what it may do, read from its verified certificate.
 ///
 /// The role comes from the one URI subject alternative name of the form
