@@ -34,7 +34,7 @@ public final class CommitSignal: Sendable {
 
     /// Returns once the generation is above `seen`, or at `timeout` on
     /// `clock`, or when the task is cancelled; returns the generation then.
-    public func wait(after seen: UInt64, timeout: Duration, clock: any BillingClock = SystemClock()) async -> UInt64 {
+    public func wait(after seen: UInt64, timeout: Duration, clock: any BillingClock) async -> UInt64 {
         let id = state.withLock { state -> UInt64 in
             state.nextWaiter += 1
             return state.nextWaiter

@@ -20,6 +20,18 @@ public enum Reversals {
             self.takenMinorUnits = takenMinorUnits
             self.chargedBackMinorUnits = chargedBackMinorUnits
         }
+
+        /// From the payment's reversal entries (`Reversals.key`, signed minor
+        /// units): whether `key` is among them, what was taken back in all,
+        /// and what chargebacks took less what disputes won gave back.
+        public init(key: String, entries: [(key: String, minorUnits: Int64)]) {
+            recorded = entries.contains { $0.key == key }
+            takenMinorUnits = -entries.reduce(0) { $0 + $1.minorUnits }
+            chargedBackMinorUnits = -entries.filter { entry in
+                let kind = entry.key.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).dropFirst(2).first
+                return kind == Substring(Reversal.Kind.chargeback.rawValue) || kind == Substring(Reversal.Kind.chargebackWon.rawValue)
+            }.reduce(0) { $0 + $1.minorUnits }
+        }
     }
 
     /// The ledger key of a reversal: one entry per payment-system reversal.

@@ -5,6 +5,19 @@
 /// the payer's choice and final. Only a Confirmed method can be the default
 /// or be charged; a payer has at most one default.
 public enum SavedMethods {
+    /// A payer's customer at a payment system: the one recorded, or, for a
+    /// payer saved before customers were recorded, the customer of its
+    /// newest Confirmed Stripe method (whose reference is `cus_…/pm_…`).
+    public static func customer(recorded: String?, methodReferences: [String], system: PaymentSystem) -> String? {
+        if let recorded { return recorded }
+        guard system == .stripe else { return nil }
+        for reference in methodReferences {
+            let parts = reference.split(separator: "/", omittingEmptySubsequences: false)
+            if parts.count == 2, parts[0].hasPrefix("cus_"), !parts[1].isEmpty { return String(parts[0]) }
+        }
+        return nil
+    }
+
     /// How a method being saved is named until it is: "Sandbox (pending)".
     static let pendingSuffix = " (pending)"
     /// How it is named once it failed: it was never saved.

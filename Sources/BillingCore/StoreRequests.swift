@@ -12,6 +12,11 @@ public struct TopUpRequest: Sendable, Hashable {
         self.option = option
     }
 
+    /// A top-up brings money in: it cannot be paid from the balance.
+    public func validate() throws(BillingError) {
+        if case .balance = option { throw .invalidArgument("a top-up cannot be paid from the balance") }
+    }
+
     /// Every field, in a fixed order: equal requests have equal fingerprints.
     public var fingerprint: String {
         "top_up|\(accountID)|\(payerID)|\(amount.amountMinorUnits)|\(amount.currency.code)|\(option)"
@@ -131,4 +136,19 @@ public struct PageToken: Sendable, Hashable {
     }
 
     public var encoded: String { "\(sortKey)~\(id)" }
+}
+
+/// How much one read may return: a page of payments or notifications, a
+/// batch of events.
+public enum Paging {
+    public static let maxPageSize = 200
+    public static let maxEventBatch = 10_000
+
+    public static func checkPageSize(_ size: Int) throws(BillingError) {
+        guard (1...maxPageSize).contains(size) else { throw .invalidArgument("page size must be 1 to \(maxPageSize)") }
+    }
+
+    public static func checkEventBatch(_ limit: Int) throws(BillingError) {
+        guard (1...maxEventBatch).contains(limit) else { throw .invalidArgument("limit must be 1 to \(maxEventBatch)") }
+    }
 }

@@ -79,6 +79,8 @@ public final class BillingApplication: Sendable {
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         var server: TTRPCServer?
         var stopGroup: (@Sendable () async -> Void)?
+        // Opened once billingd has started whole; the poller waits for it.
+        let started = Eventually<Void>()
         do {
             var providers: [PaymentSystem: any PaymentProvider] = [:]
             var sandbox: SandboxProvider?
@@ -125,7 +127,7 @@ public final class BillingApplication: Sendable {
                 unstartedGrace: .seconds(configuration.poller.unstartedPaymentGraceSeconds),
                 unstartedChargeGrace: .seconds(configuration.poller.unstartedChargeGraceSeconds),
                 heldNotice: .seconds(configuration.poller.heldNoticeSeconds)), logger: logger)
-            let hub = EventHub(store: store)
+            let hub = EventHub(store: store, clock: clock)
             let env = ServiceEnvironment(store: store, flows: flows, limits: limits,
                                          streams: EventStreams(store: store, hub: hub, maxLag: configuration.limits.maxSubscriberLagEvents),
                                          logger: logger)
@@ -167,11 +169,11 @@ public final class BillingApplication: Sendable {
             // Started in this order, stopped in the reverse one.
             var parts: [any Service] = []
             if let sandboxPages { parts.append(sandboxPages.application) }
-            parts.append(PollerPart(poller: poller))
+            parts.append(PollerPart(poller: poller, started: started))
             parts.append(RPCServerPart(server: rpc, grace: .seconds(configuration.limits.shutdownGraceSeconds)))
             if let webhooks { parts.append(webhooks.application) }
             parts.append(EventHubPart(hub: hub))
-            parts.append(HealthAnnouncement(health: health))
+            parts.append(HealthAnnouncement(health: health, logger: logger))
             let group = ServiceGroup(configuration: ServiceGroupConfiguration(
                 services: parts.map {
                     ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
@@ -183,9 +185,11 @@ public final class BillingApplication: Sendable {
             let running = Task {
                 do {
                     try await group.run()
-                    for part in servers { part.listening.failed(CancellationError()) }
+                    for part in servers { part.listening.fail(CancellationError()) }
+                    started.fail(CancellationError())
                 } catch {
-                    for part in servers { part.listening.failed(error) }
+                    for part in servers { part.listening.fail(error) }
+                    started.fail(error)
                     try? await eventLoops.shutdownGracefully()
                     throw error
                 }
@@ -196,22 +200,24 @@ public final class BillingApplication: Sendable {
                 _ = await running.result
             }
             if let sandboxPages, let sandbox {
-                let port = try await sandboxPages.listening.port()
+                let port = try await sandboxPages.listening.value()
                 let host = configuration.sandbox.host
                 let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
                 sandbox.setBaseURL(url)
                 logger.info("sandbox payment page listening", metadata: ["url": "\(url)"])
             }
-            let webhookPort = try await webhooks?.listening.port()
+            let webhookPort = try await webhooks?.listening.value()
             if let webhookPort {
                 logger.info("webhooks listening", metadata: ["address": "\(configuration.webhooks.host):\(webhookPort)"])
             }
             let port = rpc.localAddress?.port ?? configuration.listen.port
             logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(port)",
                                                          "database": "\(configuration.resolvedDatabasePath)"])
+            started.succeed(())
             return BillingApplication(configuration: configuration, store: store, health: health, sandbox: sandbox, port: port,
                                       webhookPort: webhookPort, hub: hub, group: group, running: running, logger: logger)
         } catch {
+            started.fail(error)
             if let stopGroup {
                 await stopGroup()
             } else {
@@ -231,7 +237,6 @@ public final class BillingApplication: Sendable {
 
     /// Stops everything in order (see the type's comment) and returns once stopped.
     public func shutdown() async {
-        logger.info("billingd shutting down")
         await group.triggerGracefulShutdown()
         _ = await running.result
         logger.info("billingd stopped")

@@ -24,12 +24,18 @@ struct RPCServerPart: Service {
     }
 }
 
-/// The poller, until shutdown.
+/// The poller, from the moment billingd has started whole (every port
+/// listening, the sandbox's URL known) until shutdown; never when the start
+/// failed. Shutdown lets the checks in flight finish (`Poller.run`).
 struct PollerPart: Service {
     let poller: Poller
+    let started: Eventually<Void>
 
     func run() async {
-        await cancelWhenGracefulShutdown { await poller.run() }
+        await cancelWhenGracefulShutdown {
+            guard (try? await started.value()) != nil else { return }
+            await poller.run()
+        }
     }
 }
 
@@ -44,13 +50,15 @@ struct EventHubPart: Service {
     }
 }
 
-/// The first thing a shutdown does: health says NOT_SERVING, so load
-/// balancers send no new calls while the rest stops.
+/// The first thing a shutdown does: say so, and health says NOT_SERVING, so
+/// load balancers send no new calls while the rest stops.
 struct HealthAnnouncement: Service {
     let health: HealthService
+    let logger: Logger
 
     func run() async {
         try? await gracefulShutdown()
+        logger.info("billingd shutting down")
         health.setAllNotServing()
     }
 }
@@ -70,39 +78,46 @@ struct HTTPPart: Sendable {
         application = Application(
             router: router, server: .http1(configuration: .init(idleTimeout: idleTimeout)),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: name),
-            onServerRunning: { channel in listening.listened(channel.localAddress?.port ?? port) },
+            onServerRunning: { channel in listening.succeed(channel.localAddress?.port ?? port) },
             eventLoopGroupProvider: .shared(group), logger: logger)
     }
 }
 
-/// A port known once its server listens, or the reason it never will.
-final class Listening: Sendable {
+/// A port known once its server listens (`Eventually<Int>`), or the reason
+/// it never will.
+typealias Listening = Eventually<Int>
+
+/// A value known later, once, or the reason it never will be: every waiter
+/// gets the same answer.
+final class Eventually<Value: Sendable>: Sendable {
     private enum State {
-        case waiting([CheckedContinuation<Int, any Error>])
-        case listening(Int)
+        case waiting([CheckedContinuation<Value, any Error>])
+        case known(Value)
         case failed(any Error)
     }
 
     private let state = Mutex(State.waiting([]))
 
-    func listened(_ port: Int) {
-        resolve(.listening(port))
+    init() {}
+
+    func succeed(_ value: Value) {
+        resolve(.success(value))
     }
 
-    func failed(_ error: any Error) {
-        resolve(.failed(error))
+    func fail(_ error: any Error) {
+        resolve(.failure(error))
     }
 
-    /// The port, once listening; throws if the server failed first.
-    func port() async throws -> Int {
+    /// The value, once known; throws if it failed first.
+    func value() async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
-            let now = state.withLock { state -> Result<Int, any Error>? in
+            let now = state.withLock { state -> Result<Value, any Error>? in
                 switch state {
                 case .waiting(var waiters):
                     waiters.append(continuation)
                     state = .waiting(waiters)
                     return nil
-                case .listening(let port): return .success(port)
+                case .known(let value): return .success(value)
                 case .failed(let error): return .failure(error)
                 }
             }
@@ -110,16 +125,15 @@ final class Listening: Sendable {
         }
     }
 
-    private func resolve(_ final: State) {
-        let (waiters, result) = state.withLock { state -> ([CheckedContinuation<Int, any Error>], Result<Int, any Error>?) in
-            guard case .waiting(let waiters) = state else { return ([], nil) }
-            state = final
-            switch final {
-            case .listening(let port): return (waiters, .success(port))
-            case .failed(let error): return (waiters, .failure(error))
-            case .waiting: return ([], nil)
+    private func resolve(_ result: Result<Value, any Error>) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Value, any Error>] in
+            guard case .waiting(let waiters) = state else { return [] }
+            switch result {
+            case .success(let value): state = .known(value)
+            case .failure(let error): state = .failed(error)
             }
+            return waiters
         }
-        if let result { for waiter in waiters { waiter.resume(with: result) } }
+        for waiter in waiters { waiter.resume(with: result) }
     }
 }

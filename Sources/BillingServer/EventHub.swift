@@ -49,13 +49,15 @@ final class EventHub: Sendable {
     }
 
     private let store: any BillingStore
+    private let clock: any BillingClock
     private let state = Mutex(State())
     /// Events placed in mailboxes, and watchers woken, since start (metrics, tests).
     let delivered = Atomic<Int>(0)
     let wakeups = Atomic<Int>(0)
 
-    init(store: any BillingStore) {
+    init(store: any BillingStore, clock: any BillingClock) {
         self.store = store
+        self.clock = clock
     }
 
     /// Reads the log as it grows until cancelled, then ends every watch.
@@ -68,11 +70,11 @@ final class EventHub: Sendable {
             do {
                 events = try await store.events(after: cursor, accountID: nil, limit: Self.batch)
             } catch {
-                try? await Task.sleep(for: .milliseconds(200))
+                try? await clock.sleep(for: .milliseconds(200))
                 continue
             }
             if events.isEmpty {
-                _ = await store.commits.wait(after: generation, timeout: .seconds(30))
+                _ = await store.commits.wait(after: generation, timeout: .seconds(30), clock: clock)
                 continue
             }
             cursor = events[events.count - 1].sequence
@@ -158,7 +160,7 @@ final class EventHub: Sendable {
     func next(_ id: UInt64, timeout: Duration) async -> Delivery {
         if let ready = take(id) { return ready }
         let timer = Task {
-            try? await Task.sleep(for: timeout)
+            try? await self.clock.sleep(for: timeout)
             self.wake(id)
         }
         defer { timer.cancel() }

@@ -43,8 +43,13 @@ struct PaymentFlows: Sendable {
 
     /// Why a payment is checked: to learn its state, or to end it.
     enum Intent: Sendable {
-        /// The poller, a refresh, a webhook: whatever the payment system
-        /// says is applied; a payment past its time to live is expired first.
+        /// The poller, on its schedule: whatever the payment system says is
+        /// applied; a payment not started within its grace is given up (after
+        /// a lookup), one past its time to live is expired first.
+        case poll
+        /// A refresh or a webhook: started if it was not, else asked; a Paid
+        /// payment's reversals are recorded. Never expires or gives up a
+        /// payment: that is the poller's, on its schedule.
         case observe
         /// A cancel by the payer or support: expired at the payment system
         /// first, so it cannot be paid after it is called Cancelled.
@@ -142,12 +147,12 @@ struct PaymentFlows: Sendable {
     /// whatever `intent`:
     /// - a Paid payment: its refunds and disputes are recorded (observe), or
     ///   the cancel is refused;
-    /// - a payment not started yet: started (observe), or given up after its
-    ///   grace (looked up first: a charge may have happened unanswered); a
+    /// - a payment not started yet: started, or given up after its grace
+    ///   (poll; looked up first: a charge may have happened unanswered); a
     ///   cancel is refused, since the start may be in flight;
-    /// - a started one: expired first when it is past its time to live or is
-    ///   being cancelled (so it cannot be paid after it is called Cancelled;
-    ///   a payment made just before ends Paid instead), else asked.
+    /// - a started one: expired first when it is being cancelled or (poll) is
+    ///   past its time to live, so it cannot be paid after it is called
+    ///   Cancelled (a payment made just before ends Paid instead); else asked.
     ///
     /// - Throws: `failedPrecondition` when a cancel cannot be done (not New,
     ///   in flight, settling); the payment system's error when it could not
@@ -157,7 +162,7 @@ struct PaymentFlows: Sendable {
         if case .cancel(let reason, let by) = intent { cancelling = (reason, by) } else { cancelling = nil }
         guard payment.status == .new else {
             if cancelling != nil { throw BillingError.failedPrecondition("payment \(payment.id) is \(payment.status), not New") }
-            if payment.status == .paid { try await syncReversals(payment) }
+            if payment.status == .paid, case .observe = intent { try await syncReversals(payment) }
             return payment
         }
         guard let system = payment.system else {
@@ -178,7 +183,7 @@ struct PaymentFlows: Sendable {
             // safe to cancel soon; a charge may have happened unanswered, so
             // it is asked again for much longer, and looked up before it ends.
             let grace = payment.optionKind == .savedMethod ? settings.unstartedChargeGrace : settings.unstartedGrace
-            if now - payment.createdAtMs > grace.milliseconds { return try await giveUpStarting(payment) }
+            if case .poll = intent, now - payment.createdAtMs > grace.milliseconds { return try await giveUpStarting(payment) }
             payment = try await start(payment)
             guard payment.status == .new, !payment.providerReference.isEmpty else { return payment }
         }
@@ -195,7 +200,7 @@ struct PaymentFlows: Sendable {
             }
         }
         let outcome: ProviderOutcome
-        if now - payment.createdAtMs >= provider.paymentTimeToLive.milliseconds {
+        if case .poll = intent, now - payment.createdAtMs >= provider.paymentTimeToLive.milliseconds {
             do {
                 outcome = try await provider.expirePayment(payment)
             } catch {

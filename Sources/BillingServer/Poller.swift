@@ -54,7 +54,10 @@ struct Poller: Sendable {
                 }
                 let claimed = try await store.claimDuePayments(owner: owner, limit: settings.concurrency * 4, lease: settings.lease)
                 if !claimed.isEmpty {
-                    await check(claimed)
+                    // Not cancelled by a shutdown: a check stopped halfway
+                    // would leave its answer unrecorded and its lease held.
+                    // Each ends within its payment system's timeout.
+                    await Task { await self.check(claimed) }.value
                     continue
                 }
                 // Read the generation before looking, so a commit after the
@@ -95,7 +98,7 @@ struct Poller: Sendable {
     func check(_ claimed: Payment) async {
         let now = clock.nowMs
         do {
-            let after = try await flows.check(claimed)
+            let after = try await flows.check(claimed, .poll)
             guard after.status == .new else { return }
             // Invoices are never due: only an operator ends them.
             try await store.recordCheck(paymentID: after.id, owner: owner, nextCheckAtMs: after.system == nil ? nil : now + settings.interval.milliseconds)

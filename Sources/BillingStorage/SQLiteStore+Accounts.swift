@@ -54,7 +54,10 @@ extension SQLiteStore {
 
     /// The payer's customer at a payment system (Stripe's cus_…), if one was made.
     public func payerCustomer(payerID: String, system: PaymentSystem) async throws(BillingError) -> String? {
-        try await read { db in try AccountRepository.customer(db, payerID: payerID, system: system) }
+        try await read { db in
+            let found = try AccountRepository.customer(db, payerID: payerID, system: system)
+            return SavedMethods.customer(recorded: found.recorded, methodReferences: found.methods, system: system)
+        }
     }
 
     /// Records the payer's customer at a payment system (first one wins).

@@ -7,9 +7,7 @@ extension SQLiteStore {
     /// key with another request throws `idempotencyKeyReused` and changes
     /// nothing (`Idempotency`).
     public func createTopUp(_ request: TopUpRequest, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> Payment {
-        if case .balance = request.option {
-            throw .invalidArgument("a top-up cannot be paid from the balance")
-        }
+        try request.validate()
         let lifetime = configuration.idempotencyKeyLifetime
         let limits = configuration.limits
         return try await decide { db, now in
@@ -75,12 +73,13 @@ extension SQLiteStore {
             let account = try AccountRepository.require(db, payment.accountID)
             let key = payment.system.map { Reversals.key(reversal, system: $0) } ?? ""
             return try Reversals.record(reversal, payment: payment, account: account, balance: try AccountRepository.balance(db, account),
-                                        history: try LedgerRepository.reversalHistory(db, paymentID: payment.id, key: key), now: now)
+                                        history: Reversals.History(key: key, entries: try LedgerRepository.reversalEntries(db, paymentID: payment.id)),
+                                        now: now)
         }
     }
 
     public func listPayments(_ query: PaymentQuery) async throws(BillingError) -> Page<Payment> {
-        guard (1...200).contains(query.pageSize) else { throw .invalidArgument("page size must be 1 to 200") }
+        try Paging.checkPageSize(query.pageSize)
         let cursor = try query.pageToken.map { token throws(BillingError) in try PageToken(token) }
         return try await read { db in
             _ = try AccountRepository.require(db, query.accountID)
@@ -91,13 +90,13 @@ extension SQLiteStore {
     /// Events after `sequence`, oldest first: of one account by its account
     /// sequence, or of all by the global one.
     public func events(after sequence: UInt64, accountID: String?, limit: Int) async throws(BillingError) -> [Event] {
-        guard (1...10_000).contains(limit) else { throw .invalidArgument("limit must be 1 to 10000") }
+        try Paging.checkEventBatch(limit)
         return try await read { db in try EventLog.events(db, after: sequence, accountID: accountID, limit: limit) }
     }
 
     /// An account's notifications, newest first, paged like payments.
     public func notifications(accountID: String, pageSize: Int, pageToken: String?) async throws(BillingError) -> Page<Notification> {
-        guard (1...200).contains(pageSize) else { throw .invalidArgument("page size must be 1 to 200") }
+        try Paging.checkPageSize(pageSize)
         let cursor = try pageToken.map { token throws(BillingError) in try PageToken(token) }
         return try await read { db in try NotificationRepository.page(db, accountID: accountID, pageSize: pageSize, after: cursor) }
     }

@@ -163,6 +163,22 @@ final class ScriptedProvider: PaymentProvider {
         #expect(after.failureReason == "expired")
     }
 
+    @Test func aRefreshOrWebhookNeverExpiresOrGivesUpAPaymentOnlyThePollerDoes() async throws {
+        let s = try await setup(provider: ScriptedProvider(timeToLive: .zero))
+        let expiring = try await s.payment()
+        let unstarted = try await s.payment(started: false)
+        s.clock.advance(by: .seconds(3600))
+        // A refresh (RefreshPayment) and a webhook's check: asked, nothing ended.
+        #expect(try await s.flows.check(expiring).status == .new)
+        #expect(try await s.flows.check(paymentID: expiring.id, system: .stripe)?.status == .new)
+        #expect(s.provider.expiries.withLock { $0 } == [])
+        let started = try await s.flows.check(unstarted)
+        #expect(started.status == .new && !started.providerReference.isEmpty, "started, not given up")
+        // The poller, on its schedule, expires it.
+        #expect(try await s.flows.check(expiring, .poll).status == .cancelled)
+        #expect(s.provider.expiries.withLock { $0 } == [expiring.id])
+    }
+
     @Test func aSettlingPaymentPastItsTimeToLiveIsCheckedAgainNotCancelled() async throws {
         let s = try await setup(provider: ScriptedProvider(timeToLive: .zero))
         let payment = try await s.payment()
@@ -271,7 +287,7 @@ final class ScriptedProvider: PaymentProvider {
         #expect(try await s.store.payment(charge.id).status == .new, "no answer: not cancelled")
         // The payment system answers: it has nothing for this payment.
         s.provider.unavailable.store(false, ordering: .relaxed)
-        _ = try await s.poller(grace: .zero, chargeGrace: .zero).flows.check(try await s.store.payment(charge.id))
+        _ = try await s.poller(grace: .zero, chargeGrace: .zero).flows.check(try await s.store.payment(charge.id), .poll)
         let after = try await s.store.payment(charge.id)
         #expect(after.status == .cancelled)
         #expect(after.failureReason.contains("no record of this charge"))

@@ -71,6 +71,29 @@ import Testing
         await f.stop()
     }
 
+    @Test func theSandboxPageAnswersOtherMethods405AndUnknownPaths404() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-methods")
+        let created = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00,
+                                                                                       option: .system(.sandbox, save: false)))
+        let url = try #require(URL(string: created.redirectUrl))
+        let port = try #require(url.port)
+        func status(_ method: String, _ path: String) async throws -> String {
+            let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            let answer = try await RawHTTP.exchange(host: "127.0.0.1", port: port, request: request, group: f.clientGroup)
+            return String(answer.prefix(12))
+        }
+        for method in ["GET", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"] {
+            #expect(try await status(method, url.path + "/approve") == "HTTP/1.1 405", "\(method) approve")
+        }
+        for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+            #expect(try await status(method, url.path) == "HTTP/1.1 405", "\(method) page")
+        }
+        #expect(try await status("GET", "/elsewhere") == "HTTP/1.1 404")
+        #expect(try await f.waitForPayment(created.payment!.id, client: f.clients("internal").balance) { $0.status == .new }.status == .new)
+        await f.stop()
+    }
+
     @Test func declinedTopUpIsCancelledWithANotificationAndTheMethodFailed() async throws {
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-e2e-2")

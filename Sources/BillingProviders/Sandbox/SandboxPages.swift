@@ -21,10 +21,18 @@ public enum SandboxPages {
             router.post("/pay/:id/\(action)") { _, context in
                 try await answer(provider, id: context.parameters.require("id"), action: action)
             }
-            router.get("/pay/:id/\(action)") { _, _ in page(.methodNotAllowed, "Not allowed", "<p>Use the buttons.</p>") }
+            notAllowed(router, "/pay/:id/\(action)", except: .post)
         }
-        router.post("/pay/:id") { _, _ in page(.methodNotAllowed, "Not allowed", "<p>Use the buttons.</p>") }
+        notAllowed(router, "/pay/:id", except: .get)
         return router
+    }
+
+    /// 405 for every method but the path's own.
+    private static func notAllowed(_ router: Router<BasicRequestContext>, _ path: String, except allowed: HTTPRequest.Method) {
+        let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, .options, .trace]
+        for method in methods where method != allowed && !(allowed == .get && method == .head) {
+            router.on(RouterPath(path), method: method) { _, _ in page(.methodNotAllowed, "Not allowed", "<p>Use the buttons.</p>") }
+        }
     }
 
     private static func answer(_ provider: SandboxProvider, id: String, action: String?) async -> Response {

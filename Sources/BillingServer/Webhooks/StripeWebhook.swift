@@ -43,7 +43,7 @@ struct StripeWebhook {
     }
 
     let secret: [UInt8]
-    var tolerance: Int64 = 300
+    var tolerance: Duration = .seconds(300)
 
     init(secret: String) {
         self.secret = Array(secret.utf8)
@@ -70,7 +70,7 @@ struct StripeWebhook {
         }
         guard let timestamp, !signatures.isEmpty else { throw .malformedSignature }
         let skew = now - timestamp
-        guard abs(skew) <= tolerance else { throw .stale(seconds: skew) }
+        guard abs(skew) <= tolerance.components.seconds else { throw .stale(seconds: skew) }
         let expected = MessageAuthentication.sha256(key: secret, message: Array("\(timestamp).".utf8) + body)
         guard signatures.contains(where: { MessageAuthentication.constantTimeEqual($0, expected) }) else { throw .mismatch }
         return try Self.event(body)

@@ -2,6 +2,7 @@ internal import BillingCore
 internal import Foundation
 internal import Hummingbird
 internal import Logging
+internal import NIOCore
 
 /// The HTTP endpoint payment systems deliver webhooks to: `POST /webhooks/<system>`,
 /// routed by Hummingbird.
@@ -10,7 +11,8 @@ internal import Logging
 /// TLS-terminating proxy the payment system reaches (Stripe requires HTTPS).
 /// A body over `maxBodyBytes` is refused with 413 (from its Content-Length
 /// before a byte of it is read, else once it grows past the limit); another
-/// method than POST gets 405; a connection silent for 10 s is closed (the
+/// method than POST gets 405 (the connection closes after a 413, so the rest
+/// of such a body is never read); a connection silent for 10 s is closed (the
 /// server's idle timeout, `BillingApplication`).
 enum WebhookRoutes {
     struct Request: Sendable {
@@ -45,10 +47,13 @@ enum WebhookRoutes {
                     body = try await request.collectBody(upTo: maxBodyBytes)
                 } catch let error as HTTPError where error.status == .contentTooLarge {
                     return response(Answer(status: .contentTooLarge, message: "the body is over \(maxBodyBytes) bytes"))
+                } catch is NIOTooManyBytesError {
+                    // A chunked body that grew past the limit.
+                    return response(Answer(status: .contentTooLarge, message: "the body is over \(maxBodyBytes) bytes"))
                 }
                 return response(await route(Request(headers: request.headers, body: Array(body.readableBytesView))))
             }
-            for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head] {
+            for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head, .options, .trace] {
                 router.on(RouterPath(path), method: method) { _, _ in
                     response(Answer(status: .methodNotAllowed, message: "webhooks are POSTed"))
                 }
@@ -85,6 +90,8 @@ enum WebhookRoutes {
         let json = (try? JSONEncoder().encode(Message(message: answer.message))) ?? Data("{}".utf8)
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
+        // The rest of a refused body is not read: the connection ends here.
+        if answer.status == .contentTooLarge { headers[.connection] = "close" }
         return Response(status: answer.status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json + Data("\n".utf8))))
     }
 }

@@ -62,20 +62,17 @@ enum AccountRepository {
               createdAtMs: row["created_at_ms"])
     }
 
-    /// The payer's customer at a payment system: the one recorded, or, for a
-    /// payer saved before they were recorded, the customer of its newest
-    /// Confirmed Stripe method (`cus_…/pm_…`).
-    static func customer(_ db: Database, payerID: String, system: PaymentSystem) throws -> String? {
-        if let recorded = try String.fetchOne(db, sql: "SELECT customer_reference FROM payer_customers WHERE payer_id = ? AND system = ?",
-                                              arguments: [payerID, system.rawValue]) {
-            return recorded
-        }
-        guard system == .stripe else { return nil }
-        let reference = try String.fetchOne(db, sql: """
-            SELECT provider_reference FROM payment_methods WHERE payer_id = ? AND system = 'stripe' AND status = 'confirmed'
-              AND provider_reference LIKE 'cus_%/%' ORDER BY updated_at_ms DESC LIMIT 1
-            """, arguments: [payerID])
-        return reference.flatMap { $0.split(separator: "/").first.map(String.init) }
+    /// The payer's customer recorded at a payment system, and the references
+    /// of its Confirmed methods there, newest first (for
+    /// `SavedMethods.customer`).
+    static func customer(_ db: Database, payerID: String, system: PaymentSystem) throws -> (recorded: String?, methods: [String]) {
+        let recorded = try String.fetchOne(db, sql: "SELECT customer_reference FROM payer_customers WHERE payer_id = ? AND system = ?",
+                                           arguments: [payerID, system.rawValue])
+        let methods = recorded != nil ? [] : try String.fetchAll(db, sql: """
+            SELECT provider_reference FROM payment_methods WHERE payer_id = ? AND system = ? AND status = 'confirmed'
+            ORDER BY updated_at_ms DESC LIMIT 20
+            """, arguments: [payerID, system.rawValue])
+        return (recorded, methods)
     }
 
     /// The first customer recorded for a payer and system wins.

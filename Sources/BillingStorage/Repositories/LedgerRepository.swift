@@ -25,16 +25,11 @@ enum LedgerRepository {
         try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ledger WHERE entry_key = 'credit:' || ?", arguments: [paymentID]) ?? 0
     }
 
-    /// What the ledger holds of a payment's reversals, for `Reversals.record`.
-    static func reversalHistory(_ db: Database, paymentID: String, key: String) throws -> Reversals.History {
-        let recorded = try Bool.fetchOne(db, sql: "SELECT 1 FROM ledger WHERE entry_key = ?", arguments: [key]) == true
-        let taken = try Int64.fetchOne(db, sql: """
-            SELECT COALESCE(-SUM(amount_minor), 0) FROM ledger WHERE payment_id = ? AND entry_key LIKE 'reversal:%'
-            """, arguments: [paymentID]) ?? 0
-        let chargedBack = try Int64.fetchOne(db, sql: """
-            SELECT COALESCE(-SUM(amount_minor), 0) FROM ledger WHERE payment_id = ?
-              AND (entry_key LIKE 'reversal:%:chargeback:%' OR entry_key LIKE 'reversal:%:chargeback_won:%')
-            """, arguments: [paymentID]) ?? 0
-        return Reversals.History(recorded: recorded, takenMinorUnits: taken, chargedBackMinorUnits: chargedBack)
+    /// A payment's reversal entries (key, signed minor units), for
+    /// `Reversals.History`.
+    static func reversalEntries(_ db: Database, paymentID: String) throws -> [(key: String, minorUnits: Int64)] {
+        try Row.fetchAll(db, sql: """
+            SELECT entry_key, amount_minor FROM ledger WHERE payment_id = ? AND substr(entry_key, 1, 9) = 'reversal:'
+            """, arguments: [paymentID]).map { (key: $0["entry_key"], minorUnits: $0["amount_minor"]) }
     }
 }

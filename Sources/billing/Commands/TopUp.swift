@@ -184,12 +184,23 @@ struct TopUp: AsyncParsableCommand {
         return option
     }
 
-    /// Through swift-subprocess, not Foundation's `Process` (whose `run()`
-    /// can crash on Linux: swift-corelibs-foundation#5472).
+    /// Starts the browser and goes on at once (xdg-open may run as long as
+    /// the browser does). Through swift-subprocess, not Foundation's
+    /// `Process`, whose `run()` can crash on Linux
+    /// (swift-corelibs-foundation#5472).
     private func openInBrowser(_ url: String) async {
-        let opened = try? await Subprocess.run(.path("/usr/bin/env"), arguments: ["xdg-open", url], output: .discarded,
-                                               error: .discarded)
-        if opened?.terminationStatus.isSuccess != true { Output.line("(could not open a browser; open the link yourself)") }
+        let (launched, launching) = AsyncStream<Bool>.makeStream()
+        Task {
+            do {
+                _ = try await Subprocess.run(.path("/usr/bin/env"), arguments: ["xdg-open", url], input: .none,
+                                             output: .discarded, error: .discarded) { _ in launching.yield(true) }
+            } catch {
+                launching.yield(false)
+            }
+            launching.finish()
+        }
+        var iterator = launched.makeAsyncIterator()
+        if await iterator.next() != true { Output.line("(could not open a browser; open the link yourself)") }
     }
 }
 
