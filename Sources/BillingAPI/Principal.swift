@@ -50,14 +50,27 @@ public struct Principal: Sendable, Hashable, CustomStringConvertible {
 
     private static func decide(_ peer: PeerIdentity) -> Result<Principal, Refusal> {
         for uri in peer.uris where !uri.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) {
-            return .failure(Refusal(reason: "a URI holds a space, control, format or non-ASCII character: \(uri.debugDescription.prefix(200))"))
+            return .failure(
+                Refusal(
+                    reason:
+                        "a URI holds a space, control, format or non-ASCII character: \(uri.debugDescription.prefix(200))"
+                )
+            )
         }
         let billing = peer.uris.filter { $0.lowercased().hasPrefix("billing:") }
         guard let uri = billing.first else { return .failure(Refusal(reason: "no billing://ROLE/NAME URI")) }
         guard billing.count == 1 else {
-            return .failure(Refusal(reason: "\(billing.count) billing URIs (\(billing.joined(separator: ", ").prefix(300))); a certificate names one role"))
+            return .failure(
+                Refusal(
+                    reason:
+                        "\(billing.count) billing URIs (\(billing.joined(separator: ", ").prefix(300))); a certificate names one role"
+                )
+            )
         }
-        let malformed = Refusal(reason: "\(uri.prefix(200)) is not billing://internal|account|operator/NAME with NAME of 1 to 64 of A-Z a-z 0-9 _ . -")
+        let malformed = Refusal(
+            reason:
+                "\(uri.prefix(200)) is not billing://internal|account|operator/NAME with NAME of 1 to 64 of A-Z a-z 0-9 _ . -"
+        )
         guard uri.hasPrefix("billing://") else { return .failure(malformed) }
         let parts = uri.dropFirst("billing://".count).split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, isName(parts[1]) else { return .failure(malformed) }
@@ -71,10 +84,11 @@ public struct Principal: Sendable, Hashable, CustomStringConvertible {
     }
 
     private static func isName(_ name: Substring) -> Bool {
-        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || byte == 0x5F || byte == 0x2E || byte == 0x2D
-        }
+        (1...64).contains(name.utf8.count)
+            && name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x5F || byte == 0x2E || byte == 0x2D
+            }
     }
 
     public var description: String {

@@ -33,7 +33,12 @@ extension RegisteredMethod {
         _ requestType: Request.Type,
         _ handler: @escaping @Sendable (Request, ServerContext, ServerStreamWriter<Response>) async throws -> Void
     ) -> RegisteredMethod {
-        serverStreaming(descriptor, deserializer: ProtoDeserializer<Request>(), serializer: ProtoSerializer<Response>(), handler)
+        serverStreaming(
+            descriptor,
+            deserializer: ProtoDeserializer<Request>(),
+            serializer: ProtoSerializer<Response>(),
+            handler
+        )
     }
 }
 
@@ -45,8 +50,14 @@ extension ClientCalls {
         _ responseType: Response.Type,
         _ options: CallOptions
     ) async throws -> Response {
-        try await unary(transport, method, request, serializer: ProtoSerializer<Request>(),
-                        deserializer: ProtoDeserializer<Response>(), options)
+        try await unary(
+            transport,
+            method,
+            request,
+            serializer: ProtoSerializer<Request>(),
+            deserializer: ProtoDeserializer<Response>(),
+            options
+        )
     }
 
     public static func serverStream<Request: ProtoMessage, Response: ProtoMessage>(
@@ -56,7 +67,13 @@ extension ClientCalls {
         _ responseType: Response.Type,
         _ options: CallOptions
     ) async throws -> ClientStream<Response> {
-        try await serverStream(transport, method, request, serializer: ProtoSerializer<Request>(),
-                               deserializer: ProtoDeserializer<Response>(), options)
+        try await serverStream(
+            transport,
+            method,
+            request,
+            serializer: ProtoSerializer<Request>(),
+            deserializer: ProtoDeserializer<Response>(),
+            options
+        )
     }
 }

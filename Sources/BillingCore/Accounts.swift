@@ -6,8 +6,14 @@ public enum Accounts {
     ///
     /// - Throws: `alreadyExists` when `existing` has other fields;
     ///   `invalidArgument` for a currency that is not configured.
-    public static func create(id: String, displayName: String, currency: Currency, existing: Account?, limits: PaymentLimits,
-                              now: Int64) throws(BillingError) -> Change<Account> {
+    public static func create(
+        id: String,
+        displayName: String,
+        currency: Currency,
+        existing: Account?,
+        limits: PaymentLimits,
+        now: Int64
+    ) throws(BillingError) -> Change<Account> {
         try IDs.check(id, "account id")
         try Text.check(displayName, "display name", max: 200)
         try limits.checkAccountCurrency(currency)
@@ -23,16 +29,31 @@ public enum Accounts {
 
     /// A payer of `account`: a name people recognise (required) and an
     /// email (RFC 5321 allows 254 bytes).
-    public static func addPayer(to account: Account, displayName: String, email: String, now: Int64) throws(BillingError) -> Change<Payer> {
+    public static func addPayer(
+        to account: Account,
+        displayName: String,
+        email: String,
+        now: Int64
+    ) throws(BillingError) -> Change<Payer> {
         try Text.check(displayName, "payer name", max: 200, required: true)
         try Text.check(email, "email", max: 254)
-        let payer = Payer(id: IDs.make("pyr"), accountID: account.id, displayName: displayName, email: email, createdAtMs: now)
+        let payer = Payer(
+            id: IDs.make("pyr"),
+            accountID: account.id,
+            displayName: displayName,
+            email: email,
+            createdAtMs: now
+        )
         return Change(payer, [.insertPayer(payer)])
     }
 
     /// A payer's customer at a payment system (Stripe's cus_…), recorded once
     /// it was made so that it is made once and reused.
-    public static func recordCustomer(payerID: String, system: PaymentSystem, reference: String) throws(BillingError) -> Change<Void> {
+    public static func recordCustomer(
+        payerID: String,
+        system: PaymentSystem,
+        reference: String
+    ) throws(BillingError) -> Change<Void> {
         try Text.check(reference, "customer reference", max: 255, required: true)
         return Change((), [.payerCustomer(payerID: payerID, system: system, reference: reference)])
     }

@@ -1,9 +1,10 @@
+internal import Synchronization
+
 #if canImport(Glibc)
 internal import Glibc
 #elseif canImport(Darwin)
 internal import Darwin
 #endif
-internal import Synchronization
 
 /// Where billingd reads the time. One clock is made at start and handed to
 /// everything that reads it: the store (the times on records), the payment
@@ -109,7 +110,10 @@ public final class ManualClock: BillingClock {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let resumeNow = state.withLock { state -> Bool in
                     if Task.isCancelled || duration <= .zero { return true }
-                    state.sleepers[id] = Sleeper(deadlineMs: state.nowMs + duration.milliseconds, continuation: continuation)
+                    state.sleepers[id] = Sleeper(
+                        deadlineMs: state.nowMs + duration.milliseconds,
+                        continuation: continuation
+                    )
                     return false
                 }
                 if resumeNow { continuation.resume() }

@@ -24,7 +24,7 @@ public enum BillingError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidArgument(let why), .notFound(let why), .permissionDenied(let why),
-             .failedPrecondition(let why), .alreadyExists(let why):
+            .failedPrecondition(let why), .alreadyExists(let why):
             return why
         case .insufficientFunds(let balance, let required):
             let shortfall = (try? required.subtracting(balance))?.description ?? "more"

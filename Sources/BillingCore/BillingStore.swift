@@ -37,8 +37,12 @@ public protocol BillingStore: Sendable {
     func setDefaultMethod(_ id: String) async throws(BillingError) -> PaymentMethod
     func removeMethod(_ id: String) async throws(BillingError) -> PaymentMethod
     /// A Pending method of a Paid payment confirmed when its reference comes late.
-    func confirmLateMethod(paymentReference: String, system: PaymentSystem, methodReference: String,
-                           displayName: String) async throws(BillingError) -> Bool
+    func confirmLateMethod(
+        paymentReference: String,
+        system: PaymentSystem,
+        methodReference: String,
+        displayName: String
+    ) async throws(BillingError) -> Bool
     /// A payer's customer at a payment system, made once and reused.
     func payerCustomer(payerID: String, system: PaymentSystem) async throws(BillingError) -> String?
     func setPayerCustomer(payerID: String, system: PaymentSystem, reference: String) async throws(BillingError)
@@ -48,7 +52,11 @@ public protocol BillingStore: Sendable {
     // Payments
     func createTopUp(_ request: TopUpRequest, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> Payment
     func payment(_ id: String) async throws(BillingError) -> Payment
-    func attachProviderReference(paymentID: String, reference: String, redirectURL: String) async throws(BillingError) -> Payment
+    func attachProviderReference(
+        paymentID: String,
+        reference: String,
+        redirectURL: String
+    ) async throws(BillingError) -> Payment
     func transition(paymentID: String, _ outcome: TransitionOutcome) async throws(BillingError) -> TransitionResult
     /// A refund, chargeback or dispute won of a Paid payment, once per its
     /// reference; false when it was recorded before.
@@ -56,7 +64,11 @@ public protocol BillingStore: Sendable {
     func listPayments(_ query: PaymentQuery) async throws(BillingError) -> Page<Payment>
     /// Of one account: after its account sequence; of all (nil): after the global sequence.
     func events(after sequence: UInt64, accountID: String?, limit: Int) async throws(BillingError) -> [Event]
-    func notifications(accountID: String, pageSize: Int, pageToken: String?) async throws(BillingError) -> Page<Notification>
+    func notifications(
+        accountID: String,
+        pageSize: Int,
+        pageToken: String?
+    ) async throws(BillingError) -> Page<Notification>
 
     // Poller and streams
     func claimDuePayments(owner: String, limit: Int, lease: Duration) async throws(BillingError) -> [Payment]
@@ -68,14 +80,32 @@ public protocol BillingStore: Sendable {
     // Renewals
     func upsertRenewableService(_ service: RenewableService) async throws(BillingError) -> RenewableService
     func renewableServices(accountID: String) async throws(BillingError) -> [RenewableService]
-    func quoteRenewal(accountID: String, items: [RenewalItem]) async throws(BillingError) -> (lines: [RenewalLine], total: Money)
-    func renew(accountID: String, payerID: String?, items: [RenewalItem], option: PaymentOption,
-               expectedTotal: Money?, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> (order: RenewalOrder, payment: Payment?)
+    func quoteRenewal(
+        accountID: String,
+        items: [RenewalItem]
+    ) async throws(BillingError) -> (lines: [RenewalLine], total: Money)
+    func renew(
+        accountID: String,
+        payerID: String?,
+        items: [RenewalItem],
+        option: PaymentOption,
+        expectedTotal: Money?,
+        idempotencyKey: IdempotencyKey?
+    ) async throws(BillingError) -> (order: RenewalOrder, payment: Payment?)
     func renewalOrder(_ id: String) async throws(BillingError) -> RenewalOrder
 
     // Migrations
-    func createMigrationOrder(accountID: String, externalID: String, description: String, serverPrice: Money) async throws(BillingError) -> MigrationOrder
+    func createMigrationOrder(
+        accountID: String,
+        externalID: String,
+        description: String,
+        serverPrice: Money
+    ) async throws(BillingError) -> MigrationOrder
     func migrationOrder(_ id: String) async throws(BillingError) -> MigrationOrder
-    func payMigrationOrder(_ orderID: String, payerID: String?, option: PaymentOption,
-                           idempotencyKey: IdempotencyKey?) async throws(BillingError) -> (order: MigrationOrder, payment: Payment?)
+    func payMigrationOrder(
+        _ orderID: String,
+        payerID: String?,
+        option: PaymentOption,
+        idempotencyKey: IdempotencyKey?
+    ) async throws(BillingError) -> (order: MigrationOrder, payment: Payment?)
 }

@@ -17,16 +17,20 @@ public struct Currency: Sendable, Hashable, Codable, CustomStringConvertible {
     public static let eur = Currency("EUR", 2)
 
     /// The currencies billingd prices in. Extend here with the ISO 4217 exponent.
-    public static let known: [String: Currency] = Dictionary(uniqueKeysWithValues: [
-        usd, eur, Currency("GBP", 2), Currency("CAD", 2), Currency("AUD", 2), Currency("CHF", 2),
-        Currency("SEK", 2), Currency("NOK", 2), Currency("DKK", 2), Currency("PLN", 2),
-        Currency("CZK", 2), Currency("JPY", 0), Currency("KWD", 3),
-    ].map { ($0.code, $0) })
+    public static let known: [String: Currency] = Dictionary(
+        uniqueKeysWithValues: [
+            usd, eur, Currency("GBP", 2), Currency("CAD", 2), Currency("AUD", 2), Currency("CHF", 2),
+            Currency("SEK", 2), Currency("NOK", 2), Currency("DKK", 2), Currency("PLN", 2),
+            Currency("CZK", 2), Currency("JPY", 0), Currency("KWD", 3),
+        ].map { ($0.code, $0) }
+    )
 
     /// - Throws: `BillingError.invalidArgument` for a code not in `known`.
     public init(code: String) throws(BillingError) {
         guard let known = Self.known[code] else {
-            throw .invalidArgument("unknown currency \"\(code.prefix(8))\"; known: \(Self.known.keys.sorted().joined(separator: ", "))")
+            throw .invalidArgument(
+                "unknown currency \"\(code.prefix(8))\"; known: \(Self.known.keys.sorted().joined(separator: ", "))"
+            )
         }
         self = known
     }

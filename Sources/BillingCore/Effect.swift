@@ -62,8 +62,16 @@ public struct LedgerEntry: Sendable, Hashable {
     public var balanceBefore: Money
     public var balanceAfter: Money
 
-    public init(accountID: String, key: String, amount: Money, paymentID: String?, reference: String, atMs: Int64,
-                balanceBefore: Money, balanceAfter: Money) {
+    public init(
+        accountID: String,
+        key: String,
+        amount: Money,
+        paymentID: String?,
+        reference: String,
+        atMs: Int64,
+        balanceBefore: Money,
+        balanceAfter: Money
+    ) {
         self.accountID = accountID
         self.key = key
         self.amount = amount
@@ -118,8 +126,20 @@ struct EffectList {
         } catch {
             throw .failedPrecondition("balance would overflow")
         }
-        effects.append(.ledger(LedgerEntry(accountID: account.id, key: key, amount: amount, paymentID: paymentID, reference: reference,
-                                           atMs: now, balanceBefore: balance, balanceAfter: after)))
+        effects.append(
+            .ledger(
+                LedgerEntry(
+                    accountID: account.id,
+                    key: key,
+                    amount: amount,
+                    paymentID: paymentID,
+                    reference: reference,
+                    atMs: now,
+                    balanceBefore: balance,
+                    balanceAfter: after
+                )
+            )
+        )
         balance = after
         event(.balanceChanged(balance: after, delta: amount, paymentID: paymentID, reference: reference))
     }
@@ -135,8 +155,15 @@ struct EffectList {
     }
 
     mutating func notify(_ severity: Notification.Severity, _ title: String, _ body: String, paymentID: String?) {
-        let notification = Notification(id: IDs.make("ntf"), accountID: account.id, severity: severity, title: title, body: body,
-                                         paymentID: paymentID, createdAtMs: now)
+        let notification = Notification(
+            id: IDs.make("ntf"),
+            accountID: account.id,
+            severity: severity,
+            title: title,
+            body: body,
+            paymentID: paymentID,
+            createdAtMs: now
+        )
         effects.append(.insertNotification(notification))
         event(.notification(notification))
     }

@@ -44,7 +44,18 @@ public struct PaymentMethod: Sendable, Hashable, Codable {
     public var createdAtMs: Int64
     public var updatedAtMs: Int64
 
-    public init(id: String, payerID: String, system: PaymentSystem, status: PaymentMethodStatus, isDefault: Bool, displayName: String, providerReference: String, savedWithPaymentID: String, createdAtMs: Int64, updatedAtMs: Int64) {
+    public init(
+        id: String,
+        payerID: String,
+        system: PaymentSystem,
+        status: PaymentMethodStatus,
+        isDefault: Bool,
+        displayName: String,
+        providerReference: String,
+        savedWithPaymentID: String,
+        createdAtMs: Int64,
+        updatedAtMs: Int64
+    ) {
         self.id = id
         self.payerID = payerID
         self.system = system
@@ -100,7 +111,30 @@ public struct Payment: Sendable, Hashable, Codable {
     public var nextCheckAtMs: Int64?
     public var checkAttempts: Int
 
-    public init(id: String, accountID: String, payerID: String, purpose: PaymentPurpose, amount: Money, status: PaymentStatus, optionKind: PaymentOptionKind, system: PaymentSystem?, paymentMethodID: String?, savedPaymentMethodID: String?, providerReference: String, redirectURL: String, returnURL: String, invoiceNumber: String?, failureReason: String, renewalOrderID: String?, migrationOrderID: String?, createdAtMs: Int64, updatedAtMs: Int64, finishedAtMs: Int64?, nextCheckAtMs: Int64?, checkAttempts: Int) {
+    public init(
+        id: String,
+        accountID: String,
+        payerID: String,
+        purpose: PaymentPurpose,
+        amount: Money,
+        status: PaymentStatus,
+        optionKind: PaymentOptionKind,
+        system: PaymentSystem?,
+        paymentMethodID: String?,
+        savedPaymentMethodID: String?,
+        providerReference: String,
+        redirectURL: String,
+        returnURL: String,
+        invoiceNumber: String?,
+        failureReason: String,
+        renewalOrderID: String?,
+        migrationOrderID: String?,
+        createdAtMs: Int64,
+        updatedAtMs: Int64,
+        finishedAtMs: Int64?,
+        nextCheckAtMs: Int64?,
+        checkAttempts: Int
+    ) {
         self.id = id
         self.accountID = accountID
         self.payerID = payerID
@@ -140,7 +174,15 @@ public struct Notification: Sendable, Hashable, Codable {
     public var paymentID: String?
     public var createdAtMs: Int64
 
-    public init(id: String, accountID: String, severity: Severity, title: String, body: String, paymentID: String?, createdAtMs: Int64) {
+    public init(
+        id: String,
+        accountID: String,
+        severity: Severity,
+        title: String,
+        body: String,
+        paymentID: String?,
+        createdAtMs: Int64
+    ) {
         self.id = id
         self.accountID = accountID
         self.severity = severity
@@ -189,7 +231,15 @@ public struct RenewableService: Sendable, Hashable, Codable {
     public var expiresAtMs: Int64
     public var updatedAtMs: Int64
 
-    public init(id: String, accountID: String, displayName: String, pricePerPeriod: Money, periodDays: Int, expiresAtMs: Int64, updatedAtMs: Int64) {
+    public init(
+        id: String,
+        accountID: String,
+        displayName: String,
+        pricePerPeriod: Money,
+        periodDays: Int,
+        expiresAtMs: Int64,
+        updatedAtMs: Int64
+    ) {
         self.id = id
         self.accountID = accountID
         self.displayName = displayName
@@ -217,7 +267,17 @@ public struct MigrationOrder: Sendable, Hashable, Codable {
     public var createdAtMs: Int64
     public var paidAtMs: Int64?
 
-    public init(id: String, accountID: String, externalID: String, description: String, serverPrice: Money, status: Status, paymentID: String?, createdAtMs: Int64, paidAtMs: Int64?) {
+    public init(
+        id: String,
+        accountID: String,
+        externalID: String,
+        description: String,
+        serverPrice: Money,
+        status: Status,
+        paymentID: String?,
+        createdAtMs: Int64,
+        paidAtMs: Int64?
+    ) {
         self.id = id
         self.accountID = accountID
         self.externalID = externalID
@@ -273,7 +333,16 @@ public struct RenewalOrder: Sendable, Hashable, Codable {
     public var createdAtMs: Int64
     public var completedAtMs: Int64?
 
-    public init(id: String, accountID: String, lines: [RenewalLine], total: Money, status: Status, paymentID: String?, createdAtMs: Int64, completedAtMs: Int64?) {
+    public init(
+        id: String,
+        accountID: String,
+        lines: [RenewalLine],
+        total: Money,
+        status: Status,
+        paymentID: String?,
+        createdAtMs: Int64,
+        completedAtMs: Int64?
+    ) {
         self.id = id
         self.accountID = accountID
         self.lines = lines

@@ -31,10 +31,12 @@ public enum IDs {
     /// Caller-chosen ids (accounts, services) follow the same rule.
     public static func check(_ id: String, _ what: String) throws(BillingError) {
         guard !id.isEmpty else { throw .invalidArgument("\(what) is required") }
-        guard id.utf8.count <= 64, id.utf8.allSatisfy({ byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || byte == 0x5F || byte == 0x2E || byte == 0x2D
-        }) else {
+        guard id.utf8.count <= 64,
+            id.utf8.allSatisfy({ byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x5F || byte == 0x2E || byte == 0x2D
+            })
+        else {
             throw .invalidArgument("\(what) must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
         }
     }

@@ -5,7 +5,9 @@ public struct IdempotencyKey: Sendable, Hashable {
     /// 128 bytes: a UUID or a request id with a prefix fits many times over;
     /// printable ASCII, so a key logged or shown is the key sent.
     public init(_ key: String) throws(BillingError) {
-        guard !key.isEmpty, key.utf8.count <= 128, key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E }) else {
+        guard !key.isEmpty, key.utf8.count <= 128,
+            key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E })
+        else {
             throw .invalidArgument("idempotency key must be 1 to 128 printable ASCII characters")
         }
         self.key = key
@@ -25,8 +27,15 @@ public struct IdempotencyRecord: Sendable, Hashable {
     public var createdAtMs: Int64
     public var expiresAtMs: Int64
 
-    public init(accountID: String, operation: Idempotency.Operation, key: String, fingerprint: String, resultID: String,
-                createdAtMs: Int64, expiresAtMs: Int64) {
+    public init(
+        accountID: String,
+        operation: Idempotency.Operation,
+        key: String,
+        fingerprint: String,
+        resultID: String,
+        createdAtMs: Int64,
+        expiresAtMs: Int64
+    ) {
         self.accountID = accountID
         self.operation = operation
         self.key = key
@@ -51,22 +60,47 @@ public enum Idempotency {
     /// nil when the key is new (or expired).
     ///
     /// - Throws: `idempotencyKeyReused` when the key came with another request.
-    public static func replay(_ stored: IdempotencyRecord?, fingerprint: String, now: Int64) throws(BillingError) -> String? {
+    public static func replay(
+        _ stored: IdempotencyRecord?,
+        fingerprint: String,
+        now: Int64
+    ) throws(BillingError) -> String? {
         guard let stored, stored.expiresAtMs > now else { return nil }
         guard stored.fingerprint == fingerprint else { throw .idempotencyKeyReused(stored.key) }
         return stored.resultID
     }
 
     /// The effect that remembers `key` for `lifetime`.
-    public static func remember(_ key: IdempotencyKey, accountID: String, operation: Operation, fingerprint: String, resultID: String,
-                                now: Int64, lifetime: Duration) -> Effect {
-        .rememberKey(IdempotencyRecord(accountID: accountID, operation: operation, key: key.key, fingerprint: fingerprint,
-                                       resultID: resultID, createdAtMs: now, expiresAtMs: now + lifetime.milliseconds))
+    public static func remember(
+        _ key: IdempotencyKey,
+        accountID: String,
+        operation: Operation,
+        fingerprint: String,
+        resultID: String,
+        now: Int64,
+        lifetime: Duration
+    ) -> Effect {
+        .rememberKey(
+            IdempotencyRecord(
+                accountID: accountID,
+                operation: operation,
+                key: key.key,
+                fingerprint: fingerprint,
+                resultID: resultID,
+                createdAtMs: now,
+                expiresAtMs: now + lifetime.milliseconds
+            )
+        )
     }
 
     /// Every field of a renewal, in a fixed order: equal requests, equal fingerprints.
-    public static func fingerprint(renewing items: [RenewalItem], accountID: String, payerID: String?, option: PaymentOption,
-                                   expectedTotal: Money?) -> String {
+    public static func fingerprint(
+        renewing items: [RenewalItem],
+        accountID: String,
+        payerID: String?,
+        option: PaymentOption,
+        expectedTotal: Money?
+    ) -> String {
         "renew|\(accountID)|\(payerID ?? "")|\(items.map { "\($0.serviceID)x\($0.periods)" }.joined(separator: ","))|\(option)|\(expectedTotal.map(\.description) ?? "")"
     }
 

@@ -6,8 +6,14 @@ public enum MigrationOrders {
     /// order registered before (`existing`).
     ///
     /// - Throws: `alreadyExists` when `existing` has other fields.
-    public static func register(account: Account, externalID: String, description: String, serverPrice: Money,
-                                existing: MigrationOrder?, now: Int64) throws(BillingError) -> Change<MigrationOrder> {
+    public static func register(
+        account: Account,
+        externalID: String,
+        description: String,
+        serverPrice: Money,
+        existing: MigrationOrder?,
+        now: Int64
+    ) throws(BillingError) -> Change<MigrationOrder> {
         try IDs.check(externalID, "external id")
         try Text.check(description, "description", max: 500)
         guard serverPrice.amountMinorUnits > 0 else { throw .invalidArgument("server price must be positive") }
@@ -20,8 +26,17 @@ public enum MigrationOrders {
             }
             return Change(existing)
         }
-        let order = MigrationOrder(id: IDs.make("mo"), accountID: account.id, externalID: externalID, description: description,
-                                   serverPrice: serverPrice, status: .awaitingPayment, paymentID: nil, createdAtMs: now, paidAtMs: nil)
+        let order = MigrationOrder(
+            id: IDs.make("mo"),
+            accountID: account.id,
+            externalID: externalID,
+            description: description,
+            serverPrice: serverPrice,
+            status: .awaitingPayment,
+            paymentID: nil,
+            createdAtMs: now,
+            paidAtMs: nil
+        )
         return Change(order, [.insertMigrationOrder(order)])
     }
 
@@ -30,9 +45,18 @@ public enum MigrationOrders {
     ///
     /// - Throws: `failedPrecondition` for an order that is paid or has a
     ///   payment pending.
-    public static func pay(_ order: MigrationOrder, account: Account, balance: Money, payerID: String?, payer: Payer?,
-                           option: PaymentOption, chargedMethod: PaymentMethod?, limits: PaymentLimits, invoiceReference: String,
-                           now: Int64) throws(BillingError) -> Change<(order: MigrationOrder, payment: Payment?)> {
+    public static func pay(
+        _ order: MigrationOrder,
+        account: Account,
+        balance: Money,
+        payerID: String?,
+        payer: Payer?,
+        option: PaymentOption,
+        chargedMethod: PaymentMethod?,
+        limits: PaymentLimits,
+        invoiceReference: String,
+        now: Int64
+    ) throws(BillingError) -> Change<(order: MigrationOrder, payment: Payment?)> {
         guard order.status == .awaitingPayment else {
             throw .failedPrecondition("migration order \(order.id) is \(order.status.rawValue)")
         }
@@ -43,12 +67,25 @@ public enum MigrationOrders {
         }
         guard let payerID else { throw .invalidArgument("payer id is required unless paying from the balance") }
         let recorded = try PaymentMachine.record(
-            purpose: .migration, amount: order.serverPrice, account: account, payerID: payerID, payer: payer, option: option,
-            chargedMethod: chargedMethod, limits: limits, invoiceReference: invoiceReference, migrationOrderID: order.id, now: now)
+            purpose: .migration,
+            amount: order.serverPrice,
+            account: account,
+            payerID: payerID,
+            payer: payer,
+            option: option,
+            chargedMethod: chargedMethod,
+            limits: limits,
+            invoiceReference: invoiceReference,
+            migrationOrderID: order.id,
+            now: now
+        )
         var pending = order
         pending.status = .paymentPending
         pending.paymentID = recorded.result.id
-        return Change((pending, recorded.result), recorded.effects + [.updateMigrationOrder(pending, expected: order.status)])
+        return Change(
+            (pending, recorded.result),
+            recorded.effects + [.updateMigrationOrder(pending, expected: order.status)]
+        )
     }
 
     /// The debit of an order and its Paid mark.

@@ -36,10 +36,14 @@ public struct Money: Sendable, Hashable, Codable, CustomStringConvertible {
             throw notANumber
         }
         guard fraction.count <= currency.minorUnitDigits else {
-            throw .invalidArgument("amount \"\(trimmed)\" has more than \(currency.minorUnitDigits) decimals for \(currency)")
+            throw .invalidArgument(
+                "amount \"\(trimmed)\" has more than \(currency.minorUnitDigits) decimals for \(currency)"
+            )
         }
         var minor: Int64 = 0
-        let padded = Array(whole) + Array(fraction) + Array(repeating: UInt8(ascii: "0"), count: currency.minorUnitDigits - fraction.count)
+        let padded =
+            Array(whole) + Array(fraction)
+            + Array(repeating: UInt8(ascii: "0"), count: currency.minorUnitDigits - fraction.count)
         for digit in padded {
             let (times10, o1) = minor.multipliedReportingOverflow(by: 10)
             let (plus, o2) = times10.addingReportingOverflow(Int64(digit - UInt8(ascii: "0")))
@@ -95,7 +99,8 @@ extension String {
     func trimmingSpaces() -> String {
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
-              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+            let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
+        else { return "" }
         return String(scalars[first...last])
     }
 }

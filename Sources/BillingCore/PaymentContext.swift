@@ -18,9 +18,17 @@ public struct PaymentContext: Sendable, Hashable {
     /// The migration order the payment pays.
     public var migrationOrder: MigrationOrder?
 
-    public init(payment: Payment, account: Account, balance: Money, savedMethod: PaymentMethod? = nil,
-                chargedMethod: PaymentMethod? = nil, payerHasDefaultMethod: Bool = false, renewalOrder: RenewalOrder? = nil,
-                renewedServices: [RenewableService] = [], migrationOrder: MigrationOrder? = nil) {
+    public init(
+        payment: Payment,
+        account: Account,
+        balance: Money,
+        savedMethod: PaymentMethod? = nil,
+        chargedMethod: PaymentMethod? = nil,
+        payerHasDefaultMethod: Bool = false,
+        renewalOrder: RenewalOrder? = nil,
+        renewedServices: [RenewableService] = [],
+        migrationOrder: MigrationOrder? = nil
+    ) {
         self.payment = payment
         self.account = account
         self.balance = balance

@@ -4,7 +4,10 @@ public struct AmountRange: Sendable, Hashable {
     public let maximum: Money
 
     public init(minimum: Money, maximum: Money) {
-        precondition(minimum.currency == maximum.currency && minimum.amountMinorUnits > 0 && minimum <= maximum, "0 < minimum <= maximum")
+        precondition(
+            minimum.currency == maximum.currency && minimum.amountMinorUnits > 0 && minimum <= maximum,
+            "0 < minimum <= maximum"
+        )
         self.minimum = minimum
         self.maximum = maximum
     }
@@ -33,7 +36,11 @@ public struct PaymentLimits: Sendable, Hashable {
     public var topUps: [Currency: TopUpPolicy]
     public var systems: [PaymentSystem: [Currency: AmountRange]]
 
-    public init(defaultCurrency: Currency, topUps: [Currency: TopUpPolicy], systems: [PaymentSystem: [Currency: AmountRange]]) {
+    public init(
+        defaultCurrency: Currency,
+        topUps: [Currency: TopUpPolicy],
+        systems: [PaymentSystem: [Currency: AmountRange]]
+    ) {
         precondition(topUps[defaultCurrency] != nil, "the default currency has a top-up policy")
         self.defaultCurrency = defaultCurrency
         self.topUps = topUps
@@ -42,8 +49,10 @@ public struct PaymentLimits: Sendable, Hashable {
 
     /// The seed's: USD only, $0.50 to $15,000.00, and each system's own limits.
     public static let seedDefault = PaymentLimits(
-        defaultCurrency: .usd, topUps: [.usd: .seedDefault],
-        systems: Dictionary(uniqueKeysWithValues: PaymentSystem.allCases.map { ($0, PaymentLimits.defaults(for: $0)) }))
+        defaultCurrency: .usd,
+        topUps: [.usd: .seedDefault],
+        systems: Dictionary(uniqueKeysWithValues: PaymentSystem.allCases.map { ($0, PaymentLimits.defaults(for: $0)) })
+    )
 
     /// Currencies accounts may be created in, sorted.
     public var currencies: [Currency] {
@@ -53,13 +62,17 @@ public struct PaymentLimits: Sendable, Hashable {
     /// - Throws: `invalidArgument` for a currency no account may use.
     public func checkAccountCurrency(_ currency: Currency) throws(BillingError) {
         guard topUps[currency] != nil else {
-            throw .invalidArgument("accounts are in \(currencies.map(\.code).joined(separator: ", ")) here, not \(currency)")
+            throw .invalidArgument(
+                "accounts are in \(currencies.map(\.code).joined(separator: ", ")) here, not \(currency)"
+            )
         }
     }
 
     public func topUpPolicy(_ currency: Currency) throws(BillingError) -> TopUpPolicy {
         guard let policy = topUps[currency] else {
-            throw .failedPrecondition("payments in \(currency) are not offered here (configured: \(currencies.map(\.code).joined(separator: ", ")))")
+            throw .failedPrecondition(
+                "payments in \(currency) are not offered here (configured: \(currencies.map(\.code).joined(separator: ", ")))"
+            )
         }
         return policy
     }
@@ -82,7 +95,8 @@ public struct PaymentLimits: Sendable, Hashable {
             throw .failedPrecondition("\(system.displayName) does not take payments in \(amount.currency) here")
         }
         func refuse(_ why: String) -> BillingError {
-            purpose == .topUp ? .invalidArgument(why) : .failedPrecondition(why + "; pay it from the balance or by invoice")
+            purpose == .topUp
+                ? .invalidArgument(why) : .failedPrecondition(why + "; pay it from the balance or by invoice")
         }
         guard amount >= range.minimum else {
             throw refuse("\(amount) is below \(system.displayName)'s minimum of \(range.minimum)")
@@ -104,21 +118,35 @@ public struct PaymentLimits: Sendable, Hashable {
         switch system {
         case .stripe:
             let minimums: [String: Int64] = [
-                "USD": 50, "EUR": 50, "GBP": 30, "CHF": 50, "CAD": 50, "AUD": 50, "SEK": 300, "NOK": 300, "DKK": 250, "PLN": 200,
+                "USD": 50, "EUR": 50, "GBP": 30, "CHF": 50, "CAD": 50, "AUD": 50, "SEK": 300, "NOK": 300, "DKK": 250,
+                "PLN": 200,
                 "CZK": 1500, "JPY": 50,
             ]
-            return Dictionary(uniqueKeysWithValues: minimums.compactMap { code, minimum in
-                known(code).map { ($0, AmountRange.minor(minimum, 99_999_999, $0)) }
-            })
+            return Dictionary(
+                uniqueKeysWithValues: minimums.compactMap { code, minimum in
+                    known(code).map { ($0, AmountRange.minor(minimum, 99_999_999, $0)) }
+                }
+            )
         case .paypal:
             let codes = ["USD", "EUR", "GBP", "CHF", "CAD", "AUD", "SEK", "NOK", "DKK", "PLN", "CZK", "JPY"]
-            return Dictionary(uniqueKeysWithValues: codes.compactMap(known).map { currency in
-                (currency, AmountRange.minor(1, 10_000 * currency.minorUnitsPerMajor, currency))
-            })
+            return Dictionary(
+                uniqueKeysWithValues: codes.compactMap(known).map { currency in
+                    (currency, AmountRange.minor(1, 10_000 * currency.minorUnitsPerMajor, currency))
+                }
+            )
         case .sandbox:
-            return Dictionary(uniqueKeysWithValues: Currency.known.values.map { currency in
-                (currency, AmountRange.minor(max(1, currency.minorUnitsPerMajor / 2), 1_000_000 * currency.minorUnitsPerMajor, currency))
-            })
+            return Dictionary(
+                uniqueKeysWithValues: Currency.known.values.map { currency in
+                    (
+                        currency,
+                        AmountRange.minor(
+                            max(1, currency.minorUnitsPerMajor / 2),
+                            1_000_000 * currency.minorUnitsPerMajor,
+                            currency
+                        )
+                    )
+                }
+            )
         }
     }
 }

@@ -22,10 +22,20 @@ public enum PaymentMachine {
     ///   records are not to be discovered by guessing); `failedPrecondition`
     ///   for a method that is not Confirmed; `invalidArgument` for an amount
     ///   outside the limits (`PaymentLimits`).
-    public static func record(purpose: PaymentPurpose, amount: Money, account: Account, payerID: String, payer: Payer?,
-                              option: PaymentOption, chargedMethod: PaymentMethod?, limits: PaymentLimits,
-                              invoiceReference: String, renewalOrderID: String? = nil, migrationOrderID: String? = nil,
-                              now: Int64) throws(BillingError) -> Change<Payment> {
+    public static func record(
+        purpose: PaymentPurpose,
+        amount: Money,
+        account: Account,
+        payerID: String,
+        payer: Payer?,
+        option: PaymentOption,
+        chargedMethod: PaymentMethod?,
+        limits: PaymentLimits,
+        invoiceReference: String,
+        renewalOrderID: String? = nil,
+        migrationOrderID: String? = nil,
+        now: Int64
+    ) throws(BillingError) -> Change<Payment> {
         guard amount.currency == account.currency else {
             throw .invalidArgument("account \(account.id) pays in \(account.currency), not \(amount.currency)")
         }
@@ -56,20 +66,47 @@ public enum PaymentMachine {
             system = chosen
             returnURL = url
             if saveMethod {
-                savedMethod = PaymentMethod(id: IDs.make("pm"), payerID: payer.id, system: chosen, status: .pending, isDefault: false,
-                                            displayName: "\(chosen.displayName)\(SavedMethods.pendingSuffix)", providerReference: "",
-                                            savedWithPaymentID: id, createdAtMs: now, updatedAtMs: now)
+                savedMethod = PaymentMethod(
+                    id: IDs.make("pm"),
+                    payerID: payer.id,
+                    system: chosen,
+                    status: .pending,
+                    isDefault: false,
+                    displayName: "\(chosen.displayName)\(SavedMethods.pendingSuffix)",
+                    providerReference: "",
+                    savedWithPaymentID: id,
+                    createdAtMs: now,
+                    updatedAtMs: now
+                )
             }
         case .balance:
             throw .invalidArgument("a balance payment is not a payment record")
         }
         try limits.check(amount, purpose: purpose, system: system)
         let payment = Payment(
-            id: id, accountID: account.id, payerID: payer.id, purpose: purpose, amount: amount, status: .new, optionKind: option.kind,
-            system: system, paymentMethodID: chargedMethodID, savedPaymentMethodID: savedMethod?.id, providerReference: "",
-            redirectURL: "", returnURL: returnURL, invoiceNumber: invoiceNumber, failureReason: "", renewalOrderID: renewalOrderID,
-            migrationOrderID: migrationOrderID, createdAtMs: now, updatedAtMs: now, finishedAtMs: nil, nextCheckAtMs: nextCheck,
-            checkAttempts: 0)
+            id: id,
+            accountID: account.id,
+            payerID: payer.id,
+            purpose: purpose,
+            amount: amount,
+            status: .new,
+            optionKind: option.kind,
+            system: system,
+            paymentMethodID: chargedMethodID,
+            savedPaymentMethodID: savedMethod?.id,
+            providerReference: "",
+            redirectURL: "",
+            returnURL: returnURL,
+            invoiceNumber: invoiceNumber,
+            failureReason: "",
+            renewalOrderID: renewalOrderID,
+            migrationOrderID: migrationOrderID,
+            createdAtMs: now,
+            updatedAtMs: now,
+            finishedAtMs: nil,
+            nextCheckAtMs: nextCheck,
+            checkAttempts: 0
+        )
         // The method first: the payment's row names it.
         var effects: [Effect] = savedMethod.map { [.insertMethod($0)] } ?? []
         effects.append(.insertPayment(payment))
@@ -84,15 +121,25 @@ public enum PaymentMachine {
     /// to send the person. Not a status change, so no event.
     ///
     /// - Throws: `failedPrecondition` when the payment is no longer New.
-    public static func attach(_ payment: Payment, reference: String, redirectURL: String, now: Int64) throws(BillingError) -> Change<Payment> {
+    public static func attach(
+        _ payment: Payment,
+        reference: String,
+        redirectURL: String,
+        now: Int64
+    ) throws(BillingError) -> Change<Payment> {
         try Text.check(reference, "provider reference", max: 255)
         try Text.check(redirectURL, "redirect URL", max: 2048)
-        guard payment.status == .new else { throw .failedPrecondition("payment \(payment.id) is \(payment.status), not New") }
+        guard payment.status == .new else {
+            throw .failedPrecondition("payment \(payment.id) is \(payment.status), not New")
+        }
         var attached = payment
         attached.providerReference = reference
         attached.redirectURL = redirectURL
         attached.updatedAtMs = now
-        return Change(attached, [.attachReference(paymentID: payment.id, reference: reference, redirectURL: redirectURL, atMs: now)])
+        return Change(
+            attached,
+            [.attachReference(paymentID: payment.id, reference: reference, redirectURL: redirectURL, atMs: now)]
+        )
     }
 
     /// The one way a payment leaves New, with everything the change implies:
@@ -112,7 +159,11 @@ public enum PaymentMachine {
     /// - Returns: `.alreadyFinal` when the payment already has this status
     ///   (an earlier poll, refresh or webhook): nothing to write.
     /// - Throws: `invalidTransition` when it reached the other final status.
-    public static func finish(_ context: PaymentContext, _ outcome: TransitionOutcome, now: Int64) throws(BillingError) -> Change<TransitionResult> {
+    public static func finish(
+        _ context: PaymentContext,
+        _ outcome: TransitionOutcome,
+        now: Int64
+    ) throws(BillingError) -> Change<TransitionResult> {
         try Text.check(outcome.failureReason, "failure reason", max: 500)
         let before = context.payment
         if before.status == outcome.target { return Change(.alreadyFinal(before)) }
@@ -137,14 +188,24 @@ public enum PaymentMachine {
         return Change(.applied(after), list.effects)
     }
 
-    private static func paid(_ payment: Payment, _ context: PaymentContext, _ outcome: TransitionOutcome,
-                             _ list: inout EffectList) throws(BillingError) {
-        try list.ledger(payment.amount, key: "credit:\(payment.id)", paymentID: payment.id, reference: "payment \(payment.id)")
+    private static func paid(
+        _ payment: Payment,
+        _ context: PaymentContext,
+        _ outcome: TransitionOutcome,
+        _ list: inout EffectList
+    ) throws(BillingError) {
+        try list.ledger(
+            payment.amount,
+            key: "credit:\(payment.id)",
+            paymentID: payment.id,
+            reference: "payment \(payment.id)"
+        )
         if let method = context.savedMethod, method.id == payment.savedPaymentMethodID {
             SavedMethods.confirm(method, outcome, payerHasDefault: context.payerHasDefaultMethod, in: &list)
         }
         if let order = context.migrationOrder, order.id == payment.migrationOrderID, order.status == .paymentPending,
-           order.paymentID == payment.id {
+            order.paymentID == payment.id
+        {
             if list.balance.amountMinorUnits >= order.serverPrice.amountMinorUnits {
                 _ = try MigrationOrders.complete(order, in: &list)
             } else {
@@ -152,9 +213,12 @@ public enum PaymentMachine {
                 released.status = .awaitingPayment
                 released.paymentID = nil
                 list.append(.updateMigrationOrder(released, expected: order.status))
-                list.notify(.error, "Order not paid",
-                            "Payment of \(payment.amount) was credited to your balance, but your balance of \(list.balance) does not cover the migration order of \(order.serverPrice): pay the order again",
-                            paymentID: payment.id)
+                list.notify(
+                    .error,
+                    "Order not paid",
+                    "Payment of \(payment.amount) was credited to your balance, but your balance of \(list.balance) does not cover the migration order of \(order.serverPrice): pay the order again",
+                    paymentID: payment.id
+                )
             }
         }
         if let order = context.renewalOrder, order.id == payment.renewalOrderID, order.status == .awaitingPayment {
@@ -164,19 +228,28 @@ public enum PaymentMachine {
                 var cancelled = order
                 cancelled.status = .cancelled
                 list.append(.updateRenewalOrder(cancelled, expected: order.status))
-                list.notify(.error, "Renewal not completed",
-                            "Payment of \(payment.amount) was credited to your balance, but your balance of \(list.balance) does not cover the renewal of \(order.total): renew again",
-                            paymentID: payment.id)
+                list.notify(
+                    .error,
+                    "Renewal not completed",
+                    "Payment of \(payment.amount) was credited to your balance, but your balance of \(list.balance) does not cover the renewal of \(order.total): renew again",
+                    paymentID: payment.id
+                )
             }
         }
     }
 
-    private static func cancelled(_ payment: Payment, _ context: PaymentContext, _ outcome: TransitionOutcome, _ list: inout EffectList) {
+    private static func cancelled(
+        _ payment: Payment,
+        _ context: PaymentContext,
+        _ outcome: TransitionOutcome,
+        _ list: inout EffectList
+    ) {
         if let method = context.savedMethod, method.id == payment.savedPaymentMethodID, method.status == .pending {
             SavedMethods.move(method, to: .failed, in: &list)
         }
         if outcome.chargedMethodUnusable, let method = context.chargedMethod, method.id == payment.paymentMethodID,
-           method.status == .confirmed {
+            method.status == .confirmed
+        {
             SavedMethods.move(method, to: .failed, in: &list)
         }
         if let order = context.migrationOrder, order.id == payment.migrationOrderID, order.paymentID == payment.id {
@@ -193,11 +266,26 @@ public enum PaymentMachine {
         let reason = outcome.failureReason.isEmpty ? "no reason given" : outcome.failureReason
         switch outcome.cancelledBy {
         case .paymentSystem:
-            list.notify(.error, "Payment failed", "Payment of \(payment.amount) was cancelled: \(reason)", paymentID: payment.id)
+            list.notify(
+                .error,
+                "Payment failed",
+                "Payment of \(payment.amount) was cancelled: \(reason)",
+                paymentID: payment.id
+            )
         case .payer:
-            list.notify(.info, "Cancelled by you", "Payment of \(payment.amount) was cancelled at your request: \(reason)", paymentID: payment.id)
+            list.notify(
+                .info,
+                "Cancelled by you",
+                "Payment of \(payment.amount) was cancelled at your request: \(reason)",
+                paymentID: payment.id
+            )
         case .support:
-            list.notify(.info, "Cancelled by support", "Payment of \(payment.amount) was cancelled by support: \(reason)", paymentID: payment.id)
+            list.notify(
+                .info,
+                "Cancelled by support",
+                "Payment of \(payment.amount) was cancelled by support: \(reason)",
+                paymentID: payment.id
+            )
         }
     }
 }

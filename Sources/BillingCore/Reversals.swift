@@ -28,8 +28,10 @@ public enum Reversals {
             recorded = entries.contains { $0.key == key }
             takenMinorUnits = -entries.reduce(0) { $0 + $1.minorUnits }
             chargedBackMinorUnits = -entries.filter { entry in
-                let kind = entry.key.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).dropFirst(2).first
-                return kind == Substring(Reversal.Kind.chargeback.rawValue) || kind == Substring(Reversal.Kind.chargebackWon.rawValue)
+                let kind = entry.key.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).dropFirst(2)
+                    .first
+                return kind == Substring(Reversal.Kind.chargeback.rawValue)
+                    || kind == Substring(Reversal.Kind.chargebackWon.rawValue)
             }.reduce(0) { $0 + $1.minorUnits }
         }
     }
@@ -48,8 +50,14 @@ public enum Reversals {
     ///   nothing is left to take or give back.
     /// - Throws: `failedPrecondition` for a payment that is not a Paid
     ///   payment-system payment, or an amount in another currency.
-    public static func record(_ reversal: Reversal, payment: Payment, account: Account, balance: Money, history: History,
-                              now: Int64) throws(BillingError) -> Change<Bool> {
+    public static func record(
+        _ reversal: Reversal,
+        payment: Payment,
+        account: Account,
+        balance: Money,
+        history: History,
+        now: Int64
+    ) throws(BillingError) -> Change<Bool> {
         try Text.check(reversal.reference, "reversal reference", max: 200, required: true)
         try Text.check(reversal.reason, "reversal reason", max: 500)
         guard reversal.amount.amountMinorUnits > 0 else { throw .invalidArgument("a reversal amount is positive") }
@@ -57,35 +65,60 @@ public enum Reversals {
             throw .failedPrecondition("payment \(payment.id) is \(payment.status), not a Paid payment-system payment")
         }
         guard reversal.amount.currency == payment.amount.currency else {
-            throw .failedPrecondition("a reversal in \(reversal.amount.currency) of a payment in \(payment.amount.currency)")
+            throw .failedPrecondition(
+                "a reversal in \(reversal.amount.currency) of a payment in \(payment.amount.currency)"
+            )
         }
         if history.recorded { return Change(false) }
         let delta: Int64
         switch reversal.kind {
         case .refund, .chargeback:
-            delta = -min(reversal.amount.amountMinorUnits, max(0, payment.amount.amountMinorUnits - history.takenMinorUnits))
+            delta = -min(
+                reversal.amount.amountMinorUnits,
+                max(0, payment.amount.amountMinorUnits - history.takenMinorUnits)
+            )
         case .chargebackWon:
             delta = min(reversal.amount.amountMinorUnits, max(0, history.chargedBackMinorUnits))
         }
         guard delta != 0 else { return Change(false) }
-        let recorded = Reversal(paymentID: payment.id, kind: reversal.kind, amount: Money(minorUnits: abs(delta), payment.amount.currency),
-                                reference: reversal.reference, reason: reversal.reason)
+        let recorded = Reversal(
+            paymentID: payment.id,
+            kind: reversal.kind,
+            amount: Money(minorUnits: abs(delta), payment.amount.currency),
+            reference: reversal.reference,
+            reason: reversal.reason
+        )
         var list = EffectList(account: account, balance: balance, now: now)
-        try list.ledger(Money(minorUnits: delta, payment.amount.currency), key: key(reversal, system: system), paymentID: payment.id,
-                        reference: "\(reversal.kind.rawValue) \(reversal.reference) of payment \(payment.id)")
+        try list.ledger(
+            Money(minorUnits: delta, payment.amount.currency),
+            key: key(reversal, system: system),
+            paymentID: payment.id,
+            reference: "\(reversal.kind.rawValue) \(reversal.reference) of payment \(payment.id)"
+        )
         list.event(.paymentReversed(recorded))
         let reason = reversal.reason.isEmpty ? "" : ": \(reversal.reason)"
         switch reversal.kind {
         case .refund:
-            list.notify(.info, "Payment refunded",
-                        "\(recorded.amount) of the payment of \(payment.amount) was refunded and taken from your balance\(reason)", paymentID: payment.id)
+            list.notify(
+                .info,
+                "Payment refunded",
+                "\(recorded.amount) of the payment of \(payment.amount) was refunded and taken from your balance\(reason)",
+                paymentID: payment.id
+            )
         case .chargeback:
-            list.notify(.error, "Payment disputed",
-                        "\(recorded.amount) of the payment of \(payment.amount) was taken back by the payer's bank and from your balance\(reason)",
-                        paymentID: payment.id)
+            list.notify(
+                .error,
+                "Payment disputed",
+                "\(recorded.amount) of the payment of \(payment.amount) was taken back by the payer's bank and from your balance\(reason)",
+                paymentID: payment.id
+            )
         case .chargebackWon:
-            list.notify(.info, "Dispute resolved",
-                        "\(recorded.amount) taken back for the payment of \(payment.amount) was given back to your balance\(reason)", paymentID: payment.id)
+            list.notify(
+                .info,
+                "Dispute resolved",
+                "\(recorded.amount) taken back for the payment of \(payment.amount) was given back to your balance\(reason)",
+                paymentID: payment.id
+            )
         }
         return Change(true, list.effects)
     }

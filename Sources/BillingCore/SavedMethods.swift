@@ -27,9 +27,15 @@ public enum SavedMethods {
     /// payer's default now, if another) stops being it.
     ///
     /// - Throws: `failedPrecondition` for a method that is not Confirmed.
-    public static func makeDefault(_ method: PaymentMethod, currentDefault: PaymentMethod?, now: Int64) throws(BillingError) -> Change<PaymentMethod> {
+    public static func makeDefault(
+        _ method: PaymentMethod,
+        currentDefault: PaymentMethod?,
+        now: Int64
+    ) throws(BillingError) -> Change<PaymentMethod> {
         guard method.status == .confirmed else {
-            throw .failedPrecondition("payment method \(method.id) is \(method.status.rawValue); only a confirmed method can be the default")
+            throw .failedPrecondition(
+                "payment method \(method.id) is \(method.status.rawValue); only a confirmed method can be the default"
+            )
         }
         var effects: [Effect] = []
         if let old = currentDefault, old.id != method.id {
@@ -58,13 +64,24 @@ public enum SavedMethods {
     /// vault's id later, in a webhook): Confirmed now with that reference.
     /// `method` is the one saved with the Paid payment the webhook names (nil
     /// when there is no such payment): false when it is not Pending.
-    public static func confirmLate(_ method: PaymentMethod?, account: Account?, reference: String, displayName: String,
-                                   payerHasDefault: Bool, now: Int64) throws(BillingError) -> Change<Bool> {
+    public static func confirmLate(
+        _ method: PaymentMethod?,
+        account: Account?,
+        reference: String,
+        displayName: String,
+        payerHasDefault: Bool,
+        now: Int64
+    ) throws(BillingError) -> Change<Bool> {
         try Text.check(reference, "method reference", max: 255, required: true)
         try Text.check(displayName, "display name", max: 200)
         guard let method, let account, method.status == .pending else { return Change(false) }
         var list = EffectList(account: account, balance: .zero(account.currency), now: now)
-        confirm(method, .paid(savedMethodReference: reference, displayName: displayName), payerHasDefault: payerHasDefault, in: &list)
+        confirm(
+            method,
+            .paid(savedMethodReference: reference, displayName: displayName),
+            payerHasDefault: payerHasDefault,
+            in: &list
+        )
         return Change(true, list.effects)
     }
 
@@ -75,17 +92,27 @@ public enum SavedMethods {
         guard method.status == .pending else { return [] }
         var list = EffectList(account: account, balance: .zero(account.currency), now: now)
         move(method, to: .failed, in: &list)
-        list.notify(.error, "Saving the method failed",
-                    "The payment system never sent the saved method; the payment itself went through. Save it again with your next payment.",
-                    paymentID: paymentID)
+        list.notify(
+            .error,
+            "Saving the method failed",
+            "The payment system never sent the saved method; the payment itself went through. Save it again with your next payment.",
+            paymentID: paymentID
+        )
         return list.effects
     }
 
     /// The method saved with a Paid payment, Confirmed with the payment
     /// system's reference. Without one (PayPal may send a vault's id later)
     /// it stays Pending: a Confirmed method must be chargeable.
-    static func confirm(_ method: PaymentMethod, _ outcome: TransitionOutcome, payerHasDefault: Bool, in list: inout EffectList) {
-        guard let reference = outcome.savedMethodReference, !reference.isEmpty, method.status == .pending else { return }
+    static func confirm(
+        _ method: PaymentMethod,
+        _ outcome: TransitionOutcome,
+        payerHasDefault: Bool,
+        in list: inout EffectList
+    ) {
+        guard let reference = outcome.savedMethodReference, !reference.isEmpty, method.status == .pending else {
+            return
+        }
         var confirmed = method
         confirmed.status = .confirmed
         confirmed.isDefault = !payerHasDefault
@@ -99,12 +126,18 @@ public enum SavedMethods {
     /// A method to Failed or Removed: never the default after; a method that
     /// failed before it was saved is named so ("Sandbox (not saved)").
     @discardableResult
-    static func move(_ method: PaymentMethod, to status: PaymentMethodStatus, in list: inout EffectList) -> PaymentMethod {
+    static func move(
+        _ method: PaymentMethod,
+        to status: PaymentMethodStatus,
+        in list: inout EffectList
+    ) -> PaymentMethod {
         var moved = method
         moved.status = status
         moved.isDefault = false
         moved.updatedAtMs = list.now
-        if status == .failed { moved.displayName = replacing(pendingSuffix, with: notSavedSuffix, in: method.displayName) }
+        if status == .failed {
+            moved.displayName = replacing(pendingSuffix, with: notSavedSuffix, in: method.displayName)
+        }
         list.append(.updateMethod(moved, expected: method.status))
         list.event(.methodStatusChanged(moved, previous: method.status))
         return moved

@@ -50,7 +50,12 @@ public struct TransitionOutcome: Sendable, Hashable {
     public static let paid = TransitionOutcome(target: .paid, failureReason: "")
 
     public static func paid(savedMethodReference: String, displayName: String) -> TransitionOutcome {
-        TransitionOutcome(target: .paid, failureReason: "", savedMethodReference: savedMethodReference, savedMethodDisplayName: displayName)
+        TransitionOutcome(
+            target: .paid,
+            failureReason: "",
+            savedMethodReference: savedMethodReference,
+            savedMethodDisplayName: displayName
+        )
     }
 
     public static func cancelled(_ reason: String, by canceller: Canceller = .paymentSystem) -> TransitionOutcome {
@@ -59,7 +64,12 @@ public struct TransitionOutcome: Sendable, Hashable {
         return outcome
     }
 
-    public init(target: PaymentStatus, failureReason: String, savedMethodReference: String? = nil, savedMethodDisplayName: String? = nil) {
+    public init(
+        target: PaymentStatus,
+        failureReason: String,
+        savedMethodReference: String? = nil,
+        savedMethodDisplayName: String? = nil
+    ) {
         precondition(target.isFinal, "a transition goes to Paid or Cancelled")
         self.target = target
         self.failureReason = failureReason
@@ -126,7 +136,9 @@ public struct PageToken: Sendable, Hashable {
     }
 
     public init(_ token: String) throws(BillingError) {
-        guard token.utf8.count <= Self.maxBytes else { throw .invalidArgument("page token is not one this server gave") }
+        guard token.utf8.count <= Self.maxBytes else {
+            throw .invalidArgument("page token is not one this server gave")
+        }
         let parts = token.split(separator: "~", maxSplits: 1)
         guard parts.count == 2, let key = Int64(parts[0]), (try? IDs.check(String(parts[1]), "id")) != nil else {
             throw .invalidArgument("page token is not one this server gave")

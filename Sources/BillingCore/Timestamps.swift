@@ -16,7 +16,9 @@ public enum Timestamps {
 
     public static func check(_ ms: Int64, _ what: String) throws(BillingError) {
         guard (earliestMs...latestMs).contains(ms) else {
-            throw .invalidArgument("\(what) must be a time between the years 2000 and 9999 (Unix milliseconds), not \(ms)")
+            throw .invalidArgument(
+                "\(what) must be a time between the years 2000 and 9999 (Unix milliseconds), not \(ms)"
+            )
         }
     }
 

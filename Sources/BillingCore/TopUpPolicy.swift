@@ -7,8 +7,14 @@ public struct TopUpPolicy: Sendable, Hashable {
 
     public init(minimum: Money, maximum: Money, presets: [Money]) {
         precondition(minimum.currency == maximum.currency, "limits in one currency")
-        precondition(minimum.amountMinorUnits > 0 && minimum.amountMinorUnits <= maximum.amountMinorUnits, "0 < minimum <= maximum")
-        precondition(presets.allSatisfy { $0.currency == minimum.currency && $0 >= minimum && $0 <= maximum }, "presets within the limits")
+        precondition(
+            minimum.amountMinorUnits > 0 && minimum.amountMinorUnits <= maximum.amountMinorUnits,
+            "0 < minimum <= maximum"
+        )
+        precondition(
+            presets.allSatisfy { $0.currency == minimum.currency && $0 >= minimum && $0 <= maximum },
+            "presets within the limits"
+        )
         self.minimum = minimum
         self.maximum = maximum
         self.presets = presets

@@ -150,8 +150,10 @@ public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unavailable(let why): return "payment system unavailable: \(why)"
-        case .rejected(let why, let id): return "payment system refused the request: \(why)" + (id.map { " (request \($0))" } ?? "")
-        case .malformed(let why, let id): return "unexpected answer from the payment system: \(why)" + (id.map { " (request \($0))" } ?? "")
+        case .rejected(let why, let id):
+            return "payment system refused the request: \(why)" + (id.map { " (request \($0))" } ?? "")
+        case .malformed(let why, let id):
+            return "unexpected answer from the payment system: \(why)" + (id.map { " (request \($0))" } ?? "")
         case .notConfigured(let system): return "payment system \(system.rawValue) is not configured"
         }
     }

@@ -31,7 +31,11 @@ public protocol RawMessageStream: Sendable {
 /// does `InProcessTransport`, which calls a router directly.
 public protocol ClientTransport: Sendable {
     func unary(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> [UInt8]
-    func serverStream(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> any RawMessageStream
+    func serverStream(
+        _ method: MethodDescriptor,
+        request: [UInt8],
+        options: CallOptions
+    ) async throws -> any RawMessageStream
 }
 
 /// A typed server stream for `for try await`.
@@ -87,18 +91,34 @@ public enum ClientCalls {
         deserializer: some MessageDeserializer<Response>,
         _ options: CallOptions
     ) async throws -> ClientStream<Response> {
-        let raw = try await transport.serverStream(method, request: try encodeRequest(request, serializer), options: options)
+        let raw = try await transport.serverStream(
+            method,
+            request: try encodeRequest(request, serializer),
+            options: options
+        )
         return ClientStream(raw: raw, deserializer: deserializer)
     }
 
     /// The largest response a client decodes: ttrpc's frame ceiling.
     public static let maxResponseBytes = 4 << 20
 
-    static func encodeRequest<Request>(_ request: Request, _ serializer: some MessageSerializer<Request>) throws(RPCError) -> [UInt8] {
+    static func encodeRequest<Request>(
+        _ request: Request,
+        _ serializer: some MessageSerializer<Request>
+    ) throws(RPCError) -> [UInt8] {
         try MessageCoding.encode(request, with: serializer, failing: .invalidArgument)
     }
 
-    static func decodeResponse<Response>(_ bytes: [UInt8], _ deserializer: some MessageDeserializer<Response>) throws(RPCError) -> Response {
-        try MessageCoding.decode(bytes, maxBytes: maxResponseBytes, with: deserializer, failing: .internal, "server sent an invalid")
+    static func decodeResponse<Response>(
+        _ bytes: [UInt8],
+        _ deserializer: some MessageDeserializer<Response>
+    ) throws(RPCError) -> Response {
+        try MessageCoding.decode(
+            bytes,
+            maxBytes: maxResponseBytes,
+            with: deserializer,
+            failing: .internal,
+            "server sent an invalid"
+        )
     }
 }

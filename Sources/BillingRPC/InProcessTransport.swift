@@ -39,7 +39,11 @@ public struct InProcessTransport: ClientTransport {
         }
     }
 
-    public func serverStream(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> any RawMessageStream {
+    public func serverStream(
+        _ method: MethodDescriptor,
+        request: [UInt8],
+        options: CallOptions
+    ) async throws -> any RawMessageStream {
         let registered = try router.route(service: method.service, method: method.method)
         guard case .serverStreaming(let body) = registered.body else {
             throw RPCError(.unimplemented, "\(method) is not a server-streaming method")

@@ -17,8 +17,11 @@ public protocol MessageDeserializer<Message>: Sendable {
 enum MessageCoding {
     static func name<Message>(_ type: Message.Type) -> String { String(describing: type) }
 
-    static func encode<Message>(_ message: Message, with serializer: some MessageSerializer<Message>,
-                                failing code: StatusCode) throws(RPCError) -> [UInt8] {
+    static func encode<Message>(
+        _ message: Message,
+        with serializer: some MessageSerializer<Message>,
+        failing code: StatusCode
+    ) throws(RPCError) -> [UInt8] {
         do {
             return try serializer.serialize(message)
         } catch {
@@ -26,8 +29,13 @@ enum MessageCoding {
         }
     }
 
-    static func decode<Message>(_ bytes: [UInt8], maxBytes: Int, with deserializer: some MessageDeserializer<Message>,
-                                failing code: StatusCode, _ what: String) throws(RPCError) -> Message {
+    static func decode<Message>(
+        _ bytes: [UInt8],
+        maxBytes: Int,
+        with deserializer: some MessageDeserializer<Message>,
+        failing code: StatusCode,
+        _ what: String
+    ) throws(RPCError) -> Message {
         do {
             return try deserializer.deserialize(bytes, maxBytes: maxBytes)
         } catch {

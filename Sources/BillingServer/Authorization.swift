@@ -42,7 +42,9 @@ struct Authorization {
         case .account(let own):
             guard own == accountID else { throw .permissionDenied("this client may only use account \(own)") }
         case .operator:
-            guard access == .read else { throw .permissionDenied("operators do not act for an account; use an internal or account client") }
+            guard access == .read else {
+                throw .permissionDenied("operators do not act for an account; use an internal or account client")
+            }
         }
     }
 

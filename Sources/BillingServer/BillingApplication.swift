@@ -1,17 +1,17 @@
-public import BillingCore
 internal import BillingAPI
+public import BillingCore
 public import BillingProviders
 internal import BillingRPC
 public import BillingStorage
 internal import BillingTLS
 public import BillingTransport
-internal import Hummingbird
-internal import ServiceLifecycle
-public import UnixSignals
 internal import Foundation
+internal import Hummingbird
 public import Logging
 internal import NIOCore
 internal import NIOPosix
+internal import ServiceLifecycle
+public import UnixSignals
 
 /// A running billingd: storage, payment systems, the RPC server, the webhook
 /// endpoint, the sandbox's page, the poller and the event hub, each a part
@@ -42,8 +42,18 @@ public final class BillingApplication: Sendable {
     /// The directory of the TLS files in use (the development set lives in `<data>/tls`).
     public var tlsDirectory: String { configuration.dataDirectory + "/tls" }
 
-    private init(configuration: BillingConfiguration, store: SQLiteStore, health: HealthService, sandbox: SandboxProvider?, port: Int,
-                 webhookPort: Int?, hub: EventHub, group: ServiceGroup, running: Task<Void, any Error>, logger: Logger) {
+    private init(
+        configuration: BillingConfiguration,
+        store: SQLiteStore,
+        health: HealthService,
+        sandbox: SandboxProvider?,
+        port: Int,
+        webhookPort: Int?,
+        hub: EventHub,
+        group: ServiceGroup,
+        running: Task<Void, any Error>,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.store = store
         self.health = health
@@ -64,18 +74,30 @@ public final class BillingApplication: Sendable {
     ///   - signals: the signals that shut it down gracefully (billingd: SIGTERM, SIGINT).
     /// - Throws: `ConfigurationError` for a bad configuration; `TLSError`,
     ///   `BillingError` or a NIO error if a file or port cannot be used.
-    public static func start(_ configuration: BillingConfiguration, logger: Logger, clock: any BillingClock = SystemClock(),
-                             signals: [UnixSignal] = []) async throws -> BillingApplication {
+    public static func start(
+        _ configuration: BillingConfiguration,
+        logger: Logger,
+        clock: any BillingClock = SystemClock(),
+        signals: [UnixSignal] = []
+    ) async throws -> BillingApplication {
         let problems = configuration.validate()
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         let limits = try configuration.paymentLimits()
 
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: configuration.dataDirectory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
         let tls = try serverTLS(configuration, logger: logger)
-        let store = try SQLiteStore(StorageConfiguration(path: configuration.resolvedDatabasePath,
-                                                         idempotencyKeyLifetime: .seconds(configuration.idempotencyKeyLifetimeSeconds),
-                                                         limits: limits), clock: clock)
+        let store = try SQLiteStore(
+            StorageConfiguration(
+                path: configuration.resolvedDatabasePath,
+                idempotencyKeyLifetime: .seconds(configuration.idempotencyKeyLifetimeSeconds),
+                limits: limits
+            ),
+            clock: clock
+        )
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         var server: TTRPCServer?
         var stopGroup: (@Sendable () async -> Void)?
@@ -90,20 +112,34 @@ public final class BillingApplication: Sendable {
                 behaviour.latency = .milliseconds(configuration.sandbox.latencyMilliseconds)
                 behaviour.unavailable = configuration.sandbox.unavailable
                 behaviour.declineSavedMethodCharges = configuration.sandbox.declineSavedMethodCharges
-                let provider = try SandboxProvider(databasePath: configuration.dataDirectory + "/sandbox.sqlite",
-                                                   legacyStateFile: configuration.dataDirectory + "/sandbox-state.json",
-                                                   paymentTimeToLive: .seconds(configuration.sandbox.paymentTimeToLiveSeconds),
-                                                   behaviour: behaviour)
+                let provider = try SandboxProvider(
+                    databasePath: configuration.dataDirectory + "/sandbox.sqlite",
+                    legacyStateFile: configuration.dataDirectory + "/sandbox-state.json",
+                    paymentTimeToLive: .seconds(configuration.sandbox.paymentTimeToLiveSeconds),
+                    behaviour: behaviour
+                )
                 // A person clicks twice at most: a connection idle for 30 s is closed.
-                sandboxPages = HTTPPart(router: SandboxPages.router(provider), host: configuration.sandbox.host, port: configuration.sandbox.port,
-                                        name: "billingd sandbox", idleTimeout: .seconds(30), group: eventLoops, logger: logger)
+                sandboxPages = HTTPPart(
+                    router: SandboxPages.router(provider),
+                    host: configuration.sandbox.host,
+                    port: configuration.sandbox.port,
+                    name: "billingd sandbox",
+                    idleTimeout: .seconds(30),
+                    group: eventLoops,
+                    logger: logger
+                )
                 sandbox = provider
                 providers[.sandbox] = provider
             }
             var paypalProvider: PayPalProvider?
             if configuration.stripe.enabled {
-                var stripe = StripeProvider.Configuration(secretKey: try BillingConfiguration.secret(
-                    file: configuration.stripe.secretKeyFile, environment: configuration.stripe.secretKeyEnvironment, what: "Stripe secret key"))
+                var stripe = StripeProvider.Configuration(
+                    secretKey: try BillingConfiguration.secret(
+                        file: configuration.stripe.secretKeyFile,
+                        environment: configuration.stripe.secretKeyEnvironment,
+                        what: "Stripe secret key"
+                    )
+                )
                 stripe.baseURL = configuration.stripe.baseURL
                 stripe.timeout = .seconds(configuration.stripe.timeoutSeconds)
                 stripe.paymentTimeToLive = .seconds(configuration.stripe.paymentTimeToLiveSeconds)
@@ -112,8 +148,14 @@ public final class BillingApplication: Sendable {
                 logger.info("Stripe enabled", metadata: ["base_url": "\(configuration.stripe.baseURL)"])
             }
             if configuration.paypal.enabled {
-                var paypal = PayPalProvider.Configuration(clientID: configuration.paypal.clientID, clientSecret: try BillingConfiguration.secret(
-                    file: configuration.paypal.clientSecretFile, environment: configuration.paypal.clientSecretEnvironment, what: "PayPal client secret"))
+                var paypal = PayPalProvider.Configuration(
+                    clientID: configuration.paypal.clientID,
+                    clientSecret: try BillingConfiguration.secret(
+                        file: configuration.paypal.clientSecretFile,
+                        environment: configuration.paypal.clientSecretEnvironment,
+                        what: "PayPal client secret"
+                    )
+                )
                 paypal.baseURL = configuration.paypal.baseURL
                 paypal.timeout = .seconds(configuration.paypal.timeoutSeconds)
                 paypal.paymentTimeToLive = .seconds(configuration.paypal.paymentTimeToLiveSeconds)
@@ -123,16 +165,29 @@ public final class BillingApplication: Sendable {
                 logger.info("PayPal enabled", metadata: ["base_url": "\(configuration.paypal.baseURL)"])
             }
 
-            let flows = PaymentFlows(store: store, providers: ProviderRegistry(providers: providers), clock: clock, settings: PaymentFlows.Settings(
-                unstartedGrace: .seconds(configuration.poller.unstartedPaymentGraceSeconds),
-                unstartedChargeGrace: .seconds(configuration.poller.unstartedChargeGraceSeconds),
-                heldNotice: .seconds(configuration.poller.heldNoticeSeconds)), logger: logger)
+            let flows = PaymentFlows(
+                store: store,
+                providers: ProviderRegistry(providers: providers),
+                clock: clock,
+                settings: PaymentFlows.Settings(
+                    unstartedGrace: .seconds(configuration.poller.unstartedPaymentGraceSeconds),
+                    unstartedChargeGrace: .seconds(configuration.poller.unstartedChargeGraceSeconds),
+                    heldNotice: .seconds(configuration.poller.heldNoticeSeconds)
+                ),
+                logger: logger
+            )
             let hub = EventHub(store: store, clock: clock)
-            let env = ServiceEnvironment(store: store, flows: flows, limits: limits,
-                                         streams: EventStreams(store: store, hub: hub, maxLag: configuration.limits.maxSubscriberLagEvents),
-                                         logger: logger)
-            let health = HealthService(services: ["billing.v1.Accounts", "billing.v1.Balance", "billing.v1.PaymentMethods",
-                                                  "billing.v1.Renewal", "billing.v1.MigrationPayment", "billing.v1.Operations"])
+            let env = ServiceEnvironment(
+                store: store,
+                flows: flows,
+                limits: limits,
+                streams: EventStreams(store: store, hub: hub, maxLag: configuration.limits.maxSubscriberLagEvents),
+                logger: logger
+            )
+            let health = HealthService(services: [
+                "billing.v1.Accounts", "billing.v1.Balance", "billing.v1.PaymentMethods",
+                "billing.v1.Renewal", "billing.v1.MigrationPayment", "billing.v1.Operations",
+            ])
             let services: [any RPCService] = [
                 health, AccountsService(env: env), BalanceService(env: env), PaymentMethodsService(env: env),
                 RenewalService(env: env), MigrationPaymentService(env: env), OperationsService(env: env),
@@ -141,30 +196,61 @@ public final class BillingApplication: Sendable {
             if configuration.webhooks.enabled {
                 var routes: [String: WebhookRoutes.Route] = [:]
                 if configuration.stripe.enabled {
-                    let stripe = StripeWebhook(secret: try BillingConfiguration.secret(
-                        file: configuration.stripe.webhookSecretFile, environment: configuration.stripe.webhookSecretEnvironment,
-                        what: "Stripe webhook signing secret"))
-                    routes["/webhooks/stripe"] = stripe.route(flows: flows, provider: providers[.stripe] as? StripeProvider, clock: clock, logger: logger)
+                    let stripe = StripeWebhook(
+                        secret: try BillingConfiguration.secret(
+                            file: configuration.stripe.webhookSecretFile,
+                            environment: configuration.stripe.webhookSecretEnvironment,
+                            what: "Stripe webhook signing secret"
+                        )
+                    )
+                    routes["/webhooks/stripe"] = stripe.route(
+                        flows: flows,
+                        provider: providers[.stripe] as? StripeProvider,
+                        clock: clock,
+                        logger: logger
+                    )
                 }
                 if let paypalProvider {
-                    routes["/webhooks/paypal"] = PayPalWebhook(provider: paypalProvider, webhookID: configuration.paypal.webhookID)
-                        .route(flows: flows, logger: logger)
+                    routes["/webhooks/paypal"] = PayPalWebhook(
+                        provider: paypalProvider,
+                        webhookID: configuration.paypal.webhookID
+                    )
+                    .route(flows: flows, logger: logger)
                 }
                 // A sender that stops sending is dropped after 10 s, not waited for.
-                webhooks = HTTPPart(router: WebhookRoutes.router(routes, maxBodyBytes: configuration.webhooks.maxBodyBytes),
-                                    host: configuration.webhooks.host, port: configuration.webhooks.port, name: "billingd webhooks",
-                                    idleTimeout: .seconds(10), group: eventLoops, logger: logger)
+                webhooks = HTTPPart(
+                    router: WebhookRoutes.router(routes, maxBodyBytes: configuration.webhooks.maxBodyBytes),
+                    host: configuration.webhooks.host,
+                    port: configuration.webhooks.port,
+                    name: "billingd webhooks",
+                    idleTimeout: .seconds(10),
+                    group: eventLoops,
+                    logger: logger
+                )
             }
-            let rpc = try await TTRPCServer.start(host: configuration.listen.host, port: configuration.listen.port, tls: tls,
-                                                  services: services, limits: serverLimits(configuration),
-                                                  classify: Authorization.connectionClass, group: eventLoops)
+            let rpc = try await TTRPCServer.start(
+                host: configuration.listen.host,
+                port: configuration.listen.port,
+                tls: tls,
+                services: services,
+                limits: serverLimits(configuration),
+                classify: Authorization.connectionClass,
+                group: eventLoops
+            )
             server = rpc
-            let poller = Poller(store: store, flows: flows, clock: clock, settings: Poller.Settings(
-                interval: .seconds(configuration.poller.intervalSeconds),
-                concurrency: configuration.poller.concurrency,
-                lease: .seconds(configuration.poller.leaseSeconds),
-                maxBackoff: .seconds(configuration.poller.maxBackoffSeconds),
-                pendingMethodTimeout: .seconds(configuration.poller.pendingMethodTimeoutSeconds)), logger: logger)
+            let poller = Poller(
+                store: store,
+                flows: flows,
+                clock: clock,
+                settings: Poller.Settings(
+                    interval: .seconds(configuration.poller.intervalSeconds),
+                    concurrency: configuration.poller.concurrency,
+                    lease: .seconds(configuration.poller.leaseSeconds),
+                    maxBackoff: .seconds(configuration.poller.maxBackoffSeconds),
+                    pendingMethodTimeout: .seconds(configuration.poller.pendingMethodTimeoutSeconds)
+                ),
+                logger: logger
+            )
 
             // Started in this order, stopped in the reverse one.
             var parts: [any Service] = []
@@ -174,12 +260,19 @@ public final class BillingApplication: Sendable {
             if let webhooks { parts.append(webhooks.application) }
             parts.append(EventHubPart(hub: hub))
             parts.append(HealthAnnouncement(health: health, logger: logger))
-            let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-                services: parts.map {
-                    ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
-                                                                   failureTerminationBehavior: .gracefullyShutdownGroup)
-                },
-                gracefulShutdownSignals: signals, logger: logger))
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: parts.map {
+                        ServiceGroupConfiguration.ServiceConfiguration(
+                            service: $0,
+                            successTerminationBehavior: .gracefullyShutdownGroup,
+                            failureTerminationBehavior: .gracefullyShutdownGroup
+                        )
+                    },
+                    gracefulShutdownSignals: signals,
+                    logger: logger
+                )
+            )
             let servers = [sandboxPages, webhooks].compactMap(\.self)
             // The group owns every part from here; when it ends, the event loops go too.
             let running = Task {
@@ -208,14 +301,32 @@ public final class BillingApplication: Sendable {
             }
             let webhookPort = try await webhooks?.listening.value()
             if let webhookPort {
-                logger.info("webhooks listening", metadata: ["address": "\(configuration.webhooks.host):\(webhookPort)"])
+                logger.info(
+                    "webhooks listening",
+                    metadata: ["address": "\(configuration.webhooks.host):\(webhookPort)"]
+                )
             }
             let port = rpc.localAddress?.port ?? configuration.listen.port
-            logger.info("billingd listening", metadata: ["address": "\(configuration.listen.host):\(port)",
-                                                         "database": "\(configuration.resolvedDatabasePath)"])
+            logger.info(
+                "billingd listening",
+                metadata: [
+                    "address": "\(configuration.listen.host):\(port)",
+                    "database": "\(configuration.resolvedDatabasePath)",
+                ]
+            )
             started.succeed(())
-            return BillingApplication(configuration: configuration, store: store, health: health, sandbox: sandbox, port: port,
-                                      webhookPort: webhookPort, hub: hub, group: group, running: running, logger: logger)
+            return BillingApplication(
+                configuration: configuration,
+                store: store,
+                health: health,
+                sandbox: sandbox,
+                port: port,
+                webhookPort: webhookPort,
+                hub: hub,
+                group: group,
+                running: running,
+                logger: logger
+            )
         } catch {
             started.fail(error)
             if let stopGroup {
@@ -248,7 +359,11 @@ public final class BillingApplication: Sendable {
         var ca = configuration.tls.clientCA
         if certificate.isEmpty {
             let directory = configuration.dataDirectory + "/tls"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: directory,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
             if try DevelopmentCertificates.ensure(in: directory) {
                 logger.notice("created development certificates", metadata: ["directory": "\(directory)"])
             }
@@ -256,7 +371,12 @@ public final class BillingApplication: Sendable {
             key = directory + "/server-key.pem"
             ca = directory + "/ca.pem"
         }
-        var tls = TLSConfiguration(role: .server, certificateChainPath: certificate, privateKeyPath: key, trustRootsPath: ca)
+        var tls = TLSConfiguration(
+            role: .server,
+            certificateChainPath: certificate,
+            privateKeyPath: key,
+            trustRootsPath: ca
+        )
         tls.handshakeTimeout = .seconds(configuration.tls.handshakeTimeoutSeconds)
         return try TLSContext(tls)
     }

@@ -27,7 +27,11 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var maximum: String = "15000.00"
         public var presets: [String] = ["100", "200", "500", "1000"]
 
-        public init(minimum: String = "0.50", maximum: String = "15000.00", presets: [String] = ["100", "200", "500", "1000"]) {
+        public init(
+            minimum: String = "0.50",
+            maximum: String = "15000.00",
+            presets: [String] = ["100", "200", "500", "1000"]
+        ) {
             self.minimum = minimum
             self.maximum = maximum
             self.presets = presets
@@ -184,7 +188,10 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     /// `BILLINGD_POLL_INTERVAL_SECONDS`, `BILLINGD_SANDBOX_PORT`).
     ///
     /// - Throws: `ConfigurationError` naming the file and what is wrong.
-    public static func load(path: String?, environment: [String: String]) throws(ConfigurationError) -> BillingConfiguration {
+    public static func load(
+        path: String?,
+        environment: [String: String]
+    ) throws(ConfigurationError) -> BillingConfiguration {
         guard let path else { return try load(data: nil, source: "", environment: environment) }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError(problems: ["cannot read configuration file \(path)"])
@@ -194,11 +201,17 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
 
     /// The same from the file's bytes (`source` names them in problems);
     /// nil data means no file. What the configuration fuzz target drives.
-    public static func load(data: Data?, source: String, environment: [String: String]) throws(ConfigurationError) -> BillingConfiguration {
+    public static func load(
+        data: Data?,
+        source: String,
+        environment: [String: String]
+    ) throws(ConfigurationError) -> BillingConfiguration {
         var configuration = BillingConfiguration()
         if let data {
             // 1 MiB: a configuration is a few KiB; anything larger is a mistake.
-            guard data.count <= 1 << 20 else { throw ConfigurationError(problems: ["configuration file \(source) is over 1 MiB"]) }
+            guard data.count <= 1 << 20 else {
+                throw ConfigurationError(problems: ["configuration file \(source) is over 1 MiB"])
+            }
             configuration = try decodeOverDefaults(data, path: source)
         }
         if let dir = environment["BILLINGD_DATA_DIR"] { configuration.dataDirectory = dir }
@@ -211,11 +224,15 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         }
         if let level = environment["BILLINGD_LOG_LEVEL"] { configuration.logLevel = level }
         if let interval = environment["BILLINGD_POLL_INTERVAL_SECONDS"] {
-            guard let seconds = Double(interval) else { throw ConfigurationError(problems: ["BILLINGD_POLL_INTERVAL_SECONDS must be a number"]) }
+            guard let seconds = Double(interval) else {
+                throw ConfigurationError(problems: ["BILLINGD_POLL_INTERVAL_SECONDS must be a number"])
+            }
             configuration.poller.intervalSeconds = seconds
         }
         if let port = environment["BILLINGD_SANDBOX_PORT"] {
-            guard let value = Int(port) else { throw ConfigurationError(problems: ["BILLINGD_SANDBOX_PORT must be a port number"]) }
+            guard let value = Int(port) else {
+                throw ConfigurationError(problems: ["BILLINGD_SANDBOX_PORT must be a port number"])
+            }
             configuration.sandbox.port = value
         }
         return configuration
@@ -228,7 +245,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         if !(0...65535).contains(listen.port) { problems.append("listen.port \(listen.port) is not a port") }
         if !(0...65535).contains(sandbox.port) { problems.append("sandbox.port \(sandbox.port) is not a port") }
         let tlsGiven = [tls.certificate, tls.privateKey, tls.clientCA].filter { !$0.isEmpty }.count
-        if tlsGiven != 0 && tlsGiven != 3 { problems.append("tls: give certificate, privateKey and clientCA together, or none for the development set") }
+        if tlsGiven != 0 && tlsGiven != 3 {
+            problems.append("tls: give certificate, privateKey and clientCA together, or none for the development set")
+        }
         if sandbox.enabled && !["127.0.0.1", "::1", "localhost"].contains(sandbox.host) {
             problems.append("sandbox.host must be loopback (it serves plain HTTP)")
         }
@@ -238,49 +257,84 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             problems.append("\(error)")
         }
         if stripe.enabled {
-            if !Self.isProviderURL(stripe.baseURL) { problems.append("stripe.baseURL must be https (or loopback for tests)") }
+            if !Self.isProviderURL(stripe.baseURL) {
+                problems.append("stripe.baseURL must be https (or loopback for tests)")
+            }
             if !(1...120).contains(stripe.timeoutSeconds) { problems.append("stripe.timeoutSeconds must be 1 to 120") }
-            if !(1...20).contains(stripe.paymentMethodTypes.count) || !stripe.paymentMethodTypes.allSatisfy({ type in
-                (1...40).contains(type.count) && type.allSatisfy { $0 == "_" || ($0.isASCII && $0.isLowercase) }
-            }) {
-                problems.append("stripe.paymentMethodTypes must be 1 to 20 of Stripe's type names (card, us_bank_account, …)")
+            if !(1...20).contains(stripe.paymentMethodTypes.count)
+                || !stripe.paymentMethodTypes.allSatisfy({ type in
+                    (1...40).contains(type.count) && type.allSatisfy { $0 == "_" || ($0.isASCII && $0.isLowercase) }
+                })
+            {
+                problems.append(
+                    "stripe.paymentMethodTypes must be 1 to 20 of Stripe's type names (card, us_bank_account, …)"
+                )
             }
             if stripe.paymentTimeToLiveSeconds < 60 || stripe.paymentTimeToLiveSeconds > 86_400 {
-                problems.append("stripe.paymentTimeToLiveSeconds must be 60 to 86400 (Stripe keeps a session 24 h at most)")
+                problems.append(
+                    "stripe.paymentTimeToLiveSeconds must be 60 to 86400 (Stripe keeps a session 24 h at most)"
+                )
             }
         }
         if paypal.enabled {
-            if !Self.isProviderURL(paypal.baseURL) { problems.append("paypal.baseURL must be https (or loopback for tests)") }
-            if paypal.clientID.isEmpty || paypal.clientID.count > 256 { problems.append("paypal.clientID must be given (at most 256 characters)") }
+            if !Self.isProviderURL(paypal.baseURL) {
+                problems.append("paypal.baseURL must be https (or loopback for tests)")
+            }
+            if paypal.clientID.isEmpty || paypal.clientID.count > 256 {
+                problems.append("paypal.clientID must be given (at most 256 characters)")
+            }
             if !(1...120).contains(paypal.timeoutSeconds) { problems.append("paypal.timeoutSeconds must be 1 to 120") }
             if paypal.paymentTimeToLiveSeconds < 60 || paypal.paymentTimeToLiveSeconds > 10_800 {
-                problems.append("paypal.paymentTimeToLiveSeconds must be 60 to 10800 (PayPal forgets an unapproved order after 3 h)")
+                problems.append(
+                    "paypal.paymentTimeToLiveSeconds must be 60 to 10800 (PayPal forgets an unapproved order after 3 h)"
+                )
             }
             if paypal.brandName.count > 127 { problems.append("paypal.brandName is over 127 characters") }
         }
         if webhooks.enabled {
-            if !stripe.enabled && !paypal.enabled { problems.append("webhooks.enabled needs stripe or paypal enabled (they send them)") }
-            if paypal.enabled && (paypal.webhookID.isEmpty || paypal.webhookID.count > 50 || !paypal.webhookID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })) {
-                problems.append("paypal.webhookID must be the webhook's id from PayPal (letters and digits, at most 50)")
+            if !stripe.enabled && !paypal.enabled {
+                problems.append("webhooks.enabled needs stripe or paypal enabled (they send them)")
+            }
+            if paypal.enabled
+                && (paypal.webhookID.isEmpty || paypal.webhookID.count > 50
+                    || !paypal.webhookID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }))
+            {
+                problems.append(
+                    "paypal.webhookID must be the webhook's id from PayPal (letters and digits, at most 50)"
+                )
             }
             if !(0...65535).contains(webhooks.port) { problems.append("webhooks.port \(webhooks.port) is not a port") }
-            if !(1024...(1 << 20)).contains(webhooks.maxBodyBytes) { problems.append("webhooks.maxBodyBytes must be 1 KiB to 1 MiB") }
+            if !(1024...(1 << 20)).contains(webhooks.maxBodyBytes) {
+                problems.append("webhooks.maxBodyBytes must be 1 KiB to 1 MiB")
+            }
         }
-        if poller.intervalSeconds <= 0 || poller.intervalSeconds > 86_400 { problems.append("poller.intervalSeconds must be in (0, 86400]") }
+        if poller.intervalSeconds <= 0 || poller.intervalSeconds > 86_400 {
+            problems.append("poller.intervalSeconds must be in (0, 86400]")
+        }
         if !(1...256).contains(poller.concurrency) { problems.append("poller.concurrency must be 1 to 256") }
-        if poller.unstartedPaymentGraceSeconds <= 0 { problems.append("poller.unstartedPaymentGraceSeconds must be positive") }
+        if poller.unstartedPaymentGraceSeconds <= 0 {
+            problems.append("poller.unstartedPaymentGraceSeconds must be positive")
+        }
         if poller.unstartedChargeGraceSeconds <= 0 || poller.unstartedChargeGraceSeconds > 21_600 {
-            problems.append("poller.unstartedChargeGraceSeconds must be in (0, 21600]: a retry after PayPal forgot the request id could charge twice")
+            problems.append(
+                "poller.unstartedChargeGraceSeconds must be in (0, 21600]: a retry after PayPal forgot the request id could charge twice"
+            )
         }
         if poller.leaseSeconds <= 0 { problems.append("poller.leaseSeconds must be positive") }
-        if limits.maxFrameBytes < 1024 || limits.maxFrameBytes > 4 << 20 { problems.append("limits.maxFrameBytes must be 1 KiB to 4 MiB") }
+        if limits.maxFrameBytes < 1024 || limits.maxFrameBytes > 4 << 20 {
+            problems.append("limits.maxFrameBytes must be 1 KiB to 4 MiB")
+        }
         if limits.maxConcurrentStreams < 1 { problems.append("limits.maxConcurrentStreams must be positive") }
-        if !(1...100_000).contains(limits.maxConnections) { problems.append("limits.maxConnections must be 1 to 100000") }
+        if !(1...100_000).contains(limits.maxConnections) {
+            problems.append("limits.maxConnections must be 1 to 100000")
+        }
         if !(0..<max(1, limits.maxConnections)).contains(limits.reservedPrivilegedConnections) {
             problems.append("limits.reservedPrivilegedConnections must be 0 to maxConnections - 1")
         }
         if limits.maxConnectionsPerPeer < 1 { problems.append("limits.maxConnectionsPerPeer must be positive") }
-        if !(1...100_000).contains(limits.maxUnauthenticatedConnections) { problems.append("limits.maxUnauthenticatedConnections must be 1 to 100000") }
+        if !(1...100_000).contains(limits.maxUnauthenticatedConnections) {
+            problems.append("limits.maxUnauthenticatedConnections must be 1 to 100000")
+        }
         if limits.maxSubscriberLagEvents < 1 { problems.append("limits.maxSubscriberLagEvents must be positive") }
         // Every duration, so that none becomes a trap or a wait of years when
         // it is turned into a Duration.
@@ -299,7 +353,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         ] where !range.contains(value) {
             problems.append("\(name) must be \(range.lowerBound) to \(range.upperBound) seconds")
         }
-        if !(0...60_000).contains(sandbox.latencyMilliseconds) { problems.append("sandbox.latencyMilliseconds must be 0 to 60000") }
+        if !(0...60_000).contains(sandbox.latencyMilliseconds) {
+            problems.append("sandbox.latencyMilliseconds must be 0 to 60000")
+        }
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
             problems.append("logLevel \"\(logLevel.prefix(16))\" is not a level")
         }
@@ -318,15 +374,23 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             topUps[other] = try Self.policy(policy, other, "currencies.\(code)")
         }
         var systems: [PaymentSystem: [Currency: AmountRange]] = [:]
-        for (system, overrides) in [(PaymentSystem.sandbox, sandbox.limits), (.stripe, stripe.limits), (.paypal, paypal.limits)] {
+        for (system, overrides) in [
+            (PaymentSystem.sandbox, sandbox.limits), (.stripe, stripe.limits), (.paypal, paypal.limits),
+        ] {
             var ranges = PaymentLimits.defaults(for: system)
             for (code, limits) in overrides {
                 let what = "\(system.rawValue).limits.\(code.prefix(8))"
                 let currency = try Self.named(code, what)
-                let minimum = limits.minimum.isEmpty ? ranges[currency]?.minimum : try Self.amount(limits.minimum, currency, "\(what).minimum")
-                let maximum = limits.maximum.isEmpty ? ranges[currency]?.maximum : try Self.amount(limits.maximum, currency, "\(what).maximum")
+                let minimum =
+                    limits.minimum.isEmpty
+                    ? ranges[currency]?.minimum : try Self.amount(limits.minimum, currency, "\(what).minimum")
+                let maximum =
+                    limits.maximum.isEmpty
+                    ? ranges[currency]?.maximum : try Self.amount(limits.maximum, currency, "\(what).maximum")
                 guard let minimum, let maximum, minimum.amountMinorUnits > 0, minimum <= maximum else {
-                    throw .invalidArgument("\(what): give 0 < minimum <= maximum (\(system.displayName) has no default in \(code))")
+                    throw .invalidArgument(
+                        "\(what): give 0 < minimum <= maximum (\(system.displayName) has no default in \(code))"
+                    )
                 }
                 ranges[currency] = AmountRange(minimum: minimum, maximum: maximum)
             }
@@ -351,14 +415,19 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         }
     }
 
-    private static func policy(_ topUp: TopUp, _ currency: Currency, _ what: String) throws(BillingError) -> TopUpPolicy {
+    private static func policy(_ topUp: TopUp, _ currency: Currency, _ what: String) throws(BillingError) -> TopUpPolicy
+    {
         let minimum = try amount(topUp.minimum, currency, "\(what).minimum")
         let maximum = try amount(topUp.maximum, currency, "\(what).maximum")
-        guard minimum.amountMinorUnits > 0, minimum <= maximum else { throw .invalidArgument("\(what): need 0 < minimum <= maximum") }
+        guard minimum.amountMinorUnits > 0, minimum <= maximum else {
+            throw .invalidArgument("\(what): need 0 < minimum <= maximum")
+        }
         var presets: [Money] = []
         for text in topUp.presets.prefix(20) {
             let preset = try amount(text, currency, "\(what).presets")
-            guard preset >= minimum, preset <= maximum else { throw .invalidArgument("\(what): preset \(text) is outside the limits") }
+            guard preset >= minimum, preset <= maximum else {
+                throw .invalidArgument("\(what): preset \(text) is outside the limits")
+            }
             presets.append(preset)
         }
         guard topUp.presets.count <= 20 else { throw .invalidArgument("\(what): at most 20 presets") }
@@ -367,11 +436,16 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
 
     /// A secret from `file` if given, else from the environment; trailing
     /// whitespace dropped. The value is never logged or put in an error.
-    public static func secret(file: String, environment name: String, what: String,
-                              environment: [String: String]? = nil) throws(ConfigurationError) -> String {
+    public static func secret(
+        file: String,
+        environment name: String,
+        what: String,
+        environment: [String: String]? = nil
+    ) throws(ConfigurationError) -> String {
         let environment = environment ?? ProcessInfo.processInfo.environment
         if !file.isEmpty {
-            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8)
+            else {
                 throw ConfigurationError(problems: ["cannot read the \(what) file \(file)"])
             }
             let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -394,14 +468,21 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     public func secretProblems(environment: [String: String]? = nil) -> [String] {
         var wanted: [(file: String, variable: String, what: String)] = []
         if stripe.enabled { wanted.append((stripe.secretKeyFile, stripe.secretKeyEnvironment, "Stripe secret key")) }
-        if paypal.enabled { wanted.append((paypal.clientSecretFile, paypal.clientSecretEnvironment, "PayPal client secret")) }
+        if paypal.enabled {
+            wanted.append((paypal.clientSecretFile, paypal.clientSecretEnvironment, "PayPal client secret"))
+        }
         if stripe.enabled && webhooks.enabled {
             wanted.append((stripe.webhookSecretFile, stripe.webhookSecretEnvironment, "Stripe webhook signing secret"))
         }
         var problems: [String] = []
         for secret in wanted {
             do {
-                _ = try Self.secret(file: secret.file, environment: secret.variable, what: secret.what, environment: environment)
+                _ = try Self.secret(
+                    file: secret.file,
+                    environment: secret.variable,
+                    what: secret.what,
+                    environment: environment
+                )
             } catch {
                 problems += error.problems
             }
@@ -414,16 +495,21 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     /// billingd can still run; deploy/README.md asks for 0600.
     public func permissionWarnings() -> [String] {
         var files: [(path: String, what: String)] = []
-        if stripe.enabled && !stripe.secretKeyFile.isEmpty { files.append((stripe.secretKeyFile, "the Stripe secret key file")) }
+        if stripe.enabled && !stripe.secretKeyFile.isEmpty {
+            files.append((stripe.secretKeyFile, "the Stripe secret key file"))
+        }
         if stripe.enabled && webhooks.enabled && !stripe.webhookSecretFile.isEmpty {
             files.append((stripe.webhookSecretFile, "the Stripe webhook secret file"))
         }
-        if paypal.enabled && !paypal.clientSecretFile.isEmpty { files.append((paypal.clientSecretFile, "the PayPal client secret file")) }
+        if paypal.enabled && !paypal.clientSecretFile.isEmpty {
+            files.append((paypal.clientSecretFile, "the PayPal client secret file"))
+        }
         if !tls.privateKey.isEmpty { files.append((tls.privateKey, "the TLS private key")) }
         for suffix in ["", "-wal", "-shm"] { files.append((resolvedDatabasePath + suffix, "the database")) }
         return files.compactMap { file in
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: file.path),
-                  let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 else { return nil }
+                let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0
+            else { return nil }
             return "\(file.what) \(file.path) is readable by others (mode \(String(mode, radix: 8))): chmod 600 it"
         }
     }
@@ -455,7 +541,9 @@ extension BillingConfiguration {
         } catch {
             throw ConfigurationError(problems: ["\(path) is not valid JSON"])
         }
-        guard let fileObject = file as? [String: Any] else { throw ConfigurationError(problems: ["\(path) must hold a JSON object"]) }
+        guard let fileObject = file as? [String: Any] else {
+            throw ConfigurationError(problems: ["\(path) must hold a JSON object"])
+        }
         let defaults: Any
         do {
             defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(BillingConfiguration()))
@@ -464,11 +552,18 @@ extension BillingConfiguration {
         }
         var unknown: [String] = []
         let merged = merge(fileObject, over: defaults as? [String: Any] ?? [:], path: "", unknown: &unknown)
-        guard unknown.isEmpty else { throw ConfigurationError(problems: unknown.map { "\(path): unknown setting \($0)" }) }
+        guard unknown.isEmpty else {
+            throw ConfigurationError(problems: unknown.map { "\(path): unknown setting \($0)" })
+        }
         do {
-            return try JSONDecoder().decode(BillingConfiguration.self, from: JSONSerialization.data(withJSONObject: merged))
+            return try JSONDecoder().decode(
+                BillingConfiguration.self,
+                from: JSONSerialization.data(withJSONObject: merged)
+            )
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.dataCorrupted(context) {
-            throw ConfigurationError(problems: ["\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"])
+            throw ConfigurationError(problems: [
+                "\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"
+            ])
         } catch {
             throw ConfigurationError(problems: ["\(path): \(error)"])
         }
@@ -484,7 +579,12 @@ extension BillingConfiguration {
         return ["currencies": encoded(TopUp()), "limits": encoded(AmountLimits())]
     }
 
-    private static func merge(_ file: [String: Any], over defaults: [String: Any], path: String, unknown: inout [String]) -> [String: Any] {
+    private static func merge(
+        _ file: [String: Any],
+        over defaults: [String: Any],
+        path: String,
+        unknown: inout [String]
+    ) -> [String: Any] {
         var result = defaults
         for (key, value) in file {
             let name = path.isEmpty ? key : path + "." + key
@@ -492,14 +592,21 @@ extension BillingConfiguration {
                 unknown.append(name)
                 continue
             }
-            if let entries = value as? [String: Any], let entryDefaults = mapEntryDefaults[key] as? [String: Any], (base as? [String: Any])?.isEmpty == true {
+            if let entries = value as? [String: Any], let entryDefaults = mapEntryDefaults[key] as? [String: Any],
+                (base as? [String: Any])?.isEmpty == true
+            {
                 var merged: [String: Any] = [:]
                 for (entryKey, entry) in entries {
                     guard let fields = entry as? [String: Any] else {
-                        merged[entryKey] = entry // the decoder names the wrong type
+                        merged[entryKey] = entry  // the decoder names the wrong type
                         continue
                     }
-                    merged[entryKey] = merge(fields, over: entryDefaults, path: name + "." + entryKey, unknown: &unknown)
+                    merged[entryKey] = merge(
+                        fields,
+                        over: entryDefaults,
+                        path: name + "." + entryKey,
+                        unknown: &unknown
+                    )
                 }
                 result[key] = merged
             } else if let nested = value as? [String: Any], let baseNested = base as? [String: Any] {

@@ -71,15 +71,25 @@ struct HTTPPart: Sendable {
 
     /// - Parameters:
     ///   - idleTimeout: how long a connection may send nothing before it is closed.
-    init(router: Router<BasicRequestContext>, host: String, port: Int, name: String, idleTimeout: TimeAmount,
-         group: any EventLoopGroup, logger: Logger) {
+    init(
+        router: Router<BasicRequestContext>,
+        host: String,
+        port: Int,
+        name: String,
+        idleTimeout: TimeAmount,
+        group: any EventLoopGroup,
+        logger: Logger
+    ) {
         let listening = Listening()
         self.listening = listening
         application = Application(
-            router: router, server: .http1(configuration: .init(idleTimeout: idleTimeout)),
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: idleTimeout)),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: name),
             onServerRunning: { channel in listening.succeed(channel.localAddress?.port ?? port) },
-            eventLoopGroupProvider: .shared(group), logger: logger)
+            eventLoopGroupProvider: .shared(group),
+            logger: logger
+        )
     }
 }
 

@@ -113,7 +113,9 @@ extension PaymentOption {
             try IDs.check(saved.paymentMethodId, "payment method id")
             self = .savedMethod(id: saved.paymentMethodId)
         case .paymentSystem(let system)?:
-            guard let chosen = system.system.domain else { throw .invalidArgument("choose a payment system: stripe, paypal or sandbox") }
+            guard let chosen = system.system.domain else {
+                throw .invalidArgument("choose a payment system: stripe, paypal or sandbox")
+            }
             self = .paymentSystem(chosen, saveMethod: system.saveMethod, returnURL: system.returnUrl)
         case nil:
             throw .invalidArgument("a payment option is required: invoice, saved method or payment system")
@@ -228,11 +230,12 @@ extension BillingV1.PaymentEvent {
         case .paymentReversed(let reversal):
             var reversed = BillingV1.PaymentReversed()
             reversed.paymentId = reversal.paymentID
-            reversed.kind = switch reversal.kind {
-            case .refund: .refund
-            case .chargeback: .chargeback
-            case .chargebackWon: .chargebackWon
-            }
+            reversed.kind =
+                switch reversal.kind {
+                case .refund: .refund
+                case .chargeback: .chargeback
+                case .chargebackWon: .chargebackWon
+                }
             reversed.amount = BillingV1.Money(reversal.amount)
             reversed.reversalReference = reversal.reference
             reversed.reason = reversal.reason

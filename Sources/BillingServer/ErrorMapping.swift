@@ -32,7 +32,8 @@ enum ErrorMapping {
         case .alreadyExists: return RPCError(.alreadyExists, error.description, cause: error)
         case .storage(let detail, let retryable):
             logger.error("storage error", metadata: ["detail": "\(detail)"])
-            return retryable ? RPCError(.unavailable, "storage is busy; retry", cause: error)
+            return retryable
+                ? RPCError(.unavailable, "storage is busy; retry", cause: error)
                 : RPCError(.internal, "internal storage error", cause: error)
         }
     }
@@ -41,9 +42,14 @@ enum ErrorMapping {
         logger.warning("payment system error", metadata: ["error": "\(error)"])
         switch error {
         case .unavailable:
-            return RPCError(.unavailable, "the payment system is unavailable; retry with the same idempotency key", cause: error)
+            return RPCError(
+                .unavailable,
+                "the payment system is unavailable; retry with the same idempotency key",
+                cause: error
+            )
         case .rejected: return RPCError(.failedPrecondition, "the payment system refused the payment", cause: error)
-        case .malformed: return RPCError(.unavailable, "the payment system answered unexpectedly; retry later", cause: error)
+        case .malformed:
+            return RPCError(.unavailable, "the payment system answered unexpectedly; retry later", cause: error)
         case .notConfigured(let system):
             return RPCError(.failedPrecondition, "payment system \(system.rawValue) is not available", cause: error)
         }

@@ -168,7 +168,9 @@ final class EventHub: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let ready = state.withLock { state -> Bool in
                     guard let subscriber = state.subscribers[id] else { return true }
-                    if Task.isCancelled || !subscriber.mailbox.events.isEmpty || subscriber.mailbox.overflowed || subscriber.mailbox.closed {
+                    if Task.isCancelled || !subscriber.mailbox.events.isEmpty || subscriber.mailbox.overflowed
+                        || subscriber.mailbox.closed
+                    {
                         return true
                     }
                     state.subscribers[id]?.waiter = continuation

@@ -21,13 +21,17 @@ struct EventStreams: Sendable {
     let maxLag: Int
     static let batch = 256
 
-    func follow(accountID: String?, after sequence: UInt64, stream: ServerStreamWriter<BillingV1.PaymentEvent>) async throws {
+    func follow(
+        accountID: String?,
+        after sequence: UInt64,
+        stream: ServerStreamWriter<BillingV1.PaymentEvent>
+    ) async throws {
         var cursor = sequence
         while !Task.isCancelled {
             try await catchUp(accountID: accountID, cursor: &cursor, stream: stream)
             guard let id = hub.subscribe(accountID: accountID) else {
                 if hub.isClosed { throw Self.shuttingDown(cursor) }
-                try await Task.sleep(for: .milliseconds(20)) // the hub is starting
+                try await Task.sleep(for: .milliseconds(20))  // the hub is starting
                 continue
             }
             defer { hub.unsubscribe(id) }
@@ -38,7 +42,7 @@ struct EventStreams: Sendable {
             live: while !Task.isCancelled {
                 let delivery = await hub.next(id, timeout: .seconds(30))
                 if delivery.closed { throw Self.shuttingDown(cursor) }
-                if delivery.overflowed { break live } // fell behind: back to the database
+                if delivery.overflowed { break live }  // fell behind: back to the database
                 for event in delivery.events where position(event, accountID) > cursor {
                     try await stream.write(BillingV1.PaymentEvent(event, global: accountID == nil))
                     cursor = position(event, accountID)
@@ -53,13 +57,20 @@ struct EventStreams: Sendable {
     }
 
     /// Writes the database's events after `cursor` until a short batch.
-    private func catchUp(accountID: String?, cursor: inout UInt64, stream: ServerStreamWriter<BillingV1.PaymentEvent>) async throws {
+    private func catchUp(
+        accountID: String?,
+        cursor: inout UInt64,
+        stream: ServerStreamWriter<BillingV1.PaymentEvent>
+    ) async throws {
         while !Task.isCancelled {
             let events = try await store.events(after: cursor, accountID: accountID, limit: Self.batch)
             if events.count == Self.batch {
                 let backlog = try await store.eventBacklog(after: cursor, accountID: accountID)
                 if backlog > maxLag {
-                    throw RPCError(.resourceExhausted, "watcher is \(backlog) events behind (limit \(maxLag)); resume after sequence \(cursor)")
+                    throw RPCError(
+                        .resourceExhausted,
+                        "watcher is \(backlog) events behind (limit \(maxLag)); resume after sequence \(cursor)"
+                    )
                 }
             }
             for event in events {
@@ -71,6 +82,9 @@ struct EventStreams: Sendable {
     }
 
     private static func shuttingDown(_ cursor: UInt64) -> RPCError {
-        RPCError(.unavailable, "billingd is shutting down; resume after sequence \(cursor) (on another instance or after the restart)")
+        RPCError(
+            .unavailable,
+            "billingd is shutting down; resume after sequence \(cursor) (on another instance or after the restart)"
+        )
     }
 }

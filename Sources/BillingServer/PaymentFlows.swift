@@ -64,7 +64,13 @@ struct PaymentFlows: Sendable {
     /// Held payments already reported to the operator by this process.
     private let reportedHeld = Reported()
 
-    init(store: any BillingStore, providers: ProviderRegistry, clock: any BillingClock, settings: Settings = Settings(), logger: Logger) {
+    init(
+        store: any BillingStore,
+        providers: ProviderRegistry,
+        clock: any BillingClock,
+        settings: Settings = Settings(),
+        logger: Logger
+    ) {
         self.store = store
         self.providers = providers
         self.clock = clock
@@ -88,7 +94,9 @@ struct PaymentFlows: Sendable {
     /// with the same idempotency key): providers see our payment id as their
     /// idempotency key.
     func start(_ payment: Payment) async throws -> Payment {
-        guard payment.status == .new, payment.providerReference.isEmpty, let system = payment.system else { return payment }
+        guard payment.status == .new, payment.providerReference.isEmpty, let system = payment.system else {
+            return payment
+        }
         let provider = try providers.provider(system)
         do {
             switch payment.optionKind {
@@ -97,7 +105,13 @@ struct PaymentFlows: Sendable {
                 let saving = payment.savedPaymentMethodID != nil
                 let customer = saving ? try await store.payerCustomer(payerID: payer.id, system: system) : nil
                 let created = try await provider.createPayment(
-                    ProviderPaymentRequest(payment: payment, payer: payer, saveMethod: saving, customerReference: customer))
+                    ProviderPaymentRequest(
+                        payment: payment,
+                        payer: payer,
+                        saveMethod: saving,
+                        customerReference: customer
+                    )
+                )
                 if let made = created.customerReference, made != customer {
                     try await store.setPayerCustomer(payerID: payer.id, system: system, reference: made)
                 }
@@ -110,8 +124,10 @@ struct PaymentFlows: Sendable {
                 if attached.status == .cancelled, case .paid = charge.outcome {
                     // Cancel refuses a charge in flight and the poller looks a charge up
                     // before it gives up, so this cannot happen; if it does, say so loudly.
-                    logger.critical("a charge succeeded for a payment already Cancelled: credit it by hand",
-                                    metadata: ["payment": "\(payment.id)", "reference": "\(charge.reference)"])
+                    logger.critical(
+                        "a charge succeeded for a payment already Cancelled: credit it by hand",
+                        metadata: ["payment": "\(payment.id)", "reference": "\(charge.reference)"]
+                    )
                 }
                 return try await apply(charge, to: attached)
             case .invoice, .balance:
@@ -130,9 +146,17 @@ struct PaymentFlows: Sendable {
     /// The provider's reference, recorded. If the payment left New meanwhile
     /// (the poller started the same payment, under the same idempotency key,
     /// and finished it first), its current state is the answer.
-    private func attach(_ payment: Payment, reference: String, redirectURL: String) async throws(BillingError) -> Payment {
+    private func attach(
+        _ payment: Payment,
+        reference: String,
+        redirectURL: String
+    ) async throws(BillingError) -> Payment {
         do {
-            return try await store.attachProviderReference(paymentID: payment.id, reference: reference, redirectURL: redirectURL)
+            return try await store.attachProviderReference(
+                paymentID: payment.id,
+                reference: reference,
+                redirectURL: redirectURL
+            )
         } catch {
             guard case .failedPrecondition = error else { throw error }
             let current = try await store.payment(payment.id)
@@ -161,7 +185,9 @@ struct PaymentFlows: Sendable {
         let cancelling: (reason: String, by: TransitionOutcome.Canceller)?
         if case .cancel(let reason, let by) = intent { cancelling = (reason, by) } else { cancelling = nil }
         guard payment.status == .new else {
-            if cancelling != nil { throw BillingError.failedPrecondition("payment \(payment.id) is \(payment.status), not New") }
+            if cancelling != nil {
+                throw BillingError.failedPrecondition("payment \(payment.id) is \(payment.status), not New")
+            }
             if payment.status == .paid, case .observe = intent { try await syncReversals(payment) }
             return payment
         }
@@ -175,7 +201,8 @@ struct PaymentFlows: Sendable {
         if payment.providerReference.isEmpty {
             if cancelling != nil {
                 throw BillingError.failedPrecondition(
-                    "payment \(payment.id) is being \(payment.optionKind == .savedMethod ? "charged" : "started") at \(system.rawValue) and cannot be cancelled until it answers; refresh it later")
+                    "payment \(payment.id) is being \(payment.optionKind == .savedMethod ? "charged" : "started") at \(system.rawValue) and cannot be cancelled until it answers; refresh it later"
+                )
             }
             // The payment system was down when the payment was made (or its
             // creator is starting it right now: the provider's idempotency key
@@ -183,7 +210,9 @@ struct PaymentFlows: Sendable {
             // safe to cancel soon; a charge may have happened unanswered, so
             // it is asked again for much longer, and looked up before it ends.
             let grace = payment.optionKind == .savedMethod ? settings.unstartedChargeGrace : settings.unstartedGrace
-            if case .poll = intent, now - payment.createdAtMs > grace.milliseconds { return try await giveUpStarting(payment) }
+            if case .poll = intent, now - payment.createdAtMs > grace.milliseconds {
+                return try await giveUpStarting(payment)
+            }
             payment = try await start(payment)
             guard payment.status == .new, !payment.providerReference.isEmpty else { return payment }
         }
@@ -194,7 +223,8 @@ struct PaymentFlows: Sendable {
                 return try await apply(.paid(saved), to: payment)
             case .pending, .held:
                 throw BillingError.failedPrecondition(
-                    "payment \(payment.id) is settling at \(system.rawValue) and can no longer be cancelled; it ends Paid or Cancelled on its own")
+                    "payment \(payment.id) is settling at \(system.rawValue) and can no longer be cancelled; it ends Paid or Cancelled on its own"
+                )
             case .failed:
                 return try await transition(payment, .cancelled(cancelling.reason, by: cancelling.by))
             }
@@ -206,7 +236,10 @@ struct PaymentFlows: Sendable {
             } catch {
                 // An expiry that keeps failing (Stripe replays a 5xx for its
                 // key) must not hide a payment made meanwhile: check it.
-                logger.warning("expiry failed; checking instead", metadata: ["payment": "\(payment.id)", "error": "\(error)"])
+                logger.warning(
+                    "expiry failed; checking instead",
+                    metadata: ["payment": "\(payment.id)", "error": "\(error)"]
+                )
                 outcome = try await provider.checkPayment(payment)
             }
         } else {
@@ -215,9 +248,13 @@ struct PaymentFlows: Sendable {
         // Still New after an expiry means settling (the money is on its way
         // and cannot be stopped): it ends Paid or Cancelled at the provider,
         // so it is checked again; cancelling could lose a credit.
-        if case .held(let why) = outcome, now - payment.createdAtMs >= settings.heldNotice.milliseconds, reportedHeld.insert(payment.id) {
-            logger.critical("a payment waits for the merchant at its payment system: act there, or it never completes",
-                            metadata: ["payment": "\(payment.id)", "system": "\(system.rawValue)", "reason": "\(why)"])
+        if case .held(let why) = outcome, now - payment.createdAtMs >= settings.heldNotice.milliseconds,
+            reportedHeld.insert(payment.id)
+        {
+            logger.critical(
+                "a payment waits for the merchant at its payment system: act there, or it never completes",
+                metadata: ["payment": "\(payment.id)", "system": "\(system.rawValue)", "reason": "\(why)"]
+            )
         }
         return try await apply(outcome, to: payment)
     }
@@ -246,7 +283,8 @@ struct PaymentFlows: Sendable {
     func settleInvoice(_ payment: Payment, reference: String) async throws -> Payment {
         switch payment.status {
         case .paid: return payment
-        case .cancelled: throw BillingError.failedPrecondition("invoice \(payment.id) was cancelled; it cannot be settled")
+        case .cancelled:
+            throw BillingError.failedPrecondition("invoice \(payment.id) was cancelled; it cannot be settled")
         case .new: break
         }
         if !reference.isEmpty {
@@ -262,10 +300,21 @@ struct PaymentFlows: Sendable {
     func syncReversals(_ payment: Payment) async throws {
         guard payment.status == .paid, let system = payment.system, !payment.providerReference.isEmpty else { return }
         for found in try await providers.provider(system).reversals(of: payment) {
-            let reversal = Reversal(paymentID: payment.id, kind: found.kind, amount: found.amount, reference: found.reference, reason: found.reason)
+            let reversal = Reversal(
+                paymentID: payment.id,
+                kind: found.kind,
+                amount: found.amount,
+                reference: found.reference,
+                reason: found.reason
+            )
             if try await store.recordReversal(reversal) {
-                logger.notice("payment reversed", metadata: ["payment": "\(payment.id)", "kind": "\(found.kind.rawValue)",
-                                                             "amount": "\(found.amount)", "reference": "\(found.reference)"])
+                logger.notice(
+                    "payment reversed",
+                    metadata: [
+                        "payment": "\(payment.id)", "kind": "\(found.kind.rawValue)",
+                        "amount": "\(found.amount)", "reference": "\(found.reference)",
+                    ]
+                )
             }
         }
     }
@@ -278,15 +327,23 @@ struct PaymentFlows: Sendable {
     /// hosted payment whose page was never created is Cancelled at once:
     /// nobody could have paid it.
     private func giveUpStarting(_ payment: Payment) async throws -> Payment {
-        guard let system = payment.system, payment.optionKind == .savedMethod, let methodID = payment.paymentMethodID else {
+        guard let system = payment.system, payment.optionKind == .savedMethod, let methodID = payment.paymentMethodID
+        else {
             return try await transition(payment, .cancelled("the payment system could not start this payment"))
         }
         let method = try await store.paymentMethod(methodID)
         guard let found = try await providers.provider(system).findCharge(payment, method: method) else {
-            return try await transition(payment, .cancelled("\(system.displayName) has no record of this charge; nothing was taken"))
+            return try await transition(
+                payment,
+                .cancelled("\(system.displayName) has no record of this charge; nothing was taken")
+            )
         }
-        logger.notice("an unanswered charge was found at the payment system", metadata: ["payment": "\(payment.id)", "reference": "\(found.reference)"])
-        let attached = found.reference.isEmpty ? payment : try await attach(payment, reference: found.reference, redirectURL: "")
+        logger.notice(
+            "an unanswered charge was found at the payment system",
+            metadata: ["payment": "\(payment.id)", "reference": "\(found.reference)"]
+        )
+        let attached =
+            found.reference.isEmpty ? payment : try await attach(payment, reference: found.reference, redirectURL: "")
         return try await apply(found, to: attached)
     }
 
@@ -303,16 +360,26 @@ struct PaymentFlows: Sendable {
 
     /// A saved method's reference sent after its payment was Paid (a PayPal
     /// vault id by webhook): the Pending method is Confirmed with it.
-    func confirmLateMethod(paymentReference: String, system: PaymentSystem, method: SavedMethod) async throws(BillingError) -> Bool {
-        try await store.confirmLateMethod(paymentReference: paymentReference, system: system, methodReference: method.reference,
-                                          displayName: method.displayName)
+    func confirmLateMethod(
+        paymentReference: String,
+        system: PaymentSystem,
+        method: SavedMethod
+    ) async throws(BillingError) -> Bool {
+        try await store.confirmLateMethod(
+            paymentReference: paymentReference,
+            system: system,
+            methodReference: method.reference,
+            displayName: method.displayName
+        )
     }
 
     // MARK: The one transition
 
     /// A charge's answer, with a refused method marked Failed.
     private func apply(_ charge: ProviderCharge, to payment: Payment) async throws(BillingError) -> Payment {
-        guard charge.methodUnusable, case .failed(let why) = charge.outcome else { return try await apply(charge.outcome, to: payment) }
+        guard charge.methodUnusable, case .failed(let why) = charge.outcome else {
+            return try await apply(charge.outcome, to: payment)
+        }
         var outcome = TransitionOutcome.cancelled(why)
         outcome.chargedMethodUnusable = true
         return try await transition(payment, outcome)
@@ -324,7 +391,10 @@ struct PaymentFlows: Sendable {
         case .pending, .held:
             return payment
         case .paid(let saved?):
-            return try await transition(payment, .paid(savedMethodReference: saved.reference, displayName: saved.displayName))
+            return try await transition(
+                payment,
+                .paid(savedMethodReference: saved.reference, displayName: saved.displayName)
+            )
         case .paid(nil):
             return try await transition(payment, .paid)
         case .failed(let reason):

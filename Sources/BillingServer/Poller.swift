@@ -49,10 +49,18 @@ struct Poller: Sendable {
                 // Once an interval: saved methods whose payment system never sent them end Failed.
                 if clock.nowMs - lastSweepMs >= settings.interval.milliseconds {
                     lastSweepMs = clock.nowMs
-                    let failed = try await store.failStalePendingMethods(paidBeforeMs: lastSweepMs - settings.pendingMethodTimeout.milliseconds)
-                    if failed > 0 { logger.notice("pending saved methods ended Failed", metadata: ["count": "\(failed)"]) }
+                    let failed = try await store.failStalePendingMethods(
+                        paidBeforeMs: lastSweepMs - settings.pendingMethodTimeout.milliseconds
+                    )
+                    if failed > 0 {
+                        logger.notice("pending saved methods ended Failed", metadata: ["count": "\(failed)"])
+                    }
                 }
-                let claimed = try await store.claimDuePayments(owner: owner, limit: settings.concurrency * 4, lease: settings.lease)
+                let claimed = try await store.claimDuePayments(
+                    owner: owner,
+                    limit: settings.concurrency * 4,
+                    lease: settings.lease
+                )
                 if !claimed.isEmpty {
                     // Not cancelled by a shutdown: a check stopped halfway
                     // would leave its answer unrecorded and its lease held.
@@ -101,11 +109,21 @@ struct Poller: Sendable {
             let after = try await flows.check(claimed, .poll)
             guard after.status == .new else { return }
             // Invoices are never due: only an operator ends them.
-            try await store.recordCheck(paymentID: after.id, owner: owner, nextCheckAtMs: after.system == nil ? nil : now + settings.interval.milliseconds)
+            try await store.recordCheck(
+                paymentID: after.id,
+                owner: owner,
+                nextCheckAtMs: after.system == nil ? nil : now + settings.interval.milliseconds
+            )
         } catch {
             // The payment stays New; try again later, backing off.
-            let backoff = min(settings.maxBackoff.milliseconds, settings.interval.milliseconds << Int64(min(claimed.checkAttempts, 12)))
-            logger.warning("payment check failed", metadata: ["payment": "\(claimed.id)", "error": "\(error)", "retry_in_ms": "\(backoff)"])
+            let backoff = min(
+                settings.maxBackoff.milliseconds,
+                settings.interval.milliseconds << Int64(min(claimed.checkAttempts, 12))
+            )
+            logger.warning(
+                "payment check failed",
+                metadata: ["payment": "\(claimed.id)", "error": "\(error)", "retry_in_ms": "\(backoff)"]
+            )
             try? await store.recordCheck(paymentID: claimed.id, owner: owner, nextCheckAtMs: now + backoff)
         }
     }

@@ -3,11 +3,18 @@ internal import GRDB
 
 extension SQLiteStore {
     /// Creates an account; the same id with the same fields returns it (`Accounts.create`).
-    public func createAccount(id: String, displayName: String, currency: Currency) async throws(BillingError) -> Account {
+    public func createAccount(id: String, displayName: String, currency: Currency) async throws(BillingError) -> Account
+    {
         let limits = configuration.limits
         return try await decide { db, now in
-            try Accounts.create(id: id, displayName: displayName, currency: currency, existing: try AccountRepository.fetch(db, id),
-                                limits: limits, now: now)
+            try Accounts.create(
+                id: id,
+                displayName: displayName,
+                currency: currency,
+                existing: try AccountRepository.fetch(db, id),
+                limits: limits,
+                now: now
+            )
         }
     }
 
@@ -17,7 +24,12 @@ extension SQLiteStore {
 
     public func createPayer(accountID: String, displayName: String, email: String) async throws(BillingError) -> Payer {
         try await decide { db, now in
-            try Accounts.addPayer(to: try AccountRepository.require(db, accountID), displayName: displayName, email: email, now: now)
+            try Accounts.addPayer(
+                to: try AccountRepository.require(db, accountID),
+                displayName: displayName,
+                email: email,
+                now: now
+            )
         }
     }
 

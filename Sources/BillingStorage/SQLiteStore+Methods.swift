@@ -18,7 +18,11 @@ extension SQLiteStore {
     public func setDefaultMethod(_ id: String) async throws(BillingError) -> PaymentMethod {
         try await decide { db, now in
             let method = try MethodRepository.require(db, id)
-            return try SavedMethods.makeDefault(method, currentDefault: try MethodRepository.defaultMethod(db, payerID: method.payerID), now: now)
+            return try SavedMethods.makeDefault(
+                method,
+                currentDefault: try MethodRepository.defaultMethod(db, payerID: method.payerID),
+                now: now
+            )
         }
     }
 
@@ -36,18 +40,33 @@ extension SQLiteStore {
     /// reference, Confirmed with the method's late reference
     /// (`SavedMethods.confirmLate`). False when there is none (sent twice,
     /// or already ended).
-    public func confirmLateMethod(paymentReference: String, system: PaymentSystem, methodReference: String,
-                                  displayName: String) async throws(BillingError) -> Bool {
+    public func confirmLateMethod(
+        paymentReference: String,
+        system: PaymentSystem,
+        methodReference: String,
+        displayName: String
+    ) async throws(BillingError) -> Bool {
         try await decide { db, now in
             guard let payment = try PaymentRepository.paidByReference(db, reference: paymentReference, system: system),
-                  let methodID = payment.savedPaymentMethodID else {
-                return try SavedMethods.confirmLate(nil, account: nil, reference: methodReference, displayName: displayName,
-                                                    payerHasDefault: false, now: now)
+                let methodID = payment.savedPaymentMethodID
+            else {
+                return try SavedMethods.confirmLate(
+                    nil,
+                    account: nil,
+                    reference: methodReference,
+                    displayName: displayName,
+                    payerHasDefault: false,
+                    now: now
+                )
             }
             return try SavedMethods.confirmLate(
-                try MethodRepository.require(db, methodID), account: try AccountRepository.require(db, payment.accountID),
-                reference: methodReference, displayName: displayName,
-                payerHasDefault: try MethodRepository.defaultMethod(db, payerID: payment.payerID) != nil, now: now)
+                try MethodRepository.require(db, methodID),
+                account: try AccountRepository.require(db, payment.accountID),
+                reference: methodReference,
+                displayName: displayName,
+                payerHasDefault: try MethodRepository.defaultMethod(db, payerID: payment.payerID) != nil,
+                now: now
+            )
         }
     }
 
@@ -58,7 +77,12 @@ extension SQLiteStore {
             let stale = try MethodRepository.stalePending(db, paidBefore: cutoffMs)
             var effects: [Effect] = []
             for (method, paymentID, accountID) in stale {
-                effects += SavedMethods.failStale(method, account: try AccountRepository.require(db, accountID), paymentID: paymentID, now: now)
+                effects += SavedMethods.failStale(
+                    method,
+                    account: try AccountRepository.require(db, accountID),
+                    paymentID: paymentID,
+                    now: now
+                )
             }
             return Change(stale.count, effects)
         }

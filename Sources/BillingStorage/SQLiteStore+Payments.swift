@@ -6,27 +6,50 @@ extension SQLiteStore {
     /// key, a repeat of the same request returns the first payment; the same
     /// key with another request throws `idempotencyKeyReused` and changes
     /// nothing (`Idempotency`).
-    public func createTopUp(_ request: TopUpRequest, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> Payment {
+    public func createTopUp(
+        _ request: TopUpRequest,
+        idempotencyKey: IdempotencyKey?
+    ) async throws(BillingError) -> Payment {
         try request.validate()
         let lifetime = configuration.idempotencyKeyLifetime
         let limits = configuration.limits
         return try await decide { db, now in
             if let idempotencyKey {
-                let stored = try IdempotencyRepository.fetch(db, accountID: request.accountID, operation: .createTopUp, key: idempotencyKey)
+                let stored = try IdempotencyRepository.fetch(
+                    db,
+                    accountID: request.accountID,
+                    operation: .createTopUp,
+                    key: idempotencyKey
+                )
                 if let first = try Idempotency.replay(stored, fingerprint: request.fingerprint, now: now) {
                     return Change(try PaymentRepository.require(db, first))
                 }
             }
             let account = try AccountRepository.require(db, request.accountID)
             var change = try PaymentMachine.record(
-                purpose: .topUp, amount: request.amount, account: account, payerID: request.payerID,
-                payer: try AccountRepository.fetchPayer(db, request.payerID), option: request.option,
-                chargedMethod: try Self.chargedMethod(db, request.option), limits: limits,
-                invoiceReference: try Self.invoiceReference(db, request.option), now: now)
+                purpose: .topUp,
+                amount: request.amount,
+                account: account,
+                payerID: request.payerID,
+                payer: try AccountRepository.fetchPayer(db, request.payerID),
+                option: request.option,
+                chargedMethod: try Self.chargedMethod(db, request.option),
+                limits: limits,
+                invoiceReference: try Self.invoiceReference(db, request.option),
+                now: now
+            )
             if let idempotencyKey {
-                change.effects.append(Idempotency.remember(idempotencyKey, accountID: account.id, operation: .createTopUp,
-                                                           fingerprint: request.fingerprint, resultID: change.result.id, now: now,
-                                                           lifetime: lifetime))
+                change.effects.append(
+                    Idempotency.remember(
+                        idempotencyKey,
+                        accountID: account.id,
+                        operation: .createTopUp,
+                        fingerprint: request.fingerprint,
+                        resultID: change.result.id,
+                        now: now,
+                        lifetime: lifetime
+                    )
+                )
             }
             return change
         }
@@ -49,9 +72,18 @@ extension SQLiteStore {
     }
 
     /// Records what the payment system gave for a New payment (`PaymentMachine.attach`).
-    public func attachProviderReference(paymentID: String, reference: String, redirectURL: String) async throws(BillingError) -> Payment {
+    public func attachProviderReference(
+        paymentID: String,
+        reference: String,
+        redirectURL: String
+    ) async throws(BillingError) -> Payment {
         try await decide { db, now in
-            try PaymentMachine.attach(try PaymentRepository.require(db, paymentID), reference: reference, redirectURL: redirectURL, now: now)
+            try PaymentMachine.attach(
+                try PaymentRepository.require(db, paymentID),
+                reference: reference,
+                redirectURL: redirectURL,
+                now: now
+            )
         }
     }
 
@@ -59,7 +91,10 @@ extension SQLiteStore {
     /// payment and everything its end touches are read, the end decided and
     /// written in one transaction. The poller, a refresh, an operator and a
     /// webhook all call this; whoever comes second gets `.alreadyFinal`.
-    public func transition(paymentID: String, _ outcome: TransitionOutcome) async throws(BillingError) -> TransitionResult {
+    public func transition(
+        paymentID: String,
+        _ outcome: TransitionOutcome
+    ) async throws(BillingError) -> TransitionResult {
         try await decide { db, now in
             try PaymentMachine.finish(try PaymentRepository.context(db, paymentID), outcome, now: now)
         }
@@ -72,9 +107,17 @@ extension SQLiteStore {
             let payment = try PaymentRepository.require(db, reversal.paymentID)
             let account = try AccountRepository.require(db, payment.accountID)
             let key = payment.system.map { Reversals.key(reversal, system: $0) } ?? ""
-            return try Reversals.record(reversal, payment: payment, account: account, balance: try AccountRepository.balance(db, account),
-                                        history: Reversals.History(key: key, entries: try LedgerRepository.reversalEntries(db, paymentID: payment.id)),
-                                        now: now)
+            return try Reversals.record(
+                reversal,
+                payment: payment,
+                account: account,
+                balance: try AccountRepository.balance(db, account),
+                history: Reversals.History(
+                    key: key,
+                    entries: try LedgerRepository.reversalEntries(db, paymentID: payment.id)
+                ),
+                now: now
+            )
         }
     }
 
@@ -95,9 +138,15 @@ extension SQLiteStore {
     }
 
     /// An account's notifications, newest first, paged like payments.
-    public func notifications(accountID: String, pageSize: Int, pageToken: String?) async throws(BillingError) -> Page<Notification> {
+    public func notifications(
+        accountID: String,
+        pageSize: Int,
+        pageToken: String?
+    ) async throws(BillingError) -> Page<Notification> {
         try Paging.checkPageSize(pageSize)
         let cursor = try pageToken.map { token throws(BillingError) in try PageToken(token) }
-        return try await read { db in try NotificationRepository.page(db, accountID: accountID, pageSize: pageSize, after: cursor) }
+        return try await read { db in
+            try NotificationRepository.page(db, accountID: accountID, pageSize: pageSize, after: cursor)
+        }
     }
 }

@@ -28,7 +28,9 @@ extension SQLiteStore {
     /// webhook, a refresh) is left alone.
     public func recordCheck(paymentID: String, owner: String, nextCheckAtMs: Int64?) async throws(BillingError) {
         let now = clock.nowMs
-        try await write { db in try PaymentRepository.recordCheck(db, paymentID, owner: owner, nextCheckAtMs: nextCheckAtMs, now: now) }
+        try await write { db in
+            try PaymentRepository.recordCheck(db, paymentID, owner: owner, nextCheckAtMs: nextCheckAtMs, now: now)
+        }
     }
 
     /// When the next New payment is due, or nil when none waits: the poller

@@ -53,12 +53,16 @@ public final class SQLiteStore: BillingStore {
         do {
             damage = try pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(20)") }
         } catch {
-            throw .storage("the database \(configuration.path) cannot be read (\(Self.map(error))): it is damaged or not a billingd database; restore it from a backup",
-                           retryable: false)
+            throw .storage(
+                "the database \(configuration.path) cannot be read (\(Self.map(error))): it is damaged or not a billingd database; restore it from a backup",
+                retryable: false
+            )
         }
         guard damage == ["ok"] else {
-            throw .storage("the database \(configuration.path) is damaged (\(damage.prefix(3).joined(separator: "; "))): billingd will not serve it; restore it from a backup",
-                           retryable: false)
+            throw .storage(
+                "the database \(configuration.path) is damaged (\(damage.prefix(3).joined(separator: "; "))): billingd will not serve it; restore it from a backup",
+                retryable: false
+            )
         }
         do {
             try Schema.migrator.migrate(pool)
@@ -93,7 +97,9 @@ public final class SQLiteStore: BillingStore {
     /// Reads what a decision needs, decides and writes its effects, in one
     /// write transaction: the decision sees the records as they are when
     /// its effects are written. `now` is read once, before.
-    func decide<T: Sendable>(_ body: @escaping @Sendable (Database, Int64) throws -> Change<T>) async throws(BillingError) -> T {
+    func decide<T: Sendable>(
+        _ body: @escaping @Sendable (Database, Int64) throws -> Change<T>
+    ) async throws(BillingError) -> T {
         let now = clock.nowMs
         return try await write { db in
             let change = try body(db, now)
@@ -125,7 +131,10 @@ public final class SQLiteStore: BillingStore {
         if let billing = error as? BillingError { return billing }
         if let database = error as? DatabaseError {
             let busy = database.resultCode == .SQLITE_BUSY || database.resultCode == .SQLITE_LOCKED
-            return .storage("SQLite error \(database.extendedResultCode.rawValue): \(database.message ?? "no message")", retryable: busy)
+            return .storage(
+                "SQLite error \(database.extendedResultCode.rawValue): \(database.message ?? "no message")",
+                retryable: busy
+            )
         }
         return .storage("\(type(of: error))", retryable: false)
     }
@@ -149,21 +158,30 @@ public final class SQLiteStore: BillingStore {
         return try await read { db in
             var problems = integrity == "ok" ? [] : ["SQLite: \(integrity.prefix(2000))"]
             let accounts = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM accounts") ?? 0
-            let drifted = try Row.fetchAll(db, sql: """
-                SELECT a.id, a.balance_minor, COALESCE(SUM(l.amount_minor), 0) AS ledger
-                FROM accounts a LEFT JOIN ledger l ON l.account_id = a.id
-                GROUP BY a.id HAVING a.balance_minor != COALESCE(SUM(l.amount_minor), 0) LIMIT 100
-                """)
+            let drifted = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.id, a.balance_minor, COALESCE(SUM(l.amount_minor), 0) AS ledger
+                    FROM accounts a LEFT JOIN ledger l ON l.account_id = a.id
+                    GROUP BY a.id HAVING a.balance_minor != COALESCE(SUM(l.amount_minor), 0) LIMIT 100
+                    """
+            )
             problems += drifted.map { row in
                 let id: String = row["id"], cached: Int64 = row["balance_minor"], ledger: Int64 = row["ledger"]
                 return "account \(id): balance \(cached) but its ledger sums to \(ledger) (minor units)"
             }
-            let (count, highest) = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(MAX(sequence), 0) AS top FROM events")
+            let (count, highest) =
+                try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(MAX(sequence), 0) AS top FROM events")
                 .map { ($0["n"] as Int64, $0["top"] as Int64) } ?? (0, 0)
-            if count != highest { problems.append("the event log has \(count) events up to sequence \(highest): a gap") }
-            let gapped = try String.fetchAll(db, sql: """
-                SELECT account_id FROM events GROUP BY account_id HAVING COUNT(*) != MAX(account_sequence) LIMIT 100
-                """)
+            if count != highest {
+                problems.append("the event log has \(count) events up to sequence \(highest): a gap")
+            }
+            let gapped = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT account_id FROM events GROUP BY account_id HAVING COUNT(*) != MAX(account_sequence) LIMIT 100
+                    """
+            )
             problems += gapped.map { "account \($0): its event sequence has a gap" }
             return (accounts, problems)
         }

@@ -32,14 +32,16 @@ enum Schema {
         }
         migrator.registerMigration("v6-payer-customers") { db in
             // A payment system's customer of a payer (Stripe's cus_…), made once and reused.
-            try db.execute(sql: """
-                CREATE TABLE payer_customers (
-                    payer_id TEXT NOT NULL REFERENCES payers(id),
-                    system TEXT NOT NULL,
-                    customer_reference TEXT NOT NULL,
-                    PRIMARY KEY (payer_id, system)
-                ) STRICT
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE payer_customers (
+                        payer_id TEXT NOT NULL REFERENCES payers(id),
+                        system TEXT NOT NULL,
+                        customer_reference TEXT NOT NULL,
+                        PRIMARY KEY (payer_id, system)
+                    ) STRICT
+                    """
+            )
         }
         return migrator
     }

@@ -16,8 +16,12 @@ public struct StorageConfiguration: Sendable {
     /// payment, where the account's currency is known.
     public var limits: PaymentLimits
 
-    public init(path: String, idempotencyKeyLifetime: Duration = .seconds(24 * 3600), busyTimeout: Duration = .seconds(5),
-                limits: PaymentLimits = .seedDefault) {
+    public init(
+        path: String,
+        idempotencyKeyLifetime: Duration = .seconds(24 * 3600),
+        busyTimeout: Duration = .seconds(5),
+        limits: PaymentLimits = .seedDefault
+    ) {
         self.path = path
         self.idempotencyKeyLifetime = idempotencyKeyLifetime
         self.busyTimeout = busyTimeout

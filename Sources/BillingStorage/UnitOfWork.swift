@@ -19,7 +19,13 @@ enum UnitOfWork {
             case .insertPayment(let payment):
                 try PaymentRepository.insert(db, payment)
             case .attachReference(let paymentID, let reference, let redirectURL, let atMs):
-                try PaymentRepository.attach(db, paymentID: paymentID, reference: reference, redirectURL: redirectURL, atMs: atMs)
+                try PaymentRepository.attach(
+                    db,
+                    paymentID: paymentID,
+                    reference: reference,
+                    redirectURL: redirectURL,
+                    atMs: atMs
+                )
             case .finishPayment(let payment):
                 try PaymentRepository.finish(db, payment)
             case .insertMethod(let method):

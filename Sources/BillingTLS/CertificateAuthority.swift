@@ -1,5 +1,6 @@
 internal import COpenSSL
 internal import COpenSSLShims
+
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -42,12 +43,23 @@ public final class CertificateAuthority: @unchecked Sendable {
         self.key = key
         self.certificate = certificate
         do throws(TLSError) {
-            try Self.fill(certificate, subjectKey: key, commonName: commonName, notBefore: notBefore, notAfter: notAfter, issuer: nil)
-            try Self.extend(certificate, issuer: certificate, [
-                (NID_basic_constraints, "critical,CA:TRUE,pathlen:0"),
-                (NID_key_usage, "critical,keyCertSign,cRLSign"),
-                (NID_subject_key_identifier, "hash"),
-            ])
+            try Self.fill(
+                certificate,
+                subjectKey: key,
+                commonName: commonName,
+                notBefore: notBefore,
+                notAfter: notAfter,
+                issuer: nil
+            )
+            try Self.extend(
+                certificate,
+                issuer: certificate,
+                [
+                    (NID_basic_constraints, "critical,CA:TRUE,pathlen:0"),
+                    (NID_key_usage, "critical,keyCertSign,cRLSign"),
+                    (NID_subject_key_identifier, "hash"),
+                ]
+            )
             guard X509_sign(certificate, key, EVP_sha256()) > 0 else { throw TLSError.failed("signing the CA") }
             credential = PEMCredential(certificatePEM: try Self.pem(certificate), privateKeyPEM: try Self.pem(key: key))
         } catch {
@@ -70,7 +82,10 @@ public final class CertificateAuthority: @unchecked Sendable {
         guard X509_check_private_key(certificate, key) == 1 else {
             X509_free(certificate)
             EVP_PKEY_free(key)
-            throw TLSError.openSSL(operation: "matching the CA key", reasons: ["the key does not match the certificate"] + TLSError.drainErrorQueue())
+            throw TLSError.openSSL(
+                operation: "matching the CA key",
+                reasons: ["the key does not match the certificate"] + TLSError.drainErrorQueue()
+            )
         }
         self.certificate = certificate
         self.key = key
@@ -94,8 +109,15 @@ public final class CertificateAuthority: @unchecked Sendable {
     ///   - uris: URI SANs; billingd reads a caller's role from these.
     ///   - notBefore, notAfter: seconds since the epoch; default an hour ago
     ///     and 825 days on (the longest validity browsers ever accepted).
-    public func issue(commonName: String, usage: Usage, dnsNames: [String] = [], ipAddresses: [String] = [], uris: [String] = [],
-                      notBefore: Int64? = nil, notAfter: Int64? = nil) throws(TLSError) -> PEMCredential {
+    public func issue(
+        commonName: String,
+        usage: Usage,
+        dnsNames: [String] = [],
+        ipAddresses: [String] = [],
+        uris: [String] = [],
+        notBefore: Int64? = nil,
+        notAfter: Int64? = nil
+    ) throws(TLSError) -> PEMCredential {
         let now = Int64(time(nil))
         let notBefore = notBefore ?? now - 3600
         let notAfter = notAfter ?? now + 825 * 86_400
@@ -103,7 +125,14 @@ public final class CertificateAuthority: @unchecked Sendable {
         defer { EVP_PKEY_free(leafKey) }
         guard let leaf = X509_new() else { throw TLSError.failed("X509_new") }
         defer { X509_free(leaf) }
-        try Self.fill(leaf, subjectKey: leafKey, commonName: commonName, notBefore: notBefore, notAfter: notAfter, issuer: certificate)
+        try Self.fill(
+            leaf,
+            subjectKey: leafKey,
+            commonName: commonName,
+            notBefore: notBefore,
+            notAfter: notAfter,
+            issuer: certificate
+        )
         let names = dnsNames.map { "DNS:\($0)" } + ipAddresses.map { "IP:\($0)" } + uris.map { "URI:\($0)" }
         var extensions: [(Int32, String)] = [
             (NID_basic_constraints, "critical,CA:FALSE"),
@@ -120,16 +149,23 @@ public final class CertificateAuthority: @unchecked Sendable {
 
     // MARK: OpenSSL plumbing
 
-    private static func fill(_ x509: OpaquePointer, subjectKey: OpaquePointer, commonName: String, notBefore: Int64, notAfter: Int64,
-                             issuer: OpaquePointer?) throws(TLSError) {
+    private static func fill(
+        _ x509: OpaquePointer,
+        subjectKey: OpaquePointer,
+        commonName: String,
+        notBefore: Int64,
+        notAfter: Int64,
+        issuer: OpaquePointer?
+    ) throws(TLSError) {
         var serial: UInt64 = 0
         withUnsafeMutableBytes(of: &serial) { _ = RAND_bytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), 8) }
-        serial &= 0x7FFF_FFFF_FFFF_FFFF // positive, as RFC 5280 requires
+        serial &= 0x7FFF_FFFF_FFFF_FFFF  // positive, as RFC 5280 requires
         guard X509_set_version(x509, 2) == 1,
-              ASN1_INTEGER_set_uint64(X509_get_serialNumber(x509), serial) == 1,
-              ASN1_TIME_set(X509_getm_notBefore(x509), time_t(notBefore)) != nil,
-              ASN1_TIME_set(X509_getm_notAfter(x509), time_t(notAfter)) != nil,
-              X509_set_pubkey(x509, subjectKey) == 1 else {
+            ASN1_INTEGER_set_uint64(X509_get_serialNumber(x509), serial) == 1,
+            ASN1_TIME_set(X509_getm_notBefore(x509), time_t(notBefore)) != nil,
+            ASN1_TIME_set(X509_getm_notAfter(x509), time_t(notAfter)) != nil,
+            X509_set_pubkey(x509, subjectKey) == 1
+        else {
             throw TLSError.failed("filling a certificate")
         }
         let name = X509_get_subject_name(x509)
@@ -142,7 +178,11 @@ public final class CertificateAuthority: @unchecked Sendable {
         }
     }
 
-    private static func extend(_ x509: OpaquePointer, issuer: OpaquePointer, _ extensions: [(Int32, String)]) throws(TLSError) {
+    private static func extend(
+        _ x509: OpaquePointer,
+        issuer: OpaquePointer,
+        _ extensions: [(Int32, String)]
+    ) throws(TLSError) {
         for (nid, value) in extensions {
             guard cbs_x509_add_extension(x509, issuer, nid, value) == 1 else {
                 throw TLSError.failed("adding extension \(nid)")

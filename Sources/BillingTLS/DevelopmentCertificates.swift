@@ -22,10 +22,26 @@ public enum DevelopmentCertificates {
         if access(directory + "/ca.pem", F_OK) == 0 { return false }
         let authority = try CertificateAuthority(commonName: "billingd development CA")
         try write(authority.credential, name: "ca", in: directory)
-        try write(try authority.issue(commonName: "billingd", usage: .server, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"]),
-                  name: "server", in: directory)
-        try write(try authority.issue(commonName: "dev-internal", usage: .client, uris: ["billing://internal/dev"]), name: "internal", in: directory)
-        try write(try authority.issue(commonName: "dev-operator", usage: .client, uris: ["billing://operator/dev"]), name: "operator", in: directory)
+        try write(
+            try authority.issue(
+                commonName: "billingd",
+                usage: .server,
+                dnsNames: ["localhost"],
+                ipAddresses: ["127.0.0.1", "::1"]
+            ),
+            name: "server",
+            in: directory
+        )
+        try write(
+            try authority.issue(commonName: "dev-internal", usage: .client, uris: ["billing://internal/dev"]),
+            name: "internal",
+            in: directory
+        )
+        try write(
+            try authority.issue(commonName: "dev-operator", usage: .client, uris: ["billing://operator/dev"]),
+            name: "operator",
+            in: directory
+        )
         return true
     }
 
@@ -46,6 +62,8 @@ public enum DevelopmentCertificates {
             guard written > 0 else { throw TLSError.file(path: path, reasons: [String(cString: strerror(errno))]) }
             offset += written
         }
-        guard fchmod(fd, mode) == 0 else { throw TLSError.file(path: path, reasons: [String(cString: strerror(errno))]) }
+        guard fchmod(fd, mode) == 0 else {
+            throw TLSError.file(path: path, reasons: [String(cString: strerror(errno))])
+        }
     }
 }

@@ -10,7 +10,15 @@ public enum MessageAuthentication {
         let done = key.withUnsafeBufferPointer { key in
             message.withUnsafeBufferPointer { message in
                 digest.withUnsafeMutableBufferPointer { digest in
-                    HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), message.baseAddress, message.count, digest.baseAddress, &length)
+                    HMAC(
+                        EVP_sha256(),
+                        key.baseAddress,
+                        Int32(key.count),
+                        message.baseAddress,
+                        message.count,
+                        digest.baseAddress,
+                        &length
+                    )
                 }
             }
         }
@@ -22,6 +30,8 @@ public enum MessageAuthentication {
     /// Equal bytes, in time that does not depend on where they differ.
     public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
-        return a.withUnsafeBytes { a in b.withUnsafeBytes { b in CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0 } }
+        return a.withUnsafeBytes { a in
+            b.withUnsafeBytes { b in CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0 }
+        }
     }
 }

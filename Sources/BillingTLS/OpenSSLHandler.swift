@@ -71,14 +71,16 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .inProgress:
             flushNetwork(context: context)
         case .failed(let error):
-            flushNetwork(context: context) // the alert tells the peer why
+            flushNetwork(context: context)  // the alert tells the peer why
             fail(context: context, error)
         case .complete:
             state = .active
             timeout?.cancel()
             timeout = nil
             flushNetwork(context: context)
-            context.fireUserInboundEventTriggered(TLSHandshakeCompleted(peer: connection.peer(), version: connection.negotiatedVersion))
+            context.fireUserInboundEventTriggered(
+                TLSHandshakeCompleted(peer: connection.peer(), version: connection.negotiatedVersion)
+            )
             let held = pendingWrites
             pendingWrites = []
             for (buffer, promise) in held {

@@ -58,9 +58,12 @@ final class TLSConnection {
     /// Host names are checked against DNS SANs and sent as SNI; IP literals
     /// against IP SANs (OpenSSL checks those separately).
     private static func expectServerName(_ ssl: OpaquePointer, _ name: String) throws(TLSError) {
-        let isIP = name.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" } && (name.contains(".") || name.contains(":"))
+        let isIP =
+            name.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" } && (name.contains(".") || name.contains(":"))
         if isIP {
-            guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 else { throw TLSError.failed("setting the expected IP") }
+            guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 else {
+                throw TLSError.failed("setting the expected IP")
+            }
         } else {
             guard SSL_set1_host(ssl, name) == 1, cbs_ssl_set_tlsext_host_name(ssl, name) == 1 else {
                 throw TLSError.failed("setting the expected host name")

@@ -29,12 +29,16 @@ public final class TLSContext: @unchecked Sendable {
 
     private func configure(isServer: Bool) throws(TLSError) {
         guard cbs_ssl_ctx_set_min_proto_version(context, Self.protocolVersion(configuration.minimumVersion)) == 1,
-              cbs_ssl_ctx_set_max_proto_version(context, Self.protocolVersion(configuration.maximumVersion)) == 1 else {
+            cbs_ssl_ctx_set_max_proto_version(context, Self.protocolVersion(configuration.maximumVersion)) == 1
+        else {
             throw TLSError.failed("setting protocol versions")
         }
         // No renegotiation (a DoS lever and a source of old bugs), no session
         // tickets (no resumption state to protect or rotate), no compression.
-        cbs_ssl_ctx_set_options(context, cbs_op_no_renegotiation() | cbs_op_no_ticket() | cbs_op_no_compression() | cbs_op_cipher_server_preference())
+        cbs_ssl_ctx_set_options(
+            context,
+            cbs_op_no_renegotiation() | cbs_op_no_ticket() | cbs_op_no_compression() | cbs_op_cipher_server_preference()
+        )
         _ = SSL_CTX_set_num_tickets(context, 0)
         guard SSL_CTX_set_cipher_list(context, configuration.cipherList) == 1 else {
             throw TLSError.failed("setting the cipher list")
@@ -46,7 +50,10 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSError.file(path: configuration.privateKeyPath, reasons: TLSError.drainErrorQueue())
         }
         guard SSL_CTX_check_private_key(context) == 1 else {
-            throw TLSError.file(path: configuration.privateKeyPath, reasons: ["the key does not match the certificate"] + TLSError.drainErrorQueue())
+            throw TLSError.file(
+                path: configuration.privateKeyPath,
+                reasons: ["the key does not match the certificate"] + TLSError.drainErrorQueue()
+            )
         }
         guard SSL_CTX_load_verify_locations(context, configuration.trustRootsPath, nil) == 1 else {
             throw TLSError.file(path: configuration.trustRootsPath, reasons: TLSError.drainErrorQueue())

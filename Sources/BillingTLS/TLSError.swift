@@ -44,7 +44,9 @@ public enum TLSError: Error, Hashable, Sendable, CustomStringConvertible {
             ERR_error_string_n(code, &buffer, buffer.count)
             let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             // "error:0A000086:SSL routines::certificate verify failed" → keep the reason part.
-            reasons.append(text.split(separator: ":", maxSplits: 4, omittingEmptySubsequences: false).last.map(String.init) ?? text)
+            reasons.append(
+                text.split(separator: ":", maxSplits: 4, omittingEmptySubsequences: false).last.map(String.init) ?? text
+            )
         }
         return reasons
     }

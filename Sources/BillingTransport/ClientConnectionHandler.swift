@@ -83,7 +83,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return nil
         }
         for id in stalled {
-            cancel(id, RPCError(.resourceExhausted, "stream consumer did not take a message for too long; resume from the last one seen"))
+            cancel(
+                id,
+                RPCError(
+                    .resourceExhausted,
+                    "stream consumer did not take a message for too long; resume from the last one seen"
+                )
+            )
         }
         resumeIfDrained()
     }
@@ -139,7 +145,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     // MARK: Calls
 
     /// Sends a Request frame; returns its stream id.
-    func start(_ method: MethodDescriptor, request: [UInt8], options: CallOptions, waiter: WaiterKind) throws -> UInt32 {
+    func start(_ method: MethodDescriptor, request: [UInt8], options: CallOptions, waiter: WaiterKind) throws -> UInt32
+    {
         guard let context, isUsable else { throw NotProcessed() }
         var envelope = BillingV1.Request()
         envelope.service = method.service
@@ -169,7 +176,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         // Unary: flags 0. Server streaming: `remote closed` (we send no data).
         let flags: FrameFlags = method.kind == .unary ? [] : .remoteClosed
-        context.write(wrapOutboundOut(Frame(streamID: id, type: .request, flags: flags, payload: context.channel.allocator.buffer(bytes: bytes))), promise: nil)
+        context.write(
+            wrapOutboundOut(
+                Frame(
+                    streamID: id,
+                    type: .request,
+                    flags: flags,
+                    payload: context.channel.allocator.buffer(bytes: bytes)
+                )
+            ),
+            promise: nil
+        )
         scheduleFlush(context)
         return id
     }
@@ -202,7 +219,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         resumeIfDrained()
         guard let context, !closed else { return }
-        context.writeAndFlush(wrapOutboundOut(Frame(streamID: id, type: .cancel, payload: context.channel.allocator.buffer(capacity: 0))), promise: nil)
+        context.writeAndFlush(
+            wrapOutboundOut(Frame(streamID: id, type: .cancel, payload: context.channel.allocator.buffer(capacity: 0))),
+            promise: nil
+        )
     }
 
     /// Fails a call the server never processed (it arrived after GOAWAY).
@@ -247,7 +267,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 // reads up to 4 × 64 KiB per wake-up, some 8,000 of the
                 // smallest frames. Past that margin something is wrong.
                 guard buffered < maxBufferedStreamMessages + Self.inFlightMargin else {
-                    cancel(frame.streamID, RPCError(.resourceExhausted, "stream consumer fell more than \(maxBufferedStreamMessages + Self.inFlightMargin) messages behind"))
+                    cancel(
+                        frame.streamID,
+                        RPCError(
+                            .resourceExhausted,
+                            "stream consumer fell more than \(maxBufferedStreamMessages + Self.inFlightMargin) messages behind"
+                        )
+                    )
                     return
                 }
                 continuation.yield(Array(frame.payload.readableBytesView))
@@ -263,7 +289,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             goingAway = true
             // Streams above the server's last accepted id were never processed:
             // they fail as such, and the client retries them on a new connection.
-            let lastAccepted = frame.payload.getInteger(at: frame.payload.readerIndex, endianness: .big, as: UInt32.self) ?? 0
+            let lastAccepted =
+                frame.payload.getInteger(at: frame.payload.readerIndex, endianness: .big, as: UInt32.self) ?? 0
             for id in waiters.keys where id > lastAccepted {
                 cancelUnsent(id)
             }

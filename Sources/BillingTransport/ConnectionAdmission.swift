@@ -59,7 +59,8 @@ public final class ConnectionAdmission: Sendable {
         state.withLock { state in
             var evicted: (any Channel)?
             if state.pending.count >= limits.maxUnauthenticatedConnections,
-               let oldest = state.pending.min(by: { $0.value.order < $1.value.order }) {
+                let oldest = state.pending.min(by: { $0.value.order < $1.value.order })
+            {
                 state.pending.removeValue(forKey: oldest.key)
                 evicted = oldest.value.channel
             }
@@ -77,13 +78,14 @@ public final class ConnectionAdmission: Sendable {
         let peerClass = classify(peer)
         let identity = peer.uris.joined(separator: "\u{0}") + "\u{1}" + peer.commonName
         return state.withLock { state in
-            guard state.pending.removeValue(forKey: key) != nil else { return false } // evicted meanwhile
+            guard state.pending.removeValue(forKey: key) != nil else { return false }  // evicted meanwhile
             let total = state.admitted.count
             // The reserve never takes the last connection from ordinary peers.
             let ordinaryRoom = max(1, limits.maxConnections - limits.reservedPrivilegedConnections)
             guard total < limits.maxConnections,
-                  peerClass == .privileged || total - state.privileged < ordinaryRoom,
-                  state.perPeer[identity, default: 0] < limits.maxConnectionsPerPeer else {
+                peerClass == .privileged || total - state.privileged < ordinaryRoom,
+                state.perPeer[identity, default: 0] < limits.maxConnectionsPerPeer
+            else {
                 state.refusedTotal += 1
                 return false
             }

@@ -40,7 +40,10 @@ public final class HealthService: GrpcHealthV1.HealthService {
         for name in names { setStatus(.notServing, for: name) }
     }
 
-    public func check(_ request: GrpcHealthV1.HealthCheckRequest, context: ServerContext) async throws -> GrpcHealthV1.HealthCheckResponse {
+    public func check(
+        _ request: GrpcHealthV1.HealthCheckRequest,
+        context: ServerContext
+    ) async throws -> GrpcHealthV1.HealthCheckResponse {
         guard let status = state.withLock({ $0.statuses[request.service] }) else {
             throw RPCError(.notFound, "unknown service \(request.service.prefix(128))")
         }
@@ -52,7 +55,11 @@ public final class HealthService: GrpcHealthV1.HealthService {
     /// The current status, then each change, until the caller leaves. An
     /// unknown service reports SERVICE_UNKNOWN (as gRPC's does) and may
     /// become known later.
-    public func watch(_ request: GrpcHealthV1.HealthCheckRequest, context: ServerContext, stream: ServerStreamWriter<GrpcHealthV1.HealthCheckResponse>) async throws {
+    public func watch(
+        _ request: GrpcHealthV1.HealthCheckRequest,
+        context: ServerContext,
+        stream: ServerStreamWriter<GrpcHealthV1.HealthCheckResponse>
+    ) async throws {
         // Only the newest status matters to a watcher: older ones are dropped.
         let (changes, continuation) = AsyncStream.makeStream(of: Status.self, bufferingPolicy: .bufferingNewest(1))
         let id = state.withLock { state -> UInt64 in

@@ -64,7 +64,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            try? context.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(limits.idleTimeout)), position: .before(self))
+            try? context.pipeline.syncOperations.addHandler(
+                IdleStateHandler(allTimeout: TimeAmount(limits.idleTimeout)),
+                position: .before(self)
+            )
         } else if event is IdleStateHandler.IdleStateEvent, let goAway = state.idleTimeoutFired() {
             send(goAway)
         }
@@ -74,7 +77,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .oversized(let header, let limit):
-            refuse(header.streamID, RPCError(.resourceExhausted, "frame of \(header.length) bytes is over the limit of \(limit)"))
+            refuse(
+                header.streamID,
+                RPCError(.resourceExhausted, "frame of \(header.length) bytes is over the limit of \(limit)")
+            )
         case .frame(let frame):
             switch frame.type {
             case .request:
@@ -116,13 +122,22 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         if case .refuse(let error) = state.requestReceived(on: id) { return refuse(id, error) }
         let request: BillingV1.Request
         do {
-            request = try BillingV1.Request(serializedBytes: frame.payload.readableBytesView, limits: DecodeLimits(maxMessageBytes: limits.maxFrameBytes))
+            request = try BillingV1.Request(
+                serializedBytes: frame.payload.readableBytesView,
+                limits: DecodeLimits(maxMessageBytes: limits.maxFrameBytes)
+            )
         } catch {
             return refuse(id, RPCError(.invalidArgument, "Request envelope is not valid protobuf: \(error)"))
         }
         let metadata = Metadata(request.metadata.map { (key: $0.key, value: $0.value) })
         guard metadata.byteCount <= limits.maxMetadataBytes else {
-            return refuse(id, RPCError(.resourceExhausted, "metadata of \(metadata.byteCount) bytes is over the limit of \(limits.maxMetadataBytes)"))
+            return refuse(
+                id,
+                RPCError(
+                    .resourceExhausted,
+                    "metadata of \(metadata.byteCount) bytes is over the limit of \(limits.maxMetadataBytes)"
+                )
+            )
         }
         let method: RegisteredMethod
         do {
@@ -133,22 +148,36 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             return refuse(id, RPCError(.internal, "routing failed"))
         }
         let timeout: Duration?
-        switch ServerConnectionStateMachine<ActiveStream>.timeout(requestTimeoutNano: request.timeoutNano,
-                                                                  isUnary: method.descriptor.kind == .unary,
-                                                                  defaultUnary: limits.defaultUnaryDeadline) {
+        switch ServerConnectionStateMachine<ActiveStream>.timeout(
+            requestTimeoutNano: request.timeoutNano,
+            isUnary: method.descriptor.kind == .unary,
+            defaultUnary: limits.defaultUnaryDeadline
+        ) {
         case .success(let given): timeout = given
         case .failure(let error): return refuse(id, error)
         }
         guard let context else { return }
-        let callContext = ServerContext(method: method.descriptor, metadata: metadata, peer: peer,
-                                        deadline: timeout.map { ContinuousClock.now.advanced(by: $0) })
+        let callContext = ServerContext(
+            method: method.descriptor,
+            metadata: metadata,
+            peer: peer,
+            deadline: timeout.map { ContinuousClock.now.advanced(by: $0) }
+        )
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         let payload = request.payload
         let maxRequestBytes = limits.maxFrameBytes
 
-        let task = Self.spawn(method.body, id: id, payload: payload, context: callContext, maxRequestBytes: maxRequestBytes, handler: loopBound,
-                              eventLoop: eventLoop, executor: executor(context.eventLoop))
+        let task = Self.spawn(
+            method.body,
+            id: id,
+            payload: payload,
+            context: callContext,
+            maxRequestBytes: maxRequestBytes,
+            handler: loopBound,
+            eventLoop: eventLoop,
+            executor: executor(context.eventLoop)
+        )
         // The deadline is a timer on the event loop, not a racing task: one
         // task per call keeps the per-call cost of the server low.
         let deadline = timeout.map { timeout in
@@ -166,9 +195,16 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     /// Starts the handler's task; its result comes back on the event loop.
-    private static func spawn(_ body: RegisteredMethod.Body, id: UInt32, payload: [UInt8], context: ServerContext, maxRequestBytes: Int,
-                              handler: NIOLoopBound<ServerConnectionHandler>, eventLoop: any EventLoop,
-                              executor: EventLoopTaskExecutor) -> Task<Void, Never> {
+    private static func spawn(
+        _ body: RegisteredMethod.Body,
+        id: UInt32,
+        payload: [UInt8],
+        context: ServerContext,
+        maxRequestBytes: Int,
+        handler: NIOLoopBound<ServerConnectionHandler>,
+        eventLoop: any EventLoop,
+        executor: EventLoopTaskExecutor
+    ) -> Task<Void, Never> {
         switch body {
         case .unary(let unary):
             return Task(executorPreference: executor) {
@@ -178,7 +214,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         case .serverStreaming(let streaming):
             let sink = StreamSink(handler: handler, eventLoop: eventLoop, streamID: id)
             return Task(executorPreference: executor) {
-                let result = await run { try await streaming(payload, context, maxRequestBytes, sink); return [] }
+                let result = await run {
+                    try await streaming(payload, context, maxRequestBytes, sink)
+                    return []
+                }
                 // Queued behind the stream's own writes (also queued), so the
                 // end frame never overtakes a message.
                 eventLoop.execute { handler.value.finishStream(id, result) }
@@ -215,9 +254,17 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         stream.deadline?.cancel()
         var result = result
         if case .success(let payload) = result, payload.count + 16 > limits.maxFrameBytes {
-            result = .failure(RPCError(.resourceExhausted, "response of \(payload.count) bytes is over the frame limit"))
+            result = .failure(
+                RPCError(.resourceExhausted, "response of \(payload.count) bytes is over the frame limit")
+            )
         }
-        writeFinal(Frame(streamID: id, type: .response, payload: Envelope.response(result, allocator: context.channel.allocator)))
+        writeFinal(
+            Frame(
+                streamID: id,
+                type: .response,
+                payload: Envelope.response(result, allocator: context.channel.allocator)
+            )
+        )
     }
 
     private func finishStream(_ id: UInt32, _ result: Result<[UInt8], RPCError>) {
@@ -226,16 +273,35 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         switch result {
         case .success:
             // As Go ttrpc ends a server stream: Data[remote closed | no data].
-            writeFinal(Frame(streamID: id, type: .data, flags: [.remoteClosed, .noData], payload: context.channel.allocator.buffer(capacity: 0)))
+            writeFinal(
+                Frame(
+                    streamID: id,
+                    type: .data,
+                    flags: [.remoteClosed, .noData],
+                    payload: context.channel.allocator.buffer(capacity: 0)
+                )
+            )
         case .failure(let error):
-            writeFinal(Frame(streamID: id, type: .response, payload: Envelope.response(.failure(error), allocator: context.channel.allocator)))
+            writeFinal(
+                Frame(
+                    streamID: id,
+                    type: .response,
+                    payload: Envelope.response(.failure(error), allocator: context.channel.allocator)
+                )
+            )
         }
     }
 
     /// Answers a stream that never started (or is gone) with an error.
     private func refuse(_ id: UInt32, _ error: RPCError) {
         guard let context else { return }
-        writeFinal(Frame(streamID: id, type: .response, payload: Envelope.response(.failure(error), allocator: context.channel.allocator)))
+        writeFinal(
+            Frame(
+                streamID: id,
+                type: .response,
+                payload: Envelope.response(.failure(error), allocator: context.channel.allocator)
+            )
+        )
     }
 
     /// The last frame of a stream. Flushed with the others of this event-loop
@@ -265,7 +331,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             throw RPCError(.resourceExhausted, "stream message of \(message.count) bytes is over the frame limit")
         }
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.write(wrapOutboundOut(Frame(streamID: id, type: .data, payload: context.channel.allocator.buffer(bytes: message))), promise: written)
+        context.write(
+            wrapOutboundOut(
+                Frame(streamID: id, type: .data, payload: context.channel.allocator.buffer(bytes: message))
+            ),
+            promise: written
+        )
         scheduleFlush()
         guard deadline else { return written.futureResult }
 
@@ -300,7 +371,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func streamTooSlow(_ id: UInt32) {
         guard let stream = state.streamEnded(id) else { return }
         stream.cancel()
-        refuse(id, RPCError(.resourceExhausted, "the client did not read the stream for too long; resume from the last message seen"))
+        refuse(
+            id,
+            RPCError(
+                .resourceExhausted,
+                "the client did not read the stream for too long; resume from the last message seen"
+            )
+        )
     }
 
     // MARK: Shutdown

@@ -47,14 +47,18 @@ struct ServerConnectionStateMachine<Stream> {
             return .refuse(RPCError(.invalidArgument, "stream id \(id) is even; clients use odd ids"))
         }
         guard id > lastStreamID else {
-            return .refuse(RPCError(.invalidArgument, "stream id \(id) is not above \(lastStreamID); ids cannot be reused"))
+            return .refuse(
+                RPCError(.invalidArgument, "stream id \(id) is not above \(lastStreamID); ids cannot be reused")
+            )
         }
         lastStreamID = id
         guard state == .active else {
             return .refuse(RPCError(.unavailable, "server is shutting down; retry on a new connection"))
         }
         guard streams.count < maxConcurrentStreams else {
-            return .refuse(RPCError(.resourceExhausted, "more than \(maxConcurrentStreams) concurrent streams on one connection"))
+            return .refuse(
+                RPCError(.resourceExhausted, "more than \(maxConcurrentStreams) concurrent streams on one connection")
+            )
         }
         return .open
     }
@@ -67,7 +71,11 @@ struct ServerConnectionStateMachine<Stream> {
 
     /// How long a call may run: the request's `timeout_nano`, else the
     /// server's default for unary calls; a stream has none unless asked.
-    static func timeout(requestTimeoutNano: Int64, isUnary: Bool, defaultUnary: Duration?) -> Result<Duration?, RPCError> {
+    static func timeout(
+        requestTimeoutNano: Int64,
+        isUnary: Bool,
+        defaultUnary: Duration?
+    ) -> Result<Duration?, RPCError> {
         guard requestTimeoutNano >= 0 else { return .failure(RPCError(.invalidArgument, "timeout_nano is negative")) }
         if requestTimeoutNano > 0 { return .success(.nanoseconds(requestTimeoutNano)) }
         return .success(isUnary ? defaultUnary : nil)

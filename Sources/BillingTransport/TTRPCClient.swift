@@ -4,6 +4,7 @@ internal import BillingWire
 public import NIOCore
 internal import NIOPosix
 internal import Synchronization
+
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -43,9 +44,17 @@ public final class TTRPCClient: ClientTransport {
     ///   - streamStallTimeout: how long a stream whose consumer stopped taking
     ///     messages (its buffer full) may hold the connection's reads before it
     ///     is ended RESOURCE_EXHAUSTED (the caller resumes from its cursor).
-    public init(host: String, port: Int, tls: TLSContext, group: any EventLoopGroup, maxFrameBytes: Int = 4 << 20,
-                connectTimeout: Duration = .seconds(10), maxBufferedStreamMessages: Int = 1024, maxConcurrentStreams: Int = 100,
-                streamStallTimeout: Duration = .seconds(10)) {
+    public init(
+        host: String,
+        port: Int,
+        tls: TLSContext,
+        group: any EventLoopGroup,
+        maxFrameBytes: Int = 4 << 20,
+        connectTimeout: Duration = .seconds(10),
+        maxBufferedStreamMessages: Int = 1024,
+        maxConcurrentStreams: Int = 100,
+        streamStallTimeout: Duration = .seconds(10)
+    ) {
         self.streamStallTimeout = streamStallTimeout
         self.permits = StreamPermits(maxConcurrentStreams)
         self.host = host
@@ -119,8 +128,13 @@ public final class TTRPCClient: ClientTransport {
                     try sync.addHandler(try OpenSSLHandler(context: tls))
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits)))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder(limits: limits)))
-                    try sync.addHandler(ClientConnectionHandler(ready: channel.eventLoop.makePromise(), maxBufferedStreamMessages: buffered,
-                                                                     stallTimeout: stall))
+                    try sync.addHandler(
+                        ClientConnectionHandler(
+                            ready: channel.eventLoop.makePromise(),
+                            maxBufferedStreamMessages: buffered,
+                            stallTimeout: stall
+                        )
+                    )
                 }
             }
         let channel: any Channel
@@ -132,7 +146,11 @@ public final class TTRPCClient: ClientTransport {
         do {
             return try await channel.eventLoop.submit {
                 let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
-                return Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop), ready: handler.readyFuture)
+                return Connection(
+                    channel: channel,
+                    handler: NIOLoopBound(handler, eventLoop: channel.eventLoop),
+                    ready: handler.readyFuture
+                )
             }.get()
         } catch {
             // The server closed it at once (for example: over its connection limit).
@@ -143,7 +161,9 @@ public final class TTRPCClient: ClientTransport {
     /// The cause a person can act on, not NIO's nested description.
     static func reason(_ error: any Error) -> String {
         if let connection = error as? NIOConnectionError {
-            if connection.dnsAError != nil && connection.connectionErrors.isEmpty { return "the host name does not resolve" }
+            if connection.dnsAError != nil && connection.connectionErrors.isEmpty {
+                return "the host name does not resolve"
+            }
             if let first = connection.connectionErrors.first { return reason(first.error) }
         }
         if let io = error as? IOError {
@@ -186,7 +206,12 @@ public final class TTRPCClient: ClientTransport {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
                 loop.execute {
                     do {
-                        let id = try handler.value.start(method, request: request, options: options, waiter: .unary(continuation))
+                        let id = try handler.value.start(
+                            method,
+                            request: request,
+                            options: options,
+                            waiter: .unary(continuation)
+                        )
                         streamID.value.withLock { $0 = id }
                         if let timeout = options.timeout {
                             loop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
@@ -207,7 +232,11 @@ public final class TTRPCClient: ClientTransport {
         }
     }
 
-    public func serverStream(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> any RawMessageStream {
+    public func serverStream(
+        _ method: MethodDescriptor,
+        request: [UInt8],
+        options: CallOptions
+    ) async throws -> any RawMessageStream {
         try await permits.acquire()
         for attempt in 1...Self.unprocessedRetries {
             do {
@@ -226,7 +255,11 @@ public final class TTRPCClient: ClientTransport {
     }
 
     /// Opens the stream; on error the caller releases the permit.
-    private func serverStreamOnce(_ method: MethodDescriptor, request: [UInt8], options: CallOptions) async throws -> any RawMessageStream {
+    private func serverStreamOnce(
+        _ method: MethodDescriptor,
+        request: [UInt8],
+        options: CallOptions
+    ) async throws -> any RawMessageStream {
         let permits = self.permits
         let connection = try await self.connection()
         let loop = connection.channel.eventLoop
@@ -241,13 +274,18 @@ public final class TTRPCClient: ClientTransport {
             }
             return id
         }.get()
-        return ClientRawStream(stream: stream, onConsume: {
-            loop.execute { handler.value.consumed(id) }
-        }, onCancel: {
-            loop.execute { handler.value.cancel(id, RPCError(.cancelled, "stream cancelled")) }
-        }, onEnd: {
-            permits.release()
-        })
+        return ClientRawStream(
+            stream: stream,
+            onConsume: {
+                loop.execute { handler.value.consumed(id) }
+            },
+            onCancel: {
+                loop.execute { handler.value.cancel(id, RPCError(.cancelled, "stream cancelled")) }
+            },
+            onEnd: {
+                permits.release()
+            }
+        )
     }
 }
 
@@ -261,8 +299,12 @@ private final class ClientRawStream: RawMessageStream, @unchecked Sendable {
     private let onEnd: @Sendable () -> Void
     private let finished = Atomic<Bool>(false)
 
-    init(stream: AsyncThrowingStream<[UInt8], any Error>, onConsume: @escaping @Sendable () -> Void,
-         onCancel: @escaping @Sendable () -> Void, onEnd: @escaping @Sendable () -> Void) {
+    init(
+        stream: AsyncThrowingStream<[UInt8], any Error>,
+        onConsume: @escaping @Sendable () -> Void,
+        onCancel: @escaping @Sendable () -> Void,
+        onEnd: @escaping @Sendable () -> Void
+    ) {
         self.iterator = stream.makeAsyncIterator()
         self.onConsume = onConsume
         self.onCancel = onCancel

@@ -38,9 +38,15 @@ public final class TTRPCServer: Sendable {
     ///   - services: what to route to.
     ///   - classify: which verified peers may use the connections reserved
     ///     for privileged ones (`ServerLimits.reservedPrivilegedConnections`).
-    public static func start(host: String, port: Int, tls: TLSContext, services: [any RPCService], limits: ServerLimits = ServerLimits(),
-                             classify: @escaping ConnectionAdmission.Classify = { _ in .ordinary },
-                             group: any EventLoopGroup) async throws -> TTRPCServer {
+    public static func start(
+        host: String,
+        port: Int,
+        tls: TLSContext,
+        services: [any RPCService],
+        limits: ServerLimits = ServerLimits(),
+        classify: @escaping ConnectionAdmission.Classify = { _ in .ordinary },
+        group: any EventLoopGroup
+    ) async throws -> TTRPCServer {
         let router = MethodRouter(services: services)
         let registry = Registry()
         let admission = ConnectionAdmission(limits: limits, classify: classify)

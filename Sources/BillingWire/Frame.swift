@@ -72,6 +72,11 @@ public struct Frame: Hashable, Sendable {
     }
 
     public var header: FrameHeader {
-        FrameHeader(length: UInt32(truncatingIfNeeded: payload.readableBytes), streamID: streamID, type: type, flags: flags)
+        FrameHeader(
+            length: UInt32(truncatingIfNeeded: payload.readableBytes),
+            streamID: streamID,
+            type: type,
+            flags: flags
+        )
     }
 }

@@ -57,7 +57,11 @@ public struct FrameDecoder: ByteToMessageDecoder {
         return .frame(Frame(streamID: header.streamID, type: header.type, flags: header.flags, payload: payload))
     }
 
-    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(
+        context: ChannelHandlerContext,
+        buffer: inout ByteBuffer,
+        seenEOF: Bool
+    ) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
         if buffer.readableBytes > 0 {
             let buffered = buffer.readableBytes
@@ -72,11 +76,17 @@ extension ByteBuffer {
     /// The header at the reader index, if all 10 bytes are there; consumes nothing.
     public func peekFrameHeader() -> FrameHeader? {
         guard readableBytes >= FrameHeader.byteCount,
-              let length = getInteger(at: readerIndex, endianness: .big, as: UInt32.self),
-              let streamID = getInteger(at: readerIndex + 4, endianness: .big, as: UInt32.self),
-              let type = getInteger(at: readerIndex + 8, as: UInt8.self),
-              let flags = getInteger(at: readerIndex + 9, as: UInt8.self) else { return nil }
-        return FrameHeader(length: length, streamID: streamID, type: FrameType(rawValue: type), flags: FrameFlags(rawValue: flags))
+            let length = getInteger(at: readerIndex, endianness: .big, as: UInt32.self),
+            let streamID = getInteger(at: readerIndex + 4, endianness: .big, as: UInt32.self),
+            let type = getInteger(at: readerIndex + 8, as: UInt8.self),
+            let flags = getInteger(at: readerIndex + 9, as: UInt8.self)
+        else { return nil }
+        return FrameHeader(
+            length: length,
+            streamID: streamID,
+            type: FrameType(rawValue: type),
+            flags: FrameFlags(rawValue: flags)
+        )
     }
 
     /// Writes a header.

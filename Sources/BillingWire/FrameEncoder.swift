@@ -17,7 +17,11 @@ public struct FrameEncoder: MessageToByteEncoder {
 
     public func encode(data frame: Frame, out: inout ByteBuffer) throws {
         guard frame.payload.readableBytes <= limits.maxFrameBytes else {
-            throw WireError.frameTooLarge(length: UInt32(clamping: frame.payload.readableBytes), limit: limits.maxFrameBytes, streamID: frame.streamID)
+            throw WireError.frameTooLarge(
+                length: UInt32(clamping: frame.payload.readableBytes),
+                limit: limits.maxFrameBytes,
+                streamID: frame.streamID
+            )
         }
         out.reserveCapacity(minimumWritableBytes: FrameHeader.byteCount + frame.payload.readableBytes)
         out.writeFrameHeader(frame.header)

@@ -9,7 +9,10 @@ public struct WireLimits: Sendable, Hashable {
     public let maxFrameBytes: Int
 
     public init(maxFrameBytes: Int = WireLimits.protocolMaxFrameBytes) {
-        precondition(maxFrameBytes > 0 && maxFrameBytes <= Self.protocolMaxFrameBytes, "maxFrameBytes must be 1...4 MiB")
+        precondition(
+            maxFrameBytes > 0 && maxFrameBytes <= Self.protocolMaxFrameBytes,
+            "maxFrameBytes must be 1...4 MiB"
+        )
         self.maxFrameBytes = maxFrameBytes
     }
 }

@@ -32,12 +32,15 @@ enum CrashTest {
     static let accounts = ["acc-crash-1", "acc-crash-2", "acc-crash-3", "acc-crash-4"]
 
     static func run(kills: Int, seed: UInt64) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-crash-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billing-crash-\(UUID().uuidString)"
+        ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // A short lease and a fast poller: a killed instance's claims lapse soon.
         let config = directory + "/billingd.json"
-        try #"{"poller": {"intervalSeconds": 0.2, "leaseSeconds": 2, "maxBackoffSeconds": 2}, "limits": {"shutdownGraceSeconds": 2}}"#
+        try
+            #"{"poller": {"intervalSeconds": 0.2, "leaseSeconds": 2, "maxBackoffSeconds": 2}, "limits": {"shutdownGraceSeconds": 2}}"#
             .write(toFile: config, atomically: true, encoding: .utf8)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var random = SplitMix64(seed: seed)
@@ -55,8 +58,19 @@ enum CrashTest {
         for kill in 0...kills {
             let clients = try daemon.clients(group: group)
             let (seed, current, known) = (random.next(), daemon, payers)
-            let load = Task { await Self.load(clients: clients, payers: known, daemon: current, record: record, group: group, seed: seed) }
-            let watchers = accounts.map { account in Task { await Self.watch(account, clients: clients, record: record) } }
+            let load = Task {
+                await Self.load(
+                    clients: clients,
+                    payers: known,
+                    daemon: current,
+                    record: record,
+                    group: group,
+                    seed: seed
+                )
+            }
+            let watchers = accounts.map { account in
+                Task { await Self.watch(account, clients: clients, record: record) }
+            }
             if kill < kills {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 300...2500, using: &random)))
                 await daemon.kill()
@@ -87,8 +101,12 @@ enum CrashTest {
 
         let problems = try check(directory: directory, record: record)
         let figures = try figures(directory: directory)
-        report("ran \(elapsed), \(kills) SIGKILLs and restarts; \(record.operations) operations answered, \(record.failures) failed (killed mid-call)")
-        report("payments \(figures.payments) (paid \(figures.paid), cancelled \(figures.cancelled), new \(figures.new)), ledger entries \(figures.ledger), events \(figures.events), watcher events seen \(record.seenCount)")
+        report(
+            "ran \(elapsed), \(kills) SIGKILLs and restarts; \(record.operations) operations answered, \(record.failures) failed (killed mid-call)"
+        )
+        report(
+            "payments \(figures.payments) (paid \(figures.paid), cancelled \(figures.cancelled), new \(figures.new)), ledger entries \(figures.ledger), events \(figures.events), watcher events seen \(record.seenCount)"
+        )
         if problems.isEmpty {
             report("all invariants hold")
         } else {
@@ -109,14 +127,19 @@ enum CrashTest {
         let directory: String
 
         static func start(directory: String, config: String) async throws -> Child {
-            let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("billingd")
+            let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+                .appendingPathComponent("billingd")
             let log = try DescriptorPipe()
             // Info: the ports are read from the "listening" lines.
             let process = try await ChildProcess(
-                executable.path, ["--config", config, "--data-dir", directory],
-                environment: ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "BILLINGD_LOG_LEVEL": "info",
-                              "PATH": "/usr/bin:/bin"],
-                standardError: log.writing.fileDescriptor)
+                executable.path,
+                ["--config", config, "--data-dir", directory],
+                environment: [
+                    "BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "BILLINGD_LOG_LEVEL": "info",
+                    "PATH": "/usr/bin:/bin",
+                ],
+                standardError: log.writing.fileDescriptor
+            )
             try log.writing.close()
             let ports = await withCheckedContinuation { (continuation: CheckedContinuation<(Int, Int)?, Never>) in
                 DispatchQueue.global().async {
@@ -126,13 +149,21 @@ enum CrashTest {
                     var sandbox: Int?
                     // "billingd listening" is the last line of a start: read up to it.
                     while rpc == nil {
-                        let count = buffer.withUnsafeMutableBytes { read(log.reading.fileDescriptor, $0.baseAddress, $0.count) }
+                        let count = buffer.withUnsafeMutableBytes {
+                            read(log.reading.fileDescriptor, $0.baseAddress, $0.count)
+                        }
                         if count < 0, errno == EINTR { continue }
                         guard count > 0 else { break }
                         text += String(decoding: buffer[0..<count], as: UTF8.self)
                         for line in text.split(separator: "\n") {
-                            if line.contains("billingd listening"), let match = line.firstMatch(of: /address=127\.0\.0\.1:(\d+)/) { rpc = Int(match.1) }
-                            if line.contains("sandbox payment page listening"), let match = line.firstMatch(of: /url=http:\/\/127\.0\.0\.1:(\d+)/) {
+                            if line.contains("billingd listening"),
+                                let match = line.firstMatch(of: /address=127\.0\.0\.1:(\d+)/)
+                            {
+                                rpc = Int(match.1)
+                            }
+                            if line.contains("sandbox payment page listening"),
+                                let match = line.firstMatch(of: /url=http:\/\/127\.0\.0\.1:(\d+)/)
+                            {
                                 sandbox = Int(match.1)
                             }
                         }
@@ -141,7 +172,9 @@ enum CrashTest {
                     DispatchQueue.global().async {
                         var buffer = [UInt8](repeating: 0, count: 4096)
                         while true {
-                            let count = buffer.withUnsafeMutableBytes { read(log.reading.fileDescriptor, $0.baseAddress, $0.count) }
+                            let count = buffer.withUnsafeMutableBytes {
+                                read(log.reading.fileDescriptor, $0.baseAddress, $0.count)
+                            }
                             if count < 0, errno == EINTR { continue }
                             if count <= 0 { break }
                         }
@@ -181,8 +214,14 @@ enum CrashTest {
 
         init(port: Int, directory: String, group: any EventLoopGroup) throws {
             func transport(_ name: String) throws -> TTRPCClient {
-                let tls = try TLSContext(TLSConfiguration(role: .client(serverName: "localhost"), certificateChainPath: "\(directory)/tls/\(name).pem",
-                                                          privateKeyPath: "\(directory)/tls/\(name)-key.pem", trustRootsPath: "\(directory)/tls/ca.pem"))
+                let tls = try TLSContext(
+                    TLSConfiguration(
+                        role: .client(serverName: "localhost"),
+                        certificateChainPath: "\(directory)/tls/\(name).pem",
+                        privateKeyPath: "\(directory)/tls/\(name)-key.pem",
+                        trustRootsPath: "\(directory)/tls/ca.pem"
+                    )
+                )
                 return TTRPCClient(host: "127.0.0.1", port: port, tls: tls, group: group)
             }
             let internalTransport = try transport("internal"), operatorTransport = try transport("operator")
@@ -258,7 +297,14 @@ enum CrashTest {
 
     /// Four workers doing random operations until cancelled; every answer or
     /// failure is counted, nothing is asserted here (a kill may cut any call).
-    static func load(clients: Clients, payers: [String: String], daemon: Child, record: Record, group: any EventLoopGroup, seed: UInt64) async {
+    static func load(
+        clients: Clients,
+        payers: [String: String],
+        daemon: Child,
+        record: Record,
+        group: any EventLoopGroup,
+        seed: UInt64
+    ) async {
         await withTaskGroup(of: Void.self) { workers in
             for worker in 0..<4 {
                 workers.addTask {
@@ -266,8 +312,15 @@ enum CrashTest {
                     while !Task.isCancelled {
                         let account = accounts[Int.random(in: 0..<accounts.count, using: &random)]
                         do {
-                            try await operation(Int.random(in: 0..<100, using: &random), account: account, payer: payers[account]!,
-                                                clients: clients, daemon: daemon, group: group, random: &random)
+                            try await operation(
+                                Int.random(in: 0..<100, using: &random),
+                                account: account,
+                                payer: payers[account]!,
+                                clients: clients,
+                                daemon: daemon,
+                                group: group,
+                                random: &random
+                            )
                             record.answered()
                         } catch {
                             record.failed()
@@ -280,8 +333,15 @@ enum CrashTest {
         }
     }
 
-    static func operation(_ roll: Int, account: String, payer: String, clients: Clients, daemon: Child, group: any EventLoopGroup,
-                          random: inout SplitMix64) async throws {
+    static func operation(
+        _ roll: Int,
+        account: String,
+        payer: String,
+        clients: Clients,
+        daemon: Child,
+        group: any EventLoopGroup,
+        random: inout SplitMix64
+    ) async throws {
         func topUp(_ minor: Int64, _ option: BillingV1.PaymentOption) -> BillingV1.CreateTopUpRequest {
             var request = BillingV1.CreateTopUpRequest()
             request.accountId = account
@@ -292,7 +352,7 @@ enum CrashTest {
         }
         let amount = Int64.random(in: 50...50_000, using: &random)
         switch roll {
-        case 0..<20: // invoice, then settled or cancelled by an operator
+        case 0..<20:  // invoice, then settled or cancelled by an operator
             let payment = try await clients.internalBalance.createTopUp(topUp(amount, invoice)).payment!
             if Bool.random(using: &random) {
                 var settle = BillingV1.SettleInvoiceRequest()
@@ -303,20 +363,30 @@ enum CrashTest {
                 cancel.paymentId = payment.id
                 _ = try await clients.operatorBalance.cancelInvoice(cancel)
             }
-        case 20..<50: // the sandbox page: approved, declined, abandoned or cancelled
+        case 20..<50:  // the sandbox page: approved, declined, abandoned or cancelled
             let created = try await clients.internalBalance.createTopUp(topUp(amount, sandbox(save: roll % 3 == 0)))
-            try await decide(created.redirectUrl, paymentID: created.payment?.id ?? "", clients: clients, daemon: daemon, group: group,
-                             random: &random)
-        case 50..<65: // a saved card, if the payer has one
+            try await decide(
+                created.redirectUrl,
+                paymentID: created.payment?.id ?? "",
+                clients: clients,
+                daemon: daemon,
+                group: group,
+                random: &random
+            )
+        case 50..<65:  // a saved card, if the payer has one
             var list = BillingV1.ListPaymentMethodsRequest()
             list.payerId = payer
-            guard let method = try await clients.methods.listPaymentMethods(list).methods.first(where: { $0.status == .confirmed }) else { return }
+            guard
+                let method = try await clients.methods.listPaymentMethods(list).methods.first(where: {
+                    $0.status == .confirmed
+                })
+            else { return }
             var option = BillingV1.PaymentOption()
             var saved = BillingV1.SavedMethodOption()
             saved.paymentMethodId = method.id
             option.option = .savedMethod(saved)
             _ = try await clients.internalBalance.createTopUp(topUp(amount, option))
-        case 65..<82: // a renewal, from the balance or through the sandbox
+        case 65..<82:  // a renewal, from the balance or through the sandbox
             var item = BillingV1.RenewalItem()
             item.serviceId = "\(account)-svc-\(Int.random(in: 0..<3, using: &random))"
             item.periods = UInt32.random(in: 1...3, using: &random)
@@ -325,15 +395,21 @@ enum CrashTest {
             renew.items = [item]
             if Bool.random(using: &random) {
                 renew.option = balance
-                _ = try? await clients.renewal.renew(renew) // insufficient funds is an answer too
+                _ = try? await clients.renewal.renew(renew)  // insufficient funds is an answer too
             } else {
                 renew.payerId = payer
                 renew.option = sandbox(save: false)
                 let answer = try await clients.renewal.renew(renew)
-                try await decide(answer.redirectUrl, paymentID: answer.payment?.id ?? "", clients: clients, daemon: daemon, group: group,
-                                 random: &random)
+                try await decide(
+                    answer.redirectUrl,
+                    paymentID: answer.payment?.id ?? "",
+                    clients: clients,
+                    daemon: daemon,
+                    group: group,
+                    random: &random
+                )
             }
-        default: // a migration's server, from the balance or through the sandbox
+        default:  // a migration's server, from the balance or through the sandbox
             var order = BillingV1.CreateMigrationOrderRequest()
             order.accountId = account
             order.externalId = "m-\(UInt32.random(in: 0...UInt32.max, using: &random))"
@@ -348,16 +424,28 @@ enum CrashTest {
                 pay.payerId = payer
                 pay.option = sandbox(save: false)
                 let answer = try await clients.migration.payMigrationOrder(pay)
-                try await decide(answer.redirectUrl, paymentID: answer.payment?.id ?? "", clients: clients, daemon: daemon, group: group,
-                                 random: &random)
+                try await decide(
+                    answer.redirectUrl,
+                    paymentID: answer.payment?.id ?? "",
+                    clients: clients,
+                    daemon: daemon,
+                    group: group,
+                    random: &random
+                )
             }
         }
     }
 
     /// What a person does on the sandbox page: Pay, Decline, nothing, or
     /// cancel the payment in billingd instead.
-    static func decide(_ redirectURL: String, paymentID: String, clients: Clients, daemon: Child, group: any EventLoopGroup,
-                       random: inout SplitMix64) async throws {
+    static func decide(
+        _ redirectURL: String,
+        paymentID: String,
+        clients: Clients,
+        daemon: Child,
+        group: any EventLoopGroup,
+        random: inout SplitMix64
+    ) async throws {
         guard let id = redirectURL.split(separator: "/").last, redirectURL.contains("/pay/") else { return }
         switch Int.random(in: 0..<10, using: &random) {
         case 0..<5: try await press(String(id), approve: true, port: daemon.sandboxPort, group: group)
@@ -366,14 +454,15 @@ enum CrashTest {
             var cancel = BillingV1.CancelPaymentRequest()
             cancel.paymentId = paymentID
             _ = try? await clients.internalBalance.cancelPayment(cancel)
-        default: break // abandoned: it stays open until the sandbox's time to live
+        default: break  // abandoned: it stays open until the sandbox's time to live
         }
     }
 
     /// POST /pay/<id>/approve|decline on the sandbox page (loopback, one request).
     static func press(_ id: String, approve: Bool, port: Int, group: any EventLoopGroup) async throws {
         let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
-        let request = "POST /pay/\(id)/\(approve ? "approve" : "decline") HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        let request =
+            "POST /pay/\(id)/\(approve ? "approve" : "decline") HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         try await channel.writeAndFlush(ByteBuffer(string: request)).get()
         try await channel.closeFuture.get()
     }
@@ -401,10 +490,13 @@ enum CrashTest {
         while ContinuousClock.now < deadline {
             let waiting = try DatabaseQueue(path: directory + "/billing.sqlite").inDatabase { db -> Int in
                 try db.execute(sql: "ATTACH DATABASE ? AS sandbox", arguments: [directory + "/sandbox.sqlite"])
-                return try Int.fetchOne(db, sql: """
-                    SELECT COUNT(*) FROM payments p JOIN sandbox.payments s ON s.payment_id = p.id
-                    WHERE p.status = 'new' AND s.status != 'open'
-                    """) ?? 0
+                return try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT COUNT(*) FROM payments p JOIN sandbox.payments s ON s.payment_id = p.id
+                        WHERE p.status = 'new' AND s.status != 'open'
+                        """
+                ) ?? 0
             }
             if waiting == 0 { return }
             try await Task.sleep(for: .milliseconds(200))
@@ -420,32 +512,46 @@ enum CrashTest {
             func rows(_ sql: String, _ describe: (Row) -> String) throws {
                 problems += try Row.fetchAll(db, sql: sql).map(describe)
             }
-            if try String.fetchAll(db, sql: "PRAGMA integrity_check") != ["ok"] { problems.append("integrity_check failed") }
-            try rows("""
+            if try String.fetchAll(db, sql: "PRAGMA integrity_check") != ["ok"] {
+                problems.append("integrity_check failed")
+            }
+            try rows(
+                """
                 SELECT a.id, a.balance_minor, COALESCE(SUM(l.amount_minor), 0) AS ledger FROM accounts a
                 LEFT JOIN ledger l ON l.account_id = a.id GROUP BY a.id HAVING a.balance_minor != COALESCE(SUM(l.amount_minor), 0)
-                """) { "account \($0["id"] as String): balance \($0["balance_minor"] as Int64) != ledger \($0["ledger"] as Int64)" }
-            try rows("""
+                """
+            ) {
+                "account \($0["id"] as String): balance \($0["balance_minor"] as Int64) != ledger \($0["ledger"] as Int64)"
+            }
+            try rows(
+                """
                 SELECT p.id FROM payments p WHERE p.status = 'paid' AND
                   (SELECT COUNT(*) FROM ledger l WHERE l.entry_key = 'credit:' || p.id AND l.amount_minor = p.amount_minor) != 1
-                """) { "Paid payment \($0["id"] as String) has not exactly one credit of its amount" }
-            try rows("""
+                """
+            ) { "Paid payment \($0["id"] as String) has not exactly one credit of its amount" }
+            try rows(
+                """
                 SELECT l.entry_key FROM ledger l JOIN payments p ON l.entry_key = 'credit:' || p.id WHERE p.status != 'paid'
-                """) { "credit \($0["entry_key"] as String) for a payment that is not Paid" }
+                """
+            ) { "credit \($0["entry_key"] as String) for a payment that is not Paid" }
             try rows("SELECT COUNT(*) AS n, COALESCE(MAX(sequence), 0) AS top FROM events WHERE 1 HAVING n != top") {
                 "event log: \($0["n"] as Int64) events up to \($0["top"] as Int64)"
             }
             try rows("SELECT account_id FROM events GROUP BY account_id HAVING COUNT(*) != MAX(account_sequence)") {
                 "account \($0["account_id"] as String): its event sequence has a gap"
             }
-            try rows("""
+            try rows(
+                """
                 SELECT p.id, p.status FROM payments p JOIN sandbox.payments s ON s.payment_id = p.id
                 WHERE s.status = 'approved' AND p.status != 'paid'
-                """) { "sandbox approved \($0["id"] as String) but it is \($0["status"] as String)" }
-            try rows("""
+                """
+            ) { "sandbox approved \($0["id"] as String) but it is \($0["status"] as String)" }
+            try rows(
+                """
                 SELECT p.id, s.status FROM payments p LEFT JOIN sandbox.payments s ON s.payment_id = p.id
                 WHERE p.system = 'sandbox' AND p.status = 'paid' AND (s.status IS NULL OR s.status != 'approved')
-                """) { "\($0["id"] as String) is Paid but the sandbox says \(($0["status"] as String?) ?? "nothing")" }
+                """
+            ) { "\($0["id"] as String) is Paid but the sandbox says \(($0["status"] as String?) ?? "nothing")" }
             // Every event a watcher saw is the log's, and each saw 1, 2, … of its account.
             for (account, seen) in record.seenEvents() {
                 let expected = Array(1...UInt64(max(1, seen.count)))
@@ -453,10 +559,15 @@ enum CrashTest {
                     problems.append("watcher of \(account) saw sequences with a gap or a repeat (\(seen.count) events)")
                 }
                 for event in seen {
-                    let stored = try Row.fetchOne(db, sql: "SELECT kind FROM events WHERE account_id = ? AND account_sequence = ?",
-                                                  arguments: [account, event.sequence])
+                    let stored = try Row.fetchOne(
+                        db,
+                        sql: "SELECT kind FROM events WHERE account_id = ? AND account_sequence = ?",
+                        arguments: [account, event.sequence]
+                    )
                     if stored == nil || (stored?["kind"] as String?) != event.kind {
-                        problems.append("watcher of \(account) saw \(event.sequence) \(event.kind), the log has \((stored?["kind"] as String?) ?? "nothing")")
+                        problems.append(
+                            "watcher of \(account) saw \(event.sequence) \(event.kind), the log has \((stored?["kind"] as String?) ?? "nothing")"
+                        )
                     }
                 }
             }
@@ -464,12 +575,18 @@ enum CrashTest {
         }
     }
 
-    static func figures(directory: String) throws -> (payments: Int, paid: Int, cancelled: Int, new: Int, ledger: Int, events: Int) {
+    static func figures(
+        directory: String
+    ) throws -> (payments: Int, paid: Int, cancelled: Int, new: Int, ledger: Int, events: Int) {
         try DatabaseQueue(path: directory + "/billing.sqlite").inDatabase { db in
             func count(_ sql: String) throws -> Int { try Int.fetchOne(db, sql: sql) ?? 0 }
-            return (try count("SELECT COUNT(*) FROM payments"), try count("SELECT COUNT(*) FROM payments WHERE status = 'paid'"),
-                    try count("SELECT COUNT(*) FROM payments WHERE status = 'cancelled'"), try count("SELECT COUNT(*) FROM payments WHERE status = 'new'"),
-                    try count("SELECT COUNT(*) FROM ledger"), try count("SELECT COUNT(*) FROM events"))
+            return (
+                try count("SELECT COUNT(*) FROM payments"),
+                try count("SELECT COUNT(*) FROM payments WHERE status = 'paid'"),
+                try count("SELECT COUNT(*) FROM payments WHERE status = 'cancelled'"),
+                try count("SELECT COUNT(*) FROM payments WHERE status = 'new'"),
+                try count("SELECT COUNT(*) FROM ledger"), try count("SELECT COUNT(*) FROM events")
+            )
         }
     }
 

@@ -17,10 +17,20 @@ enum CrashWriter {
         var step = 0
         while true {
             step += 1
-            let option: PaymentOption = .paymentSystem(.sandbox, saveMethod: step % 2 == 0, returnURL: "https://panel.example/p")
+            let option: PaymentOption = .paymentSystem(
+                .sandbox,
+                saveMethod: step % 2 == 0,
+                returnURL: "https://panel.example/p"
+            )
             let payment = try await store.createTopUp(
-                TopUpRequest(accountID: account.id, payerID: payer!.id, amount: Money(minorUnits: Int64(50 + step % 1000), .usd), option: option),
-                idempotencyKey: nil)
+                TopUpRequest(
+                    accountID: account.id,
+                    payerID: payer!.id,
+                    amount: Money(minorUnits: Int64(50 + step % 1000), .usd),
+                    option: option
+                ),
+                idempotencyKey: nil
+            )
             _ = try await store.transition(paymentID: payment.id, step % 5 == 0 ? .cancelled("declined") : .paid)
         }
     }

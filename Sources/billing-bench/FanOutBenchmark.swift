@@ -22,7 +22,9 @@ import Synchronization
 ///   process, so this is an upper bound for billingd).
 enum FanOutBenchmark {
     static func run(calls: Int) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-fanout-bench-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billing-fanout-bench-\(UUID().uuidString)"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var configuration = BillingConfiguration()
         configuration.dataDirectory = directory
@@ -32,9 +34,17 @@ enum FanOutBenchmark {
         logger.logLevel = .error
         let application = try await BillingApplication.start(configuration, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tls = try TLSContext(TLSConfiguration(role: .client(serverName: "localhost"), certificateChainPath: "\(directory)/tls/internal.pem",
-                                                  privateKeyPath: "\(directory)/tls/internal-key.pem", trustRootsPath: "\(directory)/tls/ca.pem"))
-        func connection() -> TTRPCClient { TTRPCClient(host: "127.0.0.1", port: application.port, tls: tls, group: group) }
+        let tls = try TLSContext(
+            TLSConfiguration(
+                role: .client(serverName: "localhost"),
+                certificateChainPath: "\(directory)/tls/internal.pem",
+                privateKeyPath: "\(directory)/tls/internal-key.pem",
+                trustRootsPath: "\(directory)/tls/ca.pem"
+            )
+        )
+        func connection() -> TTRPCClient {
+            TTRPCClient(host: "127.0.0.1", port: application.port, tls: tls, group: group)
+        }
         let main = connection()
         let accounts = BillingV1.AccountsClient(transport: main)
         let balance = BillingV1.BalanceClient(transport: main)
@@ -82,7 +92,8 @@ enum FanOutBenchmark {
                 if watchers.count % 100 == 0 { connections.append(connection()) }
                 var request = BillingV1.WatchPaymentsRequest()
                 request.accountId = account
-                let stream = try await BillingV1.BalanceClient(transport: connections[connections.count - 1]).watchPayments(request)
+                let stream = try await BillingV1.BalanceClient(transport: connections[connections.count - 1])
+                    .watchPayments(request)
                 watchers.append(Task { do { for try await _ in stream {} } catch {} })
             }
         }
@@ -97,7 +108,15 @@ enum FanOutBenchmark {
             let latencies = try await createTopUps()
             let p50 = latencies[latencies.count / 2]
             if target == 0 { baseline = p50 }
-            report(String(format: "%8d %8d %8d %8.2f", target, p50, latencies[latencies.count * 99 / 100], Double(p50) / Double(max(baseline, 1))))
+            report(
+                String(
+                    format: "%8d %8d %8d %8.2f",
+                    target,
+                    p50,
+                    latencies[latencies.count * 99 / 100],
+                    Double(p50) / Double(max(baseline, 1))
+                )
+            )
         }
         let perWatcher = (residentBytes() - rssBefore) / max(watchers.count, 1)
         report("resident memory per idle watcher (billingd and client together): \(perWatcher / 1024) KiB")
@@ -111,8 +130,14 @@ enum FanOutBenchmark {
         // waits until every watcher has that Paid.
         let paidSeen = Counter()
         let target = Int(ProcessInfo.processInfo.environment["FANOUT_WATCHERS"] ?? "") ?? 10_000
-        let operatorTLS = try TLSContext(TLSConfiguration(role: .client(serverName: "localhost"), certificateChainPath: "\(directory)/tls/operator.pem",
-                                                          privateKeyPath: "\(directory)/tls/operator-key.pem", trustRootsPath: "\(directory)/tls/ca.pem"))
+        let operatorTLS = try TLSContext(
+            TLSConfiguration(
+                role: .client(serverName: "localhost"),
+                certificateChainPath: "\(directory)/tls/operator.pem",
+                privateKeyPath: "\(directory)/tls/operator-key.pem",
+                trustRootsPath: "\(directory)/tls/ca.pem"
+            )
+        )
         let operatorConnection = TTRPCClient(host: "127.0.0.1", port: application.port, tls: operatorTLS, group: group)
         let operatorBalance = BillingV1.BalanceClient(transport: operatorConnection)
         var latest = BillingV1.GetBalanceRequest()
@@ -122,17 +147,22 @@ enum FanOutBenchmark {
             if watchers.count % 100 == 0 { connections.append(connection()) }
             var request = BillingV1.WatchPaymentsRequest()
             request.accountId = "acc-writer"
-            request.afterSequence = now // only what comes next
-            let stream = try await BillingV1.BalanceClient(transport: connections[connections.count - 1]).watchPayments(request)
-            watchers.append(Task {
-                do {
-                    for try await event in stream {
-                        if case .paymentStatusChanged(let changed)? = event.event, changed.payment?.status == .paid {
-                            paidSeen.add()
+            request.afterSequence = now  // only what comes next
+            let stream = try await BillingV1.BalanceClient(transport: connections[connections.count - 1]).watchPayments(
+                request
+            )
+            watchers.append(
+                Task {
+                    do {
+                        for try await event in stream {
+                            if case .paymentStatusChanged(let changed)? = event.event, changed.payment?.status == .paid
+                            {
+                                paidSeen.add()
+                            }
                         }
-                    }
-                } catch {}
-            })
+                    } catch {}
+                }
+            )
         }
         report("\(target) watchers of the account open")
         var rounds: [Int] = []
@@ -144,7 +174,9 @@ enum FanOutBenchmark {
             let patience = ContinuousClock.now.advanced(by: .seconds(60))
             while paidSeen.value < target * round {
                 guard ContinuousClock.now < patience else {
-                    report("round \(round): only \(paidSeen.value - target * (round - 1)) of \(target) watchers had the event after 60 s")
+                    report(
+                        "round \(round): only \(paidSeen.value - target * (round - 1)) of \(target) watchers had the event after 60 s"
+                    )
                     throw CancellationError()
                 }
                 try await Task.sleep(for: .microseconds(200))
@@ -152,7 +184,9 @@ enum FanOutBenchmark {
             rounds.append(microseconds(ContinuousClock.now - start))
         }
         rounds.sort()
-        report("one transition (invoice settled) to \(target) watchers of its account, until the last has it: p50 \(rounds[rounds.count / 2] / 1000) ms, p99 (max of 20) \(rounds[rounds.count - 1] / 1000) ms")
+        report(
+            "one transition (invoice settled) to \(target) watchers of its account, until the last has it: p50 \(rounds[rounds.count / 2] / 1000) ms, p99 (max of 20) \(rounds[rounds.count - 1] / 1000) ms"
+        )
         await operatorConnection.close()
         await application.shutdown()
         for watcher in watchers { watcher.cancel() }
@@ -169,8 +203,9 @@ enum FanOutBenchmark {
     /// VmRSS of this process, in bytes.
     static func residentBytes() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return 0 }
         return kib * 1024
     }
 }

@@ -13,7 +13,9 @@ import Synchronization
 /// ttrpc reference figure in docs/BENCHMARKS.md does.
 enum RPCBenchmark {
     static func run(secondsPerLevel: Int) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-rpc-bench-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billing-rpc-bench-\(UUID().uuidString)"
+        ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try DevelopmentCertificates.ensure(in: directory)
@@ -21,13 +23,33 @@ enum RPCBenchmark {
         let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server = try await TTRPCServer.start(
-            host: "127.0.0.1", port: 0,
-            tls: try TLSContext(TLSConfiguration(role: .server, certificateChainPath: "\(directory)/server.pem",
-                                                 privateKeyPath: "\(directory)/server-key.pem", trustRootsPath: "\(directory)/ca.pem")),
-            services: [BenchHealth()], group: serverGroup)
-        let clientTLS = try TLSContext(TLSConfiguration(role: .client(serverName: "localhost"), certificateChainPath: "\(directory)/internal.pem",
-                                                        privateKeyPath: "\(directory)/internal-key.pem", trustRootsPath: "\(directory)/ca.pem"))
-        let transport = TTRPCClient(host: "127.0.0.1", port: server.localAddress!.port!, tls: clientTLS, group: clientGroup)
+            host: "127.0.0.1",
+            port: 0,
+            tls: try TLSContext(
+                TLSConfiguration(
+                    role: .server,
+                    certificateChainPath: "\(directory)/server.pem",
+                    privateKeyPath: "\(directory)/server-key.pem",
+                    trustRootsPath: "\(directory)/ca.pem"
+                )
+            ),
+            services: [BenchHealth()],
+            group: serverGroup
+        )
+        let clientTLS = try TLSContext(
+            TLSConfiguration(
+                role: .client(serverName: "localhost"),
+                certificateChainPath: "\(directory)/internal.pem",
+                privateKeyPath: "\(directory)/internal-key.pem",
+                trustRootsPath: "\(directory)/ca.pem"
+            )
+        )
+        let transport = TTRPCClient(
+            host: "127.0.0.1",
+            port: server.localAddress!.port!,
+            tls: clientTLS,
+            group: clientGroup
+        )
         let client = GrpcHealthV1.HealthClient(transport: transport)
         try await unaryLevels(client, secondsPerLevel: secondsPerLevel)
 
@@ -51,8 +73,14 @@ enum RPCBenchmark {
     /// reference server of deploy/bench-rpc, or a running billingd).
     static func runClient(host: String, port: Int, certificates: String, secondsPerLevel: Int) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tls = try TLSContext(TLSConfiguration(role: .client(serverName: "localhost"), certificateChainPath: "\(certificates)/internal.pem",
-                                                  privateKeyPath: "\(certificates)/internal-key.pem", trustRootsPath: "\(certificates)/ca.pem"))
+        let tls = try TLSContext(
+            TLSConfiguration(
+                role: .client(serverName: "localhost"),
+                certificateChainPath: "\(certificates)/internal.pem",
+                privateKeyPath: "\(certificates)/internal-key.pem",
+                trustRootsPath: "\(certificates)/ca.pem"
+            )
+        )
         let transport = TTRPCClient(host: host, port: port, tls: tls, group: group)
         try await unaryLevels(GrpcHealthV1.HealthClient(transport: transport), secondsPerLevel: secondsPerLevel)
         await transport.close()
@@ -69,14 +97,25 @@ enum RPCBenchmark {
                 _ = try await client.check(request)
             }
             let sorted = latencies.sorted()
-            print(String(format: "%9d %9d %8d %8d", inFlight, calls / secondsPerLevel,
-                         sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)]))
+            print(
+                String(
+                    format: "%9d %9d %8d %8d",
+                    inFlight,
+                    calls / secondsPerLevel,
+                    sorted[sorted.count / 2],
+                    sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+                )
+            )
         }
     }
 
     /// Keeps `inFlight` calls running for `seconds`; returns the count and
     /// each call's latency in microseconds.
-    static func measure(inFlight: Int, seconds: Int, _ call: @escaping @Sendable () async throws -> Void) async throws -> (Int, [Int]) {
+    static func measure(
+        inFlight: Int,
+        seconds: Int,
+        _ call: @escaping @Sendable () async throws -> Void
+    ) async throws -> (Int, [Int]) {
         let end = ContinuousClock.now.advanced(by: .seconds(seconds))
         return try await withThrowingTaskGroup(of: [Int].self) { group in
             for _ in 0..<inFlight {
@@ -105,13 +144,20 @@ enum RPCBenchmark {
 private struct BenchHealth: GrpcHealthV1.HealthService {
     static let streamCount = 200_000
 
-    func check(_ request: GrpcHealthV1.HealthCheckRequest, context: ServerContext) async throws -> GrpcHealthV1.HealthCheckResponse {
+    func check(
+        _ request: GrpcHealthV1.HealthCheckRequest,
+        context: ServerContext
+    ) async throws -> GrpcHealthV1.HealthCheckResponse {
         var response = GrpcHealthV1.HealthCheckResponse()
         response.status = .serving
         return response
     }
 
-    func watch(_ request: GrpcHealthV1.HealthCheckRequest, context: ServerContext, stream: ServerStreamWriter<GrpcHealthV1.HealthCheckResponse>) async throws {
+    func watch(
+        _ request: GrpcHealthV1.HealthCheckRequest,
+        context: ServerContext,
+        stream: ServerStreamWriter<GrpcHealthV1.HealthCheckResponse>
+    ) async throws {
         var response = GrpcHealthV1.HealthCheckResponse()
         response.status = .serving
         for _ in 0..<(Int(request.service) ?? 0) { try await stream.write(response) }

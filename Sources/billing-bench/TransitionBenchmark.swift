@@ -7,15 +7,21 @@ import Foundation
 /// with its ledger credit, balance update and events, one transaction each.
 enum TransitionBenchmark {
     static func run(count: Int, tasks: Int) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-bench-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billing-bench-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
 
         let store = try SQLiteStore(StorageConfiguration(path: directory.appendingPathComponent("bench.sqlite").path))
         let account = try await store.createAccount(id: "acc_bench", displayName: "Bench", currency: .usd)
         let payer = try await store.createPayer(accountID: account.id, displayName: "Bench", email: "")
-        let request = TopUpRequest(accountID: account.id, payerID: payer.id, amount: Money(minorUnits: 100_00, .usd),
-                                   option: .paymentSystem(.sandbox, saveMethod: false, returnURL: "https://panel.example/p"))
+        let request = TopUpRequest(
+            accountID: account.id,
+            payerID: payer.id,
+            amount: Money(minorUnits: 100_00, .usd),
+            option: .paymentSystem(.sandbox, saveMethod: false, returnURL: "https://panel.example/p")
+        )
 
         var payments: [String] = []
         let createStart = ContinuousClock.now
@@ -40,7 +46,9 @@ enum TransitionBenchmark {
         let balance = try await store.balance(accountID: account.id).balance
         precondition(balance.amountMinorUnits == Int64(count) * 100_00, "balance does not match the transitions")
         print("top-ups created:        \(count) in \(createElapsed), \(perSecond(count, createElapsed))/s (sequential)")
-        print("transitions committed:  \(count) in \(transitionElapsed), \(perSecond(count, transitionElapsed))/s (\(tasks) tasks)")
+        print(
+            "transitions committed:  \(count) in \(transitionElapsed), \(perSecond(count, transitionElapsed))/s (\(tasks) tasks)"
+        )
         print("balance check:          \(balance) = \(count) × 100.00 USD")
     }
 }

@@ -25,8 +25,10 @@ func report(_ line: String) {
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "transitions":
-    try await TransitionBenchmark.run(count: arguments.dropFirst().first.flatMap { Int($0) } ?? 2_000,
-                                      tasks: arguments.dropFirst(2).first.flatMap { Int($0) } ?? 8)
+    try await TransitionBenchmark.run(
+        count: arguments.dropFirst().first.flatMap { Int($0) } ?? 2_000,
+        tasks: arguments.dropFirst(2).first.flatMap { Int($0) } ?? 8
+    )
 case "rpc":
     try await RPCBenchmark.run(secondsPerLevel: arguments.dropFirst().first.flatMap { Int($0) } ?? 3)
 case "balance":
@@ -35,14 +37,20 @@ case "fanout":
     try await FanOutBenchmark.run(calls: arguments.dropFirst().first.flatMap { Int($0) } ?? 300)
 case "rpc-client" where arguments.count >= 3:
     let target = arguments[1].split(separator: ":")
-    try await RPCBenchmark.runClient(host: String(target[0]), port: Int(target[1]) ?? 0, certificates: arguments[2],
-                                     secondsPerLevel: arguments.dropFirst(3).first.flatMap { Int($0) } ?? 3)
+    try await RPCBenchmark.runClient(
+        host: String(target[0]),
+        port: Int(target[1]) ?? 0,
+        certificates: arguments[2],
+        secondsPerLevel: arguments.dropFirst(3).first.flatMap { Int($0) } ?? 3
+    )
 case "certs" where arguments.count == 2:
     try DevelopmentCertificates.ensure(in: arguments[1])
 case "crash":
     do {
-        try await CrashTest.run(kills: arguments.dropFirst().first.flatMap { Int($0) } ?? 100,
-                                seed: arguments.dropFirst(2).first.flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max))
+        try await CrashTest.run(
+            kills: arguments.dropFirst().first.flatMap { Int($0) } ?? 100,
+            seed: arguments.dropFirst(2).first.flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        )
     } catch {
         report("crash test failed: \(error)")
         exit(1)
@@ -50,5 +58,7 @@ case "crash":
 case "crash-writer" where arguments.count == 2:
     try await CrashWriter.run(path: arguments[1])
 default:
-    print("usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash [KILLS] [SEED] | crash-writer PATH")
+    print(
+        "usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash [KILLS] [SEED] | crash-writer PATH"
+    )
 }

@@ -33,13 +33,17 @@ let targets: [String: Target] = [
         }
     },
     "requests": { bytes in
-        let types: [any ProtoMessage.Type] = BillingV1.AccountsMethods.requestTypes + BillingV1.BalanceMethods.requestTypes
+        let types: [any ProtoMessage.Type] =
+            BillingV1.AccountsMethods.requestTypes + BillingV1.BalanceMethods.requestTypes
             + BillingV1.PaymentMethodsMethods.requestTypes + BillingV1.RenewalMethods.requestTypes
             + BillingV1.MigrationPaymentMethods.requestTypes + BillingV1.OperationsMethods.requestTypes
             + GrpcHealthV1.HealthMethods.requestTypes
         guard let first = bytes.first else { return }
         let type = types[Int(first) % types.count]
-        if let message = try? type.init(serializedBytes: bytes.dropFirst(), limits: DecodeLimits(maxMessageBytes: 64 << 10)) {
+        if let message = try? type.init(
+            serializedBytes: bytes.dropFirst(),
+            limits: DecodeLimits(maxMessageBytes: 64 << 10)
+        ) {
             let encoded = try! message.serializedBytes()
             let again = try! type.init(serializedBytes: encoded, limits: .default)
             precondition(try! again.serializedBytes() == encoded, "\(type) does not survive a round trip")
@@ -51,19 +55,26 @@ let targets: [String: Target] = [
         let currency = currencies[Int(first) % currencies.count]
         let text = String(decoding: bytes.dropFirst(), as: UTF8.self)
         if let money = try? Money(parsing: text, currency) {
-            precondition((try? Money(parsing: money.formatted, currency)) == money, "\(money.formatted) does not parse back")
+            precondition(
+                (try? Money(parsing: money.formatted, currency)) == money,
+                "\(money.formatted) does not parse back"
+            )
             _ = try? PaymentLimits.seedDefault.check(money, purpose: .topUp, system: .sandbox)
         }
     },
     "principal": { bytes in
         // URIs separated by 0xFF; the last part is the common name.
-        let parts = bytes.split(separator: 0xFF, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        let parts = bytes.split(separator: 0xFF, omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
         let peer = PeerIdentity(commonName: parts.last ?? "", uris: Array(parts.dropLast()))
         if let principal = Principal(peer: peer) {
             let billing = peer.uris.filter { $0.lowercased().hasPrefix("billing:") }
             precondition(billing.count == 1, "a role from \(billing.count) billing URIs")
-            precondition(peer.uris.allSatisfy { $0.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F } },
-                         "a role from a certificate with a control or non-ASCII character")
+            precondition(
+                peer.uris.allSatisfy { $0.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F } },
+                "a role from a certificate with a control or non-ASCII character"
+            )
             precondition(billing[0].hasSuffix("/" + principal.name), "the name is not the URI's")
         } else {
             precondition(Principal.refusal(peer) != nil, "refused without a reason")
@@ -79,21 +90,27 @@ let targets: [String: Target] = [
                 if pair.count == 2, pair[0].hasPrefix("BILLINGD_") { environment[String(pair[0])] = String(pair[1]) }
             }
         }
-        if let configuration = try? BillingConfiguration.load(data: Data(split[0]), source: "fuzz.json", environment: environment),
-           configuration.validate().isEmpty {
+        if let configuration = try? BillingConfiguration.load(
+            data: Data(split[0]),
+            source: "fuzz.json",
+            environment: environment
+        ),
+            configuration.validate().isEmpty
+        {
             // A configuration that validates must start as far as its values go.
             _ = try! configuration.paymentLimits()
         }
     },
 ]
 
-
 #if FUZZING
 /// libFuzzer's entry: the target named by $BILLING_FUZZ_TARGET (deploy/fuzz sets it).
 let fuzzed: Target = {
     let name = ProcessInfo.processInfo.environment["BILLING_FUZZ_TARGET"] ?? ""
     guard let target = targets[name] else {
-        FileHandle.standardError.write(Data("set BILLING_FUZZ_TARGET to one of \(targets.keys.sorted().joined(separator: ", "))\n".utf8))
+        FileHandle.standardError.write(
+            Data("set BILLING_FUZZ_TARGET to one of \(targets.keys.sorted().joined(separator: ", "))\n".utf8)
+        )
         exit(2)
     }
     return target

@@ -22,8 +22,11 @@ import Foundation
 
 #if FUZZING
 @_silgen_name("LLVMFuzzerRunDriver")
-func runDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-               _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+func runDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
 
 var argc = CommandLine.argc
 var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
@@ -31,7 +34,9 @@ exit(runDriver(&argc, &argv) { data, size in fuzzOne(data, size) })
 #else
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first, let target = targets[name] else {
-    FileHandle.standardError.write(Data("usage: billing-fuzz TARGET FILE...; targets: \(targets.keys.sorted().joined(separator: ", "))\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: billing-fuzz TARGET FILE...; targets: \(targets.keys.sorted().joined(separator: ", "))\n".utf8)
+    )
     exit(2)
 }
 for file in arguments.dropFirst() {

@@ -28,7 +28,8 @@ struct BillingCLI: AsyncParsableCommand {
               billing notifications --account acc-1
             """,
         subcommands: [
-            Doctor.self, BalanceCommand.self, Options.self, TopUp.self, Payments.self, PaymentCommand.self, Notifications.self,
+            Doctor.self, BalanceCommand.self, Options.self, TopUp.self, Payments.self, PaymentCommand.self,
+            Notifications.self,
             Methods.self, Payers.self, Renewals.self, Migration.self, Invoice.self, Watch.self, Accounts.self,
         ]
     )
@@ -41,7 +42,10 @@ extension BillingCLI {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let names = Set(configuration.subcommands.map { $0._commandName } + ["help"])
         if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first) {
-            Output.error("unknown command '\(first.prefix(40))'; commands: \(names.sorted().joined(separator: ", "))", code: "USAGE")
+            Output.error(
+                "unknown command '\(first.prefix(40))'; commands: \(names.sorted().joined(separator: ", "))",
+                code: "USAGE"
+            )
             Foundation.exit(Exit.usage.rawValue)
         }
         do {
@@ -87,7 +91,8 @@ func fail(_ error: any Error) -> ExitCode {
         switch error.code {
         case .unavailable, .deadlineExceeded:
             (exit, code, line) = (Exit.unavailable, "\(error.code)", "billingd unavailable: \(error.message)")
-        case .invalidArgument, .notFound, .permissionDenied, .failedPrecondition, .alreadyExists, .resourceExhausted, .outOfRange, .unauthenticated, .unimplemented:
+        case .invalidArgument, .notFound, .permissionDenied, .failedPrecondition, .alreadyExists, .resourceExhausted,
+            .outOfRange, .unauthenticated, .unimplemented:
             (exit, code, line) = (Exit.refused, "\(error.code)", "refused (\(error.code)): \(error.message)")
         default:
             (exit, code, line) = (Exit.internalError, "\(error.code)", "error (\(error.code)): \(error.message)")
@@ -105,8 +110,10 @@ func fail(_ error: any Error) -> ExitCode {
 
 /// A payment that ended Cancelled: its reason on stderr, exit 3.
 func cancelled(_ payment: BillingV1.Payment) -> ExitCode {
-    Output.error("payment \(payment.id) was cancelled: \(payment.failureReason.isEmpty ? "no reason given" : payment.failureReason)",
-                 code: "CANCELLED")
+    Output.error(
+        "payment \(payment.id) was cancelled: \(payment.failureReason.isEmpty ? "no reason given" : payment.failureReason)",
+        code: "CANCELLED"
+    )
     return Exit.paymentCancelled
 }
 

@@ -21,7 +21,10 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .long, help: "CA that issued billingd's certificate (PEM).")
     var ca: String?
 
-    @Option(name: .long, help: "Name expected in billingd's certificate (default: localhost for 127.0.0.1, else the host).")
+    @Option(
+        name: .long,
+        help: "Name expected in billingd's certificate (default: localhost for 127.0.0.1, else the host)."
+    )
     var serverName: String?
 
     @Option(name: .customLong("as"), help: "With the development certificates: internal or operator.")
@@ -75,10 +78,26 @@ extension ConnectionOptions {
         let devDirectory = (environment["BILLINGD_DATA_DIR"] ?? "./billingd-data") + "/tls"
         var sources: [String: String] = [:]
 
-        func pick(_ name: String, _ flag: String?, _ env: String, _ fromFile: String?, _ fallback: String, _ fallbackSource: String) -> String {
-            if let flag { sources[name] = "--\(name)"; return flag }
-            if let value = environment[env] { sources[name] = "$\(env)"; return value }
-            if let fromFile { sources[name] = configPath; return fromFile }
+        func pick(
+            _ name: String,
+            _ flag: String?,
+            _ env: String,
+            _ fromFile: String?,
+            _ fallback: String,
+            _ fallbackSource: String
+        ) -> String {
+            if let flag {
+                sources[name] = "--\(name)"
+                return flag
+            }
+            if let value = environment[env] {
+                sources[name] = "$\(env)"
+                return value
+            }
+            if let fromFile {
+                sources[name] = configPath
+                return fromFile
+            }
             sources[name] = fallbackSource
             return fallback
         }
@@ -88,12 +107,22 @@ extension ConnectionOptions {
         let key = pick("key", self.key, "BILLING_KEY", file.key, "\(devDirectory)/\(role)-key.pem", dev)
         let ca = pick("ca", self.ca, "BILLING_CA", file.ca, "\(devDirectory)/ca.pem", dev)
 
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port)
+        else {
             throw UsageError("address must be host:port, not \"\(address.prefix(64))\"")
         }
         let host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         let serverName = serverName ?? file.serverName ?? (host == "127.0.0.1" || host == "::1" ? "localhost" : host)
-        return ResolvedConnection(host: host, port: port, cert: cert, key: key, ca: ca, serverName: serverName, sources: sources)
+        return ResolvedConnection(
+            host: host,
+            port: port,
+            cert: cert,
+            key: key,
+            ca: ca,
+            serverName: serverName,
+            sources: sources
+        )
     }
 
     /// A connected-on-first-use transport; closes with the process.
@@ -101,17 +130,30 @@ extension ConnectionOptions {
         let resolved = try resolve()
         for (what, path) in [("certificate", resolved.cert), ("key", resolved.key), ("CA", resolved.ca)]
         where !FileManager.default.isReadableFile(atPath: path) {
-            throw ConnectionProblem("cannot read the \(what) \(path) (\(resolved.sources[what == "certificate" ? "cert" : what.lowercased()] ?? "")); is billingd running here, or give --cert/--key/--ca? Try `billing doctor`.")
+            throw ConnectionProblem(
+                "cannot read the \(what) \(path) (\(resolved.sources[what == "certificate" ? "cert" : what.lowercased()] ?? "")); is billingd running here, or give --cert/--key/--ca? Try `billing doctor`."
+            )
         }
         let context: TLSContext
         do {
-            context = try TLSContext(TLSConfiguration(role: .client(serverName: resolved.serverName), certificateChainPath: resolved.cert,
-                                                      privateKeyPath: resolved.key, trustRootsPath: resolved.ca))
+            context = try TLSContext(
+                TLSConfiguration(
+                    role: .client(serverName: resolved.serverName),
+                    certificateChainPath: resolved.cert,
+                    privateKeyPath: resolved.key,
+                    trustRootsPath: resolved.ca
+                )
+            )
         } catch {
             throw ConnectionProblem("TLS setup failed: \(error)")
         }
-        return TTRPCClient(host: resolved.host, port: resolved.port, tls: context, group: MultiThreadedEventLoopGroup.singleton,
-                           connectTimeout: .seconds(5))
+        return TTRPCClient(
+            host: resolved.host,
+            port: resolved.port,
+            tls: context,
+            group: MultiThreadedEventLoopGroup.singleton,
+            connectTimeout: .seconds(5)
+        )
     }
 
     var callOptions: CallOptions {

@@ -12,7 +12,8 @@ enum Output {
     static let stdoutIsTerminal = isatty(STDOUT_FILENO) == 1
     static let stderrIsTerminal = isatty(STDERR_FILENO) == 1
     static var colour: Bool {
-        stdoutIsTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+        stdoutIsTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+            && ProcessInfo.processInfo.environment["TERM"] != "dumb"
     }
 
     /// With `--json`, errors are JSON too: {"error": {"code", "message", "details"}} on stderr.
@@ -20,10 +21,17 @@ enum Output {
 
     static func error(_ line: String, code: String = "error", details: [String] = []) {
         if jsonRequested {
-            struct Failure: Encodable { let error: Body; struct Body: Encodable { let code, message: String; let details: [String] } }
+            struct Failure: Encodable {
+                let error: Body
+                struct Body: Encodable {
+                    let code, message: String
+                    let details: [String]
+                }
+            }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let data = (try? encoder.encode(Failure(error: .init(code: code, message: line, details: details)))) ?? Data()
+            let data =
+                (try? encoder.encode(Failure(error: .init(code: code, message: line, details: details)))) ?? Data()
             write(String(decoding: data, as: UTF8.self) + "\n", to: STDERR_FILENO)
             return
         }
@@ -50,7 +58,7 @@ enum Output {
             } else if written < 0 && errno == EINTR {
                 continue
             } else {
-                return // the reader went away (EPIPE): nothing more to say
+                return  // the reader went away (EPIPE): nothing more to say
             }
         }
     }
@@ -214,15 +222,29 @@ struct EventView: Encodable {
         var balance: MoneyView?, delta: MoneyView?, message: String?
         switch e.event {
         case .paymentStatusChanged(let c)?:
-            kind = "payment_status_changed"; paymentId = c.payment?.id; status = c.payment.map { Output.word($0.status) }; previous = Output.word(c.previousStatus)
+            kind = "payment_status_changed"
+            paymentId = c.payment?.id
+            status = c.payment.map { Output.word($0.status) }
+            previous = Output.word(c.previousStatus)
         case .methodStatusChanged(let c)?:
-            kind = "method_status_changed"; methodId = c.method?.id; status = c.method.map { Output.word($0.status) }; previous = Output.word(c.previousStatus)
+            kind = "method_status_changed"
+            methodId = c.method?.id
+            status = c.method.map { Output.word($0.status) }
+            previous = Output.word(c.previousStatus)
         case .balanceChanged(let c)?:
-            kind = "balance_changed"; paymentId = c.paymentId.isEmpty ? nil : c.paymentId; balance = MoneyView(c.balance); delta = MoneyView(c.delta)
+            kind = "balance_changed"
+            paymentId = c.paymentId.isEmpty ? nil : c.paymentId
+            balance = MoneyView(c.balance)
+            delta = MoneyView(c.delta)
         case .notification(let n)?:
-            kind = "notification"; paymentId = n.paymentId.isEmpty ? nil : n.paymentId; message = n.body
+            kind = "notification"
+            paymentId = n.paymentId.isEmpty ? nil : n.paymentId
+            message = n.body
         case .paymentReversed(let r)?:
-            kind = "payment_reversed"; paymentId = r.paymentId; delta = MoneyView(r.amount); message = "\(Output.word(r.kind)) \(r.reversalReference)"
+            kind = "payment_reversed"
+            paymentId = r.paymentId
+            delta = MoneyView(r.amount)
+            message = "\(Output.word(r.kind)) \(r.reversalReference)"
         case nil:
             break
         }

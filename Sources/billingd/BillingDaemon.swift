@@ -41,12 +41,15 @@ struct BillingDaemon: AsyncParsableCommand {
         if let dataDir { environment["BILLINGD_DATA_DIR"] = dataDir }
         let configuration: BillingConfiguration
         do {
-            configuration = try BillingConfiguration.load(path: config ?? environment["BILLINGD_CONFIG"], environment: environment)
+            configuration = try BillingConfiguration.load(
+                path: config ?? environment["BILLINGD_CONFIG"],
+                environment: environment
+            )
             let problems = configuration.validate() + configuration.secretProblems(environment: environment)
             if !problems.isEmpty { throw ConfigurationError(problems: problems) }
         } catch {
             FileHandle.standardError.write(Data("billingd: \(error)\n".utf8))
-            throw ExitCode(78) // EX_CONFIG
+            throw ExitCode(78)  // EX_CONFIG
         }
         if checkConfig {
             for warning in configuration.permissionWarnings() { print("warning: \(warning)") }
@@ -54,11 +57,17 @@ struct BillingDaemon: AsyncParsableCommand {
             print("  listen:    \(configuration.listen.host):\(configuration.listen.port) (mutual TLS)")
             print("  data:      \(configuration.dataDirectory)")
             print("  database:  \(configuration.resolvedDatabasePath)")
-            print("  tls:       \(configuration.tls.certificate.isEmpty ? "development set in \(configuration.dataDirectory)/tls" : configuration.tls.certificate)")
-            print("  sandbox:   \(configuration.sandbox.enabled ? "http://\(configuration.sandbox.host):\(configuration.sandbox.port)" : "off")")
+            print(
+                "  tls:       \(configuration.tls.certificate.isEmpty ? "development set in \(configuration.dataDirectory)/tls" : configuration.tls.certificate)"
+            )
+            print(
+                "  sandbox:   \(configuration.sandbox.enabled ? "http://\(configuration.sandbox.host):\(configuration.sandbox.port)" : "off")"
+            )
             print("  stripe:    \(configuration.stripe.enabled ? configuration.stripe.baseURL : "off")")
             print("  paypal:    \(configuration.paypal.enabled ? configuration.paypal.baseURL : "off")")
-            print("  webhooks:  \(configuration.webhooks.enabled ? "http://\(configuration.webhooks.host):\(configuration.webhooks.port)/webhooks/stripe" : "off")")
+            print(
+                "  webhooks:  \(configuration.webhooks.enabled ? "http://\(configuration.webhooks.host):\(configuration.webhooks.port)/webhooks/stripe" : "off")"
+            )
             print("  poller:    every \(configuration.poller.intervalSeconds) s")
             return
         }
@@ -73,7 +82,11 @@ struct BillingDaemon: AsyncParsableCommand {
         for warning in configuration.permissionWarnings() { logger.warning("\(warning)") }
         let application: BillingApplication
         do {
-            application = try await BillingApplication.start(configuration, logger: logger, signals: [.sigterm, .sigint])
+            application = try await BillingApplication.start(
+                configuration,
+                logger: logger,
+                signals: [.sigterm, .sigint]
+            )
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data("billingd: \(error)\n".utf8))
             throw ExitCode(78)

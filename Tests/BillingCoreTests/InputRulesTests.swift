@@ -9,7 +9,8 @@ import Testing
             "https://panel.example/\u{202E}gpj.exe", "https://pänel.example/", "https://panel.example@evil.example/",
             "ftp://panel.example/", "https:/panel.example", "https://", "https://:443/", "//panel.example/",
             "javascript:alert(1)", "https://panel.example/%zz", "https://panel.example/%4", "https://panel.example:0/",
-            "https://panel.example:65536/", "https://-panel.example/", "https://panel..example/", "https://panel.example/<script>",
+            "https://panel.example:65536/", "https://-panel.example/", "https://panel..example/",
+            "https://panel.example/<script>",
             "https://panel.example/\"", "https://panel.example/a\\b", "https://[::1/", "https://panel.example/\t",
             "https://panel.example/" + String(repeating: "a", count: 2048), "HTTPS://panel.example/",
         ]
@@ -18,7 +19,8 @@ import Testing
         }
         let accepted = [
             "https://panel.example/payments", "http://127.0.0.1:8080/back?x=1&y=%20#top", "https://[::1]:8443/p",
-            "https://xn--pnel-moa.example/a/b;c=d?e=f+g", "https://panel.example", "https://a.b.c.example:443/~user/(x)",
+            "https://xn--pnel-moa.example/a/b;c=d?e=f+g", "https://panel.example",
+            "https://a.b.c.example:443/~user/(x)",
         ]
         for url in accepted {
             #expect(throws: Never.self, "\(url)") { try WebURL.check(url, "return URL") }
@@ -28,7 +30,10 @@ import Testing
     @Test func pageTokensAreBoundedAndChecked() throws {
         let token = PageToken(sortKey: 1_800_000_000_000, id: "pay_0123456789abcdef0123456789abcdef")
         #expect(try PageToken(token.encoded) == token)
-        for bad in [String(repeating: "9", count: 10_000), "1~" + String(repeating: "a", count: 99), "x~pay", "1", "1~a b", "", "1~"] {
+        for bad in [
+            String(repeating: "9", count: 10_000), "1~" + String(repeating: "a", count: 99), "x~pay", "1", "1~a b", "",
+            "1~",
+        ] {
             #expect(throws: BillingError.self, "\(bad.prefix(20))") { try PageToken(bad) }
         }
     }
@@ -41,6 +46,8 @@ import Testing
         }
         #expect(throws: BillingError.self) { try Timestamps.adding(days: 1, to: Timestamps.latestMs, "t") }
         #expect(throws: BillingError.self) { try Timestamps.adding(days: Int64.max, to: Timestamps.earliestMs, "t") }
-        #expect(try Timestamps.adding(days: 1, to: Timestamps.earliestMs, "t") == Timestamps.earliestMs + Timestamps.dayMs)
+        #expect(
+            try Timestamps.adding(days: 1, to: Timestamps.earliestMs, "t") == Timestamps.earliestMs + Timestamps.dayMs
+        )
     }
 }

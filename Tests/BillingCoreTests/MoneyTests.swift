@@ -2,16 +2,20 @@ import BillingCore
 import Testing
 
 @Suite struct MoneyTests {
-    @Test(arguments: [
-        ("100", 100_00), ("100.5", 100_50), ("0.50", 50), ("15000.00", 15_000_00), ("  7.05 ", 7_05),
-        ("-3.20", -3_20), ("0", 0), ("92233720368547758.07", Int64.max),
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("100", 100_00), ("100.5", 100_50), ("0.50", 50), ("15000.00", 15_000_00), ("  7.05 ", 7_05),
+            ("-3.20", -3_20), ("0", 0), ("92233720368547758.07", Int64.max),
+        ] as [(String, Int64)]
+    )
     func parsesWhatAPersonTypes(text: String, minor: Int64) throws {
         #expect(try Money(parsing: text, .usd).amountMinorUnits == minor)
     }
 
-    @Test(arguments: ["", " ", "abc", "1,000.00", "$100", "1e3", "10.", ".5", "1.234", "1..2", "--1", "+1", "1 000",
-                      "92233720368547758.08", "99999999999999999999", "١٠٠", "0x10", "NaN", "inf"])
+    @Test(arguments: [
+        "", " ", "abc", "1,000.00", "$100", "1e3", "10.", ".5", "1.234", "1..2", "--1", "+1", "1 000",
+        "92233720368547758.08", "99999999999999999999", "١٠٠", "0x10", "NaN", "inf",
+    ])
     func refusesWhatIsNotAnAmount(text: String) {
         #expect(throws: BillingError.self) { try Money(parsing: text, .usd) }
     }
@@ -33,7 +37,9 @@ import Testing
     @Test(arguments: 0..<200)
     func formatThenParseIsIdentity(seed: Int) throws {
         var generator = SystemRandomNumberGenerator()
-        let minor = seed < 4 ? [Int64.max, Int64.min + 1, 0, 1][seed] : Int64.random(in: Int64.min + 1...Int64.max, using: &generator)
+        let minor =
+            seed < 4
+            ? [Int64.max, Int64.min + 1, 0, 1][seed] : Int64.random(in: Int64.min + 1...Int64.max, using: &generator)
         let money = Money(minorUnits: minor, .usd)
         #expect(try Money(parsing: money.formatted, .usd) == money, "minor \(minor)")
     }
@@ -50,7 +56,10 @@ import Testing
         #expect(throws: BillingError.self) { try Currency(code: "usd") }
     }
 
-    @Test(arguments: [("0", false), ("0.49", false), ("0.50", true), ("15000.00", true), ("15000.01", false), ("-1", false), ("100", true)])
+    @Test(arguments: [
+        ("0", false), ("0.49", false), ("0.50", true), ("15000.00", true), ("15000.01", false), ("-1", false),
+        ("100", true),
+    ])
     func topUpLimitsAreTheSeeds(text: String, allowed: Bool) throws {
         let amount = try Money(parsing: text, .usd)
         if allowed {

@@ -22,14 +22,25 @@ import Testing
 
     @Test func aStripeCustomerComesFromTheRecordOrTheNewestSavedCard() {
         #expect(SavedMethods.customer(recorded: "cus_A", methodReferences: ["cus_B/pm_1"], system: .stripe) == "cus_A")
-        #expect(SavedMethods.customer(recorded: nil, methodReferences: ["pm_only", "cus_B/pm_1", "cus_C/pm_2"], system: .stripe) == "cus_B")
-        #expect(SavedMethods.customer(recorded: nil, methodReferences: ["cusXB/pm_1", "cus_B/", "a/b/c"], system: .stripe) == nil)
+        #expect(
+            SavedMethods.customer(
+                recorded: nil,
+                methodReferences: ["pm_only", "cus_B/pm_1", "cus_C/pm_2"],
+                system: .stripe
+            ) == "cus_B"
+        )
+        #expect(
+            SavedMethods.customer(recorded: nil, methodReferences: ["cusXB/pm_1", "cus_B/", "a/b/c"], system: .stripe)
+                == nil
+        )
         #expect(SavedMethods.customer(recorded: nil, methodReferences: ["cus_B/pm_1"], system: .paypal) == nil)
     }
 
     @Test func aTopUpIsNeverPaidFromTheBalanceAndPagesAreBounded() {
         let request = TopUpRequest(accountID: "a", payerID: "p", amount: Money(minorUnits: 1, .usd), option: .balance)
-        #expect(throws: BillingError.invalidArgument("a top-up cannot be paid from the balance")) { try request.validate() }
+        #expect(throws: BillingError.invalidArgument("a top-up cannot be paid from the balance")) {
+            try request.validate()
+        }
         #expect(throws: BillingError.self) { try Paging.checkPageSize(0) }
         #expect(throws: BillingError.self) { try Paging.checkPageSize(201) }
         #expect(throws: Never.self) { try Paging.checkPageSize(200) }

@@ -10,7 +10,9 @@ import Testing
     @Test func onlyNewMovesAndOnlyToAFinalStatus() {
         #expect(throws: Never.self) { try PaymentStatus.new.checkTransition(to: .paid, paymentID: "p") }
         #expect(throws: Never.self) { try PaymentStatus.new.checkTransition(to: .cancelled, paymentID: "p") }
-        for (from, to) in [(PaymentStatus.new, PaymentStatus.new), (.paid, .cancelled), (.cancelled, .paid), (.paid, .paid)] {
+        for (from, to) in [
+            (PaymentStatus.new, PaymentStatus.new), (.paid, .cancelled), (.cancelled, .paid), (.paid, .paid),
+        ] {
             #expect(throws: BillingError.self) { try from.checkTransition(to: to, paymentID: "p") }
         }
     }

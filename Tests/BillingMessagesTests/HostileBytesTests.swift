@@ -46,7 +46,7 @@ import Testing
     @Test func groupsAndReservedWireTypesThrow() {
         #expect(throws: MessageError.self) { try decodePayment([0x0B, 0x0C]) }
         #expect(throws: MessageError.self) { try decodePayment([0x0E, 0x00]) }
-        #expect(throws: MessageError.self) { try decodePayment([0x00, 0x00]) } // field 0
+        #expect(throws: MessageError.self) { try decodePayment([0x00, 0x00]) }  // field 0
     }
 
     @Test func overlongVarintThrows() {

@@ -92,7 +92,11 @@ enum Protoc {
     }
 
     static func run(_ arguments: [String], input: [UInt8]) async throws -> [UInt8] {
-        let protoc = await ChildProcess.run("/usr/bin/protoc", ["-I", protoRoot.path] + arguments + protoFiles, input: input)
+        let protoc = await ChildProcess.run(
+            "/usr/bin/protoc",
+            ["-I", protoRoot.path] + arguments + protoFiles,
+            input: input
+        )
         guard protoc.status == 0 else { throw Failure(description: "protoc \(arguments): \(protoc.errorText)") }
         return protoc.output
     }

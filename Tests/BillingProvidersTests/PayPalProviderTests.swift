@@ -9,35 +9,80 @@ import Testing
 ///
 /// Serialized for the reason StripeProviderTests is.
 @Suite(.serialized) struct PayPalProviderTests {
-    func provider(_ fake: FakeProvider, timeout: Duration = .seconds(5), secret: String = FakeProvider.paypalClientSecret) -> PayPalProvider {
+    func provider(
+        _ fake: FakeProvider,
+        timeout: Duration = .seconds(5),
+        secret: String = FakeProvider.paypalClientSecret
+    ) -> PayPalProvider {
         var configuration = PayPalProvider.Configuration(clientID: FakeProvider.paypalClientID, clientSecret: secret)
         configuration.baseURL = fake.baseURL
         configuration.timeout = timeout
         return PayPalProvider(configuration)
     }
 
-    func payment(_ id: String = "pay_\(UUID().uuidString.prefix(8))", save: Bool = false, amount: Money = Money(minorUnits: 100_50, .usd)) -> Payment {
-        Payment(id: id, accountID: "acc-1", payerID: "pyr_1", purpose: .topUp, amount: amount, status: .new,
-                optionKind: .paymentSystem, system: .paypal, paymentMethodID: nil, savedPaymentMethodID: save ? "pm_ours" : nil,
-                providerReference: "", redirectURL: "", returnURL: "https://panel.example/payments", invoiceNumber: nil,
-                failureReason: "", renewalOrderID: nil, migrationOrderID: nil, createdAtMs: 0, updatedAtMs: 0, finishedAtMs: nil,
-                nextCheckAtMs: nil, checkAttempts: 0)
+    func payment(
+        _ id: String = "pay_\(UUID().uuidString.prefix(8))",
+        save: Bool = false,
+        amount: Money = Money(minorUnits: 100_50, .usd)
+    ) -> Payment {
+        Payment(
+            id: id,
+            accountID: "acc-1",
+            payerID: "pyr_1",
+            purpose: .topUp,
+            amount: amount,
+            status: .new,
+            optionKind: .paymentSystem,
+            system: .paypal,
+            paymentMethodID: nil,
+            savedPaymentMethodID: save ? "pm_ours" : nil,
+            providerReference: "",
+            redirectURL: "",
+            returnURL: "https://panel.example/payments",
+            invoiceNumber: nil,
+            failureReason: "",
+            renewalOrderID: nil,
+            migrationOrderID: nil,
+            createdAtMs: 0,
+            updatedAtMs: 0,
+            finishedAtMs: nil,
+            nextCheckAtMs: nil,
+            checkAttempts: 0
+        )
     }
 
-    let payer = Payer(id: "pyr_1", accountID: "acc-1", displayName: "Jane Doe", email: "jane@example.com", createdAtMs: 0)
+    let payer = Payer(
+        id: "pyr_1",
+        accountID: "acc-1",
+        displayName: "Jane Doe",
+        email: "jane@example.com",
+        createdAtMs: 0
+    )
 
     /// A created order, its reference filled in.
     func created(_ paypal: PayPalProvider, _ payment: Payment, save: Bool = false) async throws -> Payment {
         var payment = payment
-        let order = try await paypal.createPayment(ProviderPaymentRequest(payment: payment, payer: payer, saveMethod: save))
+        let order = try await paypal.createPayment(
+            ProviderPaymentRequest(payment: payment, payer: payer, saveMethod: save)
+        )
         payment.providerReference = order.reference
         payment.redirectURL = order.redirectURL
         return payment
     }
 
     func method(_ reference: String) -> PaymentMethod {
-        PaymentMethod(id: "pm_ours", payerID: "pyr_1", system: .paypal, status: .confirmed, isDefault: true, displayName: "PayPal",
-                      providerReference: reference, savedWithPaymentID: "", createdAtMs: 0, updatedAtMs: 0)
+        PaymentMethod(
+            id: "pm_ours",
+            payerID: "pyr_1",
+            system: .paypal,
+            status: .confirmed,
+            isDefault: true,
+            displayName: "PayPal",
+            providerReference: reference,
+            savedWithPaymentID: "",
+            createdAtMs: 0,
+            updatedAtMs: 0
+        )
     }
 
     func body(_ request: [String: Any]) throws -> [String: Any] {
@@ -54,7 +99,10 @@ import Testing
         #expect(try await paypal.checkPayment(order) == .pending)
         try await fake.control("orders/\(order.providerReference)/approve")
         #expect(try await paypal.checkPayment(order) == .paid(nil))
-        #expect(try await paypal.checkPayment(order) == .paid(nil), "a second look finds it captured, not captured again")
+        #expect(
+            try await paypal.checkPayment(order) == .paid(nil),
+            "a second look finds it captured, not captured again"
+        )
         #expect(try await fake.charges().count == 1)
 
         let requests = try await fake.requests()
@@ -64,7 +112,9 @@ import Testing
         #expect(unit["custom_id"] as? String == order.id)
         #expect(unit["invoice_id"] as? String == order.id)
         #expect(unit["amount"] as? [String: String] == ["currency_code": "USD", "value": "100.50"])
-        let context = ((create["payment_source"] as? [String: Any])?["paypal"] as? [String: Any])?["experience_context"] as? [String: Any]
+        let context =
+            ((create["payment_source"] as? [String: Any])?["paypal"] as? [String: Any])?["experience_context"]
+            as? [String: Any]
         #expect(context?["return_url"] as? String == "https://panel.example/payments")
         #expect(context?["cancel_url"] as? String == "https://panel.example/payments")
         let headers = requests.compactMap { $0["headers"] as? [String: String] }
@@ -90,8 +140,12 @@ import Testing
         }
         #expect(saved.reference.hasPrefix("VAULT"))
         #expect(saved.displayName == "PayPal (buyer@example.com)")
-        let create = try body(try #require(try await fake.requests().first { $0["path"] as? String == "/v2/checkout/orders" }))
-        let vault = (((create["payment_source"] as? [String: Any])?["paypal"] as? [String: Any])?["attributes"] as? [String: Any])?["vault"] as? [String: Any]
+        let create = try body(
+            try #require(try await fake.requests().first { $0["path"] as? String == "/v2/checkout/orders" })
+        )
+        let vault =
+            (((create["payment_source"] as? [String: Any])?["paypal"] as? [String: Any])?["attributes"]
+            as? [String: Any])?["vault"] as? [String: Any]
         #expect(vault?["store_in_vault"] as? String == "ON_SUCCESS")
 
         let charge = try await paypal.chargeSavedMethod(payment("pay_vaulted"), method: method(saved.reference))
@@ -109,7 +163,7 @@ import Testing
 
         try await paypal.removeMethod(method(saved.reference))
         #expect(try await fake.control("vaults", method: "GET") as? [String] == [])
-        try await paypal.removeMethod(method(saved.reference)) // already gone: fine
+        try await paypal.removeMethod(method(saved.reference))  // already gone: fine
         #expect(try await fake.problems() == [])
     }
 
@@ -117,9 +171,11 @@ import Testing
         let fake = try await FakeProvider.paypal()
         defer { fake.stop() }
         let paypal = provider(fake)
-        for (status, expected) in [("DECLINED", ProviderOutcome.failed("PayPal declined the capture")),
-                                   ("FAILED", .failed("PayPal failed the capture")), ("PENDING", .pending),
-                                   ("INSTRUMENT_DECLINED", .failed("PayPal refused the capture (INSTRUMENT_DECLINED)"))] {
+        for (status, expected) in [
+            ("DECLINED", ProviderOutcome.failed("PayPal declined the capture")),
+            ("FAILED", .failed("PayPal failed the capture")), ("PENDING", .pending),
+            ("INSTRUMENT_DECLINED", .failed("PayPal refused the capture (INSTRUMENT_DECLINED)")),
+        ] {
             let order = try await created(paypal, payment())
             try await fake.control("orders/\(order.providerReference)/approve")
             try await fake.control("capture?status=\(status)")
@@ -127,8 +183,12 @@ import Testing
             if status == "PENDING" {
                 #expect(try await paypal.checkPayment(order) == .pending, "still pending, not captured twice")
                 let orderView = try await fake.control("orders", method: "GET") as? [[String: Any]] ?? []
-                let unit = (orderView.first { $0["id"] as? String == order.providerReference }?["purchase_units"] as? [[String: Any]])?.first
-                let capture = try #require(((unit?["payments"] as? [String: Any])?["captures"] as? [[String: Any]])?.first?["id"] as? String)
+                let unit =
+                    (orderView.first { $0["id"] as? String == order.providerReference }?["purchase_units"]
+                    as? [[String: Any]])?.first
+                let capture = try #require(
+                    ((unit?["payments"] as? [String: Any])?["captures"] as? [[String: Any]])?.first?["id"] as? String
+                )
                 try await fake.control("captures/\(capture)/complete")
                 #expect(try await paypal.checkPayment(order) == .paid(nil), "the pending capture completed")
             }
@@ -137,7 +197,12 @@ import Testing
         let held = try await created(paypal, payment())
         try await fake.control("orders/\(held.providerReference)/approve")
         try await fake.control("capture?status=PENDING&reason=RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION")
-        #expect(try await paypal.checkPayment(held) == .held("PayPal holds the capture until the merchant acts (RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION)"))
+        #expect(
+            try await paypal.checkPayment(held)
+                == .held(
+                    "PayPal holds the capture until the merchant acts (RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION)"
+                )
+        )
 
         let voided = try await created(paypal, payment())
         try await fake.control("orders/\(voided.providerReference)/void")
@@ -158,7 +223,10 @@ import Testing
 
         let approved = try await created(paypal, payment())
         try await fake.control("orders/\(approved.providerReference)/approve")
-        #expect(try await paypal.expirePayment(approved) == .paid(nil), "approved just before expiry: the payer's money is taken, and credited")
+        #expect(
+            try await paypal.expirePayment(approved) == .paid(nil),
+            "approved just before expiry: the payer's money is taken, and credited"
+        )
 
         let gone = try await created(paypal, payment())
         try await fake.control("orders/\(gone.providerReference)/expire")
@@ -201,7 +269,10 @@ import Testing
             Issue.record("expected rejected, got \(String(describing: failure))")
             return
         }
-        #expect(try await fake.requests().dropFirst(asked).map { $0["path"] as? String ?? "" } == ["/v1/oauth2/token"], "one 401, no retry")
+        #expect(
+            try await fake.requests().dropFirst(asked).map { $0["path"] as? String ?? "" } == ["/v1/oauth2/token"],
+            "one 401, no retry"
+        )
         #expect(try await fake.problems() == [])
     }
 
@@ -211,7 +282,10 @@ import Testing
         let paypal = provider(fake, timeout: .seconds(1))
         let saving = try await created(paypal, payment(save: true), save: true)
         try await fake.control("orders/\(saving.providerReference)/approve")
-        guard case .paid(let saved?) = try await paypal.checkPayment(saving) else { Issue.record("not paid"); return }
+        guard case .paid(let saved?) = try await paypal.checkPayment(saving) else {
+            Issue.record("not paid")
+            return
+        }
         // The first answer comes after our timeout; the charge happened anyway.
         try await fake.control("delay?ms=2500&count=1")
         let charge = try await paypal.chargeSavedMethod(payment("pay_timeout"), method: method(saved.reference))
@@ -227,15 +301,22 @@ import Testing
         let fake = try await FakeProvider.paypal()
         defer { fake.stop() }
         let paypal = provider(fake)
-        _ = try await created(paypal, payment()) // the token, first
+        _ = try await created(paypal, payment())  // the token, first
         try await fake.control("fail?status=429&count=2")
         _ = try await created(paypal, payment("pay_429"))
         let orders = try await fake.control("orders", method: "GET") as? [Any] ?? []
         #expect(orders.count == 2)
 
         try await fake.control("fail?status=503&count=6")
-        let failure = await providerError { () async throws(ProviderError) in try await paypal.createPayment(ProviderPaymentRequest(payment: payment("pay_503"), payer: payer, saveMethod: false)) }
-        if case .unavailable? = failure {} else { Issue.record("expected unavailable, got \(String(describing: failure))") }
+        let failure = await providerError { () async throws(ProviderError) in
+            try await paypal.createPayment(
+                ProviderPaymentRequest(payment: payment("pay_503"), payer: payer, saveMethod: false)
+            )
+        }
+        if case .unavailable? = failure {
+        } else {
+            Issue.record("expected unavailable, got \(String(describing: failure))")
+        }
     }
 
     @Test func aMalformedAnswerIsAnErrorWithTheDebugIDAndChangesNothing() async throws {

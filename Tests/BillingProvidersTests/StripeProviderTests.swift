@@ -17,24 +17,67 @@ import Testing
         return StripeProvider(configuration)
     }
 
-    func payment(_ id: String = "pay_\(UUID().uuidString.prefix(8))", save: Bool = false, reference: String = "") -> Payment {
-        Payment(id: id, accountID: "acc-1", payerID: "pyr_1", purpose: .topUp, amount: Money(minorUnits: 100_50, .usd), status: .new,
-                optionKind: .paymentSystem, system: .stripe, paymentMethodID: nil, savedPaymentMethodID: save ? "pm_ours" : nil,
-                providerReference: reference, redirectURL: "", returnURL: "https://panel.example/payments", invoiceNumber: nil,
-                failureReason: "", renewalOrderID: nil, migrationOrderID: nil, createdAtMs: 0, updatedAtMs: 0, finishedAtMs: nil,
-                nextCheckAtMs: nil, checkAttempts: 0)
+    func payment(
+        _ id: String = "pay_\(UUID().uuidString.prefix(8))",
+        save: Bool = false,
+        reference: String = ""
+    ) -> Payment {
+        Payment(
+            id: id,
+            accountID: "acc-1",
+            payerID: "pyr_1",
+            purpose: .topUp,
+            amount: Money(minorUnits: 100_50, .usd),
+            status: .new,
+            optionKind: .paymentSystem,
+            system: .stripe,
+            paymentMethodID: nil,
+            savedPaymentMethodID: save ? "pm_ours" : nil,
+            providerReference: reference,
+            redirectURL: "",
+            returnURL: "https://panel.example/payments",
+            invoiceNumber: nil,
+            failureReason: "",
+            renewalOrderID: nil,
+            migrationOrderID: nil,
+            createdAtMs: 0,
+            updatedAtMs: 0,
+            finishedAtMs: nil,
+            nextCheckAtMs: nil,
+            checkAttempts: 0
+        )
     }
 
-    let payer = Payer(id: "pyr_1", accountID: "acc-1", displayName: "Jane Doe", email: "jane@example.com", createdAtMs: 0)
+    let payer = Payer(
+        id: "pyr_1",
+        accountID: "acc-1",
+        displayName: "Jane Doe",
+        email: "jane@example.com",
+        createdAtMs: 0
+    )
 
     /// A card saved by a paid checkout, as billingd records it.
     func savedCard(_ stripe: StripeProvider, _ fake: FakeProvider) async throws -> PaymentMethod {
         var saving = payment(save: true)
-        saving.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)).reference
+        saving.providerReference = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)
+        ).reference
         try await fake.control("sessions/\(saving.providerReference)/pay")
-        guard case .paid(let saved?) = try await stripe.checkPayment(saving) else { throw FakeProvider.Failure(description: "not paid with a saved card") }
-        return PaymentMethod(id: "pm_ours", payerID: "pyr_1", system: .stripe, status: .confirmed, isDefault: true, displayName: saved.displayName,
-                             providerReference: saved.reference, savedWithPaymentID: saving.id, createdAtMs: 0, updatedAtMs: 0)
+        guard case .paid(let saved?) = try await stripe.checkPayment(saving) else {
+            throw FakeProvider.Failure(description: "not paid with a saved card")
+        }
+        return PaymentMethod(
+            id: "pm_ours",
+            payerID: "pyr_1",
+            system: .stripe,
+            status: .confirmed,
+            isDefault: true,
+            displayName: saved.displayName,
+            providerReference: saved.reference,
+            savedWithPaymentID: saving.id,
+            createdAtMs: 0,
+            updatedAtMs: 0
+        )
     }
 
     @Test func aCheckoutSessionIsCreatedAsTheSpecDescribesAndMapsEveryStatus() async throws {
@@ -42,7 +85,9 @@ import Testing
         defer { fake.stop() }
         let stripe = provider(fake)
         var open = payment()
-        let created = try await stripe.createPayment(ProviderPaymentRequest(payment: open, payer: payer, saveMethod: false))
+        let created = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: open, payer: payer, saveMethod: false)
+        )
         #expect(created.reference.hasPrefix("cs_test_"))
         #expect(created.redirectURL == "\(fake.baseURL)/pay/\(created.reference)")
         open.providerReference = created.reference
@@ -51,7 +96,9 @@ import Testing
         #expect(try await stripe.checkPayment(open) == .paid(nil))
 
         var expiring = payment()
-        expiring.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: expiring, payer: payer, saveMethod: false)).reference
+        expiring.providerReference = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: expiring, payer: payer, saveMethod: false)
+        ).reference
         try await fake.control("sessions/\(expiring.providerReference)/expire")
         #expect(try await stripe.checkPayment(expiring) == .failed("the Stripe checkout expired before it was paid"))
 
@@ -70,7 +117,9 @@ import Testing
         defer { fake.stop() }
         let stripe = provider(fake)
         var saving = payment(save: true)
-        saving.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)).reference
+        saving.providerReference = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)
+        ).reference
         try await fake.control("sessions/\(saving.providerReference)/pay")
         guard case .paid(let saved?) = try await stripe.checkPayment(saving) else {
             Issue.record("expected Paid with a saved method")
@@ -79,13 +128,25 @@ import Testing
         #expect(saved.reference.hasPrefix("cus_"))
         #expect(saved.reference.contains("/pm_"))
         #expect(saved.displayName == "Visa •••• 4242")
-        let body = try await fake.requests().first { $0["path"] as? String == "/v1/checkout/sessions" }?["body"] as? String ?? ""
+        let body =
+            try await fake.requests().first { $0["path"] as? String == "/v1/checkout/sessions" }?["body"] as? String
+            ?? ""
         #expect(body.contains("payment_intent_data%5Bsetup_future_usage%5D=off_session"))
         #expect(body.contains("customer=cus_"))
 
         // Off-session charge of that card, then a declined one.
-        let method = PaymentMethod(id: "pm_ours", payerID: "pyr_1", system: .stripe, status: .confirmed, isDefault: true, displayName: saved.displayName,
-                                   providerReference: saved.reference, savedWithPaymentID: saving.id, createdAtMs: 0, updatedAtMs: 0)
+        let method = PaymentMethod(
+            id: "pm_ours",
+            payerID: "pyr_1",
+            system: .stripe,
+            status: .confirmed,
+            isDefault: true,
+            displayName: saved.displayName,
+            providerReference: saved.reference,
+            savedWithPaymentID: saving.id,
+            createdAtMs: 0,
+            updatedAtMs: 0
+        )
         let charge = try await stripe.chargeSavedMethod(payment(), method: method)
         #expect(charge.outcome == .paid(nil))
         #expect(charge.reference.hasPrefix("pi_"))
@@ -94,7 +155,7 @@ import Testing
         #expect(declined.outcome == .failed("card declined (card_declined: insufficient_funds)"))
 
         try await stripe.removeMethod(method)
-        try await stripe.removeMethod(method) // already detached: fine
+        try await stripe.removeMethod(method)  // already detached: fine
         #expect(try await fake.problems() == [])
     }
 
@@ -103,19 +164,27 @@ import Testing
         defer { fake.stop() }
         let stripe = provider(fake)
         var paid = payment()
-        paid.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: paid, payer: payer, saveMethod: false)).reference
+        paid.providerReference = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: paid, payer: payer, saveMethod: false)
+        ).reference
         try await fake.control("sessions/\(paid.providerReference)/pay")
         #expect(try await stripe.expirePayment(paid) == .paid(nil))
 
         var open = payment()
-        open.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: open, payer: payer, saveMethod: false)).reference
+        open.providerReference = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: open, payer: payer, saveMethod: false)
+        ).reference
         #expect(try await stripe.expirePayment(open) == .failed("the Stripe checkout expired before it was paid"))
 
         var expired = payment()
-        expired.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: expired, payer: payer, saveMethod: false)).reference
+        expired.providerReference = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: expired, payer: payer, saveMethod: false)
+        ).reference
         try await fake.control("sessions/\(expired.providerReference)/expire")
-        #expect(try await stripe.expirePayment(expired) == .failed("the Stripe checkout expired before it was paid"),
-                "expired at Stripe between our check and our expire call")
+        #expect(
+            try await stripe.expirePayment(expired) == .failed("the Stripe checkout expired before it was paid"),
+            "expired at Stripe between our check and our expire call"
+        )
         #expect(try await fake.problems() == [])
     }
 
@@ -138,19 +207,30 @@ import Testing
         let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
         let stripe = provider(fake)
-        try await fake.control("fail?status=409&count=1") // idempotency key in use by a concurrent request
+        try await fake.control("fail?status=409&count=1")  // idempotency key in use by a concurrent request
         try await fake.control("fail?status=429&count=1")
-        let created = try await stripe.createPayment(ProviderPaymentRequest(payment: payment("pay_429"), payer: payer, saveMethod: false))
+        let created = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: payment("pay_429"), payer: payer, saveMethod: false)
+        )
         #expect(created.reference.hasPrefix("cs_test_"))
         let sessions = try await fake.control("sessions", method: "GET") as? [Any] ?? []
         #expect(sessions.count == 1)
 
         try await fake.control("fail?status=503&count=6")
         await #expect(throws: ProviderError.self) {
-            try await stripe.createPayment(ProviderPaymentRequest(payment: payment("pay_503"), payer: payer, saveMethod: false))
+            try await stripe.createPayment(
+                ProviderPaymentRequest(payment: payment("pay_503"), payer: payer, saveMethod: false)
+            )
         }
-        let failure = await providerError { () async throws(ProviderError) in try await stripe.createPayment(ProviderPaymentRequest(payment: payment("pay_503b"), payer: payer, saveMethod: false)) }
-        if case .unavailable? = failure {} else { Issue.record("expected unavailable, got \(String(describing: failure))") }
+        let failure = await providerError { () async throws(ProviderError) in
+            try await stripe.createPayment(
+                ProviderPaymentRequest(payment: payment("pay_503b"), payer: payer, saveMethod: false)
+            )
+        }
+        if case .unavailable? = failure {
+        } else {
+            Issue.record("expected unavailable, got \(String(describing: failure))")
+        }
     }
 
     @Test func aMalformedAnswerIsAnErrorWithTheRequestIDAndChangesNothing() async throws {
@@ -158,7 +238,9 @@ import Testing
         defer { fake.stop() }
         let stripe = provider(fake)
         try await fake.control("malformed?count=1")
-        let failure = await providerError { () async throws(ProviderError) in try await stripe.createPayment(ProviderPaymentRequest(payment: payment(), payer: payer, saveMethod: false)) }
+        let failure = await providerError { () async throws(ProviderError) in
+            try await stripe.createPayment(ProviderPaymentRequest(payment: payment(), payer: payer, saveMethod: false))
+        }
         guard case .malformed(_, let requestID)? = failure else {
             Issue.record("expected malformed, got \(String(describing: failure))")
             return
@@ -181,7 +263,9 @@ import Testing
         defer { fake.stop() }
         let stripe = provider(fake)
         var open = payment()
-        open.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: open, payer: payer, saveMethod: false)).reference
+        open.providerReference = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: open, payer: payer, saveMethod: false)
+        ).reference
         try await fake.control("mistyped?field=status")
         let failure = await providerError { () async throws(ProviderError) in try await stripe.checkPayment(open) }
         guard case .malformed(let why, let requestID)? = failure else {
@@ -197,7 +281,10 @@ import Testing
     @Test func anUnknownSessionIsCancelledNotAnError() async throws {
         let fake = try await FakeProvider.stripe()
         defer { fake.stop() }
-        #expect(try await provider(fake).checkPayment(payment(reference: "cs_test_gone")) == .failed("the Stripe checkout session no longer exists"))
+        #expect(
+            try await provider(fake).checkPayment(payment(reference: "cs_test_gone"))
+                == .failed("the Stripe checkout session no longer exists")
+        )
     }
 
     @Test func aDelayedMethodStaysNewUntilItSettlesAndCannotBeExpired() async throws {
@@ -205,7 +292,9 @@ import Testing
         defer { fake.stop() }
         let stripe = provider(fake)
         var settling = payment()
-        settling.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: settling, payer: payer, saveMethod: false)).reference
+        settling.providerReference = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: settling, payer: payer, saveMethod: false)
+        ).reference
         try await fake.control("sessions/\(settling.providerReference)/pay?later=1")
         #expect(try await stripe.checkPayment(settling) == .pending, "complete + unpaid is New")
         #expect(try await stripe.expirePayment(settling) == .pending, "the debit is on its way: expiry cannot stop it")
@@ -213,10 +302,15 @@ import Testing
         #expect(try await stripe.checkPayment(settling) == .paid(nil))
 
         var failing = payment()
-        failing.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: failing, payer: payer, saveMethod: false)).reference
+        failing.providerReference = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: failing, payer: payer, saveMethod: false)
+        ).reference
         try await fake.control("sessions/\(failing.providerReference)/pay?later=1")
         try await fake.control("sessions/\(failing.providerReference)/settle?fail=1")
-        #expect(try await stripe.checkPayment(failing) == .failed("the charge ended requires_payment_method (payment_method_provider_decline)"))
+        #expect(
+            try await stripe.checkPayment(failing)
+                == .failed("the charge ended requires_payment_method (payment_method_provider_decline)")
+        )
         #expect(try await fake.charges().count == 1)
         #expect(try await fake.problems() == [])
     }
@@ -226,7 +320,9 @@ import Testing
         defer { fake.stop() }
         let stripe = provider(fake)
         var saving = payment(save: true)
-        saving.providerReference = try await stripe.createPayment(ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)).reference
+        saving.providerReference = try await stripe.createPayment(
+            ProviderPaymentRequest(payment: saving, payer: payer, saveMethod: true)
+        ).reference
         try await fake.control("sessions/\(saving.providerReference)/pay?method=us_bank_account")
         // Complete, unpaid, its PaymentIntent requires_action (verify_with_microdeposits): money on its way, not a failure.
         #expect(try await stripe.checkPayment(saving) == .pending)
@@ -239,7 +335,10 @@ import Testing
         #expect(saved.displayName == "STRIPE TEST BANK •••• 6789", "not \"Card\"")
         // The Checkout says which methods it offers.
         let session = try #require(try await fake.requests().first { $0["path"] as? String == "/v1/checkout/sessions" })
-        #expect((session["body"] as? String)?.contains("payment_method_types%5B0%5D=card") == true, "\(session["body"] ?? "")")
+        #expect(
+            (session["body"] as? String)?.contains("payment_method_types%5B0%5D=card") == true,
+            "\(session["body"] ?? "")"
+        )
         #expect(try await fake.problems() == [])
     }
 
@@ -300,7 +399,9 @@ import Testing
         #expect(try await stripe.checkPayment(charged) == .paid(nil))
 
         // A card that needs its holder (3-D Secure) cannot be charged off-session.
-        try await fake.control("decline/\(method.providerReference.split(separator: "/")[1])?code=authentication_required")
+        try await fake.control(
+            "decline/\(method.providerReference.split(separator: "/")[1])?code=authentication_required"
+        )
         let declined = try await stripe.chargeSavedMethod(payment(), method: method)
         #expect(declined.outcome == .failed("card declined (authentication_required: authentication_required)"))
         #expect(try await fake.problems() == [])

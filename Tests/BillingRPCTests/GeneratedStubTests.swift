@@ -8,7 +8,10 @@ import Testing
 private struct TableHealth: GrpcHealthV1.HealthService {
     let statuses: [String: GrpcHealthV1.HealthCheckResponse.ServingStatus]
 
-    func check(_ request: GrpcHealthV1.HealthCheckRequest, context: ServerContext) async throws -> GrpcHealthV1.HealthCheckResponse {
+    func check(
+        _ request: GrpcHealthV1.HealthCheckRequest,
+        context: ServerContext
+    ) async throws -> GrpcHealthV1.HealthCheckResponse {
         guard let status = statuses[request.service] else {
             throw RPCError(.notFound, "unknown service")
         }
@@ -17,7 +20,11 @@ private struct TableHealth: GrpcHealthV1.HealthService {
         return response
     }
 
-    func watch(_ request: GrpcHealthV1.HealthCheckRequest, context: ServerContext, stream: ServerStreamWriter<GrpcHealthV1.HealthCheckResponse>) async throws {
+    func watch(
+        _ request: GrpcHealthV1.HealthCheckRequest,
+        context: ServerContext,
+        stream: ServerStreamWriter<GrpcHealthV1.HealthCheckResponse>
+    ) async throws {
         for status in [GrpcHealthV1.HealthCheckResponse.ServingStatus.notServing, .serving] {
             var response = GrpcHealthV1.HealthCheckResponse()
             response.status = status
@@ -27,9 +34,11 @@ private struct TableHealth: GrpcHealthV1.HealthService {
 }
 
 @Suite struct GeneratedStubTests {
-    let client = GrpcHealthV1.HealthClient(transport: InProcessTransport(
-        router: MethodRouter(services: [TableHealth(statuses: ["": .serving, "billing.v1.Balance": .notServing])])
-    ))
+    let client = GrpcHealthV1.HealthClient(
+        transport: InProcessTransport(
+            router: MethodRouter(services: [TableHealth(statuses: ["": .serving, "billing.v1.Balance": .notServing])])
+        )
+    )
 
     @Test func unaryCallReachesTheHandler() async throws {
         var request = GrpcHealthV1.HealthCheckRequest()
@@ -56,10 +65,18 @@ private struct TableHealth: GrpcHealthV1.HealthService {
     @Test func unknownServiceAndMethodAreUnimplemented() async throws {
         let transport = client.transport
         await #expect(throws: RPCError(.unimplemented, "unknown service \"x.Y\"")) {
-            try await transport.unary(MethodDescriptor(service: "x.Y", method: "Z", kind: .unary), request: [], options: CallOptions())
+            try await transport.unary(
+                MethodDescriptor(service: "x.Y", method: "Z", kind: .unary),
+                request: [],
+                options: CallOptions()
+            )
         }
         await #expect(throws: RPCError(.unimplemented, "unknown method \"Nope\" of grpc.health.v1.Health")) {
-            try await transport.unary(MethodDescriptor(service: "grpc.health.v1.Health", method: "Nope", kind: .unary), request: [], options: CallOptions())
+            try await transport.unary(
+                MethodDescriptor(service: "grpc.health.v1.Health", method: "Nope", kind: .unary),
+                request: [],
+                options: CallOptions()
+            )
         }
     }
 
@@ -70,7 +87,11 @@ private struct TableHealth: GrpcHealthV1.HealthService {
             try await transport.unary(GrpcHealthV1.HealthMethods.check, request: [0x08, 0x01], options: CallOptions())
         }
         do {
-            _ = try await transport.unary(GrpcHealthV1.HealthMethods.check, request: [0x08, 0x01], options: CallOptions())
+            _ = try await transport.unary(
+                GrpcHealthV1.HealthMethods.check,
+                request: [0x08, 0x01],
+                options: CallOptions()
+            )
         } catch let error as RPCError {
             #expect(error.code == .invalidArgument)
         }

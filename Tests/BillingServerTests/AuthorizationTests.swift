@@ -24,7 +24,9 @@ import Testing
         let me = try f.clients(try f.accountCertificate(mine.id))
         let them = try f.clients(try f.accountCertificate(theirs.id))
 
-        let theirPayment = try await them.balance.createTopUp(topUpRequest(account: theirs.id, payer: theirPayer.id, minor: 10_00, option: .invoice)).payment!
+        let theirPayment = try await them.balance.createTopUp(
+            topUpRequest(account: theirs.id, payer: theirPayer.id, minor: 10_00, option: .invoice)
+        ).payment!
 
         var balance = BillingV1.GetBalanceRequest()
         balance.accountId = theirs.id
@@ -36,10 +38,14 @@ import Testing
         cancel.paymentId = theirPayment.id
         await expectDenied("CancelPayment") { _ = try await me.balance.cancelPayment(cancel) }
         await expectDenied("CreateTopUp for them") {
-            _ = try await me.balance.createTopUp(topUpRequest(account: theirs.id, payer: theirPayer.id, minor: 10_00, option: .invoice))
+            _ = try await me.balance.createTopUp(
+                topUpRequest(account: theirs.id, payer: theirPayer.id, minor: 10_00, option: .invoice)
+            )
         }
         await expectDenied("CreateTopUp with their payer") {
-            _ = try await me.balance.createTopUp(topUpRequest(account: mine.id, payer: theirPayer.id, minor: 10_00, option: .invoice))
+            _ = try await me.balance.createTopUp(
+                topUpRequest(account: mine.id, payer: theirPayer.id, minor: 10_00, option: .invoice)
+            )
         }
         var list = BillingV1.ListPaymentsRequest()
         list.accountId = theirs.id
@@ -87,7 +93,9 @@ import Testing
         balance.accountId = account.id
         #expect(try await op.balance.getBalance(balance).balance?.amountMinorUnits == 0)
         await expectDenied("operator CreateTopUp") {
-            _ = try await op.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .invoice))
+            _ = try await op.balance.createTopUp(
+                topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .invoice)
+            )
         }
         await f.stop()
     }
@@ -134,7 +142,9 @@ import Testing
         let (theirs, theirPayer) = try await f.account("acc-other")
         let me = try f.clients(try f.accountCertificate(mine.id))
         let them = try f.clients("internal")
-        let theirPayment = try await them.balance.createTopUp(topUpRequest(account: theirs.id, payer: theirPayer.id, minor: 10_00, option: .invoice)).payment!
+        let theirPayment = try await them.balance.createTopUp(
+            topUpRequest(account: theirs.id, payer: theirPayer.id, minor: 10_00, option: .invoice)
+        ).payment!
         var order = BillingV1.CreateMigrationOrderRequest()
         order.accountId = theirs.id
         order.externalId = "m-1"
@@ -142,19 +152,55 @@ import Testing
         let theirOrder = try await them.migration.createMigrationOrder(order)
 
         let probes: [(String, String, (String) async throws -> Void)] = [
-            ("GetPayment", theirPayment.id, { id in
-                var request = BillingV1.GetPaymentRequest(); request.paymentId = id; _ = try await me.balance.getPayment(request) }),
-            ("CancelPayment", theirPayment.id, { id in
-                var request = BillingV1.CancelPaymentRequest(); request.paymentId = id; _ = try await me.balance.cancelPayment(request) }),
-            ("ListPayments payer filter", theirPayer.id, { id in
-                var request = BillingV1.ListPaymentsRequest(); request.accountId = mine.id; request.payerId = id
-                _ = try await me.balance.listPayments(request) }),
-            ("CreateTopUp payer", theirPayer.id, { id in
-                _ = try await me.balance.createTopUp(topUpRequest(account: mine.id, payer: id, minor: 10_00, option: .invoice)) }),
-            ("ListPaymentMethods", theirPayer.id, { id in
-                var request = BillingV1.ListPaymentMethodsRequest(); request.payerId = id; _ = try await me.methods.listPaymentMethods(request) }),
-            ("GetMigrationOrder", theirOrder.id, { id in
-                var request = BillingV1.GetMigrationOrderRequest(); request.orderId = id; _ = try await me.migration.getMigrationOrder(request) }),
+            (
+                "GetPayment", theirPayment.id,
+                { id in
+                    var request = BillingV1.GetPaymentRequest()
+                    request.paymentId = id
+                    _ = try await me.balance.getPayment(request)
+                }
+            ),
+            (
+                "CancelPayment", theirPayment.id,
+                { id in
+                    var request = BillingV1.CancelPaymentRequest()
+                    request.paymentId = id
+                    _ = try await me.balance.cancelPayment(request)
+                }
+            ),
+            (
+                "ListPayments payer filter", theirPayer.id,
+                { id in
+                    var request = BillingV1.ListPaymentsRequest()
+                    request.accountId = mine.id
+                    request.payerId = id
+                    _ = try await me.balance.listPayments(request)
+                }
+            ),
+            (
+                "CreateTopUp payer", theirPayer.id,
+                { id in
+                    _ = try await me.balance.createTopUp(
+                        topUpRequest(account: mine.id, payer: id, minor: 10_00, option: .invoice)
+                    )
+                }
+            ),
+            (
+                "ListPaymentMethods", theirPayer.id,
+                { id in
+                    var request = BillingV1.ListPaymentMethodsRequest()
+                    request.payerId = id
+                    _ = try await me.methods.listPaymentMethods(request)
+                }
+            ),
+            (
+                "GetMigrationOrder", theirOrder.id,
+                { id in
+                    var request = BillingV1.GetMigrationOrderRequest()
+                    request.orderId = id
+                    _ = try await me.migration.getMigrationOrder(request)
+                }
+            ),
         ]
         for (what, theirID, probe) in probes {
             let unknownID = theirID + "x"
@@ -177,12 +223,23 @@ import Testing
         balance.accountId = mine.id
         let before = try await me.balance.getBalance(balance).asOfSequence
         for _ in 0..<3 {
-            _ = try await internalClient.balance.createTopUp(topUpRequest(account: busy.id, payer: busyPayer.id, minor: 10_00, option: .invoice))
+            _ = try await internalClient.balance.createTopUp(
+                topUpRequest(account: busy.id, payer: busyPayer.id, minor: 10_00, option: .invoice)
+            )
         }
-        #expect(try await me.balance.getBalance(balance).asOfSequence == before, "another account's payments do not move it")
-        _ = try await me.balance.createTopUp(topUpRequest(account: mine.id, payer: myPayer.id, minor: 10_00, option: .invoice))
-        _ = try await internalClient.balance.createTopUp(topUpRequest(account: busy.id, payer: busyPayer.id, minor: 10_00, option: .invoice))
-        _ = try await me.balance.createTopUp(topUpRequest(account: mine.id, payer: myPayer.id, minor: 20_00, option: .invoice))
+        #expect(
+            try await me.balance.getBalance(balance).asOfSequence == before,
+            "another account's payments do not move it"
+        )
+        _ = try await me.balance.createTopUp(
+            topUpRequest(account: mine.id, payer: myPayer.id, minor: 10_00, option: .invoice)
+        )
+        _ = try await internalClient.balance.createTopUp(
+            topUpRequest(account: busy.id, payer: busyPayer.id, minor: 10_00, option: .invoice)
+        )
+        _ = try await me.balance.createTopUp(
+            topUpRequest(account: mine.id, payer: myPayer.id, minor: 20_00, option: .invoice)
+        )
         let after = try await me.balance.getBalance(balance).asOfSequence
         #expect(after == before + 2, "two events of its own")
         // The account's watch numbers its own events 1, 2, 3, … with no gaps.

@@ -23,30 +23,56 @@ enum Executable {
     }
 
     /// Runs to the end with both outputs collected.
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil,
-                    directory: String? = nil) async -> Result {
-        let outcome = await ChildProcess.run(executable, arguments, adding: environment.merging(["NO_COLOR": "1"]) { given, _ in given },
-                                             directory: directory, input: Array((input ?? "").utf8))
+    static func run(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        input: String? = nil,
+        directory: String? = nil
+    ) async -> Result {
+        let outcome = await ChildProcess.run(
+            executable,
+            arguments,
+            adding: environment.merging(["NO_COLOR": "1"]) { given, _ in given },
+            directory: directory,
+            input: Array((input ?? "").utf8)
+        )
         return Result(status: outcome.status, stdout: outcome.outputText, stderr: outcome.errorText)
     }
 }
 
 extension ServerFixture {
     /// `billing` against this billingd, with its development certificates.
-    func billing(_ arguments: [String], as role: String = "internal", input: String? = nil) async throws -> Executable.Result {
+    func billing(
+        _ arguments: [String],
+        as role: String = "internal",
+        input: String? = nil
+    ) async throws -> Executable.Result {
         let path = try #require(Executable.path("billing"), "build the billing executable first (swift build)")
-        return await Executable.run(path, arguments + ["--address", "127.0.0.1:\(application.port)", "--as", role],
-                                    environment: ["BILLINGD_DATA_DIR": directory], input: input)
+        return await Executable.run(
+            path,
+            arguments + ["--address", "127.0.0.1:\(application.port)", "--as", role],
+            environment: ["BILLINGD_DATA_DIR": directory],
+            input: input
+        )
     }
 }
 
 /// The JSON object `billing --json` printed.
 func json(_ text: String) throws -> [String: Any] {
-    try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
+    try #require(
+        try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+        "not a JSON object: \(text)"
+    )
 }
 
 @Suite struct CommandLineTests {
-    func billing(_ f: ServerFixture, _ arguments: [String], as role: String = "internal", input: String? = nil) async throws -> Executable.Result {
+    func billing(
+        _ f: ServerFixture,
+        _ arguments: [String],
+        as role: String = "internal",
+        input: String? = nil
+    ) async throws -> Executable.Result {
         try await f.billing(arguments, as: role, input: input)
     }
 
@@ -57,7 +83,10 @@ func json(_ text: String) throws -> [String: Any] {
         let payerID = try json(payerResult.stdout)["id"] as? String
         #expect(payerID?.hasPrefix("pyr_") == true)
 
-        let created = try await billing(f, ["topup", "--account", "acc-cli", "--amount", "100.5", "--system", "sandbox", "--save-method", "--json"])
+        let created = try await billing(
+            f,
+            ["topup", "--account", "acc-cli", "--amount", "100.5", "--system", "sandbox", "--save-method", "--json"]
+        )
         #expect(created.status == 0, "\(created.stderr)")
         let body = try json(created.stdout)
         let payment = try #require(body["payment"] as? [String: Any])
@@ -91,7 +120,12 @@ func json(_ text: String) throws -> [String: Any] {
         _ = try await f.account("acc-codes")
         // Usage: bad amount text, conflicting flags, missing amount off a terminal.
         #expect(try await billing(f, ["topup", "--account", "acc-codes", "--amount", "1e3", "--invoice"]).status == 64)
-        #expect(try await billing(f, ["topup", "--account", "acc-codes", "--amount", "10", "--invoice", "--system", "sandbox"]).status == 64)
+        #expect(
+            try await billing(
+                f,
+                ["topup", "--account", "acc-codes", "--amount", "10", "--invoice", "--system", "sandbox"]
+            ).status == 64
+        )
         let noAmount = try await billing(f, ["topup", "--account", "acc-codes", "--invoice"])
         #expect(noAmount.status == 64)
         #expect(noAmount.stderr.contains("presets: 100.00, 200.00, 500.00, 1000.00"))
@@ -100,15 +134,24 @@ func json(_ text: String) throws -> [String: Any] {
         #expect(below.status == 65)
         #expect(below.stderr.contains("below the minimum of 0.50 USD"))
         #expect(try await billing(f, ["balance", "--account", "acc-nope"]).status == 65)
-        #expect(try await billing(f, ["topup", "--account", "acc-codes", "--amount", "10", "--invoice"], as: "operator").status == 65)
+        #expect(
+            try await billing(f, ["topup", "--account", "acc-codes", "--amount", "10", "--invoice"], as: "operator")
+                .status == 65
+        )
         // Cannot connect.
         let path = try #require(Executable.path("billing"))
-        let down = await Executable.run(path, ["balance", "--account", "acc-codes", "--address", "127.0.0.1:1"],
-                                        environment: ["BILLINGD_DATA_DIR": f.directory])
+        let down = await Executable.run(
+            path,
+            ["balance", "--account", "acc-codes", "--address", "127.0.0.1:1"],
+            environment: ["BILLINGD_DATA_DIR": f.directory]
+        )
         #expect(down.status == 69)
         #expect(down.stderr.contains("connection refused"))
         // A payment that ends Cancelled.
-        let created = try await billing(f, ["topup", "--account", "acc-codes", "--amount", "10", "--system", "sandbox", "--json"])
+        let created = try await billing(
+            f,
+            ["topup", "--account", "acc-codes", "--amount", "10", "--system", "sandbox", "--json"]
+        )
         let body = try json(created.stdout)
         _ = try await f.press(try #require(body["redirect_url"] as? String), approve: false)
         let id = try #require((body["payment"] as? [String: Any])?["id"] as? String)
@@ -123,14 +166,20 @@ func json(_ text: String) throws -> [String: Any] {
         let (account, payer) = try await f.account("acc-watch")
         let watcher = Task { try await billing(f, ["watch", "--account", account.id, "--count", "3", "--json"]) }
         try await Task.sleep(for: .milliseconds(300))
-        let invoice = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 7_00, option: .invoice))
+        let invoice = try await f.clients("internal").balance.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 7_00, option: .invoice)
+        )
         var settle = BillingV1.SettleInvoiceRequest()
         settle.paymentId = invoice.payment!.id
         _ = try await f.clients("operator").balance.settleInvoice(settle)
         let result = try await watcher.value
         #expect(result.status == 0, "\(result.stderr)")
         let events = try result.stdout.split(separator: "\n").map { try json(String($0)) }
-        #expect(events.map { $0["kind"] as? String } == ["payment_status_changed", "payment_status_changed", "balance_changed"])
+        #expect(
+            events.map { $0["kind"] as? String } == [
+                "payment_status_changed", "payment_status_changed", "balance_changed",
+            ]
+        )
         #expect(events[1]["status"] as? String == "paid")
         #expect(events[1]["previous_status"] as? String == "new")
         await f.stop()
@@ -143,20 +192,32 @@ func json(_ text: String) throws -> [String: Any] {
         #expect(healthy.status == 0, "\(healthy.stdout)\(healthy.stderr)")
         #expect(healthy.stdout.contains("database intact; 1 balances match their ledgers"), "\(healthy.stdout)")
         // A balance that no longer matches its ledger (written behind billingd's back).
-        let script = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE accounts SET balance_minor = 999\"); c.commit()"
-        #expect(await Executable.run("/usr/bin/python3", ["-c", script, f.configuration.resolvedDatabasePath]).status == 0)
+        let script =
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE accounts SET balance_minor = 999\"); c.commit()"
+        #expect(
+            await Executable.run("/usr/bin/python3", ["-c", script, f.configuration.resolvedDatabasePath]).status == 0
+        )
         let damaged = try await billing(f, ["doctor", "--storage"], as: "operator")
         #expect(damaged.status != 0)
-        #expect(damaged.stdout.contains("account acc-doctor: balance 999 but its ledger sums to 0"), "\(damaged.stdout)")
+        #expect(
+            damaged.stdout.contains("account acc-doctor: balance 999 but its ledger sums to 0"),
+            "\(damaged.stdout)"
+        )
         await f.stop()
     }
 
     @Test func helpOnEveryCommandHasAnExample() async throws {
         let path = try #require(Executable.path("billing"))
-        let commands = ["", "accounts", "accounts create", "accounts show", "accounts add-payer", "payment", "payment show", "payment refresh",
-                        "payment cancel", "methods", "methods list", "methods set-default", "methods remove", "renewals", "renewals list",
-                        "renewals quote", "renewals renew", "renewals order", "migration", "migration show", "migration pay", "invoice",
-                        "invoice settle", "invoice cancel", "notifications", "options", "watch", "doctor", "payers", "balance", "topup", "payments"]
+        let commands = [
+            "", "accounts", "accounts create", "accounts show", "accounts add-payer", "payment", "payment show",
+            "payment refresh",
+            "payment cancel", "methods", "methods list", "methods set-default", "methods remove", "renewals",
+            "renewals list",
+            "renewals quote", "renewals renew", "renewals order", "migration", "migration show", "migration pay",
+            "invoice",
+            "invoice settle", "invoice cancel", "notifications", "options", "watch", "doctor", "payers", "balance",
+            "topup", "payments",
+        ]
         for command in commands.map({ $0.split(separator: " ").map(String.init) }) {
             let result = await Executable.run(path, command + ["--help"])
             #expect(result.status == 0)
@@ -171,8 +232,12 @@ func json(_ text: String) throws -> [String: Any] {
     func underTerminal(_ f: ServerFixture, _ command: String, input: String) async throws -> String {
         let billing = try #require(Executable.path("billing"))
         let line = "\(billing) \(command) --address 127.0.0.1:\(f.application.port)"
-        let result = await Executable.run("/usr/bin/script", ["-qec", line, "/dev/null"],
-                                          environment: ["BILLINGD_DATA_DIR": f.directory, "TERM": "xterm"], input: input)
+        let result = await Executable.run(
+            "/usr/bin/script",
+            ["-qec", line, "/dev/null"],
+            environment: ["BILLINGD_DATA_DIR": f.directory, "TERM": "xterm"],
+            input: input
+        )
         return result.stdout
     }
 
@@ -189,7 +254,10 @@ func json(_ text: String) throws -> [String: Any] {
         var list = BillingV1.ListPaymentsRequest()
         list.accountId = account.id
         let payments = try await f.clients("internal").balance.listPayments(list).payments
-        #expect(Set(payments.compactMap { $0.amount?.amountMinorUnits }) == [200_00, 2_00], "0.01 was refused by billingd's minimum, then b")
+        #expect(
+            Set(payments.compactMap { $0.amount?.amountMinorUnits }) == [200_00, 2_00],
+            "0.01 was refused by billingd's minimum, then b"
+        )
         await f.stop()
     }
 
@@ -229,7 +297,9 @@ func json(_ text: String) throws -> [String: Any] {
     @Test func waitingShowsASpinnerThenTheFinalStatus() async throws {
         let f = try await ServerFixture(pollSeconds: 30)
         let (account, payer) = try await f.account("acc-spin")
-        let created = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 9_00, option: .system(.sandbox)))
+        let created = try await f.clients("internal").balance.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 9_00, option: .system(.sandbox))
+        )
         let pay = Task {
             try await Task.sleep(for: .milliseconds(1500))
             _ = try await f.press(created.redirectUrl, approve: true)
@@ -257,12 +327,19 @@ enum Waiterframes {
         let elsewhere = await Executable.run(billingd, ["--check-config", "--config", ConfigurationTests.example])
         #expect(elsewhere.status == 78)
         #expect(elsewhere.stderr.contains("cannot read the Stripe secret key file /etc/billingd/stripe-secret-key"))
-        #expect(elsewhere.stderr.contains("cannot read the PayPal client secret file /etc/billingd/paypal-client-secret"))
+        #expect(
+            elsewhere.stderr.contains("cannot read the PayPal client secret file /etc/billingd/paypal-client-secret")
+        )
         // The same with readable secret files passes.
         let secret = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)").path
         try "sk_test_x\n".write(toFile: secret, atomically: true, encoding: .utf8)
-        var example = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ConfigurationTests.example))) as? [String: Any])
-        example["stripe"] = (example["stripe"] as? [String: Any] ?? [:]).merging(["secretKeyFile": secret, "webhookSecretFile": secret]) { $1 }
+        var example = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ConfigurationTests.example)))
+                as? [String: Any]
+        )
+        example["stripe"] = (example["stripe"] as? [String: Any] ?? [:]).merging([
+            "secretKeyFile": secret, "webhookSecretFile": secret,
+        ]) { $1 }
         example["paypal"] = (example["paypal"] as? [String: Any] ?? [:]).merging(["clientSecretFile": secret]) { $1 }
         let local = FileManager.default.temporaryDirectory.appendingPathComponent("example-\(UUID().uuidString).json")
         try JSONSerialization.data(withJSONObject: example).write(to: local)
@@ -272,7 +349,11 @@ enum Waiterframes {
         #expect(good.stdout.contains("paypal:    https://api-m.paypal.com"))
         #expect(!good.stdout.contains("sk_test_x"), "secrets are never printed")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).json").path
-        try #"{"listen": {"port": 99999}, "poller": {"intervalSeconds": 0}}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        try #"{"listen": {"port": 99999}, "poller": {"intervalSeconds": 0}}"#.write(
+            toFile: path,
+            atomically: true,
+            encoding: .utf8
+        )
         let bad = await Executable.run(billingd, ["--check-config", "--config", path])
         #expect(bad.status == 78)
         #expect(bad.stderr.contains("listen.port 99999 is not a port"))
@@ -293,19 +374,30 @@ enum Waiterframes {
 
     @Test func everyFileItWritesIsReadableByItsOwnerOnly() async throws {
         // A data folder that already exists, open to everyone, and a lax umask.
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-perm-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billingd-perm-\(UUID().uuidString)"
+        ).path
+        try FileManager.default.createDirectory(
+            atPath: directory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o755]
+        )
         let daemon = try await Daemon(directory: directory)
         defer { daemon.removeData() }
         try await daemon.waitFor("billingd listening")
         // A write, so the -wal and -shm files exist.
         #expect(try await daemon.billing(["accounts", "create", "acc-perm", "--name", "P"]).status == 0)
         var checked: [String] = []
-        for file in ["billing.sqlite", "billing.sqlite-wal", "billing.sqlite-shm", "sandbox.sqlite", "sandbox.sqlite-wal", "tls/ca-key.pem",
-                     "tls/server-key.pem"] {
+        for file in [
+            "billing.sqlite", "billing.sqlite-wal", "billing.sqlite-shm", "sandbox.sqlite", "sandbox.sqlite-wal",
+            "tls/ca-key.pem",
+            "tls/server-key.pem",
+        ] {
             let path = directory + "/" + file
             guard FileManager.default.fileExists(atPath: path) else { continue }
-            let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber).intValue
+            let mode = try #require(
+                try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber
+            ).intValue
             #expect(mode & 0o077 == 0, "\(file) has mode \(String(mode, radix: 8))")
             checked.append(file)
         }
@@ -320,21 +412,33 @@ enum Waiterframes {
         defer { try? FileManager.default.removeItem(atPath: secret) }
         try "sk_test_x\n".write(toFile: secret, atomically: true, encoding: .utf8)
         chmod(secret, 0o644)
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("perm-\(UUID().uuidString).json").path
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("perm-\(UUID().uuidString).json")
+            .path
         defer { try? FileManager.default.removeItem(atPath: config) }
-        try #"{"stripe": {"enabled": true, "secretKeyFile": "\#(secret)"}}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        try #"{"stripe": {"enabled": true, "secretKeyFile": "\#(secret)"}}"#.write(
+            toFile: config,
+            atomically: true,
+            encoding: .utf8
+        )
         let result = await Executable.run(billingd, ["--check-config", "--config", config])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("warning: the Stripe secret key file \(secret) is readable by others"), "\(result.stdout)")
+        #expect(
+            result.stdout.contains("warning: the Stripe secret key file \(secret) is readable by others"),
+            "\(result.stdout)"
+        )
     }
 
     @Test func aDamagedDatabaseIsRefusedAtStart() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-damaged-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billingd-damaged-\(UUID().uuidString)"
+        ).path
         let first = try await Daemon(directory: directory)
         defer { first.removeData() }
         try await first.waitFor("billingd listening")
         for index in 0..<30 {
-            _ = try await first.billing(["accounts", "create", "acc-\(index)", "--name", String(repeating: "n", count: 150)])
+            _ = try await first.billing([
+                "accounts", "create", "acc-\(index)", "--name", String(repeating: "n", count: 150),
+            ])
         }
         first.process.terminate()
         _ = await first.exited()
@@ -362,12 +466,19 @@ final class Daemon: Sendable {
     private let log = Mutex<String>("")
     private let done = DispatchSemaphore(value: 0)
 
-    init(directory: String = FileManager.default.temporaryDirectory.appendingPathComponent("billingd-proc-\(UUID().uuidString)").path) async throws {
+    init(
+        directory: String = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billingd-proc-\(UUID().uuidString)"
+        ).path
+    ) async throws {
         self.directory = directory
         let err = try DescriptorPipe()
-        process = try await ChildProcess(try #require(Executable.path("billingd")), ["--data-dir", directory],
-                                         environment: ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "PATH": "/usr/bin:/bin"],
-                                         standardError: err.writing.fileDescriptor)
+        process = try await ChildProcess(
+            try #require(Executable.path("billingd")),
+            ["--data-dir", directory],
+            environment: ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "PATH": "/usr/bin:/bin"],
+            standardError: err.writing.fileDescriptor
+        )
         try err.writing.close()
         let reader = err.reading
         DispatchQueue.global().async { [self] in
@@ -390,7 +501,9 @@ final class Daemon: Sendable {
     func waitFor(_ line: String) async throws {
         let deadline = ContinuousClock.now.advanced(by: .seconds(120))
         while !text.contains(line) {
-            guard ContinuousClock.now < deadline, process.isRunning else { throw TestFailure("billingd did not log \"\(line)\": \(text)") }
+            guard ContinuousClock.now < deadline, process.isRunning else {
+                throw TestFailure("billingd did not log \"\(line)\": \(text)")
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
@@ -406,8 +519,11 @@ final class Daemon: Sendable {
 
     /// `billing` against this billingd, with its development certificates.
     func billing(_ arguments: [String]) async throws -> Executable.Result {
-        await Executable.run(try #require(Executable.path("billing")), arguments + ["--address", "127.0.0.1:\(try port())"],
-                             environment: ["BILLINGD_DATA_DIR": directory])
+        await Executable.run(
+            try #require(Executable.path("billing")),
+            arguments + ["--address", "127.0.0.1:\(try port())"],
+            environment: ["BILLINGD_DATA_DIR": directory]
+        )
     }
 
     /// Waits for the process to end and its log to close; its whole log.

@@ -18,8 +18,12 @@ final class LiveCommand: Sendable {
         env["BILLINGD_DATA_DIR"] = f.directory
         for (key, value) in environment { env[key] = value }
         let out = try DescriptorPipe()
-        process = try await ChildProcess(try #require(Executable.path("billing")), arguments + ["--address", "127.0.0.1:\(f.application.port)"],
-                                         environment: env, standardOutput: out.writing.fileDescriptor)
+        process = try await ChildProcess(
+            try #require(Executable.path("billing")),
+            arguments + ["--address", "127.0.0.1:\(f.application.port)"],
+            environment: env,
+            standardOutput: out.writing.fileDescriptor
+        )
         try out.writing.close()
         let reader = out.reading
         DispatchQueue.global().async { [self] in
@@ -68,8 +72,14 @@ final class LiveCommand: Sendable {
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-pipe")
         let watch = try await LiveCommand(f, ["watch", "--account", account.id, "--json"])
-        let payment = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00,
-                                                                                        option: .invoice)).payment!
+        let payment = try await f.clients("internal").balance.createTopUp(
+            topUpRequest(
+                account: account.id,
+                payer: payer.id,
+                minor: 10_00,
+                option: .invoice
+            )
+        ).payment!
         // Seen while the watcher still runs: not held in a buffer until exit.
         #expect(try await watch.waitFor(payment.id), "the event reached the pipe: \(watch.text)")
         #expect(watch.process.isRunning)
@@ -81,8 +91,14 @@ final class LiveCommand: Sendable {
     @Test func aTopUpLinkIsPrintedBeforeTheWaitEnds() async throws {
         let f = try await ServerFixture()
         let (account, _) = try await f.account("acc-link")
-        let topup = try await LiveCommand(f, ["topup", "--account", account.id, "--amount", "10", "--system", "sandbox", "--wait"])
-        #expect(try await topup.waitFor("pay here: http://127.0.0.1:"), "the link comes before the payment ends: \(topup.text)")
+        let topup = try await LiveCommand(
+            f,
+            ["topup", "--account", account.id, "--amount", "10", "--system", "sandbox", "--wait"]
+        )
+        #expect(
+            try await topup.waitFor("pay here: http://127.0.0.1:"),
+            "the link comes before the payment ends: \(topup.text)"
+        )
         _ = await topup.stop(SIGINT)
         await f.stop()
     }
@@ -104,9 +120,13 @@ final class LiveCommand: Sendable {
         let f = try await ServerFixture()
         let name = try f.certificate("superuser", uris: ["billing://superuser/x"])
         let tls = f.tls
-        let result = await Executable.run(try #require(Executable.path("billing")),
-                                          ["doctor", "--address", "127.0.0.1:\(f.application.port)", "--cert", "\(tls)/\(name).pem",
-                                           "--key", "\(tls)/\(name)-key.pem", "--ca", "\(tls)/ca.pem"])
+        let result = await Executable.run(
+            try #require(Executable.path("billing")),
+            [
+                "doctor", "--address", "127.0.0.1:\(f.application.port)", "--cert", "\(tls)/\(name).pem",
+                "--key", "\(tls)/\(name)-key.pem", "--ca", "\(tls)/ca.pem",
+            ]
+        )
         #expect(result.status != 0)
         #expect(result.stdout.contains("✗ role"), "\(result.stdout)")
         #expect(!result.stdout.contains("✓ role"))
@@ -117,9 +137,15 @@ final class LiveCommand: Sendable {
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-names")
         let client = try f.clients("internal").balance
-        _ = try await client.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .invoice))
-        _ = try await client.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 5_50, option: .invoice))
-        let table = try await f.billing(["payments", "--account", account.id, "--payer", payer.displayName, "--purpose", "top_up"])
+        _ = try await client.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .invoice)
+        )
+        _ = try await client.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 5_50, option: .invoice)
+        )
+        let table = try await f.billing([
+            "payments", "--account", account.id, "--payer", payer.displayName, "--purpose", "top_up",
+        ])
         #expect(table.status == 0, "\(table.stderr)")
         #expect(table.stdout.contains("top_up"), "the PURPOSE column spells it as the filter: \(table.stdout)")
         #expect(table.stdout.contains("2 payments: 2 new 15.50 USD"), "\(table.stdout)")
@@ -131,7 +157,9 @@ final class LiveCommand: Sendable {
         // Nothing to show says so.
         let none = try await f.billing(["payments", "--account", account.id, "--status", "paid"])
         #expect(none.stdout.contains("no payments match these filters"), "\(none.stdout)")
-        let wrongWay = try await f.billing(["payments", "--account", account.id, "--since", "2026-12-01T00:00:00Z", "--until", "2026-11-01T00:00:00Z"])
+        let wrongWay = try await f.billing([
+            "payments", "--account", account.id, "--since", "2026-12-01T00:00:00Z", "--until", "2026-11-01T00:00:00Z",
+        ])
         #expect(wrongWay.status == 64, "--since after --until is a usage error: \(wrongWay.stderr)")
         await f.stop()
     }
@@ -152,14 +180,29 @@ final class LiveCommand: Sendable {
     @Test func paymentShowHasTheReferenceChecksAndNextCheck() async throws {
         let f = try await ServerFixture(pollSeconds: 600)
         let (account, payer) = try await f.account("acc-show")
-        let invoice = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00,
-                                                                                        option: .invoice)).payment!
-        #expect(try await f.billing(["invoice", "settle", invoice.id, "--reference", "bank #42"], as: "operator").status == 0)
+        let invoice = try await f.clients("internal").balance.createTopUp(
+            topUpRequest(
+                account: account.id,
+                payer: payer.id,
+                minor: 10_00,
+                option: .invoice
+            )
+        ).payment!
+        #expect(
+            try await f.billing(["invoice", "settle", invoice.id, "--reference", "bank #42"], as: "operator").status
+                == 0
+        )
         let shown = try await f.billing(["payment", "show", invoice.id])
         #expect(shown.stdout.contains("bank #42"), "\(shown.stdout)")
         #expect(shown.stdout.contains("checks"))
-        let hosted = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 11_00,
-                                                                                       option: .system(.sandbox))).payment!
+        let hosted = try await f.clients("internal").balance.createTopUp(
+            topUpRequest(
+                account: account.id,
+                payer: payer.id,
+                minor: 11_00,
+                option: .system(.sandbox)
+            )
+        ).payment!
         let body = try json(try await f.billing(["payment", "show", hosted.id, "--json"]).stdout)
         #expect((body["provider_reference"] as? String)?.hasPrefix("sbx_") == true, "\(body)")
         #expect(body["check_attempts"] as? Int != nil)
@@ -171,13 +214,20 @@ final class LiveCommand: Sendable {
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-views")
         let client = try f.clients("internal")
-        let created = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 20_00, option: .system(.sandbox, save: true)))
+        let created = try await client.balance.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 20_00, option: .system(.sandbox, save: true))
+        )
         _ = try await f.press(created.redirectUrl, approve: false)
-        _ = try await f.waitForPayment(created.payment!.id, client: client.balance, within: .seconds(60)) { $0.status == .cancelled }
+        _ = try await f.waitForPayment(created.payment!.id, client: client.balance, within: .seconds(60)) {
+            $0.status == .cancelled
+        }
         let notifications = try await f.billing(["notifications", "--account", account.id])
         #expect(notifications.stdout.contains("Payment failed"), "\(notifications.stdout)")
         let methods = try await f.billing(["methods", "list", "--payer", payer.id, "--all"])
-        #expect(methods.stdout.contains("Sandbox (not saved)") || !methods.stdout.contains("(pending)"), "\(methods.stdout)")
+        #expect(
+            methods.stdout.contains("Sandbox (not saved)") || !methods.stdout.contains("(pending)"),
+            "\(methods.stdout)"
+        )
 
         let options = try json(try await f.billing(["options", "--account", account.id, "--json"]).stdout)
         #expect((options["presets"] as? [[String: Any]])?.count == 4)
@@ -191,7 +241,11 @@ final class LiveCommand: Sendable {
         order.externalId = "m-view"
         order.serverPrice = .usd(7_00)
         let migration = try await client.migration.createMigrationOrder(order)
-        let paying = try json(try await f.billing(["migration", "pay", migration.id, "--system", "sandbox", "--payer", payer.displayName, "--json"]).stdout)
+        let paying = try json(
+            try await f.billing([
+                "migration", "pay", migration.id, "--system", "sandbox", "--payer", payer.displayName, "--json",
+            ]).stdout
+        )
         let paymentID = try #require((paying["payment"] as? [String: Any])?["id"] as? String)
         let shown = try json(try await f.billing(["migration", "show", migration.id, "--json"]).stdout)
         #expect(shown["status"] as? String == "payment_pending", "as billingd spells it")
@@ -208,8 +262,12 @@ final class LiveCommand: Sendable {
         var upsert = BillingV1.UpsertRenewableServiceRequest()
         upsert.service = service
         _ = try await client.renewal.upsertRenewableService(upsert)
-        let renewed = try json(try await f.billing(["renewals", "renew", "--account", account.id, "--service", "svc-view",
-                                                    "--system", "sandbox", "--payer", payer.id, "--json"]).stdout)
+        let renewed = try json(
+            try await f.billing([
+                "renewals", "renew", "--account", account.id, "--service", "svc-view",
+                "--system", "sandbox", "--payer", payer.id, "--json",
+            ]).stdout
+        )
         let orderID = try #require(renewed["order_id"] as? String)
         let shownOrder = try json(try await f.billing(["renewals", "order", orderID, "--json"]).stdout)
         #expect((shownOrder["payment"] as? [String: Any])?["purpose"] as? String == "renewal")
@@ -231,7 +289,9 @@ final class LiveCommand: Sendable {
         var upsert = BillingV1.UpsertRenewableServiceRequest()
         upsert.service = service
         _ = try await f.clients("internal").renewal.upsertRenewableService(upsert)
-        let result = try await f.billing(["renewals", "renew", "--account", account.id, "--service", "svc-by-method", "--method", method, "--json"])
+        let result = try await f.billing([
+            "renewals", "renew", "--account", account.id, "--service", "svc-by-method", "--method", method, "--json",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect((try json(result.stdout)["payment"] as? [String: Any])?["payer_id"] as? String == payer.id)
         await f.stop()
@@ -240,19 +300,30 @@ final class LiveCommand: Sendable {
     @Test func aWatcherWithAResumeNameContinuesWhereItStopped() async throws {
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-resume")
-        let state = FileManager.default.temporaryDirectory.appendingPathComponent("billing-state-\(UUID().uuidString)").path
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("billing-state-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: state) }
         let client = try f.clients("internal").balance
-        let first = try await client.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .invoice)).payment!
+        let first = try await client.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .invoice)
+        ).payment!
         let path = try #require(Executable.path("billing"))
         // Its own state folder: nothing of the machine's ~/.local/state is read.
         let environment = ["BILLINGD_DATA_DIR": f.directory, "XDG_STATE_HOME": state]
         func watchOne() async -> String {
-            await Executable.run(path, ["watch", "--account", account.id, "--resume", "panel", "--count", "1", "--json",
-                                        "--address", "127.0.0.1:\(f.application.port)"], environment: environment).stdout
+            await Executable.run(
+                path,
+                [
+                    "watch", "--account", account.id, "--resume", "panel", "--count", "1", "--json",
+                    "--address", "127.0.0.1:\(f.application.port)",
+                ],
+                environment: environment
+            ).stdout
         }
         #expect(await watchOne().contains(first.id))
-        let second = try await client.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 11_00, option: .invoice)).payment!
+        let second = try await client.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 11_00, option: .invoice)
+        ).payment!
         // Started again with no --after: it continues after the first event.
         let third = await watchOne()
         #expect(third.contains(second.id), "\(third)")

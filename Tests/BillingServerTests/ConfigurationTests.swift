@@ -1,14 +1,16 @@
-import BillingServer
 import BillingCore
+import BillingServer
 import Foundation
 import Testing
 
 @Suite struct ConfigurationTests {
-    static let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("deploy/billingd.example.json").path
 
     func write(_ json: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).json").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).json")
+            .path
         try json.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -31,8 +33,12 @@ import Testing
     }
 
     @Test func currenciesAndSystemLimitsAreMapsWhoseEntriesAreCheckedToo() throws {
-        let good = try BillingConfiguration.load(path: try write(#"{"currencies": {"EUR": {"maximum": "900.00", "presets": []}}, "stripe": {"limits": {"CHF": {"minimum": "1.00"}}}}"#),
-                                                 environment: [:])
+        let good = try BillingConfiguration.load(
+            path: try write(
+                #"{"currencies": {"EUR": {"maximum": "900.00", "presets": []}}, "stripe": {"limits": {"CHF": {"minimum": "1.00"}}}}"#
+            ),
+            environment: [:]
+        )
         let limits = try good.paymentLimits()
         #expect(try limits.topUpPolicy(.eur).maximum.amountMinorUnits == 900_00)
         #expect(try limits.topUpPolicy(.eur).minimum.amountMinorUnits == 50, "a field left out keeps its default")
@@ -40,16 +46,25 @@ import Testing
         #expect(limits.range(.stripe, chf)?.minimum.amountMinorUnits == 1_00)
         #expect(limits.range(.stripe, chf)?.maximum.amountMinorUnits == 99_999_999, "the other bound keeps Stripe's")
         #expect(throws: ConfigurationError.self) {
-            try BillingConfiguration.load(path: try write(#"{"currencies": {"EUR": {"minimun": "1.00"}}}"#), environment: [:])
+            try BillingConfiguration.load(
+                path: try write(#"{"currencies": {"EUR": {"minimun": "1.00"}}}"#),
+                environment: [:]
+            )
         }
-        let unknownCurrency = try BillingConfiguration.load(path: try write(#"{"currencies": {"XXX": {}}}"#), environment: [:])
+        let unknownCurrency = try BillingConfiguration.load(
+            path: try write(#"{"currencies": {"XXX": {}}}"#),
+            environment: [:]
+        )
         #expect(unknownCurrency.validate().contains { $0.contains("unknown currency") })
     }
 
     @Test func environmentOverridesTheFile() throws {
-        let configuration = try BillingConfiguration.load(path: try write(#"{"listen": {"port": 1}}"#), environment: [
-            "BILLINGD_LISTEN": "0.0.0.0:9000", "BILLINGD_DATA_DIR": "/tmp/x", "BILLINGD_POLL_INTERVAL_SECONDS": "5",
-        ])
+        let configuration = try BillingConfiguration.load(
+            path: try write(#"{"listen": {"port": 1}}"#),
+            environment: [
+                "BILLINGD_LISTEN": "0.0.0.0:9000", "BILLINGD_DATA_DIR": "/tmp/x", "BILLINGD_POLL_INTERVAL_SECONDS": "5",
+            ]
+        )
         #expect(configuration.listen.host == "0.0.0.0")
         #expect(configuration.listen.port == 9000)
         #expect(configuration.dataDirectory == "/tmp/x")
@@ -70,8 +85,12 @@ import Testing
                 #expect("\(error)".contains(expected), "\(json): \(error)")
             }
         }
-        #expect(throws: ConfigurationError.self) { try BillingConfiguration.load(path: "/nonexistent/billingd.json", environment: [:]) }
-        #expect(throws: ConfigurationError.self) { try BillingConfiguration.load(path: nil, environment: ["BILLINGD_LISTEN": "nope"]) }
+        #expect(throws: ConfigurationError.self) {
+            try BillingConfiguration.load(path: "/nonexistent/billingd.json", environment: [:])
+        }
+        #expect(throws: ConfigurationError.self) {
+            try BillingConfiguration.load(path: nil, environment: ["BILLINGD_LISTEN": "nope"])
+        }
     }
 
     @Test func validationListsEveryProblem() throws {
@@ -89,11 +108,13 @@ import Testing
     @Test func paymentSystemSettingsAndSecretsAreChecked() throws {
         let example = try BillingConfiguration.load(path: Self.example, environment: [:])
         #expect(example.stripe.enabled && example.paypal.enabled)
-        #expect(example.secretProblems(environment: [:]) == [
-            "cannot read the Stripe secret key file /etc/billingd/stripe-secret-key",
-            "cannot read the PayPal client secret file /etc/billingd/paypal-client-secret",
-            "cannot read the Stripe webhook signing secret file /etc/billingd/stripe-webhook-secret",
-        ])
+        #expect(
+            example.secretProblems(environment: [:]) == [
+                "cannot read the Stripe secret key file /etc/billingd/stripe-secret-key",
+                "cannot read the PayPal client secret file /etc/billingd/paypal-client-secret",
+                "cannot read the Stripe webhook signing secret file /etc/billingd/stripe-webhook-secret",
+            ]
+        )
 
         var configuration = BillingConfiguration()
         configuration.stripe.enabled = true
@@ -103,33 +124,51 @@ import Testing
         configuration.paypal.paymentTimeToLiveSeconds = 4 * 3600
         configuration.paypal.brandName = String(repeating: "b", count: 128)
         let problems = configuration.validate()
-        #expect(problems == [
-            "stripe.baseURL must be https (or loopback for tests)",
-            "stripe.timeoutSeconds must be 1 to 120",
-            "paypal.clientID must be given (at most 256 characters)",
-            "paypal.paymentTimeToLiveSeconds must be 60 to 10800 (PayPal forgets an unapproved order after 3 h)",
-            "paypal.brandName is over 127 characters",
-        ])
-        #expect(configuration.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x", "PAYPAL_CLIENT_SECRET": ""]) == [
-            "PayPal client secret missing: set PAYPAL_CLIENT_SECRET or give a key file",
-        ])
-        #expect(configuration.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x", "PAYPAL_CLIENT_SECRET": "s"]) == [])
+        #expect(
+            problems == [
+                "stripe.baseURL must be https (or loopback for tests)",
+                "stripe.timeoutSeconds must be 1 to 120",
+                "paypal.clientID must be given (at most 256 characters)",
+                "paypal.paymentTimeToLiveSeconds must be 60 to 10800 (PayPal forgets an unapproved order after 3 h)",
+                "paypal.brandName is over 127 characters",
+            ]
+        )
+        #expect(
+            configuration.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x", "PAYPAL_CLIENT_SECRET": ""])
+                == [
+                    "PayPal client secret missing: set PAYPAL_CLIENT_SECRET or give a key file"
+                ]
+        )
+        #expect(
+            configuration.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x", "PAYPAL_CLIENT_SECRET": "s"])
+                == []
+        )
         #expect(BillingConfiguration().secretProblems(environment: [:]) == [], "nothing enabled, nothing needed")
 
         var hooks = BillingConfiguration()
         hooks.webhooks.enabled = true
         hooks.webhooks.maxBodyBytes = 10
-        #expect(hooks.validate() == ["webhooks.enabled needs stripe or paypal enabled (they send them)",
-                                     "webhooks.maxBodyBytes must be 1 KiB to 1 MiB"])
+        #expect(
+            hooks.validate() == [
+                "webhooks.enabled needs stripe or paypal enabled (they send them)",
+                "webhooks.maxBodyBytes must be 1 KiB to 1 MiB",
+            ]
+        )
         hooks.paypal.enabled = true
         hooks.paypal.clientID = "client"
         hooks.paypal.webhookID = "WH-1"
         hooks.webhooks.maxBodyBytes = 4096
-        #expect(hooks.validate() == ["paypal.webhookID must be the webhook's id from PayPal (letters and digits, at most 50)"])
+        #expect(
+            hooks.validate() == [
+                "paypal.webhookID must be the webhook's id from PayPal (letters and digits, at most 50)"
+            ]
+        )
         hooks.paypal.enabled = false
         hooks.stripe.enabled = true
-        #expect(hooks.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x"]) == [
-            "Stripe webhook signing secret missing: set STRIPE_WEBHOOK_SECRET or give a key file",
-        ])
+        #expect(
+            hooks.secretProblems(environment: ["STRIPE_SECRET_KEY": "sk_test_x"]) == [
+                "Stripe webhook signing secret missing: set STRIPE_WEBHOOK_SECRET or give a key file"
+            ]
+        )
     }
 }

@@ -11,10 +11,18 @@ import Testing
     /// would: a hosted top-up with "save", Pay pressed, the poller.
     static func savedCard(_ f: ServerFixture, account: String, payer: String) async throws -> String {
         let client = try f.clients("internal")
-        let created = try await client.balance.createTopUp(topUpRequest(account: account, payer: payer, minor: 10_00,
-                                                                        option: .system(.sandbox, save: true)))
+        let created = try await client.balance.createTopUp(
+            topUpRequest(
+                account: account,
+                payer: payer,
+                minor: 10_00,
+                option: .system(.sandbox, save: true)
+            )
+        )
         _ = try await f.press(created.redirectUrl, approve: true)
-        let paid = try await f.waitForPayment(created.payment!.id, client: client.balance, within: .seconds(60)) { $0.status == .paid }
+        let paid = try await f.waitForPayment(created.payment!.id, client: client.balance, within: .seconds(60)) {
+            $0.status == .paid
+        }
         try #require(paid.status == .paid)
         return paid.savedPaymentMethodId
     }
@@ -44,23 +52,31 @@ import Testing
         // Every sandbox call now takes 2 s: the charge is in flight while we cancel.
         f.application.sandbox!.behaviour.latency = .seconds(2)
         let charging = Task {
-            try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 25_00, option: .saved(method)))
+            try await client.balance.createTopUp(
+                topUpRequest(account: account.id, payer: payer.id, minor: 25_00, option: .saved(method))
+            )
         }
         var list = BillingV1.ListPaymentsRequest()
         list.accountId = account.id
         var inFlight: BillingV1.Payment?
         while inFlight == nil {
-            inFlight = try await client.balance.listPayments(list).payments.first { $0.amount?.amountMinorUnits == 25_00 }
+            inFlight = try await client.balance.listPayments(list).payments.first {
+                $0.amount?.amountMinorUnits == 25_00
+            }
             if inFlight == nil { try await Task.sleep(for: .milliseconds(10)) }
         }
         var cancel = BillingV1.CancelPaymentRequest()
         cancel.paymentId = inFlight!.id
         // In flight: "being charged"; on a machine so slow the charge already
         // answered: "Paid, not New". Never Cancelled.
-        await Self.expectCode(.failedPrecondition, "CancelPayment during the charge") { _ = try await client.balance.cancelPayment(cancel) }
+        await Self.expectCode(.failedPrecondition, "CancelPayment during the charge") {
+            _ = try await client.balance.cancelPayment(cancel)
+        }
         let answered = try await charging.value
         #expect(answered.payment?.status == .paid)
-        let final = try await f.waitForPayment(inFlight!.id, client: client.balance, within: .seconds(30)) { $0.status != .new }
+        let final = try await f.waitForPayment(inFlight!.id, client: client.balance, within: .seconds(30)) {
+            $0.status != .new
+        }
         #expect(final.status == .paid, "the charge succeeded at the sandbox, so the payment is Paid")
         #expect(try await Self.balance(f, account.id) == 35_00, "both charges credited")
         await f.stop()
@@ -74,19 +90,29 @@ import Testing
         // The charge gets no answer: it may or may not have happened.
         f.application.sandbox!.behaviour.unavailable = true
         await Self.expectCode(.unavailable, "CreateTopUp while the sandbox is down") {
-            _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 7_00, option: .saved(method)))
+            _ = try await client.balance.createTopUp(
+                topUpRequest(account: account.id, payer: payer.id, minor: 7_00, option: .saved(method))
+            )
         }
         var list = BillingV1.ListPaymentsRequest()
         list.accountId = account.id
-        let pending = try #require(try await client.balance.listPayments(list).payments.first { $0.amount?.amountMinorUnits == 7_00 })
+        let pending = try #require(
+            try await client.balance.listPayments(list).payments.first { $0.amount?.amountMinorUnits == 7_00 }
+        )
         #expect(pending.status == .new)
         var cancel = BillingV1.CancelPaymentRequest()
         cancel.paymentId = pending.id
-        await Self.expectCode(.failedPrecondition, "CancelPayment with no answer") { _ = try await client.balance.cancelPayment(cancel) }
-        #expect(try await f.waitForPayment(pending.id, client: client.balance, within: .zero) { _ in true }.status == .new)
+        await Self.expectCode(.failedPrecondition, "CancelPayment with no answer") {
+            _ = try await client.balance.cancelPayment(cancel)
+        }
+        #expect(
+            try await f.waitForPayment(pending.id, client: client.balance, within: .zero) { _ in true }.status == .new
+        )
         // The payment system answers again: the poller asks under the same key and credits.
         f.application.sandbox!.behaviour.unavailable = false
-        let final = try await f.waitForPayment(pending.id, client: client.balance, within: .seconds(60)) { $0.status != .new }
+        let final = try await f.waitForPayment(pending.id, client: client.balance, within: .seconds(60)) {
+            $0.status != .new
+        }
         #expect(final.status == .paid)
         #expect(try await Self.balance(f, account.id) == 17_00)
         await f.stop()
@@ -106,7 +132,9 @@ import Testing
         for bad in [Int64(9_223_372_036_854_775_000), -1, 0, 253_402_300_800_000, Int64.min] {
             service.expiresAtUnixMs = bad
             upsert.service = service
-            await Self.expectCode(.invalidArgument, "expiry \(bad)") { _ = try await client.renewal.upsertRenewableService(upsert) }
+            await Self.expectCode(.invalidArgument, "expiry \(bad)") {
+                _ = try await client.renewal.upsertRenewableService(upsert)
+            }
         }
         // The last valid instant: renewing it would pass the year 9999.
         service.expiresAtUnixMs = 253_402_300_799_999
@@ -118,18 +146,25 @@ import Testing
         var quote = BillingV1.QuoteRenewalRequest()
         quote.accountId = account.id
         quote.items = [item]
-        await Self.expectCode(.failedPrecondition, "QuoteRenewal past 9999") { _ = try await client.renewal.quoteRenewal(quote) }
+        await Self.expectCode(.failedPrecondition, "QuoteRenewal past 9999") {
+            _ = try await client.renewal.quoteRenewal(quote)
+        }
 
         // A row an older version stored: an error for the call, never a trap.
-        let script = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE renewable_services SET expires_at_ms = 9223372036854775000 WHERE id = 'svc-far'\"); c.commit()"
+        let script =
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE renewable_services SET expires_at_ms = 9223372036854775000 WHERE id = 'svc-far'\"); c.commit()"
         let result = await Executable.run("/usr/bin/python3", ["-c", script, f.configuration.resolvedDatabasePath])
         #expect(result.status == 0, "\(result.stderr)")
-        await Self.expectCode(.failedPrecondition, "QuoteRenewal of a stored far expiry") { _ = try await client.renewal.quoteRenewal(quote) }
+        await Self.expectCode(.failedPrecondition, "QuoteRenewal of a stored far expiry") {
+            _ = try await client.renewal.quoteRenewal(quote)
+        }
         var renew = BillingV1.RenewRequest()
         renew.accountId = account.id
         renew.items = [item]
         renew.option = .balance
-        await Self.expectCode(.failedPrecondition, "Renew of a stored far expiry") { _ = try await client.renewal.renew(renew) }
+        await Self.expectCode(.failedPrecondition, "Renew of a stored far expiry") {
+            _ = try await client.renewal.renew(renew)
+        }
         #expect(try await Self.balance(f, account.id) == 0, "billingd still serves")
         await f.stop()
     }
@@ -138,10 +173,19 @@ import Testing
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-url")
         let client = try f.clients("internal")
-        for url in ["https://panel.example/\r\nX-Evil: 1", "https://panel.example/ a", "https://panel.example/\u{202E}x", String(repeating: "h", count: 3000)] {
+        for url in [
+            "https://panel.example/\r\nX-Evil: 1", "https://panel.example/ a", "https://panel.example/\u{202E}x",
+            String(repeating: "h", count: 3000),
+        ] {
             await Self.expectCode(.invalidArgument, "CreateTopUp \(url.debugDescription.prefix(40))") {
-                _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00,
-                                                                      option: .system(.sandbox, returnURL: url)))
+                _ = try await client.balance.createTopUp(
+                    topUpRequest(
+                        account: account.id,
+                        payer: payer.id,
+                        minor: 10_00,
+                        option: .system(.sandbox, returnURL: url)
+                    )
+                )
             }
         }
         var list = BillingV1.ListPaymentsRequest()
@@ -158,8 +202,14 @@ import Testing
         // 205 cancelled invoices: 205 error notifications, more than one page.
         for _ in 0..<205 {
             var cancel = BillingV1.CancelInvoiceRequest()
-            cancel.paymentId = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00,
-                                                                                  option: .invoice)).payment!.id
+            cancel.paymentId = try await client.balance.createTopUp(
+                topUpRequest(
+                    account: account.id,
+                    payer: payer.id,
+                    minor: 10_00,
+                    option: .invoice
+                )
+            ).payment!.id
             _ = try await operatorClient.balance.cancelInvoice(cancel)
         }
         var request = BillingV1.ListNotificationsRequest()
@@ -177,13 +227,17 @@ import Testing
         #expect(seen.count == 205)
         #expect(Set(seen).count == 205, "no notification twice")
         request.page?.pageToken = String(repeating: "9", count: 10_000)
-        await Self.expectCode(.invalidArgument, "a 10,000-character notifications token") { _ = try await client.balance.listNotifications(request) }
+        await Self.expectCode(.invalidArgument, "a 10,000-character notifications token") {
+            _ = try await client.balance.listNotifications(request)
+        }
         var services = BillingV1.ListRenewableServicesRequest()
         services.accountId = account.id
         var servicePage = BillingV1.PageRequest()
         servicePage.pageToken = String(repeating: "9", count: 10_000)
         services.page = servicePage
-        await Self.expectCode(.invalidArgument, "a 10,000-character services token") { _ = try await client.renewal.listRenewableServices(services) }
+        await Self.expectCode(.invalidArgument, "a 10,000-character services token") {
+            _ = try await client.renewal.listRenewableServices(services)
+        }
         await f.stop()
     }
 
@@ -196,7 +250,9 @@ import Testing
         create.accountId = "acc-jpy"
         create.displayName = "Yen"
         create.currency = "JPY"
-        await Self.expectCode(.invalidArgument, "a JPY account when only USD and EUR are offered") { _ = try await client.accounts.createAccount(create) }
+        await Self.expectCode(.invalidArgument, "a JPY account when only USD and EUR are offered") {
+            _ = try await client.accounts.createAccount(create)
+        }
         create.accountId = "acc-eur"
         create.currency = "EUR"
         _ = try await client.accounts.createAccount(create)
@@ -228,7 +284,9 @@ import Testing
             #expect(error.message.contains("9000.00 EUR"), "\(error.message)")
         }
         await Self.expectCode(.invalidArgument, "USD on an EUR account") {
-            _ = try await client.balance.createTopUp(topUpRequest(account: "acc-eur", payer: payer.id, minor: 25_00, option: .invoice))
+            _ = try await client.balance.createTopUp(
+                topUpRequest(account: "acc-eur", payer: payer.id, minor: 25_00, option: .invoice)
+            )
         }
         await f.stop()
     }
@@ -288,14 +346,22 @@ import Testing
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-page")
         let client = try f.clients("internal")
-        let paid = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .system(.sandbox)))
+        let paid = try await client.balance.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .system(.sandbox))
+        )
         #expect(try await f.press(paid.redirectUrl, approve: true).status == 303)
-        #expect(try await f.waitForPayment(paid.payment!.id, client: client.balance, within: .seconds(60)) { $0.status == .paid }.status == .paid)
+        #expect(
+            try await f.waitForPayment(paid.payment!.id, client: client.balance, within: .seconds(60)) {
+                $0.status == .paid
+            }.status == .paid
+        )
         let again = try await f.pressPage(paid.redirectUrl, approve: false)
         #expect(again.status == 409)
         #expect(again.body.contains("already paid"), "\(again.body)")
 
-        let cancelled = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 11_00, option: .system(.sandbox)))
+        let cancelled = try await client.balance.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 11_00, option: .system(.sandbox))
+        )
         var cancel = BillingV1.CancelPaymentRequest()
         cancel.paymentId = cancelled.payment!.id
         cancel.reason = "changed my mind"
@@ -323,7 +389,9 @@ import Testing
         let result = await Executable.run("/usr/bin/python3", ["-c", script, f.directory + "/sandbox.sqlite"])
         #expect(result.status == 0, "\(result.stderr)")
         await Self.expectCode(.unavailable, "a top-up the sandbox cannot record") {
-            _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .system(.sandbox)))
+            _ = try await client.balance.createTopUp(
+                topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .system(.sandbox))
+            )
         }
         await f.stop()
     }

@@ -7,7 +7,9 @@ import Testing
 @Suite struct OrdersEndToEndTests {
     func fund(_ f: ServerFixture, _ account: String, _ payer: String, _ minor: Int64) async throws {
         var settle = BillingV1.SettleInvoiceRequest()
-        settle.paymentId = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account, payer: payer, minor: minor, option: .invoice)).payment!.id
+        settle.paymentId = try await f.clients("internal").balance.createTopUp(
+            topUpRequest(account: account, payer: payer, minor: minor, option: .invoice)
+        ).payment!.id
         _ = try await f.clients("operator").balance.settleInvoice(settle)
     }
 
@@ -68,7 +70,10 @@ import Testing
         #expect(try await client.balance.getBalance(balance).balance?.amountMinorUnits == 6_00, "credited then debited")
         var list = BillingV1.ListRenewableServicesRequest()
         list.accountId = account.id
-        #expect(try await client.renewal.listRenewableServices(list).services.first?.expiresAtUnixMs == 2_000_000_000_000 + 4 * 30 * 86_400_000)
+        #expect(
+            try await client.renewal.listRenewableServices(list).services.first?.expiresAtUnixMs == 2_000_000_000_000
+                + 4 * 30 * 86_400_000
+        )
         await f.stop()
     }
 

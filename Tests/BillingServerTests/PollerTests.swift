@@ -1,4 +1,3 @@
-@testable import BillingServer
 import BillingCore
 import BillingProviders
 import BillingStorage
@@ -6,6 +5,8 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+
+@testable import BillingServer
 
 /// A payment system whose answers the test sets, counting every call.
 final class ScriptedProvider: PaymentProvider {
@@ -33,13 +34,18 @@ final class ScriptedProvider: PaymentProvider {
 
     func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
         if unavailable.load(ordering: .relaxed) { throw .unavailable("scripted outage") }
-        return ProviderPayment(reference: "cs_\(request.payment.id)", redirectURL: "https://pay.example/\(request.payment.id)")
+        return ProviderPayment(
+            reference: "cs_\(request.payment.id)",
+            redirectURL: "https://pay.example/\(request.payment.id)"
+        )
     }
 
     func chargeSavedMethod(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge {
         let charge = ProviderCharge(reference: "pi_\(payment.id)", outcome: .paid(nil))
         charged.withLock { $0[payment.id] = charge }
-        if chargesUnanswered.load(ordering: .relaxed) { throw .unavailable("HTTP 500 (replayed for its idempotency key)") }
+        if chargesUnanswered.load(ordering: .relaxed) {
+            throw .unavailable("HTTP 500 (replayed for its idempotency key)")
+        }
         return charge
     }
 
@@ -80,34 +86,68 @@ final class ScriptedProvider: PaymentProvider {
         let directory: String
         let payerID: String
 
-        func poller(interval: Duration = .milliseconds(200), grace: Duration = .seconds(600), chargeGrace: Duration? = nil) -> Poller {
-            let flows = PaymentFlows(store: store, providers: ProviderRegistry(providers: [.stripe: provider]), clock: clock,
-                                     settings: PaymentFlows.Settings(unstartedGrace: grace, unstartedChargeGrace: chargeGrace ?? grace),
-                                     logger: Logger(label: "flows-test"))
-            return Poller(store: store, flows: flows, clock: clock,
-                          settings: Poller.Settings(interval: interval, concurrency: 4, lease: .seconds(60), maxBackoff: .seconds(3600)),
-                          logger: Logger(label: "poller-test"))
+        func poller(
+            interval: Duration = .milliseconds(200),
+            grace: Duration = .seconds(600),
+            chargeGrace: Duration? = nil
+        ) -> Poller {
+            let flows = PaymentFlows(
+                store: store,
+                providers: ProviderRegistry(providers: [.stripe: provider]),
+                clock: clock,
+                settings: PaymentFlows.Settings(unstartedGrace: grace, unstartedChargeGrace: chargeGrace ?? grace),
+                logger: Logger(label: "flows-test")
+            )
+            return Poller(
+                store: store,
+                flows: flows,
+                clock: clock,
+                settings: Poller.Settings(
+                    interval: interval,
+                    concurrency: 4,
+                    lease: .seconds(60),
+                    maxBackoff: .seconds(3600)
+                ),
+                logger: Logger(label: "poller-test")
+            )
         }
 
         func payment(started: Bool = true) async throws -> Payment {
             let payment = try await store.createTopUp(
-                TopUpRequest(accountID: "acc", payerID: payerID, amount: Money(minorUnits: 10_00, .usd),
-                             option: .paymentSystem(.stripe, saveMethod: false, returnURL: "https://panel.example/p")),
-                idempotencyKey: nil)
+                TopUpRequest(
+                    accountID: "acc",
+                    payerID: payerID,
+                    amount: Money(minorUnits: 10_00, .usd),
+                    option: .paymentSystem(.stripe, saveMethod: false, returnURL: "https://panel.example/p")
+                ),
+                idempotencyKey: nil
+            )
             return started ? try await flows.start(payment) : payment
         }
     }
 
     func setup(provider: ScriptedProvider = ScriptedProvider()) async throws -> Setup {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("poller-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("poller-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let clock = ManualClock()
         let store = try SQLiteStore(StorageConfiguration(path: directory + "/billing.sqlite"), clock: clock)
         _ = try await store.createAccount(id: "acc", displayName: "A", currency: .usd)
         let payer = try await store.createPayer(accountID: "acc", displayName: "P", email: "")
-        let flows = PaymentFlows(store: store, providers: ProviderRegistry(providers: [.stripe: provider]), clock: clock,
-                                 logger: Logger(label: "flows-test"))
-        return Setup(store: store, provider: provider, clock: clock, flows: flows, directory: directory, payerID: payer.id)
+        let flows = PaymentFlows(
+            store: store,
+            providers: ProviderRegistry(providers: [.stripe: provider]),
+            clock: clock,
+            logger: Logger(label: "flows-test")
+        )
+        return Setup(
+            store: store,
+            provider: provider,
+            clock: clock,
+            flows: flows,
+            directory: directory,
+            payerID: payer.id
+        )
     }
 
     @Test func twoPollersNeverCheckOnePaymentAtOnce() async throws {
@@ -116,8 +156,12 @@ final class ScriptedProvider: PaymentProvider {
         for _ in 0..<40 { ids.append(try await s.payment().id) }
         // A long interval: however slow the machine, the next check is not yet due below.
         let first = s.poller(interval: .seconds(600)), second = s.poller(interval: .seconds(600))
-        async let a: Void = first.check(try await s.store.claimDuePayments(owner: first.owner, limit: 40, lease: .seconds(60)))
-        async let b: Void = second.check(try await s.store.claimDuePayments(owner: second.owner, limit: 40, lease: .seconds(60)))
+        async let a: Void = first.check(
+            try await s.store.claimDuePayments(owner: first.owner, limit: 40, lease: .seconds(60))
+        )
+        async let b: Void = second.check(
+            try await s.store.claimDuePayments(owner: second.owner, limit: 40, lease: .seconds(60))
+        )
         _ = try await (a, b)
         let checks = s.provider.checks.withLock { $0 }
         #expect(checks.count == 40)
@@ -217,7 +261,10 @@ final class ScriptedProvider: PaymentProvider {
         s.provider.unavailable.store(false, ordering: .relaxed)
         let poller = s.poller()
         await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, lease: .seconds(60)))
-        #expect(try await s.store.payment(young.id).providerReference == "cs_\(young.id)", "started once the provider answered")
+        #expect(
+            try await s.store.payment(young.id).providerReference == "cs_\(young.id)",
+            "started once the provider answered"
+        )
 
         let old = try await s.payment(started: false)
         let strict = s.poller(grace: .zero)
@@ -231,15 +278,29 @@ final class ScriptedProvider: PaymentProvider {
         let s = try await setup()
         // A confirmed saved method, from a paid top-up that saved it.
         let saving = try await s.store.createTopUp(
-            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 10_00, .usd),
-                         option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")),
-            idempotencyKey: nil)
-        _ = try await s.store.transition(paymentID: saving.id, .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242"))
+            TopUpRequest(
+                accountID: "acc",
+                payerID: s.payerID,
+                amount: Money(minorUnits: 10_00, .usd),
+                option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")
+            ),
+            idempotencyKey: nil
+        )
+        _ = try await s.store.transition(
+            paymentID: saving.id,
+            .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242")
+        )
         let method = try #require(try await s.store.payment(saving.id).savedPaymentMethodID)
         // A charge of it whose answer was lost (recorded, never started).
         let charge = try await s.store.createTopUp(
-            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 5_00, .usd), option: .savedMethod(id: method)),
-            idempotencyKey: nil)
+            TopUpRequest(
+                accountID: "acc",
+                payerID: s.payerID,
+                amount: Money(minorUnits: 5_00, .usd),
+                option: .savedMethod(id: method)
+            ),
+            idempotencyKey: nil
+        )
         s.clock.advance(by: .milliseconds(5))
         let poller = s.poller(grace: .zero, chargeGrace: .seconds(3600))
         await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, lease: .seconds(60)))
@@ -250,14 +311,28 @@ final class ScriptedProvider: PaymentProvider {
     /// charge of it recorded but not started.
     func unstartedCharge(_ s: Setup) async throws -> Payment {
         let saving = try await s.store.createTopUp(
-            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 10_00, .usd),
-                         option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")),
-            idempotencyKey: nil)
-        _ = try await s.store.transition(paymentID: saving.id, .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242"))
+            TopUpRequest(
+                accountID: "acc",
+                payerID: s.payerID,
+                amount: Money(minorUnits: 10_00, .usd),
+                option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")
+            ),
+            idempotencyKey: nil
+        )
+        _ = try await s.store.transition(
+            paymentID: saving.id,
+            .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242")
+        )
         let method = try #require(try await s.store.payment(saving.id).savedPaymentMethodID)
         return try await s.store.createTopUp(
-            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 5_00, .usd), option: .savedMethod(id: method)),
-            idempotencyKey: nil)
+            TopUpRequest(
+                accountID: "acc",
+                payerID: s.payerID,
+                amount: Money(minorUnits: 5_00, .usd),
+                option: .savedMethod(id: method)
+            ),
+            idempotencyKey: nil
+        )
     }
 
     @Test func aChargeAnsweredOnlyWithReplayedErrorsIsLookedUpBeforeItIsGivenUpAndCredited() async throws {
@@ -287,7 +362,10 @@ final class ScriptedProvider: PaymentProvider {
         #expect(try await s.store.payment(charge.id).status == .new, "no answer: not cancelled")
         // The payment system answers: it has nothing for this payment.
         s.provider.unavailable.store(false, ordering: .relaxed)
-        _ = try await s.poller(grace: .zero, chargeGrace: .zero).flows.check(try await s.store.payment(charge.id), .poll)
+        _ = try await s.poller(grace: .zero, chargeGrace: .zero).flows.check(
+            try await s.store.payment(charge.id),
+            .poll
+        )
         let after = try await s.store.payment(charge.id)
         #expect(after.status == .cancelled)
         #expect(after.failureReason.contains("no record of this charge"))
@@ -301,7 +379,10 @@ final class ScriptedProvider: PaymentProvider {
         let poller = s.poller()
         await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, lease: .seconds(60)))
         #expect(s.provider.expiries.withLock { $0 } == [payment.id], "expiry was tried")
-        #expect(try await s.store.payment(payment.id).status == .paid, "the check after the failed expiry found it Paid")
+        #expect(
+            try await s.store.payment(payment.id).status == .paid,
+            "the check after the failed expiry found it Paid"
+        )
     }
 
     @Test func aCallerStartingAPaymentThePollerAlreadyFinishedGetsItsState() async throws {

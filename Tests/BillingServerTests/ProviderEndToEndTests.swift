@@ -47,15 +47,24 @@ import Testing
 
     /// Top-up with --save-method through `system`; `pay` makes the payment at
     /// the fake from the redirect URL; then the second, saved-method top-up.
-    func topUpAndReuse(system: String, account: String, fake: FakeProvider, f: ServerFixture,
-                       pay: (String) async throws -> Void) async throws {
+    func topUpAndReuse(
+        system: String,
+        account: String,
+        fake: FakeProvider,
+        f: ServerFixture,
+        pay: (String) async throws -> Void
+    ) async throws {
         #expect(try await f.billing(["accounts", "create", account, "--name", "E2E"]).status == 0)
-        let payer = try await f.billing(["accounts", "add-payer", account, "--name", "Jane", "--email", "jane@example.com", "--json"])
+        let payer = try await f.billing([
+            "accounts", "add-payer", account, "--name", "Jane", "--email", "jane@example.com", "--json",
+        ])
         #expect(payer.status == 0, "\(payer.stderr)")
         let payerID = try #require(try json(payer.stdout)["id"] as? String)
 
-        let created = try await f.billing(["topup", "--account", account, "--amount", "100.50", "--system", system, "--save-method",
-                                           "--return-url", "https://panel.example/billing", "--json"])
+        let created = try await f.billing([
+            "topup", "--account", account, "--amount", "100.50", "--system", system, "--save-method",
+            "--return-url", "https://panel.example/billing", "--json",
+        ])
         #expect(created.status == 0, "\(created.stderr)")
         let body = try json(created.stdout)
         let payment = try #require(body["payment"] as? [String: Any])
@@ -70,14 +79,19 @@ import Testing
         #expect(try json(waited.stdout)["status"] as? String == "paid", "the poller saw it paid")
 
         let methods = try await f.billing(["methods", "list", "--payer", payerID, "--json"])
-        let list = try #require(try JSONSerialization.jsonObject(with: Data(methods.stdout.utf8)) as? [[String: Any]], "\(methods.stdout)\(methods.stderr)")
+        let list = try #require(
+            try JSONSerialization.jsonObject(with: Data(methods.stdout.utf8)) as? [[String: Any]],
+            "\(methods.stdout)\(methods.stderr)"
+        )
         #expect(list.count == 1)
         let method = try #require(list.first)
         #expect(method["status"] as? String == "confirmed")
         #expect(method["system"] as? String == system)
         let methodID = try #require(method["id"] as? String)
 
-        let again = try await f.billing(["topup", "--account", account, "--amount", "25", "--method", methodID, "--payer", payerID, "--json"])
+        let again = try await f.billing([
+            "topup", "--account", account, "--amount", "25", "--method", methodID, "--payer", payerID, "--json",
+        ])
         #expect(again.status == 0, "\(again.stderr)")
         let second = try #require(try json(again.stdout)["payment"] as? [String: Any])
         #expect(second["status"] as? String == "paid", "a saved method is debited at once")
@@ -119,8 +133,14 @@ import Testing
         let (account, payer) = try await f.account("acc-refused")
         let client = try f.clients("internal")
         do {
-            _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 20_00,
-                                                                  option: .system(.paypal, save: true)))
+            _ = try await client.balance.createTopUp(
+                topUpRequest(
+                    account: account.id,
+                    payer: payer.id,
+                    minor: 20_00,
+                    option: .system(.paypal, save: true)
+                )
+            )
             Issue.record("PayPal accepted a payment with wrong credentials")
         } catch let error as RPCError {
             #expect(error.code == .failedPrecondition, "\(error)")
@@ -135,9 +155,15 @@ import Testing
         methods.includeRemoved = true
         #expect(try await client.methods.listPaymentMethods(methods).methods.map(\.status) == [.failed])
         // Fixed credentials later start nothing: the poller has nothing to start.
-        try "\(FakeProvider.paypalClientSecret)\n".write(toFile: "\(fakes.secrets)/paypal", atomically: true, encoding: .utf8)
+        try "\(FakeProvider.paypalClientSecret)\n".write(
+            toFile: "\(fakes.secrets)/paypal",
+            atomically: true,
+            encoding: .utf8
+        )
         try await Task.sleep(for: .milliseconds(600))
-        let requests = try await fakes.paypal.requests().filter { ($0["path"] as? String)?.hasPrefix("/v2/checkout/orders") == true }
+        let requests = try await fakes.paypal.requests().filter {
+            ($0["path"] as? String)?.hasPrefix("/v2/checkout/orders") == true
+        }
         #expect(requests.isEmpty, "no order was ever created")
         await f.stop()
         fakes.stop()
@@ -149,15 +175,25 @@ import Testing
         let (account, payer) = try await f.account("acc-one-customer")
         let client = try f.clients("internal")
         for amount in [20_00, 30_00] as [Int64] {
-            let created = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: amount,
-                                                                            option: .system(.stripe, save: true)))
+            let created = try await client.balance.createTopUp(
+                topUpRequest(
+                    account: account.id,
+                    payer: payer.id,
+                    minor: amount,
+                    option: .system(.stripe, save: true)
+                )
+            )
             #expect(created.payment?.status == .new)
         }
         let requests = try await fakes.stripe.requests()
         // The caller and the poller may both start the first payment: one key, so one Customer.
-        let customerKeys = Set(requests.filter { $0["path"] as? String == "/v1/customers" }.compactMap { $0["idempotency_key"] as? String })
+        let customerKeys = Set(
+            requests.filter { $0["path"] as? String == "/v1/customers" }.compactMap { $0["idempotency_key"] as? String }
+        )
         #expect(customerKeys.count == 1, "one Customer for the payer, not one per payment: \(customerKeys)")
-        let sessions = requests.filter { $0["path"] as? String == "/v1/checkout/sessions" }.compactMap { $0["body"] as? String }
+        let sessions = requests.filter { $0["path"] as? String == "/v1/checkout/sessions" }.compactMap {
+            $0["body"] as? String
+        }
         let named = sessions.compactMap { body in body.split(separator: "&").first { $0.hasPrefix("customer=") } }
         #expect(named.count == sessions.count && Set(named).count == 1, "every session for the same customer: \(named)")
         #expect(try await fakes.stripe.problems() == [])
@@ -173,7 +209,9 @@ import Testing
         try await fakes.stripe.control("settlement?minimum=70")
         let client = try f.clients("internal")
         do {
-            _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 60, option: .system(.stripe)))
+            _ = try await client.balance.createTopUp(
+                topUpRequest(account: account.id, payer: payer.id, minor: 60, option: .system(.stripe))
+            )
             Issue.record("Stripe accepted it")
         } catch let error as RPCError {
             #expect(error.code == .failedPrecondition, "\(error)")

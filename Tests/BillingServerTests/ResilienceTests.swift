@@ -35,20 +35,26 @@ import Testing
         let client = try f.clients(try f.accountCertificate(account.id))
         f.application.sandbox!.behaviour.latency = .milliseconds(300)
         let start = ContinuousClock.now
-        let created = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 40_00, option: .system(.sandbox)))
+        let created = try await client.balance.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 40_00, option: .system(.sandbox))
+        )
         #expect(ContinuousClock.now - start >= .milliseconds(300))
         #expect(created.payment?.status == .new)
         // A caller with a shorter deadline gets DEADLINE_EXCEEDED, and its retry finds the same payment.
         do {
-            _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 41_00, option: .system(.sandbox)),
-                                                     options: CallOptions(timeout: .milliseconds(100)).idempotencyKey("slow-1"))
+            _ = try await client.balance.createTopUp(
+                topUpRequest(account: account.id, payer: payer.id, minor: 41_00, option: .system(.sandbox)),
+                options: CallOptions(timeout: .milliseconds(100)).idempotencyKey("slow-1")
+            )
             Issue.record("beat the deadline")
         } catch let error as RPCError {
             #expect(error.code == .deadlineExceeded)
         }
         f.application.sandbox!.behaviour.latency = .zero
-        let again = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 41_00, option: .system(.sandbox)),
-                                                         options: CallOptions().idempotencyKey("slow-1"))
+        let again = try await client.balance.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 41_00, option: .system(.sandbox)),
+            options: CallOptions().idempotencyKey("slow-1")
+        )
         #expect(again.payment?.amount?.amountMinorUnits == 41_00)
         var list = BillingV1.ListPaymentsRequest()
         list.accountId = account.id
@@ -63,7 +69,9 @@ import Testing
         let (account, payer) = try await f.account("acc-lag")
         let internalClient = try f.clients("internal")
         for _ in 0..<200 {
-            _ = try await internalClient.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 1_00, option: .invoice))
+            _ = try await internalClient.balance.createTopUp(
+                topUpRequest(account: account.id, payer: payer.id, minor: 1_00, option: .invoice)
+            )
         }
         // 200 invoices made 200 events for this account; 300 allowed: fine from 0.
         var watch = BillingV1.WatchPaymentsRequest()
@@ -77,7 +85,9 @@ import Testing
         }
         #expect(count == 200)
         for _ in 0..<400 {
-            _ = try await internalClient.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 1_00, option: .invoice))
+            _ = try await internalClient.balance.createTopUp(
+                topUpRequest(account: account.id, payer: payer.id, minor: 1_00, option: .invoice)
+            )
         }
         // From the old cursor it is 400 behind: ended with a clear status.
         watch.afterSequence = cursor
@@ -96,8 +106,12 @@ import Testing
         let (a, payerA) = try await f.account("acc-all-a")
         let (b, payerB) = try await f.account("acc-all-b")
         let internalClient = try f.clients("internal")
-        _ = try await internalClient.balance.createTopUp(topUpRequest(account: a.id, payer: payerA.id, minor: 1_00, option: .invoice))
-        _ = try await internalClient.balance.createTopUp(topUpRequest(account: b.id, payer: payerB.id, minor: 1_00, option: .invoice))
+        _ = try await internalClient.balance.createTopUp(
+            topUpRequest(account: a.id, payer: payerA.id, minor: 1_00, option: .invoice)
+        )
+        _ = try await internalClient.balance.createTopUp(
+            topUpRequest(account: b.id, payer: payerB.id, minor: 1_00, option: .invoice)
+        )
         var accounts: Set<String> = []
         for try await event in try await internalClient.balance.watchAllPayments(BillingV1.WatchAllPaymentsRequest()) {
             accounts.insert(event.accountId)

@@ -16,8 +16,14 @@ import Testing
         let (account, payer) = try await first.account("acc-restart")
         let accountCertificate = try first.accountCertificate(account.id)
         let client = try first.clients(accountCertificate)
-        let created = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 77_00,
-                                                                        option: .system(.sandbox, save: true)))
+        let created = try await client.balance.createTopUp(
+            topUpRequest(
+                account: account.id,
+                payer: payer.id,
+                minor: 77_00,
+                option: .system(.sandbox, save: true)
+            )
+        )
         var watch = BillingV1.WatchPaymentsRequest()
         watch.accountId = account.id
         var cursor: UInt64 = 0
@@ -41,7 +47,8 @@ import Testing
             configuration.sandbox.port = 0
         }
         let client2 = try second.clients(accountCertificate)
-        let paid = try await second.waitForPayment(created.payment!.id, client: client2.balance, within: .seconds(120)) { $0.status == .paid }
+        let paid = try await second.waitForPayment(created.payment!.id, client: client2.balance, within: .seconds(120))
+        { $0.status == .paid }
         #expect(paid.status == .paid, "the restarted poller finished the job")
 
         // The watcher resumes after the last sequence it saw, missing nothing.
@@ -52,7 +59,15 @@ import Testing
             if case .methodStatusChanged(let changed)? = event.event, changed.method?.status == .confirmed { break }
         }
         #expect(resumed.first?.sequence == cursor + 1)
-        #expect(resumed.contains { if case .paymentStatusChanged(let c)? = $0.event { return c.payment?.status == .paid } else { return false } })
+        #expect(
+            resumed.contains {
+                if case .paymentStatusChanged(let c)? = $0.event {
+                    return c.payment?.status == .paid
+                } else {
+                    return false
+                }
+            }
+        )
         var balance = BillingV1.GetBalanceRequest()
         balance.accountId = account.id
         #expect(try await client2.balance.getBalance(balance).balance?.amountMinorUnits == 77_00)

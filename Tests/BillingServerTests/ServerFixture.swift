@@ -32,8 +32,14 @@ final class ServerFixture: Sendable {
         return configuration
     }
 
-    init(pollSeconds: Double = 0.2, directory existing: String? = nil, configure: (inout BillingConfiguration) -> Void = { _ in }) async throws {
-        directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("billingd-\(UUID().uuidString)").path
+    init(
+        pollSeconds: Double = 0.2,
+        directory existing: String? = nil,
+        configure: (inout BillingConfiguration) -> Void = { _ in }
+    ) async throws {
+        directory =
+            existing
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("billingd-\(UUID().uuidString)").path
         var configuration = Self.configuration(directory: directory, pollSeconds: pollSeconds)
         configure(&configuration)
         self.configuration = configuration
@@ -54,9 +60,21 @@ final class ServerFixture: Sendable {
     /// A transport with the named development certificate ("internal", "operator",
     /// or one made by `accountCertificate`).
     func transport(_ name: String) throws -> TTRPCClient {
-        let context = try TLSContext(TLSConfiguration(role: .client(serverName: "localhost"), certificateChainPath: "\(tls)/\(name).pem",
-                                                      privateKeyPath: "\(tls)/\(name)-key.pem", trustRootsPath: "\(tls)/ca.pem"))
-        return TTRPCClient(host: "127.0.0.1", port: application.port, tls: context, group: clientGroup, connectTimeout: .seconds(120))
+        let context = try TLSContext(
+            TLSConfiguration(
+                role: .client(serverName: "localhost"),
+                certificateChainPath: "\(tls)/\(name).pem",
+                privateKeyPath: "\(tls)/\(name)-key.pem",
+                trustRootsPath: "\(tls)/ca.pem"
+            )
+        )
+        return TTRPCClient(
+            host: "127.0.0.1",
+            port: application.port,
+            tls: context,
+            group: clientGroup,
+            connectTimeout: .seconds(120)
+        )
     }
 
     /// Issues a client certificate scoped to one account; returns its name.
@@ -67,10 +85,17 @@ final class ServerFixture: Sendable {
     /// Issues a client certificate with these URI names, signed by the
     /// deployment's CA; returns its name for `transport`/`clients`.
     func certificate(_ name: String, uris: [String]) throws -> String {
-        let authority = try CertificateAuthority(loading: PEMCredential(
-            certificatePEM: try String(contentsOfFile: "\(tls)/ca.pem", encoding: .utf8),
-            privateKeyPEM: try String(contentsOfFile: "\(tls)/ca-key.pem", encoding: .utf8)))
-        try DevelopmentCertificates.write(try authority.issue(commonName: name, usage: .client, uris: uris), name: name, in: tls)
+        let authority = try CertificateAuthority(
+            loading: PEMCredential(
+                certificatePEM: try String(contentsOfFile: "\(tls)/ca.pem", encoding: .utf8),
+                privateKeyPEM: try String(contentsOfFile: "\(tls)/ca-key.pem", encoding: .utf8)
+            )
+        )
+        try DevelopmentCertificates.write(
+            try authority.issue(commonName: name, usage: .client, uris: uris),
+            name: name,
+            in: tls
+        )
         return name
     }
 
@@ -84,9 +109,13 @@ final class ServerFixture: Sendable {
 
     func clients(_ name: String) throws -> Clients {
         let transport = try transport(name)
-        return Clients(balance: BillingV1.BalanceClient(transport: transport), accounts: BillingV1.AccountsClient(transport: transport),
-                       methods: BillingV1.PaymentMethodsClient(transport: transport), renewal: BillingV1.RenewalClient(transport: transport),
-                       migration: BillingV1.MigrationPaymentClient(transport: transport))
+        return Clients(
+            balance: BillingV1.BalanceClient(transport: transport),
+            accounts: BillingV1.AccountsClient(transport: transport),
+            methods: BillingV1.PaymentMethodsClient(transport: transport),
+            renewal: BillingV1.RenewalClient(transport: transport),
+            migration: BillingV1.MigrationPaymentClient(transport: transport)
+        )
     }
 
     /// Provisions an account with one payer, as the provisioning service would.
@@ -107,7 +136,8 @@ final class ServerFixture: Sendable {
     /// POST on loopback. Returns the HTTP status and the Location header.
     func press(_ redirectURL: String, approve: Bool) async throws -> (status: Int, location: String) {
         let response = try await pagePost(redirectURL, approve: approve)
-        let location = response.head.first { $0.lowercased().hasPrefix("location:") }
+        let location =
+            response.head.first { $0.lowercased().hasPrefix("location:") }
             .map { String($0.dropFirst(9)).trimmingCharacters(in: .whitespaces) } ?? ""
         return (response.status, location)
     }
@@ -118,11 +148,15 @@ final class ServerFixture: Sendable {
         return (response.status, response.body)
     }
 
-    private func pagePost(_ redirectURL: String, approve: Bool) async throws -> (status: Int, head: [String], body: String) {
+    private func pagePost(
+        _ redirectURL: String,
+        approve: Bool
+    ) async throws -> (status: Int, head: [String], body: String) {
         guard let url = URL(string: redirectURL), url.host == "127.0.0.1", let port = url.port else {
             throw TestFailure("redirect URL \(redirectURL) is not the loopback sandbox")
         }
-        let request = "POST \(url.path)/\(approve ? "approve" : "decline") HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        let request =
+            "POST \(url.path)/\(approve ? "approve" : "decline") HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         let response = try await RawHTTP.exchange(host: "127.0.0.1", port: port, request: request, group: clientGroup)
         let sections = response.components(separatedBy: "\r\n\r\n")
         let head = sections.first?.components(separatedBy: "\r\n") ?? []
@@ -131,8 +165,12 @@ final class ServerFixture: Sendable {
     }
 
     /// Polls (bounded) until `condition` holds for the payment.
-    func waitForPayment(_ id: String, client: BillingV1.BalanceClient, within: Duration = .seconds(120),
-                        until condition: (BillingV1.Payment) -> Bool) async throws -> BillingV1.Payment {
+    func waitForPayment(
+        _ id: String,
+        client: BillingV1.BalanceClient,
+        within: Duration = .seconds(120),
+        until condition: (BillingV1.Payment) -> Bool
+    ) async throws -> BillingV1.Payment {
         let deadline = ContinuousClock.now.advanced(by: within)
         var request = BillingV1.GetPaymentRequest()
         request.paymentId = id
@@ -181,7 +219,11 @@ enum RawHTTP {
 }
 
 extension BillingV1.PaymentOption {
-    static func system(_ system: BillingV1.PaymentSystem, save: Bool = false, returnURL: String = "https://panel.example/payments") -> Self {
+    static func system(
+        _ system: BillingV1.PaymentSystem,
+        save: Bool = false,
+        returnURL: String = "https://panel.example/payments"
+    ) -> Self {
         var option = Self()
         var chosen = BillingV1.PaymentSystemOption()
         chosen.system = system
@@ -221,7 +263,12 @@ extension BillingV1.Money {
     }
 }
 
-func topUpRequest(account: String, payer: String, minor: Int64, option: BillingV1.PaymentOption) -> BillingV1.CreateTopUpRequest {
+func topUpRequest(
+    account: String,
+    payer: String,
+    minor: Int64,
+    option: BillingV1.PaymentOption
+) -> BillingV1.CreateTopUpRequest {
     var request = BillingV1.CreateTopUpRequest()
     request.accountId = account
     request.payerId = payer

@@ -1,14 +1,18 @@
-@testable import BillingServer
 import BillingAPI
 import BillingMessages
 import BillingRPC
 import Foundation
 import Testing
 
+@testable import BillingServer
+
 /// Watchers cost a write nothing unless the write concerns them, and a
 /// stopping billingd ends every watch at once with where to resume.
 @Suite struct StreamFanOutTests {
-    static func watch(_ client: BillingV1.BalanceClient, _ account: String) async throws -> Task<[BillingV1.PaymentEvent], any Error> {
+    static func watch(
+        _ client: BillingV1.BalanceClient,
+        _ account: String
+    ) async throws -> Task<[BillingV1.PaymentEvent], any Error> {
         var request = BillingV1.WatchPaymentsRequest()
         request.accountId = account
         let events = try await client.watchPayments(request)
@@ -34,14 +38,20 @@ import Testing
         let busyWatcher = try await Self.watch(try f.clients("internal").balance, busy.id)
         // Every watcher is caught up and registered with the hub.
         let registered = ContinuousClock.now.advanced(by: .seconds(120))
-        while hub.subscriberCount < 301, ContinuousClock.now < registered { try await Task.sleep(for: .milliseconds(20)) }
+        while hub.subscriberCount < 301, ContinuousClock.now < registered {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         #expect(hub.subscriberCount == 301)
         let deliveredBefore = hub.delivered.load(ordering: .relaxed)
 
         let client = try f.clients("internal").balance
         var created: [String] = []
         for _ in 0..<5 {
-            created.append(try await client.createTopUp(topUpRequest(account: busy.id, payer: payer.id, minor: 10_00, option: .invoice)).payment!.id)
+            created.append(
+                try await client.createTopUp(
+                    topUpRequest(account: busy.id, payer: payer.id, minor: 10_00, option: .invoice)
+                ).payment!.id
+            )
         }
         // The busy account's watcher sees its five payments…
         let seen = ContinuousClock.now.advanced(by: .seconds(60))
@@ -49,7 +59,10 @@ import Testing
             try await Task.sleep(for: .milliseconds(20))
         }
         // …and nothing of them went to a watcher of the other account.
-        #expect(hub.delivered.load(ordering: .relaxed) - deliveredBefore == 5, "one delivery per event, to its account's one watcher")
+        #expect(
+            hub.delivered.load(ordering: .relaxed) - deliveredBefore == 5,
+            "one delivery per event, to its account's one watcher"
+        )
         for watcher in idleWatchers { watcher.cancel() }
         busyWatcher.cancel()
         await f.stop()
@@ -61,7 +74,9 @@ import Testing
         let f = try await ServerFixture { $0.limits.shutdownGraceSeconds = 120 }
         let (account, payer) = try await f.account("acc-stop")
         let client = try f.clients("internal").balance
-        let paid = try await client.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .invoice)).payment!
+        let paid = try await client.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 10_00, option: .invoice)
+        ).payment!
         var request = BillingV1.WatchPaymentsRequest()
         request.accountId = account.id
         let events = try await client.watchPayments(request)

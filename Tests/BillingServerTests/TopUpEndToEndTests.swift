@@ -25,8 +25,14 @@ import Testing
             return seen
         }
 
-        let created = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 100_50,
-                                                                        option: .system(.sandbox, save: true)))
+        let created = try await client.balance.createTopUp(
+            topUpRequest(
+                account: account.id,
+                payer: payer.id,
+                minor: 100_50,
+                option: .system(.sandbox, save: true)
+            )
+        )
         let payment = try #require(created.payment)
         #expect(payment.status == .new)
         #expect(created.redirectUrl.hasPrefix("http://127.0.0.1:"))
@@ -59,14 +65,20 @@ import Testing
         let seen = try await collector.value
         let transitions = seen.compactMap { event -> String? in
             switch event.event {
-            case .paymentStatusChanged(let changed)?: return "payment \(changed.previousStatus)->\(changed.payment?.status ?? .unspecified)"
-            case .methodStatusChanged(let changed)?: return "method \(changed.previousStatus)->\(changed.method?.status ?? .unspecified)"
+            case .paymentStatusChanged(let changed)?:
+                return "payment \(changed.previousStatus)->\(changed.payment?.status ?? .unspecified)"
+            case .methodStatusChanged(let changed)?:
+                return "method \(changed.previousStatus)->\(changed.method?.status ?? .unspecified)"
             case .balanceChanged(let changed)?: return "balance +\(changed.delta?.amountMinorUnits ?? 0)"
             default: return nil
             }
         }
-        #expect(transitions == ["payment unspecified->new", "method unspecified->pending", "payment new->paid", "balance +10050",
-                                "method pending->confirmed"])
+        #expect(
+            transitions == [
+                "payment unspecified->new", "method unspecified->pending", "payment new->paid", "balance +10050",
+                "method pending->confirmed",
+            ]
+        )
         #expect(seen.map(\.sequence) == Array(seen.first!.sequence...seen.last!.sequence), "gap-free")
         await f.stop()
     }
@@ -74,13 +86,25 @@ import Testing
     @Test func theSandboxPageAnswersOtherMethods405AndUnknownPaths404() async throws {
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-methods")
-        let created = try await f.clients("internal").balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 10_00,
-                                                                                       option: .system(.sandbox, save: false)))
+        let created = try await f.clients("internal").balance.createTopUp(
+            topUpRequest(
+                account: account.id,
+                payer: payer.id,
+                minor: 10_00,
+                option: .system(.sandbox, save: false)
+            )
+        )
         let url = try #require(URL(string: created.redirectUrl))
         let port = try #require(url.port)
         func status(_ method: String, _ path: String) async throws -> String {
-            let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            let answer = try await RawHTTP.exchange(host: "127.0.0.1", port: port, request: request, group: f.clientGroup)
+            let request =
+                "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            let answer = try await RawHTTP.exchange(
+                host: "127.0.0.1",
+                port: port,
+                request: request,
+                group: f.clientGroup
+            )
             return String(answer.prefix(12))
         }
         for method in ["GET", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"] {
@@ -90,7 +114,10 @@ import Testing
             #expect(try await status(method, url.path) == "HTTP/1.1 405", "\(method) page")
         }
         #expect(try await status("GET", "/elsewhere") == "HTTP/1.1 404")
-        #expect(try await f.waitForPayment(created.payment!.id, client: f.clients("internal").balance) { $0.status == .new }.status == .new)
+        #expect(
+            try await f.waitForPayment(created.payment!.id, client: f.clients("internal").balance) { $0.status == .new }
+                .status == .new
+        )
         await f.stop()
     }
 
@@ -98,10 +125,18 @@ import Testing
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-e2e-2")
         let client = try f.clients(try f.accountCertificate(account.id))
-        let created = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 20_00,
-                                                                        option: .system(.sandbox, save: true)))
+        let created = try await client.balance.createTopUp(
+            topUpRequest(
+                account: account.id,
+                payer: payer.id,
+                minor: 20_00,
+                option: .system(.sandbox, save: true)
+            )
+        )
         _ = try await f.press(created.redirectUrl, approve: false)
-        let cancelled = try await f.waitForPayment(created.payment!.id, client: client.balance) { $0.status == .cancelled }
+        let cancelled = try await f.waitForPayment(created.payment!.id, client: client.balance) {
+            $0.status == .cancelled
+        }
         #expect(cancelled.status == .cancelled)
         #expect(cancelled.failureReason == "declined on the sandbox page")
 
@@ -125,8 +160,14 @@ import Testing
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-e2e-3")
         let client = try f.clients(try f.accountCertificate(account.id))
-        let first = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 5_00,
-                                                                      option: .system(.sandbox, save: true)))
+        let first = try await client.balance.createTopUp(
+            topUpRequest(
+                account: account.id,
+                payer: payer.id,
+                minor: 5_00,
+                option: .system(.sandbox, save: true)
+            )
+        )
         _ = try await f.press(first.redirectUrl, approve: true)
         let paid = try await f.waitForPayment(first.payment!.id, client: client.balance) { $0.status == .paid }
 
@@ -138,8 +179,14 @@ import Testing
         #expect(topUpOptions.minAmount?.amountMinorUnits == 50)
         #expect(topUpOptions.maxAmount?.amountMinorUnits == 15_000_00)
 
-        let charged = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 200_00,
-                                                                        option: .saved(paid.savedPaymentMethodId)))
+        let charged = try await client.balance.createTopUp(
+            topUpRequest(
+                account: account.id,
+                payer: payer.id,
+                minor: 200_00,
+                option: .saved(paid.savedPaymentMethodId)
+            )
+        )
         #expect(charged.payment?.status == .paid, "no redirect, no poll: debited at once")
         #expect(charged.redirectUrl.isEmpty)
         var balance = BillingV1.GetBalanceRequest()
@@ -152,7 +199,9 @@ import Testing
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-e2e-4")
         let client = try f.clients(try f.accountCertificate(account.id))
-        let invoice = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: 1000_00, option: .invoice))
+        let invoice = try await client.balance.createTopUp(
+            topUpRequest(account: account.id, payer: payer.id, minor: 1000_00, option: .invoice)
+        )
         #expect(invoice.payment?.invoiceNumber.hasPrefix("INV-") == true)
         #expect(invoice.redirectUrl.isEmpty)
 
@@ -211,11 +260,14 @@ import Testing
             (-100, .invoice, .invalidArgument), (100_00, BillingV1.PaymentOption(), .invalidArgument),
             (100_00, .balance, .invalidArgument), (100_00, .system(.stripe), .failedPrecondition),
             // To an account client an unknown method is PERMISSION_DENIED, as another account's is.
-            (100_00, .saved("pm_nope"), .permissionDenied), (100_00, .system(.sandbox, returnURL: "ftp://x"), .invalidArgument),
+            (100_00, .saved("pm_nope"), .permissionDenied),
+            (100_00, .system(.sandbox, returnURL: "ftp://x"), .invalidArgument),
         ]
         for (minor, option, code) in cases {
             do {
-                _ = try await client.balance.createTopUp(topUpRequest(account: account.id, payer: payer.id, minor: minor, option: option))
+                _ = try await client.balance.createTopUp(
+                    topUpRequest(account: account.id, payer: payer.id, minor: minor, option: option)
+                )
                 Issue.record("accepted \(minor) with \(String(describing: option.option))")
             } catch let error as RPCError {
                 #expect(error.code == code, "\(minor) \(String(describing: option.option)): \(error)")

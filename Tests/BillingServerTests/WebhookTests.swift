@@ -1,31 +1,45 @@
 import BillingAPI
 import BillingMessages
-@testable import BillingServer
 import BillingTLS
 import BillingTestSupport
 import Foundation
+import Testing
+
+@testable import BillingServer
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
 
 /// Stripe-Signature verification, with vectors computed independently
 /// (Python's hmac module), then webhooks through a whole billingd.
 @Suite struct StripeSignatureTests {
-    static let body = Array(#"{"id":"evt_1","type":"checkout.session.completed","data":{"object":{"client_reference_id":"pay_1"}}}"#.utf8)
+    static let body = Array(
+        #"{"id":"evt_1","type":"checkout.session.completed","data":{"object":{"client_reference_id":"pay_1"}}}"#.utf8
+    )
     static let valid = "98e217abf90030cf30a619a7516d7ff4b27982a0098fe6661c22b039f8109782"
     let webhook = StripeWebhook(secret: "whsec_test_secret")
 
     @Test func hmacSHA256MatchesAKnownAnswer() {
-        let digest = MessageAuthentication.sha256(key: Array("key".utf8), message: Array("The quick brown fox jumps over the lazy dog".utf8))
-        #expect(digest.map { String(format: "%02x", $0) }.joined() == "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8")
+        let digest = MessageAuthentication.sha256(
+            key: Array("key".utf8),
+            message: Array("The quick brown fox jumps over the lazy dog".utf8)
+        )
+        #expect(
+            digest.map { String(format: "%02x", $0) }.joined()
+                == "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        )
         #expect(MessageAuthentication.constantTimeEqual([1, 2, 3], [1, 2, 3]))
         #expect(!MessageAuthentication.constantTimeEqual([1, 2, 3], [1, 2, 4]))
         #expect(!MessageAuthentication.constantTimeEqual([1, 2], [1, 2, 3]))
     }
 
     @Test func aValidSignatureWithinToleranceGivesTheEvent() throws {
-        let event = try webhook.verify(body: Self.body, signature: "t=1700000000,v1=\(Self.valid)", now: 1_700_000_000 + 299)
+        let event = try webhook.verify(
+            body: Self.body,
+            signature: "t=1700000000,v1=\(Self.valid)",
+            now: 1_700_000_000 + 299
+        )
         #expect(event == StripeWebhook.Event(id: "evt_1", type: "checkout.session.completed", paymentID: "pay_1"))
         // Stripe sends several v1 while a secret is being rolled: one match is enough.
         let rolled = "t=1700000000,v1=\(String(repeating: "0", count: 64)),v1=\(Self.valid),v0=abc"
@@ -47,10 +61,16 @@ import Testing
             ("t=1700000000,v1=\(Self.valid)", Self.body + [0x20], 1_700_000_000, .mismatch),
         ]
         for (header, body, now, expected) in cases {
-            #expect(throws: expected, "\(header ?? "nil")") { try webhook.verify(body: body, signature: header, now: now) }
+            #expect(throws: expected, "\(header ?? "nil")") {
+                try webhook.verify(body: body, signature: header, now: now)
+            }
         }
         #expect(throws: StripeWebhook.Failure.mismatch) {
-            try StripeWebhook(secret: "whsec_other").verify(body: Self.body, signature: "t=1700000000,v1=\(Self.valid)", now: 1_700_000_000)
+            try StripeWebhook(secret: "whsec_other").verify(
+                body: Self.body,
+                signature: "t=1700000000,v1=\(Self.valid)",
+                now: 1_700_000_000
+            )
         }
     }
 }
@@ -79,7 +99,10 @@ import Testing
         let url = "http://127.0.0.1:\(port)/webhooks/stripe"
         #expect(try await f.billing(["accounts", "create", "acc-hook", "--name", "Hook"]).status == 0)
         #expect(try await f.billing(["accounts", "add-payer", "acc-hook", "--name", "Jane"]).status == 0)
-        let created = try json(try await f.billing(["topup", "--account", "acc-hook", "--amount", "40", "--system", "stripe", "--json"]).stdout)
+        let created = try json(
+            try await f.billing(["topup", "--account", "acc-hook", "--amount", "40", "--system", "stripe", "--json"])
+                .stdout
+        )
         let id = try #require((created["payment"] as? [String: Any])?["id"] as? String)
         let session = try #require((created["redirect_url"] as? String)?.split(separator: "/").last.map(String.init))
         // The poller's check at creation is done (it found the session open) before the person pays.
@@ -88,7 +111,9 @@ import Testing
 
         func deliver(_ secret: String, age: Int = 0) async throws -> Int {
             let query = "url=\(url)&secret=\(secret)&session=\(session)&age=\(age)"
-            let answer = try await fake.control("webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query))
+            let answer = try await fake.control(
+                "webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query)
+            )
             return (answer as? [String: Any])?["status"] as? Int ?? 0
         }
         func status() async throws -> String? {
@@ -106,27 +131,45 @@ import Testing
 
         // Not a webhook route, not a POST, too big (refused from its header, before any body).
         #expect(try await Self.post("http://127.0.0.1:\(port)/webhooks/paypal", body: Data("{}".utf8)) == 404)
-        #expect(try await Self.raw(port, "GET /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", f).hasPrefix("HTTP/1.1 405"))
+        #expect(
+            try await Self.raw(port, "GET /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", f)
+                .hasPrefix("HTTP/1.1 405")
+        )
         for method in ["OPTIONS", "TRACE", "DELETE"] {
-            #expect(try await Self.raw(port, "\(method) /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", f).hasPrefix("HTTP/1.1 405"),
-                    "\(method)")
+            #expect(
+                try await Self.raw(
+                    port,
+                    "\(method) /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                    f
+                ).hasPrefix("HTTP/1.1 405"),
+                "\(method)"
+            )
         }
-        let tooBig = try await Self.raw(port, "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n", f)
+        let tooBig = try await Self.raw(
+            port,
+            "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n",
+            f
+        )
         #expect(tooBig.hasPrefix("HTTP/1.1 413"))
         #expect(tooBig.lowercased().contains("connection: close"), "the rest of the body is not read: \(tooBig)")
         #expect(tooBig.contains("is over"), "\(tooBig)")
         #expect(try await status() == "paid")
 
         // Money taken back after the payment: a partial refund, then a dispute that is won.
-        let intent = try #require((try await fake.control("sessions", method: "GET") as? [[String: Any]])?
-            .first { $0["id"] as? String == session }?["payment_intent"] as? String)
+        let intent = try #require(
+            (try await fake.control("sessions", method: "GET") as? [[String: Any]])?
+                .first { $0["id"] as? String == session }?["payment_intent"] as? String
+        )
         func event(_ type: String) async throws -> Int {
             let query = "url=\(url)&secret=whsec_billingd_test&intent=\(intent)&type=\(type)"
-            let answer = try await fake.control("webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query))
+            let answer = try await fake.control(
+                "webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query)
+            )
             return (answer as? [String: Any])?["status"] as? Int ?? 0
         }
         func balanceMinor() async throws -> Int? {
-            (try json(try await f.billing(["balance", "--account", "acc-hook", "--json"]).stdout)["balance"] as? [String: Any])?["amount_minor_units"] as? Int
+            (try json(try await f.billing(["balance", "--account", "acc-hook", "--json"]).stdout)["balance"]
+                as? [String: Any])?["amount_minor_units"] as? Int
         }
         try await fake.control("refund/\(intent)?amount=1500")
         #expect(try await event("charge.refunded") == 200)
@@ -135,7 +178,10 @@ import Testing
         #expect(try await balanceMinor() == 25_00, "once per refund")
         try await fake.control("dispute/\(intent)?status=needs_response")
         #expect(try await event("charge.dispute.created") == 200)
-        #expect(try await balanceMinor() == 0, "the chargeback of 40.00 takes what the refund left of the payment: 25.00")
+        #expect(
+            try await balanceMinor() == 0,
+            "the chargeback of 40.00 takes what the refund left of the payment: 25.00"
+        )
         try await fake.control("dispute/\(intent)?status=won")
         #expect(try await event("charge.dispute.closed") == 200)
         #expect(try await balanceMinor() == 25_00, "the dispute won gives the chargeback back")
@@ -169,7 +215,11 @@ import Testing
         // The completion-handler API (see ProviderHTTP.exchange).
         return try await withCheckedThrowingContinuation { continuation in
             URLSession.shared.dataTask(with: request) { _, response, error in
-                if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: (response as? HTTPURLResponse)?.statusCode ?? 0) }
+                if let error {
+                    continuation.resume(throwing: error)
+                } else {
+                    continuation.resume(returning: (response as? HTTPURLResponse)?.statusCode ?? 0)
+                }
             }.resume()
         }
     }
@@ -199,33 +249,54 @@ import Testing
         #expect(try await f.billing(["accounts", "create", "acc-late-vault", "--name", "Late"]).status == 0)
         #expect(try await f.billing(["accounts", "add-payer", "acc-late-vault", "--name", "Jane"]).status == 0)
         try await fake.control("vault/late")
-        let created = try json(try await f.billing(["topup", "--account", "acc-late-vault", "--amount", "30", "--system", "paypal",
-                                                    "--save-method", "--json"]).stdout)
+        let created = try json(
+            try await f.billing([
+                "topup", "--account", "acc-late-vault", "--amount", "30", "--system", "paypal",
+                "--save-method", "--json",
+            ]).stdout
+        )
         let id = try #require((created["payment"] as? [String: Any])?["id"] as? String)
-        let order = try #require(URLComponents(string: created["redirect_url"] as? String ?? "")?.queryItems?.first { $0.name == "token" }?.value)
+        let order = try #require(
+            URLComponents(string: created["redirect_url"] as? String ?? "")?.queryItems?.first { $0.name == "token" }?
+                .value
+        )
         #expect(try await Self.firstCheckDone(id, f))
         try await fake.control("orders/\(order)/approve")
         func deliver(_ type: String) async throws -> Int {
             let query = "url=\(url)&order=\(order)&type=\(type)"
-            let answer = try await fake.control("webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query))
+            let answer = try await fake.control(
+                "webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query)
+            )
             return (answer as? [String: Any])?["status"] as? Int ?? 0
         }
         func methods() async throws -> [BillingV1.PaymentMethod] {
             var list = BillingV1.ListPaymentMethodsRequest()
-            list.payerId = try #require(try await f.clients("internal").methods.listPayers({
-                var r = BillingV1.ListPayersRequest(); r.accountId = "acc-late-vault"; return r }()).payers.first?.id)
+            list.payerId = try #require(
+                try await f.clients("internal").methods.listPayers(
+                    {
+                        var r = BillingV1.ListPayersRequest()
+                        r.accountId = "acc-late-vault"
+                        return r
+                    }()
+                ).payers.first?.id
+            )
             list.includeRemoved = true
             return try await f.clients("internal").methods.listPaymentMethods(list).methods
         }
         #expect(try await deliver("CHECKOUT.ORDER.APPROVED") == 200)
         #expect(try json(try await f.billing(["payment", "show", id, "--json"]).stdout)["status"] as? String == "paid")
-        #expect(try await methods().map(\.status) == [.pending], "vault APPROVED with no id: not a chargeable method yet")
+        #expect(
+            try await methods().map(\.status) == [.pending],
+            "vault APPROVED with no id: not a chargeable method yet"
+        )
         #expect(try await deliver("VAULT.PAYMENT-TOKEN.CREATED") == 200)
         let saved = try await methods()
         #expect(saved.map(\.status) == [.confirmed], "the late vault id confirms it")
         #expect(saved.first?.displayName == "PayPal (buyer@example.com)")
         // And it pays at once.
-        let charged = try json(try await f.billing(["topup", "--account", "acc-late-vault", "--amount", "12", "--json"]).stdout)
+        let charged = try json(
+            try await f.billing(["topup", "--account", "acc-late-vault", "--amount", "12", "--json"]).stdout
+        )
         #expect((charged["payment"] as? [String: Any])?["status"] as? String == "paid")
         #expect(try await fake.problems() == [])
         await f.stop()
@@ -239,15 +310,23 @@ import Testing
         let url = "http://127.0.0.1:\(port)/webhooks/paypal"
         #expect(try await f.billing(["accounts", "create", "acc-pp-hook", "--name", "Hook"]).status == 0)
         #expect(try await f.billing(["accounts", "add-payer", "acc-pp-hook", "--name", "Jane"]).status == 0)
-        let created = try json(try await f.billing(["topup", "--account", "acc-pp-hook", "--amount", "30", "--system", "paypal", "--json"]).stdout)
+        let created = try json(
+            try await f.billing(["topup", "--account", "acc-pp-hook", "--amount", "30", "--system", "paypal", "--json"])
+                .stdout
+        )
         let id = try #require((created["payment"] as? [String: Any])?["id"] as? String)
-        let order = try #require(URLComponents(string: created["redirect_url"] as? String ?? "")?.queryItems?.first { $0.name == "token" }?.value)
+        let order = try #require(
+            URLComponents(string: created["redirect_url"] as? String ?? "")?.queryItems?.first { $0.name == "token" }?
+                .value
+        )
         #expect(try await Self.firstCheckDone(id, f))
         try await fake.control("orders/\(order)/approve")
 
         func deliver(_ extra: String = "") async throws -> Int {
             let query = "url=\(url)&order=\(order)" + extra
-            let answer = try await fake.control("webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query))
+            let answer = try await fake.control(
+                "webhook?" + (query.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? query)
+            )
             return (answer as? [String: Any])?["status"] as? Int ?? 0
         }
         func status() async throws -> String? {
@@ -268,7 +347,8 @@ import Testing
 
         // A partial refund, then a chargeback that holds the rest, then the dispute won.
         func balanceMinor() async throws -> Int? {
-            (try json(try await f.billing(["balance", "--account", "acc-pp-hook", "--json"]).stdout)["balance"] as? [String: Any])?["amount_minor_units"] as? Int
+            (try json(try await f.billing(["balance", "--account", "acc-pp-hook", "--json"]).stdout)["balance"]
+                as? [String: Any])?["amount_minor_units"] as? Int
         }
         try await fake.control("refund/\(order)?value=10.00")
         #expect(try await deliver("&type=PAYMENT.CAPTURE.REFUNDED") == 200)

@@ -15,9 +15,13 @@ import Testing
         let f = try await StoreFixture()
         let other = try await f.store.createAccount(id: "acc_other", displayName: "Other", currency: .usd)
         let foreign = try await f.store.createPayer(accountID: other.id, displayName: "Theirs", email: "")
-        await #expect(throws: BillingError.notFound("payer \(foreign.id) not found")) { try await f.topUp("10", payer: foreign) }
+        await #expect(throws: BillingError.notFound("payer \(foreign.id) not found")) {
+            try await f.topUp("10", payer: foreign)
+        }
         let ghost = Payer(id: "pyr_nope", accountID: f.account.id, displayName: "", email: "", createdAtMs: 0)
-        await #expect(throws: BillingError.notFound("payer pyr_nope not found")) { try await f.topUp("10", payer: ghost) }
+        await #expect(throws: BillingError.notFound("payer pyr_nope not found")) {
+            try await f.topUp("10", payer: ghost)
+        }
     }
 
     @Test func anotherPayersMethodIsNotFound() async throws {
@@ -39,7 +43,10 @@ import Testing
         let methods = try await f.store.paymentMethods(payerID: f.payer.id, includeRemoved: false)
         #expect(methods.filter(\.isDefault).map(\.id) == [second.id])
 
-        let pending = try await f.topUp("5", .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p"))
+        let pending = try await f.topUp(
+            "5",
+            .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")
+        )
         await #expect(throws: BillingError.self) { try await f.store.setDefaultMethod(pending.savedPaymentMethodID!) }
         let removed = try await f.store.removeMethod(second.id)
         #expect(removed.status == .removed)
@@ -64,15 +71,22 @@ import Testing
         let f = try await StoreFixture()
         await #expect(throws: BillingError.self) {
             try await f.store.createTopUp(
-                TopUpRequest(accountID: f.account.id, payerID: f.payer.id, amount: Money(minorUnits: 10_00, .eur),
-                             option: .invoice),
-                idempotencyKey: nil)
+                TopUpRequest(
+                    accountID: f.account.id,
+                    payerID: f.payer.id,
+                    amount: Money(minorUnits: 10_00, .eur),
+                    option: .invoice
+                ),
+                idempotencyKey: nil
+            )
         }
     }
 
     @Test func accountsAreOnlyMadeInCurrenciesWithATopUpPolicy() async throws {
         let f = try await StoreFixture()
         // The seed's configuration offers USD only: an EUR account could never be topped up.
-        await #expect(throws: BillingError.self) { try await f.store.createAccount(id: "acc_eur", displayName: "E", currency: .eur) }
+        await #expect(throws: BillingError.self) {
+            try await f.store.createAccount(id: "acc_eur", displayName: "E", currency: .eur)
+        }
     }
 }

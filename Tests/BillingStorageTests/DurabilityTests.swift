@@ -20,14 +20,20 @@ import Testing
 
     @Test func killedMidTransitionLeavesWholeTransitionsOnly() async throws {
         let writer = try #require(Self.writer, "billing-bench must be built (swift build) before the tests")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-kill-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billing-kill-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("billing.sqlite")
         var generator = SystemRandomNumberGenerator()
         for round in 0..<15 {
             let output = try DescriptorPipe()
-            let child = try await ChildProcess(writer.path, ["crash-writer", file.path], standardOutput: output.writing.fileDescriptor)
+            let child = try await ChildProcess(
+                writer.path,
+                ["crash-writer", file.path],
+                standardOutput: output.writing.fileDescriptor
+            )
             try output.writing.close()
             // Wait until it has opened the file, then let it write a while.
             // Blocking waits run on a Dispatch thread, not a Swift concurrency one.

@@ -16,7 +16,8 @@ import Testing
             let operation = random.below(6)
             if operation < 2 {
                 let cents = Int64(50 + random.below(1_500_000 - 50 + 1))
-                let option: PaymentOption = random.below(3) == 0
+                let option: PaymentOption =
+                    random.below(3) == 0
                     ? .invoice
                     : .paymentSystem(.sandbox, saveMethod: random.below(2) == 0, returnURL: "https://panel.example/p")
                 open.append(try await f.topUp(Money(minorUnits: cents, .usd).formatted, option))
@@ -24,7 +25,12 @@ import Testing
                 // The same transition from several tasks at once: poller, refresh, webhook.
                 let payment = open.remove(at: random.below(open.count))
                 let outcome: TransitionOutcome = random.below(3) == 0 ? .cancelled("declined") : .paid
-                let applied = try await Self.transitionConcurrently(f.store, payment.id, outcome, copies: 1 + random.below(4))
+                let applied = try await Self.transitionConcurrently(
+                    f.store,
+                    payment.id,
+                    outcome,
+                    copies: 1 + random.below(4)
+                )
                 #expect(applied == 1, "seed \(seed) step \(step)")
                 if outcome.target == .paid { expectedBalance += payment.amount.amountMinorUnits }
             } else if operation == 4 {
@@ -42,7 +48,12 @@ import Testing
         #expect(try await f.checkInvariants() == [], "seed \(seed)")
     }
 
-    static func transitionConcurrently(_ store: SQLiteStore, _ paymentID: String, _ outcome: TransitionOutcome, copies: Int) async throws -> Int {
+    static func transitionConcurrently(
+        _ store: SQLiteStore,
+        _ paymentID: String,
+        _ outcome: TransitionOutcome,
+        copies: Int
+    ) async throws -> Int {
         try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<copies {
                 group.addTask {
@@ -57,8 +68,12 @@ import Testing
 
     /// true when paid, false on insufficient funds.
     static func payMigrationFromBalance(_ f: StoreFixture, externalID: String, priceMinor: Int64) async throws -> Bool {
-        let order = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: externalID, description: "",
-                                                           serverPrice: Money(minorUnits: priceMinor, .usd))
+        let order = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: externalID,
+            description: "",
+            serverPrice: Money(minorUnits: priceMinor, .usd)
+        )
         do {
             _ = try await f.store.payMigrationOrder(order.id, payerID: nil, option: .balance)
             return true

@@ -5,8 +5,12 @@ import Testing
 @Suite struct MigrationOrderTests {
     @Test func paidFromTheBalanceOnceWithAClearShortfall() async throws {
         let f = try await StoreFixture()
-        let order = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "mig-1", description: "VPS 4 GB",
-                                                           serverPrice: try f.usd("40"))
+        let order = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: "mig-1",
+            description: "VPS 4 GB",
+            serverPrice: try f.usd("40")
+        )
         do {
             _ = try await f.store.payMigrationOrder(order.id, payerID: nil, option: .balance)
             Issue.record("paid with an empty balance")
@@ -29,10 +33,17 @@ import Testing
 
     @Test func paidThroughAPaymentCreditsThenDebitsInOneTransition() async throws {
         let f = try await StoreFixture()
-        let order = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "mig-2", description: "",
-                                                           serverPrice: try f.usd("75.25"))
+        let order = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: "mig-2",
+            description: "",
+            serverPrice: try f.usd("75.25")
+        )
         let (pending, payment) = try await f.store.payMigrationOrder(
-            order.id, payerID: f.payer.id, option: .paymentSystem(.paypal, saveMethod: false, returnURL: "https://panel.example/p"))
+            order.id,
+            payerID: f.payer.id,
+            option: .paymentSystem(.paypal, saveMethod: false, returnURL: "https://panel.example/p")
+        )
         #expect(pending.status == .paymentPending)
         let newPayment = try #require(payment)
         await #expect(throws: BillingError.self) {
@@ -50,14 +61,30 @@ import Testing
         // 30.00 topped up and spent, then half of it charged back: the account owes 15.00.
         let topUp = try await f.topUp("30")
         _ = try await f.store.transition(paymentID: topUp.id, .paid)
-        let spent = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "spent", description: "", serverPrice: try f.usd("30"))
+        let spent = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: "spent",
+            description: "",
+            serverPrice: try f.usd("30")
+        )
         _ = try await f.store.payMigrationOrder(spent.id, payerID: nil, option: .balance)
-        #expect(try await f.store.recordReversal(Reversal(paymentID: topUp.id, kind: .chargeback, amount: try f.usd("15"), reference: "dp_1", reason: "")))
+        #expect(
+            try await f.store.recordReversal(
+                Reversal(paymentID: topUp.id, kind: .chargeback, amount: try f.usd("15"), reference: "dp_1", reason: "")
+            )
+        )
         #expect(try await f.balanceMinor() == -15_00)
-        let order = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "mig-owed", description: "",
-                                                           serverPrice: try f.usd("20"))
+        let order = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: "mig-owed",
+            description: "",
+            serverPrice: try f.usd("20")
+        )
         let (_, payment) = try await f.store.payMigrationOrder(
-            order.id, payerID: f.payer.id, option: .paymentSystem(.stripe, saveMethod: false, returnURL: "https://panel.example/p"))
+            order.id,
+            payerID: f.payer.id,
+            option: .paymentSystem(.stripe, saveMethod: false, returnURL: "https://panel.example/p")
+        )
 
         // 20.00 arrives for the 20.00 order: credited, the payment Paid, the order released.
         let paid = try await f.store.transition(paymentID: try #require(payment).id, .paid)
@@ -72,8 +99,12 @@ import Testing
 
     @Test func aCancelledPaymentLeavesTheOrderPayable() async throws {
         let f = try await StoreFixture()
-        let order = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "mig-3", description: "",
-                                                           serverPrice: try f.usd("10"))
+        let order = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: "mig-3",
+            description: "",
+            serverPrice: try f.usd("10")
+        )
         let (_, payment) = try await f.store.payMigrationOrder(order.id, payerID: f.payer.id, option: .invoice)
         _ = try await f.store.transition(paymentID: payment!.id, .cancelled("operator cancelled the invoice"))
         #expect(try await f.store.migrationOrder(order.id).status == .awaitingPayment)
@@ -81,11 +112,26 @@ import Testing
 
     @Test func sameExternalIDReturnsTheOrder() async throws {
         let f = try await StoreFixture()
-        let first = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "mig-4", description: "a", serverPrice: try f.usd("1"))
-        let again = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "mig-4", description: "a", serverPrice: try f.usd("1"))
+        let first = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: "mig-4",
+            description: "a",
+            serverPrice: try f.usd("1")
+        )
+        let again = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: "mig-4",
+            description: "a",
+            serverPrice: try f.usd("1")
+        )
         #expect(first == again)
         await #expect(throws: BillingError.self) {
-            try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "mig-4", description: "a", serverPrice: try f.usd("2"))
+            try await f.store.createMigrationOrder(
+                accountID: f.account.id,
+                externalID: "mig-4",
+                description: "a",
+                serverPrice: try f.usd("2")
+            )
         }
     }
 
@@ -94,8 +140,12 @@ import Testing
         await #expect(throws: BillingError.notFound("migration order mo_nope not found")) {
             try await f.store.payMigrationOrder("mo_nope", payerID: nil, option: .balance)
         }
-        await #expect(throws: BillingError.notFound("renewal order ro_nope not found")) { try await f.store.renewalOrder("ro_nope") }
-        await #expect(throws: BillingError.notFound("payment pay_nope not found")) { try await f.store.transition(paymentID: "pay_nope", .paid) }
+        await #expect(throws: BillingError.notFound("renewal order ro_nope not found")) {
+            try await f.store.renewalOrder("ro_nope")
+        }
+        await #expect(throws: BillingError.notFound("payment pay_nope not found")) {
+            try await f.store.transition(paymentID: "pay_nope", .paid)
+        }
         #expect(try await f.checkInvariants() == [])
     }
 }

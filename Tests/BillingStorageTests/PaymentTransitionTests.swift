@@ -5,13 +5,22 @@ import Testing
 @Suite struct PaymentTransitionTests {
     @Test func paidTopUpCreditsOnceAndConfirmsTheSavedMethod() async throws {
         let f = try await StoreFixture()
-        let payment = try await f.topUp("100.50", .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/payments"))
+        let payment = try await f.topUp(
+            "100.50",
+            .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/payments")
+        )
         #expect(payment.status == .new)
         let pending = try await f.store.paymentMethod(try #require(payment.savedPaymentMethodID))
         #expect(pending.status == .pending)
 
-        let result = try await f.store.transition(paymentID: payment.id, .paid(savedMethodReference: "pm_1", displayName: "Visa •••• 4242"))
-        guard case .applied(let paid) = result else { Issue.record("expected applied, got \(result)"); return }
+        let result = try await f.store.transition(
+            paymentID: payment.id,
+            .paid(savedMethodReference: "pm_1", displayName: "Visa •••• 4242")
+        )
+        guard case .applied(let paid) = result else {
+            Issue.record("expected applied, got \(result)")
+            return
+        }
         #expect(paid.status == .paid)
         #expect(try await f.balanceMinor() == 100_50)
         let method = try await f.store.paymentMethod(pending.id)
@@ -26,20 +35,31 @@ import Testing
 
         let kinds = try await f.store.events(after: 0, accountID: f.account.id, limit: 100).map { event -> String in
             switch event.change {
-            case .paymentStatusChanged(let p, let previous): return "payment \(previous?.rawValue ?? "-")->\(p.status.rawValue)"
-            case .methodStatusChanged(let m, let previous): return "method \(previous?.rawValue ?? "-")->\(m.status.rawValue)"
-            case .balanceChanged(let balance, let delta, _, _): return "balance \(delta.amountMinorUnits)=\(balance.amountMinorUnits)"
+            case .paymentStatusChanged(let p, let previous):
+                return "payment \(previous?.rawValue ?? "-")->\(p.status.rawValue)"
+            case .methodStatusChanged(let m, let previous):
+                return "method \(previous?.rawValue ?? "-")->\(m.status.rawValue)"
+            case .balanceChanged(let balance, let delta, _, _):
+                return "balance \(delta.amountMinorUnits)=\(balance.amountMinorUnits)"
             case .notification: return "notification"
             case .paymentReversed(let r): return "reversed \(r.kind.rawValue) \(r.amount.amountMinorUnits)"
             }
         }
-        #expect(kinds == ["payment -->new", "method -->pending", "payment new->paid", "balance 10050=10050", "method pending->confirmed"])
+        #expect(
+            kinds == [
+                "payment -->new", "method -->pending", "payment new->paid", "balance 10050=10050",
+                "method pending->confirmed",
+            ]
+        )
         #expect(try await f.checkInvariants() == [])
     }
 
     @Test func cancelledTopUpFailsTheMethodAndNotifies() async throws {
         let f = try await StoreFixture()
-        let payment = try await f.topUp("20", .paymentSystem(.paypal, saveMethod: true, returnURL: "https://panel.example/payments"))
+        let payment = try await f.topUp(
+            "20",
+            .paymentSystem(.paypal, saveMethod: true, returnURL: "https://panel.example/payments")
+        )
         _ = try await f.store.transition(paymentID: payment.id, .cancelled("declined by the bank"))
         let cancelled = try await f.store.payment(payment.id)
         #expect(cancelled.status == .cancelled)
@@ -97,7 +117,10 @@ import Testing
         #expect(payment.paymentMethodID == method.id)
         #expect(payment.system == .stripe)
 
-        let pendingPayment = try await f.topUp("5", .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p"))
+        let pendingPayment = try await f.topUp(
+            "5",
+            .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")
+        )
         await #expect(throws: BillingError.self) {
             try await f.topUp("50", .savedMethod(id: pendingPayment.savedPaymentMethodID!))
         }
@@ -125,7 +148,13 @@ import Testing
         let payment = try await f.topUp("100.00")
         _ = try await f.store.transition(paymentID: payment.id, .paid)
         func reversal(_ kind: Reversal.Kind, _ minor: Int64, _ reference: String) -> Reversal {
-            Reversal(paymentID: payment.id, kind: kind, amount: Money(minorUnits: minor, .usd), reference: reference, reason: "test")
+            Reversal(
+                paymentID: payment.id,
+                kind: kind,
+                amount: Money(minorUnits: minor, .usd),
+                reference: reference,
+                reason: "test"
+            )
         }
         #expect(try await f.store.recordReversal(reversal(.refund, 30_00, "re_1")))
         #expect(try await f.store.recordReversal(reversal(.refund, 30_00, "re_1")) == false, "once per reference")
@@ -141,31 +170,56 @@ import Testing
         #expect(try await f.checkInvariants() == [])
         // Below zero: the balance was spent, then the money is taken back;
         // the account owes, and the balance pays for nothing until a top-up covers it.
-        let order = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "m-1", description: "server",
-                                                           serverPrice: Money(minorUnits: 70_00, .usd))
+        let order = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: "m-1",
+            description: "server",
+            serverPrice: Money(minorUnits: 70_00, .usd)
+        )
         _ = try await f.store.payMigrationOrder(order.id, payerID: nil, option: .balance, idempotencyKey: nil)
         #expect(try await f.balanceMinor() == 0)
         #expect(try await f.store.recordReversal(reversal(.refund, 20_00, "re_3")))
         #expect(try await f.balanceMinor() == -20_00)
-        let next = try await f.store.createMigrationOrder(accountID: f.account.id, externalID: "m-2", description: "server",
-                                                          serverPrice: Money(minorUnits: 1_00, .usd))
+        let next = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: "m-2",
+            description: "server",
+            serverPrice: Money(minorUnits: 1_00, .usd)
+        )
         await #expect(throws: BillingError.self, "nothing is paid from a balance below zero") {
             _ = try await f.store.payMigrationOrder(next.id, payerID: nil, option: .balance, idempotencyKey: nil)
         }
         #expect(try await f.checkInvariants() == [])
         await #expect(throws: BillingError.self, "a New payment has nothing to reverse") {
-            _ = try await f.store.recordReversal(Reversal(paymentID: try await f.topUp("5.00").id, kind: .refund,
-                                                         amount: Money(minorUnits: 1_00, .usd), reference: "re_x", reason: ""))
+            _ = try await f.store.recordReversal(
+                Reversal(
+                    paymentID: try await f.topUp("5.00").id,
+                    kind: .refund,
+                    amount: Money(minorUnits: 1_00, .usd),
+                    reference: "re_x",
+                    reason: ""
+                )
+            )
         }
         await #expect(throws: BillingError.self, "another currency") {
-            _ = try await f.store.recordReversal(Reversal(paymentID: payment.id, kind: .refund, amount: Money(minorUnits: 1_00, .eur),
-                                                         reference: "re_eur", reason: ""))
+            _ = try await f.store.recordReversal(
+                Reversal(
+                    paymentID: payment.id,
+                    kind: .refund,
+                    amount: Money(minorUnits: 1_00, .eur),
+                    reference: "re_eur",
+                    reason: ""
+                )
+            )
         }
     }
 
     @Test func aMethodWhoseReferenceNeverComesStaysPendingThenFails() async throws {
         let f = try await StoreFixture()
-        let payment = try await f.topUp("10.00", .paymentSystem(.paypal, saveMethod: true, returnURL: "https://panel.example/p"))
+        let payment = try await f.topUp(
+            "10.00",
+            .paymentSystem(.paypal, saveMethod: true, returnURL: "https://panel.example/p")
+        )
         _ = try await f.store.transition(paymentID: payment.id, .paid)
         let method = try await f.store.paymentMethod(payment.savedPaymentMethodID!)
         #expect(method.status == .pending, "Paid without a method reference: not Confirmed with nothing to charge")
@@ -174,6 +228,13 @@ import Testing
         #expect(try await f.store.paymentMethod(method.id).status == .failed)
         let told = try await f.store.notifications(accountID: f.account.id, pageSize: 10, pageToken: nil).items
         #expect(told.first?.title == "Saving the method failed")
-        #expect(try await f.store.confirmLateMethod(paymentReference: "", system: .paypal, methodReference: "V1", displayName: "x") == false)
+        #expect(
+            try await f.store.confirmLateMethod(
+                paymentReference: "",
+                system: .paypal,
+                methodReference: "V1",
+                displayName: "x"
+            ) == false
+        )
     }
 }

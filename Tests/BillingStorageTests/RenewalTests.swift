@@ -6,26 +6,49 @@ import Testing
     static let day: Int64 = 86_400_000
 
     func services(_ f: StoreFixture) async throws -> (RenewableService, RenewableService) {
-        let vps = try await f.store.upsertRenewableService(RenewableService(
-            id: "svc-vps", accountID: f.account.id, displayName: "VPS", pricePerPeriod: try f.usd("10"), periodDays: 30,
-            expiresAtMs: 1_900_000_000_000, updatedAtMs: 0))
-        let domain = try await f.store.upsertRenewableService(RenewableService(
-            id: "svc-domain", accountID: f.account.id, displayName: "example.com", pricePerPeriod: try f.usd("12.99"), periodDays: 365,
-            expiresAtMs: 1_000_000_000_000, updatedAtMs: 0))
+        let vps = try await f.store.upsertRenewableService(
+            RenewableService(
+                id: "svc-vps",
+                accountID: f.account.id,
+                displayName: "VPS",
+                pricePerPeriod: try f.usd("10"),
+                periodDays: 30,
+                expiresAtMs: 1_900_000_000_000,
+                updatedAtMs: 0
+            )
+        )
+        let domain = try await f.store.upsertRenewableService(
+            RenewableService(
+                id: "svc-domain",
+                accountID: f.account.id,
+                displayName: "example.com",
+                pricePerPeriod: try f.usd("12.99"),
+                periodDays: 365,
+                expiresAtMs: 1_000_000_000_000,
+                updatedAtMs: 0
+            )
+        )
         return (vps, domain)
     }
 
     @Test func quoteSumsTheLinesAndChangesNothing() async throws {
         let f = try await StoreFixture()
         let (vps, domain) = try await services(f)
-        let (lines, total) = try await f.store.quoteRenewal(accountID: f.account.id, items: [
-            RenewalItem(serviceID: vps.id, periods: 3), RenewalItem(serviceID: domain.id, periods: 2),
-        ])
+        let (lines, total) = try await f.store.quoteRenewal(
+            accountID: f.account.id,
+            items: [
+                RenewalItem(serviceID: vps.id, periods: 3), RenewalItem(serviceID: domain.id, periods: 2),
+            ]
+        )
         #expect(total.amountMinorUnits == 3 * 10_00 + 2 * 12_99)
         #expect(lines[0].newExpiresAtMs == vps.expiresAtMs + 90 * Self.day)
         // An expired service renews from now, not from its old expiry.
         #expect(lines[1].newExpiresAtMs > 1_800_000_000_000 + 729 * Self.day)
-        #expect(try await f.store.renewableServices(accountID: f.account.id).map(\.expiresAtMs) == [domain.expiresAtMs, vps.expiresAtMs])
+        #expect(
+            try await f.store.renewableServices(accountID: f.account.id).map(\.expiresAtMs) == [
+                domain.expiresAtMs, vps.expiresAtMs,
+            ]
+        )
     }
 
     @Test func renewFromTheBalanceDebitsAndExtendsAtOnce() async throws {
@@ -33,21 +56,43 @@ import Testing
         let (vps, _) = try await services(f)
         let items = [RenewalItem(serviceID: vps.id, periods: 2)]
         await #expect(throws: BillingError.insufficientFunds(balance: try f.usd("0"), required: try f.usd("20"))) {
-            try await f.store.renew(accountID: f.account.id, payerID: nil, items: items, option: .balance, expectedTotal: nil, idempotencyKey: nil)
+            try await f.store.renew(
+                accountID: f.account.id,
+                payerID: nil,
+                items: items,
+                option: .balance,
+                expectedTotal: nil,
+                idempotencyKey: nil
+            )
         }
         let topUp = try await f.topUp("25")
         _ = try await f.store.transition(paymentID: topUp.id, .paid)
         await #expect(throws: BillingError.self) {
-            try await f.store.renew(accountID: f.account.id, payerID: nil, items: items, option: .balance,
-                                    expectedTotal: try f.usd("15"), idempotencyKey: nil)
+            try await f.store.renew(
+                accountID: f.account.id,
+                payerID: nil,
+                items: items,
+                option: .balance,
+                expectedTotal: try f.usd("15"),
+                idempotencyKey: nil
+            )
         }
-        let (order, payment) = try await f.store.renew(accountID: f.account.id, payerID: nil, items: items, option: .balance,
-                                                       expectedTotal: try f.usd("20"), idempotencyKey: nil)
+        let (order, payment) = try await f.store.renew(
+            accountID: f.account.id,
+            payerID: nil,
+            items: items,
+            option: .balance,
+            expectedTotal: try f.usd("20"),
+            idempotencyKey: nil
+        )
         #expect(order.status == .completed)
         #expect(payment == nil)
         #expect(order.lines.first?.newExpiresAtMs == vps.expiresAtMs + 60 * Self.day)
         #expect(try await f.balanceMinor() == 5_00)
-        #expect(try await f.store.renewableServices(accountID: f.account.id).first { $0.id == vps.id }?.expiresAtMs == vps.expiresAtMs + 60 * Self.day)
+        #expect(
+            try await f.store.renewableServices(accountID: f.account.id).first { $0.id == vps.id }?.expiresAtMs == vps
+                .expiresAtMs + 60 * Self.day
+        )
         #expect(try await f.checkInvariants() == [])
     }
 
@@ -56,10 +101,22 @@ import Testing
         let (vps, domain) = try await services(f)
         let items = [RenewalItem(serviceID: vps.id, periods: 1), RenewalItem(serviceID: domain.id, periods: 1)]
         let key = try IdempotencyKey("renew-1")
-        let (order, payment) = try await f.store.renew(accountID: f.account.id, payerID: f.payer.id, items: items, option: .invoice,
-                                                       expectedTotal: nil, idempotencyKey: key)
-        let (again, _) = try await f.store.renew(accountID: f.account.id, payerID: f.payer.id, items: items, option: .invoice,
-                                                 expectedTotal: nil, idempotencyKey: key)
+        let (order, payment) = try await f.store.renew(
+            accountID: f.account.id,
+            payerID: f.payer.id,
+            items: items,
+            option: .invoice,
+            expectedTotal: nil,
+            idempotencyKey: key
+        )
+        let (again, _) = try await f.store.renew(
+            accountID: f.account.id,
+            payerID: f.payer.id,
+            items: items,
+            option: .invoice,
+            expectedTotal: nil,
+            idempotencyKey: key
+        )
         #expect(again.id == order.id)
         #expect(order.status == .awaitingPayment)
         let invoice = try #require(payment)
@@ -69,8 +126,14 @@ import Testing
         #expect(try await f.balanceMinor() == 0)
         #expect(try await f.checkInvariants() == [])
 
-        let (second, secondPayment) = try await f.store.renew(accountID: f.account.id, payerID: f.payer.id, items: items, option: .invoice,
-                                                              expectedTotal: nil, idempotencyKey: nil)
+        let (second, secondPayment) = try await f.store.renew(
+            accountID: f.account.id,
+            payerID: f.payer.id,
+            items: items,
+            option: .invoice,
+            expectedTotal: nil,
+            idempotencyKey: nil
+        )
         _ = try await f.store.transition(paymentID: secondPayment!.id, .cancelled("not paid"))
         #expect(try await f.store.renewalOrder(second.id).status == .cancelled)
     }
@@ -79,10 +142,14 @@ import Testing
         let f = try await StoreFixture()
         let (vps, _) = try await services(f)
         let other = try await f.store.createAccount(id: "acc_other", displayName: "Other", currency: .usd)
-        for items in [[], [RenewalItem(serviceID: vps.id, periods: 0)], [RenewalItem(serviceID: vps.id, periods: 121)],
-                      [RenewalItem(serviceID: vps.id, periods: 1), RenewalItem(serviceID: vps.id, periods: 1)],
-                      [RenewalItem(serviceID: "svc-nope", periods: 1)]] {
-            await #expect(throws: BillingError.self) { try await f.store.quoteRenewal(accountID: f.account.id, items: items) }
+        for items in [
+            [], [RenewalItem(serviceID: vps.id, periods: 0)], [RenewalItem(serviceID: vps.id, periods: 121)],
+            [RenewalItem(serviceID: vps.id, periods: 1), RenewalItem(serviceID: vps.id, periods: 1)],
+            [RenewalItem(serviceID: "svc-nope", periods: 1)],
+        ] {
+            await #expect(throws: BillingError.self) {
+                try await f.store.quoteRenewal(accountID: f.account.id, items: items)
+            }
         }
         // Another account's service is not found from this one.
         await #expect(throws: BillingError.notFound("service svc-vps not found")) {

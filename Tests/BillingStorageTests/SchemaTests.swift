@@ -1,37 +1,63 @@
-@testable import BillingStorage
 import BillingCore
 import BillingTestSupport
 import Foundation
 import Testing
 
+@testable import BillingStorage
+
 @Suite struct SchemaTests {
     @Test(arguments: ["v1", "v2-renewals"])
     func everyEarlierVersionMigratesAtOpen(version: String) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-schema-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billing-schema-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("billing.sqlite")
         try SQLiteStore.createFile(path: file.path, upTo: version)
         let f = try await StoreFixture(reopening: file)
-        _ = try await f.store.upsertRenewableService(RenewableService(
-            id: "svc-1", accountID: f.account.id, displayName: "VPS", pricePerPeriod: try f.usd("1"), periodDays: 1, expiresAtMs: 1_000_000_000_000, updatedAtMs: 0))
+        _ = try await f.store.upsertRenewableService(
+            RenewableService(
+                id: "svc-1",
+                accountID: f.account.id,
+                displayName: "VPS",
+                pricePerPeriod: try f.usd("1"),
+                periodDays: 1,
+                expiresAtMs: 1_000_000_000_000,
+                updatedAtMs: 0
+            )
+        )
         #expect(try await f.store.integrityCheck() == "ok")
     }
 
     @Test func eventsWrittenBeforeAccountSequencesAreNumberedPerAccountAtOpen() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-schema-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billing-schema-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("billing.sqlite")
         try SQLiteStore.createFile(path: file.path, upTo: "v2-renewals")
         // Events as the previous version wrote them: global sequence only, two accounts interleaved.
-        let change = String(decoding: try JSONEncoder().encode(Event.Change.balanceChanged(
-            balance: Money(minorUnits: 0, .usd), delta: Money(minorUnits: 0, .usd), paymentID: nil, reference: "r")), as: UTF8.self)
-        let rows = [(1, "acc_a"), (2, "acc_b"), (3, "acc_a"), (4, "acc_b"), (5, "acc_b"), (6, "acc_a")].map { sequence, account in
+        let change = String(
+            decoding: try JSONEncoder().encode(
+                Event.Change.balanceChanged(
+                    balance: Money(minorUnits: 0, .usd),
+                    delta: Money(minorUnits: 0, .usd),
+                    paymentID: nil,
+                    reference: "r"
+                )
+            ),
+            as: UTF8.self
+        )
+        let rows = [(1, "acc_a"), (2, "acc_b"), (3, "acc_a"), (4, "acc_b"), (5, "acc_b"), (6, "acc_a")].map {
+            sequence,
+            account in
             "(\(sequence), '\(account)', 0, 'balance_changed', '\(change.replacingOccurrences(of: "'", with: "''"))')"
         }
         let script = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"
-        let insert = "INSERT INTO events (sequence, account_id, at_ms, kind, payload) VALUES " + rows.joined(separator: ", ")
+        let insert =
+            "INSERT INTO events (sequence, account_id, at_ms, kind, payload) VALUES " + rows.joined(separator: ", ")
         let python = await ChildProcess.run("/usr/bin/python3", ["-c", script, file.path, insert])
         #expect(python.status == 0, "\(python.errorText)")
         let f = try await StoreFixture(reopening: file)
@@ -61,7 +87,8 @@ import Testing
         let mine = try await f.topUp("10", key: "shared")
         let theirs = try await f.store.createTopUp(
             TopUpRequest(accountID: other.id, payerID: payer.id, amount: try f.usd("10"), option: .invoice),
-            idempotencyKey: try IdempotencyKey("shared"))
+            idempotencyKey: try IdempotencyKey("shared")
+        )
         #expect(mine.id != theirs.id)
     }
 }

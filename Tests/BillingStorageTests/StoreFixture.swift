@@ -25,14 +25,23 @@ final class StoreFixture: Sendable {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         }
-        store = try SQLiteStore(StorageConfiguration(path: (existing ?? directory.appendingPathComponent("billing.sqlite")).path,
-                                                     idempotencyKeyLifetime: idempotencyKeyLifetime), clock: clock)
+        store = try SQLiteStore(
+            StorageConfiguration(
+                path: (existing ?? directory.appendingPathComponent("billing.sqlite")).path,
+                idempotencyKeyLifetime: idempotencyKeyLifetime
+            ),
+            clock: clock
+        )
         account = try await store.createAccount(id: "acc_test", displayName: "Test", currency: .usd)
         let payers = try await store.payers(accountID: account.id)
         if let first = payers.first {
             payer = first
         } else {
-            payer = try await store.createPayer(accountID: account.id, displayName: "Payer One", email: "one@example.com")
+            payer = try await store.createPayer(
+                accountID: account.id,
+                displayName: "Payer One",
+                email: "one@example.com"
+            )
         }
     }
 
@@ -44,8 +53,16 @@ final class StoreFixture: Sendable {
         try Money(parsing: text, .usd)
     }
 
-    func topUp(_ amount: String, _ option: PaymentOption = .paymentSystem(.sandbox, saveMethod: false, returnURL: "https://panel.example/payments"),
-               payer: Payer? = nil, key: String? = nil) async throws -> Payment {
+    func topUp(
+        _ amount: String,
+        _ option: PaymentOption = .paymentSystem(
+            .sandbox,
+            saveMethod: false,
+            returnURL: "https://panel.example/payments"
+        ),
+        payer: Payer? = nil,
+        key: String? = nil
+    ) async throws -> Payment {
         try await store.createTopUp(
             TopUpRequest(accountID: account.id, payerID: (payer ?? self.payer).id, amount: usd(amount), option: option),
             idempotencyKey: try key.map { key throws in try IdempotencyKey(key) }
@@ -54,8 +71,15 @@ final class StoreFixture: Sendable {
 
     /// A Confirmed method, made the only way methods are made: saved with a Paid payment.
     func confirmedMethod(payer: Payer? = nil) async throws -> PaymentMethod {
-        let payment = try await topUp("1.00", .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p"), payer: payer)
-        _ = try await store.transition(paymentID: payment.id, .paid(savedMethodReference: "pm_123", displayName: "Visa •••• 4242"))
+        let payment = try await topUp(
+            "1.00",
+            .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p"),
+            payer: payer
+        )
+        _ = try await store.transition(
+            paymentID: payment.id,
+            .paid(savedMethodReference: "pm_123", displayName: "Visa •••• 4242")
+        )
         return try await store.paymentMethod(payment.savedPaymentMethodID!)
     }
 

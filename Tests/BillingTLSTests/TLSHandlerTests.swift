@@ -35,23 +35,49 @@ struct CertificateFixture {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         authority = try CertificateAuthority(commonName: "test CA")
         try DevelopmentCertificates.write(authority.credential, name: "ca", in: directory)
-        try DevelopmentCertificates.write(try authority.issue(commonName: "billingd", usage: .server, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"]),
-                                          name: "server", in: directory)
-        try DevelopmentCertificates.write(try authority.issue(commonName: "alice", usage: .client, uris: ["billing://operator/alice"]),
-                                          name: "client", in: directory)
+        try DevelopmentCertificates.write(
+            try authority.issue(
+                commonName: "billingd",
+                usage: .server,
+                dnsNames: ["localhost"],
+                ipAddresses: ["127.0.0.1"]
+            ),
+            name: "server",
+            in: directory
+        )
+        try DevelopmentCertificates.write(
+            try authority.issue(commonName: "alice", usage: .client, uris: ["billing://operator/alice"]),
+            name: "client",
+            in: directory
+        )
     }
 
     func path(_ name: String) -> String { "\(directory)/\(name).pem" }
     func keyPath(_ name: String) -> String { "\(directory)/\(name)-key.pem" }
 
     func server() throws -> TLSContext {
-        try TLSContext(TLSConfiguration(role: .server, certificateChainPath: path("server"), privateKeyPath: keyPath("server"), trustRootsPath: path("ca")))
+        try TLSContext(
+            TLSConfiguration(
+                role: .server,
+                certificateChainPath: path("server"),
+                privateKeyPath: keyPath("server"),
+                trustRootsPath: path("ca")
+            )
+        )
     }
 
-    func client(_ name: String = "client", serverName: String = "localhost", trust: String = "ca",
-                configure: (inout TLSConfiguration) -> Void = { _ in }) throws -> TLSContext {
-        var configuration = TLSConfiguration(role: .client(serverName: serverName), certificateChainPath: path(name),
-                                             privateKeyPath: keyPath(name), trustRootsPath: path(trust))
+    func client(
+        _ name: String = "client",
+        serverName: String = "localhost",
+        trust: String = "ca",
+        configure: (inout TLSConfiguration) -> Void = { _ in }
+    ) throws -> TLSContext {
+        var configuration = TLSConfiguration(
+            role: .client(serverName: serverName),
+            certificateChainPath: path(name),
+            privateKeyPath: keyPath(name),
+            trustRootsPath: path(trust)
+        )
         configure(&configuration)
         return try TLSContext(configuration)
     }
@@ -129,7 +155,11 @@ struct EmbeddedPair {
     @Test func clientCertificateFromAnotherCAIsRefused() throws {
         let certificates = try CertificateFixture()
         let stranger = try CertificateAuthority(commonName: "other CA")
-        try DevelopmentCertificates.write(try stranger.issue(commonName: "mallory", usage: .client), name: "mallory", in: certificates.directory)
+        try DevelopmentCertificates.write(
+            try stranger.issue(commonName: "mallory", usage: .client),
+            name: "mallory",
+            in: certificates.directory
+        )
         let pair = try EmbeddedPair(server: try certificates.server(), client: try certificates.client("mallory"))
         try pair.pump()
         #expect(pair.serverRecorder.handshake == nil)
@@ -140,8 +170,16 @@ struct EmbeddedPair {
     @Test func expiredClientCertificateIsRefused() throws {
         let certificates = try CertificateFixture()
         let now = Int64(Date().timeIntervalSince1970)
-        try DevelopmentCertificates.write(try certificates.authority.issue(commonName: "old", usage: .client, notBefore: now - 86_400 * 30, notAfter: now - 86_400),
-                                          name: "old", in: certificates.directory)
+        try DevelopmentCertificates.write(
+            try certificates.authority.issue(
+                commonName: "old",
+                usage: .client,
+                notBefore: now - 86_400 * 30,
+                notAfter: now - 86_400
+            ),
+            name: "old",
+            in: certificates.directory
+        )
         let pair = try EmbeddedPair(server: try certificates.server(), client: try certificates.client("old"))
         try pair.pump()
         #expect(pair.serverRecorder.handshake == nil)
@@ -150,7 +188,10 @@ struct EmbeddedPair {
 
     @Test func serverNameMismatchIsRefusedByTheClient() throws {
         let certificates = try CertificateFixture()
-        let pair = try EmbeddedPair(server: try certificates.server(), client: try certificates.client(serverName: "billing.example.com"))
+        let pair = try EmbeddedPair(
+            server: try certificates.server(),
+            client: try certificates.client(serverName: "billing.example.com")
+        )
         try pair.pump()
         #expect(pair.clientRecorder.handshake == nil)
         #expect(pair.clientRecorder.errors.contains { ($0 as? TLSError) == .verificationFailed("hostname mismatch") })
@@ -184,8 +225,12 @@ struct EmbeddedPair {
 
     @Test func aKeyThatDoesNotMatchIsRefusedWithoutItsContents() throws {
         let certificates = try CertificateFixture()
-        var configuration = TLSConfiguration(role: .server, certificateChainPath: certificates.path("server"),
-                                             privateKeyPath: certificates.keyPath("client"), trustRootsPath: certificates.path("ca"))
+        var configuration = TLSConfiguration(
+            role: .server,
+            certificateChainPath: certificates.path("server"),
+            privateKeyPath: certificates.keyPath("client"),
+            trustRootsPath: certificates.path("ca")
+        )
         configuration.handshakeTimeout = .seconds(1)
         do {
             _ = try TLSContext(configuration)

@@ -1,6 +1,7 @@
 public import Foundation
 import Subprocess
 import Synchronization
+
 #if canImport(System)
 import System
 #else
@@ -155,17 +156,34 @@ extension ChildProcess {
         do {
             if mergingErrors {
                 let result = try await Subprocess.run(
-                    .path(FilePath(executable)), arguments: Arguments(arguments), environment: configured,
-                    workingDirectory: directory.map { FilePath($0) }, input: .array(input),
-                    output: .bytes(limit: limit), error: .combinedWithOutput)
-                return Outcome(termination: Termination(result.terminationStatus), output: result.standardOutput, error: [])
+                    .path(FilePath(executable)),
+                    arguments: Arguments(arguments),
+                    environment: configured,
+                    workingDirectory: directory.map { FilePath($0) },
+                    input: .array(input),
+                    output: .bytes(limit: limit),
+                    error: .combinedWithOutput
+                )
+                return Outcome(
+                    termination: Termination(result.terminationStatus),
+                    output: result.standardOutput,
+                    error: []
+                )
             }
             let result = try await Subprocess.run(
-                .path(FilePath(executable)), arguments: Arguments(arguments), environment: configured,
-                workingDirectory: directory.map { FilePath($0) }, input: .array(input),
-                output: .bytes(limit: limit), error: .bytes(limit: limit))
-            return Outcome(termination: Termination(result.terminationStatus), output: result.standardOutput,
-                           error: result.standardError)
+                .path(FilePath(executable)),
+                arguments: Arguments(arguments),
+                environment: configured,
+                workingDirectory: directory.map { FilePath($0) },
+                input: .array(input),
+                output: .bytes(limit: limit),
+                error: .bytes(limit: limit)
+            )
+            return Outcome(
+                termination: Termination(result.terminationStatus),
+                output: result.standardOutput,
+                error: result.standardError
+            )
         } catch {
             return Outcome(termination: .failed("\(executable): \(error)"), output: [], error: Array("\(error)".utf8))
         }

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -9,7 +10,8 @@ import FoundationNetworking
 /// (`Tests/Interop/vendor/`, made by `codegen/vendor-digest`); tests read what broke it
 /// with `problems()` and require none.
 public final class FakeProvider: Sendable {
-    static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Interop")
+    static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Interop")
 
     /// The client credentials fake_paypal.py accepts.
     public static let paypalClientID = "billingd-client"
@@ -35,22 +37,30 @@ public final class FakeProvider: Sendable {
         let out = try DescriptorPipe()
         // Standard error to /dev/null, not the test's own: nothing of the fake
         // may outlive the test holding the runner's pipes open.
-        let process = try await ChildProcess("/usr/bin/env", ["python3", Self.interop.appendingPathComponent(script).path],
-                                             standardOutput: out.writing.fileDescriptor)
+        let process = try await ChildProcess(
+            "/usr/bin/env",
+            ["python3", Self.interop.appendingPathComponent(script).path],
+            standardOutput: out.writing.fileDescriptor
+        )
         try out.writing.close()
         self.process = process
         // Read the "listening PORT PID" line on a Dispatch thread (it blocks).
         let line = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 var bytes = Data()
-                while let byte = try? out.reading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { bytes += byte }
+                while let byte = try? out.reading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
+                    bytes += byte
+                }
                 continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
             }
         }
         let fields = line.split(separator: " ")
         guard fields.count == 3, fields[0] == "listening", let port = Int(fields[1]), let pid = Int32(fields[2]) else {
             process.terminate()
-            throw Failure(description: "\(script) did not start: \(line) (needs python3 with openapi-schema-validator; run deploy/setup)")
+            throw Failure(
+                description:
+                    "\(script) did not start: \(line) (needs python3 with openapi-schema-validator; run deploy/setup)"
+            )
         }
         self.port = port
         self.pid = pid
@@ -70,7 +80,11 @@ public final class FakeProvider: Sendable {
         // when the async API cancels a finishing task (see ProviderHTTP).
         let data: Data = try await withCheckedThrowingContinuation { continuation in
             URLSession.shared.dataTask(with: request) { data, _, error in
-                if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: data ?? Data()) }
+                if let error {
+                    continuation.resume(throwing: error)
+                } else {
+                    continuation.resume(returning: data ?? Data())
+                }
             }.resume()
         }
         return try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])

@@ -15,11 +15,17 @@ import Testing
     static let health = "grpc.health.v1.Health"
 
     /// Runs `body` against a fresh server, then proves the server still serves.
-    func withServer(limits: ServerLimits = ServerLimits(), handshakeTimeout: Duration = .seconds(120),
-                    _ body: (TransportFixture) async throws -> Void) async throws {
+    func withServer(
+        limits: ServerLimits = ServerLimits(),
+        handshakeTimeout: Duration = .seconds(120),
+        _ body: (TransportFixture) async throws -> Void
+    ) async throws {
         let f = try await TransportFixture(limits: limits, handshakeTimeout: handshakeTimeout)
         try await body(f)
-        #expect(try await f.health().check(TransportFixture.request("x")).status == .serving, "the server still serves others")
+        #expect(
+            try await f.health().check(TransportFixture.request("x")).status == .serving,
+            "the server still serves others"
+        )
         await f.stop()
     }
 
@@ -37,7 +43,11 @@ import Testing
             try await raw2.send(streamID: 1, type: .request, payload: [UInt8](repeating: 0, count: 1025))
             #expect(try await raw2.status(on: 1)?.code == .resourceExhausted)
             // The oversized payload was skipped: the next frame on the same connection works.
-            try await raw2.send(streamID: 3, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check"))
+            try await raw2.send(
+                streamID: 3,
+                type: .request,
+                payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check")
+            )
             #expect(try await raw2.status(on: 3)?.code == .ok)
         }
     }
@@ -60,7 +70,11 @@ import Testing
             let raw = try await RawFrameClient(f)
             try await raw.send(streamID: 1, type: FrameType(rawValue: 0x7E), payload: [1, 2, 3])
             #expect(try await raw.status(on: 1)?.code == .unimplemented)
-            try await raw.send(streamID: 3, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check"))
+            try await raw.send(
+                streamID: 3,
+                type: .request,
+                payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check")
+            )
             #expect(try await raw.status(on: 3)?.code == .ok)
         }
     }
@@ -70,7 +84,11 @@ import Testing
             let raw = try await RawFrameClient(f)
             // A handler that would answer after 5 s; the Data frame arrives long before.
             let slow = try GrpcHealthV1.HealthCheckRequest.serviceNamed("slow:5000").serializedBytes()
-            try await raw.send(streamID: 1, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: slow))
+            try await raw.send(
+                streamID: 1,
+                type: .request,
+                payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: slow)
+            )
             try await raw.send(streamID: 1, type: .data, payload: [0x0A, 0x01, 0x41])
             #expect(try await raw.status(on: 1)?.code == .invalidArgument)
             try await Task.sleep(for: .milliseconds(5500))
@@ -84,9 +102,21 @@ import Testing
             try await raw.send(streamID: 1, type: .request, payload: Array("not protobuf at all \u{FF}".utf8))
             #expect(try await raw.status(on: 1)?.code == .invalidArgument)
             // Field 1 as a varint: not a HealthCheckRequest.
-            try await raw.send(streamID: 3, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: [0x08, 0x01]))
+            try await raw.send(
+                streamID: 3,
+                type: .request,
+                payload: try RawFrameClient.requestEnvelope(
+                    service: Self.health,
+                    method: "Check",
+                    payload: [0x08, 0x01]
+                )
+            )
             #expect(try await raw.status(on: 3)?.code == .invalidArgument)
-            try await raw.send(streamID: 5, type: .request, payload: try RawFrameClient.requestEnvelope(service: "no.Such", method: "Thing"))
+            try await raw.send(
+                streamID: 5,
+                type: .request,
+                payload: try RawFrameClient.requestEnvelope(service: "no.Such", method: "Thing")
+            )
             #expect(try await raw.status(on: 5)?.code == .unimplemented)
         }
     }
@@ -94,8 +124,11 @@ import Testing
     @Test func metadataOverTheLimitIsRefused() async throws {
         try await withServer { f in
             let raw = try await RawFrameClient(f)
-            let envelope = try RawFrameClient.requestEnvelope(service: Self.health, method: "Check",
-                                                              metadata: [("big", String(repeating: "x", count: 9000))])
+            let envelope = try RawFrameClient.requestEnvelope(
+                service: Self.health,
+                method: "Check",
+                metadata: [("big", String(repeating: "x", count: 9000))]
+            )
             try await raw.send(streamID: 1, type: .request, payload: envelope)
             #expect(try await raw.status(on: 1)?.code == .resourceExhausted)
         }
@@ -109,7 +142,11 @@ import Testing
             // Handlers that take 5 s: the first four are surely still running when the fifth arrives.
             let slow = try GrpcHealthV1.HealthCheckRequest.serviceNamed("slow:5000").serializedBytes()
             for id in stride(from: UInt32(1), through: 9, by: 2) {
-                try await raw.send(streamID: id, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: slow))
+                try await raw.send(
+                    streamID: id,
+                    type: .request,
+                    payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: slow)
+                )
             }
             #expect(try await raw.status(on: 9)?.code == .resourceExhausted)
             for id in stride(from: UInt32(1), through: 7, by: 2) {
@@ -134,7 +171,9 @@ import Testing
                     configuration.maximumVersion = version
                     configuration.cipherList = "DEFAULT:@SECLEVEL=0"
                 }
-                let client = GrpcHealthV1.HealthClient(transport: TTRPCClient(host: "127.0.0.1", port: f.port, tls: old, group: f.group))
+                let client = GrpcHealthV1.HealthClient(
+                    transport: TTRPCClient(host: "127.0.0.1", port: f.port, tls: old, group: f.group)
+                )
                 await #expect(throws: RPCError.self) { try await client.check(TransportFixture.request("x")) }
             }
         }
@@ -160,12 +199,22 @@ import Testing
         let raw = try await RawFrameClient(f)
         // One call proves the handshake is done; then stop reading, so the
         // socket's receive buffer fills and TCP pushes back.
-        try await raw.send(streamID: 1, type: .request, payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check"))
+        try await raw.send(
+            streamID: 1,
+            type: .request,
+            payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check")
+        )
         #expect(try await raw.status(on: 1)?.code == .ok)
         try await raw.channel.setOption(.autoRead, value: false).get()
-        try await raw.send(streamID: 3, type: .request, flags: .remoteClosed,
-                           payload: try RawFrameClient.requestEnvelope(service: FloodService.descriptor.service,
-                                                                       method: FloodService.descriptor.method))
+        try await raw.send(
+            streamID: 3,
+            type: .request,
+            flags: .remoteClosed,
+            payload: try RawFrameClient.requestEnvelope(
+                service: FloodService.descriptor.service,
+                method: FloodService.descriptor.method
+            )
+        )
         // Messages of 256 KiB fill the kernel's buffers (bounded by tcp_wmem,
         // and the client's fixed SO_RCVBUF) after a bounded number of them,
         // then the writer waits: no timing of the machine is assumed. The wait
@@ -189,9 +238,17 @@ import Testing
         try await raw.channel.setOption(.autoRead, value: true).get()
         raw.channel.read()
         let end = try await raw.frame(on: 3, ofType: .response, within: .seconds(60))
-        let response = try end.map { try BillingV1.Response(serializedBytes: $0.payload.readableBytesView, limits: .default) }
-        #expect(response?.status?.code == Int32(StatusCode.resourceExhausted.rawValue), "the stream ends RESOURCE_EXHAUSTED")
-        #expect(try await f.health().check(TransportFixture.request("x")).status == .serving, "the server still serves others")
+        let response = try end.map {
+            try BillingV1.Response(serializedBytes: $0.payload.readableBytesView, limits: .default)
+        }
+        #expect(
+            response?.status?.code == Int32(StatusCode.resourceExhausted.rawValue),
+            "the stream ends RESOURCE_EXHAUSTED"
+        )
+        #expect(
+            try await f.health().check(TransportFixture.request("x")).status == .serving,
+            "the server still serves others"
+        )
         await f.stop()
     }
 
@@ -226,7 +283,10 @@ import Testing
                 except (ssl.SSLError, ConnectionError) as e:
                     print("refused", type(e).__name__)
                 """
-            let result = await StockClientInteropTests.run("/usr/bin/python3", ["-c", script, "\(f.port)", "\(f.directory)/ca.pem"])
+            let result = await StockClientInteropTests.run(
+                "/usr/bin/python3",
+                ["-c", script, "\(f.port)", "\(f.directory)/ca.pem"]
+            )
             #expect(result.output.hasPrefix("refused") || result.output.hasPrefix("closed"), "\(result.output)")
         }
     }
@@ -236,7 +296,10 @@ import Testing
             let client = try f.health()
             var count = 0
             do {
-                for try await _ in try await client.watch(TransportFixture.request("forever-slow"), options: CallOptions(timeout: .milliseconds(200))) {
+                for try await _ in try await client.watch(
+                    TransportFixture.request("forever-slow"),
+                    options: CallOptions(timeout: .milliseconds(200))
+                ) {
                     count += 1
                 }
                 Issue.record("a forever stream ended without an error")

@@ -32,7 +32,8 @@ import Testing
 
     static func healthy(_ client: TTRPCClient) async -> Bool {
         do {
-            return try await GrpcHealthV1.HealthClient(transport: client).check(TransportFixture.request("x")).status == .serving
+            return try await GrpcHealthV1.HealthClient(transport: client).check(TransportFixture.request("x")).status
+                == .serving
         } catch {
             return false
         }
@@ -68,7 +69,9 @@ import Testing
         // A closed connection gives its room back.
         await first.close()
         let deadline = ContinuousClock.now.advanced(by: .seconds(60))
-        while f.server.admission.counts.admitted > 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        while f.server.admission.counts.admitted > 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         let again = try f.client("operator")
         #expect(await Self.healthy(again))
         for client in [second, third, other, again] { await client.close() }
@@ -80,9 +83,12 @@ import Testing
         limits.maxConnections = 3
         limits.reservedPrivilegedConnections = 1
         // "operator" is privileged here; "internal" and the account certificate stand for ordinary peers.
-        let f = try await TransportFixture(limits: limits, classify: { peer in
-            peer.uris.contains("billing://operator/dev") ? .privileged : .ordinary
-        })
+        let f = try await TransportFixture(
+            limits: limits,
+            classify: { peer in
+                peer.uris.contains("billing://operator/dev") ? .privileged : .ordinary
+            }
+        )
         try f.issueClientCertificate("account", uris: ["billing://account/acc-1"])
         let ordinary1 = try f.client("internal"), ordinary2 = try f.client("account")
         #expect(await Self.healthy(ordinary1))

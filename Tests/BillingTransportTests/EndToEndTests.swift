@@ -26,7 +26,9 @@ import Testing
         let health = try f.health()
         try await withThrowingTaskGroup(of: GrpcHealthV1.HealthCheckResponse.ServingStatus.self) { group in
             for index in 0..<200 {
-                group.addTask { try await health.check(TransportFixture.request(index % 10 == 0 ? "slow:20" : "x")).status }
+                group.addTask {
+                    try await health.check(TransportFixture.request(index % 10 == 0 ? "slow:20" : "x")).status
+                }
             }
             for try await status in group { #expect(status == .serving) }
         }
@@ -68,13 +70,24 @@ import Testing
         // come from the server, long before the 10 s handler would answer.
         let raw = try await RawFrameClient(f)
         let slow = try GrpcHealthV1.HealthCheckRequest.serviceNamed("slow:10000").serializedBytes()
-        try await raw.send(streamID: 1, type: .request, payload: try RawFrameClient.requestEnvelope(
-            service: "grpc.health.v1.Health", method: "Check", payload: slow, timeoutNano: 100_000_000))
+        try await raw.send(
+            streamID: 1,
+            type: .request,
+            payload: try RawFrameClient.requestEnvelope(
+                service: "grpc.health.v1.Health",
+                method: "Check",
+                payload: slow,
+                timeoutNano: 100_000_000
+            )
+        )
         #expect(try await raw.status(on: 1, within: .seconds(60))?.code == .deadlineExceeded)
 
         // The typed client's own deadline gives the same status.
         await #expect(throws: RPCError(.deadlineExceeded, "deadline exceeded")) {
-            try await f.health().check(TransportFixture.request("slow:10000"), options: CallOptions(timeout: .milliseconds(100)))
+            try await f.health().check(
+                TransportFixture.request("slow:10000"),
+                options: CallOptions(timeout: .milliseconds(100))
+            )
         }
         await f.stop()
     }
@@ -83,13 +96,21 @@ import Testing
         let f = try await TransportFixture()
         let client = try f.client()
         do {
-            _ = try await client.unary(MethodDescriptor(service: "nope.Service", method: "X", kind: .unary), request: [], options: CallOptions())
+            _ = try await client.unary(
+                MethodDescriptor(service: "nope.Service", method: "X", kind: .unary),
+                request: [],
+                options: CallOptions()
+            )
             Issue.record("an unknown service answered")
         } catch let error as RPCError {
             #expect(error.code == .unimplemented)
         }
         do {
-            _ = try await client.unary(MethodDescriptor(service: "grpc.health.v1.Health", method: "Nope", kind: .unary), request: [], options: CallOptions())
+            _ = try await client.unary(
+                MethodDescriptor(service: "grpc.health.v1.Health", method: "Nope", kind: .unary),
+                request: [],
+                options: CallOptions()
+            )
             Issue.record("an unknown method answered")
         } catch let error as RPCError {
             #expect(error.code == .unimplemented)
@@ -109,15 +130,30 @@ import Testing
         let f = try await TransportFixture()
         // A certificate from another CA.
         let stranger = try CertificateAuthority(commonName: "other")
-        try DevelopmentCertificates.write(try stranger.issue(commonName: "mallory", usage: .client), name: "mallory", in: f.directory)
+        try DevelopmentCertificates.write(
+            try stranger.issue(commonName: "mallory", usage: .client),
+            name: "mallory",
+            in: f.directory
+        )
         await #expect(throws: RPCError.self) { try await f.health("mallory").check(TransportFixture.request("x")) }
         // An expired one from the right CA.
-        let authority = try CertificateAuthority(loading: PEMCredential(
-            certificatePEM: try String(contentsOfFile: "\(f.directory)/ca.pem", encoding: .utf8),
-            privateKeyPEM: try String(contentsOfFile: "\(f.directory)/ca-key.pem", encoding: .utf8)))
+        let authority = try CertificateAuthority(
+            loading: PEMCredential(
+                certificatePEM: try String(contentsOfFile: "\(f.directory)/ca.pem", encoding: .utf8),
+                privateKeyPEM: try String(contentsOfFile: "\(f.directory)/ca-key.pem", encoding: .utf8)
+            )
+        )
         let now = Int64(Date().timeIntervalSince1970)
-        try DevelopmentCertificates.write(try authority.issue(commonName: "old", usage: .client, notBefore: now - 90 * 86_400, notAfter: now - 86_400),
-                                          name: "expired", in: f.directory)
+        try DevelopmentCertificates.write(
+            try authority.issue(
+                commonName: "old",
+                usage: .client,
+                notBefore: now - 90 * 86_400,
+                notAfter: now - 86_400
+            ),
+            name: "expired",
+            in: f.directory
+        )
         await #expect(throws: RPCError.self) { try await f.health("expired").check(TransportFixture.request("x")) }
         #expect(try await f.health().check(TransportFixture.request("x")).status == .serving)
         await f.stop()

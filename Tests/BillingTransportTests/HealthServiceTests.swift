@@ -15,7 +15,9 @@ import Testing
         #expect(try await client.check(.serviceNamed("")).status == .serving)
         health.setStatus(.notServing, for: "billing.v1.Balance")
         #expect(try await client.check(.serviceNamed("billing.v1.Balance")).status == .notServing)
-        await #expect(throws: RPCError(.notFound, "unknown service nope")) { try await client.check(.serviceNamed("nope")) }
+        await #expect(throws: RPCError(.notFound, "unknown service nope")) {
+            try await client.check(.serviceNamed("nope"))
+        }
     }
 
     @Test func watchSendsTheCurrentStatusThenChanges() async throws {

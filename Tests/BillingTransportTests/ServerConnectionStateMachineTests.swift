@@ -1,7 +1,8 @@
 import BillingRPC
 import BillingTestSupport
-@testable import BillingTransport
 import Testing
+
+@testable import BillingTransport
 
 /// The connection's rules without a channel: stream ids, the concurrency
 /// limit, draining, idling, closing, deadlines.
@@ -15,14 +16,29 @@ import Testing
 
     @Test func streamIDsAreOddAndOnlyGrowAndARefusedOneIsUsedUp() {
         var machine = Machine(maxConcurrentStreams: 8)
-        #expect(machine.requestReceived(on: 2) == .refuse(RPCError(.invalidArgument, "stream id 2 is even; clients use odd ids")))
-        #expect(machine.requestReceived(on: 0) == .refuse(RPCError(.invalidArgument, "stream id 0 is even; clients use odd ids")))
+        #expect(
+            machine.requestReceived(on: 2)
+                == .refuse(RPCError(.invalidArgument, "stream id 2 is even; clients use odd ids"))
+        )
+        #expect(
+            machine.requestReceived(on: 0)
+                == .refuse(RPCError(.invalidArgument, "stream id 0 is even; clients use odd ids"))
+        )
         opened(&machine, 5)
-        #expect(machine.requestReceived(on: 5) == .refuse(RPCError(.invalidArgument, "stream id 5 is not above 5; ids cannot be reused")))
-        #expect(machine.requestReceived(on: 3) == .refuse(RPCError(.invalidArgument, "stream id 3 is not above 5; ids cannot be reused")))
+        #expect(
+            machine.requestReceived(on: 5)
+                == .refuse(RPCError(.invalidArgument, "stream id 5 is not above 5; ids cannot be reused"))
+        )
+        #expect(
+            machine.requestReceived(on: 3)
+                == .refuse(RPCError(.invalidArgument, "stream id 3 is not above 5; ids cannot be reused"))
+        )
         // An id admitted but never started (its request did not decode) is used up too.
         #expect(machine.requestReceived(on: 7) == .open)
-        #expect(machine.requestReceived(on: 7) == .refuse(RPCError(.invalidArgument, "stream id 7 is not above 7; ids cannot be reused")))
+        #expect(
+            machine.requestReceived(on: 7)
+                == .refuse(RPCError(.invalidArgument, "stream id 7 is not above 7; ids cannot be reused"))
+        )
         #expect(machine.lastStreamID == 7)
         #expect(machine.activeStreamCount == 1)
     }
@@ -31,7 +47,10 @@ import Testing
         var machine = Machine(maxConcurrentStreams: 2)
         opened(&machine, 1)
         opened(&machine, 3)
-        #expect(machine.requestReceived(on: 5) == .refuse(RPCError(.resourceExhausted, "more than 2 concurrent streams on one connection")))
+        #expect(
+            machine.requestReceived(on: 5)
+                == .refuse(RPCError(.resourceExhausted, "more than 2 concurrent streams on one connection"))
+        )
         #expect(machine.streamEnded(1) == "stream 1")
         opened(&machine, 7)
         #expect(machine.activeStreamCount == 2)
@@ -65,7 +84,10 @@ import Testing
         #expect(machine.beginDraining() == .init(lastStreamID: 3, closeNow: false))
         #expect(machine.state == .draining)
         #expect(machine.beginDraining() == nil, "one GOAWAY")
-        #expect(machine.requestReceived(on: 5) == .refuse(RPCError(.unavailable, "server is shutting down; retry on a new connection")))
+        #expect(
+            machine.requestReceived(on: 5)
+                == .refuse(RPCError(.unavailable, "server is shutting down; retry on a new connection"))
+        )
         #expect(machine.lastStreamID == 5, "the refused id is used up")
         #expect(machine.streamEnded(1) != nil)
         #expect(!machine.closesAfterFinalFrame)
@@ -97,18 +119,35 @@ import Testing
         #expect(machine.close().isEmpty)
         #expect(machine.state == .closed)
         #expect(machine.beginDraining() == nil)
-        #expect(machine.requestReceived(on: 11) == .refuse(RPCError(.unavailable, "server is shutting down; retry on a new connection")))
+        #expect(
+            machine.requestReceived(on: 11)
+                == .refuse(RPCError(.unavailable, "server is shutting down; retry on a new connection"))
+        )
         #expect(machine.streamEnded(3) == nil, "a handler finishing after the close writes nothing")
     }
 
     @Test func aCallsDeadlineIsItsOwnTheUnaryDefaultOrNone() throws {
         let unaryDefault = Duration.seconds(30)
-        #expect(try Machine.timeout(requestTimeoutNano: 2_000_000, isUnary: true, defaultUnary: unaryDefault).get() == .milliseconds(2))
-        #expect(try Machine.timeout(requestTimeoutNano: 2_000_000, isUnary: false, defaultUnary: unaryDefault).get() == .milliseconds(2))
-        #expect(try Machine.timeout(requestTimeoutNano: 0, isUnary: true, defaultUnary: unaryDefault).get() == unaryDefault)
+        #expect(
+            try Machine.timeout(requestTimeoutNano: 2_000_000, isUnary: true, defaultUnary: unaryDefault).get()
+                == .milliseconds(2)
+        )
+        #expect(
+            try Machine.timeout(requestTimeoutNano: 2_000_000, isUnary: false, defaultUnary: unaryDefault).get()
+                == .milliseconds(2)
+        )
+        #expect(
+            try Machine.timeout(requestTimeoutNano: 0, isUnary: true, defaultUnary: unaryDefault).get() == unaryDefault
+        )
         #expect(try Machine.timeout(requestTimeoutNano: 0, isUnary: false, defaultUnary: unaryDefault).get() == nil)
         #expect(try Machine.timeout(requestTimeoutNano: 0, isUnary: true, defaultUnary: nil).get() == nil)
-        guard case .failure(let error) = Machine.timeout(requestTimeoutNano: -1, isUnary: true, defaultUnary: unaryDefault) else {
+        guard
+            case .failure(let error) = Machine.timeout(
+                requestTimeoutNano: -1,
+                isUnary: true,
+                defaultUnary: unaryDefault
+            )
+        else {
             Issue.record("a negative timeout was taken")
             return
         }
@@ -139,9 +178,15 @@ import Testing
                 case 4:
                     _ = machine.idleTimeoutFired()
                 default:
-                    if generator.next() % 10 == 0 { #expect(Set(machine.close().map(\.id)) == running); running = [] }
+                    if generator.next() % 10 == 0 {
+                        #expect(Set(machine.close().map(\.id)) == running)
+                        running = []
+                    }
                 }
-                #expect(Set(running) == Set(running.filter { machine.isRunning($0) }) && machine.activeStreamCount == running.count)
+                #expect(
+                    Set(running) == Set(running.filter { machine.isRunning($0) })
+                        && machine.activeStreamCount == running.count
+                )
                 #expect(machine.activeStreamCount <= 4)
             }
         }

@@ -2,12 +2,13 @@ import BillingAPI
 import BillingMessages
 import BillingRPC
 import BillingTLS
-@testable import BillingTransport
 import BillingWire
 import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
+
+@testable import BillingTransport
 
 /// A health service whose behaviour the test picks by the service name it
 /// asks about: "slow:<ms>" sleeps, "peer" answers SERVING only for the
@@ -20,7 +21,10 @@ final class ScriptedHealth: GrpcHealthV1.HealthService {
 
     struct Failure: Error {}
 
-    func check(_ request: GrpcHealthV1.HealthCheckRequest, context: ServerContext) async throws -> GrpcHealthV1.HealthCheckResponse {
+    func check(
+        _ request: GrpcHealthV1.HealthCheckRequest,
+        context: ServerContext
+    ) async throws -> GrpcHealthV1.HealthCheckResponse {
         peers.withLock { $0.append(context.peer) }
         var response = GrpcHealthV1.HealthCheckResponse()
         response.status = .serving
@@ -36,7 +40,11 @@ final class ScriptedHealth: GrpcHealthV1.HealthService {
         return response
     }
 
-    func watch(_ request: GrpcHealthV1.HealthCheckRequest, context: ServerContext, stream: ServerStreamWriter<GrpcHealthV1.HealthCheckResponse>) async throws {
+    func watch(
+        _ request: GrpcHealthV1.HealthCheckRequest,
+        context: ServerContext,
+        stream: ServerStreamWriter<GrpcHealthV1.HealthCheckResponse>
+    ) async throws {
         var response = GrpcHealthV1.HealthCheckResponse()
         response.status = .serving
         if request.service.hasPrefix("count:"), let count = Int(request.service.dropFirst(6)) {
@@ -74,20 +82,22 @@ final class FloodService: RPCService {
     let ended = Atomic<Int>(0)
 
     var registeredMethods: [RegisteredMethod] {
-        [.serverStreaming(Self.descriptor, GrpcHealthV1.HealthCheckRequest.self) {
-            (_, _, stream: ServerStreamWriter<GrpcHealthV1.HealthCheckRequest>) in
-            var message = GrpcHealthV1.HealthCheckRequest()
-            message.service = String(repeating: "x", count: Self.messageBytes)
-            do {
-                while true {
-                    try await stream.write(message)
-                    self.sent.add(1, ordering: .relaxed)
+        [
+            .serverStreaming(Self.descriptor, GrpcHealthV1.HealthCheckRequest.self) {
+                (_, _, stream: ServerStreamWriter<GrpcHealthV1.HealthCheckRequest>) in
+                var message = GrpcHealthV1.HealthCheckRequest()
+                message.service = String(repeating: "x", count: Self.messageBytes)
+                do {
+                    while true {
+                        try await stream.write(message)
+                        self.sent.add(1, ordering: .relaxed)
+                    }
+                } catch {
+                    self.ended.add(1, ordering: .relaxed)
+                    throw error
                 }
-            } catch {
-                self.ended.add(1, ordering: .relaxed)
-                throw error
             }
-        }]
+        ]
     }
 }
 
@@ -102,21 +112,34 @@ final class TransportFixture: Sendable {
 
     /// - Parameter extraServices: served beside `service`, which owns Health
     ///   unless one of these does.
-    init(limits: ServerLimits = ServerLimits(), handshakeTimeout: Duration = .seconds(120),
-         classify: @escaping ConnectionAdmission.Classify = { _ in .ordinary },
-         extraServices: () -> [any RPCService] = { [] }) async throws {
+    init(
+        limits: ServerLimits = ServerLimits(),
+        handshakeTimeout: Duration = .seconds(120),
+        classify: @escaping ConnectionAdmission.Classify = { _ in .ordinary },
+        extraServices: () -> [any RPCService] = { [] }
+    ) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("transport-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try DevelopmentCertificates.ensure(in: directory)
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         service = ScriptedHealth()
-        var configuration = TLSConfiguration(role: .server, certificateChainPath: "\(directory)/server.pem",
-                                             privateKeyPath: "\(directory)/server-key.pem", trustRootsPath: "\(directory)/ca.pem")
+        var configuration = TLSConfiguration(
+            role: .server,
+            certificateChainPath: "\(directory)/server.pem",
+            privateKeyPath: "\(directory)/server-key.pem",
+            trustRootsPath: "\(directory)/ca.pem"
+        )
         configuration.handshakeTimeout = handshakeTimeout
         let extra = extraServices()
-        server = try await TTRPCServer.start(host: "127.0.0.1", port: 0, tls: try TLSContext(configuration),
-                                             services: Self.ownsHealth(extra) ? extra : [service] + extra,
-                                             limits: limits, classify: classify, group: group)
+        server = try await TTRPCServer.start(
+            host: "127.0.0.1",
+            port: 0,
+            tls: try TLSContext(configuration),
+            services: Self.ownsHealth(extra) ? extra : [service] + extra,
+            limits: limits,
+            classify: classify,
+            group: group
+        )
         port = server.localAddress!.port!
     }
 
@@ -126,24 +149,49 @@ final class TransportFixture: Sendable {
 
     /// Issues another client certificate from the fixture's CA.
     func issueClientCertificate(_ name: String, uris: [String]) throws {
-        let authority = try CertificateAuthority(loading: PEMCredential(
-            certificatePEM: try String(contentsOfFile: "\(directory)/ca.pem", encoding: .utf8),
-            privateKeyPEM: try String(contentsOfFile: "\(directory)/ca-key.pem", encoding: .utf8)))
-        try DevelopmentCertificates.write(try authority.issue(commonName: name, usage: .client, uris: uris), name: name, in: directory)
+        let authority = try CertificateAuthority(
+            loading: PEMCredential(
+                certificatePEM: try String(contentsOfFile: "\(directory)/ca.pem", encoding: .utf8),
+                privateKeyPEM: try String(contentsOfFile: "\(directory)/ca-key.pem", encoding: .utf8)
+            )
+        )
+        try DevelopmentCertificates.write(
+            try authority.issue(commonName: name, usage: .client, uris: uris),
+            name: name,
+            in: directory
+        )
     }
 
-    func clientTLS(_ name: String = "operator", configure: (inout TLSConfiguration) -> Void = { _ in }) throws -> TLSContext {
-        var configuration = TLSConfiguration(role: .client(serverName: "127.0.0.1"), certificateChainPath: "\(directory)/\(name).pem",
-                                             privateKeyPath: "\(directory)/\(name)-key.pem", trustRootsPath: "\(directory)/ca.pem")
+    func clientTLS(
+        _ name: String = "operator",
+        configure: (inout TLSConfiguration) -> Void = { _ in }
+    ) throws -> TLSContext {
+        var configuration = TLSConfiguration(
+            role: .client(serverName: "127.0.0.1"),
+            certificateChainPath: "\(directory)/\(name).pem",
+            privateKeyPath: "\(directory)/\(name)-key.pem",
+            trustRootsPath: "\(directory)/ca.pem"
+        )
         configure(&configuration)
         return try TLSContext(configuration)
     }
 
     /// A client; generous timeouts, since a loaded test machine is slow and
     /// the tests prove behaviour, not deadlines.
-    func client(_ name: String = "operator", maxBuffered: Int = 1024, streamStallTimeout: Duration = .seconds(300)) throws -> TTRPCClient {
-        TTRPCClient(host: "127.0.0.1", port: port, tls: try clientTLS(name), group: group, connectTimeout: .seconds(120),
-                    maxBufferedStreamMessages: maxBuffered, streamStallTimeout: streamStallTimeout)
+    func client(
+        _ name: String = "operator",
+        maxBuffered: Int = 1024,
+        streamStallTimeout: Duration = .seconds(300)
+    ) throws -> TTRPCClient {
+        TTRPCClient(
+            host: "127.0.0.1",
+            port: port,
+            tls: try clientTLS(name),
+            group: group,
+            connectTimeout: .seconds(120),
+            maxBufferedStreamMessages: maxBuffered,
+            streamStallTimeout: streamStallTimeout
+        )
     }
 
     func health(_ name: String = "operator") throws -> GrpcHealthV1.HealthClient {
@@ -182,7 +230,9 @@ final class RawFrameClient: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try OpenSSLHandler(context: tls))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: WireLimits())))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(FrameDecoder(limits: WireLimits()))
+                    )
                     try channel.pipeline.syncOperations.addHandler(collector)
                 }
             }
@@ -213,13 +263,20 @@ final class RawFrameClient: Sendable {
 
     func send(streamID: UInt32, type: FrameType, flags: FrameFlags = [], payload: [UInt8]) async throws {
         var buffer = ByteBuffer()
-        buffer.writeFrameHeader(FrameHeader(length: UInt32(payload.count), streamID: streamID, type: type, flags: flags))
+        buffer.writeFrameHeader(
+            FrameHeader(length: UInt32(payload.count), streamID: streamID, type: type, flags: flags)
+        )
         buffer.writeBytes(payload)
         try await send(buffer)
     }
 
-    static func requestEnvelope(service: String, method: String, payload: [UInt8] = [], metadata: [(String, String)] = [],
-                                timeoutNano: Int64 = 0) throws -> [UInt8] {
+    static func requestEnvelope(
+        service: String,
+        method: String,
+        payload: [UInt8] = [],
+        metadata: [(String, String)] = [],
+        timeoutNano: Int64 = 0
+    ) throws -> [UInt8] {
         var request = BillingV1.Request()
         request.service = service
         request.method = method
@@ -235,10 +292,16 @@ final class RawFrameClient: Sendable {
     }
 
     /// Waits (polling, bounded) for a frame on `streamID` (of `type`, when given).
-    func frame(on streamID: UInt32, ofType type: FrameType? = nil, within: Duration = .seconds(30)) async throws -> Frame? {
+    func frame(
+        on streamID: UInt32,
+        ofType type: FrameType? = nil,
+        within: Duration = .seconds(30)
+    ) async throws -> Frame? {
         let deadline = ContinuousClock.now.advanced(by: within)
         while ContinuousClock.now < deadline {
-            if let frame = frames.first(where: { $0.streamID == streamID && (type == nil || $0.type == type) }) { return frame }
+            if let frame = frames.first(where: { $0.streamID == streamID && (type == nil || $0.type == type) }) {
+                return frame
+            }
             try await Task.sleep(for: .milliseconds(5))
         }
         return nil

@@ -16,13 +16,19 @@ import Testing
         return (0..<count).map { index in
             let length = [0, 1, 9, 10, 11, 1000, 70_000][Int(generator.next() % 7)]
             let payload = ByteBuffer(bytes: (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
-            return Frame(streamID: UInt32(index * 2 + 1), type: [.request, .response, .data][Int(generator.next() % 3)],
-                         flags: FrameFlags(rawValue: UInt8(generator.next() % 4)), payload: payload)
+            return Frame(
+                streamID: UInt32(index * 2 + 1),
+                type: [.request, .response, .data][Int(generator.next() % 3)],
+                flags: FrameFlags(rawValue: UInt8(generator.next() % 4)),
+                payload: payload
+            )
         }
     }
 
     @Test func headerIsTenBytesBigEndian() throws {
-        let bytes = try encode([Frame(streamID: 0x0102_0304, type: .data, flags: .remoteClosed, payload: ByteBuffer(bytes: [0xAA, 0xBB]))])
+        let bytes = try encode([
+            Frame(streamID: 0x0102_0304, type: .data, flags: .remoteClosed, payload: ByteBuffer(bytes: [0xAA, 0xBB]))
+        ])
         #expect(Array(bytes.readableBytesView) == [0, 0, 0, 2, 1, 2, 3, 4, 3, 1, 0xAA, 0xBB])
     }
 
@@ -59,10 +65,19 @@ import Testing
         // Only the header is needed to refuse it.
         var headerOnly = wire.getSlice(at: 0, length: 10)!
         var probe = FrameDecoder(limits: limits)
-        #expect(try probe.decodeOne(&headerOnly) == .oversized(FrameHeader(length: 17, streamID: 5, type: .request, flags: []), limit: 16))
+        #expect(
+            try probe.decodeOne(&headerOnly)
+                == .oversized(FrameHeader(length: 17, streamID: 5, type: .request, flags: []), limit: 16)
+        )
         // The whole stream: the oversized frame is skipped, the next one arrives intact.
-        #expect(try decoder.decodeOne(&wire) == .oversized(FrameHeader(length: 17, streamID: 5, type: .request, flags: []), limit: 16))
-        #expect(try decoder.decodeOne(&wire) == .frame(Frame(streamID: 7, type: .request, payload: ByteBuffer(string: "ok"))))
+        #expect(
+            try decoder.decodeOne(&wire)
+                == .oversized(FrameHeader(length: 17, streamID: 5, type: .request, flags: []), limit: 16)
+        )
+        #expect(
+            try decoder.decodeOne(&wire)
+                == .frame(Frame(streamID: 7, type: .request, payload: ByteBuffer(string: "ok")))
+        )
     }
 
     @Test func fourGibibyteLengthBuffersNothing() throws {
@@ -104,8 +119,20 @@ import Testing
 
     @Test func unknownTypesAndFlagsSurviveDecoding() throws {
         var wire = ByteBuffer()
-        wire.writeFrameHeader(FrameHeader(length: 0, streamID: 3, type: FrameType(rawValue: 0x7F), flags: FrameFlags(rawValue: 0xF0)))
+        wire.writeFrameHeader(
+            FrameHeader(length: 0, streamID: 3, type: FrameType(rawValue: 0x7F), flags: FrameFlags(rawValue: 0xF0))
+        )
         var decoder = FrameDecoder(limits: WireLimits())
-        #expect(try decoder.decodeOne(&wire) == .frame(Frame(streamID: 3, type: FrameType(rawValue: 0x7F), flags: FrameFlags(rawValue: 0xF0), payload: ByteBuffer())))
+        #expect(
+            try decoder.decodeOne(&wire)
+                == .frame(
+                    Frame(
+                        streamID: 3,
+                        type: FrameType(rawValue: 0x7F),
+                        flags: FrameFlags(rawValue: 0xF0),
+                        payload: ByteBuffer()
+                    )
+                )
+        )
     }
 }

@@ -1,4 +1,5 @@
 internal import CProtobufC
+
 #if canImport(Glibc)
 internal import Glibc
 #elseif canImport(Darwin)

@@ -13,7 +13,11 @@ enum CRead {
         return value
     }
 
-    static func strings(_ array: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, count: Int, field: String) throws -> [String] {
+    static func strings(
+        _ array: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+        count: Int,
+        field: String
+    ) throws -> [String] {
         guard let array, count > 0 else { return [] }
         return try (0..<count).map { try string(array[$0], field: field) }
     }
@@ -28,7 +32,10 @@ enum CRead {
         return UnsafeBufferPointer(start: array, count: count).map(convert)
     }
 
-    static func messages<M: CBackedMessage>(_ array: UnsafeMutablePointer<UnsafeMutablePointer<M.CMessage>?>?, count: Int) throws -> [M] {
+    static func messages<M: CBackedMessage>(
+        _ array: UnsafeMutablePointer<UnsafeMutablePointer<M.CMessage>?>?,
+        count: Int
+    ) throws -> [M] {
         guard let array, count > 0 else { return [] }
         return try (0..<count).map { index in
             guard let element = array[index] else {

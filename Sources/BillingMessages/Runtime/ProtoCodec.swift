@@ -18,7 +18,11 @@ enum ProtoCodec {
         }
     }
 
-    static func decode<M: CBackedMessage>(_ type: M.Type, from bytes: some Collection<UInt8>, limits: DecodeLimits) throws -> M {
+    static func decode<M: CBackedMessage>(
+        _ type: M.Type,
+        from bytes: some Collection<UInt8>,
+        limits: DecodeLimits
+    ) throws -> M {
         // The size is checked before anything is copied or parsed.
         guard bytes.count <= limits.maxMessageBytes else {
             throw MessageError.tooLarge(bytes: bytes.count, limit: limits.maxMessageBytes)
@@ -29,7 +33,11 @@ enum ProtoCodec {
         return try Array(bytes).withUnsafeBufferPointer { try decode(type, buffer: $0, limits: limits) }
     }
 
-    private static func decode<M: CBackedMessage>(_ type: M.Type, buffer: UnsafeBufferPointer<UInt8>, limits: DecodeLimits) throws -> M {
+    private static func decode<M: CBackedMessage>(
+        _ type: M.Type,
+        buffer: UnsafeBufferPointer<UInt8>,
+        limits: DecodeLimits
+    ) throws -> M {
         try WireValidator(limits: limits).validate(buffer, descriptor: M.cDescriptor)
         // protobuf-c wants a valid pointer even for an empty message.
         var empty: UInt8 = 0

@@ -18,7 +18,11 @@ struct WireValidator {
         try walk(bytes, descriptor: descriptor, depth: 1)
     }
 
-    private func walk(_ bytes: UnsafeBufferPointer<UInt8>, descriptor: UnsafePointer<ProtobufCMessageDescriptor>, depth: Int) throws {
+    private func walk(
+        _ bytes: UnsafeBufferPointer<UInt8>,
+        descriptor: UnsafePointer<ProtobufCMessageDescriptor>,
+        depth: Int
+    ) throws {
         guard depth <= limits.maxDepth else { throw MessageError.tooDeep(limit: limits.maxDepth) }
         var reader = Reader(bytes: bytes)
         while !reader.atEnd {
@@ -42,7 +46,7 @@ struct WireValidator {
             case 2:
                 let length = try reader.varint()
                 let body = try reader.take(length)
-                guard let field else { continue } // unknown field: kept opaque by protobuf-c
+                guard let field else { continue }  // unknown field: kept opaque by protobuf-c
                 if field.pointee.type == PROTOBUF_C_TYPE_STRING {
                     try checkString(body, field: field)
                 } else if field.pointee.type == PROTOBUF_C_TYPE_MESSAGE {
@@ -77,7 +81,8 @@ struct WireValidator {
         }
     }
 
-    private func checkString(_ body: UnsafeBufferPointer<UInt8>, field: UnsafePointer<ProtobufCFieldDescriptor>) throws {
+    private func checkString(_ body: UnsafeBufferPointer<UInt8>, field: UnsafePointer<ProtobufCFieldDescriptor>) throws
+    {
         let name = String(cString: field.pointee.name)
         if body.contains(0) || String(validating: body, as: UTF8.self) == nil {
             throw MessageError.invalidString(field: name)

@@ -1,4 +1,5 @@
 internal import Foundation
+
 #if canImport(FoundationNetworking)
 internal import FoundationNetworking
 #endif
@@ -29,7 +30,10 @@ struct ProviderHTTP: Sendable {
         let configuration = URLSessionConfiguration.ephemeral
         // Whole seconds, at least 1: Linux's URLSession hands timeouts to
         // libcurl in whole seconds, and a fraction below 1 fails at once.
-        let seconds = max(1, (Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18).rounded(.up))
+        let seconds = max(
+            1,
+            (Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18).rounded(.up)
+        )
         configuration.timeoutIntervalForRequest = seconds
         configuration.timeoutIntervalForResource = seconds * Double(maxAttempts)
         configuration.httpMaximumConnectionsPerHost = 8
@@ -48,7 +52,9 @@ struct ProviderHTTP: Sendable {
             let http: HTTPURLResponse
             do {
                 let (body, response) = try await Self.exchange(session, request)
-                guard let response = response as? HTTPURLResponse else { throw ProviderError.malformed("not an HTTP response", requestID: nil) }
+                guard let response = response as? HTTPURLResponse else {
+                    throw ProviderError.malformed("not an HTTP response", requestID: nil)
+                }
                 data = body
                 http = response
             } catch let error as ProviderError {
@@ -75,11 +81,16 @@ struct ProviderHTTP: Sendable {
                 // never a refusal: the work may have been done.
                 let replayed = http.value(forHTTPHeaderField: "Idempotent-Replayed") == "true"
                 if attempt < maxAttempts && !replayed {
-                    await backoff(attempt, retryAfter: http.value(forHTTPHeaderField: "Retry-After").flatMap(Double.init))
+                    await backoff(
+                        attempt,
+                        retryAfter: http.value(forHTTPHeaderField: "Retry-After").flatMap(Double.init)
+                    )
                     continue
                 }
-                throw .unavailable("HTTP \(http.statusCode)\(replayed ? " (replayed for its idempotency key)" : "") after \(attempt) attempts"
-                                   + (requestID.map { " (request \($0))" } ?? ""))
+                throw .unavailable(
+                    "HTTP \(http.statusCode)\(replayed ? " (replayed for its idempotency key)" : "") after \(attempt) attempts"
+                        + (requestID.map { " (request \($0))" } ?? "")
+                )
             }
             return Response(status: http.statusCode, body: data, requestID: requestID)
         }
@@ -119,8 +130,10 @@ struct ProviderHTTP: Sendable {
         do {
             return try JSONDecoder().decode(T.self, from: response.body)
         } catch {
-            throw .malformed("the body is not \(T.self) JSON (HTTP \(response.status)): \(Self.describe(error))",
-                             requestID: response.requestID)
+            throw .malformed(
+                "the body is not \(T.self) JSON (HTTP \(response.status)): \(Self.describe(error))",
+                requestID: response.requestID
+            )
         }
     }
 
@@ -133,7 +146,8 @@ struct ProviderHTTP: Sendable {
         switch error {
         case .typeMismatch(_, let context): return "\(path(context)) has the wrong type"
         case .valueNotFound(_, let context): return "\(path(context)) is null"
-        case .keyNotFound(let key, let context): return "\((path(context).isEmpty ? "" : path(context) + ".") + key.stringValue) is missing"
+        case .keyNotFound(let key, let context):
+            return "\((path(context).isEmpty ? "" : path(context) + ".") + key.stringValue) is missing"
         case .dataCorrupted: return "not JSON"
         @unknown default: return "unreadable"
         }
@@ -146,7 +160,8 @@ enum FormEncoding {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         let text = pairs.map { key, value in
-            (key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key) + "=" + (value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value)
+            (key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key) + "="
+                + (value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value)
         }.joined(separator: "&")
         return Data(text.utf8)
     }

@@ -249,7 +249,8 @@ enum PayPalAPI {
                 customID = try? container.decodeIfPresent(String.self, forKey: .customID)
                 purchaseUnits = try? container.decodeIfPresent([PaidUnit].self, forKey: .purchaseUnits)
                 orderID = (try? container.decodeIfPresent(Metadata.self, forKey: .metadata))??.orderID
-                emailAddress = (try? container.decodeIfPresent(PaidSource.self, forKey: .paymentSource))??.paypal?.emailAddress
+                emailAddress =
+                    (try? container.decodeIfPresent(PaidSource.self, forKey: .paymentSource))??.paypal?.emailAddress
             }
         }
     }

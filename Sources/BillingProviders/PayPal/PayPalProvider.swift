@@ -1,5 +1,6 @@
 public import BillingCore
 internal import Foundation
+
 #if canImport(FoundationNetworking)
 internal import FoundationNetworking
 #endif
@@ -53,22 +54,34 @@ public final class PayPalProvider: PaymentProvider {
 
     public func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
         let payment = request.payment
-        let experience = PayPalAPI.ExperienceContext(returnURL: payment.returnURL, cancelURL: payment.returnURL,
-                                                     brandName: configuration.brandName.isEmpty ? nil : configuration.brandName)
-        let wallet = PayPalAPI.Wallet(experienceContext: experience, attributes: request.saveMethod ? PayPalAPI.Attributes() : nil)
-        let response = try await send("POST", "/v2/checkout/orders",
-                                      json: PayPalAPI.OrderRequest(purchaseUnits: [purchaseUnit(payment)], paymentSource: .init(paypal: wallet)),
-                                      requestID: "\(payment.id)-order")
+        let experience = PayPalAPI.ExperienceContext(
+            returnURL: payment.returnURL,
+            cancelURL: payment.returnURL,
+            brandName: configuration.brandName.isEmpty ? nil : configuration.brandName
+        )
+        let wallet = PayPalAPI.Wallet(
+            experienceContext: experience,
+            attributes: request.saveMethod ? PayPalAPI.Attributes() : nil
+        )
+        let response = try await send(
+            "POST",
+            "/v2/checkout/orders",
+            json: PayPalAPI.OrderRequest(purchaseUnits: [purchaseUnit(payment)], paymentSource: .init(paypal: wallet)),
+            requestID: "\(payment.id)-order"
+        )
         let order = try Self.order(response, doing: "creating the order")
         guard let id = order.id else { throw .malformed("order without an id", requestID: response.requestID) }
-        guard let redirect = (order.links ?? []).first(where: { ["payer-action", "approve"].contains($0.rel) })?.href else {
+        guard let redirect = (order.links ?? []).first(where: { ["payer-action", "approve"].contains($0.rel) })?.href
+        else {
             throw .malformed("order \(id) has no payer-action link", requestID: response.requestID)
         }
         return ProviderPayment(reference: id, redirectURL: redirect)
     }
 
     public func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
-        guard let order = try await order(of: payment) else { return .failed("the PayPal order expired or no longer exists") }
+        guard let order = try await order(of: payment) else {
+            return .failed("the PayPal order expired or no longer exists")
+        }
         if order.status == "APPROVED" { return try await capture(payment) }
         return try await outcome(of: order.order, payment: payment, requestID: order.requestID)
     }
@@ -76,7 +89,9 @@ public final class PayPalProvider: PaymentProvider {
     /// PayPal has no call that voids an order made for capture: an order
     /// nobody approved simply lapses, and we never capture it after this.
     public func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
-        guard let order = try await order(of: payment) else { return .failed("the PayPal order expired or no longer exists") }
+        guard let order = try await order(of: payment) else {
+            return .failed("the PayPal order expired or no longer exists")
+        }
         switch order.status {
         case "CREATED", "SAVED", "PAYER_ACTION_REQUIRED":
             return .failed("the PayPal order was not approved in time")
@@ -87,18 +102,32 @@ public final class PayPalProvider: PaymentProvider {
         }
     }
 
-    public func chargeSavedMethod(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge {
-        let response = try await send("POST", "/v2/checkout/orders",
-                                      json: PayPalAPI.OrderRequest(purchaseUnits: [purchaseUnit(payment)],
-                                                                   paymentSource: .init(paypal: .init(vaultID: method.providerReference))),
-                                      requestID: "\(payment.id)-charge")
+    public func chargeSavedMethod(
+        _ payment: Payment,
+        method: PaymentMethod
+    ) async throws(ProviderError) -> ProviderCharge {
+        let response = try await send(
+            "POST",
+            "/v2/checkout/orders",
+            json: PayPalAPI.OrderRequest(
+                purchaseUnits: [purchaseUnit(payment)],
+                paymentSource: .init(paypal: .init(vaultID: method.providerReference))
+            ),
+            requestID: "\(payment.id)-charge"
+        )
         if response.status == 422 {
             // The vaulted wallet cannot pay (declined, revoked, unknown).
-            return ProviderCharge(reference: "", outcome: .failed("PayPal refused the saved method (\(Self.issue(response) ?? "UNPROCESSABLE_ENTITY"))"))
+            return ProviderCharge(
+                reference: "",
+                outcome: .failed("PayPal refused the saved method (\(Self.issue(response) ?? "UNPROCESSABLE_ENTITY"))")
+            )
         }
         let order = try Self.order(response, doing: "charging the saved method")
         guard let id = order.id else { throw .malformed("order without an id", requestID: response.requestID) }
-        return ProviderCharge(reference: id, outcome: try await outcome(of: order, payment: payment, requestID: response.requestID))
+        return ProviderCharge(
+            reference: id,
+            outcome: try await outcome(of: order, payment: payment, requestID: response.requestID)
+        )
     }
 
     /// Refunds of the order's capture (COMPLETED ones, partial included); a
@@ -113,7 +142,8 @@ public final class PayPalProvider: PaymentProvider {
         let payments = order.order.purchaseUnits?.first?.payments
         func money(_ amount: PayPalAPI.Amount?) -> Money? {
             guard let amount, amount.currencyCode == currency.code, let value = amount.value,
-                  let money = try? Money(parsing: value, currency), money.amountMinorUnits > 0 else { return nil }
+                let money = try? Money(parsing: value, currency), money.amountMinorUnits > 0
+            else { return nil }
             return money
         }
         var found: [ProviderReversal] = []
@@ -121,7 +151,9 @@ public final class PayPalProvider: PaymentProvider {
         for refund in payments?.refunds ?? [] where refund.status == "COMPLETED" {
             guard let id = refund.id, let amount = money(refund.amount) else { continue }
             refunded += amount.amountMinorUnits
-            found.append(ProviderReversal(kind: .refund, amount: amount, reference: id, reason: refund.noteToPayer ?? "refunded"))
+            found.append(
+                ProviderReversal(kind: .refund, amount: amount, reference: id, reason: refund.noteToPayer ?? "refunded")
+            )
         }
         for capture in payments?.captures ?? [] {
             guard let id = capture.id, let amount = money(capture.amount) else { continue }
@@ -129,10 +161,18 @@ public final class PayPalProvider: PaymentProvider {
             switch capture.status {
             case "PENDING" where reason == "CHARGEBACK" || reason == "BUYER_COMPLAINT":
                 guard amount.amountMinorUnits > refunded else { continue }
-                found.append(ProviderReversal(kind: .chargeback, amount: Money(minorUnits: amount.amountMinorUnits - refunded, currency),
-                                              reference: id, reason: "dispute (\(reason))"))
+                found.append(
+                    ProviderReversal(
+                        kind: .chargeback,
+                        amount: Money(minorUnits: amount.amountMinorUnits - refunded, currency),
+                        reference: id,
+                        reason: "dispute (\(reason))"
+                    )
+                )
             case "COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED":
-                found.append(ProviderReversal(kind: .chargebackWon, amount: amount, reference: id, reason: "dispute won"))
+                found.append(
+                    ProviderReversal(kind: .chargebackWon, amount: amount, reference: id, reason: "dispute won")
+                )
             default:
                 continue
             }
@@ -153,9 +193,17 @@ public final class PayPalProvider: PaymentProvider {
     /// Deletes the vaulted wallet (Payment Method Tokens v3); gone already is
     /// as good as deleted.
     public func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {
-        let response = try await send("DELETE", "/v3/vault/payment-tokens/\(Self.pathSafe(method.providerReference))", json: nil, requestID: nil)
+        let response = try await send(
+            "DELETE",
+            "/v3/vault/payment-tokens/\(Self.pathSafe(method.providerReference))",
+            json: nil,
+            requestID: nil
+        )
         guard (200..<300).contains(response.status) || response.status == 404 else {
-            throw .rejected("deleting the vaulted wallet answered HTTP \(response.status)", requestID: response.requestID)
+            throw .rejected(
+                "deleting the vaulted wallet answered HTTP \(response.status)",
+                requestID: response.requestID
+            )
         }
     }
 
@@ -165,15 +213,22 @@ public final class PayPalProvider: PaymentProvider {
     /// (POST /v1/notifications/verify-webhook-signature): PayPal signs with a
     /// certificate and checks the signature itself. The event, or nil for a
     /// forgery or a body that is not an event.
-    public func verifyWebhook(_ delivery: PayPalWebhookDelivery, webhookID: String) async throws(ProviderError) -> PayPalWebhookEvent? {
-        guard let event = try? JSONDecoder().decode(PayPalAPI.WebhookEvent.self, from: Data(delivery.body)) else { return nil }
+    public func verifyWebhook(
+        _ delivery: PayPalWebhookDelivery,
+        webhookID: String
+    ) async throws(ProviderError) -> PayPalWebhookEvent? {
+        guard let event = try? JSONDecoder().decode(PayPalAPI.WebhookEvent.self, from: Data(delivery.body)) else {
+            return nil
+        }
         // PayPal checks the event byte for byte (its signature covers a CRC32
         // of what it sent): the delivered body goes back unchanged inside the
         // request, never parsed and re-serialized (key order, spacing and `{}`
         // would change). The other fields are JSON strings encoded here.
         let fields = [
-            ("auth_algo", delivery.authAlgorithm), ("cert_url", delivery.certificateURL), ("transmission_id", delivery.transmissionID),
-            ("transmission_sig", delivery.transmissionSignature), ("transmission_time", delivery.transmissionTime), ("webhook_id", webhookID),
+            ("auth_algo", delivery.authAlgorithm), ("cert_url", delivery.certificateURL),
+            ("transmission_id", delivery.transmissionID),
+            ("transmission_sig", delivery.transmissionSignature), ("transmission_time", delivery.transmissionTime),
+            ("webhook_id", webhookID),
         ]
         var request = Data("{".utf8)
         for (name, value) in fields {
@@ -181,10 +236,18 @@ public final class PayPalProvider: PaymentProvider {
             request += Data("\"\(name)\":".utf8) + encoded + Data(",".utf8)
         }
         request += Data("\"webhook_event\":".utf8) + Data(delivery.body) + Data("}".utf8)
-        let response = try await send("POST", "/v1/notifications/verify-webhook-signature", body: request, requestID: nil)
+        let response = try await send(
+            "POST",
+            "/v1/notifications/verify-webhook-signature",
+            body: request,
+            requestID: nil
+        )
         let body = try ProviderHTTP.decode(PayPalAPI.Verification.self, response)
         guard response.status == 200 else {
-            throw .rejected("verifying the webhook answered HTTP \(response.status) \(body.name ?? "")", requestID: response.requestID)
+            throw .rejected(
+                "verifying the webhook answered HTTP \(response.status) \(body.name ?? "")",
+                requestID: response.requestID
+            )
         }
         guard let status = body.verificationStatus else {
             throw .malformed("verification without a verification_status", requestID: response.requestID)
@@ -196,9 +259,14 @@ public final class PayPalProvider: PaymentProvider {
         let paymentID = resource?.customID ?? resource?.purchaseUnits?.first?.customID
         let type = event.eventType ?? ""
         var vaulted: PayPalWebhookEvent.VaultedWallet?
-        if type == "VAULT.PAYMENT-TOKEN.CREATED", let token = resource?.id, !token.isEmpty, let order = resource?.orderID {
+        if type == "VAULT.PAYMENT-TOKEN.CREATED", let token = resource?.id, !token.isEmpty,
+            let order = resource?.orderID
+        {
             let email = resource?.emailAddress
-            vaulted = .init(orderID: order, method: SavedMethod(reference: token, displayName: email.map { "PayPal (\($0))" } ?? "PayPal"))
+            vaulted = .init(
+                orderID: order,
+                method: SavedMethod(reference: token, displayName: email.map { "PayPal (\($0))" } ?? "PayPal")
+            )
         }
         return PayPalWebhookEvent(id: event.id ?? "", type: type, paymentID: paymentID, vaultedWallet: vaulted)
     }
@@ -206,8 +274,13 @@ public final class PayPalProvider: PaymentProvider {
     // MARK: Orders
 
     private func purchaseUnit(_ payment: Payment) -> PayPalAPI.PurchaseUnit {
-        PayPalAPI.PurchaseUnit(referenceID: payment.id, customID: payment.id, invoiceID: payment.id, description: configuration.productName,
-                               amount: .init(currencyCode: payment.amount.currency.code, value: payment.amount.formatted))
+        PayPalAPI.PurchaseUnit(
+            referenceID: payment.id,
+            customID: payment.id,
+            invoiceID: payment.id,
+            description: configuration.productName,
+            amount: .init(currencyCode: payment.amount.currency.code, value: payment.amount.formatted)
+        )
     }
 
     private struct Order {
@@ -218,10 +291,17 @@ public final class PayPalProvider: PaymentProvider {
 
     /// The order now, or nil when PayPal no longer knows it (it lapsed).
     private func order(of payment: Payment) async throws(ProviderError) -> Order? {
-        let response = try await send("GET", "/v2/checkout/orders/\(Self.pathSafe(payment.providerReference))", json: nil, requestID: nil)
+        let response = try await send(
+            "GET",
+            "/v2/checkout/orders/\(Self.pathSafe(payment.providerReference))",
+            json: nil,
+            requestID: nil
+        )
         if response.status == 404 { return nil }
         let order = try Self.order(response, doing: "reading the order")
-        guard let status = order.status else { throw .malformed("order without a status", requestID: response.requestID) }
+        guard let status = order.status else {
+            throw .malformed("order without a status", requestID: response.requestID)
+        }
         return Order(status: status, order: order, requestID: response.requestID)
     }
 
@@ -235,7 +315,9 @@ public final class PayPalProvider: PaymentProvider {
             switch Self.issue(response) {
             case "ORDER_ALREADY_CAPTURED":
                 // Captured by an earlier attempt whose answer we lost.
-                guard let order = try await order(of: payment) else { return .failed("the PayPal order no longer exists") }
+                guard let order = try await order(of: payment) else {
+                    return .failed("the PayPal order no longer exists")
+                }
                 return try await outcome(of: order.order, payment: payment, requestID: order.requestID)
             case "ORDER_NOT_APPROVED", "PAYER_ACTION_REQUIRED":
                 // The payer has something left to do on PayPal's page.
@@ -245,13 +327,21 @@ public final class PayPalProvider: PaymentProvider {
                 return .failed("PayPal refused the capture (\(issue ?? "UNPROCESSABLE_ENTITY"))")
             }
         }
-        return try await outcome(of: try Self.order(response, doing: "capturing the order"), payment: payment, requestID: response.requestID)
+        return try await outcome(
+            of: try Self.order(response, doing: "capturing the order"),
+            payment: payment,
+            requestID: response.requestID
+        )
     }
 
     /// COMPLETED with a COMPLETED capture → Paid (with the vault id when
     /// saving was asked); a DECLINED or FAILED capture → Cancelled; a
     /// PENDING capture → New; VOIDED → Cancelled; not yet approved → New.
-    private func outcome(of order: PayPalAPI.Order, payment: Payment, requestID: String?) async throws(ProviderError) -> ProviderOutcome {
+    private func outcome(
+        of order: PayPalAPI.Order,
+        payment: Payment,
+        requestID: String?
+    ) async throws(ProviderError) -> ProviderOutcome {
         guard let status = order.status else { throw .malformed("order without a status", requestID: requestID) }
         switch status {
         case "CREATED", "SAVED", "PAYER_ACTION_REQUIRED", "APPROVED":
@@ -269,9 +359,12 @@ public final class PayPalProvider: PaymentProvider {
             case "PENDING":
                 // Some reasons wait for the merchant, not the payer or PayPal.
                 let reason = capture.statusDetails?.reason ?? ""
-                let merchantAction = ["RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION", "UNILATERAL", "VERIFICATION_REQUIRED",
-                                      "INTERNATIONAL_WITHDRAWAL"]
-                return merchantAction.contains(reason) ? .held("PayPal holds the capture until the merchant acts (\(reason))") : .pending
+                let merchantAction = [
+                    "RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION", "UNILATERAL", "VERIFICATION_REQUIRED",
+                    "INTERNATIONAL_WITHDRAWAL",
+                ]
+                return merchantAction.contains(reason)
+                    ? .held("PayPal holds the capture until the merchant acts (\(reason))") : .pending
             case "DECLINED", "FAILED":
                 return .failed("PayPal \(captureStatus.lowercased()) the capture")
             case "REFUNDED":
@@ -287,7 +380,8 @@ public final class PayPalProvider: PaymentProvider {
     /// The vaulted wallet of a paid order, when the payer asked to save it.
     private func savedMethod(_ order: PayPalAPI.Order, payment: Payment) -> SavedMethod? {
         guard payment.savedPaymentMethodID != nil, let wallet = order.paymentSource?.paypal,
-              let id = wallet.attributes?.vault?.id, !id.isEmpty else { return nil }
+            let id = wallet.attributes?.vault?.id, !id.isEmpty
+        else { return nil }
         let email = wallet.emailAddress
         return SavedMethod(reference: id, displayName: email.map { "PayPal (\($0))" } ?? "PayPal")
     }
@@ -295,12 +389,17 @@ public final class PayPalProvider: PaymentProvider {
     // MARK: HTTP
 
     /// A 2xx order body, or the error the status means.
-    private static func order(_ response: ProviderHTTP.Response, doing what: String) throws(ProviderError) -> PayPalAPI.Order {
+    private static func order(
+        _ response: ProviderHTTP.Response,
+        doing what: String
+    ) throws(ProviderError) -> PayPalAPI.Order {
         guard (200..<300).contains(response.status) else {
             let error = try ProviderHTTP.decode(PayPalAPI.ErrorAnswer.self, response)
             let message = error.message.map { ": \($0)" } ?? ""
-            throw .rejected("\(what) answered HTTP \(response.status) \(error.details?.first?.issue ?? error.name ?? "")\(message)",
-                            requestID: response.requestID)
+            throw .rejected(
+                "\(what) answered HTTP \(response.status) \(error.details?.first?.issue ?? error.name ?? "")\(message)",
+                requestID: response.requestID
+            )
         }
         return try ProviderHTTP.decode(PayPalAPI.Order.self, response)
     }
@@ -311,20 +410,31 @@ public final class PayPalProvider: PaymentProvider {
 
     /// One request with a valid token; a 401 means the token died early
     /// (revoked, clock skew): fetch a new one and send once more.
-    private func send(_ method: String, _ path: String, json: PayPalAPI.OrderRequest?,
-                      requestID: String?) async throws(ProviderError) -> ProviderHTTP.Response {
+    private func send(
+        _ method: String,
+        _ path: String,
+        json: PayPalAPI.OrderRequest?,
+        requestID: String?
+    ) async throws(ProviderError) -> ProviderHTTP.Response {
         // Sorted keys: a retry (even from another process) sends the very
         // same bytes under the same request id.
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let body = try json.map { json throws(ProviderError) in
-            guard let data = try? encoder.encode(json) else { throw .rejected("a request body could not be encoded", requestID: nil) }
+            guard let data = try? encoder.encode(json) else {
+                throw .rejected("a request body could not be encoded", requestID: nil)
+            }
             return data
         }
         return try await send(method, path, body: body, requestID: requestID)
     }
 
-    private func send(_ method: String, _ path: String, body: Data?, requestID: String?) async throws(ProviderError) -> ProviderHTTP.Response {
+    private func send(
+        _ method: String,
+        _ path: String,
+        body: Data?,
+        requestID: String?
+    ) async throws(ProviderError) -> ProviderHTTP.Response {
         let used = try await token.current(fetch)
         let first = try await sendOnce(method, path, body: body, requestID: requestID, token: used)
         guard first.status == 401 else { return first }
@@ -332,15 +442,24 @@ public final class PayPalProvider: PaymentProvider {
         return try await sendOnce(method, path, body: body, requestID: requestID, token: renewed)
     }
 
-    private func sendOnce(_ method: String, _ path: String, body: Data?, requestID: String?,
-                          token: String) async throws(ProviderError) -> ProviderHTTP.Response {
-        guard let url = URL(string: configuration.baseURL + path) else { throw .rejected("bad PayPal URL", requestID: nil) }
+    private func sendOnce(
+        _ method: String,
+        _ path: String,
+        body: Data?,
+        requestID: String?,
+        token: String
+    ) async throws(ProviderError) -> ProviderHTTP.Response {
+        guard let url = URL(string: configuration.baseURL + path) else {
+            throw .rejected("bad PayPal URL", requestID: nil)
+        }
         var request = URLRequest(url: url)
         request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         if method == "POST" {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            if path.hasPrefix("/v2/checkout/") { request.setValue("return=representation", forHTTPHeaderField: "Prefer") }
+            if path.hasPrefix("/v2/checkout/") {
+                request.setValue("return=representation", forHTTPHeaderField: "Prefer")
+            }
         }
         if let requestID { request.setValue(requestID, forHTTPHeaderField: "PayPal-Request-Id") }
         request.httpBody = body
@@ -349,7 +468,9 @@ public final class PayPalProvider: PaymentProvider {
 
     /// POST /v1/oauth2/token with the client id and secret.
     @Sendable private func fetch() async throws(ProviderError) -> (token: String, lifetime: Duration) {
-        guard let url = URL(string: configuration.baseURL + "/v1/oauth2/token") else { throw .rejected("bad PayPal URL", requestID: nil) }
+        guard let url = URL(string: configuration.baseURL + "/v1/oauth2/token") else {
+            throw .rejected("bad PayPal URL", requestID: nil)
+        }
         var request = URLRequest(url: url)
         request.httpMethod = "POST"
         let credentials = Data("\(configuration.clientID):\(configuration.clientSecret)".utf8).base64EncodedString()
@@ -359,7 +480,10 @@ public final class PayPalProvider: PaymentProvider {
         let response = try await http.send(request, requestIDHeader: "Paypal-Debug-Id")
         let body = try ProviderHTTP.decode(PayPalAPI.Token.self, response)
         guard response.status == 200 else {
-            throw .rejected("PayPal refused the client credentials (HTTP \(response.status) \(body.error ?? ""))", requestID: response.requestID)
+            throw .rejected(
+                "PayPal refused the client credentials (HTTP \(response.status) \(body.error ?? ""))",
+                requestID: response.requestID
+            )
         }
         guard let token = body.accessToken, !token.isEmpty, let seconds = body.expiresIn, seconds > 0 else {
             throw .malformed("token answer without access_token or expires_in", requestID: response.requestID)

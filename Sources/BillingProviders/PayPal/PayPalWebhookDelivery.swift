@@ -7,8 +7,14 @@ public struct PayPalWebhookDelivery: Sendable, Hashable {
     public var transmissionTime: String
     public var body: [UInt8]
 
-    public init(authAlgorithm: String, certificateURL: String, transmissionID: String, transmissionSignature: String,
-                transmissionTime: String, body: [UInt8]) {
+    public init(
+        authAlgorithm: String,
+        certificateURL: String,
+        transmissionID: String,
+        transmissionSignature: String,
+        transmissionTime: String,
+        body: [UInt8]
+    ) {
         self.authAlgorithm = authAlgorithm
         self.certificateURL = certificateURL
         self.transmissionID = transmissionID

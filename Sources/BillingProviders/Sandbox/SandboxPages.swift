@@ -28,10 +28,16 @@ public enum SandboxPages {
     }
 
     /// 405 for every method but the path's own.
-    private static func notAllowed(_ router: Router<BasicRequestContext>, _ path: String, except allowed: HTTPRequest.Method) {
+    private static func notAllowed(
+        _ router: Router<BasicRequestContext>,
+        _ path: String,
+        except allowed: HTTPRequest.Method
+    ) {
         let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, .options, .trace]
         for method in methods where method != allowed && !(allowed == .get && method == .head) {
-            router.on(RouterPath(path), method: method) { _, _ in page(.methodNotAllowed, "Not allowed", "<p>Use the buttons.</p>") }
+            router.on(RouterPath(path), method: method) { _, _ in
+                page(.methodNotAllowed, "Not allowed", "<p>Use the buttons.</p>")
+            }
         }
     }
 
@@ -64,7 +70,11 @@ public enum SandboxPages {
             return response
         } catch {
             // The decision could not be recorded: say so rather than pretend.
-            return page(.serviceUnavailable, "Try again", "<p>The sandbox could not record this; nothing changed. Try again.</p>")
+            return page(
+                .serviceUnavailable,
+                "Try again",
+                "<p>The sandbox could not record this; nothing changed. Try again.</p>"
+            )
         }
     }
 

@@ -35,8 +35,12 @@ public final class SandboxProvider: PaymentProvider {
     ///   - databasePath: the sandbox's SQLite file; nil keeps it in memory.
     ///   - legacyStateFile: the JSON state of an earlier version, imported once.
     /// - Throws: when the file cannot be opened or created.
-    public init(databasePath: String?, legacyStateFile: String? = nil, paymentTimeToLive: Duration = .seconds(3600),
-                behaviour: Behaviour = Behaviour()) throws {
+    public init(
+        databasePath: String?,
+        legacyStateFile: String? = nil,
+        paymentTimeToLive: Duration = .seconds(3600),
+        behaviour: Behaviour = Behaviour()
+    ) throws {
         state = try SandboxState(path: databasePath, importing: legacyStateFile)
         self.paymentTimeToLive = paymentTimeToLive
         self.behaviourBox = Mutex(behaviour)
@@ -60,22 +64,41 @@ public final class SandboxProvider: PaymentProvider {
         let base = baseURL.withLock { $0 }
         guard !base.isEmpty else { throw .unavailable("the sandbox page server is not running") }
         let sandbox = try await recorded {
-            try await state.openPayment(paymentID: request.payment.id, amount: request.payment.amount, saveMethod: request.saveMethod,
-                                 returnURL: request.payment.returnURL)
+            try await state.openPayment(
+                paymentID: request.payment.id,
+                amount: request.payment.amount,
+                saveMethod: request.saveMethod,
+                returnURL: request.payment.returnURL
+            )
         }
         return ProviderPayment(reference: sandbox.id, redirectURL: "\(base)/pay/\(sandbox.id)")
     }
 
-    public func chargeSavedMethod(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge {
+    public func chargeSavedMethod(
+        _ payment: Payment,
+        method: PaymentMethod
+    ) async throws(ProviderError) -> ProviderCharge {
         try await simulate()
         let decline = behaviour.declineSavedMethodCharges
         let (charged, active) = try await recorded {
-            try await state.charge(paymentID: payment.id, amount: payment.amount, methodID: method.providerReference, decline: decline)
+            try await state.charge(
+                paymentID: payment.id,
+                amount: payment.amount,
+                methodID: method.providerReference,
+                decline: decline
+            )
         }
         guard active else {
-            return ProviderCharge(reference: charged.id, outcome: .failed("the saved method was removed"), methodUnusable: true)
+            return ProviderCharge(
+                reference: charged.id,
+                outcome: .failed("the saved method was removed"),
+                methodUnusable: true
+            )
         }
-        return ProviderCharge(reference: charged.id, outcome: charged.status == .declined ? .failed("card declined") : Self.outcome(charged))
+        return ProviderCharge(
+            reference: charged.id,
+            outcome: charged.status == .declined ? .failed("card declined") : Self.outcome(charged)
+        )
     }
 
     public func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
@@ -88,13 +111,17 @@ public final class SandboxProvider: PaymentProvider {
 
     public func expirePayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
         try await simulate()
-        guard let sandbox = try await recorded({ try await state.expire(paymentID: payment.id) }) else { return .failed("expired") }
+        guard let sandbox = try await recorded({ try await state.expire(paymentID: payment.id) }) else {
+            return .failed("expired")
+        }
         return Self.outcome(sandbox)
     }
 
     public func findCharge(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge? {
         try await simulate()
-        return try await recorded { try await state.payment(of: payment.id) }.map { ProviderCharge(reference: $0.id, outcome: Self.outcome($0)) }
+        return try await recorded { try await state.payment(of: payment.id) }.map {
+            ProviderCharge(reference: $0.id, outcome: Self.outcome($0))
+        }
     }
 
     /// The sandbox never takes money back.
@@ -151,14 +178,21 @@ public final class SandboxProvider: PaymentProvider {
     func page(_ id: String) async throws -> PageView? {
         guard let payment = try await state.payment(id: id) else { return nil }
         let currency = (try? Currency(code: payment.currency)) ?? .usd
-        return PageView(amount: Money(minorUnits: payment.amountMinorUnits, currency).formatted, currency: payment.currency,
-                        status: payment.status, saveMethod: payment.saveMethod)
+        return PageView(
+            amount: Money(minorUnits: payment.amountMinorUnits, currency).formatted,
+            currency: payment.currency,
+            status: payment.status,
+            saveMethod: payment.saveMethod
+        )
     }
 
     /// The person pressed Pay or Decline: what it was before (a payment
     /// already decided or expired keeps its status) and where to send them;
     /// nil for an unknown payment.
-    func decide(_ id: String, approve: Bool) async throws -> (before: SandboxState.Payment.Status, after: SandboxState.Payment.Status, returnURL: String)? {
+    func decide(
+        _ id: String,
+        approve: Bool
+    ) async throws -> (before: SandboxState.Payment.Status, after: SandboxState.Payment.Status, returnURL: String)? {
         guard let (before, after) = try await state.decide(id: id, approve: approve) else { return nil }
         return (before.status, after.status, after.returnURL)
     }

@@ -49,22 +49,24 @@ final class SandboxState: Sendable {
         }
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE payments (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    payment_id TEXT NOT NULL UNIQUE,
-                    amount_minor INTEGER NOT NULL,
-                    currency TEXT NOT NULL,
-                    status TEXT NOT NULL CHECK (status IN ('open', 'approved', 'declined', 'expired')),
-                    save_method INTEGER NOT NULL,
-                    return_url TEXT NOT NULL,
-                    method_id TEXT
-                ) STRICT;
-                CREATE TABLE methods (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    active INTEGER NOT NULL
-                ) STRICT;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE payments (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        payment_id TEXT NOT NULL UNIQUE,
+                        amount_minor INTEGER NOT NULL,
+                        currency TEXT NOT NULL,
+                        status TEXT NOT NULL CHECK (status IN ('open', 'approved', 'declined', 'expired')),
+                        save_method INTEGER NOT NULL,
+                        return_url TEXT NOT NULL,
+                        method_id TEXT
+                    ) STRICT;
+                    CREATE TABLE methods (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        active INTEGER NOT NULL
+                    ) STRICT;
+                    """
+            )
         }
         try migrator.migrate(queue)
         if let legacy, FileManager.default.fileExists(atPath: legacy) { try importLegacy(legacy) }
@@ -84,11 +86,16 @@ final class SandboxState: Sendable {
         try queue.write { db in
             guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM payments") == 0 else { return }
             for entry in legacy.payments.values {
-                try db.execute(sql: """
-                    INSERT INTO payments (id, payment_id, amount_minor, currency, status, save_method, return_url, method_id)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [entry.id, entry.paymentID, entry.amountMinorUnits, entry.currency, entry.status,
-                                     entry.saveMethod, entry.returnURL, entry.methodID])
+                try db.execute(
+                    sql: """
+                        INSERT INTO payments (id, payment_id, amount_minor, currency, status, save_method, return_url, method_id)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        entry.id, entry.paymentID, entry.amountMinorUnits, entry.currency, entry.status,
+                        entry.saveMethod, entry.returnURL, entry.methodID,
+                    ]
+                )
             }
             for (id, active) in legacy.methods {
                 try db.execute(sql: "INSERT INTO methods (id, active) VALUES (?, ?)", arguments: [id, active])
@@ -113,21 +120,42 @@ final class SandboxState: Sendable {
     func openPayment(paymentID: String, amount: Money, saveMethod: Bool, returnURL: String) async throws -> Payment {
         try await queue.write { db in
             if let existing = try Self.fetch(db, "payment_id", paymentID) { return existing }
-            let payment = Payment(id: IDs.make("sbx"), paymentID: paymentID, amountMinorUnits: amount.amountMinorUnits,
-                                  currency: amount.currency.code, status: .open, saveMethod: saveMethod, returnURL: returnURL, methodID: nil)
+            let payment = Payment(
+                id: IDs.make("sbx"),
+                paymentID: paymentID,
+                amountMinorUnits: amount.amountMinorUnits,
+                currency: amount.currency.code,
+                status: .open,
+                saveMethod: saveMethod,
+                returnURL: returnURL,
+                methodID: nil
+            )
             try Self.insert(db, payment)
             return payment
         }
     }
 
     /// An off-session charge of `methodID` for `paymentID`, once.
-    func charge(paymentID: String, amount: Money, methodID: String, decline: Bool) async throws -> (payment: Payment, methodActive: Bool) {
+    func charge(
+        paymentID: String,
+        amount: Money,
+        methodID: String,
+        decline: Bool
+    ) async throws -> (payment: Payment, methodActive: Bool) {
         try await queue.write { db in
             if let existing = try Self.fetch(db, "payment_id", paymentID) { return (existing, true) }
-            let active = try Bool.fetchOne(db, sql: "SELECT active FROM methods WHERE id = ?", arguments: [methodID]) == true
-            let payment = Payment(id: IDs.make("sbx"), paymentID: paymentID, amountMinorUnits: amount.amountMinorUnits,
-                                  currency: amount.currency.code, status: active && !decline ? .approved : .declined, saveMethod: false,
-                                  returnURL: "", methodID: methodID)
+            let active =
+                try Bool.fetchOne(db, sql: "SELECT active FROM methods WHERE id = ?", arguments: [methodID]) == true
+            let payment = Payment(
+                id: IDs.make("sbx"),
+                paymentID: paymentID,
+                amountMinorUnits: amount.amountMinorUnits,
+                currency: amount.currency.code,
+                status: active && !decline ? .approved : .declined,
+                saveMethod: false,
+                returnURL: "",
+                methodID: methodID
+            )
             try Self.insert(db, payment)
             return (payment, active)
         }
@@ -136,7 +164,10 @@ final class SandboxState: Sendable {
     /// An open payment can no longer be paid; a decided one keeps its status.
     func expire(paymentID: String) async throws -> Payment? {
         try await queue.write { db in
-            try db.execute(sql: "UPDATE payments SET status = 'expired' WHERE payment_id = ? AND status = 'open'", arguments: [paymentID])
+            try db.execute(
+                sql: "UPDATE payments SET status = 'expired' WHERE payment_id = ? AND status = 'open'",
+                arguments: [paymentID]
+            )
             return try Self.fetch(db, "payment_id", paymentID)
         }
     }
@@ -160,24 +191,40 @@ final class SandboxState: Sendable {
                 payment.methodID = method
                 try db.execute(sql: "INSERT INTO methods (id, active) VALUES (?, 1)", arguments: [method])
             }
-            try db.execute(sql: "UPDATE payments SET status = ?, method_id = ? WHERE id = ?",
-                           arguments: [payment.status.rawValue, payment.methodID, payment.id])
+            try db.execute(
+                sql: "UPDATE payments SET status = ?, method_id = ? WHERE id = ?",
+                arguments: [payment.status.rawValue, payment.methodID, payment.id]
+            )
             return (before, payment)
         }
     }
 
     private static func fetch(_ db: Database, _ column: String, _ value: String) throws -> Payment? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM payments WHERE \(column) = ?", arguments: [value]) else { return nil }
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM payments WHERE \(column) = ?", arguments: [value])
+        else { return nil }
         guard let status = Payment.Status(rawValue: row["status"]) else { return nil }
-        return Payment(id: row["id"], paymentID: row["payment_id"], amountMinorUnits: row["amount_minor"], currency: row["currency"],
-                       status: status, saveMethod: row["save_method"], returnURL: row["return_url"], methodID: row["method_id"])
+        return Payment(
+            id: row["id"],
+            paymentID: row["payment_id"],
+            amountMinorUnits: row["amount_minor"],
+            currency: row["currency"],
+            status: status,
+            saveMethod: row["save_method"],
+            returnURL: row["return_url"],
+            methodID: row["method_id"]
+        )
     }
 
     private static func insert(_ db: Database, _ payment: Payment) throws {
-        try db.execute(sql: """
-            INSERT INTO payments (id, payment_id, amount_minor, currency, status, save_method, return_url, method_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [payment.id, payment.paymentID, payment.amountMinorUnits, payment.currency, payment.status.rawValue,
-                             payment.saveMethod, payment.returnURL, payment.methodID])
+        try db.execute(
+            sql: """
+                INSERT INTO payments (id, payment_id, amount_minor, currency, status, save_method, return_url, method_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                payment.id, payment.paymentID, payment.amountMinorUnits, payment.currency, payment.status.rawValue,
+                payment.saveMethod, payment.returnURL, payment.methodID,
+            ]
+        )
     }
 }

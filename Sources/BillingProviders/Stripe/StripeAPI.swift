@@ -142,7 +142,8 @@ enum StripeAPI {
             let container = try decoder.container(keyedBy: Key.self)
             type = try container.decodeIfPresent(String.self, forKey: Key(stringValue: "type")) ?? ""
             let key = Key(stringValue: type)
-            details = (type.isEmpty ? nil : try container.decodeIfPresent(Details.self, forKey: key))
+            details =
+                (type.isEmpty ? nil : try container.decodeIfPresent(Details.self, forKey: key))
                 ?? Details(brand: nil, last4: nil, bankName: nil, email: nil)
         }
     }

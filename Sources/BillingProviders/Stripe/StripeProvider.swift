@@ -1,5 +1,6 @@
 public import BillingCore
 internal import Foundation
+
 #if canImport(FoundationNetworking)
 internal import FoundationNetworking
 #endif
@@ -48,30 +49,35 @@ public final class StripeProvider: PaymentProvider {
 
     public func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
         let payment = request.payment
-        var form: [(String, String)] = [
-            ("mode", "payment"),
-            ("line_items[0][price_data][currency]", payment.amount.currency.code.lowercased()),
-            ("line_items[0][price_data][unit_amount]", String(payment.amount.amountMinorUnits)),
-            ("line_items[0][price_data][product_data][name]", configuration.productName),
-            ("line_items[0][quantity]", "1"),
-            ("success_url", payment.returnURL),
-            ("cancel_url", payment.returnURL),
-            ("client_reference_id", payment.id),
-            ("metadata[payment_id]", payment.id),
-            ("metadata[account_id]", payment.accountID),
-            ("payment_intent_data[metadata][payment_id]", payment.id),
-        ] + configuration.paymentMethodTypes.enumerated().map { ("payment_method_types[\($0.offset)]", $0.element) }
+        var form: [(String, String)] =
+            [
+                ("mode", "payment"),
+                ("line_items[0][price_data][currency]", payment.amount.currency.code.lowercased()),
+                ("line_items[0][price_data][unit_amount]", String(payment.amount.amountMinorUnits)),
+                ("line_items[0][price_data][product_data][name]", configuration.productName),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", payment.returnURL),
+                ("cancel_url", payment.returnURL),
+                ("client_reference_id", payment.id),
+                ("metadata[payment_id]", payment.id),
+                ("metadata[account_id]", payment.accountID),
+                ("payment_intent_data[metadata][payment_id]", payment.id),
+            ] + configuration.paymentMethodTypes.enumerated().map { ("payment_method_types[\($0.offset)]", $0.element) }
         var customerID = request.customerReference
         if request.saveMethod && customerID == nil {
             // One Customer per payer, made once (billingd keeps its id). The
             // key names the payer and what is sent: a name changed within
             // Stripe's 24 h key memory makes a new request, never an
             // idempotency_error.
-            let fields: [(String, String)] = [("name", request.payer.displayName), ("metadata[payer_id]", request.payer.id)]
+            let fields: [(String, String)] =
+                [("name", request.payer.displayName), ("metadata[payer_id]", request.payer.id)]
                 + (request.payer.email.isEmpty ? [] : [("email", request.payer.email)])
-            let customer = try await post("/v1/customers", fields,
-                                          idempotencyKey: "\(request.payer.id)-customer-\(Self.fingerprint(fields))",
-                                          as: StripeAPI.Identified.self)
+            let customer = try await post(
+                "/v1/customers",
+                fields,
+                idempotencyKey: "\(request.payer.id)-customer-\(Self.fingerprint(fields))",
+                as: StripeAPI.Identified.self
+            )
             guard let id = customer.id else { throw .malformed("customer without an id", requestID: nil) }
             customerID = id
         }
@@ -79,18 +85,30 @@ public final class StripeProvider: PaymentProvider {
             form.append(("customer", customerID))
             form.append(("payment_intent_data[setup_future_usage]", "off_session"))
         }
-        let session = try await post("/v1/checkout/sessions", form, idempotencyKey: "\(payment.id)-session",
-                                     as: StripeAPI.CheckoutSession.self)
+        let session = try await post(
+            "/v1/checkout/sessions",
+            form,
+            idempotencyKey: "\(payment.id)-session",
+            as: StripeAPI.CheckoutSession.self
+        )
         guard let id = session.id, let url = session.url else {
             throw .malformed("checkout session without id or url", requestID: nil)
         }
-        return ProviderPayment(reference: id, redirectURL: url, customerReference: request.saveMethod ? customerID : nil)
+        return ProviderPayment(
+            reference: id,
+            redirectURL: url,
+            customerReference: request.saveMethod ? customerID : nil
+        )
     }
 
     public func checkPayment(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
         if payment.optionKind == .savedMethod { return try await checkIntent(payment) }
-        let response = try await send("GET", "/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))?expand[]=payment_intent",
-                                      form: nil, idempotencyKey: nil)
+        let response = try await send(
+            "GET",
+            "/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))?expand[]=payment_intent",
+            form: nil,
+            idempotencyKey: nil
+        )
         if response.status == 404 { return .failed("the Stripe checkout session no longer exists") }
         let session = try Self.answer(response, doing: "retrieving the session", as: StripeAPI.CheckoutSession.self)
         return try await outcome(of: session, payment: payment, requestID: response.requestID)
@@ -103,10 +121,18 @@ public final class StripeProvider: PaymentProvider {
         let path = "/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))/expire"
         // A key per attempt: Stripe keeps a failed (5xx) answer under its key
         // for 24 h, so one key would replay one failure for a day.
-        let response = try await send("POST", path, form: [], idempotencyKey: "\(payment.id)-expire-\(payment.checkAttempts)")
+        let response = try await send(
+            "POST",
+            path,
+            form: [],
+            idempotencyKey: "\(payment.id)-expire-\(payment.checkAttempts)"
+        )
         if response.status == 200 {
-            return try await outcome(of: try ProviderHTTP.decode(StripeAPI.CheckoutSession.self, response), payment: payment,
-                                     requestID: response.requestID)
+            return try await outcome(
+                of: try ProviderHTTP.decode(StripeAPI.CheckoutSession.self, response),
+                payment: payment,
+                requestID: response.requestID
+            )
         }
         // Already complete or expired (for example paid between our check and
         // this call): not an error for us; its state decides.
@@ -114,36 +140,57 @@ public final class StripeProvider: PaymentProvider {
         throw .rejected("expiring the session answered HTTP \(response.status)", requestID: response.requestID)
     }
 
-    public func chargeSavedMethod(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge {
+    public func chargeSavedMethod(
+        _ payment: Payment,
+        method: PaymentMethod
+    ) async throws(ProviderError) -> ProviderCharge {
         let parts = method.providerReference.split(separator: "/")
-        guard parts.count == 2 else { return ProviderCharge(reference: "", outcome: .failed("the saved method has no Stripe customer")) }
-        let response = try await send("POST", "/v1/payment_intents", form: [
-            ("amount", String(payment.amount.amountMinorUnits)),
-            ("currency", payment.amount.currency.code.lowercased()),
-            ("customer", String(parts[0])),
-            ("payment_method", String(parts[1])),
-            ("off_session", "true"),
-            ("confirm", "true"),
-            ("metadata[payment_id]", payment.id),
-        ], idempotencyKey: "\(payment.id)-charge")
+        guard parts.count == 2 else {
+            return ProviderCharge(reference: "", outcome: .failed("the saved method has no Stripe customer"))
+        }
+        let response = try await send(
+            "POST",
+            "/v1/payment_intents",
+            form: [
+                ("amount", String(payment.amount.amountMinorUnits)),
+                ("currency", payment.amount.currency.code.lowercased()),
+                ("customer", String(parts[0])),
+                ("payment_method", String(parts[1])),
+                ("off_session", "true"),
+                ("confirm", "true"),
+                ("metadata[payment_id]", payment.id),
+            ],
+            idempotencyKey: "\(payment.id)-charge"
+        )
         if response.status != 200 {
             let error = try ProviderHTTP.decode(StripeAPI.ErrorAnswer.self, response).error
             if response.status == 402 || (response.status == 400 && error?.type == "card_error") {
                 let reason = [error?.code, error?.declineCode].compactMap { $0 }.joined(separator: ": ")
-                return ProviderCharge(reference: error?.paymentIntent?.id ?? "",
-                                      outcome: .failed("card declined" + (reason.isEmpty ? "" : " (\(reason))")))
+                return ProviderCharge(
+                    reference: error?.paymentIntent?.id ?? "",
+                    outcome: .failed("card declined" + (reason.isEmpty ? "" : " (\(reason))"))
+                )
             }
             if response.status == 400, let error, error.type == "invalid_request_error",
-               error.code == "resource_missing" || error.param == "payment_method" {
+                error.code == "resource_missing" || error.param == "payment_method"
+            {
                 // The saved card itself is refused (detached, deleted): a
                 // definitive answer about the method, which can never pay again.
-                return ProviderCharge(reference: "", outcome: .failed("Stripe refused the saved method: \(error.message ?? "unusable")"),
-                                      methodUnusable: true)
+                return ProviderCharge(
+                    reference: "",
+                    outcome: .failed("Stripe refused the saved method: \(error.message ?? "unusable")"),
+                    methodUnusable: true
+                )
             }
-            throw .rejected(error?.message ?? "creating the payment intent answered HTTP \(response.status)", requestID: response.requestID)
+            throw .rejected(
+                error?.message ?? "creating the payment intent answered HTTP \(response.status)",
+                requestID: response.requestID
+            )
         }
         let intent = try ProviderHTTP.decode(StripeAPI.PaymentIntent.self, response)
-        guard let id = intent.id else { throw .malformed("payment intent without an id", requestID: response.requestID) }
+        guard let id = intent.id else {
+            throw .malformed("payment intent without an id", requestID: response.requestID)
+        }
         return ProviderCharge(reference: id, outcome: try Self.outcome(ofIntent: intent, requestID: response.requestID))
     }
 
@@ -154,17 +201,32 @@ public final class StripeProvider: PaymentProvider {
     public func findCharge(_ payment: Payment, method: PaymentMethod) async throws(ProviderError) -> ProviderCharge? {
         let query = "metadata['payment_id']:'\(Self.pathSafe(payment.id))'"
         guard let encoded = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) else { return nil }
-        let response = try await send("GET", "/v1/payment_intents/search?query=\(encoded)", form: nil, idempotencyKey: nil)
-        let found = try Self.answer(response, doing: "searching payment intents", as: StripeAPI.List<StripeAPI.PaymentIntent>.self).data
+        let response = try await send(
+            "GET",
+            "/v1/payment_intents/search?query=\(encoded)",
+            form: nil,
+            idempotencyKey: nil
+        )
+        let found = try Self.answer(
+            response,
+            doing: "searching payment intents",
+            as: StripeAPI.List<StripeAPI.PaymentIntent>.self
+        ).data
         // One charge per payment id (its idempotency key); the newest if ever more.
-        guard let intent = found.max(by: { ($0.created ?? 0) < ($1.created ?? 0) }), let id = intent.id else { return nil }
+        guard let intent = found.max(by: { ($0.created ?? 0) < ($1.created ?? 0) }), let id = intent.id else {
+            return nil
+        }
         return ProviderCharge(reference: id, outcome: try Self.outcome(ofIntent: intent, requestID: response.requestID))
     }
 
     public func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {
         guard let paymentMethod = method.providerReference.split(separator: "/").last else { return }
-        let response = try await send("POST", "/v1/payment_methods/\(Self.pathSafe(String(paymentMethod)))/detach", form: [],
-                                      idempotencyKey: "\(method.id)-detach")
+        let response = try await send(
+            "POST",
+            "/v1/payment_methods/\(Self.pathSafe(String(paymentMethod)))/detach",
+            form: [],
+            idempotencyKey: "\(method.id)-detach"
+        )
         // Already detached is as good as detached.
         guard response.status == 200 || response.status == 400 || response.status == 404 else {
             throw .rejected("detaching answered HTTP \(response.status)", requestID: response.requestID)
@@ -180,21 +242,45 @@ public final class StripeProvider: PaymentProvider {
         guard let intent = try await intentID(of: payment) else { return [] }
         let currency = payment.amount.currency
         var found: [ProviderReversal] = []
-        for refund in try await list("/v1/refunds", intent: intent, of: StripeAPI.Refund.self) where refund.status == "succeeded" {
-            guard let id = refund.id, let amount = refund.amount, amount > 0, refund.currency?.uppercased() == currency.code else { continue }
-            found.append(ProviderReversal(kind: .refund, amount: Money(minorUnits: amount, currency), reference: id,
-                                          reason: refund.reason ?? "refunded"))
+        for refund in try await list("/v1/refunds", intent: intent, of: StripeAPI.Refund.self)
+        where refund.status == "succeeded" {
+            guard let id = refund.id, let amount = refund.amount, amount > 0,
+                refund.currency?.uppercased() == currency.code
+            else { continue }
+            found.append(
+                ProviderReversal(
+                    kind: .refund,
+                    amount: Money(minorUnits: amount, currency),
+                    reference: id,
+                    reason: refund.reason ?? "refunded"
+                )
+            )
         }
         for dispute in try await list("/v1/disputes", intent: intent, of: StripeAPI.Dispute.self) {
-            guard let id = dispute.id, let amount = dispute.amount, amount > 0, dispute.currency?.uppercased() == currency.code else { continue }
+            guard let id = dispute.id, let amount = dispute.amount, amount > 0,
+                dispute.currency?.uppercased() == currency.code
+            else { continue }
             let movements = (dispute.balanceTransactions ?? []).compactMap(\.amount)
             let reason = "dispute (\(dispute.reason ?? "unstated"))"
             if movements.contains(where: { $0 < 0 }) {
-                found.append(ProviderReversal(kind: .chargeback, amount: Money(minorUnits: amount, currency), reference: id, reason: reason))
+                found.append(
+                    ProviderReversal(
+                        kind: .chargeback,
+                        amount: Money(minorUnits: amount, currency),
+                        reference: id,
+                        reason: reason
+                    )
+                )
             }
             if movements.contains(where: { $0 > 0 }) {
-                found.append(ProviderReversal(kind: .chargebackWon, amount: Money(minorUnits: amount, currency), reference: id,
-                                              reason: "dispute won"))
+                found.append(
+                    ProviderReversal(
+                        kind: .chargebackWon,
+                        amount: Money(minorUnits: amount, currency),
+                        reference: id,
+                        reason: "dispute won"
+                    )
+                )
             }
         }
         return found
@@ -203,26 +289,49 @@ public final class StripeProvider: PaymentProvider {
     /// Our payment id from a PaymentIntent's metadata (webhooks about charges
     /// and disputes name only the PaymentIntent).
     public func paymentID(ofIntent intent: String) async throws(ProviderError) -> String? {
-        let response = try await send("GET", "/v1/payment_intents/\(Self.pathSafe(intent))", form: nil, idempotencyKey: nil)
+        let response = try await send(
+            "GET",
+            "/v1/payment_intents/\(Self.pathSafe(intent))",
+            form: nil,
+            idempotencyKey: nil
+        )
         if response.status == 404 { return nil }
-        return try Self.answer(response, doing: "retrieving the payment intent", as: StripeAPI.PaymentIntent.self).metadata?["payment_id"]
+        return try Self.answer(response, doing: "retrieving the payment intent", as: StripeAPI.PaymentIntent.self)
+            .metadata?["payment_id"]
     }
 
     /// The PaymentIntent of a payment: an off-session charge's reference, or
     /// the one a completed Checkout Session made.
     private func intentID(of payment: Payment) async throws(ProviderError) -> String? {
-        if payment.optionKind == .savedMethod { return payment.providerReference.isEmpty ? nil : payment.providerReference }
-        let response = try await send("GET", "/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))", form: nil,
-                                      idempotencyKey: nil)
-        switch try Self.answer(response, doing: "retrieving the session", as: StripeAPI.CheckoutSession.self).paymentIntent {
+        if payment.optionKind == .savedMethod {
+            return payment.providerReference.isEmpty ? nil : payment.providerReference
+        }
+        let response = try await send(
+            "GET",
+            "/v1/checkout/sessions/\(Self.pathSafe(payment.providerReference))",
+            form: nil,
+            idempotencyKey: nil
+        )
+        switch try Self.answer(response, doing: "retrieving the session", as: StripeAPI.CheckoutSession.self)
+            .paymentIntent
+        {
         case .id(let id)?: return id
         case .object(let intent)?: return intent.id
         case nil: return nil
         }
     }
 
-    private func list<Element: Decodable>(_ path: String, intent: String, of: Element.Type) async throws(ProviderError) -> [Element] {
-        let response = try await send("GET", "\(path)?payment_intent=\(Self.pathSafe(intent))&limit=100", form: nil, idempotencyKey: nil)
+    private func list<Element: Decodable>(
+        _ path: String,
+        intent: String,
+        of: Element.Type
+    ) async throws(ProviderError) -> [Element] {
+        let response = try await send(
+            "GET",
+            "\(path)?payment_intent=\(Self.pathSafe(intent))&limit=100",
+            form: nil,
+            idempotencyKey: nil
+        )
         return try Self.answer(response, doing: "listing \(path)", as: StripeAPI.List<Element>.self).data
     }
 
@@ -231,9 +340,15 @@ public final class StripeProvider: PaymentProvider {
     /// An off-session charge's PaymentIntent, retrieved.
     private func checkIntent(_ payment: Payment) async throws(ProviderError) -> ProviderOutcome {
         // Unstarted: only starting it (with its idempotency key) can tell.
-        guard !payment.providerReference.isEmpty else { throw .rejected("payment \(payment.id) has no Stripe payment intent yet", requestID: nil) }
-        let response = try await send("GET", "/v1/payment_intents/\(Self.pathSafe(payment.providerReference))", form: nil,
-                                      idempotencyKey: nil)
+        guard !payment.providerReference.isEmpty else {
+            throw .rejected("payment \(payment.id) has no Stripe payment intent yet", requestID: nil)
+        }
+        let response = try await send(
+            "GET",
+            "/v1/payment_intents/\(Self.pathSafe(payment.providerReference))",
+            form: nil,
+            idempotencyKey: nil
+        )
         if response.status == 404 { return .failed("the Stripe payment intent no longer exists") }
         let intent = try Self.answer(response, doing: "retrieving the payment intent", as: StripeAPI.PaymentIntent.self)
         return try Self.outcome(ofIntent: intent, requestID: response.requestID)
@@ -242,8 +357,13 @@ public final class StripeProvider: PaymentProvider {
     /// succeeded → Paid; processing (or authorized, awaiting capture) → New;
     /// anything asking for the customer → Cancelled: nobody is there
     /// off-session to act on it.
-    private static func outcome(ofIntent intent: StripeAPI.PaymentIntent, requestID: String?) throws(ProviderError) -> ProviderOutcome {
-        guard let status = intent.status else { throw .malformed("payment intent without a status", requestID: requestID) }
+    private static func outcome(
+        ofIntent intent: StripeAPI.PaymentIntent,
+        requestID: String?
+    ) throws(ProviderError) -> ProviderOutcome {
+        guard let status = intent.status else {
+            throw .malformed("payment intent without a status", requestID: requestID)
+        }
         switch status {
         case "succeeded": return .paid(nil)
         case "processing", "requires_capture": return .pending
@@ -256,8 +376,11 @@ public final class StripeProvider: PaymentProvider {
 
     /// open → New; complete + paid → Paid; complete + unpaid → New (an
     /// asynchronous payment method); expired → Cancelled.
-    private func outcome(of session: StripeAPI.CheckoutSession, payment: Payment,
-                         requestID: String?) async throws(ProviderError) -> ProviderOutcome {
+    private func outcome(
+        of session: StripeAPI.CheckoutSession,
+        payment: Payment,
+        requestID: String?
+    ) async throws(ProviderError) -> ProviderOutcome {
         guard let status = session.status else { throw .malformed("session without status", requestID: requestID) }
         switch status {
         case "open":
@@ -271,18 +394,22 @@ public final class StripeProvider: PaymentProvider {
                 // the account (micro-deposits leave it requires_action for
                 // days); Cancelled only once Stripe gave up on it.
                 if let intent = session.paymentIntent?.expanded, let status = intent.status,
-                   status == "requires_payment_method" || status == "canceled" {
+                    status == "requires_payment_method" || status == "canceled"
+                {
                     let reason = intent.lastPaymentError?.code
                     return .failed("the charge ended \(status)" + (reason.map { " (\($0))" } ?? ""))
                 }
                 return .pending
             }
             guard payment.savedPaymentMethodID != nil,
-                  let customer = Self.id(session.customer),
-                  let method = Self.id(session.paymentIntent?.expanded?.paymentMethod) else {
+                let customer = Self.id(session.customer),
+                let method = Self.id(session.paymentIntent?.expanded?.paymentMethod)
+            else {
                 return .paid(nil)
             }
-            return .paid(SavedMethod(reference: "\(customer)/\(method)", displayName: try await displayName(of: method)))
+            return .paid(
+                SavedMethod(reference: "\(customer)/\(method)", displayName: try await displayName(of: method))
+            )
         default:
             throw .malformed("unknown session status \(status)", requestID: requestID)
         }
@@ -291,8 +418,14 @@ public final class StripeProvider: PaymentProvider {
     /// For people, from the PaymentMethod: "Visa •••• 4242", "STRIPE TEST
     /// BANK •••• 6789", "SEPA debit •••• 3000", "Link (jane@example.com)".
     private func displayName(of method: String) async throws(ProviderError) -> String {
-        let response = try await send("GET", "/v1/payment_methods/\(Self.pathSafe(method))", form: nil, idempotencyKey: nil)
-        guard response.status == 200, let found = try? ProviderHTTP.decode(StripeAPI.PaymentMethod.self, response) else {
+        let response = try await send(
+            "GET",
+            "/v1/payment_methods/\(Self.pathSafe(method))",
+            form: nil,
+            idempotencyKey: nil
+        )
+        guard response.status == 200, let found = try? ProviderHTTP.decode(StripeAPI.PaymentMethod.self, response)
+        else {
             return "Stripe payment method"
         }
         let type = found.type
@@ -314,16 +447,23 @@ public final class StripeProvider: PaymentProvider {
 
     // MARK: HTTP
 
-    private func post<T: Decodable>(_ path: String, _ form: [(String, String)], idempotencyKey: String,
-                                    as type: T.Type) async throws(ProviderError) -> T {
+    private func post<T: Decodable>(
+        _ path: String,
+        _ form: [(String, String)],
+        idempotencyKey: String,
+        as type: T.Type
+    ) async throws(ProviderError) -> T {
         let response = try await send("POST", path, form: form, idempotencyKey: idempotencyKey)
         return try Self.answer(response, doing: "POST \(path)", as: type)
     }
 
     /// A 200 answer as `T`; otherwise `.rejected` with Stripe's message (an
     /// answer that is not Stripe's JSON at all is `.malformed`).
-    private static func answer<T: Decodable>(_ response: ProviderHTTP.Response, doing what: String,
-                                             as type: T.Type) throws(ProviderError) -> T {
+    private static func answer<T: Decodable>(
+        _ response: ProviderHTTP.Response,
+        doing what: String,
+        as type: T.Type
+    ) throws(ProviderError) -> T {
         guard response.status == 200 else {
             let message = try ProviderHTTP.decode(StripeAPI.ErrorAnswer.self, response).error?.message
             throw .rejected(message ?? "\(what) answered HTTP \(response.status)", requestID: response.requestID)
@@ -339,8 +479,15 @@ public final class StripeProvider: PaymentProvider {
         }
     }
 
-    private func send(_ method: String, _ pathAndQuery: String, form: [(String, String)]?, idempotencyKey: String?) async throws(ProviderError) -> ProviderHTTP.Response {
-        guard let url = URL(string: configuration.baseURL + pathAndQuery) else { throw .rejected("bad Stripe URL", requestID: nil) }
+    private func send(
+        _ method: String,
+        _ pathAndQuery: String,
+        form: [(String, String)]?,
+        idempotencyKey: String?
+    ) async throws(ProviderError) -> ProviderHTTP.Response {
+        guard let url = URL(string: configuration.baseURL + pathAndQuery) else {
+            throw .rejected("bad Stripe URL", requestID: nil)
+        }
         var request = URLRequest(url: url)
         request.httpMethod = method
         request.setValue("Bearer \(configuration.secretKey)", forHTTPHeaderField: "Authorization")

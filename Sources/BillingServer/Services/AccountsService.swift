@@ -7,12 +7,21 @@ internal import BillingRPC
 struct AccountsService: BillingV1.AccountsService {
     let env: ServiceEnvironment
 
-    func createAccount(_ request: BillingV1.CreateAccountRequest, context: ServerContext) async throws -> BillingV1.Account {
+    func createAccount(
+        _ request: BillingV1.CreateAccountRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.Account {
         try await env.call(context) { auth in
             try auth.requireInternal("CreateAccount")
             try Text.check(request.displayName, "display name", max: 200)
             let currency = request.currency.isEmpty ? env.limits.defaultCurrency : try Currency(code: request.currency)
-            return BillingV1.Account(try await env.store.createAccount(id: request.accountId, displayName: request.displayName, currency: currency))
+            return BillingV1.Account(
+                try await env.store.createAccount(
+                    id: request.accountId,
+                    displayName: request.displayName,
+                    currency: currency
+                )
+            )
         }
     }
 
@@ -28,7 +37,13 @@ struct AccountsService: BillingV1.AccountsService {
         try await env.call(context) { auth in
             try auth.requireInternal("CreatePayer")
             try IDs.check(request.accountId, "account id")
-            return BillingV1.Payer(try await env.store.createPayer(accountID: request.accountId, displayName: request.displayName, email: request.email))
+            return BillingV1.Payer(
+                try await env.store.createPayer(
+                    accountID: request.accountId,
+                    displayName: request.displayName,
+                    email: request.email
+                )
+            )
         }
     }
 }

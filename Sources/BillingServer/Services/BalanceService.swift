@@ -8,7 +8,10 @@ internal import BillingRPC
 struct BalanceService: BillingV1.BalanceService {
     let env: ServiceEnvironment
 
-    func getBalance(_ request: BillingV1.GetBalanceRequest, context: ServerContext) async throws -> BillingV1.GetBalanceResponse {
+    func getBalance(
+        _ request: BillingV1.GetBalanceRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.GetBalanceResponse {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
@@ -20,7 +23,10 @@ struct BalanceService: BillingV1.BalanceService {
         }
     }
 
-    func getTopUpOptions(_ request: BillingV1.GetTopUpOptionsRequest, context: ServerContext) async throws -> BillingV1.GetTopUpOptionsResponse {
+    func getTopUpOptions(
+        _ request: BillingV1.GetTopUpOptionsRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.GetTopUpOptionsResponse {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
@@ -33,7 +39,9 @@ struct BalanceService: BillingV1.BalanceService {
             for payer in try await env.store.payers(accountID: request.accountId) {
                 var options = BillingV1.PayerOptions()
                 options.payer = BillingV1.Payer(payer)
-                let methods = try await env.store.paymentMethods(payerID: payer.id, includeRemoved: false).filter { $0.status == .confirmed }
+                let methods = try await env.store.paymentMethods(payerID: payer.id, includeRemoved: false).filter {
+                    $0.status == .confirmed
+                }
                 options.methods = methods.map(BillingV1.PaymentMethod.init)
                 options.defaultMethodId = methods.first(where: \.isDefault)?.id ?? ""
                 response.payers.append(options)
@@ -52,7 +60,10 @@ struct BalanceService: BillingV1.BalanceService {
         }
     }
 
-    func createTopUp(_ request: BillingV1.CreateTopUpRequest, context: ServerContext) async throws -> BillingV1.CreateTopUpResponse {
+    func createTopUp(
+        _ request: BillingV1.CreateTopUpRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.CreateTopUpResponse {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.act, account: request.accountId)
@@ -63,7 +74,8 @@ struct BalanceService: BillingV1.BalanceService {
             if case .paymentSystem(let system, _, _) = option { try env.flows.requireSystem(system) }
             let created = try await env.store.createTopUp(
                 TopUpRequest(accountID: request.accountId, payerID: request.payerId, amount: amount, option: option),
-                idempotencyKey: try env.idempotencyKey(context))
+                idempotencyKey: try env.idempotencyKey(context)
+            )
             let payment = try await env.flows.start(created)
             var response = BillingV1.CreateTopUpResponse()
             response.payment = BillingV1.Payment(payment)
@@ -79,36 +91,56 @@ struct BalanceService: BillingV1.BalanceService {
         }
     }
 
-    func refreshPayment(_ request: BillingV1.RefreshPaymentRequest, context: ServerContext) async throws -> BillingV1.Payment {
+    func refreshPayment(
+        _ request: BillingV1.RefreshPaymentRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.Payment {
         try await env.call(context) { auth in
             let payment = try await load(request.paymentId, auth, .read)
             return BillingV1.Payment(try await env.flows.check(payment))
         }
     }
 
-    func cancelPayment(_ request: BillingV1.CancelPaymentRequest, context: ServerContext) async throws -> BillingV1.Payment {
+    func cancelPayment(
+        _ request: BillingV1.CancelPaymentRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.Payment {
         try await env.call(context) { auth in
             try Text.check(request.reason, "reason", max: 500)
             let payment = try await load(request.paymentId, auth, .act)
-            return BillingV1.Payment(try await env.flows.cancel(payment, reason: request.reason.isEmpty ? "cancelled by the payer" : request.reason,
-                                                                by: .payer))
+            return BillingV1.Payment(
+                try await env.flows.cancel(
+                    payment,
+                    reason: request.reason.isEmpty ? "cancelled by the payer" : request.reason,
+                    by: .payer
+                )
+            )
         }
     }
 
-    func listPayments(_ request: BillingV1.ListPaymentsRequest, context: ServerContext) async throws -> BillingV1.ListPaymentsResponse {
+    func listPayments(
+        _ request: BillingV1.ListPaymentsRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.ListPaymentsResponse {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
             var query = PaymentQuery(accountID: request.accountId)
             for status in request.statuses {
-                guard let known = status.domain else { throw BillingError.invalidArgument("unknown status filter \(status.rawValue)") }
+                guard let known = status.domain else {
+                    throw BillingError.invalidArgument("unknown status filter \(status.rawValue)")
+                }
                 query.statuses.insert(known)
             }
             for purpose in request.purposes {
-                guard let known = purpose.domain else { throw BillingError.invalidArgument("unknown purpose filter \(purpose.rawValue)") }
+                guard let known = purpose.domain else {
+                    throw BillingError.invalidArgument("unknown purpose filter \(purpose.rawValue)")
+                }
                 query.purposes.insert(known)
             }
-            if !request.payerId.isEmpty { query.payerID = try await env.payer(request.payerId, of: request.accountId, auth).id }
+            if !request.payerId.isEmpty {
+                query.payerID = try await env.payer(request.payerId, of: request.accountId, auth).id
+            }
             if let range = request.created {
                 query.createdFromMs = range.fromUnixMs == 0 ? nil : range.fromUnixMs
                 query.createdToMs = range.toUnixMs == 0 ? nil : range.toUnixMs
@@ -123,20 +155,29 @@ struct BalanceService: BillingV1.BalanceService {
         }
     }
 
-    func settleInvoice(_ request: BillingV1.SettleInvoiceRequest, context: ServerContext) async throws -> BillingV1.Payment {
+    func settleInvoice(
+        _ request: BillingV1.SettleInvoiceRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.Payment {
         try await env.call(context) { auth in
             try auth.requireOperator("SettleInvoice")
             try Text.check(request.reference, "reference", max: 200)
             let payment = try await invoice(request.paymentId)
             let settled = try await env.flows.settleInvoice(payment, reference: request.reference)
             if payment.status == .new {
-                env.logger.notice("invoice settled", metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"])
+                env.logger.notice(
+                    "invoice settled",
+                    metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"]
+                )
             }
             return BillingV1.Payment(settled)
         }
     }
 
-    func cancelInvoice(_ request: BillingV1.CancelInvoiceRequest, context: ServerContext) async throws -> BillingV1.Payment {
+    func cancelInvoice(
+        _ request: BillingV1.CancelInvoiceRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.Payment {
         try await env.call(context) { auth in
             try auth.requireOperator("CancelInvoice")
             try Text.check(request.reason, "reason", max: 500)
@@ -146,18 +187,34 @@ struct BalanceService: BillingV1.BalanceService {
             case .paid: throw BillingError.failedPrecondition("invoice \(payment.id) is paid; it cannot be cancelled")
             case .new: break
             }
-            env.logger.notice("invoice cancelled", metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"])
-            return BillingV1.Payment(try await env.flows.cancel(payment, reason: request.reason.isEmpty ? "invoice cancelled" : request.reason, by: .support))
+            env.logger.notice(
+                "invoice cancelled",
+                metadata: ["payment": "\(payment.id)", "operator": "\(auth.principal?.name ?? "")"]
+            )
+            return BillingV1.Payment(
+                try await env.flows.cancel(
+                    payment,
+                    reason: request.reason.isEmpty ? "invoice cancelled" : request.reason,
+                    by: .support
+                )
+            )
         }
     }
 
-    func listNotifications(_ request: BillingV1.ListNotificationsRequest, context: ServerContext) async throws -> BillingV1.ListNotificationsResponse {
+    func listNotifications(
+        _ request: BillingV1.ListNotificationsRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.ListNotificationsResponse {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
             let size = try ServiceEnvironment.pageSize(request.page?.pageSize ?? 0)
             let token = request.page?.pageToken ?? ""
-            let page = try await env.store.notifications(accountID: request.accountId, pageSize: size, pageToken: token.isEmpty ? nil : token)
+            let page = try await env.store.notifications(
+                accountID: request.accountId,
+                pageSize: size,
+                pageToken: token.isEmpty ? nil : token
+            )
             var response = BillingV1.ListNotificationsResponse()
             response.notifications = page.items.map(BillingV1.Notification.init)
             response.nextPageToken = page.nextPageToken ?? ""
@@ -165,7 +222,11 @@ struct BalanceService: BillingV1.BalanceService {
         }
     }
 
-    func watchPayments(_ request: BillingV1.WatchPaymentsRequest, context: ServerContext, stream: ServerStreamWriter<BillingV1.PaymentEvent>) async throws {
+    func watchPayments(
+        _ request: BillingV1.WatchPaymentsRequest,
+        context: ServerContext,
+        stream: ServerStreamWriter<BillingV1.PaymentEvent>
+    ) async throws {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
@@ -174,7 +235,11 @@ struct BalanceService: BillingV1.BalanceService {
         }
     }
 
-    func watchAllPayments(_ request: BillingV1.WatchAllPaymentsRequest, context: ServerContext, stream: ServerStreamWriter<BillingV1.PaymentEvent>) async throws {
+    func watchAllPayments(
+        _ request: BillingV1.WatchAllPaymentsRequest,
+        context: ServerContext,
+        stream: ServerStreamWriter<BillingV1.PaymentEvent>
+    ) async throws {
         try await env.call(context) { auth in
             try auth.requireInternalOrOperator("WatchAllPayments")
             try await env.streams.follow(accountID: nil, after: request.afterSequence, stream: stream)
@@ -182,14 +247,22 @@ struct BalanceService: BillingV1.BalanceService {
     }
 
     private func load(_ id: String, _ auth: Authorization, _ access: Authorization.Access) async throws -> Payment {
-        try await env.owned("payment", id, auth, access, load: { id throws(BillingError) in try await env.store.payment(id) },
-                            account: { $0.accountID })
+        try await env.owned(
+            "payment",
+            id,
+            auth,
+            access,
+            load: { id throws(BillingError) in try await env.store.payment(id) },
+            account: { $0.accountID }
+        )
     }
 
     private func invoice(_ id: String) async throws -> Payment {
         try IDs.check(id, "payment id")
         let payment = try await env.store.payment(id)
-        guard payment.optionKind == .invoice else { throw BillingError.failedPrecondition("payment \(id) is not an invoice") }
+        guard payment.optionKind == .invoice else {
+            throw BillingError.failedPrecondition("payment \(id) is not an invoice")
+        }
         return payment
     }
 }

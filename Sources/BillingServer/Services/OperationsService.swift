@@ -7,7 +7,10 @@ internal import BillingRPC
 struct OperationsService: BillingV1.OperationsService {
     let env: ServiceEnvironment
 
-    func checkStorage(_ request: BillingV1.CheckStorageRequest, context: ServerContext) async throws -> BillingV1.CheckStorageResponse {
+    func checkStorage(
+        _ request: BillingV1.CheckStorageRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.CheckStorageResponse {
         try await env.call(context) { auth in
             try auth.requireInternalOrOperator("CheckStorage")
             let (accounts, problems) = try await env.store.checkStorage()

@@ -7,7 +7,10 @@ internal import BillingRPC
 struct RenewalService: BillingV1.RenewalService {
     let env: ServiceEnvironment
 
-    func listRenewableServices(_ request: BillingV1.ListRenewableServicesRequest, context: ServerContext) async throws -> BillingV1.ListRenewableServicesResponse {
+    func listRenewableServices(
+        _ request: BillingV1.ListRenewableServicesRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.ListRenewableServicesResponse {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
@@ -27,11 +30,17 @@ struct RenewalService: BillingV1.RenewalService {
         }
     }
 
-    func quoteRenewal(_ request: BillingV1.QuoteRenewalRequest, context: ServerContext) async throws -> BillingV1.QuoteRenewalResponse {
+    func quoteRenewal(
+        _ request: BillingV1.QuoteRenewalRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.QuoteRenewalResponse {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
-            let (lines, total) = try await env.store.quoteRenewal(accountID: request.accountId, items: items(request.items))
+            let (lines, total) = try await env.store.quoteRenewal(
+                accountID: request.accountId,
+                items: items(request.items)
+            )
             var response = BillingV1.QuoteRenewalResponse()
             response.lines = lines.map(BillingV1.RenewalLine.init)
             response.total = BillingV1.Money(total)
@@ -45,11 +54,21 @@ struct RenewalService: BillingV1.RenewalService {
             try auth.require(.act, account: request.accountId)
             let option = try PaymentOption(request.option)
             var payerID: String?
-            if !request.payerId.isEmpty { payerID = try await env.payer(request.payerId, of: request.accountId, auth).id }
+            if !request.payerId.isEmpty {
+                payerID = try await env.payer(request.payerId, of: request.accountId, auth).id
+            }
             try await env.checkOption(option, accountID: request.accountId, auth)
-            let expected = try request.expectedTotal.map { money throws(BillingError) in try Money(money, field: "expected_total") }
-            let (order, created) = try await env.store.renew(accountID: request.accountId, payerID: payerID, items: items(request.items),
-                                                             option: option, expectedTotal: expected, idempotencyKey: try env.idempotencyKey(context))
+            let expected = try request.expectedTotal.map { money throws(BillingError) in
+                try Money(money, field: "expected_total")
+            }
+            let (order, created) = try await env.store.renew(
+                accountID: request.accountId,
+                payerID: payerID,
+                items: items(request.items),
+                option: option,
+                expectedTotal: expected,
+                idempotencyKey: try env.idempotencyKey(context)
+            )
             var response = BillingV1.RenewResponse()
             if let created {
                 let payment = try await env.flows.start(created)
@@ -63,22 +82,41 @@ struct RenewalService: BillingV1.RenewalService {
         }
     }
 
-    func getRenewalOrder(_ request: BillingV1.GetRenewalOrderRequest, context: ServerContext) async throws -> BillingV1.RenewalOrder {
+    func getRenewalOrder(
+        _ request: BillingV1.GetRenewalOrderRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.RenewalOrder {
         try await env.call(context) { auth in
-            let order = try await env.owned("renewal order", request.orderId, auth, .read,
-                                            load: { id throws(BillingError) in try await env.store.renewalOrder(id) }, account: { $0.accountID })
+            let order = try await env.owned(
+                "renewal order",
+                request.orderId,
+                auth,
+                .read,
+                load: { id throws(BillingError) in try await env.store.renewalOrder(id) },
+                account: { $0.accountID }
+            )
             return BillingV1.RenewalOrder(order)
         }
     }
 
-    func upsertRenewableService(_ request: BillingV1.UpsertRenewableServiceRequest, context: ServerContext) async throws -> BillingV1.RenewableService {
+    func upsertRenewableService(
+        _ request: BillingV1.UpsertRenewableServiceRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.RenewableService {
         try await env.call(context) { auth in
             try auth.requireInternal("UpsertRenewableService")
             guard let service = request.service else { throw BillingError.invalidArgument("service is required") }
-            let saved = try await env.store.upsertRenewableService(RenewableService(
-                id: service.id, accountID: service.accountId, displayName: service.displayName,
-                pricePerPeriod: try Money(service.pricePerPeriod, field: "price_per_period"),
-                periodDays: Int(service.periodDays), expiresAtMs: service.expiresAtUnixMs, updatedAtMs: 0))
+            let saved = try await env.store.upsertRenewableService(
+                RenewableService(
+                    id: service.id,
+                    accountID: service.accountId,
+                    displayName: service.displayName,
+                    pricePerPeriod: try Money(service.pricePerPeriod, field: "price_per_period"),
+                    periodDays: Int(service.periodDays),
+                    expiresAtMs: service.expiresAtUnixMs,
+                    updatedAtMs: 0
+                )
+            )
             return BillingV1.RenewableService(saved)
         }
     }

@@ -44,9 +44,14 @@ struct ServiceEnvironment: Sendable {
     /// account's id are the same PERMISSION_DENIED (`Authorization.notYours`);
     /// other callers get NOT_FOUND for an unknown id. Every service loads
     /// entities by id through here.
-    func owned<Entity>(_ what: String, _ id: String, _ auth: Authorization, _ access: Authorization.Access,
-                       load: (String) async throws(BillingError) -> Entity,
-                       account: (Entity) async throws(BillingError) -> String) async throws(BillingError) -> Entity {
+    func owned<Entity>(
+        _ what: String,
+        _ id: String,
+        _ auth: Authorization,
+        _ access: Authorization.Access,
+        load: (String) async throws(BillingError) -> Entity,
+        account: (Entity) async throws(BillingError) -> String
+    ) async throws(BillingError) -> Entity {
         try IDs.check(id, "\(what) id")
         let entity: Entity
         let owner: String
@@ -65,8 +70,14 @@ struct ServiceEnvironment: Sendable {
     /// A payer of `accountID` named inside a request for that account
     /// (already authorized): unknown and another account's are alike.
     func payer(_ id: String, of accountID: String, _ auth: Authorization) async throws(BillingError) -> Payer {
-        let payer = try await owned("payer", id, auth, .read, load: { id throws(BillingError) in try await store.payer(id) },
-                                    account: { $0.accountID })
+        let payer = try await owned(
+            "payer",
+            id,
+            auth,
+            .read,
+            load: { id throws(BillingError) in try await store.payer(id) },
+            account: { $0.accountID }
+        )
         guard payer.accountID == accountID else {
             throw auth.ownAccount != nil ? auth.notYours("payer", id) : .notFound("payer \(id.prefix(64)) not found")
         }
@@ -76,11 +87,18 @@ struct ServiceEnvironment: Sendable {
     /// A saved-method option must name a method of a payer of that account.
     func checkOption(_ option: PaymentOption, accountID: String, _ auth: Authorization) async throws(BillingError) {
         guard case .savedMethod(let methodID) = option else { return }
-        let method = try await owned("payment method", methodID, auth, .read,
-                                     load: { id throws(BillingError) in try await store.paymentMethod(id) },
-                                     account: { method throws(BillingError) in try await store.payer(method.payerID).accountID })
+        let method = try await owned(
+            "payment method",
+            methodID,
+            auth,
+            .read,
+            load: { id throws(BillingError) in try await store.paymentMethod(id) },
+            account: { method throws(BillingError) in try await store.payer(method.payerID).accountID }
+        )
         guard try await store.payer(method.payerID).accountID == accountID else {
-            throw auth.ownAccount != nil ? auth.notYours("payment method", methodID) : .notFound("payment method \(methodID.prefix(64)) not found")
+            throw auth.ownAccount != nil
+                ? auth.notYours("payment method", methodID)
+                : .notFound("payment method \(methodID.prefix(64)) not found")
         }
     }
 }

@@ -65,14 +65,16 @@ struct StripeWebhook {
                 guard let bytes = Self.hex(pair[1]) else { throw .malformedSignature }
                 signatures.append(bytes)
             default:
-                continue // v0 (test-mode legacy) and future schemes
+                continue  // v0 (test-mode legacy) and future schemes
             }
         }
         guard let timestamp, !signatures.isEmpty else { throw .malformedSignature }
         let skew = now - timestamp
         guard abs(skew) <= tolerance.components.seconds else { throw .stale(seconds: skew) }
         let expected = MessageAuthentication.sha256(key: secret, message: Array("\(timestamp).".utf8) + body)
-        guard signatures.contains(where: { MessageAuthentication.constantTimeEqual($0, expected) }) else { throw .mismatch }
+        guard signatures.contains(where: { MessageAuthentication.constantTimeEqual($0, expected) }) else {
+            throw .mismatch
+        }
         return try Self.event(body)
     }
 
@@ -80,9 +82,16 @@ struct StripeWebhook {
     /// payment_intent.* events in `metadata.payment_id`; charge.* and
     /// charge.dispute.* (refunds, disputes) only their PaymentIntent.
     static func event(_ body: [UInt8]) throws(Failure) -> Event {
-        guard let event = try? JSONDecoder().decode(Delivered.self, from: Data(body)), let id = event.id, let type = event.type,
-              let object = event.data?.object else { throw .malformedEvent }
-        return Event(id: id, type: type, paymentID: object.clientReferenceID ?? object.paymentID, paymentIntent: object.paymentIntent)
+        guard let event = try? JSONDecoder().decode(Delivered.self, from: Data(body)), let id = event.id,
+            let type = event.type,
+            let object = event.data?.object
+        else { throw .malformedEvent }
+        return Event(
+            id: id,
+            type: type,
+            paymentID: object.clientReferenceID ?? object.paymentID,
+            paymentIntent: object.paymentIntent
+        )
     }
 
     /// An event as Stripe sends it; of `data.object` (a session, an intent,
@@ -137,11 +146,20 @@ extension StripeWebhook {
     /// (nothing changes), then the payment it names is checked.
     /// - Parameter provider: asked for the payment of a PaymentIntent that a
     ///   refund or dispute event names.
-    func route(flows: PaymentFlows, provider: StripeProvider?, clock: any BillingClock, logger: Logger) -> WebhookRoutes.Route {
+    func route(
+        flows: PaymentFlows,
+        provider: StripeProvider?,
+        clock: any BillingClock,
+        logger: Logger
+    ) -> WebhookRoutes.Route {
         { request in
             let event: Event
             do {
-                event = try verify(body: request.body, signature: request.header("Stripe-Signature"), now: clock.nowMs / 1000)
+                event = try verify(
+                    body: request.body,
+                    signature: request.header("Stripe-Signature"),
+                    now: clock.nowMs / 1000
+                )
             } catch {
                 logger.warning("Stripe webhook refused", metadata: ["reason": "\(error)"])
                 return WebhookRoutes.Answer(status: .badRequest, message: "\(error)")
@@ -151,11 +169,23 @@ extension StripeWebhook {
                 do {
                     paymentID = try await provider.paymentID(ofIntent: intent)
                 } catch {
-                    logger.warning("Stripe webhook: the payment intent could not be read", metadata: ["error": "\(error)"])
-                    return WebhookRoutes.Answer(status: .serviceUnavailable, message: "the payment could not be found now")
+                    logger.warning(
+                        "Stripe webhook: the payment intent could not be read",
+                        metadata: ["error": "\(error)"]
+                    )
+                    return WebhookRoutes.Answer(
+                        status: .serviceUnavailable,
+                        message: "the payment could not be found now"
+                    )
                 }
             }
-            return await WebhookRoutes.check(paymentID, system: .stripe, event: "\(event.type) \(event.id)", flows: flows, logger: logger)
+            return await WebhookRoutes.check(
+                paymentID,
+                system: .stripe,
+                event: "\(event.type) \(event.id)",
+                flows: flows,
+                logger: logger
+            )
         }
     }
 }

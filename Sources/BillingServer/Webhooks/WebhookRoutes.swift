@@ -67,17 +67,31 @@ enum WebhookRoutes {
     /// 200 once checked, or when it names no payment of ours; 503 when the
     /// payment system could not be asked, so it delivers again later (the
     /// poller checks meanwhile).
-    static func check(_ paymentID: String?, system: PaymentSystem, event: String, flows: PaymentFlows, logger: Logger) async -> Answer {
+    static func check(
+        _ paymentID: String?,
+        system: PaymentSystem,
+        event: String,
+        flows: PaymentFlows,
+        logger: Logger
+    ) async -> Answer {
         guard let paymentID else { return Answer(status: .ok, message: "no payment of ours") }
         do {
             guard let after = try await flows.check(paymentID: paymentID, system: system) else {
                 return Answer(status: .ok, message: "no \(system.rawValue) payment of ours")
             }
-            logger.info("webhook", metadata: ["system": "\(system.rawValue)", "event": "\(event)", "payment": "\(paymentID)",
-                                              "status": "\(after.status)"])
+            logger.info(
+                "webhook",
+                metadata: [
+                    "system": "\(system.rawValue)", "event": "\(event)", "payment": "\(paymentID)",
+                    "status": "\(after.status)",
+                ]
+            )
             return Answer(status: .ok, message: "payment \(paymentID) is \(after.status)")
         } catch {
-            logger.warning("webhook: checking the payment failed", metadata: ["payment": "\(paymentID)", "error": "\(error)"])
+            logger.warning(
+                "webhook: checking the payment failed",
+                metadata: ["payment": "\(paymentID)", "error": "\(error)"]
+            )
             return Answer(status: .serviceUnavailable, message: "the payment could not be checked now")
         }
     }
@@ -92,6 +106,10 @@ enum WebhookRoutes {
         headers[.contentType] = "application/json"
         // The rest of a refused body is not read: the connection ends here.
         if answer.status == .contentTooLarge { headers[.connection] = "close" }
-        return Response(status: answer.status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json + Data("\n".utf8))))
+        return Response(
+            status: answer.status,
+            headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: json + Data("\n".utf8)))
+        )
     }
 }

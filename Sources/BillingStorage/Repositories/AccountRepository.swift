@@ -6,9 +6,15 @@ internal import GRDB
 /// transaction the store opened.
 enum AccountRepository {
     static func fetch(_ db: Database, _ id: String) throws -> Account? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM accounts WHERE id = ?", arguments: [id]) else { return nil }
-        return Account(id: row["id"], displayName: row["display_name"], currency: try Rows.currency(row["currency"]),
-                       createdAtMs: row["created_at_ms"])
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM accounts WHERE id = ?", arguments: [id]) else {
+            return nil
+        }
+        return Account(
+            id: row["id"],
+            displayName: row["display_name"],
+            currency: try Rows.currency(row["currency"]),
+            createdAtMs: row["created_at_ms"]
+        )
     }
 
     static func require(_ db: Database, _ id: String) throws -> Account {
@@ -18,27 +24,34 @@ enum AccountRepository {
 
     /// The cached sum of the account's ledger.
     static func balance(_ db: Database, _ account: Account) throws -> Money {
-        let cached = try Int64.fetchOne(db, sql: "SELECT balance_minor FROM accounts WHERE id = ?", arguments: [account.id]) ?? 0
+        let cached =
+            try Int64.fetchOne(db, sql: "SELECT balance_minor FROM accounts WHERE id = ?", arguments: [account.id]) ?? 0
         return Money(minorUnits: cached, account.currency)
     }
 
     static func insert(_ db: Database, _ account: Account) throws {
-        try db.execute(sql: "INSERT INTO accounts (id, display_name, currency, created_at_ms) VALUES (?, ?, ?, ?)",
-                       arguments: [account.id, account.displayName, account.currency.code, account.createdAtMs])
+        try db.execute(
+            sql: "INSERT INTO accounts (id, display_name, currency, created_at_ms) VALUES (?, ?, ?, ?)",
+            arguments: [account.id, account.displayName, account.currency.code, account.createdAtMs]
+        )
     }
 
     /// The balance moved by a ledger entry, as a compare-and-set on what it
     /// was decided from.
     static func moveBalance(_ db: Database, _ entry: LedgerEntry) throws {
-        try db.execute(sql: "UPDATE accounts SET balance_minor = ? WHERE id = ? AND balance_minor = ?",
-                       arguments: [entry.balanceAfter.amountMinorUnits, entry.accountID, entry.balanceBefore.amountMinorUnits])
+        try db.execute(
+            sql: "UPDATE accounts SET balance_minor = ? WHERE id = ? AND balance_minor = ?",
+            arguments: [entry.balanceAfter.amountMinorUnits, entry.accountID, entry.balanceBefore.amountMinorUnits]
+        )
         try Rows.expectOneChange(db, "the balance of account \(entry.accountID)")
     }
 
     // MARK: Payers
 
     static func requirePayer(_ db: Database, _ id: String) throws -> Payer {
-        guard let payer = try fetchPayer(db, id) else { throw BillingError.notFound("payer \(id.prefix(64)) not found") }
+        guard let payer = try fetchPayer(db, id) else {
+            throw BillingError.notFound("payer \(id.prefix(64)) not found")
+        }
         return payer
     }
 
@@ -47,7 +60,11 @@ enum AccountRepository {
     }
 
     static func payers(_ db: Database, accountID: String) throws -> [Payer] {
-        try Row.fetchAll(db, sql: "SELECT * FROM payers WHERE account_id = ? ORDER BY created_at_ms, id", arguments: [accountID]).map(payer)
+        try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM payers WHERE account_id = ? ORDER BY created_at_ms, id",
+            arguments: [accountID]
+        ).map(payer)
     }
 
     static func insertPayer(_ db: Database, _ payer: Payer) throws {
@@ -58,26 +75,47 @@ enum AccountRepository {
     }
 
     private static func payer(_ row: Row) -> Payer {
-        Payer(id: row["id"], accountID: row["account_id"], displayName: row["display_name"], email: row["email"],
-              createdAtMs: row["created_at_ms"])
+        Payer(
+            id: row["id"],
+            accountID: row["account_id"],
+            displayName: row["display_name"],
+            email: row["email"],
+            createdAtMs: row["created_at_ms"]
+        )
     }
 
     /// The payer's customer recorded at a payment system, and the references
     /// of its Confirmed methods there, newest first (for
     /// `SavedMethods.customer`).
-    static func customer(_ db: Database, payerID: String, system: PaymentSystem) throws -> (recorded: String?, methods: [String]) {
-        let recorded = try String.fetchOne(db, sql: "SELECT customer_reference FROM payer_customers WHERE payer_id = ? AND system = ?",
-                                           arguments: [payerID, system.rawValue])
-        let methods = recorded != nil ? [] : try String.fetchAll(db, sql: """
-            SELECT provider_reference FROM payment_methods WHERE payer_id = ? AND system = ? AND status = 'confirmed'
-            ORDER BY updated_at_ms DESC LIMIT 20
-            """, arguments: [payerID, system.rawValue])
+    static func customer(
+        _ db: Database,
+        payerID: String,
+        system: PaymentSystem
+    ) throws -> (recorded: String?, methods: [String]) {
+        let recorded = try String.fetchOne(
+            db,
+            sql: "SELECT customer_reference FROM payer_customers WHERE payer_id = ? AND system = ?",
+            arguments: [payerID, system.rawValue]
+        )
+        let methods =
+            recorded != nil
+            ? []
+            : try String.fetchAll(
+                db,
+                sql: """
+                    SELECT provider_reference FROM payment_methods WHERE payer_id = ? AND system = ? AND status = 'confirmed'
+                    ORDER BY updated_at_ms DESC LIMIT 20
+                    """,
+                arguments: [payerID, system.rawValue]
+            )
         return (recorded, methods)
     }
 
     /// The first customer recorded for a payer and system wins.
     static func insertCustomer(_ db: Database, payerID: String, system: PaymentSystem, reference: String) throws {
-        try db.execute(sql: "INSERT OR IGNORE INTO payer_customers (payer_id, system, customer_reference) VALUES (?, ?, ?)",
-                       arguments: [payerID, system.rawValue, reference])
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO payer_customers (payer_id, system, customer_reference) VALUES (?, ?, ?)",
+            arguments: [payerID, system.rawValue, reference]
+        )
     }
 }

@@ -9,25 +9,41 @@ enum NotificationRepository {
                 INSERT INTO notifications (id, account_id, severity, title, body, payment_id, created_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [notification.id, notification.accountID, notification.severity.rawValue, notification.title,
-                        notification.body, notification.paymentID, notification.createdAtMs]
+            arguments: [
+                notification.id, notification.accountID, notification.severity.rawValue, notification.title,
+                notification.body, notification.paymentID, notification.createdAtMs,
+            ]
         )
     }
 
     /// An account's notifications, newest first, paged like payments.
-    static func page(_ db: Database, accountID: String, pageSize: Int, after cursor: PageToken?) throws -> Page<BillingCore.Notification> {
+    static func page(
+        _ db: Database,
+        accountID: String,
+        pageSize: Int,
+        after cursor: PageToken?
+    ) throws -> Page<BillingCore.Notification> {
         var sql = "SELECT * FROM notifications WHERE account_id = ?"
         var arguments: [any DatabaseValueConvertible] = [accountID]
         if let cursor {
             sql += " AND (created_at_ms < ? OR (created_at_ms = ? AND id < ?))"
             arguments += [cursor.sortKey, cursor.sortKey, cursor.id]
         }
-        let rows = try Row.fetchAll(db, sql: sql + " ORDER BY created_at_ms DESC, id DESC LIMIT ?",
-                                    arguments: StatementArguments(arguments + [pageSize + 1]))
+        let rows = try Row.fetchAll(
+            db,
+            sql: sql + " ORDER BY created_at_ms DESC, id DESC LIMIT ?",
+            arguments: StatementArguments(arguments + [pageSize + 1])
+        )
         var items = try rows.map { row in
-            Notification(id: row["id"], accountID: row["account_id"],
-                         severity: try Rows.decode(Notification.Severity.self, row, "severity", table: "notifications"),
-                         title: row["title"], body: row["body"], paymentID: row["payment_id"], createdAtMs: row["created_at_ms"])
+            Notification(
+                id: row["id"],
+                accountID: row["account_id"],
+                severity: try Rows.decode(Notification.Severity.self, row, "severity", table: "notifications"),
+                title: row["title"],
+                body: row["body"],
+                paymentID: row["payment_id"],
+                createdAtMs: row["created_at_ms"]
+            )
         }
         var next: String?
         if items.count > pageSize {

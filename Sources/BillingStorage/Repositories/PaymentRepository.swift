@@ -14,18 +14,28 @@ enum PaymentRepository {
     static func payment(_ row: Row) throws -> Payment {
         let system: String? = row["system"]
         return Payment(
-            id: row["id"], accountID: row["account_id"], payerID: row["payer_id"],
+            id: row["id"],
+            accountID: row["account_id"],
+            payerID: row["payer_id"],
             purpose: try Rows.decode(PaymentPurpose.self, row, "purpose", table: "payments"),
             amount: Money(minorUnits: row["amount_minor"], try Rows.currency(row["currency"])),
             status: try Rows.decode(PaymentStatus.self, row, "status", table: "payments"),
             optionKind: try Rows.decode(PaymentOptionKind.self, row, "option_kind", table: "payments"),
             system: system.flatMap(PaymentSystem.init(rawValue:)),
-            paymentMethodID: row["payment_method_id"], savedPaymentMethodID: row["saved_payment_method_id"],
-            providerReference: row["provider_reference"], redirectURL: row["redirect_url"], returnURL: row["return_url"],
-            invoiceNumber: row["invoice_number"], failureReason: row["failure_reason"],
-            renewalOrderID: row["renewal_order_id"], migrationOrderID: row["migration_order_id"],
-            createdAtMs: row["created_at_ms"], updatedAtMs: row["updated_at_ms"], finishedAtMs: row["finished_at_ms"],
-            nextCheckAtMs: row["next_check_at_ms"], checkAttempts: row["check_attempts"]
+            paymentMethodID: row["payment_method_id"],
+            savedPaymentMethodID: row["saved_payment_method_id"],
+            providerReference: row["provider_reference"],
+            redirectURL: row["redirect_url"],
+            returnURL: row["return_url"],
+            invoiceNumber: row["invoice_number"],
+            failureReason: row["failure_reason"],
+            renewalOrderID: row["renewal_order_id"],
+            migrationOrderID: row["migration_order_id"],
+            createdAtMs: row["created_at_ms"],
+            updatedAtMs: row["updated_at_ms"],
+            finishedAtMs: row["finished_at_ms"],
+            nextCheckAtMs: row["next_check_at_ms"],
+            checkAttempts: row["check_attempts"]
         )
     }
 
@@ -33,7 +43,11 @@ enum PaymentRepository {
     static func context(_ db: Database, _ id: String) throws -> PaymentContext {
         let payment = try require(db, id)
         let account = try AccountRepository.require(db, payment.accountID)
-        var context = PaymentContext(payment: payment, account: account, balance: try AccountRepository.balance(db, account))
+        var context = PaymentContext(
+            payment: payment,
+            account: account,
+            balance: try AccountRepository.balance(db, account)
+        )
         context.savedMethod = try payment.savedPaymentMethodID.map { try MethodRepository.require(db, $0) }
         context.chargedMethod = try payment.paymentMethodID.map { try MethodRepository.require(db, $0) }
         if context.savedMethod != nil {
@@ -42,7 +56,11 @@ enum PaymentRepository {
         if let orderID = payment.renewalOrderID {
             let order = try RenewalRepository.requireOrder(db, orderID)
             context.renewalOrder = order
-            context.renewedServices = try RenewalRepository.services(db, ids: order.lines.map(\.serviceID), accountID: account.id)
+            context.renewedServices = try RenewalRepository.services(
+                db,
+                ids: order.lines.map(\.serviceID),
+                accountID: account.id
+            )
         }
         context.migrationOrder = try payment.migrationOrderID.map { try MigrationRepository.require(db, $0) }
         return context
@@ -52,7 +70,9 @@ enum PaymentRepository {
     /// collision; the unique index is the guarantee.
     static func freshInvoiceReference(_ db: Database) throws -> String {
         var reference = IDs.invoiceReference()
-        while try Bool.fetchOne(db, sql: "SELECT 1 FROM payments WHERE invoice_number = ?", arguments: [reference]) == true {
+        while try Bool.fetchOne(db, sql: "SELECT 1 FROM payments WHERE invoice_number = ?", arguments: [reference])
+            == true
+        {
             reference = IDs.invoiceReference()
         }
         return reference
@@ -66,17 +86,22 @@ enum PaymentRepository {
                     failure_reason, migration_order_id, renewal_order_id, created_at_ms, updated_at_ms, next_check_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [payment.id, payment.accountID, payment.payerID, payment.purpose.rawValue, payment.amount.amountMinorUnits,
-                        payment.amount.currency.code, payment.status.rawValue, payment.optionKind.rawValue, payment.system?.rawValue,
-                        payment.paymentMethodID, payment.savedPaymentMethodID, payment.providerReference, payment.redirectURL,
-                        payment.returnURL, payment.invoiceNumber, payment.failureReason, payment.migrationOrderID,
-                        payment.renewalOrderID, payment.createdAtMs, payment.updatedAtMs, payment.nextCheckAtMs]
+            arguments: [
+                payment.id, payment.accountID, payment.payerID, payment.purpose.rawValue,
+                payment.amount.amountMinorUnits,
+                payment.amount.currency.code, payment.status.rawValue, payment.optionKind.rawValue,
+                payment.system?.rawValue,
+                payment.paymentMethodID, payment.savedPaymentMethodID, payment.providerReference, payment.redirectURL,
+                payment.returnURL, payment.invoiceNumber, payment.failureReason, payment.migrationOrderID,
+                payment.renewalOrderID, payment.createdAtMs, payment.updatedAtMs, payment.nextCheckAtMs,
+            ]
         )
     }
 
     static func attach(_ db: Database, paymentID: String, reference: String, redirectURL: String, atMs: Int64) throws {
         try db.execute(
-            sql: "UPDATE payments SET provider_reference = ?, redirect_url = ?, updated_at_ms = ? WHERE id = ? AND status = 'new'",
+            sql:
+                "UPDATE payments SET provider_reference = ?, redirect_url = ?, updated_at_ms = ? WHERE id = ? AND status = 'new'",
             arguments: [reference, redirectURL, atMs, paymentID]
         )
         try Rows.expectOneChange(db, "payment \(paymentID)")
@@ -90,15 +115,20 @@ enum PaymentRepository {
                     next_check_at_ms = NULL, lease_owner = NULL, lease_until_ms = NULL
                 WHERE id = ? AND status = 'new'
                 """,
-            arguments: [payment.status.rawValue, payment.failureReason, payment.finishedAtMs, payment.updatedAtMs, payment.id]
+            arguments: [
+                payment.status.rawValue, payment.failureReason, payment.finishedAtMs, payment.updatedAtMs, payment.id,
+            ]
         )
         try Rows.expectOneChange(db, "payment \(payment.id)")
     }
 
     /// A Paid payment of a payment system by that system's reference.
     static func paidByReference(_ db: Database, reference: String, system: PaymentSystem) throws -> Payment? {
-        try Row.fetchOne(db, sql: "SELECT * FROM payments WHERE provider_reference = ? AND system = ? AND status = 'paid'",
-                         arguments: [reference, system.rawValue]).map(payment)
+        try Row.fetchOne(
+            db,
+            sql: "SELECT * FROM payments WHERE provider_reference = ? AND system = ? AND status = 'paid'",
+            arguments: [reference, system.rawValue]
+        ).map(payment)
     }
 
     /// Payment history, newest first, with a cursor that neither skips nor
@@ -115,23 +145,35 @@ enum PaymentRepository {
             conditions.append("purpose IN (\(query.purposes.map { _ in "?" }.joined(separator: ", ")))")
             arguments += query.purposes.map(\.rawValue).sorted()
         }
-        if let payer = query.payerID { conditions.append("payer_id = ?"); arguments.append(payer) }
-        if let from = query.createdFromMs { conditions.append("created_at_ms >= ?"); arguments.append(from) }
-        if let to = query.createdToMs { conditions.append("created_at_ms < ?"); arguments.append(to) }
+        if let payer = query.payerID {
+            conditions.append("payer_id = ?")
+            arguments.append(payer)
+        }
+        if let from = query.createdFromMs {
+            conditions.append("created_at_ms >= ?")
+            arguments.append(from)
+        }
+        if let to = query.createdToMs {
+            conditions.append("created_at_ms < ?")
+            arguments.append(to)
+        }
         if let cursor {
             conditions.append("(created_at_ms < ? OR (created_at_ms = ? AND id < ?))")
             arguments += [cursor.sortKey, cursor.sortKey, cursor.id]
         }
         let rows = try Row.fetchAll(
             db,
-            sql: "SELECT * FROM payments WHERE \(conditions.joined(separator: " AND ")) ORDER BY created_at_ms DESC, id DESC LIMIT ?",
+            sql:
+                "SELECT * FROM payments WHERE \(conditions.joined(separator: " AND ")) ORDER BY created_at_ms DESC, id DESC LIMIT ?",
             arguments: StatementArguments(arguments + [query.pageSize + 1])
         )
         var payments = try rows.map(payment)
         var next: String?
         if payments.count > query.pageSize {
             payments.removeLast()
-            next = PageToken(sortKey: payments[payments.count - 1].createdAtMs, id: payments[payments.count - 1].id).encoded
+            next =
+                PageToken(sortKey: payments[payments.count - 1].createdAtMs, id: payments[payments.count - 1].id)
+                .encoded
         }
         return Page(items: payments, nextPageToken: next)
     }
@@ -140,39 +182,52 @@ enum PaymentRepository {
 
     /// Ids of New payments due by `now` and not leased, soonest first.
     static func due(_ db: Database, now: Int64, limit: Int) throws -> [String] {
-        try String.fetchAll(db, sql: """
-            SELECT id FROM payments
-            WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
-              AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
-            ORDER BY next_check_at_ms, id LIMIT ?
-            """, arguments: [now, now, limit])
+        try String.fetchAll(
+            db,
+            sql: """
+                SELECT id FROM payments
+                WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
+                  AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
+                ORDER BY next_check_at_ms, id LIMIT ?
+                """,
+            arguments: [now, now, limit]
+        )
     }
 
     /// Leases a payment to `owner` unless another holds a live lease (or it
     /// left New); true when this call took it.
     static func lease(_ db: Database, _ id: String, owner: String, until: Int64, now: Int64) throws -> Bool {
-        try db.execute(sql: """
-            UPDATE payments SET lease_owner = ?, lease_until_ms = ?
-            WHERE id = ? AND status = 'new' AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
-            """, arguments: [owner, until, id, now])
+        try db.execute(
+            sql: """
+                UPDATE payments SET lease_owner = ?, lease_until_ms = ?
+                WHERE id = ? AND status = 'new' AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
+                """,
+            arguments: [owner, until, id, now]
+        )
         return db.changesCount == 1
     }
 
     /// A check that left the payment New: counted, the next one set, the
     /// lease released. A payment that left New meanwhile is left alone.
     static func recordCheck(_ db: Database, _ id: String, owner: String, nextCheckAtMs: Int64?, now: Int64) throws {
-        try db.execute(sql: """
-            UPDATE payments SET check_attempts = check_attempts + 1, next_check_at_ms = ?, updated_at_ms = ?,
-                lease_owner = NULL, lease_until_ms = NULL
-            WHERE id = ? AND status = 'new' AND (lease_owner IS NULL OR lease_owner = ?)
-            """, arguments: [nextCheckAtMs, now, id, owner])
+        try db.execute(
+            sql: """
+                UPDATE payments SET check_attempts = check_attempts + 1, next_check_at_ms = ?, updated_at_ms = ?,
+                    lease_owner = NULL, lease_until_ms = NULL
+                WHERE id = ? AND status = 'new' AND (lease_owner IS NULL OR lease_owner = ?)
+                """,
+            arguments: [nextCheckAtMs, now, id, owner]
+        )
     }
 
     /// When the next New payment is due (after its lease, if leased).
     static func nextDue(_ db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: """
-            SELECT MIN(COALESCE(MAX(next_check_at_ms, lease_until_ms), next_check_at_ms)) FROM payments
-            WHERE status = 'new' AND next_check_at_ms IS NOT NULL
-            """)
+        try Int64.fetchOne(
+            db,
+            sql: """
+                SELECT MIN(COALESCE(MAX(next_check_at_ms, lease_until_ms), next_check_at_ms)) FROM payments
+                WHERE status = 'new' AND next_check_at_ms IS NOT NULL
+                """
+        )
     }
 }

@@ -18,14 +18,20 @@ enum RenewalRepository {
     static func services(_ db: Database, ids: [String], accountID: String) throws -> [RenewableService] {
         guard !ids.isEmpty else { return [] }
         let marks = ids.map { _ in "?" }.joined(separator: ", ")
-        return try Row.fetchAll(db, sql: "SELECT * FROM renewable_services WHERE account_id = ? AND id IN (\(marks))",
-                                arguments: StatementArguments([accountID] + ids)).map(service)
+        return try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM renewable_services WHERE account_id = ? AND id IN (\(marks))",
+            arguments: StatementArguments([accountID] + ids)
+        ).map(service)
     }
 
     /// The account's services, soonest expiry first.
     static func services(_ db: Database, accountID: String) throws -> [RenewableService] {
-        try Row.fetchAll(db, sql: "SELECT * FROM renewable_services WHERE account_id = ? ORDER BY expires_at_ms, id",
-                         arguments: [accountID]).map(service)
+        try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM renewable_services WHERE account_id = ? ORDER BY expires_at_ms, id",
+            arguments: [accountID]
+        ).map(service)
     }
 
     /// Creates or changes a service (its account never changes).
@@ -38,16 +44,24 @@ enum RenewalRepository {
                     period_days = excluded.period_days, expires_at_ms = excluded.expires_at_ms, updated_at_ms = excluded.updated_at_ms
                 WHERE account_id = excluded.account_id
                 """,
-            arguments: [service.id, service.accountID, service.displayName, service.pricePerPeriod.amountMinorUnits,
-                        service.pricePerPeriod.currency.code, service.periodDays, service.expiresAtMs, service.updatedAtMs]
+            arguments: [
+                service.id, service.accountID, service.displayName, service.pricePerPeriod.amountMinorUnits,
+                service.pricePerPeriod.currency.code, service.periodDays, service.expiresAtMs, service.updatedAtMs,
+            ]
         )
         try Rows.expectOneChange(db, "service \(service.id)")
     }
 
     private static func service(_ row: Row) throws -> RenewableService {
-        RenewableService(id: row["id"], accountID: row["account_id"], displayName: row["display_name"],
-                         pricePerPeriod: Money(minorUnits: row["price_minor"], try Rows.currency(row["currency"])),
-                         periodDays: row["period_days"], expiresAtMs: row["expires_at_ms"], updatedAtMs: row["updated_at_ms"])
+        RenewableService(
+            id: row["id"],
+            accountID: row["account_id"],
+            displayName: row["display_name"],
+            pricePerPeriod: Money(minorUnits: row["price_minor"], try Rows.currency(row["currency"])),
+            periodDays: row["period_days"],
+            expiresAtMs: row["expires_at_ms"],
+            updatedAtMs: row["updated_at_ms"]
+        )
     }
 
     // MARK: Orders
@@ -58,13 +72,28 @@ enum RenewalRepository {
         }
         let currency = try Rows.currency(row["currency"])
         // A line's new expiry is known once the order completes; 0 before.
-        let lines = try Row.fetchAll(db, sql: "SELECT * FROM renewal_lines WHERE order_id = ? ORDER BY rowid", arguments: [id]).map { line in
-            RenewalLine(serviceID: line["service_id"], periods: line["periods"], amount: Money(minorUnits: line["amount_minor"], currency),
-                        newExpiresAtMs: line["new_expires_at_ms"] ?? 0)
+        let lines = try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM renewal_lines WHERE order_id = ? ORDER BY rowid",
+            arguments: [id]
+        ).map { line in
+            RenewalLine(
+                serviceID: line["service_id"],
+                periods: line["periods"],
+                amount: Money(minorUnits: line["amount_minor"], currency),
+                newExpiresAtMs: line["new_expires_at_ms"] ?? 0
+            )
         }
-        return RenewalOrder(id: row["id"], accountID: row["account_id"], lines: lines, total: Money(minorUnits: row["total_minor"], currency),
-                            status: try Rows.decode(RenewalOrder.Status.self, row, "status", table: "renewal_orders"),
-                            paymentID: row["payment_id"], createdAtMs: row["created_at_ms"], completedAtMs: row["completed_at_ms"])
+        return RenewalOrder(
+            id: row["id"],
+            accountID: row["account_id"],
+            lines: lines,
+            total: Money(minorUnits: row["total_minor"], currency),
+            status: try Rows.decode(RenewalOrder.Status.self, row, "status", table: "renewal_orders"),
+            paymentID: row["payment_id"],
+            createdAtMs: row["created_at_ms"],
+            completedAtMs: row["completed_at_ms"]
+        )
     }
 
     static func insertOrder(_ db: Database, _ order: RenewalOrder) throws {
@@ -73,25 +102,35 @@ enum RenewalRepository {
                 INSERT INTO renewal_orders (id, account_id, total_minor, currency, status, payment_id, created_at_ms, completed_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [order.id, order.accountID, order.total.amountMinorUnits, order.total.currency.code, order.status.rawValue,
-                        order.paymentID, order.createdAtMs, order.completedAtMs]
+            arguments: [
+                order.id, order.accountID, order.total.amountMinorUnits, order.total.currency.code,
+                order.status.rawValue,
+                order.paymentID, order.createdAtMs, order.completedAtMs,
+            ]
         )
         for line in order.lines {
             try db.execute(
-                sql: "INSERT INTO renewal_lines (order_id, service_id, periods, amount_minor, new_expires_at_ms) VALUES (?, ?, ?, ?, ?)",
-                arguments: [order.id, line.serviceID, line.periods, line.amount.amountMinorUnits, expiry(line)])
+                sql:
+                    "INSERT INTO renewal_lines (order_id, service_id, periods, amount_minor, new_expires_at_ms) VALUES (?, ?, ?, ?, ?)",
+                arguments: [order.id, line.serviceID, line.periods, line.amount.amountMinorUnits, expiry(line)]
+            )
         }
     }
 
     /// Status, payment and completion, as a compare-and-set on the status
     /// decided from; the lines' new expiries once known.
     static func updateOrder(_ db: Database, _ order: RenewalOrder, expected: RenewalOrder.Status) throws {
-        try db.execute(sql: "UPDATE renewal_orders SET status = ?, payment_id = ?, completed_at_ms = ? WHERE id = ? AND status = ?",
-                       arguments: [order.status.rawValue, order.paymentID, order.completedAtMs, order.id, expected.rawValue])
+        try db.execute(
+            sql:
+                "UPDATE renewal_orders SET status = ?, payment_id = ?, completed_at_ms = ? WHERE id = ? AND status = ?",
+            arguments: [order.status.rawValue, order.paymentID, order.completedAtMs, order.id, expected.rawValue]
+        )
         try Rows.expectOneChange(db, "renewal order \(order.id)")
         for line in order.lines where line.newExpiresAtMs != 0 {
-            try db.execute(sql: "UPDATE renewal_lines SET new_expires_at_ms = ? WHERE order_id = ? AND service_id = ?",
-                           arguments: [line.newExpiresAtMs, order.id, line.serviceID])
+            try db.execute(
+                sql: "UPDATE renewal_lines SET new_expires_at_ms = ? WHERE order_id = ? AND service_id = ?",
+                arguments: [line.newExpiresAtMs, order.id, line.serviceID]
+            )
         }
     }
 

@@ -13,7 +13,8 @@ enum Rows {
     }
 
     /// A stored enum value; an unknown one is damage or a newer version's row.
-    static func decode<T: RawRepresentable>(_ type: T.Type, _ row: Row, _ column: String, table: String) throws -> T where T.RawValue == String {
+    static func decode<T: RawRepresentable>(_ type: T.Type, _ row: Row, _ column: String, table: String) throws -> T
+    where T.RawValue == String {
         guard let value = T(rawValue: row[column]) else {
             throw BillingError.storage("\(table).\(column) holds an unknown value", retryable: false)
         }

@@ -10,10 +10,15 @@ struct Methods: AsyncParsableCommand {
               billing methods list --payer pyr_1
               billing methods set-default pm_123
             """,
-        subcommands: [List.self, SetDefault.self, Remove.self], defaultSubcommand: List.self)
+        subcommands: [List.self, SetDefault.self, Remove.self],
+        defaultSubcommand: List.self
+    )
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a payer's methods.", discussion: "Example: billing methods list --payer pyr_123")
+        static let configuration = CommandConfiguration(
+            abstract: "List a payer's methods.",
+            discussion: "Example: billing methods list --payer pyr_123"
+        )
         @Option(help: "The payer id.") var payer: String
         @Flag(help: "Include removed methods.") var all = false
         @OptionGroup var connection: ConnectionOptions
@@ -23,18 +28,27 @@ struct Methods: AsyncParsableCommand {
                 var request = BillingV1.ListPaymentMethodsRequest()
                 request.payerId = payer
                 request.includeRemoved = all
-                let response = try await Clients(connection).methods.listPaymentMethods(request, options: connection.callOptions)
+                let response = try await Clients(connection).methods.listPaymentMethods(
+                    request,
+                    options: connection.callOptions
+                )
                 if connection.json { return Output.json(response.methods.map(MethodView.init)) }
-                Output.table(["ID", "NAME", "SYSTEM", "STATUS", "DEFAULT"], response.methods.map {
-                    [$0.id, $0.displayName, "\($0.system)", "\($0.status)", $0.isDefault ? "yes" : ""]
-                })
+                Output.table(
+                    ["ID", "NAME", "SYSTEM", "STATUS", "DEFAULT"],
+                    response.methods.map {
+                        [$0.id, $0.displayName, "\($0.system)", "\($0.status)", $0.isDefault ? "yes" : ""]
+                    }
+                )
             }
         }
     }
 
     struct SetDefault: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "set-default", abstract: "Make a confirmed method the payer's default.",
-                                                        discussion: "Example: billing methods set-default pm_123")
+        static let configuration = CommandConfiguration(
+            commandName: "set-default",
+            abstract: "Make a confirmed method the payer's default.",
+            discussion: "Example: billing methods set-default pm_123"
+        )
         @Argument(help: "The method id.") var id: String
         @OptionGroup var connection: ConnectionOptions
 
@@ -42,15 +56,24 @@ struct Methods: AsyncParsableCommand {
             try await reportingFailures {
                 var request = BillingV1.SetDefaultPaymentMethodRequest()
                 request.paymentMethodId = id
-                let method = try await Clients(connection).methods.setDefaultPaymentMethod(request, options: connection.callOptions)
-                if connection.json { Output.json(MethodView(method)) } else { Output.line("\(method.id) is now the default") }
+                let method = try await Clients(connection).methods.setDefaultPaymentMethod(
+                    request,
+                    options: connection.callOptions
+                )
+                if connection.json {
+                    Output.json(MethodView(method))
+                } else {
+                    Output.line("\(method.id) is now the default")
+                }
             }
         }
     }
 
     struct Remove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a saved method (detached at its payment system).",
-                                                        discussion: "Example: billing methods remove pm_123")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a saved method (detached at its payment system).",
+            discussion: "Example: billing methods remove pm_123"
+        )
         @Argument(help: "The method id.") var id: String
         @OptionGroup var connection: ConnectionOptions
 
@@ -58,7 +81,10 @@ struct Methods: AsyncParsableCommand {
             try await reportingFailures {
                 var request = BillingV1.RemovePaymentMethodRequest()
                 request.paymentMethodId = id
-                let method = try await Clients(connection).methods.removePaymentMethod(request, options: connection.callOptions)
+                let method = try await Clients(connection).methods.removePaymentMethod(
+                    request,
+                    options: connection.callOptions
+                )
                 if connection.json { Output.json(MethodView(method)) } else { Output.line("\(method.id) removed") }
             }
         }
@@ -78,20 +104,26 @@ struct PayWith: ParsableArguments {
         guard [balance, invoice, method != nil, system != nil].filter({ $0 }).count == 1 else {
             throw ValidationError("choose one of --balance, --invoice, --method or --system")
         }
-        if let system, !["stripe", "paypal", "sandbox"].contains(system) { throw ValidationError("--system must be stripe, paypal or sandbox") }
+        if let system, !["stripe", "paypal", "sandbox"].contains(system) {
+            throw ValidationError("--system must be stripe, paypal or sandbox")
+        }
     }
 
     /// The payer to send: --payer (id or name), or the payer whose saved
     /// method --method names; nil when paying from the balance.
     func payerID(account: String, clients: Clients, connection: ConnectionOptions) async throws -> String? {
-        if let payer { return try await Payers.resolve(payer, account: account, clients: clients, connection: connection) }
+        if let payer {
+            return try await Payers.resolve(payer, account: account, clients: clients, connection: connection)
+        }
         guard let method else { return nil }
         var list = BillingV1.ListPayersRequest()
         list.accountId = account
         for payer in try await clients.methods.listPayers(list, options: connection.callOptions).payers {
             var methods = BillingV1.ListPaymentMethodsRequest()
             methods.payerId = payer.id
-            if try await clients.methods.listPaymentMethods(methods, options: connection.callOptions).methods.contains(where: { $0.id == method }) {
+            if try await clients.methods.listPaymentMethods(methods, options: connection.callOptions).methods.contains(
+                where: { $0.id == method })
+            {
                 return payer.id
             }
         }

@@ -17,7 +17,8 @@ struct Payments: AsyncParsableCommand {
               billing payments --account acc-1 --payer "Acme LLC" --since 2026-11-01T00:00:00Z
               billing payments --account acc-1 --all --csv > payments.csv
               billing payments --account acc-1 --page-token <token from the previous page> --json
-            """)
+            """
+    )
 
     @Option(help: "The account id.") var account: String
     @Option(help: "Statuses, comma-separated: new, paid, cancelled.") var status: String?
@@ -60,7 +61,14 @@ struct Payments: AsyncParsableCommand {
                 }
             }
             let clients = try Clients(connection)
-            if let payer { request.payerId = try await Payers.resolve(payer, account: account, clients: clients, connection: connection) }
+            if let payer {
+                request.payerId = try await Payers.resolve(
+                    payer,
+                    account: account,
+                    clients: clients,
+                    connection: connection
+                )
+            }
             if since != nil || until != nil {
                 var range = BillingV1.TimeRange()
                 range.fromUnixMs = try since.map(Self.unixMs) ?? 0
@@ -80,28 +88,52 @@ struct Payments: AsyncParsableCommand {
                 request.page?.pageToken = next
             } while all && !next.isEmpty
             if connection.json {
-                struct View: Encodable { let payments: [PaymentView]; let nextPageToken: String }
+                struct View: Encodable {
+                    let payments: [PaymentView]
+                    let nextPageToken: String
+                }
                 Output.json(View(payments: payments.map(PaymentView.init), nextPageToken: next))
                 return
             }
             if csv {
-                Output.line(Self.csvRow(["id", "created", "purpose", "amount", "currency", "status", "option", "invoice", "reason"]))
+                Output.line(
+                    Self.csvRow([
+                        "id", "created", "purpose", "amount", "currency", "status", "option", "invoice", "reason",
+                    ])
+                )
                 for p in payments {
-                    let amount = (try? Currency(code: p.amount?.currency ?? "")).map { Money(minorUnits: p.amount?.amountMinorUnits ?? 0, $0).formatted }
-                    Output.line(Self.csvRow([p.id, Output.time(p.createdAtUnixMs), Output.word(p.purpose), amount ?? "", p.amount?.currency ?? "",
-                                             Output.word(p.status), Output.word(p.optionKind), p.invoiceNumber, p.failureReason]))
+                    let amount = (try? Currency(code: p.amount?.currency ?? "")).map {
+                        Money(minorUnits: p.amount?.amountMinorUnits ?? 0, $0).formatted
+                    }
+                    Output.line(
+                        Self.csvRow([
+                            p.id, Output.time(p.createdAtUnixMs), Output.word(p.purpose), amount ?? "",
+                            p.amount?.currency ?? "",
+                            Output.word(p.status), Output.word(p.optionKind), p.invoiceNumber, p.failureReason,
+                        ])
+                    )
                 }
                 return
             }
             guard !payments.isEmpty else {
-                Output.line("no payments" + (request.statuses.isEmpty && request.purposes.isEmpty && request.payerId.isEmpty && request.created == nil
-                                             ? "" : " match these filters"))
+                Output.line(
+                    "no payments"
+                        + (request.statuses.isEmpty && request.purposes.isEmpty && request.payerId.isEmpty
+                            && request.created == nil
+                            ? "" : " match these filters")
+                )
                 return
             }
-            Output.table(["ID", "CREATED", "PURPOSE", "AMOUNT", "STATUS", "OPTION"], payments.map { p in
-                [p.id, Output.time(p.createdAtUnixMs), Output.word(p.purpose), Output.money(p.amount), Output.status(p.status),
-                 p.invoiceNumber.isEmpty ? Output.word(p.optionKind) : p.invoiceNumber]
-            })
+            Output.table(
+                ["ID", "CREATED", "PURPOSE", "AMOUNT", "STATUS", "OPTION"],
+                payments.map { p in
+                    [
+                        p.id, Output.time(p.createdAtUnixMs), Output.word(p.purpose), Output.money(p.amount),
+                        Output.status(p.status),
+                        p.invoiceNumber.isEmpty ? Output.word(p.optionKind) : p.invoiceNumber,
+                    ]
+                }
+            )
             Output.line(Self.totals(payments))
             if !next.isEmpty { Output.line("next page: --page-token \(next)") }
         }
@@ -132,7 +164,8 @@ struct Payments: AsyncParsableCommand {
     /// RFC 4180: quoted when needed, quotes doubled.
     static func csvRow(_ cells: [String]) -> String {
         cells.map { cell in
-            cell.contains(where: { ",\"\n\r".contains($0) }) ? "\"" + cell.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : cell
+            cell.contains(where: { ",\"\n\r".contains($0) })
+                ? "\"" + cell.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : cell
         }.joined(separator: ",")
     }
 
@@ -141,20 +174,24 @@ struct Payments: AsyncParsableCommand {
     }
 
     static func unixMs(_ text: String) throws -> Int64 {
-        guard let date = ISO8601DateFormatter().date(from: text) else { throw UsageError("\"\(text)\" is not an ISO 8601 time like 2026-11-01T00:00:00Z") }
+        guard let date = ISO8601DateFormatter().date(from: text) else {
+            throw UsageError("\"\(text)\" is not an ISO 8601 time like 2026-11-01T00:00:00Z")
+        }
         return Int64(date.timeIntervalSince1970 * 1000)
     }
 }
 
 struct PaymentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "payment", abstract: "Show, refresh or cancel one payment.",
+        commandName: "payment",
+        abstract: "Show, refresh or cancel one payment.",
         discussion: """
             Examples:
               billing payment show pay_123 --wait
               billing payment cancel pay_123 --reason "changed my mind"
             """,
-        subcommands: [Show.self, Refresh.self, Cancel.self])
+        subcommands: [Show.self, Refresh.self, Cancel.self]
+    )
 
     /// The payment with this id, or nil for none ("").
     static func load(_ id: String, clients: Clients, connection: ConnectionOptions) async throws -> BillingV1.Payment? {
@@ -167,8 +204,10 @@ struct PaymentCommand: AsyncParsableCommand {
     static func print(_ payment: BillingV1.Payment, json: Bool) {
         if json { return Output.json(PaymentView(payment)) }
         var rows: [[String]] = [
-            ["id", payment.id], ["account", payment.accountId], ["payer", payment.payerId], ["purpose", Output.word(payment.purpose)],
-            ["amount", Output.money(payment.amount)], ["status", Output.status(payment.status)], ["option", Output.word(payment.optionKind)],
+            ["id", payment.id], ["account", payment.accountId], ["payer", payment.payerId],
+            ["purpose", Output.word(payment.purpose)],
+            ["amount", Output.money(payment.amount)], ["status", Output.status(payment.status)],
+            ["option", Output.word(payment.optionKind)],
             ["created", Output.time(payment.createdAtUnixMs)],
         ]
         if payment.system != .unspecified { rows.append(["system", Output.word(payment.system)]) }
@@ -185,7 +224,10 @@ struct PaymentCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a payment.", discussion: "Example: billing payment show pay_123 --wait")
+        static let configuration = CommandConfiguration(
+            abstract: "Show a payment.",
+            discussion: "Example: billing payment show pay_123 --wait"
+        )
         @Argument(help: "The payment id.") var id: String
         @Flag(help: "Wait until it is Paid or Cancelled.") var wait = false
         @OptionGroup var connection: ConnectionOptions
@@ -196,13 +238,19 @@ struct PaymentCommand: AsyncParsableCommand {
                 if wait { return try await Waiter(clients: clients, connection: connection).wait(for: id) }
                 var request = BillingV1.GetPaymentRequest()
                 request.paymentId = id
-                PaymentCommand.print(try await clients.balance.getPayment(request, options: connection.callOptions), json: connection.json)
+                PaymentCommand.print(
+                    try await clients.balance.getPayment(request, options: connection.callOptions),
+                    json: connection.json
+                )
             }
         }
     }
 
     struct Refresh: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Ask the payment system about a payment now.", discussion: "Example: billing payment refresh pay_123")
+        static let configuration = CommandConfiguration(
+            abstract: "Ask the payment system about a payment now.",
+            discussion: "Example: billing payment refresh pay_123"
+        )
         @Argument(help: "The payment id.") var id: String
         @OptionGroup var connection: ConnectionOptions
 
@@ -210,13 +258,19 @@ struct PaymentCommand: AsyncParsableCommand {
             try await reportingFailures {
                 var request = BillingV1.RefreshPaymentRequest()
                 request.paymentId = id
-                PaymentCommand.print(try await Clients(connection).balance.refreshPayment(request, options: connection.callOptions), json: connection.json)
+                PaymentCommand.print(
+                    try await Clients(connection).balance.refreshPayment(request, options: connection.callOptions),
+                    json: connection.json
+                )
             }
         }
     }
 
     struct Cancel: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Cancel a New payment.", discussion: "Example: billing payment cancel pay_123 --reason \"changed my mind\"")
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel a New payment.",
+            discussion: "Example: billing payment cancel pay_123 --reason \"changed my mind\""
+        )
         @Argument(help: "The payment id.") var id: String
         @Option(help: "Why, for the history.") var reason: String = ""
         @OptionGroup var connection: ConnectionOptions
@@ -226,7 +280,10 @@ struct PaymentCommand: AsyncParsableCommand {
                 var request = BillingV1.CancelPaymentRequest()
                 request.paymentId = id
                 request.reason = reason
-                PaymentCommand.print(try await Clients(connection).balance.cancelPayment(request, options: connection.callOptions), json: connection.json)
+                PaymentCommand.print(
+                    try await Clients(connection).balance.cancelPayment(request, options: connection.callOptions),
+                    json: connection.json
+                )
             }
         }
     }
@@ -240,10 +297,14 @@ struct Invoice: AsyncParsableCommand {
               billing invoice settle pay_123 --reference "bank #42" --as operator
               billing invoice cancel pay_123 --reason duplicate --as operator
             """,
-        subcommands: [Settle.self, CancelInvoice.self])
+        subcommands: [Settle.self, CancelInvoice.self]
+    )
 
     struct Settle: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Mark an invoice paid.", discussion: "Example: billing invoice settle pay_123 --reference \"bank 2026-11-26 #42\" --as operator")
+        static let configuration = CommandConfiguration(
+            abstract: "Mark an invoice paid.",
+            discussion: "Example: billing invoice settle pay_123 --reference \"bank 2026-11-26 #42\" --as operator"
+        )
         @Argument(help: "The invoice's payment id.") var id: String
         @Option(help: "The bank transfer's reference.") var reference: String = ""
         @OptionGroup var connection: ConnectionOptions
@@ -253,13 +314,20 @@ struct Invoice: AsyncParsableCommand {
                 var request = BillingV1.SettleInvoiceRequest()
                 request.paymentId = id
                 request.reference = reference
-                PaymentCommand.print(try await Clients(connection).balance.settleInvoice(request, options: connection.callOptions), json: connection.json)
+                PaymentCommand.print(
+                    try await Clients(connection).balance.settleInvoice(request, options: connection.callOptions),
+                    json: connection.json
+                )
             }
         }
     }
 
     struct CancelInvoice: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel an unpaid invoice.", discussion: "Example: billing invoice cancel pay_123 --reason \"duplicate\" --as operator")
+        static let configuration = CommandConfiguration(
+            commandName: "cancel",
+            abstract: "Cancel an unpaid invoice.",
+            discussion: "Example: billing invoice cancel pay_123 --reason \"duplicate\" --as operator"
+        )
         @Argument(help: "The invoice's payment id.") var id: String
         @Option(help: "Why.") var reason: String = ""
         @OptionGroup var connection: ConnectionOptions
@@ -269,7 +337,10 @@ struct Invoice: AsyncParsableCommand {
                 var request = BillingV1.CancelInvoiceRequest()
                 request.paymentId = id
                 request.reason = reason
-                PaymentCommand.print(try await Clients(connection).balance.cancelInvoice(request, options: connection.callOptions), json: connection.json)
+                PaymentCommand.print(
+                    try await Clients(connection).balance.cancelInvoice(request, options: connection.callOptions),
+                    json: connection.json
+                )
             }
         }
     }

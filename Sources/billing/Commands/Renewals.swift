@@ -12,7 +12,9 @@ struct Renewals: AsyncParsableCommand {
               billing renewals renew --account acc-1 --service svc-1:12 --balance
               billing renewals order ro_123
             """,
-        subcommands: [List.self, Quote.self, Renew.self, Order.self], defaultSubcommand: List.self)
+        subcommands: [List.self, Quote.self, Renew.self, Order.self],
+        defaultSubcommand: List.self
+    )
 
     /// "svc-1:3" → service svc-1 for 3 periods; "svc-1" → 1 period.
     static func items(_ specs: [String]) throws -> [BillingV1.RenewalItem] {
@@ -21,7 +23,9 @@ struct Renewals: AsyncParsableCommand {
             var item = BillingV1.RenewalItem()
             item.serviceId = String(parts[0])
             if parts.count == 2 {
-                guard let periods = UInt32(parts[1]) else { throw UsageError("\"\(spec)\": periods must be a whole number") }
+                guard let periods = UInt32(parts[1]) else {
+                    throw UsageError("\"\(spec)\": periods must be a whole number")
+                }
                 item.periods = periods
             } else {
                 item.periods = 1
@@ -31,7 +35,10 @@ struct Renewals: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List an account's renewable services.", discussion: "Example: billing renewals list --account acc-1")
+        static let configuration = CommandConfiguration(
+            abstract: "List an account's renewable services.",
+            discussion: "Example: billing renewals list --account acc-1"
+        )
         @Option(help: "The account id.") var account: String
         @OptionGroup var connection: ConnectionOptions
 
@@ -39,21 +46,47 @@ struct Renewals: AsyncParsableCommand {
             try await reportingFailures {
                 var request = BillingV1.ListRenewableServicesRequest()
                 request.accountId = account
-                let services = try await Clients(connection).renewal.listRenewableServices(request, options: connection.callOptions).services
+                let services = try await Clients(connection).renewal.listRenewableServices(
+                    request,
+                    options: connection.callOptions
+                ).services
                 if connection.json {
-                    struct View: Encodable { let id, displayName: String; let pricePerPeriod: MoneyView?; let periodDays: UInt32; let expiresAtUnixMs: Int64 }
-                    return Output.json(services.map { View(id: $0.id, displayName: $0.displayName, pricePerPeriod: MoneyView($0.pricePerPeriod),
-                                                           periodDays: $0.periodDays, expiresAtUnixMs: $0.expiresAtUnixMs) })
+                    struct View: Encodable {
+                        let id, displayName: String
+                        let pricePerPeriod: MoneyView?
+                        let periodDays: UInt32
+                        let expiresAtUnixMs: Int64
+                    }
+                    return Output.json(
+                        services.map {
+                            View(
+                                id: $0.id,
+                                displayName: $0.displayName,
+                                pricePerPeriod: MoneyView($0.pricePerPeriod),
+                                periodDays: $0.periodDays,
+                                expiresAtUnixMs: $0.expiresAtUnixMs
+                            )
+                        }
+                    )
                 }
-                Output.table(["ID", "NAME", "PRICE", "PERIOD", "EXPIRES"], services.map {
-                    [$0.id, $0.displayName, Output.money($0.pricePerPeriod), "\($0.periodDays) days", Output.time($0.expiresAtUnixMs)]
-                })
+                Output.table(
+                    ["ID", "NAME", "PRICE", "PERIOD", "EXPIRES"],
+                    services.map {
+                        [
+                            $0.id, $0.displayName, Output.money($0.pricePerPeriod), "\($0.periodDays) days",
+                            Output.time($0.expiresAtUnixMs),
+                        ]
+                    }
+                )
             }
         }
     }
 
     struct Quote: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Price a renewal.", discussion: "Example: billing renewals quote --account acc-1 --service svc-1:3 --service svc-2")
+        static let configuration = CommandConfiguration(
+            abstract: "Price a renewal.",
+            discussion: "Example: billing renewals quote --account acc-1 --service svc-1:3 --service svc-2"
+        )
         @Option(help: "The account id.") var account: String
         @Option(help: "SERVICE[:PERIODS], repeatable.") var service: [String]
         @OptionGroup var connection: ConnectionOptions
@@ -65,14 +98,36 @@ struct Renewals: AsyncParsableCommand {
                 request.items = try Renewals.items(service)
                 let quote = try await Clients(connection).renewal.quoteRenewal(request, options: connection.callOptions)
                 if connection.json {
-                    struct Line: Encodable { let serviceId: String; let periods: UInt32; let amount: MoneyView?; let newExpiresAtUnixMs: Int64 }
-                    struct View: Encodable { let lines: [Line]; let total: MoneyView? }
-                    return Output.json(View(lines: quote.lines.map { Line(serviceId: $0.serviceId, periods: $0.periods, amount: MoneyView($0.amount),
-                                                                          newExpiresAtUnixMs: $0.newExpiresAtUnixMs) }, total: MoneyView(quote.total)))
+                    struct Line: Encodable {
+                        let serviceId: String
+                        let periods: UInt32
+                        let amount: MoneyView?
+                        let newExpiresAtUnixMs: Int64
+                    }
+                    struct View: Encodable {
+                        let lines: [Line]
+                        let total: MoneyView?
+                    }
+                    return Output.json(
+                        View(
+                            lines: quote.lines.map {
+                                Line(
+                                    serviceId: $0.serviceId,
+                                    periods: $0.periods,
+                                    amount: MoneyView($0.amount),
+                                    newExpiresAtUnixMs: $0.newExpiresAtUnixMs
+                                )
+                            },
+                            total: MoneyView(quote.total)
+                        )
+                    )
                 }
-                Output.table(["SERVICE", "PERIODS", "AMOUNT", "NEW EXPIRY"], quote.lines.map {
-                    [$0.serviceId, "\($0.periods)", Output.money($0.amount), Output.time($0.newExpiresAtUnixMs)]
-                })
+                Output.table(
+                    ["SERVICE", "PERIODS", "AMOUNT", "NEW EXPIRY"],
+                    quote.lines.map {
+                        [$0.serviceId, "\($0.periods)", Output.money($0.amount), Output.time($0.newExpiresAtUnixMs)]
+                    }
+                )
                 Output.line("total: \(Output.money(quote.total))")
             }
         }
@@ -86,7 +141,8 @@ struct Renewals: AsyncParsableCommand {
                   billing renewals renew --account acc-1 --service svc-1:12 --balance
                   billing renewals renew --account acc-1 --service svc-1 --system sandbox --payer pyr_1 --wait
                   billing renewals renew --account acc-1 --service svc-1 --method pm_123     # the method's payer
-                """)
+                """
+        )
         @Option(help: "The account id.") var account: String
         @Option(help: "SERVICE[:PERIODS], repeatable.") var service: [String]
         @OptionGroup var pay: PayWith
@@ -104,19 +160,36 @@ struct Renewals: AsyncParsableCommand {
                 request.accountId = account
                 request.items = quote.items
                 request.option = pay.option
-                request.payerId = try await pay.payerID(account: account, clients: clients, connection: connection) ?? ""
+                request.payerId =
+                    try await pay.payerID(account: account, clients: clients, connection: connection) ?? ""
                 request.expectedTotal = quoted.total
-                let response = try await clients.renewal.renew(request, options: connection.callOptions.idempotencyKey(UUID().uuidString.lowercased()))
+                let response = try await clients.renewal.renew(
+                    request,
+                    options: connection.callOptions.idempotencyKey(UUID().uuidString.lowercased())
+                )
                 if connection.json && !wait {
-                    struct View: Encodable { let orderId, status: String; let total: MoneyView?; let payment: PaymentView?; let redirectUrl: String }
-                    Output.json(View(orderId: response.order?.id ?? "", status: Output.word(response.order?.status ?? .unspecified),
-                                     total: MoneyView(response.order?.total), payment: response.payment.map(PaymentView.init),
-                                     redirectUrl: response.redirectUrl))
+                    struct View: Encodable {
+                        let orderId, status: String
+                        let total: MoneyView?
+                        let payment: PaymentView?
+                        let redirectUrl: String
+                    }
+                    Output.json(
+                        View(
+                            orderId: response.order?.id ?? "",
+                            status: Output.word(response.order?.status ?? .unspecified),
+                            total: MoneyView(response.order?.total),
+                            payment: response.payment.map(PaymentView.init),
+                            redirectUrl: response.redirectUrl
+                        )
+                    )
                     if let payment = response.payment, payment.status == .cancelled { throw cancelled(payment) }
                     return
                 }
                 if !connection.json {
-                    Output.line("renewal order \(response.order?.id ?? ""): \(Output.money(response.order?.total)) \(Output.word(response.order?.status ?? .unspecified))")
+                    Output.line(
+                        "renewal order \(response.order?.id ?? ""): \(Output.money(response.order?.total)) \(Output.word(response.order?.status ?? .unspecified))"
+                    )
                     if !response.redirectUrl.isEmpty { Output.line("pay here: \(response.redirectUrl)") }
                 }
                 if wait, let payment = response.payment {
@@ -133,7 +206,8 @@ extension Renewals {
     struct Order: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a renewal order, its lines and the payment that pays it.",
-            discussion: "Example: billing renewals order ro_123 --json")
+            discussion: "Example: billing renewals order ro_123 --json"
+        )
         @Argument(help: "The renewal order id.") var id: String
         @OptionGroup var connection: ConnectionOptions
 
@@ -145,18 +219,49 @@ extension Renewals {
                 let order = try await clients.renewal.getRenewalOrder(request, options: connection.callOptions)
                 let payment = try await PaymentCommand.load(order.paymentId, clients: clients, connection: connection)
                 if connection.json {
-                    struct Line: Encodable { let serviceId: String; let periods: UInt32; let amount: MoneyView?; let newExpiresAtUnixMs: Int64 }
-                    struct View: Encodable { let id, accountId, status: String; let total: MoneyView?; let lines: [Line]; let payment: PaymentView? }
-                    return Output.json(View(id: order.id, accountId: order.accountId, status: Output.word(order.status), total: MoneyView(order.total),
-                                            lines: order.lines.map { Line(serviceId: $0.serviceId, periods: $0.periods, amount: MoneyView($0.amount),
-                                                                          newExpiresAtUnixMs: $0.newExpiresAtUnixMs) },
-                                            payment: payment.map(PaymentView.init)))
+                    struct Line: Encodable {
+                        let serviceId: String
+                        let periods: UInt32
+                        let amount: MoneyView?
+                        let newExpiresAtUnixMs: Int64
+                    }
+                    struct View: Encodable {
+                        let id, accountId, status: String
+                        let total: MoneyView?
+                        let lines: [Line]
+                        let payment: PaymentView?
+                    }
+                    return Output.json(
+                        View(
+                            id: order.id,
+                            accountId: order.accountId,
+                            status: Output.word(order.status),
+                            total: MoneyView(order.total),
+                            lines: order.lines.map {
+                                Line(
+                                    serviceId: $0.serviceId,
+                                    periods: $0.periods,
+                                    amount: MoneyView($0.amount),
+                                    newExpiresAtUnixMs: $0.newExpiresAtUnixMs
+                                )
+                            },
+                            payment: payment.map(PaymentView.init)
+                        )
+                    )
                 }
-                Output.table(["FIELD", "VALUE"], [["id", order.id], ["account", order.accountId], ["total", Output.money(order.total)],
-                                                  ["status", Output.word(order.status)], ["created", Output.time(order.createdAtUnixMs)]])
-                Output.table(["SERVICE", "PERIODS", "AMOUNT", "NEW EXPIRY"], order.lines.map {
-                    [$0.serviceId, "\($0.periods)", Output.money($0.amount), Output.time($0.newExpiresAtUnixMs)]
-                })
+                Output.table(
+                    ["FIELD", "VALUE"],
+                    [
+                        ["id", order.id], ["account", order.accountId], ["total", Output.money(order.total)],
+                        ["status", Output.word(order.status)], ["created", Output.time(order.createdAtUnixMs)],
+                    ]
+                )
+                Output.table(
+                    ["SERVICE", "PERIODS", "AMOUNT", "NEW EXPIRY"],
+                    order.lines.map {
+                        [$0.serviceId, "\($0.periods)", Output.money($0.amount), Output.time($0.newExpiresAtUnixMs)]
+                    }
+                )
                 if let payment {
                     Output.line("paid by:")
                     PaymentCommand.print(payment, json: false)
@@ -176,11 +281,14 @@ struct Migration: AsyncParsableCommand {
               billing migration show mo_123
               billing migration pay mo_123 --system sandbox --payer pyr_1 --wait
             """,
-        subcommands: [Show.self, Pay.self])
+        subcommands: [Show.self, Pay.self]
+    )
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a migration order and the payment that pays it.",
-                                                        discussion: "Example: billing migration show mo_123")
+        static let configuration = CommandConfiguration(
+            abstract: "Show a migration order and the payment that pays it.",
+            discussion: "Example: billing migration show mo_123"
+        )
         @Argument(help: "The order id.") var id: String
         @OptionGroup var connection: ConnectionOptions
 
@@ -197,12 +305,26 @@ struct Migration: AsyncParsableCommand {
                         let serverPrice: MoneyView?
                         let payment: PaymentView?
                     }
-                    return Output.json(View(id: order.id, accountId: order.accountId, externalId: order.externalId, description: order.description,
-                                            status: Output.word(order.status), paymentId: order.paymentId, serverPrice: MoneyView(order.serverPrice),
-                                            payment: payment.map(PaymentView.init)))
+                    return Output.json(
+                        View(
+                            id: order.id,
+                            accountId: order.accountId,
+                            externalId: order.externalId,
+                            description: order.description,
+                            status: Output.word(order.status),
+                            paymentId: order.paymentId,
+                            serverPrice: MoneyView(order.serverPrice),
+                            payment: payment.map(PaymentView.init)
+                        )
+                    )
                 }
-                Output.table(["FIELD", "VALUE"], [["id", order.id], ["account", order.accountId], ["migration", order.externalId],
-                                                  ["server price", Output.money(order.serverPrice)], ["status", Output.word(order.status)]])
+                Output.table(
+                    ["FIELD", "VALUE"],
+                    [
+                        ["id", order.id], ["account", order.accountId], ["migration", order.externalId],
+                        ["server price", Output.money(order.serverPrice)], ["status", Output.word(order.status)],
+                    ]
+                )
                 if let payment {
                     Output.line("payment:")
                     PaymentCommand.print(payment, json: false)
@@ -220,7 +342,8 @@ struct Migration: AsyncParsableCommand {
                 Examples:
                   billing migration pay mo_123 --balance
                   billing migration pay mo_123 --system sandbox --payer pyr_1 --wait
-                """)
+                """
+        )
         @Argument(help: "The order id.") var id: String
         @OptionGroup var pay: PayWith
         @Flag(help: "Wait for the payment (not with --balance).") var wait = false
@@ -234,20 +357,37 @@ struct Migration: AsyncParsableCommand {
                 if pay.payer != nil || pay.method != nil {
                     var get = BillingV1.GetMigrationOrderRequest()
                     get.orderId = id
-                    let account = try await clients.migration.getMigrationOrder(get, options: connection.callOptions).accountId
-                    request.payerId = try await pay.payerID(account: account, clients: clients, connection: connection) ?? ""
+                    let account = try await clients.migration.getMigrationOrder(get, options: connection.callOptions)
+                        .accountId
+                    request.payerId =
+                        try await pay.payerID(account: account, clients: clients, connection: connection) ?? ""
                 }
                 request.option = pay.option
-                let response = try await clients.migration.payMigrationOrder(request, options: connection.callOptions.idempotencyKey(UUID().uuidString.lowercased()))
+                let response = try await clients.migration.payMigrationOrder(
+                    request,
+                    options: connection.callOptions.idempotencyKey(UUID().uuidString.lowercased())
+                )
                 if connection.json && !wait {
-                    struct View: Encodable { let orderId, status: String; let payment: PaymentView?; let redirectUrl: String }
-                    Output.json(View(orderId: response.order?.id ?? "", status: Output.word(response.order?.status ?? .unspecified),
-                                     payment: response.payment.map(PaymentView.init), redirectUrl: response.redirectUrl))
+                    struct View: Encodable {
+                        let orderId, status: String
+                        let payment: PaymentView?
+                        let redirectUrl: String
+                    }
+                    Output.json(
+                        View(
+                            orderId: response.order?.id ?? "",
+                            status: Output.word(response.order?.status ?? .unspecified),
+                            payment: response.payment.map(PaymentView.init),
+                            redirectUrl: response.redirectUrl
+                        )
+                    )
                     if let payment = response.payment, payment.status == .cancelled { throw cancelled(payment) }
                     return
                 }
                 if !connection.json {
-                    Output.line("migration order \(response.order?.id ?? ""): \(Output.word(response.order?.status ?? .unspecified))")
+                    Output.line(
+                        "migration order \(response.order?.id ?? ""): \(Output.word(response.order?.status ?? .unspecified))"
+                    )
                     if !response.redirectUrl.isEmpty { Output.line("pay here: \(response.redirectUrl)") }
                 }
                 if wait, let payment = response.payment {

@@ -8,7 +8,8 @@ import Subprocess
 
 struct TopUp: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "topup", abstract: "Top up an account's balance.",
+        commandName: "topup",
+        abstract: "Top up an account's balance.",
         discussion: """
             The amount is typed as a person writes it ("100", "100.5", "0.50"); with none, the presets \
             are offered on a terminal. Without --payer on an account with several payers, and without \
@@ -21,7 +22,8 @@ struct TopUp: AsyncParsableCommand {
               billing topup --account acc-1 --amount 100 --system sandbox --save-method --wait
               billing topup --account acc-1 --amount 250.75                 # the default saved method
               billing topup --account acc-1 --amount 1000 --invoice
-            """)
+            """
+    )
 
     @Option(help: "The account id.") var account: String
     @Option(help: "The amount, e.g. 100 or 100.50 (default: choose a preset on a terminal).") var amount: String?
@@ -40,7 +42,9 @@ struct TopUp: AsyncParsableCommand {
         let choices = [method != nil, system != nil, invoice].filter { $0 }.count
         if choices > 1 { throw ValidationError("choose one of --method, --system or --invoice") }
         if saveMethod && system == nil { throw ValidationError("--save-method goes with --system") }
-        if let system, !["stripe", "paypal", "sandbox"].contains(system) { throw ValidationError("--system must be stripe, paypal or sandbox") }
+        if let system, !["stripe", "paypal", "sandbox"].contains(system) {
+            throw ValidationError("--system must be stripe, paypal or sandbox")
+        }
     }
 
     func run() async throws {
@@ -51,7 +55,11 @@ struct TopUp: AsyncParsableCommand {
             let options = try await clients.balance.getTopUpOptions(optionsRequest, options: connection.callOptions)
             let chosenPayer = try choosePayer(options)
             let amount = try chooseAmount(options)
-            let option = try chooseOption(chosenPayer, systems: options.paymentSystems, invoiceAvailable: options.invoiceAvailable)
+            let option = try chooseOption(
+                chosenPayer,
+                systems: options.paymentSystems,
+                invoiceAvailable: options.invoiceAvailable
+            )
             let key = idempotencyKey ?? UUID().uuidString.lowercased()
 
             var request = BillingV1.CreateTopUpRequest()
@@ -59,17 +67,26 @@ struct TopUp: AsyncParsableCommand {
             request.payerId = chosenPayer.payer?.id ?? ""
             request.amount = amount
             request.option = option
-            let response = try await clients.balance.createTopUp(request, options: connection.callOptions.idempotencyKey(key))
+            let response = try await clients.balance.createTopUp(
+                request,
+                options: connection.callOptions.idempotencyKey(key)
+            )
             guard let payment = response.payment else { throw RPCError(.internal, "billingd returned no payment") }
 
             if connection.json && !wait {
-                struct View: Encodable { let payment: PaymentView; let redirectUrl: String; let idempotencyKey: String }
+                struct View: Encodable {
+                    let payment: PaymentView
+                    let redirectUrl: String
+                    let idempotencyKey: String
+                }
                 Output.json(View(payment: PaymentView(payment), redirectUrl: response.redirectUrl, idempotencyKey: key))
                 if payment.status == .cancelled { throw cancelled(payment) }
                 return
             }
             if !connection.json {
-                Output.line("payment \(payment.id): \(Output.money(payment.amount)) \(Output.status(payment.status)) (idempotency key \(key))")
+                Output.line(
+                    "payment \(payment.id): \(Output.money(payment.amount)) \(Output.status(payment.status)) (idempotency key \(key))"
+                )
                 if !payment.invoiceNumber.isEmpty { Output.line("invoice \(payment.invoiceNumber)") }
                 if !response.redirectUrl.isEmpty {
                     Output.line("pay here: \(response.redirectUrl)")
@@ -87,8 +104,11 @@ struct TopUp: AsyncParsableCommand {
 
     private func choosePayer(_ options: BillingV1.GetTopUpOptionsResponse) throws -> BillingV1.PayerOptions {
         if let payer {
-            guard let found = options.payers.first(where: { $0.payer?.id == payer || $0.payer?.displayName == payer }) else {
-                throw UsageError("no payer \"\(payer)\" on \(account); payers: \(options.payers.compactMap { $0.payer?.displayName }.joined(separator: ", "))")
+            guard let found = options.payers.first(where: { $0.payer?.id == payer || $0.payer?.displayName == payer })
+            else {
+                throw UsageError(
+                    "no payer \"\(payer)\" on \(account); payers: \(options.payers.compactMap { $0.payer?.displayName }.joined(separator: ", "))"
+                )
             }
             return found
         }
@@ -96,9 +116,15 @@ struct TopUp: AsyncParsableCommand {
         guard !options.payers.isEmpty else { throw UsageError("account \(account) has no payers") }
         let listed = options.payers.compactMap { $0.payer.map { "\($0.id) (\($0.displayName))" } }
         guard Prompt.interactive else {
-            throw UsageError("account \(account) has several payers; choose one with --payer: \(listed.joined(separator: ", "))")
+            throw UsageError(
+                "account \(account) has several payers; choose one with --payer: \(listed.joined(separator: ", "))"
+            )
         }
-        let index = try Prompt.choose("Payer", options.payers.compactMap { $0.payer.map { "\($0.displayName) <\($0.email)>" } }, preselected: nil)
+        let index = try Prompt.choose(
+            "Payer",
+            options.payers.compactMap { $0.payer.map { "\($0.displayName) <\($0.email)>" } },
+            preselected: nil
+        )
         return options.payers[index]
     }
 
@@ -110,11 +136,16 @@ struct TopUp: AsyncParsableCommand {
         var text = amount
         if text == nil {
             guard Prompt.interactive else {
-                throw UsageError("--amount is required (presets: \(presets.map(\.formatted).joined(separator: ", ")) \(currency))")
+                throw UsageError(
+                    "--amount is required (presets: \(presets.map(\.formatted).joined(separator: ", ")) \(currency))"
+                )
             }
-            text = try Prompt.amount(presets: presets, currency: currency,
-                                     minimum: Money(minorUnits: options.minAmount?.amountMinorUnits ?? 1, currency),
-                                     maximum: Money(minorUnits: options.maxAmount?.amountMinorUnits ?? Int64.max, currency))
+            text = try Prompt.amount(
+                presets: presets,
+                currency: currency,
+                minimum: Money(minorUnits: options.minAmount?.amountMinorUnits ?? 1, currency),
+                maximum: Money(minorUnits: options.maxAmount?.amountMinorUnits ?? Int64.max, currency)
+            )
         }
         guard let text else { throw UsageError("no amount chosen") }
         do {
@@ -128,8 +159,11 @@ struct TopUp: AsyncParsableCommand {
         }
     }
 
-    private func chooseOption(_ payer: BillingV1.PayerOptions, systems: [BillingV1.PaymentSystem],
-                              invoiceAvailable: Bool) throws -> BillingV1.PaymentOption {
+    private func chooseOption(
+        _ payer: BillingV1.PayerOptions,
+        systems: [BillingV1.PaymentSystem],
+        invoiceAvailable: Bool
+    ) throws -> BillingV1.PaymentOption {
         var option = BillingV1.PaymentOption()
         if invoice {
             option.option = .invoice(BillingV1.InvoiceOption())
@@ -143,19 +177,25 @@ struct TopUp: AsyncParsableCommand {
             let id: String
             if let method {
                 guard let found = payer.methods.first(where: { $0.id == method || $0.displayName == method }) else {
-                    throw UsageError("no confirmed method \"\(method)\" for this payer; methods: \(payer.methods.map { "\($0.id) (\($0.displayName))" }.joined(separator: ", "))")
+                    throw UsageError(
+                        "no confirmed method \"\(method)\" for this payer; methods: \(payer.methods.map { "\($0.id) (\($0.displayName))" }.joined(separator: ", "))"
+                    )
                 }
                 id = found.id
             } else if !payer.defaultMethodId.isEmpty {
                 // The seed: a default saved method is selected automatically.
                 id = payer.defaultMethodId
                 if !connection.json, let chosen = payer.methods.first(where: { $0.id == id }) {
-                    Output.line("paying with the default saved method \(chosen.displayName) (another: --method, --system or --invoice)")
+                    Output.line(
+                        "paying with the default saved method \(chosen.displayName) (another: --method, --system or --invoice)"
+                    )
                 }
             } else if Prompt.interactive {
                 // The seed's page: the payer's saved methods, the payment
                 // systems, the invoice.
-                var labels = payer.methods.map { "\($0.displayName)\($0.id == payer.defaultMethodId ? " (default)" : "")" }
+                var labels = payer.methods.map {
+                    "\($0.displayName)\($0.id == payer.defaultMethodId ? " (default)" : "")"
+                }
                 labels += systems.map { "Pay with \(Output.word($0))" }
                 if invoiceAvailable { labels.append("Invoice") }
                 let preselected = payer.methods.firstIndex { $0.id == payer.defaultMethodId }
@@ -175,7 +215,9 @@ struct TopUp: AsyncParsableCommand {
                 }
                 id = payer.methods[index].id
             } else {
-                throw UsageError("the payer has no default saved method; choose --system (\(systems.map { Output.word($0) }.joined(separator: ", "))), --invoice or --method (\(payer.methods.map { "\($0.id) (\($0.displayName))" }.joined(separator: ", ")))")
+                throw UsageError(
+                    "the payer has no default saved method; choose --system (\(systems.map { Output.word($0) }.joined(separator: ", "))), --invoice or --method (\(payer.methods.map { "\($0.id) (\($0.displayName))" }.joined(separator: ", ")))"
+                )
             }
             var saved = BillingV1.SavedMethodOption()
             saved.paymentMethodId = id
@@ -192,8 +234,13 @@ struct TopUp: AsyncParsableCommand {
         let (launched, launching) = AsyncStream<Bool>.makeStream()
         Task {
             do {
-                _ = try await Subprocess.run(.path("/usr/bin/env"), arguments: ["xdg-open", url], input: .none,
-                                             output: .discarded, error: .discarded) { _ in launching.yield(true) }
+                _ = try await Subprocess.run(
+                    .path("/usr/bin/env"),
+                    arguments: ["xdg-open", url],
+                    input: .none,
+                    output: .discarded,
+                    error: .discarded
+                ) { _ in launching.yield(true) }
             } catch {
                 launching.yield(false)
             }
@@ -219,9 +266,17 @@ enum Prompt {
             Output.line("  \(letters[index])) \(preset)")
         }
         for _ in 0..<attempts {
-            Output.prompt(presets.isEmpty ? "Type an amount: " : "Choose \(letters[0])-\(letters[min(presets.count, letters.count) - 1]) or type an amount: ")
-            guard let answer = readLine()?.trimmingCharacters(in: .whitespaces) else { throw UsageError("no amount chosen") }
-            if answer.count == 1, let index = letters.firstIndex(of: Character(answer.lowercased())), index < presets.count {
+            Output.prompt(
+                presets.isEmpty
+                    ? "Type an amount: "
+                    : "Choose \(letters[0])-\(letters[min(presets.count, letters.count) - 1]) or type an amount: "
+            )
+            guard let answer = readLine()?.trimmingCharacters(in: .whitespaces) else {
+                throw UsageError("no amount chosen")
+            }
+            if answer.count == 1, let index = letters.firstIndex(of: Character(answer.lowercased())),
+                index < presets.count
+            {
                 return presets[index].formatted
             }
             do {
@@ -247,9 +302,13 @@ enum Prompt {
         let last = letters[min(labels.count, letters.count) - 1]
         for _ in 0..<attempts {
             Output.prompt("Choose a-\(last)\(preselected.map { " (Enter: \(letters[$0]))" } ?? ""): ")
-            guard let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() else { throw UsageError("no \(what.lowercased()) chosen") }
+            guard let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() else {
+                throw UsageError("no \(what.lowercased()) chosen")
+            }
             if answer.isEmpty, let preselected { return preselected }
-            if answer.count == 1, let index = letters.firstIndex(of: Character(answer)), index < labels.count { return index }
+            if answer.count == 1, let index = letters.firstIndex(of: Character(answer)), index < labels.count {
+                return index
+            }
             Output.line("  \"\(answer)\" is not one of a-\(last); try again")
         }
         throw UsageError("no \(what.lowercased()) chosen after \(attempts) tries")

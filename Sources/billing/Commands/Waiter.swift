@@ -27,11 +27,14 @@ struct Waiter {
             var payment = try await clients.balance.getPayment(get, options: connection.callOptions)
             if payment.status == .new, ContinuousClock.now - lastRefresh >= Self.refreshEvery {
                 lastRefresh = ContinuousClock.now
-                payment = (try? await clients.balance.refreshPayment(refresh, options: connection.callOptions)) ?? payment
+                payment =
+                    (try? await clients.balance.refreshPayment(refresh, options: connection.callOptions)) ?? payment
             }
             let elapsed = Int((ContinuousClock.now - start).components.seconds)
             if spinner {
-                let mark = payment.status == .new ? Self.frames[frame % Self.frames.count] : (payment.status == .paid ? "✓" : "✗")
+                let mark =
+                    payment.status == .new
+                    ? Self.frames[frame % Self.frames.count] : (payment.status == .paid ? "✓" : "✗")
                 Output.prompt("\r\u{1B}[K\(mark) \(id) \(Output.status(payment.status)) \(elapsed)s")
                 frame += 1
             } else if payment.status != lastStatus && !connection.json {
@@ -46,7 +49,9 @@ struct Waiter {
             }
             guard ContinuousClock.now - start < timeout else {
                 if spinner { Output.prompt("\n") }
-                throw UsageError("gave up waiting after \(timeout); the payment is still New (billing payment show \(id) --wait)")
+                throw UsageError(
+                    "gave up waiting after \(timeout); the payment is still New (billing payment show \(id) --wait)"
+                )
             }
             try await Task.sleep(for: .milliseconds(spinner ? 200 : 500))
         }

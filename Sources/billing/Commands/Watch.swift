@@ -19,7 +19,8 @@ struct Watch: AsyncParsableCommand {
               billing watch --account acc-1
               billing watch --account acc-1 --resume panel --json >> events.jsonl
               billing watch --all --after 1200 --json      # internal services and operators
-            """)
+            """
+    )
 
     @Option(help: "The account to follow.") var account: String?
     @Flag(help: "Every account (internal services and operators).") var all = false
@@ -30,7 +31,10 @@ struct Watch: AsyncParsableCommand {
 
     func validate() throws {
         guard (account != nil) != all else { throw ValidationError("give --account ID or --all") }
-        if let resume, resume.isEmpty || resume.count > 64 || !resume.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+        if let resume,
+            resume.isEmpty || resume.count > 64
+                || !resume.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+        {
             throw ValidationError("--resume takes a name of 1 to 64 letters, digits, '-', '_', '.'")
         }
         if resume != nil && after != 0 { throw ValidationError("choose --after or --resume") }
@@ -40,8 +44,11 @@ struct Watch: AsyncParsableCommand {
     private var stateFile: URL? {
         guard let resume else { return nil }
         let environment = ProcessInfo.processInfo.environment
-        let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
-            ?? URL(fileURLWithPath: environment["HOME"] ?? NSTemporaryDirectory()).appendingPathComponent(".local/state")
+        let base =
+            environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: environment["HOME"] ?? NSTemporaryDirectory()).appendingPathComponent(
+                ".local/state"
+            )
         return base.appendingPathComponent("billing").appendingPathComponent("watch-\(resume)-\(account ?? "all")")
     }
 
@@ -54,8 +61,11 @@ struct Watch: AsyncParsableCommand {
     /// killed mid-write keeps the previous sequence, never half of one.
     private func save(_ cursor: UInt64) {
         guard let stateFile else { return }
-        try? FileManager.default.createDirectory(at: stateFile.deletingLastPathComponent(), withIntermediateDirectories: true,
-                                                 attributes: [.posixPermissions: 0o700])
+        try? FileManager.default.createDirectory(
+            at: stateFile.deletingLastPathComponent(),
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
         try? Data("\(cursor)\n".utf8).write(to: stateFile, options: .atomic)
     }
 
@@ -90,7 +100,9 @@ struct Watch: AsyncParsableCommand {
                     seen += 1
                     if count > 0 && seen >= count { return }
                 }
-            } catch let error as RPCError where [.unavailable, .resourceExhausted, .deadlineExceeded].contains(error.code) && failures < 5 {
+            } catch let error as RPCError
+                where [.unavailable, .resourceExhausted, .deadlineExceeded].contains(error.code) && failures < 5
+            {
                 // Reconnect and resume after the cursor.
                 failures += 1
                 Output.error("stream ended (\(error.message)); resuming after \(cursor)")
@@ -114,12 +126,18 @@ struct Watch: AsyncParsableCommand {
         case .paymentStatusChanged(let c)?:
             let payment = c.payment ?? BillingV1.Payment()
             let from = c.previousStatus == .unspecified ? "created" : "\(Output.status(c.previousStatus)) →"
-            Output.line("\(head) payment \(payment.id) \(Output.money(payment.amount)) \(from) \(Output.status(payment.status))"
-                        + (payment.failureReason.isEmpty ? "" : " (\(payment.failureReason))"))
+            Output.line(
+                "\(head) payment \(payment.id) \(Output.money(payment.amount)) \(from) \(Output.status(payment.status))"
+                    + (payment.failureReason.isEmpty ? "" : " (\(payment.failureReason))")
+            )
         case .methodStatusChanged(let c)?:
-            Output.line("\(head) method \(c.method?.id ?? "") \(c.method?.displayName ?? "") \(c.previousStatus) → \(c.method?.status ?? .unspecified)")
+            Output.line(
+                "\(head) method \(c.method?.id ?? "") \(c.method?.displayName ?? "") \(c.previousStatus) → \(c.method?.status ?? .unspecified)"
+            )
         case .balanceChanged(let c)?:
-            Output.line("\(head) balance \(Output.money(c.balance)) (\((c.delta?.amountMinorUnits ?? 0) >= 0 ? "+" : "")\(Output.money(c.delta)))")
+            Output.line(
+                "\(head) balance \(Output.money(c.balance)) (\((c.delta?.amountMinorUnits ?? 0) >= 0 ? "+" : "")\(Output.money(c.delta)))"
+            )
         case .notification(let n)?:
             Output.line("\(head) notification: \(n.title): \(n.body)")
         case .paymentReversed(let r)?:
@@ -140,7 +158,8 @@ struct Doctor: AsyncParsableCommand {
             Examples:
               billing doctor --address billing.internal:7443
               billing doctor --as operator --storage
-            """)
+            """
+    )
 
     @OptionGroup var connection: ConnectionOptions
 
@@ -159,25 +178,46 @@ struct Doctor: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
-        check("address", true, "\(resolved.host):\(resolved.port) (from \(resolved.sources["address"] ?? "?")), expecting the name \(resolved.serverName)")
-        for (label, path, source) in [("certificate", resolved.cert, "cert"), ("key", resolved.key, "key"), ("CA", resolved.ca, "ca")] {
+        check(
+            "address",
+            true,
+            "\(resolved.host):\(resolved.port) (from \(resolved.sources["address"] ?? "?")), expecting the name \(resolved.serverName)"
+        )
+        for (label, path, source) in [
+            ("certificate", resolved.cert, "cert"), ("key", resolved.key, "key"), ("CA", resolved.ca, "ca"),
+        ] {
             let readable = FileManager.default.isReadableFile(atPath: path)
-            check(label, readable, "\(path) (from \(resolved.sources[source] ?? "?"))" + (readable ? "" : ": cannot read it"))
+            check(
+                label,
+                readable,
+                "\(path) (from \(resolved.sources[source] ?? "?"))" + (readable ? "" : ": cannot read it")
+            )
         }
         if FileManager.default.isReadableFile(atPath: resolved.cert) {
             do {
                 let file = try CertificateFile.read(resolved.cert)
-                let info = (notBefore: Date(timeIntervalSince1970: Double(file.notBefore)), notAfter: Date(timeIntervalSince1970: Double(file.notAfter)),
-                            uris: file.uris)
+                let info = (
+                    notBefore: Date(timeIntervalSince1970: Double(file.notBefore)),
+                    notAfter: Date(timeIntervalSince1970: Double(file.notAfter)),
+                    uris: file.uris
+                )
                 let now = Date()
                 let valid = info.notBefore <= now && now < info.notAfter
-                check("certificate validity", valid, "\(info.notBefore) to \(info.notAfter)\(valid ? "" : " — check the certificate and this machine's clock (now \(now))")")
+                check(
+                    "certificate validity",
+                    valid,
+                    "\(info.notBefore) to \(info.notAfter)\(valid ? "" : " — check the certificate and this machine's clock (now \(now))")"
+                )
                 // The server's own rule decides, so doctor never approves what billingd refuses.
                 let peer = PeerIdentity(commonName: file.commonName, uris: file.uris)
                 if let principal = Principal(peer: peer) {
                     check("role", true, "\(principal)")
                 } else {
-                    check("role", false, "\(Principal.refusal(peer) ?? "no role"): billingd will refuse everything but health")
+                    check(
+                        "role",
+                        false,
+                        "\(Principal.refusal(peer) ?? "no role"): billingd will refuse everything but health"
+                    )
                 }
             } catch {
                 check("certificate", false, "\(error)")
@@ -187,17 +227,32 @@ struct Doctor: AsyncParsableCommand {
         let clients: Clients
         do {
             clients = try Clients(connection)
-            let response = try await clients.health.check(GrpcHealthV1.HealthCheckRequest(), options: CallOptions(timeout: .seconds(5)))
+            let response = try await clients.health.check(
+                GrpcHealthV1.HealthCheckRequest(),
+                options: CallOptions(timeout: .seconds(5))
+            )
             check("billingd", response.status == .serving, "TLS handshake and health check: \(response.status)")
         } catch {
-            check("billingd", false, "\(error) — is billingd running at \(resolved.host):\(resolved.port), and does its certificate match \(resolved.serverName) and the CA?")
+            check(
+                "billingd",
+                false,
+                "\(error) — is billingd running at \(resolved.host):\(resolved.port), and does its certificate match \(resolved.serverName) and the CA?"
+            )
             throw Exit.unavailable
         }
         if storage {
             do {
-                let checked = try await clients.operations.checkStorage(BillingV1.CheckStorageRequest(), options: CallOptions(timeout: .seconds(600)))
-                check("storage", checked.ok, checked.ok ? "database intact; \(checked.accountsChecked) balances match their ledgers"
-                                                         : checked.problems.joined(separator: "\n    "))
+                let checked = try await clients.operations.checkStorage(
+                    BillingV1.CheckStorageRequest(),
+                    options: CallOptions(timeout: .seconds(600))
+                )
+                check(
+                    "storage",
+                    checked.ok,
+                    checked.ok
+                        ? "database intact; \(checked.accountsChecked) balances match their ledgers"
+                        : checked.problems.joined(separator: "\n    ")
+                )
             } catch {
                 check("storage", false, "\(error)")
             }
