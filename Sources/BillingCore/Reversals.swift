@@ -22,17 +22,32 @@ public enum Reversals {
         }
 
         /// From the payment's reversal entries (`Reversals.key`, signed minor
-        /// units): whether `key` is among them, what was taken back in all,
-        /// and what chargebacks took less what disputes won gave back.
-        public init(key: String, entries: [(key: String, minorUnits: Int64)]) {
-            recorded = entries.contains { $0.key == key }
-            takenMinorUnits = -entries.reduce(0) { $0 + $1.minorUnits }
-            chargedBackMinorUnits = -entries.filter { entry in
-                let kind = entry.key.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).dropFirst(2)
-                    .first
-                return kind == Substring(Reversal.Kind.chargeback.rawValue)
-                    || kind == Substring(Reversal.Kind.chargebackWon.rawValue)
-            }.reduce(0) { $0 + $1.minorUnits }
+        /// units) and whether this reversal's key is in the ledger at all (a
+        /// key is unique across the whole ledger): what was taken back in
+        /// all, and what chargebacks took less what disputes won gave back.
+        ///
+        /// - Throws: `storage` when stored amounts overflow (a damaged row is
+        ///   an error for its call, never a trap).
+        public init(recorded: Bool, entries: [(key: String, minorUnits: Int64)]) throws(BillingError) {
+            func total(_ entries: [(key: String, minorUnits: Int64)]) throws(BillingError) -> Int64 {
+                var sum: Int64 = 0
+                for entry in entries {
+                    let (next, overflow) = sum.addingReportingOverflow(entry.minorUnits)
+                    guard !overflow, next != .min else { throw .storage("reversal amounts overflow", retryable: false) }
+                    sum = next
+                }
+                return -sum
+            }
+            self.recorded = recorded
+            takenMinorUnits = try total(entries)
+            chargedBackMinorUnits = try total(
+                entries.filter { entry in
+                    let kind = entry.key.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
+                        .dropFirst(2).first
+                    return kind == Substring(Reversal.Kind.chargeback.rawValue)
+                        || kind == Substring(Reversal.Kind.chargebackWon.rawValue)
+                }
+            )
         }
     }
 

@@ -98,15 +98,21 @@ struct HTTPPart: Sendable {
 typealias Listening = Eventually<Int>
 
 /// A value known later, once, or the reason it never will be: every waiter
-/// gets the same answer.
+/// gets the same answer. A waiting task that is cancelled stops waiting
+/// (CancellationError), so a part waiting here never holds up a shutdown.
 final class Eventually<Value: Sendable>: Sendable {
+    private struct Waiting {
+        var next: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Value, any Error>] = [:]
+    }
+
     private enum State {
-        case waiting([CheckedContinuation<Value, any Error>])
+        case waiting(Waiting)
         case known(Value)
         case failed(any Error)
     }
 
-    private let state = Mutex(State.waiting([]))
+    private let state = Mutex(State.waiting(Waiting()))
 
     init() {}
 
@@ -118,31 +124,48 @@ final class Eventually<Value: Sendable>: Sendable {
         resolve(.failure(error))
     }
 
-    /// The value, once known; throws if it failed first.
+    /// The value, once known; throws if it failed first or the task is cancelled.
     func value() async throws -> Value {
-        try await withCheckedThrowingContinuation { continuation in
-            let now = state.withLock { state -> Result<Value, any Error>? in
-                switch state {
-                case .waiting(var waiters):
-                    waiters.append(continuation)
-                    state = .waiting(waiters)
-                    return nil
-                case .known(let value): return .success(value)
-                case .failed(let error): return .failure(error)
+        let id = state.withLock { state -> UInt64 in
+            guard case .waiting(var waiting) = state else { return 0 }
+            waiting.next += 1
+            state = .waiting(waiting)
+            return waiting.next
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let now = state.withLock { state -> Result<Value, any Error>? in
+                    switch state {
+                    case .waiting(var waiting):
+                        if Task.isCancelled { return .failure(CancellationError()) }
+                        waiting.waiters[id] = continuation
+                        state = .waiting(waiting)
+                        return nil
+                    case .known(let value): return .success(value)
+                    case .failed(let error): return .failure(error)
+                    }
                 }
+                if let now { continuation.resume(with: now) }
             }
-            if let now { continuation.resume(with: now) }
+        } onCancel: {
+            let cancelled = state.withLock { state -> CheckedContinuation<Value, any Error>? in
+                guard case .waiting(var waiting) = state else { return nil }
+                let continuation = waiting.waiters.removeValue(forKey: id)
+                state = .waiting(waiting)
+                return continuation
+            }
+            cancelled?.resume(throwing: CancellationError())
         }
     }
 
     private func resolve(_ result: Result<Value, any Error>) {
         let waiters = state.withLock { state -> [CheckedContinuation<Value, any Error>] in
-            guard case .waiting(let waiters) = state else { return [] }
+            guard case .waiting(let waiting) = state else { return [] }
             switch result {
             case .success(let value): state = .known(value)
             case .failure(let error): state = .failed(error)
             }
-            return waiters
+            return Array(waiting.waiters.values)
         }
         for waiter in waiters { waiter.resume(with: result) }
     }

@@ -210,7 +210,12 @@ struct PaymentFlows: Sendable {
             // safe to cancel soon; a charge may have happened unanswered, so
             // it is asked again for much longer, and looked up before it ends.
             let grace = payment.optionKind == .savedMethod ? settings.unstartedChargeGrace : settings.unstartedGrace
-            if case .poll = intent, now - payment.createdAtMs > grace.milliseconds {
+            if now - payment.createdAtMs > grace.milliseconds {
+                // Past its grace a start is never sent again (a payment
+                // system's key memory may be gone, and a page made now could
+                // be paid after the poller gives the payment up): the poller
+                // looks it up and ends it; a refresh or webhook leaves it be.
+                guard case .poll = intent else { return payment }
                 return try await giveUpStarting(payment)
             }
             payment = try await start(payment)

@@ -1,6 +1,7 @@
 internal import BillingCore
 internal import Foundation
 internal import Logging
+internal import Synchronization
 
 /// Checks New payments at their payment systems: the seed's "pending
 /// payments are checked every minute".
@@ -62,10 +63,17 @@ struct Poller: Sendable {
                     lease: settings.lease
                 )
                 if !claimed.isEmpty {
-                    // Not cancelled by a shutdown: a check stopped halfway
-                    // would leave its answer unrecorded and its lease held.
-                    // Each ends within its payment system's timeout.
-                    await Task { await self.check(claimed) }.value
+                    // A shutdown does not cancel the checks already running:
+                    // one stopped halfway would leave its answer unrecorded
+                    // and its lease held; each ends within its payment
+                    // system's timeout. It only stops new ones from starting
+                    // (their leases lapse, and the next poller takes them).
+                    let stopping = Stopping()
+                    await withTaskCancellationHandler {
+                        await Task { await self.check(claimed, unless: stopping) }.value
+                    } onCancel: {
+                        stopping.flag.store(true, ordering: .relaxed)
+                    }
                     continue
                 }
                 // Read the generation before looking, so a commit after the
@@ -86,8 +94,9 @@ struct Poller: Sendable {
         logger.info("poller stopped")
     }
 
-    /// One cycle's claims, at most `concurrency` at a time.
-    func check(_ payments: [Payment]) async {
+    /// One cycle's claims, at most `concurrency` at a time; none started
+    /// once `stopping` is set.
+    func check(_ payments: [Payment], unless stopping: Stopping? = nil) async {
         await withTaskGroup(of: Void.self) { group in
             var running = 0
             for payment in payments {
@@ -95,6 +104,7 @@ struct Poller: Sendable {
                     await group.next()
                     running -= 1
                 }
+                if stopping?.flag.load(ordering: .relaxed) == true { break }
                 group.addTask { await self.check(payment) }
                 running += 1
             }
@@ -127,4 +137,9 @@ struct Poller: Sendable {
             try? await store.recordCheck(paymentID: claimed.id, owner: owner, nextCheckAtMs: now + backoff)
         }
     }
+}
+
+/// Set when billingd stops during a cycle's checks.
+final class Stopping: Sendable {
+    let flag = Atomic<Bool>(false)
 }

@@ -112,8 +112,8 @@ extension SQLiteStore {
                 payment: payment,
                 account: account,
                 balance: try AccountRepository.balance(db, account),
-                history: Reversals.History(
-                    key: key,
+                history: try Reversals.History(
+                    recorded: try LedgerRepository.hasEntry(db, key: key),
                     entries: try LedgerRepository.reversalEntries(db, paymentID: payment.id)
                 ),
                 now: now

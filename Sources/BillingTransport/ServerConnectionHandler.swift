@@ -77,6 +77,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .oversized(let header, let limit):
+            // On a running stream this ends it: its answer is this error, once.
+            state.streamEnded(header.streamID)?.cancel()
             refuse(
                 header.streamID,
                 RPCError(.resourceExhausted, "frame of \(header.length) bytes is over the limit of \(limit)")
@@ -93,6 +95,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 state.streamEnded(frame.streamID)?.cancel()
                 refuse(frame.streamID, RPCError(.invalidArgument, "Data frame on a stream that takes no client data"))
             case .response:
+                state.streamEnded(frame.streamID)?.cancel()
                 refuse(frame.streamID, RPCError(.invalidArgument, "a client sends no Response frames"))
             default:
                 // ttrpc: ignore unknown types (a later version's); answer only
@@ -317,8 +320,15 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// The client gave up on a stream: no answer is written, and a draining
+    /// connection whose last stream that was closes now.
     private func cancelStream(_ id: UInt32) {
-        state.streamEnded(id)?.cancel()
+        guard let stream = state.streamEnded(id) else { return }
+        stream.cancel()
+        if state.closesAfterFinalFrame, let context {
+            context.flush()
+            context.close(promise: nil)
+        }
     }
 
     /// A message of a server stream. The returned future completes when the

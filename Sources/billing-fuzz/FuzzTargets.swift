@@ -80,6 +80,20 @@ let targets: [String: Target] = [
             precondition(Principal.refusal(peer) != nil, "refused without a reason")
         }
     },
+    "webhook": { bytes in
+        // A Stripe delivery: the Stripe-Signature header, 0xFF, the body; the
+        // clock at both ends of its range and at a usual time.
+        let split = bytes.split(separator: 0xFF, maxSplits: 1, omittingEmptySubsequences: false)
+        let header = String(decoding: split[0], as: UTF8.self)
+        let body = split.count == 2 ? Array(split[1]) : []
+        let webhook = StripeWebhook(secret: "whsec_fuzz")
+        for now in [Int64.min, -1, 0, 1_700_000_000, Int64.max] {
+            if let event = try? webhook.verify(body: body, signature: header, now: now) {
+                // Only a body signed with the secret can pass: a finding if not.
+                precondition(header.contains("v1="), "verified without a v1 signature: \(event)")
+            }
+        }
+    },
     "config": { bytes in
         // JSON, then 0xFF, then environment lines KEY=VALUE.
         let split = bytes.split(separator: 0xFF, maxSplits: 1, omittingEmptySubsequences: false)

@@ -12,6 +12,7 @@ import Foundation
 //   money      amounts as people type them, in each known currency
 //   principal  certificate URI names → the caller's role
 //   config     billingd's configuration file and environment
+//   webhook    a Stripe delivery: its signature header and body, at any clock
 //
 // Each target also checks a property that must hold for every input, so a
 // wrong answer is a finding, not only a crash.

@@ -3,7 +3,7 @@ import Testing
 
 /// Rules a store used to apply in SQL, now decided here for every backend.
 @Suite struct PersistenceRulesTests {
-    @Test func reversalHistoryCountsWhatWasTakenAndWhatChargebacksStillHold() {
+    @Test func reversalHistoryCountsWhatWasTakenAndWhatChargebacksStillHold() throws {
         let entries: [(key: String, minorUnits: Int64)] = [
             (key: "reversal:stripe:refund:re_1", minorUnits: -10_00),
             (key: "reversal:stripe:chargeback:dp_1", minorUnits: -50_00),
@@ -11,13 +11,25 @@ import Testing
             // A reference holding colons and the word: still a refund.
             (key: "reversal:paypal:refund:x:chargeback:y", minorUnits: -1_00),
         ]
-        let history = Reversals.History(key: "reversal:stripe:refund:re_1", entries: entries)
+        let history = try Reversals.History(recorded: true, entries: entries)
         #expect(history.recorded)
         #expect(history.takenMinorUnits == 41_00)
         #expect(history.chargedBackMinorUnits == 30_00)
-        #expect(!Reversals.History(key: "reversal:stripe:refund:re_2", entries: entries).recorded)
-        let none = Reversals.History(key: "reversal:stripe:refund:re_1", entries: [])
+        let none = try Reversals.History(recorded: false, entries: [])
         #expect(!none.recorded && none.takenMinorUnits == 0 && none.chargedBackMinorUnits == 0)
+        // Damaged amounts are an error for the call, not a trap.
+        #expect(throws: BillingError.self) {
+            try Reversals.History(recorded: false, entries: [(key: "reversal:stripe:refund:a", minorUnits: .min)])
+        }
+        #expect(throws: BillingError.self) {
+            try Reversals.History(
+                recorded: false,
+                entries: [
+                    (key: "reversal:stripe:refund:a", minorUnits: .max),
+                    (key: "reversal:stripe:refund:b", minorUnits: 1),
+                ]
+            )
+        }
     }
 
     @Test func aStripeCustomerComesFromTheRecordOrTheNewestSavedCard() {

@@ -106,4 +106,32 @@ private struct TableHealth: GrpcHealthV1.HealthService {
         #expect(BillingV1.PaymentMethodsMethods.all.count == 4)
         #expect(BillingV1.AccountsMethods.all.count == 3)
     }
+
+    @Test func aBadRequestIsInvalidArgumentKeepingItsCauseAndSizeIsBoundedOnEveryPath() async throws {
+        let router = MethodRouter(services: [TableHealth(statuses: [:])])
+        let transport = InProcessTransport(router: router, maxRequestBytes: 8)
+        let method = GrpcHealthV1.HealthMethods.check
+        // Not protobuf: field 1 as a varint where a string is expected, then garbage.
+        do {
+            _ = try await transport.unary(method, request: [0x08, 0xFF, 0xFF], options: CallOptions())
+            Issue.record("a bad request was taken")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+            #expect(
+                error.cause is MessageError,
+                "the decoder's own error stays with it: \(String(describing: error.cause))"
+            )
+            #expect(error == RPCError(error.code, error.message), "equality is by code and message alone")
+        }
+        // Over the connection's limit: refused before decoding.
+        var big = GrpcHealthV1.HealthCheckRequest()
+        big.service = String(repeating: "x", count: 32)
+        do {
+            _ = try await transport.unary(method, request: try big.serializedBytes(), options: CallOptions())
+            Issue.record("an oversized request was taken")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+            #expect(error.cause as? MessageError == .tooLarge(bytes: 34, limit: 8))
+        }
+    }
 }

@@ -25,6 +25,8 @@ final class ScriptedProvider: PaymentProvider {
     /// Charges made, by payment id, whatever the answer was.
     let charged = Mutex<[String: ProviderCharge]>([:])
     let lookups = Atomic<Int>(0)
+    /// Hosted payments created (starts sent).
+    let starts = Atomic<Int>(0)
     /// Expiry fails (a 5xx replayed for its key) while checks answer.
     let expiryFails = Atomic<Bool>(false)
 
@@ -33,6 +35,7 @@ final class ScriptedProvider: PaymentProvider {
     }
 
     func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
+        starts.add(1, ordering: .relaxed)
         if unavailable.load(ordering: .relaxed) { throw .unavailable("scripted outage") }
         return ProviderPayment(
             reference: "cs_\(request.payment.id)",
@@ -216,8 +219,13 @@ final class ScriptedProvider: PaymentProvider {
         #expect(try await s.flows.check(expiring).status == .new)
         #expect(try await s.flows.check(paymentID: expiring.id, system: .stripe)?.status == .new)
         #expect(s.provider.expiries.withLock { $0 } == [])
-        let started = try await s.flows.check(unstarted)
-        #expect(started.status == .new && !started.providerReference.isEmpty, "started, not given up")
+        let startsBefore = s.provider.starts.load(ordering: .relaxed)
+        let untouched = try await s.flows.check(unstarted)
+        #expect(
+            untouched.status == .new && untouched.providerReference.isEmpty,
+            "past its grace: neither started again nor given up"
+        )
+        #expect(s.provider.starts.load(ordering: .relaxed) == startsBefore, "no start sent past the grace")
         // The poller, on its schedule, expires it.
         #expect(try await s.flows.check(expiring, .poll).status == .cancelled)
         #expect(s.provider.expiries.withLock { $0 } == [expiring.id])

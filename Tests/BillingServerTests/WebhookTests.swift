@@ -57,6 +57,13 @@ import FoundationNetworking
             ("v1=\(Self.valid)", Self.body, 1_700_000_000, .malformedSignature),
             ("t=1700000000,v1=\(Self.valid)", Self.body, 1_700_000_000 + 301, .stale(seconds: 301)),
             ("t=1700000000,v1=\(Self.valid)", Self.body, 1_700_000_000 - 301, .stale(seconds: -301)),
+            // Timestamps at the ends of Int64: stale, never a trap.
+            ("t=-9223372036854775808,v1=\(Self.valid)", Self.body, 1_700_000_000, .stale(seconds: Int64.max)),
+            ("t=9223372036854775807,v1=\(Self.valid)", Self.body, -1_700_000_000, .stale(seconds: Int64.min)),
+            (
+                "t=9223372036854775807,v1=\(Self.valid)", Self.body, 1_700_000_000,
+                .stale(seconds: 1_700_000_000 - Int64.max)
+            ),
             ("t=1700000001,v1=\(Self.valid)", Self.body, 1_700_000_000, .mismatch),
             ("t=1700000000,v1=\(Self.valid)", Self.body + [0x20], 1_700_000_000, .mismatch),
         ]

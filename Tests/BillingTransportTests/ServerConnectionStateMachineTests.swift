@@ -58,6 +58,7 @@ import Testing
 
     @Test func aStreamEndsOnceWhateverEndsItFirst() {
         var machine = Machine(maxConcurrentStreams: 8)
+        #expect(!machine.closesAfterFinalFrame, "an active connection stays open with nothing running")
         opened(&machine, 1)
         // The deadline, then the handler's result, then a Cancel: only the first acts.
         #expect(machine.streamEnded(1) == "stream 1")
@@ -155,30 +156,56 @@ import Testing
     }
 
     @Test func seededSequencesKeepTheTableConsistent() {
-        // Random opens, ends, drains and closes: the running set is always
-        // what was started and not yet ended, and never above the limit.
+        // Random opens, ends, idle timers, drains and closes: a request opens a
+        // stream exactly when the connection is active and under its limit;
+        // the running set is what was started and not yet ended; the
+        // connection closes after a final frame exactly when it drains and
+        // nothing runs.
         var generator = SplitMix64(seed: 17)
+        var opens = 0
+        var drainsWithStreams = 0
         for _ in 0..<200 {
             var machine = Machine(maxConcurrentStreams: 4)
             var running: Set<UInt32> = []
             var nextID: UInt32 = 1
             for _ in 0..<100 {
-                switch generator.next() % 6 {
-                case 0, 1:
-                    if machine.requestReceived(on: nextID) == .open {
-                        #expect(machine.state == .active && running.count < 4)
+                switch generator.next() % 10 {
+                case 0, 1, 2, 3:
+                    let expected = machine.state == .active && running.count < 4
+                    let admission = machine.requestReceived(on: nextID)
+                    #expect(
+                        (admission == .open) == expected,
+                        "\(admission) in \(machine.state) with \(running.count) running"
+                    )
+                    if admission == .open {
                         machine.streamStarted(nextID, "s")
                         running.insert(nextID)
+                        opens += 1
                     }
                     nextID += 2
-                case 2, 3:
+                case 4, 5, 6:
                     let id = UInt32(generator.next() % UInt64(nextID + 1))
                     #expect((machine.streamEnded(id) != nil) == running.contains(id))
                     running.remove(id)
-                case 4:
-                    _ = machine.idleTimeoutFired()
+                case 7:
+                    if generator.next() % 4 == 0 {
+                        let wasActive = machine.state == .active
+                        let goAway = machine.idleTimeoutFired()
+                        #expect((goAway != nil) == (wasActive && running.isEmpty))
+                    }
+                case 8:
+                    if generator.next() % 4 == 0 {
+                        let wasActive = machine.state == .active
+                        if wasActive && !running.isEmpty { drainsWithStreams += 1 }
+                        let goAway = machine.beginDraining()
+                        #expect((goAway != nil) == wasActive)
+                        #expect(
+                            goAway.map { $0.closeNow == running.isEmpty && $0.lastStreamID == machine.lastStreamID }
+                                ?? true
+                        )
+                    }
                 default:
-                    if generator.next() % 10 == 0 {
+                    if generator.next() % 8 == 0 {
                         #expect(Set(machine.close().map(\.id)) == running)
                         running = []
                     }
@@ -188,7 +215,10 @@ import Testing
                         && machine.activeStreamCount == running.count
                 )
                 #expect(machine.activeStreamCount <= 4)
+                #expect(machine.closesAfterFinalFrame == (machine.state == .draining && running.isEmpty))
             }
         }
+        // The sequences reach what they are meant to test.
+        #expect(opens > 500 && drainsWithStreams > 50, "opens \(opens), drains with streams \(drainsWithStreams)")
     }
 }

@@ -13,15 +13,15 @@ internal import Logging
 /// API (the same check the poller makes) and moves the payment through the
 /// one transition. A forged or stale event can therefore cost a request to
 /// Stripe at most, never a credit.
-struct StripeWebhook {
-    enum Failure: Error, Equatable, CustomStringConvertible {
+public struct StripeWebhook: Sendable {
+    public enum Failure: Error, Equatable, CustomStringConvertible {
         case missingSignature
         case malformedSignature
         case stale(seconds: Int64)
         case mismatch
         case malformedEvent
 
-        var description: String {
+        public var description: String {
             switch self {
             case .missingSignature: return "no Stripe-Signature header"
             case .malformedSignature: return "the Stripe-Signature header is not t=…,v1=…"
@@ -32,25 +32,25 @@ struct StripeWebhook {
         }
     }
 
-    struct Event: Equatable {
-        let id: String
-        let type: String
+    public struct Event: Equatable, Sendable {
+        public let id: String
+        public let type: String
         /// Our payment id, when the event is about one of our payments.
-        let paymentID: String?
+        public let paymentID: String?
         /// The PaymentIntent a charge.* or charge.dispute.* event names (a
         /// refund or dispute): its metadata names our payment.
-        var paymentIntent: String? = nil
+        public var paymentIntent: String? = nil
     }
 
     let secret: [UInt8]
     var tolerance: Duration = .seconds(300)
 
-    init(secret: String) {
+    public init(secret: String) {
         self.secret = Array(secret.utf8)
     }
 
     /// The event, if the signature holds for this body at `now` (seconds since the epoch).
-    func verify(body: [UInt8], signature header: String?, now: Int64) throws(Failure) -> Event {
+    public func verify(body: [UInt8], signature header: String?, now: Int64) throws(Failure) -> Event {
         guard let header, !header.isEmpty else { throw .missingSignature }
         var timestamp: Int64?
         var signatures: [[UInt8]] = []
@@ -69,8 +69,12 @@ struct StripeWebhook {
             }
         }
         guard let timestamp, !signatures.isEmpty else { throw .malformedSignature }
-        let skew = now - timestamp
-        guard abs(skew) <= tolerance.components.seconds else { throw .stale(seconds: skew) }
+        // The timestamp is the sender's: any Int64, so the difference is
+        // computed without trapping (t=-9223372036854775808 is only stale).
+        let (skew, overflow) = now.subtractingReportingOverflow(timestamp)
+        guard !overflow, skew.magnitude <= tolerance.components.seconds.magnitude else {
+            throw .stale(seconds: overflow ? (timestamp < 0 ? Int64.max : Int64.min) : skew)
+        }
         let expected = MessageAuthentication.sha256(key: secret, message: Array("\(timestamp).".utf8) + body)
         guard signatures.contains(where: { MessageAuthentication.constantTimeEqual($0, expected) }) else {
             throw .mismatch

@@ -35,6 +35,11 @@ enum LedgerRepository {
         ) ?? 0
     }
 
+    /// Whether an entry of this key exists (keys are unique in the whole ledger).
+    static func hasEntry(_ db: Database, key: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM ledger WHERE entry_key = ?", arguments: [key]) == true
+    }
+
     /// A payment's reversal entries (key, signed minor units), for
     /// `Reversals.History`.
     static func reversalEntries(_ db: Database, paymentID: String) throws -> [(key: String, minorUnits: Int64)] {
