@@ -82,16 +82,25 @@ import Testing
     @Test func dataOnAUnaryStreamEndsItWithInvalidArgument() async throws {
         try await withServer { f in
             let raw = try await RawFrameClient(f)
-            // A handler that would answer after 5 s; the Data frame arrives long before.
-            let slow = try GrpcHealthV1.HealthCheckRequest.serviceNamed("slow:5000").serializedBytes()
+            // A handler that answers only when released: the Data frame surely arrives first.
+            let held = try GrpcHealthV1.HealthCheckRequest.serviceNamed("hold:data").serializedBytes()
             try await raw.send(
                 streamID: 1,
                 type: .request,
-                payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: slow)
+                payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: held)
             )
+            try await f.service.waitForHeld("data")
             try await raw.send(streamID: 1, type: .data, payload: [0x0A, 0x01, 0x41])
             #expect(try await raw.status(on: 1)?.code == .invalidArgument)
-            try await Task.sleep(for: .milliseconds(5500))
+            // The handler was cancelled: once it has ended, and a later call on
+            // the same connection is answered, stream 1 still has its one frame.
+            try await f.service.waitForHeld("data", ended: true)
+            try await raw.send(
+                streamID: 3,
+                type: .request,
+                payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check")
+            )
+            #expect(try await raw.status(on: 3)?.code == .ok)
             #expect(raw.frames.filter { $0.streamID == 1 }.count == 1, "the cancelled handler writes nothing more")
         }
     }
@@ -139,16 +148,23 @@ import Testing
         limits.maxConcurrentStreams = 4
         try await withServer(limits: limits) { f in
             let raw = try await RawFrameClient(f)
-            // Handlers that take 5 s: the first four are surely still running when the fifth arrives.
-            let slow = try GrpcHealthV1.HealthCheckRequest.serviceNamed("slow:5000").serializedBytes()
-            for id in stride(from: UInt32(1), through: 9, by: 2) {
+            // Four handlers held until released: surely running when the fifth arrives.
+            let held = try GrpcHealthV1.HealthCheckRequest.serviceNamed("hold:limit").serializedBytes()
+            for id in stride(from: UInt32(1), through: 7, by: 2) {
                 try await raw.send(
                     streamID: id,
                     type: .request,
-                    payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: slow)
+                    payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: held)
                 )
             }
+            try await f.service.waitForHeld("limit", started: 4)
+            try await raw.send(
+                streamID: 9,
+                type: .request,
+                payload: try RawFrameClient.requestEnvelope(service: Self.health, method: "Check", payload: held)
+            )
             #expect(try await raw.status(on: 9)?.code == .resourceExhausted)
+            f.service.release("limit")
             for id in stride(from: UInt32(1), through: 7, by: 2) {
                 #expect(try await raw.status(on: id, within: .seconds(60))?.code == .ok)
             }

@@ -67,9 +67,9 @@ import Testing
     @Test func serverDeadlineFromTimeoutNanoIsEnforced() async throws {
         let f = try await TransportFixture()
         // A raw client has no timer of its own: the DEADLINE_EXCEEDED can only
-        // come from the server, long before the 10 s handler would answer.
+        // come from the server; the handler never answers by itself.
         let raw = try await RawFrameClient(f)
-        let slow = try GrpcHealthV1.HealthCheckRequest.serviceNamed("slow:10000").serializedBytes()
+        let slow = try GrpcHealthV1.HealthCheckRequest.serviceNamed("hold:never").serializedBytes()
         try await raw.send(
             streamID: 1,
             type: .request,
@@ -85,7 +85,7 @@ import Testing
         // The typed client's own deadline gives the same status.
         await #expect(throws: RPCError(.deadlineExceeded, "deadline exceeded")) {
             try await f.health().check(
-                TransportFixture.request("slow:10000"),
+                TransportFixture.request("hold:never"),
                 options: CallOptions(timeout: .milliseconds(100))
             )
         }
@@ -162,13 +162,14 @@ import Testing
     @Test func gracefulShutdownLetsCallsFinishThenEndsStreams() async throws {
         let f = try await TransportFixture()
         let health = try f.health()
-        async let slow = health.check(TransportFixture.request("slow:300"))
+        async let held = health.check(TransportFixture.request("hold:shutdown"))
         let stream = try await health.watch(TransportFixture.request("forever-slow"))
         var iterator = stream.makeAsyncIterator()
         _ = try await iterator.next()
-        try await Task.sleep(for: .milliseconds(50))
-        let shutdown = Task { await f.server.shutdown(grace: .seconds(2)) }
-        #expect(try await slow.status == .serving, "a call running at shutdown finishes")
+        try await f.service.waitForHeld("shutdown")
+        let shutdown = Task { await f.server.shutdown(grace: .seconds(10)) }
+        f.service.release("shutdown")
+        #expect(try await held.status == .serving, "a call running at shutdown finishes")
         var ended: RPCError?
         do {
             while try await iterator.next() != nil {}

@@ -11,15 +11,45 @@ import Synchronization
 @testable import BillingTransport
 
 /// A health service whose behaviour the test picks by the service name it
-/// asks about: "slow:<ms>" sleeps, "peer" answers SERVING only for the
-/// operator certificate, "fail" throws a non-RPC error; Watch streams
+/// asks about: "hold:<name>" runs until the test releases that name (or the
+/// call is cancelled), "slow:<ms>" sleeps, "peer" answers SERVING only for
+/// the operator certificate, "fail" throws a non-RPC error; Watch streams
 /// "count:<n>" messages or, for "forever", until cancelled.
 final class ScriptedHealth: GrpcHealthV1.HealthService {
     let peers = Mutex<[PeerIdentity]>([])
     let cancelledStreams = Atomic<Int>(0)
     let sent = Atomic<Int>(0)
+    /// Held calls by name: how many started, how many ended, and whether released.
+    private let holds = Mutex<[String: (started: Int, ended: Int, released: Bool)]>([:])
 
-    struct Failure: Error {}
+    /// Lets every call held under `name` answer.
+    func release(_ name: String) {
+        holds.withLock { $0[name, default: (0, 0, false)].released = true }
+    }
+
+    /// Waits (bounded, generously) until `count` calls held under `name`
+    /// have started, or ended.
+    func waitForHeld(_ name: String, started count: Int = 1, ended: Bool = false) async throws {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(120))
+        while holds.withLock({ ended ? $0[name]?.ended ?? 0 : $0[name]?.started ?? 0 }) < count {
+            guard ContinuousClock.now < deadline else {
+                throw Failure(description: "\(count) calls held as \(name) did not \(ended ? "end" : "start")")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    private func hold(_ name: String) async throws {
+        holds.withLock { $0[name, default: (0, 0, false)].started += 1 }
+        defer { holds.withLock { $0[name, default: (0, 0, false)].ended += 1 } }
+        while !holds.withLock({ $0[name]?.released ?? false }) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description = "scripted failure"
+    }
 
     func check(
         _ request: GrpcHealthV1.HealthCheckRequest,
@@ -28,7 +58,9 @@ final class ScriptedHealth: GrpcHealthV1.HealthService {
         peers.withLock { $0.append(context.peer) }
         var response = GrpcHealthV1.HealthCheckResponse()
         response.status = .serving
-        if request.service.hasPrefix("slow:"), let ms = Int(request.service.dropFirst(5)) {
+        if request.service.hasPrefix("hold:") {
+            try await hold(String(request.service.dropFirst(5)))
+        } else if request.service.hasPrefix("slow:"), let ms = Int(request.service.dropFirst(5)) {
             try await Task.sleep(for: .milliseconds(ms))
         } else if request.service == "peer" {
             response.status = context.peer.uris == ["billing://operator/dev"] ? .serving : .notServing
