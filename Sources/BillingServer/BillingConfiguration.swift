@@ -180,11 +180,18 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     public var webhooks = Webhooks()
     /// "info", "debug", "trace", "notice", "warning", "error".
     public var logLevel: String = "info"
+    public var logging = Logging()
+
+    public struct Logging: Sendable, Codable, Hashable {
+        /// "text" (for people, the default) or "json" (one object per line,
+        /// for log shippers).
+        public var format: String = "text"
+    }
 
     public init() {}
 
     /// Reads `path` (if given), then applies `environment` overrides
-    /// (`BILLINGD_DATA_DIR`, `BILLINGD_LISTEN` as host:port, `BILLINGD_LOG_LEVEL`,
+    /// (`BILLINGD_DATA_DIR`, `BILLINGD_LISTEN` as host:port, `BILLINGD_LOG_LEVEL`, `BILLINGD_LOG_FORMAT`,
     /// `BILLINGD_POLL_INTERVAL_SECONDS`, `BILLINGD_SANDBOX_PORT`).
     ///
     /// - Throws: `ConfigurationError` naming the file and what is wrong.
@@ -223,6 +230,7 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             configuration.listen = Listen(host: String(parts[0]), port: port)
         }
         if let level = environment["BILLINGD_LOG_LEVEL"] { configuration.logLevel = level }
+        if let format = environment["BILLINGD_LOG_FORMAT"] { configuration.logging.format = format }
         if let interval = environment["BILLINGD_POLL_INTERVAL_SECONDS"] {
             guard let seconds = Double(interval) else {
                 throw ConfigurationError(problems: ["BILLINGD_POLL_INTERVAL_SECONDS must be a number"])
@@ -358,6 +366,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         }
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
             problems.append("logLevel \"\(logLevel.prefix(16))\" is not a level")
+        }
+        if !["text", "json"].contains(logging.format) {
+            problems.append("logging.format \"\(logging.format.prefix(16))\" is not text or json")
         }
         return problems
     }

@@ -14,7 +14,7 @@ struct BillingDaemon: AsyncParsableCommand {
         discussion: """
             Serves the billing.v1 services over ttrpc on mutual TLS. Configuration comes from \
             a JSON file (see deploy/billingd.example.json), then BILLINGD_* environment \
-            variables (BILLINGD_DATA_DIR, BILLINGD_LISTEN, BILLINGD_LOG_LEVEL, \
+            variables (BILLINGD_DATA_DIR, BILLINGD_LISTEN, BILLINGD_LOG_LEVEL, BILLINGD_LOG_FORMAT, \
             BILLINGD_POLL_INTERVAL_SECONDS, BILLINGD_SANDBOX_PORT), then defaults.
 
             Examples:
@@ -73,7 +73,13 @@ struct BillingDaemon: AsyncParsableCommand {
         }
 
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let json = configuration.logging.format == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler

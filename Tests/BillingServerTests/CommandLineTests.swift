@@ -428,6 +428,59 @@ enum Waiterframes {
         )
     }
 
+    @Test func aStartThatFailsEndsTheProcessInsteadOfHangingIt() async throws {
+        let first = try await Daemon()
+        defer { first.removeData() }
+        try await first.waitFor("billingd listening")
+        let line = first.text.split(separator: "\n").first { $0.contains("sandbox payment page listening") } ?? ""
+        let taken = try #require(line.firstMatch(of: /url=http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
+        // A second billingd whose sandbox page wants the port the first one holds.
+        let second = try await Daemon(environment: ["BILLINGD_SANDBOX_PORT": "\(taken)"])
+        defer { second.removeData() }
+        let ended = await withTaskGroup(of: ChildProcess.Termination?.self) { group in
+            group.addTask { await second.process.wait() }
+            group.addTask {
+                // A guard against hanging forever only; the start fails at once.
+                try? await Task.sleep(for: .seconds(120))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        #expect(ended == .exited(1), "billingd hung or ended otherwise after a failed start: \(second.text)")
+        #expect(second.text.contains("billingd could not start"), "\(second.text)")
+        #expect(!second.text.contains("poller started"), "the poller never runs when the start fails")
+        first.process.terminate()
+        _ = await first.exited()
+    }
+
+    @Test func jsonLogsAreOneObjectPerLineFromStartToStop() async throws {
+        let daemon = try await Daemon(environment: ["BILLINGD_LOG_FORMAT": "json"])
+        defer { daemon.removeData() }
+        try await daemon.waitFor("\"message\":\"billingd listening\"")
+        daemon.process.terminate()
+        let log = await daemon.exited()
+        var messages: [String] = []
+        for line in log.split(separator: "\n") {
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                "not a JSON object: \(line)"
+            )
+            #expect(object["timestamp"] as? String != nil && object["level"] as? String != nil, "\(line)")
+            #expect(object["metadata"] as? [String: Any] != nil, "\(line)")
+            let message = try #require(object["message"] as? String)
+            messages.append(message)
+            if message == "billingd listening" {
+                let address = (object["metadata"] as? [String: Any])?["address"] as? String
+                #expect(address?.hasPrefix("127.0.0.1:") == true, "\(line)")
+            }
+        }
+        #expect(messages.contains("billingd listening") && messages.contains("billingd shutting down"), "\(messages)")
+        #expect(messages.last == "billingd stopped", "\(messages)")
+        #expect(await daemon.process.wait() == .exited(0))
+    }
+
     @Test func aDamagedDatabaseIsRefusedAtStart() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "billingd-damaged-\(UUID().uuidString)"
@@ -469,14 +522,16 @@ final class Daemon: Sendable {
     init(
         directory: String = FileManager.default.temporaryDirectory.appendingPathComponent(
             "billingd-proc-\(UUID().uuidString)"
-        ).path
+        ).path,
+        environment extra: [String: String] = [:]
     ) async throws {
         self.directory = directory
         let err = try DescriptorPipe()
         process = try await ChildProcess(
             try #require(Executable.path("billingd")),
             ["--data-dir", directory],
-            environment: ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "PATH": "/usr/bin:/bin"],
+            environment: ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "PATH": "/usr/bin:/bin"]
+                .merging(extra) { _, given in given },
             standardError: err.writing.fileDescriptor
         )
         try err.writing.close()
