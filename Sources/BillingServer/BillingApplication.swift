@@ -353,6 +353,22 @@ public final class BillingApplication: Sendable {
         logger.info("billingd stopped")
     }
 
+    /// `billingd --backup-to FILE`: a consistent, checked copy of the
+    /// configured database (`SQLiteStore.backup`), taken while a billingd
+    /// may be serving it. The database must exist.
+    public static func backup(
+        _ configuration: BillingConfiguration,
+        to destination: String
+    ) async throws -> (accounts: Int, latestSequence: UInt64) {
+        let path = configuration.resolvedDatabasePath
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw BillingError.notFound("no database at \(path)")
+        }
+        let store = try SQLiteStore(StorageConfiguration(path: path))
+        defer { try? store.close() }
+        return try await store.backup(to: destination)
+    }
+
     private static func serverTLS(_ configuration: BillingConfiguration, logger: Logger) throws -> TLSContext {
         var certificate = configuration.tls.certificate
         var key = configuration.tls.privateKey

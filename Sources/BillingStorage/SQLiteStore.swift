@@ -71,6 +71,57 @@ public final class SQLiteStore: BillingStore {
         }
     }
 
+    /// A consistent copy of the whole database at `destination`, taken while
+    /// others keep writing (SQLite's online backup, one read snapshot), then
+    /// checked whole (`checkStorage` on the copy: integrity, every balance
+    /// against its ledger, the event log gap-free). The copy is written to a
+    /// new file beside `destination`, mode 0600, and renamed into place only
+    /// once it checked out; an existing `destination` is never overwritten.
+    ///
+    /// - Returns: the copy's accounts and its latest event sequence (where
+    ///   streams resume after a restore).
+    /// - Throws: `failedPrecondition` when `destination` exists; `storage`
+    ///   when the copy cannot be made or does not check out (nothing is left
+    ///   at `destination` then).
+    public func backup(to destination: String) async throws(BillingError) -> (accounts: Int, latestSequence: UInt64) {
+        guard !FileManager.default.fileExists(atPath: destination) else {
+            throw .failedPrecondition("\(destination) exists; a backup never overwrites a file")
+        }
+        let partial = destination + ".partial-\(getpid())"
+        defer { for suffix in ["", "-wal", "-shm"] { unlink(partial + suffix) } }
+        try Self.createPrivately(partial)
+        do {
+            let copy = try DatabaseQueue(path: partial)
+            try pool.backup(to: copy)
+            try copy.close()
+        } catch {
+            throw Self.map(error)
+        }
+        let checked = try SQLiteStore(StorageConfiguration(path: partial))
+        let (accounts, problems) = try await checked.checkStorage()
+        let latest = try await checked.latestSequence()
+        try checked.close()
+        guard problems.isEmpty else {
+            throw .storage(
+                "the copy does not check out: \(problems.prefix(3).joined(separator: "; "))",
+                retryable: false
+            )
+        }
+        guard link(partial, destination) == 0 else {
+            throw .storage("cannot write \(destination): \(String(cString: strerror(errno)))", retryable: false)
+        }
+        return (accounts, latest)
+    }
+
+    /// Closes the database (its last connection checkpoints the log).
+    public func close() throws(BillingError) {
+        do {
+            try pool.close()
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
     /// A new database file is made readable by its owner only (0600), before
     /// SQLite opens it: SQLite gives the -wal and -shm files the same mode, so
     /// the ledger is never readable by others, whatever the umask or the
@@ -78,7 +129,7 @@ public final class SQLiteStore: BillingStore {
     static func createPrivately(_ path: String) throws(BillingError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 {
-            close(fd)
+            _ = Foundation.close(fd)
         } else if errno != EEXIST {
             throw .storage("cannot create \(path): \(String(cString: strerror(errno)))", retryable: false)
         }

@@ -21,6 +21,7 @@ struct BillingDaemon: AsyncParsableCommand {
               billingd                                  # embedded default in ./billingd-data
               billingd --config /etc/billingd.json
               billingd --config /etc/billingd.json --check-config
+              billingd --config /etc/billingd.json --backup-to /var/backups/billing-$(date +%F).sqlite
             """
     )
 
@@ -32,6 +33,17 @@ struct BillingDaemon: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Check the configuration, print the result and exit (0: valid, 78: invalid).")
     var checkConfig = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write a consistent copy of the database to FILE and exit (0: written and checked, 1: not).",
+            discussion:
+                "Safe while billingd serves. The copy is mode 0600, checked whole (integrity, balances against the ledger, the event log), and never overwrites a file. Restore: stop billingd, put the copy in place of billing.sqlite (and remove billing.sqlite-wal and -shm), start billingd.",
+            valueName: "FILE"
+        )
+    )
+    var backupTo: String?
 
     func run() async throws {
         // Every file billingd creates (database, -wal, -shm, sandbox state,
@@ -50,6 +62,18 @@ struct BillingDaemon: AsyncParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("billingd: \(error)\n".utf8))
             throw ExitCode(78)  // EX_CONFIG
+        }
+        if let backupTo {
+            do {
+                let copied = try await BillingApplication.backup(configuration, to: backupTo)
+                print(
+                    "backup written to \(backupTo) and checked: \(copied.accounts) accounts, events up to \(copied.latestSequence)"
+                )
+            } catch {
+                FileHandle.standardError.write(Data("billingd: backup failed: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            return
         }
         if checkConfig {
             for warning in configuration.permissionWarnings() { print("warning: \(warning)") }

@@ -455,6 +455,60 @@ enum Waiterframes {
         _ = await first.exited()
     }
 
+    @Test func anOnlineBackupTakenUnderWritesIsWholeAndRestores() async throws {
+        let billingd = try #require(Executable.path("billingd"))
+        let daemon = try await Daemon()
+        defer { daemon.removeData() }
+        try await daemon.waitFor("billingd listening")
+        #expect(try await daemon.billing(["accounts", "create", "acc-bk", "--name", "Backup"]).status == 0)
+        #expect(try await daemon.billing(["accounts", "add-payer", "acc-bk", "--name", "Payer"]).status == 0)
+        // Invoices made and settled (ledger credits, events) while the backup is taken.
+        let settled = Mutex(0)
+        let writer = Task {
+            for index in 0..<12 {
+                let made = try await daemon.billing([
+                    "topup", "--account", "acc-bk", "--amount", "1\(index)", "--invoice", "--json",
+                ])
+                let object = try JSONSerialization.jsonObject(with: Data(made.stdout.utf8)) as? [String: Any]
+                let id = try #require(
+                    (object?["payment"] as? [String: Any])?["id"] as? String,
+                    "\(made.stdout) \(made.stderr)"
+                )
+                #expect(try await daemon.billing(["invoice", "settle", id, "--as", "operator"]).status == 0)
+                settled.withLock { $0 += 1 }
+            }
+        }
+        while settled.withLock({ $0 }) < 2 { try await Task.sleep(for: .milliseconds(20)) }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backup-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let copy = folder + "/billing.sqlite"
+        let backup = await Executable.run(billingd, ["--data-dir", daemon.directory, "--backup-to", copy])
+        #expect(backup.status == 0, "\(backup.stdout) \(backup.stderr)")
+        #expect(backup.stdout.contains("checked"), "\(backup.stdout)")
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: copy)[.posixPermissions] as? NSNumber)
+            .intValue
+        #expect(mode & 0o077 == 0, "the copy is its owner's only: \(String(mode, radix: 8))")
+        let again = await Executable.run(billingd, ["--data-dir", daemon.directory, "--backup-to", copy])
+        #expect(again.status == 1 && again.stderr.contains("never overwrites"), "\(again.stderr)")
+        try await writer.value
+        daemon.process.terminate()
+        _ = await daemon.exited()
+
+        // Restored into a new data folder: billingd serves it, and the books hold.
+        let restored = try await Daemon(directory: folder)
+        try await restored.waitFor("billingd listening")
+        let doctor = try await restored.billing(["doctor", "--storage", "--as", "operator"])
+        #expect(doctor.status == 0, "\(doctor.stdout) \(doctor.stderr)")
+        let listed = try await restored.billing(["payments", "--account", "acc-bk", "--json"])
+        #expect(listed.status == 0 && listed.stdout.contains("pay_"), "\(listed.stdout) \(listed.stderr)")
+        // It goes on from where the copy ended: a new write is accepted and checked.
+        #expect(try await restored.billing(["topup", "--account", "acc-bk", "--amount", "5", "--invoice"]).status == 0)
+        #expect(try await restored.billing(["doctor", "--storage", "--as", "operator"]).status == 0)
+        restored.process.terminate()
+        _ = await restored.exited()
+    }
+
     @Test func jsonLogsAreOneObjectPerLineFromStartToStop() async throws {
         let daemon = try await Daemon(environment: ["BILLINGD_LOG_FORMAT": "json"])
         defer { daemon.removeData() }
