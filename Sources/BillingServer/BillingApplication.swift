@@ -78,7 +78,8 @@ public final class BillingApplication: Sendable {
         _ configuration: BillingConfiguration,
         logger: Logger,
         clock: any BillingClock = SystemClock(),
-        signals: [UnixSignal] = []
+        signals: [UnixSignal] = [],
+        reloadSignal: UnixSignal? = nil
     ) async throws -> BillingApplication {
         let problems = configuration.validate()
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
@@ -258,6 +259,11 @@ public final class BillingApplication: Sendable {
             parts.append(PollerPart(poller: poller, started: started))
             parts.append(RPCServerPart(server: rpc, grace: .seconds(configuration.limits.shutdownGraceSeconds)))
             if let webhooks { parts.append(webhooks.application) }
+            if let reloadSignal {
+                // Trapped before the start returns: a SIGHUP from then on reloads, never kills.
+                let hangups = await UnixSignalsSequence(trapping: reloadSignal)
+                parts.append(ReloadOnSignal(signals: hangups) { reloadTLS(configuration, server: rpc, logger: logger) })
+            }
             parts.append(EventHubPart(hub: hub))
             parts.append(HealthAnnouncement(health: health, logger: logger))
             let group = ServiceGroup(
@@ -367,6 +373,22 @@ public final class BillingApplication: Sendable {
         let store = try SQLiteStore(StorageConfiguration(path: path))
         defer { try? store.close() }
         return try await store.backup(to: destination)
+    }
+
+    /// Reads the TLS certificate, key and client CA again (the files the
+    /// configuration names, or the development set, made again if removed)
+    /// for new connections; connections open now keep theirs. A reload that
+    /// fails keeps the current ones and says why.
+    @discardableResult
+    static func reloadTLS(_ configuration: BillingConfiguration, server: TTRPCServer, logger: Logger) -> Bool {
+        do {
+            server.replaceTLS(try serverTLS(configuration, logger: logger))
+            logger.notice("TLS certificates reloaded")
+            return true
+        } catch {
+            logger.error("TLS reload failed; the current certificates stay in use", metadata: ["error": "\(error)"])
+            return false
+        }
     }
 
     private static func serverTLS(_ configuration: BillingConfiguration, logger: Logger) throws -> TLSContext {

@@ -5,6 +5,7 @@ internal import Logging
 internal import NIOCore
 internal import ServiceLifecycle
 internal import Synchronization
+internal import UnixSignals
 
 // The long-running parts of billingd, each a `Service` of the one
 // `ServiceGroup` (`BillingApplication`), which starts them together and, on
@@ -47,6 +48,16 @@ struct EventHubPart: Service {
 
     func run() async {
         await cancelWhenGracefulShutdown { await hub.run() }
+    }
+}
+
+/// Reloads on a signal (SIGHUP for billingd) until shutdown.
+struct ReloadOnSignal: Service {
+    let signals: UnixSignalsSequence
+    let reload: @Sendable () -> Void
+
+    func run() async {
+        for await _ in signals.cancelOnGracefulShutdown() { reload() }
     }
 }
 

@@ -17,6 +17,12 @@ public final class TTRPCServer: Sendable {
     /// The address it listens on (with the real port when 0 was asked for).
     public var localAddress: SocketAddress? { channel.localAddress }
 
+    /// The TLS context new connections take; replaced by `replaceTLS`.
+    private final class CurrentTLS: Sendable {
+        let context: Mutex<TLSContext>
+        init(_ context: TLSContext) { self.context = Mutex(context) }
+    }
+
     private final class Registry: Sendable {
         let connections = Mutex<[ObjectIdentifier: (any Channel, NIOLoopBound<ServerConnectionHandler>)]>([:])
     }
@@ -24,10 +30,19 @@ public final class TTRPCServer: Sendable {
     /// Who may stay connected (limits per state, per peer, the privileged reserve).
     public let admission: ConnectionAdmission
 
-    private init(channel: any Channel, registry: Registry, admission: ConnectionAdmission) {
+    private let tls: CurrentTLS
+
+    private init(channel: any Channel, registry: Registry, admission: ConnectionAdmission, tls: CurrentTLS) {
         self.channel = channel
         self.registry = registry
         self.admission = admission
+        self.tls = tls
+    }
+
+    /// New connections handshake with `context` (a rotated certificate, key
+    /// or client CA); connections already open keep the one they began with.
+    public func replaceTLS(_ context: TLSContext) {
+        tls.context.withLock { $0 = context }
     }
 
     /// Binds and starts serving.
@@ -49,6 +64,7 @@ public final class TTRPCServer: Sendable {
     ) async throws -> TTRPCServer {
         let router = MethodRouter(services: services)
         let registry = Registry()
+        let current = CurrentTLS(tls)
         let admission = ConnectionAdmission(limits: limits, classify: classify)
         let wire = WireLimits(maxFrameBytes: limits.maxFrameBytes)
         let bootstrap = ServerBootstrap(group: group)
@@ -68,7 +84,7 @@ public final class TTRPCServer: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     let handler = ServerConnectionHandler(router: router, limits: limits, admission: admission)
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(try OpenSSLHandler(context: tls))
+                    try sync.addHandler(try OpenSSLHandler(context: current.context.withLock { $0 }))
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: wire)))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder(limits: wire)))
                     // The idle timer starts after the handshake (ServerConnectionHandler
@@ -79,7 +95,7 @@ public final class TTRPCServer: Sendable {
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
-        return TTRPCServer(channel: channel, registry: registry, admission: admission)
+        return TTRPCServer(channel: channel, registry: registry, admission: admission, tls: current)
     }
 
     /// Stops accepting, tells clients (GOAWAY extension), lets running calls

@@ -21,6 +21,7 @@ struct BillingDaemon: AsyncParsableCommand {
               billingd                                  # embedded default in ./billingd-data
               billingd --config /etc/billingd.json
               billingd --config /etc/billingd.json --check-config
+              kill -HUP $(pidof billingd)                # reload the TLS certificate, key and client CA
               billingd --config /etc/billingd.json --backup-to /var/backups/billing-$(date +%F).sqlite
             """
     )
@@ -115,7 +116,8 @@ struct BillingDaemon: AsyncParsableCommand {
             application = try await BillingApplication.start(
                 configuration,
                 logger: logger,
-                signals: [.sigterm, .sigint]
+                signals: [.sigterm, .sigint],
+                reloadSignal: .sighup
             )
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data("billingd: \(error)\n".utf8))

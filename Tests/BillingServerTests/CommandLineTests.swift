@@ -509,6 +509,39 @@ enum Waiterframes {
         _ = await restored.exited()
     }
 
+    @Test func sighupReloadsRotatedCertificatesAndKeepsTheCurrentOnesWhenTheNewAreBad() async throws {
+        let billing = try #require(Executable.path("billing"))
+        let daemon = try await Daemon()
+        defer { daemon.removeData() }
+        try await daemon.waitFor("billingd listening")
+        #expect(try await daemon.billing(["accounts", "create", "acc-tls", "--name", "TLS"]).status == 0)
+        // Rotate: keep the old set aside, remove it; the reload makes a new CA and certificates.
+        let tls = daemon.directory + "/tls"
+        let old = FileManager.default.temporaryDirectory.appendingPathComponent("old-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: old, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: old) }
+        try FileManager.default.copyItem(atPath: tls, toPath: old + "/tls")
+        try FileManager.default.removeItem(atPath: tls)
+        daemon.process.send(SIGHUP)
+        try await daemon.waitFor("TLS certificates reloaded")
+        // New connections use the new set; a client that trusts only the old CA is refused.
+        #expect(try await daemon.billing(["balance", "--account", "acc-tls"]).status == 0)
+        let stale = await Executable.run(
+            billing,
+            ["balance", "--account", "acc-tls", "--address", "127.0.0.1:\(try daemon.port())"],
+            environment: ["BILLINGD_DATA_DIR": old]
+        )
+        #expect(stale.status != 0, "the old CA still verified the server: \(stale.stdout)")
+        // A key that cannot be read: the reload fails, and the current set stays in use.
+        try "not a key\n".write(toFile: tls + "/server-key.pem", atomically: true, encoding: .utf8)
+        daemon.process.send(SIGHUP)
+        try await daemon.waitFor("TLS reload failed")
+        #expect(try await daemon.billing(["balance", "--account", "acc-tls"]).status == 0)
+        #expect(daemon.process.isRunning)
+        daemon.process.terminate()
+        #expect(await daemon.process.wait() == .exited(0))
+    }
+
     @Test func jsonLogsAreOneObjectPerLineFromStartToStop() async throws {
         let daemon = try await Daemon(environment: ["BILLINGD_LOG_FORMAT": "json"])
         defer { daemon.removeData() }
