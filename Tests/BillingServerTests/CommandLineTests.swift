@@ -437,17 +437,14 @@ enum Waiterframes {
         // A second billingd whose sandbox page wants the port the first one holds.
         let second = try await Daemon(environment: ["BILLINGD_SANDBOX_PORT": "\(taken)"])
         defer { second.removeData() }
-        let ended = await withTaskGroup(of: ChildProcess.Termination?.self) { group in
-            group.addTask { await second.process.wait() }
-            group.addTask {
-                // A guard against hanging forever only; the start fails at once.
-                try? await Task.sleep(for: .seconds(120))
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+        // A guard against hanging forever only (the start fails at once): a
+        // billingd still there after 120 s is killed, and the test fails.
+        let watchdog = Task {
+            try? await Task.sleep(for: .seconds(120))
+            second.process.send(SIGKILL)
         }
+        let ended = await second.process.wait()
+        watchdog.cancel()
         #expect(ended == .exited(1), "billingd hung or ended otherwise after a failed start: \(second.text)")
         #expect(second.text.contains("billingd could not start"), "\(second.text)")
         #expect(!second.text.contains("poller started"), "the poller never runs when the start fails")
