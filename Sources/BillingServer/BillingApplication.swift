@@ -370,9 +370,7 @@ public final class BillingApplication: Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw BillingError.notFound("no database at \(path)")
         }
-        let store = try SQLiteStore(StorageConfiguration(path: path))
-        defer { try? store.close() }
-        return try await store.backup(to: destination)
+        return try await SQLiteStore.backup(databaseAt: path, to: destination)
     }
 
     /// Reads the TLS certificate, key and client CA again (the files the

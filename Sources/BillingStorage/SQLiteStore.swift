@@ -84,15 +84,47 @@ public final class SQLiteStore: BillingStore {
     ///   when the copy cannot be made or does not check out (nothing is left
     ///   at `destination` then).
     public func backup(to destination: String) async throws(BillingError) -> (accounts: Int, latestSequence: UInt64) {
+        try await Self.backup(from: pool, to: destination)
+    }
+
+    /// The same from the database file at `source`, opened read-only: no
+    /// check, migration or write touches the live database (a newer
+    /// billingd's backup never migrates an older one's file).
+    public static func backup(
+        databaseAt source: String,
+        to destination: String
+    ) async throws(BillingError) -> (accounts: Int, latestSequence: UInt64) {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let reader: DatabaseQueue
+        do {
+            reader = try DatabaseQueue(path: source, configuration: configuration)
+        } catch {
+            throw .storage("cannot open \(source): \(map(error))", retryable: false)
+        }
+        defer { try? reader.close() }
+        return try await backup(from: reader, to: destination)
+    }
+
+    private static func backup(
+        from source: some DatabaseReader,
+        to destination: String
+    ) async throws(BillingError) -> (accounts: Int, latestSequence: UInt64) {
         guard !FileManager.default.fileExists(atPath: destination) else {
             throw .failedPrecondition("\(destination) exists; a backup never overwrites a file")
         }
-        let partial = destination + ".partial-\(getpid())"
-        defer { for suffix in ["", "-wal", "-shm"] { unlink(partial + suffix) } }
-        try Self.createPrivately(partial)
+        let partial = destination + ".partial-\(getpid())-\(IDs.make("b").suffix(8))"
+        // A new file of our own, never one already there (nor a link someone
+        // placed under that name): the copy cannot land anywhere else.
+        let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw .storage("cannot create \(partial): \(String(cString: strerror(errno)))", retryable: false)
+        }
+        _ = Foundation.close(fd)
+        defer { for suffix in ["", "-wal", "-shm", "-journal"] { unlink(partial + suffix) } }
         do {
             let copy = try DatabaseQueue(path: partial)
-            try pool.backup(to: copy)
+            try source.backup(to: copy)
             try copy.close()
         } catch {
             throw Self.map(error)

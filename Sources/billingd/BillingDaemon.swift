@@ -47,6 +47,10 @@ struct BillingDaemon: AsyncParsableCommand {
     var backupTo: String?
 
     func run() async throws {
+        // A SIGHUP before the reload handler is in place must not end the
+        // process (its default action): ignored until then, and for the
+        // one-shot modes (a backup goes on to its end).
+        signal(SIGHUP, SIG_IGN)
         // Every file billingd creates (database, -wal, -shm, sandbox state,
         // development keys) is its owner's alone, whatever the shell's umask.
         umask(0o077)
@@ -61,7 +65,7 @@ struct BillingDaemon: AsyncParsableCommand {
             let problems = configuration.validate() + configuration.secretProblems(environment: environment)
             if !problems.isEmpty { throw ConfigurationError(problems: problems) }
         } catch {
-            FileHandle.standardError.write(Data("billingd: \(error)\n".utf8))
+            Self.report("\(error)", json: environment["BILLINGD_LOG_FORMAT"] == "json")
             throw ExitCode(78)  // EX_CONFIG
         }
         if let backupTo {
@@ -71,7 +75,7 @@ struct BillingDaemon: AsyncParsableCommand {
                     "backup written to \(backupTo) and checked: \(copied.accounts) accounts, events up to \(copied.latestSequence)"
                 )
             } catch {
-                FileHandle.standardError.write(Data("billingd: backup failed: \(error)\n".utf8))
+                Self.report("backup failed: \(error)", json: configuration.logging.format == "json")
                 throw ExitCode(1)
             }
             return
@@ -120,7 +124,7 @@ struct BillingDaemon: AsyncParsableCommand {
                 reloadSignal: .sighup
             )
         } catch let error as ConfigurationError {
-            FileHandle.standardError.write(Data("billingd: \(error)\n".utf8))
+            Self.report("\(error)", json: configuration.logging.format == "json")
             throw ExitCode(78)
         } catch {
             logger.critical("billingd could not start", metadata: ["error": "\(error)"])
@@ -133,5 +137,25 @@ struct BillingDaemon: AsyncParsableCommand {
             logger.critical("billingd stopped because a part failed", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
+    }
+
+    /// A problem before logging is set up, on standard error: a line for
+    /// people, or one JSON object when JSON logs were asked for.
+    static func report(_ problem: String, json: Bool) {
+        guard json else {
+            FileHandle.standardError.write(Data("billingd: \(problem)\n".utf8))
+            return
+        }
+        var handler = JSONLogHandler(label: "billingd")
+        handler.logLevel = .trace
+        handler.log(
+            level: .critical,
+            message: "\(problem)",
+            metadata: nil,
+            source: "billingd",
+            file: #fileID,
+            function: #function,
+            line: #line
+        )
     }
 }

@@ -539,6 +539,25 @@ enum Waiterframes {
         #expect(await daemon.process.wait() == .exited(0))
     }
 
+    @Test func jsonLogsCoverAConfigurationRefusedAtStartToo() async throws {
+        let billingd = try #require(Executable.path("billingd"))
+        let refused = await Executable.run(
+            billingd,
+            [],
+            environment: ["BILLINGD_LOG_FORMAT": "json", "BILLINGD_LISTEN": "nope"]
+        )
+        #expect(refused.status == 78)
+        let lines = refused.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(refused.stderr)")
+        for line in lines {
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                "not a JSON object: \(line)"
+            )
+            #expect((object["message"] as? String)?.contains("BILLINGD_LISTEN must be host:port") == true, "\(line)")
+        }
+    }
+
     @Test func jsonLogsAreOneObjectPerLineFromStartToStop() async throws {
         let daemon = try await Daemon(environment: ["BILLINGD_LOG_FORMAT": "json"])
         defer { daemon.removeData() }
