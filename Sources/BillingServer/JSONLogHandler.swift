@@ -29,6 +29,12 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    public func log(event: LogEvent) {
+        var metadata = event.metadata ?? [:]
+        if let error = event.error { metadata["error"] = .string("\(error)") }
+        write(level: event.level, message: event.message, metadata: metadata, source: event.source)
+    }
+
     public func log(
         level: Logger.Level,
         message: Logger.Message,
@@ -37,6 +43,15 @@ public struct JSONLogHandler: LogHandler {
         file: String,
         function: String,
         line: UInt
+    ) {
+        write(level: level, message: message, metadata: explicit, source: source)
+    }
+
+    private func write(
+        level: Logger.Level,
+        message: Logger.Message,
+        metadata explicit: Logger.Metadata?,
+        source: String
     ) {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
