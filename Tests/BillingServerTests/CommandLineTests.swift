@@ -638,19 +638,7 @@ final class Daemon: Sendable {
             standardError: err.writing.fileDescriptor
         )
         try err.writing.close()
-        let reader = err.reading
-        DispatchQueue.global().async { [self] in
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(reader.fileDescriptor, $0.baseAddress, $0.count) }
-                if count > 0 {
-                    log.withLock { $0 += String(decoding: buffer[0..<count], as: UTF8.self) }
-                } else if count == 0 || errno != EINTR {
-                    break
-                }
-            }
-            done.signal()
-        }
+        err.drain({ [self] bytes in log.withLock { $0 += String(decoding: bytes, as: UTF8.self) } }, done: done)
     }
 
     var text: String { log.withLock { $0 } }

@@ -25,19 +25,7 @@ final class LiveCommand: Sendable {
             standardOutput: out.writing.fileDescriptor
         )
         try out.writing.close()
-        let reader = out.reading
-        DispatchQueue.global().async { [self] in
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(reader.fileDescriptor, $0.baseAddress, $0.count) }
-                if count > 0 {
-                    output.withLock { $0 += String(decoding: buffer[0..<count], as: UTF8.self) }
-                } else if count == 0 || errno != EINTR {
-                    break
-                }
-            }
-            done.signal()
-        }
+        out.drain({ [self] bytes in output.withLock { $0 += String(decoding: bytes, as: UTF8.self) } }, done: done)
     }
 
     var text: String { output.withLock { $0 } }

@@ -211,4 +211,23 @@ public final class DescriptorPipe: Sendable {
         reading = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
         writing = FileHandle(fileDescriptor: fds[1], closeOnDealloc: true)
     }
+
+    /// Reads the pipe on a Dispatch thread as bytes arrive, handing each
+    /// chunk to `received`, until end of file (reads a signal interrupted are
+    /// retried); then signals `done`.
+    public func drain(_ received: @escaping @Sendable ([UInt8]) -> Void, done: DispatchSemaphore) {
+        let reader = reading
+        DispatchQueue.global().async {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(reader.fileDescriptor, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    received(Array(buffer[0..<count]))
+                } else if count == 0 || errno != EINTR {
+                    break
+                }
+            }
+            done.signal()
+        }
+    }
 }
