@@ -27,6 +27,9 @@ let package = Package(
         // (swift-corelibs-foundation#5472, an over-read listing /proc/self/fd).
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        // Metrics: the swift-metrics API, exported by swift-prometheus at GET /metrics.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C: system libraries found with pkg-config, and protoc-c's output.
@@ -123,6 +126,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
@@ -151,17 +156,22 @@ let package = Package(
         // test; figures in docs/BENCHMARKS.md and docs/RELIABILITY.md.
         .executableTarget(
             name: "billing-bench",
-            dependencies: ["BillingStorage", "BillingCore", "BillingTransport", "BillingTLS", "BillingAPI", "BillingRPC", "BillingMessages",
-                           "BillingServer", "BillingTestSupport", .product(name: "NIOPosix", package: "swift-nio"),
-                           .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "BillingStorage", "BillingCore", "BillingTransport", "BillingTLS", "BillingAPI", "BillingRPC",
+                "BillingMessages",
+                "BillingServer", "BillingTestSupport", .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
 
         // Fuzz targets for every input from outside (deploy/fuzz builds them for libFuzzer).
         .executableTarget(
             name: "billing-fuzz",
-            dependencies: ["BillingAPI", "BillingCore", "BillingMessages", "BillingRPC", "BillingServer", "BillingWire",
-                           .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "BillingAPI", "BillingCore", "BillingMessages", "BillingRPC", "BillingServer", "BillingWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
 
@@ -188,7 +198,10 @@ let package = Package(
         .testTarget(
             name: "BillingStorageTests",
             // billing-bench is the durability test's child process.
-            dependencies: ["BillingStorage", "BillingCore", "BillingTestSupport", "billing-bench"],
+            dependencies: [
+                "BillingStorage", "BillingCore", "BillingTestSupport", "billing-bench",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -198,13 +211,19 @@ let package = Package(
         ),
         .testTarget(
             name: "BillingTLSTests",
-            dependencies: ["BillingTLS", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "BillingTLS", .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "BillingTransportTests",
-            dependencies: ["BillingTransport", "BillingTestSupport", "BillingAPI", "BillingTLS", "BillingWire", "BillingRPC", "BillingMessages",
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "BillingTransport", "BillingTestSupport", "BillingAPI", "BillingTLS", "BillingWire", "BillingRPC",
+                "BillingMessages",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -216,9 +235,12 @@ let package = Package(
             name: "BillingServerTests",
             // The CLI tests run the real billing and billingd executables; the
             // crash test runs billing-bench crash.
-            dependencies: ["BillingServer", "billing", "billingd", "billing-bench", "BillingTestSupport", "BillingAPI", "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
-                           "BillingTLS", "BillingTransport", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "BillingServer", "billing", "billingd", "billing-bench", "BillingTestSupport", "BillingAPI",
+                "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
+                "BillingTLS", "BillingTransport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

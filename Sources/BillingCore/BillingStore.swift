@@ -74,7 +74,10 @@ public protocol BillingStore: Sendable {
     func claimDuePayments(owner: String, limit: Int, lease: Duration) async throws(BillingError) -> [Payment]
     func recordCheck(paymentID: String, owner: String, nextCheckAtMs: Int64?) async throws(BillingError)
     func nextCheckDue() async throws(BillingError) -> Int64?
+    func pollerBacklog() async throws(BillingError) -> (due: Int, oldestDueMs: Int64?)
     func latestSequence() async throws(BillingError) -> UInt64
+    /// A page of an account's audit trail, oldest first.
+    func auditTrail(_ query: AuditQuery) async throws(BillingError) -> [AuditRecord]
     func eventBacklog(after sequence: UInt64, accountID: String?) async throws(BillingError) -> Int
 
     // Renewals

@@ -45,6 +45,8 @@ public enum Effect: Sendable, Hashable {
 
     /// Appended to the log with the next global and account sequence.
     case event(accountID: String, atMs: Int64, Event.Change)
+    /// A line of the audit trail (`Audit.entries`), append-only.
+    case audit(AuditEntry)
 }
 
 /// One entry of an account's ledger, with the balance it moves. The entry

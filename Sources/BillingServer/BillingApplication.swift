@@ -33,6 +33,8 @@ public final class BillingApplication: Sendable {
     public let port: Int
     /// The webhook endpoint's port (nil when disabled).
     public let webhookPort: Int?
+    /// The metrics endpoint's port (nil when disabled).
+    public let metricsPort: Int?
     /// The event hub: ending it ends every watch (at shutdown).
     let hub: EventHub
     private let group: ServiceGroup
@@ -49,6 +51,7 @@ public final class BillingApplication: Sendable {
         sandbox: SandboxProvider?,
         port: Int,
         webhookPort: Int?,
+        metricsPort: Int?,
         hub: EventHub,
         group: ServiceGroup,
         running: Task<Void, any Error>,
@@ -60,6 +63,7 @@ public final class BillingApplication: Sendable {
         self.sandbox = sandbox
         self.port = port
         self.webhookPort = webhookPort
+        self.metricsPort = metricsPort
         self.hub = hub
         self.group = group
         self.running = running
@@ -91,13 +95,15 @@ public final class BillingApplication: Sendable {
             attributes: [.posixPermissions: 0o700]
         )
         let tls = try serverTLS(configuration, logger: logger)
+        let metrics = configuration.metrics.enabled ? BillingMetrics() : nil
         let store = try SQLiteStore(
             StorageConfiguration(
                 path: configuration.resolvedDatabasePath,
                 idempotencyKeyLifetime: .seconds(configuration.idempotencyKeyLifetimeSeconds),
                 limits: limits
             ),
-            clock: clock
+            clock: clock,
+            observer: metrics?.storeObserver
         )
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         var server: TTRPCServer?
@@ -168,7 +174,11 @@ public final class BillingApplication: Sendable {
 
             let flows = PaymentFlows(
                 store: store,
-                providers: ProviderRegistry(providers: providers),
+                providers: ProviderRegistry(
+                    providers: metrics.map { metrics in
+                        providers.mapValues { MeasuredProvider(base: $0, metrics: metrics) }
+                    } ?? providers
+                ),
                 clock: clock,
                 settings: PaymentFlows.Settings(
                     unstartedGrace: .seconds(configuration.poller.unstartedPaymentGraceSeconds),
@@ -182,7 +192,12 @@ public final class BillingApplication: Sendable {
                 store: store,
                 flows: flows,
                 limits: limits,
-                streams: EventStreams(store: store, hub: hub, maxLag: configuration.limits.maxSubscriberLagEvents),
+                streams: EventStreams(
+                    store: store,
+                    hub: hub,
+                    maxLag: configuration.limits.maxSubscriberLagEvents,
+                    metrics: metrics
+                ),
                 logger: logger
             )
             let health = HealthService(services: [
@@ -236,9 +251,22 @@ public final class BillingApplication: Sendable {
                 services: services,
                 limits: serverLimits(configuration),
                 classify: Authorization.connectionClass,
+                observer: metrics,
                 group: eventLoops
             )
             server = rpc
+            let metricsPart = metrics.map { metrics in
+                // A scraper that stops reading is dropped after 10 s.
+                HTTPPart(
+                    router: MetricsRoutes.router(metrics, server: rpc, hub: hub, store: store, clock: clock),
+                    host: configuration.metrics.host,
+                    port: configuration.metrics.port,
+                    name: "billingd metrics",
+                    idleTimeout: .seconds(10),
+                    group: eventLoops,
+                    logger: logger
+                )
+            }
             let poller = Poller(
                 store: store,
                 flows: flows,
@@ -250,7 +278,8 @@ public final class BillingApplication: Sendable {
                     maxBackoff: .seconds(configuration.poller.maxBackoffSeconds),
                     pendingMethodTimeout: .seconds(configuration.poller.pendingMethodTimeoutSeconds)
                 ),
-                logger: logger
+                logger: logger,
+                metrics: metrics
             )
 
             // Started in this order, stopped in the reverse one.
@@ -259,6 +288,7 @@ public final class BillingApplication: Sendable {
             parts.append(PollerPart(poller: poller, started: started))
             parts.append(RPCServerPart(server: rpc, grace: .seconds(configuration.limits.shutdownGraceSeconds)))
             if let webhooks { parts.append(webhooks.application) }
+            if let metricsPart { parts.append(metricsPart.application) }
             if let reloadSignal {
                 // Trapped before the start returns: a SIGHUP from then on reloads, never kills.
                 let hangups = await UnixSignalsSequence(trapping: reloadSignal)
@@ -279,7 +309,7 @@ public final class BillingApplication: Sendable {
                     logger: logger
                 )
             )
-            let servers = [sandboxPages, webhooks].compactMap(\.self)
+            let servers = [sandboxPages, webhooks, metricsPart].compactMap(\.self)
             // The group owns every part from here; when it ends, the event loops go too.
             let running = Task {
                 do {
@@ -312,6 +342,13 @@ public final class BillingApplication: Sendable {
                     metadata: ["address": "\(configuration.webhooks.host):\(webhookPort)"]
                 )
             }
+            let metricsPort = try await metricsPart?.listening.value()
+            if let metricsPort {
+                logger.info(
+                    "metrics listening",
+                    metadata: ["address": "\(configuration.metrics.host):\(metricsPort)", "path": "/metrics"]
+                )
+            }
             let port = rpc.localAddress?.port ?? configuration.listen.port
             logger.info(
                 "billingd listening",
@@ -328,6 +365,7 @@ public final class BillingApplication: Sendable {
                 sandbox: sandbox,
                 port: port,
                 webhookPort: webhookPort,
+                metricsPort: metricsPort,
                 hub: hub,
                 group: group,
                 running: running,

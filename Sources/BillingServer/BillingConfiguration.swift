@@ -138,6 +138,15 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var maxBodyBytes: Int = 262_144
     }
 
+    /// `GET /metrics` in Prometheus's text format, on a port of its own
+    /// bound to a loopback address (the scraper runs on the machine or
+    /// reaches it through an agent; the metrics are not for the network).
+    public struct Metrics: Sendable, Codable, Hashable {
+        public var enabled: Bool = false
+        public var host: String = "127.0.0.1"
+        public var port: Int = 9464
+    }
+
     public struct PayPal: Sendable, Codable, Hashable {
         public var enabled: Bool = false
         /// https://api-m.paypal.com, or https://api-m.sandbox.paypal.com for PayPal's sandbox.
@@ -178,6 +187,7 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     public var stripe = Stripe()
     public var paypal = PayPal()
     public var webhooks = Webhooks()
+    public var metrics = Metrics()
     /// "info", "debug", "trace", "notice", "warning", "error".
     public var logLevel: String = "info"
     public var logging = Logging()
@@ -314,6 +324,16 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             if !(0...65535).contains(webhooks.port) { problems.append("webhooks.port \(webhooks.port) is not a port") }
             if !(1024...(1 << 20)).contains(webhooks.maxBodyBytes) {
                 problems.append("webhooks.maxBodyBytes must be 1 KiB to 1 MiB")
+            }
+        }
+        if metrics.enabled {
+            if !(0...65535).contains(metrics.port) { problems.append("metrics.port \(metrics.port) is not a port") }
+            let octets = metrics.host.split(separator: ".", omittingEmptySubsequences: false)
+            let loopback =
+                metrics.host == "localhost" || metrics.host == "::1"
+                || (octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil })
+            if !loopback {
+                problems.append("metrics.host must be a loopback address (127.0.0.1, ::1 or localhost)")
             }
         }
         if poller.intervalSeconds <= 0 || poller.intervalSeconds > 86_400 {

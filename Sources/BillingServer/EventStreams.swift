@@ -19,6 +19,7 @@ struct EventStreams: Sendable {
     let store: any BillingStore
     let hub: EventHub
     let maxLag: Int
+    var metrics: BillingMetrics? = nil
     static let batch = 256
 
     func follow(
@@ -46,6 +47,7 @@ struct EventStreams: Sendable {
                 for event in delivery.events where position(event, accountID) > cursor {
                     try await stream.write(BillingV1.PaymentEvent(event, global: accountID == nil))
                     cursor = position(event, accountID)
+                    metrics?.eventsDelivered(1)
                 }
             }
         }
@@ -77,6 +79,7 @@ struct EventStreams: Sendable {
                 try await stream.write(BillingV1.PaymentEvent(event, global: accountID == nil))
                 cursor = position(event, accountID)
             }
+            if !events.isEmpty { metrics?.eventsDelivered(events.count) }
             if events.count < Self.batch { return }
         }
     }

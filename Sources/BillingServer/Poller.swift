@@ -31,18 +31,32 @@ struct Poller: Sendable {
     let settings: Settings
     let owner: String
     let logger: Logger
+    let metrics: BillingMetrics?
 
-    init(store: any BillingStore, flows: PaymentFlows, clock: any BillingClock, settings: Settings, logger: Logger) {
+    init(
+        store: any BillingStore,
+        flows: PaymentFlows,
+        clock: any BillingClock,
+        settings: Settings,
+        logger: Logger,
+        metrics: BillingMetrics? = nil
+    ) {
         self.store = store
         self.flows = flows
         self.clock = clock
         self.settings = settings
         self.logger = logger
+        self.metrics = metrics
         owner = "poller-\(ProcessInfo.processInfo.processIdentifier)-\(IDs.make("p").suffix(8))"
     }
 
-    /// Runs until the task is cancelled.
+    /// Runs until the task is cancelled. What it changes is audited as the
+    /// poller's.
     func run() async {
+        await Audit.$actor.withValue(AuditActor(who: "poller", via: "poll")) { await cycles() }
+    }
+
+    private func cycles() async {
         logger.info("poller started", metadata: ["interval": "\(settings.interval)", "owner": "\(owner)"])
         var lastSweepMs: Int64 = 0
         while !Task.isCancelled {
@@ -115,8 +129,11 @@ struct Poller: Sendable {
     /// interval, or after a backoff that doubles with its failed attempts.
     func check(_ claimed: Payment) async {
         let now = clock.nowMs
+        var asked = false
         do {
             let after = try await flows.check(claimed, .poll)
+            asked = true
+            metrics?.pollerChecked(after.status.rawValue)
             guard after.status == .new else { return }
             // Invoices are never due: only an operator ends them.
             try await store.recordCheck(
@@ -125,6 +142,7 @@ struct Poller: Sendable {
                 nextCheckAtMs: after.system == nil ? nil : now + settings.interval.milliseconds
             )
         } catch {
+            if !asked { metrics?.pollerChecked("failed") }
             // The payment stays New; try again later, backing off.
             let backoff = min(
                 settings.maxBackoff.milliseconds,

@@ -77,3 +77,11 @@ extension SQLiteStore {
         try await decide { _, _ in try Accounts.recordCustomer(payerID: payerID, system: system, reference: reference) }
     }
 }
+
+extension SQLiteStore {
+    /// A page of an account's audit trail, oldest first (1 to 1000 entries).
+    public func auditTrail(_ query: AuditQuery) async throws(BillingError) -> [AuditRecord] {
+        guard (1...1000).contains(query.limit) else { throw .invalidArgument("audit page size must be 1 to 1000") }
+        return try await read { db in try AuditRepository.page(db, query) }
+    }
+}

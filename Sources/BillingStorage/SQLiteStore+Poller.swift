@@ -16,11 +16,20 @@ extension SQLiteStore {
         // the streams waiting on commits).
         let candidates = try await read { db in try PaymentRepository.due(db, now: now, limit: limit) }
         if candidates.isEmpty { return [] }
-        return try await write { db in
+        let claimed = try await write { db in
             // The same conditions again: another poller may have claimed one since.
             try candidates.filter { try PaymentRepository.lease(db, $0, owner: owner, until: until, now: now) }
                 .map { try PaymentRepository.require(db, $0) }
         }
+        observer?.claimConflicts(candidates.count - claimed.count)
+        return claimed
+    }
+
+    /// How many New payments are due for a check now, and since when the
+    /// oldest of them is (the poller's lag).
+    public func pollerBacklog() async throws(BillingError) -> (due: Int, oldestDueMs: Int64?) {
+        let now = clock.nowMs
+        return try await read { db in try PaymentRepository.backlog(db, now: now) }
     }
 
     /// After a check that left the payment New: count the attempt, set the

@@ -20,6 +20,7 @@ public final class SQLiteStore: BillingStore {
     let configuration: StorageConfiguration
     let clock: any BillingClock
     public let commits = CommitSignal()
+    let observer: StoreObserver?
 
     /// Opens (creating if needed, readable by its owner only), checks and
     /// migrates the file.
@@ -29,12 +30,19 @@ public final class SQLiteStore: BillingStore {
     /// MB), because a ledger read from a damaged page would credit or debit
     /// the wrong amounts. Restore the file from a backup.
     ///
-    /// - Parameter clock: the time records are written with; tests pass a `ManualClock`.
+    /// - Parameters:
+    ///   - clock: the time records are written with; tests pass a `ManualClock`.
+    ///   - observer: told of every transaction and committed decision (metrics).
     /// - Throws: `BillingError.storage` if the file cannot be opened or
     ///   migrated, or is damaged.
-    public init(_ configuration: StorageConfiguration, clock: any BillingClock = SystemClock()) throws(BillingError) {
+    public init(
+        _ configuration: StorageConfiguration,
+        clock: any BillingClock = SystemClock(),
+        observer: StoreObserver? = nil
+    ) throws(BillingError) {
         self.configuration = configuration
         self.clock = clock
+        self.observer = observer
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(Double(configuration.busyTimeout.milliseconds) / 1000)
@@ -184,27 +192,37 @@ public final class SQLiteStore: BillingStore {
         _ body: @escaping @Sendable (Database, Int64) throws -> Change<T>
     ) async throws(BillingError) -> T {
         let now = clock.nowMs
-        return try await write { db in
+        let audit = Audit.actor
+        let change = try await write { db in
             let change = try body(db, now)
-            try UnitOfWork.apply(change.effects, db)
-            return change.result
+            try UnitOfWork.apply(change.effects + Audit.entries(change.effects, by: audit, atMs: now), db)
+            return change
         }
+        observer?.committed(change.effects)
+        return change.result
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(BillingError) -> T {
+        let started = ContinuousClock.now
         do {
             let result = try await pool.write(body)
             commits.committed()
+            observer?.transactionEnded(.write, ContinuousClock.now - started, true)
             return result
         } catch {
+            observer?.transactionEnded(.write, ContinuousClock.now - started, false)
             throw Self.map(error)
         }
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(BillingError) -> T {
+        let started = ContinuousClock.now
         do {
-            return try await pool.read(body)
+            let result = try await pool.read(body)
+            observer?.transactionEnded(.read, ContinuousClock.now - started, true)
+            return result
         } catch {
+            observer?.transactionEnded(.read, ContinuousClock.now - started, false)
             throw Self.map(error)
         }
     }

@@ -6,7 +6,8 @@ internal import GRDB
 /// What the schema itself guarantees (so no code path can break it):
 /// - one ledger entry per `entry_key`: "credit:<payment>" makes a Paid payment
 ///   credit once, "debit:<order>" makes an order debit once;
-/// - the ledger and the event log are append-only (triggers refuse UPDATE/DELETE);
+/// - the ledger, the event log and the audit trail are append-only (triggers
+///   refuse UPDATE/DELETE);
 /// - one default method per payer (partial unique index);
 /// - one idempotency record per account, operation and key;
 /// - statuses are only the domain's values (CHECK constraints).
@@ -42,6 +43,9 @@ enum Schema {
                     ) STRICT
                     """
             )
+        }
+        migrator.registerMigration("v7-audit-log") { db in
+            try db.execute(sql: v7)
         }
         return migrator
     }
@@ -234,5 +238,27 @@ enum Schema {
         CREATE TRIGGER events_account_sequence_required BEFORE INSERT ON events WHEN NEW.account_sequence IS NULL
             BEGIN SELECT RAISE(ABORT, 'an event needs its account sequence'); END;
         CREATE UNIQUE INDEX events_by_account_sequence ON events(account_id, account_sequence);
+        """
+
+    /// Who changed what and through what (`BillingCore.Audit`), written in
+    /// the change's own transaction; append-only like the ledger.
+    static let v7 = """
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            payment_id TEXT,
+            subject TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            via TEXT NOT NULL,
+            at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX audit_by_account ON audit_log(account_id, id);
+        CREATE INDEX audit_by_payment ON audit_log(payment_id, id) WHERE payment_id IS NOT NULL;
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
         """
 }

@@ -52,6 +52,8 @@ enum UnitOfWork {
                 try IdempotencyRepository.remember(db, record)
             case .event(let accountID, let atMs, let change):
                 try EventLog.append(db, accountID: accountID, atMs: atMs, change)
+            case .audit(let entry):
+                try AuditRepository.append(db, entry)
             }
         }
     }

@@ -108,9 +108,12 @@ public final class ConnectionAdmission: Sendable {
         }
     }
 
-    /// Connections waiting for their handshake and admitted ones now; since
-    /// start, connections accepted and refused (evicted or not admitted).
-    public var counts: (unauthenticated: Int, admitted: Int, acceptedTotal: Int, refusedTotal: Int) {
-        state.withLock { ($0.pending.count, $0.admitted.count, $0.acceptedTotal, $0.refusedTotal) }
+    /// Connections waiting for their handshake and admitted ones now (of
+    /// them, privileged ones); since start, connections accepted and refused
+    /// (evicted or not admitted).
+    public var counts: (unauthenticated: Int, admitted: Int, privileged: Int, acceptedTotal: Int, refusedTotal: Int) {
+        state.withLock {
+            ($0.pending.count, $0.admitted.count, $0.privileged, $0.acceptedTotal, $0.refusedTotal)
+        }
     }
 }

@@ -22,6 +22,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         let task: Task<Void, Never>
         /// Fires DEADLINE_EXCEEDED; cancelled when the stream ends first.
         let deadline: Scheduled<Void>?
+        let method: MethodDescriptor
+        let started: ContinuousClock.Instant
 
         /// Stops the handler and its deadline timer.
         func cancel() {
@@ -38,11 +40,18 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var flushScheduled = false
 
     private let admission: ConnectionAdmission
+    private let observer: (any ServerCallObserver)?
 
-    init(router: MethodRouter, limits: ServerLimits, admission: ConnectionAdmission) {
+    init(
+        router: MethodRouter,
+        limits: ServerLimits,
+        admission: ConnectionAdmission,
+        observer: (any ServerCallObserver)? = nil
+    ) {
         self.router = router
         self.limits = limits
         self.admission = admission
+        self.observer = observer
         self.state = ServerConnectionStateMachine(maxConcurrentStreams: limits.maxConcurrentStreams)
     }
 
@@ -78,8 +87,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .oversized(let header, let limit):
             // On a running stream this ends it: its answer is this error, once.
-            state.streamEnded(header.streamID)?.cancel()
-            refuse(
+            end(
                 header.streamID,
                 RPCError(.resourceExhausted, "frame of \(header.length) bytes is over the limit of \(limit)")
             )
@@ -92,23 +100,24 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             case .data:
                 // Every method here is unary or server-streaming: a client
                 // never sends Data. The stream (if any) ends with the error.
-                state.streamEnded(frame.streamID)?.cancel()
-                refuse(frame.streamID, RPCError(.invalidArgument, "Data frame on a stream that takes no client data"))
+                end(frame.streamID, RPCError(.invalidArgument, "Data frame on a stream that takes no client data"))
             case .response:
-                state.streamEnded(frame.streamID)?.cancel()
-                refuse(frame.streamID, RPCError(.invalidArgument, "a client sends no Response frames"))
+                end(frame.streamID, RPCError(.invalidArgument, "a client sends no Response frames"))
             default:
                 // ttrpc: ignore unknown types (a later version's); answer only
                 // on a stream that is not running, so nothing waits in vain.
                 if state.answersUnknownFrame(on: frame.streamID) {
-                    refuse(frame.streamID, RPCError(.unimplemented, "frame \(frame.type) is not supported"))
+                    refuseCall(frame.streamID, RPCError(.unimplemented, "frame \(frame.type) is not supported"))
                 }
             }
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        for running in state.close() { running.stream.cancel() }
+        for running in state.close() {
+            running.stream.cancel()
+            report(running.stream, .cancelled)
+        }
         context.fireChannelInactive()
     }
 
@@ -122,7 +131,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private func openStream(_ frame: Frame) {
         let id = frame.streamID
-        if case .refuse(let error) = state.requestReceived(on: id) { return refuse(id, error) }
+        let started = ContinuousClock.now
+        if case .refuse(let error) = state.requestReceived(on: id) { return refuseCall(id, error) }
         let request: BillingV1.Request
         do {
             request = try BillingV1.Request(
@@ -130,11 +140,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 limits: DecodeLimits(maxMessageBytes: limits.maxFrameBytes)
             )
         } catch {
-            return refuse(id, RPCError(.invalidArgument, "Request envelope is not valid protobuf: \(error)"))
+            return refuseCall(id, RPCError(.invalidArgument, "Request envelope is not valid protobuf: \(error)"))
         }
         let metadata = Metadata(request.metadata.map { (key: $0.key, value: $0.value) })
         guard metadata.byteCount <= limits.maxMetadataBytes else {
-            return refuse(
+            return refuseCall(
                 id,
                 RPCError(
                     .resourceExhausted,
@@ -146,9 +156,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         do {
             method = try router.route(service: request.service, method: request.method)
         } catch let error as RPCError {
-            return refuse(id, error)
+            return refuseCall(id, error)
         } catch {
-            return refuse(id, RPCError(.internal, "routing failed"))
+            return refuseCall(id, RPCError(.internal, "routing failed"))
         }
         let timeout: Duration?
         switch ServerConnectionStateMachine<ActiveStream>.timeout(
@@ -157,7 +167,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             defaultUnary: limits.defaultUnaryDeadline
         ) {
         case .success(let given): timeout = given
-        case .failure(let error): return refuse(id, error)
+        case .failure(let error): return refuseCall(id, error, method: method.descriptor)
         }
         guard let context else { return }
         let callContext = ServerContext(
@@ -188,12 +198,16 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 self.deadlineExceeded(id)
             }
         }
-        state.streamStarted(id, ActiveStream(task: task, deadline: deadline))
+        state.streamStarted(
+            id,
+            ActiveStream(task: task, deadline: deadline, method: method.descriptor, started: started)
+        )
     }
 
     private func deadlineExceeded(_ id: UInt32) {
         guard let stream = state.streamEnded(id) else { return }
         stream.task.cancel()
+        report(stream, .deadlineExceeded)
         refuse(id, RPCError(.deadlineExceeded, "deadline exceeded"))
     }
 
@@ -261,6 +275,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 RPCError(.resourceExhausted, "response of \(payload.count) bytes is over the frame limit")
             )
         }
+        switch result {
+        case .success: report(stream, .ok)
+        case .failure(let error): report(stream, error.code)
+        }
         writeFinal(
             Frame(
                 streamID: id,
@@ -273,6 +291,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func finishStream(_ id: UInt32, _ result: Result<[UInt8], RPCError>) {
         guard let stream = state.streamEnded(id), let context else { return }
         stream.deadline?.cancel()
+        switch result {
+        case .success: report(stream, .ok)
+        case .failure(let error): report(stream, error.code)
+        }
         switch result {
         case .success:
             // As Go ttrpc ends a server stream: Data[remote closed | no data].
@@ -293,6 +315,27 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 )
             )
         }
+    }
+
+    /// Ends a running stream with `error` (or answers one that never ran).
+    private func end(_ id: UInt32, _ error: RPCError) {
+        if let stream = state.streamEnded(id) {
+            stream.cancel()
+            report(stream, error.code)
+            refuse(id, error)
+        } else {
+            refuseCall(id, error)
+        }
+    }
+
+    /// Answers a call that never ran with an error, and reports it.
+    private func refuseCall(_ id: UInt32, _ error: RPCError, method: MethodDescriptor? = nil) {
+        observer?.callEnded(method, code: error.code, duration: .zero)
+        refuse(id, error)
+    }
+
+    private func report(_ stream: ActiveStream, _ code: StatusCode) {
+        observer?.callEnded(stream.method, code: code, duration: ContinuousClock.now - stream.started)
     }
 
     /// Answers a stream that never started (or is gone) with an error.
@@ -325,6 +368,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func cancelStream(_ id: UInt32) {
         guard let stream = state.streamEnded(id) else { return }
         stream.cancel()
+        report(stream, .cancelled)
         if state.closesAfterFinalFrame, let context {
             context.flush()
             context.close(promise: nil)
@@ -381,6 +425,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func streamTooSlow(_ id: UInt32) {
         guard let stream = state.streamEnded(id) else { return }
         stream.cancel()
+        report(stream, .resourceExhausted)
         refuse(
             id,
             RPCError(
@@ -411,6 +456,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     func terminate() {
         for running in state.close() {
             running.stream.cancel()
+            report(running.stream, .unavailable)
             refuse(running.id, RPCError(.unavailable, "server shut down before the call finished"))
         }
         context?.flush()

@@ -51,6 +51,7 @@ public final class TTRPCServer: Sendable {
     ///   - host, port: where to listen; port 0 picks a free one.
     ///   - tls: a server-role context (mutual TLS).
     ///   - services: what to route to.
+    ///   - observer: told of every call's end (metrics).
     ///   - classify: which verified peers may use the connections reserved
     ///     for privileged ones (`ServerLimits.reservedPrivilegedConnections`).
     public static func start(
@@ -60,6 +61,7 @@ public final class TTRPCServer: Sendable {
         services: [any RPCService],
         limits: ServerLimits = ServerLimits(),
         classify: @escaping ConnectionAdmission.Classify = { _ in .ordinary },
+        observer: (any ServerCallObserver)? = nil,
         group: any EventLoopGroup
     ) async throws -> TTRPCServer {
         let router = MethodRouter(services: services)
@@ -82,7 +84,12 @@ public final class TTRPCServer: Sendable {
                     _ = registry.connections.withLock { $0.removeValue(forKey: key) }
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    let handler = ServerConnectionHandler(router: router, limits: limits, admission: admission)
+                    let handler = ServerConnectionHandler(
+                        router: router,
+                        limits: limits,
+                        admission: admission,
+                        observer: observer
+                    )
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(try OpenSSLHandler(context: current.context.withLock { $0 }))
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: wire)))

@@ -77,8 +77,12 @@ enum Output {
         return out
     }
 
-    /// Left-aligned columns, two spaces apart; widths by characters.
+    /// Left-aligned columns, two spaces apart; widths by characters. Control
+    /// characters in a cell (text from billingd: names, reasons, payment
+    /// systems' messages) are shown as U+FFFD, so no cell can move the
+    /// cursor or recolour the terminal.
     static func table(_ headers: [String], _ rows: [[String]]) {
+        let rows = rows.map { $0.map(printable) }
         var widths = headers.map(\.count)
         for row in rows {
             for (index, cell) in row.enumerated() where index < widths.count {
@@ -92,6 +96,15 @@ enum Output {
         }
         line(colour ? "\u{1B}[1m" + render(headers) + "\u{1B}[0m" : render(headers))
         for row in rows { line(render(row)) }
+    }
+
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.map { isControl($0) ? "\u{FFFD}" : $0 }))
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
     /// Stable field names (snake_case), sorted keys, money as minor units + currency.

@@ -1,6 +1,7 @@
 import BillingCore
 import BillingTestSupport
 import Foundation
+import GRDB
 import Testing
 
 @testable import BillingStorage
@@ -68,6 +69,47 @@ import Testing
         #expect(b.map(\.sequence) == [4, 5])
         #expect(try await f.store.events(after: 0, accountID: nil, limit: 100).map(\.sequence) == [1, 2, 3, 4, 5, 6])
         #expect(try await f.store.integrityCheck() == "ok")
+    }
+
+    @Test func theAuditTrailCommitsWithItsChangeAndIsAppendOnly() async throws {
+        let f = try await StoreFixture()
+        let payment = try await Audit.$actor.withValue(
+            AuditActor(who: "internal/panel", via: "/billing.v1.Balance/CreateTopUp")
+        ) {
+            try await f.topUp("12.50", .invoice)
+        }
+        _ = try await Audit.$actor.withValue(
+            AuditActor(who: "operator/alice", via: "/billing.v1.Balance/SettleInvoice")
+        ) {
+            try await f.store.transition(paymentID: payment.id, .paid)
+        }
+        var trail = try await f.store.auditTrail(AuditQuery(accountID: f.account.id, paymentID: payment.id))
+        #expect(trail.map(\.action) == ["payment.created", "payment.paid", "ledger.credit"])
+        #expect(trail[0].who == "internal/panel" && trail[0].via == "/billing.v1.Balance/CreateTopUp")
+        #expect(trail[0].detail.contains("12.50 USD"))
+        #expect(trail[1].who == "operator/alice" && trail[2].who == "operator/alice")
+        #expect(trail[2].detail.contains("balance 0.00 USD → 12.50 USD"), "\(trail[2].detail)")
+
+        // A repeat changes nothing and records nothing; a refused change writes
+        // no audit entry: it is in the same transaction.
+        if case .applied = try await f.store.transition(paymentID: payment.id, .paid) {
+            Issue.record("a Paid payment was paid again")
+        }
+        await #expect(throws: BillingError.self) {
+            _ = try await f.store.transition(paymentID: payment.id, .cancelled("too late"))
+        }
+        trail = try await f.store.auditTrail(AuditQuery(accountID: f.account.id, paymentID: payment.id))
+        #expect(trail.count == 3)
+
+        for statement in ["UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"] {
+            #expect(throws: (any Error).self, "\(statement)") {
+                try f.store.pool.writeWithoutTransaction { db in try db.execute(sql: statement) }
+            }
+        }
+        #expect(try await f.store.auditTrail(AuditQuery(accountID: f.account.id)).count >= 3)
+        await #expect(throws: BillingError.self) {
+            _ = try await f.store.auditTrail(AuditQuery(accountID: f.account.id, limit: 0))
+        }
     }
 
     @Test func idempotencyKeysExpire() async throws {

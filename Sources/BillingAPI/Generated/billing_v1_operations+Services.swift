@@ -9,14 +9,16 @@ extension BillingV1 {
     /// The methods of `billing.v1.Operations`, as the transport routes them.
     public enum OperationsMethods {
         public static let checkStorage = MethodDescriptor(service: "billing.v1.Operations", method: "CheckStorage", kind: .unary)
-        public static let all: [MethodDescriptor] = [checkStorage]
+        public static let listAudit = MethodDescriptor(service: "billing.v1.Operations", method: "ListAudit", kind: .unary)
+        public static let all: [MethodDescriptor] = [checkStorage, listAudit]
         /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
-        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.CheckStorageRequest.self]
+        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.CheckStorageRequest.self, BillingV1.ListAuditRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.
     public protocol OperationsService: RPCService {
         func checkStorage(_ request: BillingV1.CheckStorageRequest, context: ServerContext) async throws -> BillingV1.CheckStorageResponse
+        func listAudit(_ request: BillingV1.ListAuditRequest, context: ServerContext) async throws -> BillingV1.ListAuditResponse
     }
 
     /// A typed client over any `ClientTransport`.
@@ -30,6 +32,10 @@ extension BillingV1 {
         public func checkStorage(_ request: BillingV1.CheckStorageRequest, options: CallOptions = CallOptions()) async throws -> BillingV1.CheckStorageResponse {
             try await ClientCalls.unary(transport, OperationsMethods.checkStorage, request, BillingV1.CheckStorageResponse.self, options)
         }
+
+        public func listAudit(_ request: BillingV1.ListAuditRequest, options: CallOptions = CallOptions()) async throws -> BillingV1.ListAuditResponse {
+            try await ClientCalls.unary(transport, OperationsMethods.listAudit, request, BillingV1.ListAuditResponse.self, options)
+        }
     }
 }
 
@@ -38,6 +44,9 @@ extension BillingV1.OperationsService {
         [
             .unary(BillingV1.OperationsMethods.checkStorage, BillingV1.CheckStorageRequest.self) { request, context in
                 try await self.checkStorage(request, context: context)
+            },
+            .unary(BillingV1.OperationsMethods.listAudit, BillingV1.ListAuditRequest.self) { request, context in
+                try await self.listAudit(request, context: context)
             },
         ]
     }

@@ -39,6 +39,81 @@ extension BillingV1 {
             self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
         }
     }
+
+    public struct ListAuditRequest: ProtoMessage {
+        public static let protoName = "billing.v1.ListAuditRequest"
+
+        public var accountId: String = ""
+        /// Only the entries about this payment; empty for all of the account's.
+        public var paymentId: String = ""
+        /// Only entries written at or after this time; 0 for all.
+        public var sinceUnixMs: Int64 = 0
+        public var page: BillingV1.PageRequest? = nil
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
+
+    /// One change, by whom and through what, written in the change's own
+    /// transaction.
+    public struct AuditEntry: ProtoMessage {
+        public static let protoName = "billing.v1.AuditEntry"
+
+        /// Increasing in the order entries were written.
+        public var id: UInt64 = 0
+        public var accountId: String = ""
+        /// The payment the change concerns, if any.
+        public var paymentId: String = ""
+        /// The record changed: an account, payer, payment, method, order or
+        /// service id, or a ledger entry's key.
+        public var subject: String = ""
+        /// record.verb: payment.created, payment.paid, ledger.credit, method.updated, ...
+        public var action: String = ""
+        /// The particulars, for people.
+        public var detail: String = ""
+        /// Who: the caller's certificate principal (internal/NAME, account/ID,
+        /// operator/NAME), poller, webhook:stripe, webhook:paypal.
+        public var actor: String = ""
+        /// Through what: the RPC method (/billing.v1.Balance/CreateTopUp), poll,
+        /// POST /webhooks/stripe.
+        public var via: String = ""
+        public var atUnixMs: Int64 = 0
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
+
+    public struct ListAuditResponse: ProtoMessage {
+        public static let protoName = "billing.v1.ListAuditResponse"
+
+        /// Oldest first.
+        public var entries: [BillingV1.AuditEntry] = []
+        public var nextPageToken: String = ""
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
 }
 
 extension BillingV1.CheckStorageRequest: CBackedMessage {
@@ -77,5 +152,84 @@ extension BillingV1.CheckStorageResponse: CBackedMessage {
         ok = (m.ok != 0)
         problems = try CRead.strings(m.problems, count: m.n_problems, field: "problems")
         accountsChecked = m.accounts_checked
+    }
+}
+
+extension BillingV1.ListAuditRequest: CBackedMessage {
+    typealias CMessage = Billing__V1__ListAuditRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__list_audit_request__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__ListAuditRequest>, arena: CArena) throws {
+        c.pointee.account_id = try arena.string(accountId, field: "account_id")
+        c.pointee.payment_id = try arena.string(paymentId, field: "payment_id")
+        c.pointee.since_unix_ms = sinceUnixMs
+        if let page { c.pointee.page = try arena.message(page) }
+    }
+
+    init(c: UnsafePointer<Billing__V1__ListAuditRequest>) throws {
+        self.init()
+        let m = c.pointee
+        accountId = try CRead.string(m.account_id, field: "account_id")
+        paymentId = try CRead.string(m.payment_id, field: "payment_id")
+        sinceUnixMs = m.since_unix_ms
+        if let p = m.page { page = try .init(c: p) }
+    }
+}
+
+extension BillingV1.AuditEntry: CBackedMessage {
+    typealias CMessage = Billing__V1__AuditEntry
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__audit_entry__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__AuditEntry>, arena: CArena) throws {
+        c.pointee.id = id
+        c.pointee.account_id = try arena.string(accountId, field: "account_id")
+        c.pointee.payment_id = try arena.string(paymentId, field: "payment_id")
+        c.pointee.subject = try arena.string(subject, field: "subject")
+        c.pointee.action = try arena.string(action, field: "action")
+        c.pointee.detail = try arena.string(detail, field: "detail")
+        c.pointee.actor = try arena.string(actor, field: "actor")
+        c.pointee.via = try arena.string(via, field: "via")
+        c.pointee.at_unix_ms = atUnixMs
+    }
+
+    init(c: UnsafePointer<Billing__V1__AuditEntry>) throws {
+        self.init()
+        let m = c.pointee
+        id = m.id
+        accountId = try CRead.string(m.account_id, field: "account_id")
+        paymentId = try CRead.string(m.payment_id, field: "payment_id")
+        subject = try CRead.string(m.subject, field: "subject")
+        action = try CRead.string(m.action, field: "action")
+        detail = try CRead.string(m.detail, field: "detail")
+        actor = try CRead.string(m.actor, field: "actor")
+        via = try CRead.string(m.via, field: "via")
+        atUnixMs = m.at_unix_ms
+    }
+}
+
+extension BillingV1.ListAuditResponse: CBackedMessage {
+    typealias CMessage = Billing__V1__ListAuditResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__list_audit_response__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__ListAuditResponse>, arena: CArena) throws {
+        c.pointee.n_entries = entries.count
+        c.pointee.entries = try arena.messages(entries)
+        c.pointee.next_page_token = try arena.string(nextPageToken, field: "next_page_token")
+    }
+
+    init(c: UnsafePointer<Billing__V1__ListAuditResponse>) throws {
+        self.init()
+        let m = c.pointee
+        entries = try CRead.messages(m.entries, count: m.n_entries)
+        nextPageToken = try CRead.string(m.next_page_token, field: "next_page_token")
     }
 }

@@ -24,4 +24,53 @@ struct OperationsService: BillingV1.OperationsService {
             return response
         }
     }
+
+    func listAudit(
+        _ request: BillingV1.ListAuditRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.ListAuditResponse {
+        try await env.call(context) { auth in
+            try IDs.check(request.accountId, "account id")
+            try auth.require(.read, account: request.accountId)
+            if !request.paymentId.isEmpty { try IDs.check(request.paymentId, "payment id") }
+            guard request.sinceUnixMs >= 0 else {
+                throw BillingError.invalidArgument("since_unix_ms must not be negative")
+            }
+            _ = try await env.store.account(request.accountId)
+            let size = try ServiceEnvironment.pageSize(request.page?.pageSize ?? 0)
+            var query = AuditQuery(
+                accountID: request.accountId,
+                paymentID: request.paymentId.isEmpty ? nil : request.paymentId,
+                sinceMs: request.sinceUnixMs == 0 ? nil : request.sinceUnixMs,
+                limit: size
+            )
+            if let token = request.page?.pageToken, !token.isEmpty {
+                // The last entry's id, tied to its account.
+                let cursor = try PageToken(token)
+                guard cursor.id == request.accountId, cursor.sortKey > 0 else {
+                    throw BillingError.invalidArgument("page token is not one this server gave")
+                }
+                query.afterID = cursor.sortKey
+            }
+            let entries = try await env.store.auditTrail(query)
+            var response = BillingV1.ListAuditResponse()
+            response.entries = entries.map { record in
+                var entry = BillingV1.AuditEntry()
+                entry.id = UInt64(record.id)
+                entry.accountId = record.accountID
+                entry.paymentId = record.paymentID ?? ""
+                entry.subject = record.subject
+                entry.action = record.action
+                entry.detail = record.detail
+                entry.actor = record.who
+                entry.via = record.via
+                entry.atUnixMs = record.atMs
+                return entry
+            }
+            if entries.count == size, let last = entries.last {
+                response.nextPageToken = PageToken(sortKey: last.id, id: request.accountId).encoded
+            }
+            return response
+        }
+    }
 }

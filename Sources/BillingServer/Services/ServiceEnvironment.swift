@@ -14,13 +14,16 @@ struct ServiceEnvironment: Sendable {
     let logger: Logger
 
     /// Runs a call's body, mapping every error to its RPC status in one place
-    /// and logging the call with its request id.
+    /// and logging the call with its request id. What the call changes is
+    /// audited as its caller's (the certificate's principal) through its method.
     func call<T: Sendable>(_ context: ServerContext, _ body: (Authorization) async throws -> T) async throws -> T {
         var logger = self.logger
         logger[metadataKey: "method"] = "\(context.method)"
         if let requestID = context.requestID { logger[metadataKey: "request_id"] = "\(requestID.prefix(64))" }
+        let auth = Authorization(context)
+        let actor = AuditActor(who: auth.principal?.description ?? "no-role", via: "\(context.method)")
         do {
-            return try await body(Authorization(context))
+            return try await Audit.$actor.withValue(actor) { try await body(auth) }
         } catch {
             let status = ErrorMapping.status(error, logger: logger)
             logger.debug("call failed", metadata: ["code": "\(status.code)", "message": "\(status.message)"])

@@ -51,7 +51,12 @@ enum WebhookRoutes {
                     // A chunked body that grew past the limit.
                     return response(Answer(status: .contentTooLarge, message: "the body is over \(maxBodyBytes) bytes"))
                 }
-                return response(await route(Request(headers: request.headers, body: Array(body.readableBytesView))))
+                // What the delivery changes is audited as the payment system's.
+                let actor = AuditActor(who: "webhook:\(path.split(separator: "/").last ?? "")", via: "POST \(path)")
+                let answer = await Audit.$actor.withValue(actor) {
+                    await route(Request(headers: request.headers, body: Array(body.readableBytesView)))
+                }
+                return response(answer)
             }
             for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head, .options, .trace] {
                 router.on(RouterPath(path), method: method) { _, _ in

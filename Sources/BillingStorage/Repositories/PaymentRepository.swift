@@ -221,6 +221,20 @@ enum PaymentRepository {
     }
 
     /// When the next New payment is due (after its lease, if leased).
+    /// How many New payments are due for a check now, and since when the
+    /// oldest of them is.
+    static func backlog(_ db: Database, now: Int64) throws -> (due: Int, oldestDueMs: Int64?) {
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT COUNT(*) AS due, MIN(next_check_at_ms) AS oldest FROM payments
+                WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
+                """,
+            arguments: [now]
+        )
+        return (row?["due"] ?? 0, row?["oldest"])
+    }
+
     static func nextDue(_ db: Database) throws -> Int64? {
         try Int64.fetchOne(
             db,

@@ -154,6 +154,15 @@ static inline const ProtobufCMessageDescriptor *cbp_billing__v1__check_storage_r
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__check_storage_response__descriptor(void) {
     return &billing__v1__check_storage_response__descriptor;
 }
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__list_audit_request__descriptor(void) {
+    return &billing__v1__list_audit_request__descriptor;
+}
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__audit_entry__descriptor(void) {
+    return &billing__v1__audit_entry__descriptor;
+}
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__list_audit_response__descriptor(void) {
+    return &billing__v1__list_audit_response__descriptor;
+}
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__list_payers_request__descriptor(void) {
     return &billing__v1__list_payers_request__descriptor;
 }

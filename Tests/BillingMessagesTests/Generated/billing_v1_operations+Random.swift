@@ -17,3 +17,39 @@ extension BillingV1.CheckStorageResponse: RandomMessage {
         return m
     }
 }
+
+extension BillingV1.ListAuditRequest: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.accountId = g.string()
+        m.paymentId = g.string()
+        m.sinceUnixMs = g.next(Int64.self)
+        if depth < 4 && g.coin() { m.page = BillingV1.PageRequest.random(using: &g, depth: depth + 1) }
+        return m
+    }
+}
+
+extension BillingV1.AuditEntry: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.id = g.next(UInt64.self)
+        m.accountId = g.string()
+        m.paymentId = g.string()
+        m.subject = g.string()
+        m.action = g.string()
+        m.detail = g.string()
+        m.actor = g.string()
+        m.via = g.string()
+        m.atUnixMs = g.next(Int64.self)
+        return m
+    }
+}
+
+extension BillingV1.ListAuditResponse: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.entries = g.list(depth: depth) { g in BillingV1.AuditEntry.random(using: &g, depth: depth + 1) }
+        m.nextPageToken = g.string()
+        return m
+    }
+}

@@ -97,6 +97,141 @@ void   billing__v1__check_storage_response__free_unpacked
   assert(message->base.descriptor == &billing__v1__check_storage_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   billing__v1__list_audit_request__init
+                     (Billing__V1__ListAuditRequest         *message)
+{
+  static const Billing__V1__ListAuditRequest init_value = BILLING__V1__LIST_AUDIT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t billing__v1__list_audit_request__get_packed_size
+                     (const Billing__V1__ListAuditRequest *message)
+{
+  assert(message->base.descriptor == &billing__v1__list_audit_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__list_audit_request__pack
+                     (const Billing__V1__ListAuditRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__list_audit_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__list_audit_request__pack_to_buffer
+                     (const Billing__V1__ListAuditRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__list_audit_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__ListAuditRequest *
+       billing__v1__list_audit_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__ListAuditRequest *)
+     protobuf_c_message_unpack (&billing__v1__list_audit_request__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__list_audit_request__free_unpacked
+                     (Billing__V1__ListAuditRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__list_audit_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   billing__v1__audit_entry__init
+                     (Billing__V1__AuditEntry         *message)
+{
+  static const Billing__V1__AuditEntry init_value = BILLING__V1__AUDIT_ENTRY__INIT;
+  *message = init_value;
+}
+size_t billing__v1__audit_entry__get_packed_size
+                     (const Billing__V1__AuditEntry *message)
+{
+  assert(message->base.descriptor == &billing__v1__audit_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__audit_entry__pack
+                     (const Billing__V1__AuditEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__audit_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__audit_entry__pack_to_buffer
+                     (const Billing__V1__AuditEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__audit_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__AuditEntry *
+       billing__v1__audit_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__AuditEntry *)
+     protobuf_c_message_unpack (&billing__v1__audit_entry__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__audit_entry__free_unpacked
+                     (Billing__V1__AuditEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__audit_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   billing__v1__list_audit_response__init
+                     (Billing__V1__ListAuditResponse         *message)
+{
+  static const Billing__V1__ListAuditResponse init_value = BILLING__V1__LIST_AUDIT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t billing__v1__list_audit_response__get_packed_size
+                     (const Billing__V1__ListAuditResponse *message)
+{
+  assert(message->base.descriptor == &billing__v1__list_audit_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__list_audit_response__pack
+                     (const Billing__V1__ListAuditResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__list_audit_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__list_audit_response__pack_to_buffer
+                     (const Billing__V1__ListAuditResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__list_audit_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__ListAuditResponse *
+       billing__v1__list_audit_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__ListAuditResponse *)
+     protobuf_c_message_unpack (&billing__v1__list_audit_response__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__list_audit_response__free_unpacked
+                     (Billing__V1__ListAuditResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__list_audit_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 #define billing__v1__check_storage_request__field_descriptors NULL
 #define billing__v1__check_storage_request__field_indices_by_name NULL
 #define billing__v1__check_storage_request__number_ranges NULL
@@ -179,12 +314,284 @@ const ProtobufCMessageDescriptor billing__v1__check_storage_response__descriptor
   (ProtobufCMessageInit) billing__v1__check_storage_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor billing__v1__operations__method_descriptors[1] =
+static const ProtobufCFieldDescriptor billing__v1__list_audit_request__field_descriptors[4] =
+{
+  {
+    "account_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__ListAuditRequest, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payment_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__ListAuditRequest, payment_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "since_unix_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__ListAuditRequest, since_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__ListAuditRequest, page),
+    &billing__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__list_audit_request__field_indices_by_name[] = {
+  0,   /* field[0] = account_id */
+  3,   /* field[3] = page */
+  1,   /* field[1] = payment_id */
+  2,   /* field[2] = since_unix_ms */
+};
+static const ProtobufCIntRange billing__v1__list_audit_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor billing__v1__list_audit_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.ListAuditRequest",
+  "ListAuditRequest",
+  "Billing__V1__ListAuditRequest",
+  "billing.v1",
+  sizeof(Billing__V1__ListAuditRequest),
+  4,
+  billing__v1__list_audit_request__field_descriptors,
+  billing__v1__list_audit_request__field_indices_by_name,
+  1,  billing__v1__list_audit_request__number_ranges,
+  (ProtobufCMessageInit) billing__v1__list_audit_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor billing__v1__audit_entry__field_descriptors[9] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AuditEntry, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AuditEntry, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payment_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AuditEntry, payment_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AuditEntry, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "action",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AuditEntry, action),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AuditEntry, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AuditEntry, actor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "via",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AuditEntry, via),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "at_unix_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AuditEntry, at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__audit_entry__field_indices_by_name[] = {
+  1,   /* field[1] = account_id */
+  4,   /* field[4] = action */
+  6,   /* field[6] = actor */
+  8,   /* field[8] = at_unix_ms */
+  5,   /* field[5] = detail */
+  0,   /* field[0] = id */
+  2,   /* field[2] = payment_id */
+  3,   /* field[3] = subject */
+  7,   /* field[7] = via */
+};
+static const ProtobufCIntRange billing__v1__audit_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor billing__v1__audit_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.AuditEntry",
+  "AuditEntry",
+  "Billing__V1__AuditEntry",
+  "billing.v1",
+  sizeof(Billing__V1__AuditEntry),
+  9,
+  billing__v1__audit_entry__field_descriptors,
+  billing__v1__audit_entry__field_indices_by_name,
+  1,  billing__v1__audit_entry__number_ranges,
+  (ProtobufCMessageInit) billing__v1__audit_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor billing__v1__list_audit_response__field_descriptors[2] =
+{
+  {
+    "entries",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Billing__V1__ListAuditResponse, n_entries),
+    offsetof(Billing__V1__ListAuditResponse, entries),
+    &billing__v1__audit_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__ListAuditResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__list_audit_response__field_indices_by_name[] = {
+  0,   /* field[0] = entries */
+  1,   /* field[1] = next_page_token */
+};
+static const ProtobufCIntRange billing__v1__list_audit_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor billing__v1__list_audit_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.ListAuditResponse",
+  "ListAuditResponse",
+  "Billing__V1__ListAuditResponse",
+  "billing.v1",
+  sizeof(Billing__V1__ListAuditResponse),
+  2,
+  billing__v1__list_audit_response__field_descriptors,
+  billing__v1__list_audit_response__field_indices_by_name,
+  1,  billing__v1__list_audit_response__number_ranges,
+  (ProtobufCMessageInit) billing__v1__list_audit_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor billing__v1__operations__method_descriptors[2] =
 {
   { "CheckStorage", &billing__v1__check_storage_request__descriptor, &billing__v1__check_storage_response__descriptor },
+  { "ListAudit", &billing__v1__list_audit_request__descriptor, &billing__v1__list_audit_response__descriptor },
 };
 const unsigned billing__v1__operations__method_indices_by_name[] = {
-  0         /* CheckStorage */
+  0,        /* CheckStorage */
+  1         /* ListAudit */
 };
 const ProtobufCServiceDescriptor billing__v1__operations__descriptor =
 {
@@ -193,7 +600,7 @@ const ProtobufCServiceDescriptor billing__v1__operations__descriptor =
   "Operations",
   "Billing__V1__Operations",
   "billing.v1",
-  1,
+  2,
   billing__v1__operations__method_descriptors,
   billing__v1__operations__method_indices_by_name
 };
@@ -204,6 +611,14 @@ void billing__v1__operations__check_storage(ProtobufCService *service,
 {
   assert(service->descriptor == &billing__v1__operations__descriptor);
   service->invoke(service, 0, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void billing__v1__operations__list_audit(ProtobufCService *service,
+                                         const Billing__V1__ListAuditRequest *input,
+                                         Billing__V1__ListAuditResponse_Closure closure,
+                                         void *closure_data)
+{
+  assert(service->descriptor == &billing__v1__operations__descriptor);
+  service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void billing__v1__operations__init (Billing__V1__Operations_Service *service,
                                     Billing__V1__Operations_ServiceDestroy destroy)
