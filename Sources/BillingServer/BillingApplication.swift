@@ -37,6 +37,7 @@ public final class BillingApplication: Sendable {
     public let metricsPort: Int?
     /// The event hub: ending it ends every watch (at shutdown).
     let hub: EventHub
+    private let reloader: Reloader
     private let group: ServiceGroup
     private let running: Task<Void, any Error>
     private let logger: Logger
@@ -53,6 +54,7 @@ public final class BillingApplication: Sendable {
         webhookPort: Int?,
         metricsPort: Int?,
         hub: EventHub,
+        reloader: Reloader,
         group: ServiceGroup,
         running: Task<Void, any Error>,
         logger: Logger
@@ -65,6 +67,7 @@ public final class BillingApplication: Sendable {
         self.webhookPort = webhookPort
         self.metricsPort = metricsPort
         self.hub = hub
+        self.reloader = reloader
         self.group = group
         self.running = running
         self.logger = logger
@@ -139,6 +142,8 @@ public final class BillingApplication: Sendable {
                 providers[.sandbox] = provider
             }
             var paypalProvider: PayPalProvider?
+            var stripeProvider: StripeProvider?
+            var stripeWebhook: StripeWebhook?
             if configuration.stripe.enabled {
                 var stripe = StripeProvider.Configuration(
                     secretKey: try BillingConfiguration.secret(
@@ -151,7 +156,8 @@ public final class BillingApplication: Sendable {
                 stripe.timeout = .seconds(configuration.stripe.timeoutSeconds)
                 stripe.paymentTimeToLive = .seconds(configuration.stripe.paymentTimeToLiveSeconds)
                 stripe.paymentMethodTypes = configuration.stripe.paymentMethodTypes
-                providers[.stripe] = StripeProvider(stripe)
+                stripeProvider = StripeProvider(stripe)
+                providers[.stripe] = stripeProvider
                 logger.info("Stripe enabled", metadata: ["base_url": "\(configuration.stripe.baseURL)"])
             }
             if configuration.paypal.enabled {
@@ -219,6 +225,7 @@ public final class BillingApplication: Sendable {
                             what: "Stripe webhook signing secret"
                         )
                     )
+                    stripeWebhook = stripe
                     routes["/webhooks/stripe"] = stripe.route(
                         flows: flows,
                         provider: providers[.stripe] as? StripeProvider,
@@ -282,6 +289,14 @@ public final class BillingApplication: Sendable {
                 metrics: metrics
             )
 
+            let reloader = Reloader(
+                configuration: configuration,
+                server: rpc,
+                stripe: stripeProvider,
+                stripeWebhook: stripeWebhook,
+                paypal: paypalProvider,
+                logger: logger
+            )
             // Started in this order, stopped in the reverse one.
             var parts: [any Service] = []
             if let sandboxPages { parts.append(sandboxPages.application) }
@@ -292,7 +307,7 @@ public final class BillingApplication: Sendable {
             if let reloadSignal {
                 // Trapped before the start returns: a SIGHUP from then on reloads, never kills.
                 let hangups = await UnixSignalsSequence(trapping: reloadSignal)
-                parts.append(ReloadOnSignal(signals: hangups) { reloadTLS(configuration, server: rpc, logger: logger) })
+                parts.append(ReloadOnSignal(signals: hangups) { await reloader.reload() })
             }
             parts.append(EventHubPart(hub: hub))
             parts.append(HealthAnnouncement(health: health, logger: logger))
@@ -367,6 +382,7 @@ public final class BillingApplication: Sendable {
                 webhookPort: webhookPort,
                 metricsPort: metricsPort,
                 hub: hub,
+                reloader: reloader,
                 group: group,
                 running: running,
                 logger: logger
@@ -409,6 +425,14 @@ public final class BillingApplication: Sendable {
             throw BillingError.notFound("no database at \(path)")
         }
         return try await SQLiteStore.backup(databaseAt: path, to: destination)
+    }
+
+    /// What SIGHUP does: the TLS files and the payment systems' secrets read
+    /// again (`Reloader`). True when everything reloaded; what failed keeps
+    /// its current value and is logged.
+    @discardableResult
+    public func reload() async -> Bool {
+        await reloader.reload()
     }
 
     /// Reads the TLS certificate, key and client CA again (the files the
@@ -467,5 +491,71 @@ public final class BillingApplication: Sendable {
         limits.idleTimeout = .seconds(configuration.limits.idleTimeoutSeconds)
         limits.streamWriteTimeout = .seconds(configuration.limits.streamWriteTimeoutSeconds)
         return limits
+    }
+}
+
+/// What a reload (SIGHUP) reads again: the TLS certificate, key and client
+/// CA (for new connections), and the payment systems' secrets from their
+/// files (Stripe's secret key and webhook signing secret, PayPal's client
+/// secret; an environment variable cannot change under a running process).
+/// Each part that fails keeps its current value and is logged; no secret's
+/// value is ever logged.
+struct Reloader: Sendable {
+    let configuration: BillingConfiguration
+    let server: TTRPCServer
+    let stripe: StripeProvider?
+    let stripeWebhook: StripeWebhook?
+    let paypal: PayPalProvider?
+    let logger: Logger
+
+    @discardableResult
+    func reload() async -> Bool {
+        var succeeded = BillingApplication.reloadTLS(configuration, server: server, logger: logger)
+        var changed: [String] = []
+        func read(_ file: String, _ environment: String, _ what: String) -> String? {
+            do {
+                return try BillingConfiguration.secret(file: file, environment: environment, what: what)
+            } catch {
+                logger.error("\(what) reload failed; the current one stays in use", metadata: ["error": "\(error)"])
+                succeeded = false
+                return nil
+            }
+        }
+        if let stripe,
+            let key = read(
+                configuration.stripe.secretKeyFile,
+                configuration.stripe.secretKeyEnvironment,
+                "Stripe secret key"
+            ),
+            stripe.secretKey.replace(with: key)
+        {
+            changed.append("Stripe secret key")
+        }
+        if let stripeWebhook,
+            let secret = read(
+                configuration.stripe.webhookSecretFile,
+                configuration.stripe.webhookSecretEnvironment,
+                "Stripe webhook signing secret"
+            ),
+            stripeWebhook.secret.replace(with: secret)
+        {
+            changed.append("Stripe webhook signing secret")
+        }
+        if let paypal,
+            let secret = read(
+                configuration.paypal.clientSecretFile,
+                configuration.paypal.clientSecretEnvironment,
+                "PayPal client secret"
+            )
+        {
+            if await paypal.replaceClientSecret(secret) { changed.append("PayPal client secret") }
+        }
+        if !changed.isEmpty {
+            logger.notice(
+                "payment-system secrets reloaded",
+                metadata: ["changed": "\(changed.joined(separator: ", "))"]
+            )
+        }
+        return succeeded
     }
 }

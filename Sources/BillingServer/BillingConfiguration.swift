@@ -474,6 +474,17 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         environment: [String: String]? = nil
     ) throws(ConfigurationError) -> String {
         let environment = environment ?? ProcessInfo.processInfo.environment
+        // Keys and secrets are short printable tokens: anything else (a
+        // space, a line break, a control character) would end up inside an
+        // HTTP header, so it is refused, as is a file too large to be one.
+        func checked(_ secret: String, from source: String) throws(ConfigurationError) -> String {
+            guard secret.utf8.count <= 4096, secret.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+                throw ConfigurationError(
+                    problems: ["the \(what) in \(source) is not one token of printable ASCII (at most 4 KiB)"]
+                )
+            }
+            return secret
+        }
         if !file.isEmpty {
             guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8)
             else {
@@ -481,12 +492,12 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             }
             let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !secret.isEmpty else { throw ConfigurationError(problems: ["the \(what) file \(file) is empty"]) }
-            return secret
+            return try checked(secret, from: "file \(file)")
         }
         guard let secret = environment[name], !secret.isEmpty else {
             throw ConfigurationError(problems: ["\(what) missing: set \(name) or give a key file"])
         }
-        return secret
+        return try checked(secret, from: "\(name)")
     }
 
     private static func isProviderURL(_ url: String) -> Bool {

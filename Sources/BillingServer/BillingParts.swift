@@ -54,10 +54,10 @@ struct EventHubPart: Service {
 /// Reloads on a signal (SIGHUP for billingd) until shutdown.
 struct ReloadOnSignal: Service {
     let signals: UnixSignalsSequence
-    let reload: @Sendable () -> Void
+    let reload: @Sendable () async -> Bool
 
     func run() async {
-        for await _ in signals.cancelOnGracefulShutdown() { reload() }
+        for await _ in signals.cancelOnGracefulShutdown() { _ = await reload() }
     }
 }
 

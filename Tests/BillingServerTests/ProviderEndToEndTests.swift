@@ -169,6 +169,51 @@ import Testing
         fakes.stop()
     }
 
+    @Test func aReloadRotatesThePaymentSystemsSecrets() async throws {
+        let fakes = try await fakes()
+        // billingd starts with credentials both payment systems refuse.
+        try "sk_live_revoked\n".write(toFile: "\(fakes.secrets)/stripe", atomically: true, encoding: .utf8)
+        try "revoked\n".write(toFile: "\(fakes.secrets)/paypal", atomically: true, encoding: .utf8)
+        let f = try await billingd(fakes)
+        let (account, payer) = try await f.account("acc-rotate")
+        let client = try f.clients("internal")
+        func topUp(_ system: BillingV1.PaymentSystem) async throws -> BillingV1.CreateTopUpResponse {
+            try await client.balance.createTopUp(
+                topUpRequest(account: account.id, payer: payer.id, minor: 25_00, option: .system(system))
+            )
+        }
+        await #expect(throws: RPCError.self) { _ = try await topUp(.stripe) }
+        await #expect(throws: RPCError.self) { _ = try await topUp(.paypal) }
+
+        // The operator puts the right ones in the files and reloads (SIGHUP).
+        try "\(FakeProvider.stripeSecretKey)\n".write(
+            toFile: "\(fakes.secrets)/stripe",
+            atomically: true,
+            encoding: .utf8
+        )
+        try "\(FakeProvider.paypalClientSecret)\n".write(
+            toFile: "\(fakes.secrets)/paypal",
+            atomically: true,
+            encoding: .utf8
+        )
+        #expect(await f.application.reload())
+        let stripe = try await topUp(.stripe)
+        #expect(stripe.payment?.status == .new && !stripe.redirectUrl.isEmpty)
+        let paypal = try await topUp(.paypal)
+        #expect(paypal.payment?.status == .new && !paypal.redirectUrl.isEmpty)
+
+        // A reload that cannot read a secret (file gone, or not one token) keeps the current one.
+        try FileManager.default.removeItem(atPath: "\(fakes.secrets)/stripe")
+        try "two\nlines\n".write(toFile: "\(fakes.secrets)/paypal", atomically: true, encoding: .utf8)
+        #expect(await f.application.reload() == false)
+        #expect(try await topUp(.stripe).payment?.status == .new)
+        #expect(try await topUp(.paypal).payment?.status == .new)
+        #expect(try await fakes.stripe.problems() == [])
+        #expect(try await fakes.paypal.problems() == [])
+        await f.stop()
+        fakes.stop()
+    }
+
     @Test func oneStripeCustomerPerPayerMadeOnce() async throws {
         let fakes = try await fakes()
         let f = try await billingd(fakes)

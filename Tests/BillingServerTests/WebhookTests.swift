@@ -135,6 +135,17 @@ import FoundationNetworking
         #expect(try await deliver("whsec_billingd_test") == 200, "Stripe delivers again: harmless")
         let balance = try json(try await f.billing(["balance", "--account", "acc-hook", "--json"]).stdout)
         #expect((balance["balance"] as? [String: Any])?["amount_minor_units"] as? Int == 40_00, "credited once")
+        // The audit trail names the payment system's webhook as who paid it.
+        var audit = BillingV1.ListAuditRequest()
+        audit.accountId = "acc-hook"
+        audit.paymentId = id
+        let trail = try await BillingV1.OperationsClient(transport: try f.transport("internal")).listAudit(audit)
+        #expect(
+            trail.entries.contains {
+                $0.action == "payment.paid" && $0.actor == "webhook:stripe" && $0.via == "POST /webhooks/stripe"
+            },
+            "\(trail.entries)"
+        )
 
         // Not a webhook route, not a POST, too big (refused from its header, before any body).
         #expect(try await Self.post("http://127.0.0.1:\(port)/webhooks/paypal", body: Data("{}".utf8)) == 404)
@@ -197,6 +208,17 @@ import FoundationNetworking
         notifications.accountId = "acc-hook"
         let titles = try await f.clients("internal").balance.listNotifications(notifications).notifications.map(\.title)
         #expect(titles == ["Dispute resolved", "Payment disputed", "Payment refunded"], "\(titles)")
+
+        // The signing secret rotated at Stripe and in its file: a reload (SIGHUP) takes it.
+        try "whsec_rotated\n".write(toFile: secrets + "-whsec", atomically: true, encoding: .utf8)
+        #expect(try await deliver("whsec_rotated") == 400, "not before the reload")
+        #expect(await f.application.reload())
+        #expect(try await deliver("whsec_rotated") == 200)
+        #expect(try await deliver("whsec_billingd_test") == 400, "the old secret no longer signs")
+        // A rotation gone wrong (the file emptied) keeps the current secret.
+        try "\n".write(toFile: secrets + "-whsec", atomically: true, encoding: .utf8)
+        #expect(await f.application.reload() == false)
+        #expect(try await deliver("whsec_rotated") == 200)
         #expect(try await fake.problems() == [])
         await f.stop()
     }

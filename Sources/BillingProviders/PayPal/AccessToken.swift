@@ -13,6 +13,11 @@ actor AccessToken {
         return try await renew(fetch, replacing: token)
     }
 
+    /// The credentials changed: the next call fetches a new token.
+    func forget() {
+        token = nil
+    }
+
     /// A new token, unless another caller already replaced `stale`.
     func renew(_ fetch: @escaping Fetch, replacing stale: String?) async throws(ProviderError) -> String {
         if let token, token != stale, ContinuousClock.now < renewAt { return token }

@@ -43,11 +43,23 @@ public final class PayPalProvider: PaymentProvider {
     private let configuration: Configuration
     private let http: ProviderHTTP
     private let token: AccessToken
+    private let clientSecret: Secret
 
     public init(_ configuration: Configuration) {
         self.configuration = configuration
         http = ProviderHTTP(timeout: configuration.timeout)
         token = AccessToken()
+        clientSecret = Secret(configuration.clientSecret)
+    }
+
+    /// The client secret rotated (a reload): the next call fetches a token
+    /// with it rather than using one got with the old secret.
+    /// True when it changed.
+    @discardableResult
+    public func replaceClientSecret(_ secret: String) async -> Bool {
+        guard clientSecret.replace(with: secret) else { return false }
+        await token.forget()
+        return true
     }
 
     // MARK: PaymentProvider
@@ -473,7 +485,7 @@ public final class PayPalProvider: PaymentProvider {
         }
         var request = URLRequest(url: url)
         request.httpMethod = "POST"
-        let credentials = Data("\(configuration.clientID):\(configuration.clientSecret)".utf8).base64EncodedString()
+        let credentials = Data("\(configuration.clientID):\(clientSecret.value)".utf8).base64EncodedString()
         request.setValue("Basic \(credentials)", forHTTPHeaderField: "Authorization")
         request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
         request.httpBody = FormEncoding.encode([("grant_type", "client_credentials")])

@@ -39,10 +39,13 @@ public final class StripeProvider: PaymentProvider {
     public var paymentTimeToLive: Duration { configuration.paymentTimeToLive }
     private let configuration: Configuration
     private let http: ProviderHTTP
+    /// `configuration.secretKey` at start, then whatever a reload set.
+    public let secretKey: Secret
 
     public init(_ configuration: Configuration) {
         self.configuration = configuration
         http = ProviderHTTP(timeout: configuration.timeout)
+        secretKey = Secret(configuration.secretKey)
     }
 
     // MARK: PaymentProvider
@@ -490,7 +493,7 @@ public final class StripeProvider: PaymentProvider {
         }
         var request = URLRequest(url: url)
         request.httpMethod = method
-        request.setValue("Bearer \(configuration.secretKey)", forHTTPHeaderField: "Authorization")
+        request.setValue("Bearer \(secretKey.value)", forHTTPHeaderField: "Authorization")
         request.setValue("2023-08-16", forHTTPHeaderField: "Stripe-Version")
         if let idempotencyKey { request.setValue(idempotencyKey, forHTTPHeaderField: "Idempotency-Key") }
         if let form {

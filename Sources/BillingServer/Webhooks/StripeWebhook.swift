@@ -42,11 +42,12 @@ public struct StripeWebhook: Sendable {
         public var paymentIntent: String? = nil
     }
 
-    let secret: [UInt8]
+    /// The signing secret (whsec_…); a reload may replace it.
+    let secret: Secret
     var tolerance: Duration = .seconds(300)
 
     public init(secret: String) {
-        self.secret = Array(secret.utf8)
+        self.secret = Secret(secret)
     }
 
     /// The event, if the signature holds for this body at `now` (seconds since the epoch).
@@ -75,7 +76,10 @@ public struct StripeWebhook: Sendable {
         guard !overflow, skew.magnitude <= tolerance.components.seconds.magnitude else {
             throw .stale(seconds: overflow ? (timestamp < 0 ? Int64.max : Int64.min) : skew)
         }
-        let expected = MessageAuthentication.sha256(key: secret, message: Array("\(timestamp).".utf8) + body)
+        let expected = MessageAuthentication.sha256(
+            key: Array(secret.value.utf8),
+            message: Array("\(timestamp).".utf8) + body
+        )
         guard signatures.contains(where: { MessageAuthentication.constantTimeEqual($0, expected) }) else {
             throw .mismatch
         }
