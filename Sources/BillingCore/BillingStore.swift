@@ -76,6 +76,17 @@ public protocol BillingStore: Sendable {
     func nextCheckDue() async throws(BillingError) -> Int64?
     func pollerBacklog() async throws(BillingError) -> (due: Int, oldestDueMs: Int64?)
     func latestSequence() async throws(BillingError) -> UInt64
+    /// Reconciliation's reads: payments of a system in a period, our payers'
+    /// customers there, the methods we hold usable there.
+    func paymentsToReconcile(
+        system: PaymentSystem,
+        fromMs: Int64,
+        toMs: Int64,
+        limit: Int
+    ) async throws(BillingError)
+        -> [Payment]
+    func customers(system: PaymentSystem) async throws(BillingError) -> [String]
+    func usableMethodReferences(system: PaymentSystem) async throws(BillingError) -> Set<String>
     /// A page of an account's audit trail, oldest first.
     func auditTrail(_ query: AuditQuery) async throws(BillingError) -> [AuditRecord]
     func eventBacklog(after sequence: UInt64, accountID: String?) async throws(BillingError) -> Int

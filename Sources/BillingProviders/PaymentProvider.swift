@@ -43,6 +43,20 @@ public protocol PaymentProvider: Sendable {
     /// Every refund, chargeback and dispute won of a Paid payment the payment
     /// system knows of now, each with its own id (billingd records each once).
     func reversals(of payment: Payment) async throws(ProviderError) -> [ProviderReversal]
+
+    // MARK: Reconciliation: reads only (nothing is created, captured or expired)
+
+    /// What the payment system holds for this payment now; nil when it has
+    /// nothing (never started, or forgotten).
+    func record(of payment: Payment) async throws(ProviderError) -> Reconciliation.Record?
+
+    /// Every payment the system took (paid) in [fromMs, toMs) that names one
+    /// of our payment ids; nil when the system cannot list them.
+    func takenPayments(fromMs: Int64, toMs: Int64) async throws(ProviderError) -> [Reconciliation.Record]?
+
+    /// The methods saved there for these customers of ours (Stripe's cus_…),
+    /// as billingd stores their references; nil when the system cannot list them.
+    func savedMethods(customers: [String]) async throws(ProviderError) -> [String]?
 }
 
 /// Money taken back (or given back) at the payment system, as it reports it.

@@ -178,13 +178,14 @@ public final class BillingApplication: Sendable {
                 logger.info("PayPal enabled", metadata: ["base_url": "\(configuration.paypal.baseURL)"])
             }
 
+            let registry = ProviderRegistry(
+                providers: metrics.map { metrics in
+                    providers.mapValues { MeasuredProvider(base: $0, metrics: metrics) }
+                } ?? providers
+            )
             let flows = PaymentFlows(
                 store: store,
-                providers: ProviderRegistry(
-                    providers: metrics.map { metrics in
-                        providers.mapValues { MeasuredProvider(base: $0, metrics: metrics) }
-                    } ?? providers
-                ),
+                providers: registry,
                 clock: clock,
                 settings: PaymentFlows.Settings(
                     unstartedGrace: .seconds(configuration.poller.unstartedPaymentGraceSeconds),
@@ -204,6 +205,8 @@ public final class BillingApplication: Sendable {
                     maxLag: configuration.limits.maxSubscriberLagEvents,
                     metrics: metrics
                 ),
+                reconciler: Reconciler(store: store, providers: registry),
+                clock: clock,
                 logger: logger
             )
             let health = HealthService(services: [

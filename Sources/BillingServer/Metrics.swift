@@ -240,4 +240,20 @@ struct MeasuredProvider: PaymentProvider {
     func reversals(of payment: Payment) async throws(ProviderError) -> [ProviderReversal] {
         try await measure("reversals") { () async throws(ProviderError) in try await base.reversals(of: payment) }
     }
+
+    func record(of payment: Payment) async throws(ProviderError) -> Reconciliation.Record? {
+        try await measure("record") { () async throws(ProviderError) in try await base.record(of: payment) }
+    }
+
+    func takenPayments(fromMs: Int64, toMs: Int64) async throws(ProviderError) -> [Reconciliation.Record]? {
+        try await measure("taken_payments") { () async throws(ProviderError) in
+            try await base.takenPayments(fromMs: fromMs, toMs: toMs)
+        }
+    }
+
+    func savedMethods(customers: [String]) async throws(ProviderError) -> [String]? {
+        try await measure("saved_methods") { () async throws(ProviderError) in
+            try await base.savedMethods(customers: customers)
+        }
+    }
 }

@@ -31,7 +31,7 @@ struct BillingCLI: AsyncParsableCommand {
             Doctor.self, BalanceCommand.self, Options.self, TopUp.self, Payments.self, PaymentCommand.self,
             Notifications.self,
             Methods.self, Payers.self, Renewals.self, Migration.self, Invoice.self, Watch.self, Accounts.self,
-            Audit.self,
+            Audit.self, Reconcile.self,
         ]
     )
 }

@@ -77,6 +77,14 @@ final class ScriptedProvider: PaymentProvider {
     func removeMethod(_ method: PaymentMethod) async throws(ProviderError) {}
 
     func reversals(of payment: Payment) async throws(ProviderError) -> [ProviderReversal] { [] }
+
+    func record(of payment: Payment) async throws(ProviderError) -> Reconciliation.Record? {
+        throw .unavailable("the poller tests do not reconcile")
+    }
+
+    func takenPayments(fromMs: Int64, toMs: Int64) async throws(ProviderError) -> [Reconciliation.Record]? { nil }
+
+    func savedMethods(customers: [String]) async throws(ProviderError) -> [String]? { nil }
 }
 
 @Suite struct PollerTests {

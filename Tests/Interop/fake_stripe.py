@@ -29,6 +29,11 @@ Test controls (never part of Stripe's API), under /_fake/:
   POST /_fake/webhook?…&intent=<pi>&type=charge.refunded|charge.dispute.created|…   an event about the charge or dispute
   GET  /v1/payment_intents/search?query=metadata['payment_id']:'ID', GET /v1/refunds?payment_intent=,
   GET  /v1/disputes?payment_intent=      (not in the vendor description: served as Stripe documents them, unvalidated)
+  GET  /v1/payment_intents?created[gte]=&created[lt]=&limit=&starting_after=, GET /v1/payment_methods?customer=
+                                         (Stripe's list calls, not in the vendor description either; unvalidated)
+  POST /_fake/tamper/sessions|intents/<id>?field=value…   sets fields of a stored object (planted disagreements)
+  POST /_fake/intents/orphan?payment_id=P&amount=N       a succeeded PaymentIntent naming a payment billingd never made
+  POST /_fake/methods/attach?customer=cus_…              a card saved for that customer outside billingd
   GET  /_fake/charges (every PaymentIntent that took money), /_fake/sessions
 and the shared ones of fakeprovider.py (fail, malformed, delay, problems, requests).
 
@@ -124,6 +129,8 @@ def fixture(kind, **overrides):
 ROUTES = [
     # Not in the vendor description: served after Stripe's published behaviour, unvalidated.
     ("GET", "/v1/payment_intents/search", "/v1/payment_intents/search"),
+    ("GET", "/v1/payment_intents", "/v1/payment_intents (list)"),
+    ("GET", "/v1/payment_methods", "/v1/payment_methods (list)"),
     ("GET", "/v1/refunds", "/v1/refunds"),
     ("GET", "/v1/disputes", "/v1/disputes"),
     ("POST", "/v1/customers", "/v1/customers"),
@@ -205,7 +212,8 @@ def api(method, template, args, body, query, headers):
     if template == "/v1/payment_intents":
         pm = body.get("payment_method")
         intent = fixture("payment_intent", id=FAKE.next_id("pi"), amount=body["amount"], currency=body["currency"],
-                         customer=body.get("customer"), payment_method=pm, metadata=body.get("metadata", {}))
+                         customer=body.get("customer"), payment_method=pm, metadata=body.get("metadata", {}),
+                         created=int(time.time()))
         if pm not in STATE["methods"] or STATE["methods"][pm].get("customer") is None:
             return error(400, "invalid_request_error", "No such PaymentMethod: '%s'" % pm, "resource_missing")
         if pm in STATE["declined"]:
@@ -234,6 +242,28 @@ def api(method, template, args, body, query, headers):
         items = STATE["refunds"] if template == "/v1/refunds" else list(STATE["disputes"].values())
         found = [item for item in items if item["payment_intent"] == intent]
         return 200, {"object": "list", "data": found, "has_more": False, "url": template}
+    if template in ("/v1/payment_intents (list)", "/v1/payment_methods (list)"):
+        # Stripe's list calls: newest first, ?limit (at most 100), ?starting_after, has_more.
+        if template == "/v1/payment_intents (list)":
+            low = int((query.get("created[gte]") or ["0"])[0])
+            high = int((query.get("created[lt]") or [str(2 ** 62)])[0])
+            items = [i for i in STATE["intents"].values() if low <= i.get("created", 0) < high]
+        else:
+            customer = (query.get("customer") or [None])[0]
+            if customer is None:
+                return error(400, "invalid_request_error", "customer is required here")
+            items = [m for m in STATE["methods"].values() if m.get("customer") == customer]
+        items.sort(key=lambda item: (item.get("created", 0), item["id"]), reverse=True)
+        after = (query.get("starting_after") or [None])[0]
+        if after is not None:
+            ids = [item["id"] for item in items]
+            if after not in ids:
+                return error(400, "invalid_request_error", "No such object: '%s'" % after, "resource_missing")
+            items = items[ids.index(after) + 1:]
+        limit = int((query.get("limit") or ["10"])[0])
+        if not 1 <= limit <= 100:
+            return error(400, "invalid_request_error", "limit must be between 1 and 100")
+        return 200, {"object": "list", "data": items[:limit], "has_more": len(items) > limit, "url": template.split(" ")[0]}
     if template == "/v1/payment_intents/{intent}":
         intent = STATE["intents"].get(args[0])
         return (200, intent) if intent else error(404, "invalid_request_error", "No such payment_intent", "resource_missing")
@@ -272,7 +302,7 @@ def control(parts, query):
             later = query.get("later") == ["1"] or bank
             intent = fixture("payment_intent", id=FAKE.next_id("pi"), status="processing" if later else "succeeded",
                              amount=session["amount_total"], currency=session["currency"], customer=session.get("customer"),
-                             payment_method=pm, metadata=session.get("intent_metadata", {}))
+                             payment_method=pm, metadata=session.get("intent_metadata", {}), created=int(time.time()))
             if bank:
                 intent.update(status="requires_action", next_action={"type": "verify_with_microdeposits"})
             STATE["intents"][intent["id"]] = intent
@@ -332,6 +362,29 @@ def control(parts, query):
         return 200, {}
     if parts[:1] == ["charges"]:
         return 200, STATE["charges"]
+    if parts[:1] == ["tamper"] and len(parts) == 3 and parts[1] in ("sessions", "intents"):
+        # Reconciliation tests plant disagreements: set fields of a stored session or intent.
+        record = STATE[parts[1]].get(parts[2])
+        if record is None:
+            return 404, {"error": "no such %s" % parts[1]}
+        for key, values in query.items():
+            record[key] = int(values[0]) if values[0].lstrip("-").isdigit() else values[0]
+        return 200, record
+    if parts == ["intents", "orphan"]:
+        # Money taken naming a payment id billingd never made.
+        intent = fixture("payment_intent", id=FAKE.next_id("pi"), status="succeeded", created=int(time.time()),
+                         amount=int(query.get("amount", ["500"])[0]), currency=query.get("currency", ["usd"])[0],
+                         metadata={"payment_id": query.get("payment_id", ["pay_ghost"])[0]})
+        STATE["intents"][intent["id"]] = intent
+        STATE["charges"].append(intent["id"])
+        return 200, intent
+    if parts == ["methods", "attach"]:
+        # A card saved for a customer outside billingd's flows.
+        pm = FAKE.next_id("pm")
+        STATE["methods"][pm] = fixture("payment_method", id=pm, type="card", customer=query["customer"][0],
+                                       created=int(time.time()),
+                                       card=dict(FIXTURES["payment_method"].get("card") or {}, brand="visa", last4="4242"))
+        return 200, STATE["methods"][pm]
     if parts[:1] == ["sessions"] and len(parts) == 1:
         return 200, list(STATE["sessions"].values())
     if parts[:1] == ["attach"] and len(parts) == 2:

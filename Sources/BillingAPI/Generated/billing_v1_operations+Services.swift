@@ -10,15 +10,17 @@ extension BillingV1 {
     public enum OperationsMethods {
         public static let checkStorage = MethodDescriptor(service: "billing.v1.Operations", method: "CheckStorage", kind: .unary)
         public static let listAudit = MethodDescriptor(service: "billing.v1.Operations", method: "ListAudit", kind: .unary)
-        public static let all: [MethodDescriptor] = [checkStorage, listAudit]
+        public static let reconcile = MethodDescriptor(service: "billing.v1.Operations", method: "Reconcile", kind: .unary)
+        public static let all: [MethodDescriptor] = [checkStorage, listAudit, reconcile]
         /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
-        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.CheckStorageRequest.self, BillingV1.ListAuditRequest.self]
+        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.CheckStorageRequest.self, BillingV1.ListAuditRequest.self, BillingV1.ReconcileRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.
     public protocol OperationsService: RPCService {
         func checkStorage(_ request: BillingV1.CheckStorageRequest, context: ServerContext) async throws -> BillingV1.CheckStorageResponse
         func listAudit(_ request: BillingV1.ListAuditRequest, context: ServerContext) async throws -> BillingV1.ListAuditResponse
+        func reconcile(_ request: BillingV1.ReconcileRequest, context: ServerContext) async throws -> BillingV1.ReconcileResponse
     }
 
     /// A typed client over any `ClientTransport`.
@@ -36,6 +38,10 @@ extension BillingV1 {
         public func listAudit(_ request: BillingV1.ListAuditRequest, options: CallOptions = CallOptions()) async throws -> BillingV1.ListAuditResponse {
             try await ClientCalls.unary(transport, OperationsMethods.listAudit, request, BillingV1.ListAuditResponse.self, options)
         }
+
+        public func reconcile(_ request: BillingV1.ReconcileRequest, options: CallOptions = CallOptions()) async throws -> BillingV1.ReconcileResponse {
+            try await ClientCalls.unary(transport, OperationsMethods.reconcile, request, BillingV1.ReconcileResponse.self, options)
+        }
     }
 }
 
@@ -47,6 +53,9 @@ extension BillingV1.OperationsService {
             },
             .unary(BillingV1.OperationsMethods.listAudit, BillingV1.ListAuditRequest.self) { request, context in
                 try await self.listAudit(request, context: context)
+            },
+            .unary(BillingV1.OperationsMethods.reconcile, BillingV1.ReconcileRequest.self) { request, context in
+                try await self.reconcile(request, context: context)
             },
         ]
     }

@@ -114,6 +114,77 @@ extension BillingV1 {
             self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
         }
     }
+
+    public struct ReconcileRequest: ProtoMessage {
+        public static let protoName = "billing.v1.ReconcileRequest"
+
+        /// The payments created in [from_unix_ms, to_unix_ms); to 0 means now. At
+        /// most 366 days.
+        public var fromUnixMs: Int64 = 0
+        public var toUnixMs: Int64 = 0
+        /// One payment system; unspecified means every one billingd uses.
+        public var system: BillingV1.PaymentSystem = BillingV1.PaymentSystem()
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
+
+    /// One way our books and a payment system's disagree.
+    public struct Disagreement: ProtoMessage {
+        public static let protoName = "billing.v1.Disagreement"
+
+        /// paid_here_not_there, paid_there_not_here, amount_differs,
+        /// captured_there_unknown_here, method_saved_there_not_here.
+        public var kind: String = ""
+        public var system: BillingV1.PaymentSystem = BillingV1.PaymentSystem()
+        /// Ours, when there is one.
+        public var paymentId: String = ""
+        /// The payment system's id (session, intent, order, method).
+        public var reference: String = ""
+        /// What each side says, for people.
+        public var here: String = ""
+        public var there: String = ""
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
+
+    public struct ReconcileResponse: ProtoMessage {
+        public static let protoName = "billing.v1.ReconcileResponse"
+
+        /// True when nothing disagrees.
+        public var agree: Bool = false
+        public var disagreements: [BillingV1.Disagreement] = []
+        /// How many of our payments were compared, one by one.
+        public var paymentsCompared: UInt64 = 0
+        /// What could not be compared, and why (a payment system that cannot list
+        /// its captures or saved methods).
+        public var notCompared: [String] = []
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
 }
 
 extension BillingV1.CheckStorageRequest: CBackedMessage {
@@ -231,5 +302,81 @@ extension BillingV1.ListAuditResponse: CBackedMessage {
         let m = c.pointee
         entries = try CRead.messages(m.entries, count: m.n_entries)
         nextPageToken = try CRead.string(m.next_page_token, field: "next_page_token")
+    }
+}
+
+extension BillingV1.ReconcileRequest: CBackedMessage {
+    typealias CMessage = Billing__V1__ReconcileRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__reconcile_request__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__ReconcileRequest>, arena: CArena) throws {
+        c.pointee.from_unix_ms = fromUnixMs
+        c.pointee.to_unix_ms = toUnixMs
+        c.pointee.system = Billing__V1__PaymentSystem(rawValue: UInt32(bitPattern: system.rawValue))
+    }
+
+    init(c: UnsafePointer<Billing__V1__ReconcileRequest>) throws {
+        self.init()
+        let m = c.pointee
+        fromUnixMs = m.from_unix_ms
+        toUnixMs = m.to_unix_ms
+        system = .init(rawValue: Int32(bitPattern: m.system.rawValue))
+    }
+}
+
+extension BillingV1.Disagreement: CBackedMessage {
+    typealias CMessage = Billing__V1__Disagreement
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__disagreement__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__Disagreement>, arena: CArena) throws {
+        c.pointee.kind = try arena.string(kind, field: "kind")
+        c.pointee.system = Billing__V1__PaymentSystem(rawValue: UInt32(bitPattern: system.rawValue))
+        c.pointee.payment_id = try arena.string(paymentId, field: "payment_id")
+        c.pointee.reference = try arena.string(reference, field: "reference")
+        c.pointee.here = try arena.string(here, field: "here")
+        c.pointee.there = try arena.string(there, field: "there")
+    }
+
+    init(c: UnsafePointer<Billing__V1__Disagreement>) throws {
+        self.init()
+        let m = c.pointee
+        kind = try CRead.string(m.kind, field: "kind")
+        system = .init(rawValue: Int32(bitPattern: m.system.rawValue))
+        paymentId = try CRead.string(m.payment_id, field: "payment_id")
+        reference = try CRead.string(m.reference, field: "reference")
+        here = try CRead.string(m.here, field: "here")
+        there = try CRead.string(m.there, field: "there")
+    }
+}
+
+extension BillingV1.ReconcileResponse: CBackedMessage {
+    typealias CMessage = Billing__V1__ReconcileResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__reconcile_response__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__ReconcileResponse>, arena: CArena) throws {
+        c.pointee.agree = (agree ? 1 : 0)
+        c.pointee.n_disagreements = disagreements.count
+        c.pointee.disagreements = try arena.messages(disagreements)
+        c.pointee.payments_compared = paymentsCompared
+        c.pointee.n_not_compared = notCompared.count
+        c.pointee.not_compared = try arena.strings(notCompared, field: "not_compared")
+    }
+
+    init(c: UnsafePointer<Billing__V1__ReconcileResponse>) throws {
+        self.init()
+        let m = c.pointee
+        agree = (m.agree != 0)
+        disagreements = try CRead.messages(m.disagreements, count: m.n_disagreements)
+        paymentsCompared = m.payments_compared
+        notCompared = try CRead.strings(m.not_compared, count: m.n_not_compared, field: "not_compared")
     }
 }

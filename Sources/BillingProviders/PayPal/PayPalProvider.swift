@@ -295,6 +295,48 @@ public final class PayPalProvider: PaymentProvider {
         )
     }
 
+    // MARK: Reconciliation
+
+    /// The order read (never captured here): COMPLETED with a capture that
+    /// took money is paid; approved or created is open; voided, declined
+    /// or failed is failed.
+    public func record(of payment: Payment) async throws(ProviderError) -> Reconciliation.Record? {
+        guard !payment.providerReference.isEmpty, let order = try await order(of: payment) else { return nil }
+        let capture = (order.order.purchaseUnits ?? []).flatMap { $0.payments?.captures ?? [] }.last
+        let state: Reconciliation.Record.State
+        switch (order.status, capture?.status) {
+        case ("COMPLETED", "COMPLETED"?), ("COMPLETED", "PARTIALLY_REFUNDED"?), ("COMPLETED", "REFUNDED"?):
+            state = .paid
+        case ("COMPLETED", "PENDING"?), ("CREATED", _), ("SAVED", _), ("PAYER_ACTION_REQUIRED", _), ("APPROVED", _):
+            state = .open
+        default:
+            state = .failed
+        }
+        var minor: Int64?
+        if let amount = capture?.amount, let code = amount.currencyCode, let value = amount.value,
+            let currency = try? Currency(code: code)
+        {
+            minor = (try? Money(parsing: value, currency))?.amountMinorUnits
+        }
+        return Reconciliation.Record(
+            paymentID: payment.id,
+            reference: payment.providerReference,
+            state: state,
+            amountMinorUnits: minor,
+            currency: capture?.amount?.currencyCode
+        )
+    }
+
+    /// Orders v2 has no call that lists orders or captures.
+    public func takenPayments(fromMs: Int64, toMs: Int64) async throws(ProviderError) -> [Reconciliation.Record]? {
+        nil
+    }
+
+    /// Listing a customer's vault tokens is outside the descriptions billingd uses.
+    public func savedMethods(customers: [String]) async throws(ProviderError) -> [String]? {
+        nil
+    }
+
     private struct Order {
         let status: String
         let order: PayPalAPI.Order

@@ -124,6 +124,39 @@ public final class SandboxProvider: PaymentProvider {
         }
     }
 
+    public func record(of payment: Payment) async throws(ProviderError) -> Reconciliation.Record? {
+        try await simulate()
+        return try await recorded { try await state.payment(of: payment.id) }.map(Self.record)
+    }
+
+    /// The sandbox keeps no times: every payment it took.
+    public func takenPayments(fromMs: Int64, toMs: Int64) async throws(ProviderError) -> [Reconciliation.Record]? {
+        try await simulate()
+        return try await recorded { try await state.approvedPayments() }.map(Self.record)
+    }
+
+    /// The sandbox has no customers: every method it holds usable.
+    public func savedMethods(customers: [String]) async throws(ProviderError) -> [String]? {
+        try await simulate()
+        return try await recorded { try await state.activeMethods() }
+    }
+
+    private static func record(_ payment: SandboxState.Payment) -> Reconciliation.Record {
+        let state: Reconciliation.Record.State
+        switch payment.status {
+        case .open: state = .open
+        case .approved: state = .paid
+        case .declined, .expired: state = .failed
+        }
+        return Reconciliation.Record(
+            paymentID: payment.paymentID,
+            reference: payment.id,
+            state: state,
+            amountMinorUnits: payment.amountMinorUnits,
+            currency: payment.currency
+        )
+    }
+
     /// The sandbox never takes money back.
     public func reversals(of payment: Payment) async throws(ProviderError) -> [ProviderReversal] {
         []

@@ -172,6 +172,20 @@ final class SandboxState: Sendable {
         }
     }
 
+    /// Every approved payment, for reconciliation.
+    func approvedPayments() async throws -> [Payment] {
+        try await queue.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM payments WHERE status = 'approved' ORDER BY id")
+                .compactMap { try Self.fetch(db, "id", $0) }
+        }
+    }
+
+    /// Every method still usable, for reconciliation.
+    func activeMethods() async throws -> [String] {
+        try await queue.read { db in try String.fetchAll(db, sql: "SELECT id FROM methods WHERE active = 1 ORDER BY id")
+        }
+    }
+
     func deactivate(methodID: String) async throws {
         try await queue.write { db in
             try db.execute(sql: "UPDATE methods SET active = 0 WHERE id = ?", arguments: [methodID])

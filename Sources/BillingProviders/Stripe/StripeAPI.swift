@@ -30,6 +30,12 @@ enum StripeAPI {
 
     struct List<Element: Decodable>: Decodable {
         var data: [Element]
+        var hasMore: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case data
+            case hasMore = "has_more"
+        }
     }
 
     struct CheckoutSession: Decodable {
@@ -41,11 +47,14 @@ enum StripeAPI {
         var paymentStatus: String?
         var customer: Expandable<Identified>?
         var paymentIntent: Expandable<PaymentIntent>?
+        var amountTotal: Int64?
+        var currency: String?
 
         enum CodingKeys: String, CodingKey {
-            case id, url, status, customer
+            case id, url, status, customer, currency
             case paymentStatus = "payment_status"
             case paymentIntent = "payment_intent"
+            case amountTotal = "amount_total"
         }
     }
 
@@ -56,9 +65,11 @@ enum StripeAPI {
         var metadata: [String: String]?
         var lastPaymentError: PaymentError?
         var paymentMethod: Expandable<Identified>?
+        var amount: Int64?
+        var currency: String?
 
         enum CodingKeys: String, CodingKey {
-            case id, status, created, metadata
+            case id, status, created, metadata, amount, currency
             case lastPaymentError = "last_payment_error"
             case paymentMethod = "payment_method"
         }

@@ -462,6 +462,117 @@ public final class StripeProvider: PaymentProvider {
 
     /// A 200 answer as `T`; otherwise `.rejected` with Stripe's message (an
     /// answer that is not Stripe's JSON at all is `.malformed`).
+    // MARK: Reconciliation
+
+    public func record(of payment: Payment) async throws(ProviderError) -> Reconciliation.Record? {
+        guard !payment.providerReference.isEmpty else { return nil }
+        let reference = Self.pathSafe(payment.providerReference)
+        if payment.optionKind == .savedMethod {
+            let response = try await send("GET", "/v1/payment_intents/\(reference)", form: nil, idempotencyKey: nil)
+            if response.status == 404 { return nil }
+            let intent = try Self.answer(
+                response,
+                doing: "retrieving the payment intent",
+                as: StripeAPI.PaymentIntent.self
+            )
+            return Self.record(intent, reference: payment.providerReference)
+        }
+        let response = try await send(
+            "GET",
+            "/v1/checkout/sessions/\(reference)?expand[]=payment_intent",
+            form: nil,
+            idempotencyKey: nil
+        )
+        if response.status == 404 { return nil }
+        let session = try Self.answer(response, doing: "retrieving the session", as: StripeAPI.CheckoutSession.self)
+        let state: Reconciliation.Record.State
+        if session.paymentStatus == "paid" {
+            state = .paid
+        } else if session.status == "open" {
+            state = .open
+        } else if session.status == "complete", let intent = session.paymentIntent?.expanded {
+            state = Self.record(intent, reference: payment.providerReference).state
+        } else {
+            state = .failed
+        }
+        return Reconciliation.Record(
+            paymentID: payment.id,
+            reference: payment.providerReference,
+            state: state,
+            amountMinorUnits: session.amountTotal,
+            currency: session.currency
+        )
+    }
+
+    /// The PaymentIntents created in the period that succeeded and name one
+    /// of our payments (`metadata.payment_id`), 100 a page, at most 10,000.
+    public func takenPayments(fromMs: Int64, toMs: Int64) async throws(ProviderError) -> [Reconciliation.Record]? {
+        var records: [Reconciliation.Record] = []
+        var after: String?
+        for _ in 0..<100 {
+            var query = "created[gte]=\(fromMs / 1000)&created[lt]=\((toMs + 999) / 1000)&limit=100"
+            if let after { query += "&starting_after=\(Self.pathSafe(after))" }
+            let response = try await send("GET", "/v1/payment_intents?\(query)", form: nil, idempotencyKey: nil)
+            let page = try Self.answer(
+                response,
+                doing: "listing payment intents",
+                as: StripeAPI.List<StripeAPI.PaymentIntent>.self
+            )
+            for intent in page.data where intent.status == "succeeded" {
+                guard let id = intent.id, let paymentID = intent.metadata?["payment_id"] else { continue }
+                records.append(Self.record(intent, reference: id, paymentID: paymentID))
+            }
+            guard page.hasMore == true, let last = page.data.last?.id else { return records }
+            after = last
+        }
+        throw .unavailable("more than 10,000 Stripe payment intents in the period: reconcile a shorter one")
+    }
+
+    /// Each customer's PaymentMethods, as `cus_…/pm_…`.
+    public func savedMethods(customers: [String]) async throws(ProviderError) -> [String]? {
+        var references: [String] = []
+        for customer in customers {
+            var after: String?
+            for page in 0... {
+                guard page < 100 else {
+                    throw .unavailable("customer \(customer) has more than 10,000 payment methods at Stripe")
+                }
+                var query = "customer=\(Self.pathSafe(customer))&limit=100"
+                if let after { query += "&starting_after=\(Self.pathSafe(after))" }
+                let response = try await send("GET", "/v1/payment_methods?\(query)", form: nil, idempotencyKey: nil)
+                let list = try Self.answer(
+                    response,
+                    doing: "listing payment methods",
+                    as: StripeAPI.List<StripeAPI.Identified>.self
+                )
+                references += list.data.compactMap { $0.id.map { "\(customer)/\($0)" } }
+                guard list.hasMore == true, let last = list.data.last?.id else { break }
+                after = last
+            }
+        }
+        return references
+    }
+
+    private static func record(
+        _ intent: StripeAPI.PaymentIntent,
+        reference: String,
+        paymentID: String? = nil
+    ) -> Reconciliation.Record {
+        let state: Reconciliation.Record.State
+        switch intent.status {
+        case "succeeded": state = .paid
+        case "canceled", "requires_payment_method": state = .failed
+        default: state = .open
+        }
+        return Reconciliation.Record(
+            paymentID: paymentID ?? intent.metadata?["payment_id"],
+            reference: reference,
+            state: state,
+            amountMinorUnits: intent.amount,
+            currency: intent.currency
+        )
+    }
+
     private static func answer<T: Decodable>(
         _ response: ProviderHTTP.Response,
         doing what: String,

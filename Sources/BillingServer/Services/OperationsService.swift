@@ -73,4 +73,57 @@ struct OperationsService: BillingV1.OperationsService {
             return response
         }
     }
+
+    /// A period of at most 366 days, not starting in the future.
+    static let maxReconcilePeriod: Int64 = 366 * 86_400_000
+
+    func reconcile(
+        _ request: BillingV1.ReconcileRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.ReconcileResponse {
+        try await env.call(context) { auth in
+            try auth.requireInternalOrOperator("Reconcile")
+            let now = env.clock.nowMs
+            let from = request.fromUnixMs
+            let to = request.toUnixMs == 0 ? now : request.toUnixMs
+            guard from > 0, from < to else {
+                throw BillingError.invalidArgument("from_unix_ms must be set and before to_unix_ms")
+            }
+            guard to - from <= Self.maxReconcilePeriod else {
+                throw BillingError.invalidArgument("a period of at most 366 days; reconcile a longer one in parts")
+            }
+            let systems: [PaymentSystem]
+            if request.system == .unspecified {
+                systems = env.flows.systems
+            } else {
+                guard let system = request.system.domain else {
+                    throw BillingError.invalidArgument("unknown payment system \(request.system)")
+                }
+                try env.flows.requireSystem(system)
+                systems = [system]
+            }
+            let report = try await env.reconciler.run(systems: systems, fromMs: from, toMs: to)
+            if !report.disagreements.isEmpty {
+                env.logger.warning(
+                    "reconciliation found disagreements",
+                    metadata: ["count": "\(report.disagreements.count)", "from_ms": "\(from)", "to_ms": "\(to)"]
+                )
+            }
+            var response = BillingV1.ReconcileResponse()
+            response.agree = report.disagreements.isEmpty
+            response.paymentsCompared = UInt64(report.paymentsCompared)
+            response.notCompared = report.notCompared
+            response.disagreements = report.disagreements.map { found in
+                var disagreement = BillingV1.Disagreement()
+                disagreement.kind = found.kind.rawValue
+                disagreement.system = BillingV1.PaymentSystem(found.system)
+                disagreement.paymentId = found.paymentID ?? ""
+                disagreement.reference = found.reference
+                disagreement.here = found.here
+                disagreement.there = found.there
+                return disagreement
+            }
+            return response
+        }
+    }
 }

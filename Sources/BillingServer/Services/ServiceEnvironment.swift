@@ -11,6 +11,8 @@ struct ServiceEnvironment: Sendable {
     /// every payment against the same value).
     let limits: PaymentLimits
     let streams: EventStreams
+    let reconciler: Reconciler
+    let clock: any BillingClock
     let logger: Logger
 
     /// Runs a call's body, mapping every error to its RPC status in one place

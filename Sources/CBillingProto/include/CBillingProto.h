@@ -163,6 +163,15 @@ static inline const ProtobufCMessageDescriptor *cbp_billing__v1__audit_entry__de
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__list_audit_response__descriptor(void) {
     return &billing__v1__list_audit_response__descriptor;
 }
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__reconcile_request__descriptor(void) {
+    return &billing__v1__reconcile_request__descriptor;
+}
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__disagreement__descriptor(void) {
+    return &billing__v1__disagreement__descriptor;
+}
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__reconcile_response__descriptor(void) {
+    return &billing__v1__reconcile_response__descriptor;
+}
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__list_payers_request__descriptor(void) {
     return &billing__v1__list_payers_request__descriptor;
 }

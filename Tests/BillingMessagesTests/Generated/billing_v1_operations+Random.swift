@@ -53,3 +53,37 @@ extension BillingV1.ListAuditResponse: RandomMessage {
         return m
     }
 }
+
+extension BillingV1.ReconcileRequest: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.fromUnixMs = g.next(Int64.self)
+        m.toUnixMs = g.next(Int64.self)
+        m.system = g.enumValue(BillingV1.PaymentSystem.self)
+        return m
+    }
+}
+
+extension BillingV1.Disagreement: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.kind = g.string()
+        m.system = g.enumValue(BillingV1.PaymentSystem.self)
+        m.paymentId = g.string()
+        m.reference = g.string()
+        m.here = g.string()
+        m.there = g.string()
+        return m
+    }
+}
+
+extension BillingV1.ReconcileResponse: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.agree = g.next(Bool.self)
+        m.disagreements = g.list(depth: depth) { g in BillingV1.Disagreement.random(using: &g, depth: depth + 1) }
+        m.paymentsCompared = g.next(UInt64.self)
+        m.notCompared = g.list(depth: depth) { g in g.string() }
+        return m
+    }
+}

@@ -232,6 +232,141 @@ void   billing__v1__list_audit_response__free_unpacked
   assert(message->base.descriptor == &billing__v1__list_audit_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   billing__v1__reconcile_request__init
+                     (Billing__V1__ReconcileRequest         *message)
+{
+  static const Billing__V1__ReconcileRequest init_value = BILLING__V1__RECONCILE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t billing__v1__reconcile_request__get_packed_size
+                     (const Billing__V1__ReconcileRequest *message)
+{
+  assert(message->base.descriptor == &billing__v1__reconcile_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__reconcile_request__pack
+                     (const Billing__V1__ReconcileRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__reconcile_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__reconcile_request__pack_to_buffer
+                     (const Billing__V1__ReconcileRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__reconcile_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__ReconcileRequest *
+       billing__v1__reconcile_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__ReconcileRequest *)
+     protobuf_c_message_unpack (&billing__v1__reconcile_request__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__reconcile_request__free_unpacked
+                     (Billing__V1__ReconcileRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__reconcile_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   billing__v1__disagreement__init
+                     (Billing__V1__Disagreement         *message)
+{
+  static const Billing__V1__Disagreement init_value = BILLING__V1__DISAGREEMENT__INIT;
+  *message = init_value;
+}
+size_t billing__v1__disagreement__get_packed_size
+                     (const Billing__V1__Disagreement *message)
+{
+  assert(message->base.descriptor == &billing__v1__disagreement__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__disagreement__pack
+                     (const Billing__V1__Disagreement *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__disagreement__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__disagreement__pack_to_buffer
+                     (const Billing__V1__Disagreement *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__disagreement__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__Disagreement *
+       billing__v1__disagreement__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__Disagreement *)
+     protobuf_c_message_unpack (&billing__v1__disagreement__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__disagreement__free_unpacked
+                     (Billing__V1__Disagreement *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__disagreement__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   billing__v1__reconcile_response__init
+                     (Billing__V1__ReconcileResponse         *message)
+{
+  static const Billing__V1__ReconcileResponse init_value = BILLING__V1__RECONCILE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t billing__v1__reconcile_response__get_packed_size
+                     (const Billing__V1__ReconcileResponse *message)
+{
+  assert(message->base.descriptor == &billing__v1__reconcile_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__reconcile_response__pack
+                     (const Billing__V1__ReconcileResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__reconcile_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__reconcile_response__pack_to_buffer
+                     (const Billing__V1__ReconcileResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__reconcile_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__ReconcileResponse *
+       billing__v1__reconcile_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__ReconcileResponse *)
+     protobuf_c_message_unpack (&billing__v1__reconcile_response__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__reconcile_response__free_unpacked
+                     (Billing__V1__ReconcileResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__reconcile_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 #define billing__v1__check_storage_request__field_descriptors NULL
 #define billing__v1__check_storage_request__field_indices_by_name NULL
 #define billing__v1__check_storage_request__number_ranges NULL
@@ -584,14 +719,260 @@ const ProtobufCMessageDescriptor billing__v1__list_audit_response__descriptor =
   (ProtobufCMessageInit) billing__v1__list_audit_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor billing__v1__operations__method_descriptors[2] =
+static const ProtobufCFieldDescriptor billing__v1__reconcile_request__field_descriptors[3] =
+{
+  {
+    "from_unix_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__ReconcileRequest, from_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_unix_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__ReconcileRequest, to_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "system",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__ReconcileRequest, system),
+    &billing__v1__payment_system__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__reconcile_request__field_indices_by_name[] = {
+  0,   /* field[0] = from_unix_ms */
+  2,   /* field[2] = system */
+  1,   /* field[1] = to_unix_ms */
+};
+static const ProtobufCIntRange billing__v1__reconcile_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor billing__v1__reconcile_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.ReconcileRequest",
+  "ReconcileRequest",
+  "Billing__V1__ReconcileRequest",
+  "billing.v1",
+  sizeof(Billing__V1__ReconcileRequest),
+  3,
+  billing__v1__reconcile_request__field_descriptors,
+  billing__v1__reconcile_request__field_indices_by_name,
+  1,  billing__v1__reconcile_request__number_ranges,
+  (ProtobufCMessageInit) billing__v1__reconcile_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor billing__v1__disagreement__field_descriptors[6] =
+{
+  {
+    "kind",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Disagreement, kind),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "system",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Disagreement, system),
+    &billing__v1__payment_system__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payment_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Disagreement, payment_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reference",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Disagreement, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "here",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Disagreement, here),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "there",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Disagreement, there),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__disagreement__field_indices_by_name[] = {
+  4,   /* field[4] = here */
+  0,   /* field[0] = kind */
+  2,   /* field[2] = payment_id */
+  3,   /* field[3] = reference */
+  1,   /* field[1] = system */
+  5,   /* field[5] = there */
+};
+static const ProtobufCIntRange billing__v1__disagreement__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor billing__v1__disagreement__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.Disagreement",
+  "Disagreement",
+  "Billing__V1__Disagreement",
+  "billing.v1",
+  sizeof(Billing__V1__Disagreement),
+  6,
+  billing__v1__disagreement__field_descriptors,
+  billing__v1__disagreement__field_indices_by_name,
+  1,  billing__v1__disagreement__number_ranges,
+  (ProtobufCMessageInit) billing__v1__disagreement__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor billing__v1__reconcile_response__field_descriptors[4] =
+{
+  {
+    "agree",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__ReconcileResponse, agree),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "disagreements",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Billing__V1__ReconcileResponse, n_disagreements),
+    offsetof(Billing__V1__ReconcileResponse, disagreements),
+    &billing__v1__disagreement__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payments_compared",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__ReconcileResponse, payments_compared),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "not_compared",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Billing__V1__ReconcileResponse, n_not_compared),
+    offsetof(Billing__V1__ReconcileResponse, not_compared),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__reconcile_response__field_indices_by_name[] = {
+  0,   /* field[0] = agree */
+  1,   /* field[1] = disagreements */
+  3,   /* field[3] = not_compared */
+  2,   /* field[2] = payments_compared */
+};
+static const ProtobufCIntRange billing__v1__reconcile_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor billing__v1__reconcile_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.ReconcileResponse",
+  "ReconcileResponse",
+  "Billing__V1__ReconcileResponse",
+  "billing.v1",
+  sizeof(Billing__V1__ReconcileResponse),
+  4,
+  billing__v1__reconcile_response__field_descriptors,
+  billing__v1__reconcile_response__field_indices_by_name,
+  1,  billing__v1__reconcile_response__number_ranges,
+  (ProtobufCMessageInit) billing__v1__reconcile_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor billing__v1__operations__method_descriptors[3] =
 {
   { "CheckStorage", &billing__v1__check_storage_request__descriptor, &billing__v1__check_storage_response__descriptor },
   { "ListAudit", &billing__v1__list_audit_request__descriptor, &billing__v1__list_audit_response__descriptor },
+  { "Reconcile", &billing__v1__reconcile_request__descriptor, &billing__v1__reconcile_response__descriptor },
 };
 const unsigned billing__v1__operations__method_indices_by_name[] = {
   0,        /* CheckStorage */
-  1         /* ListAudit */
+  1,        /* ListAudit */
+  2         /* Reconcile */
 };
 const ProtobufCServiceDescriptor billing__v1__operations__descriptor =
 {
@@ -600,7 +981,7 @@ const ProtobufCServiceDescriptor billing__v1__operations__descriptor =
   "Operations",
   "Billing__V1__Operations",
   "billing.v1",
-  2,
+  3,
   billing__v1__operations__method_descriptors,
   billing__v1__operations__method_indices_by_name
 };
@@ -619,6 +1000,14 @@ void billing__v1__operations__list_audit(ProtobufCService *service,
 {
   assert(service->descriptor == &billing__v1__operations__descriptor);
   service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void billing__v1__operations__reconcile(ProtobufCService *service,
+                                        const Billing__V1__ReconcileRequest *input,
+                                        Billing__V1__ReconcileResponse_Closure closure,
+                                        void *closure_data)
+{
+  assert(service->descriptor == &billing__v1__operations__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void billing__v1__operations__init (Billing__V1__Operations_Service *service,
                                     Billing__V1__Operations_ServiceDestroy destroy)

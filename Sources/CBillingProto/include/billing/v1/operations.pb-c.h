@@ -21,6 +21,9 @@ typedef struct Billing__V1__CheckStorageResponse Billing__V1__CheckStorageRespon
 typedef struct Billing__V1__ListAuditRequest Billing__V1__ListAuditRequest;
 typedef struct Billing__V1__AuditEntry Billing__V1__AuditEntry;
 typedef struct Billing__V1__ListAuditResponse Billing__V1__ListAuditResponse;
+typedef struct Billing__V1__ReconcileRequest Billing__V1__ReconcileRequest;
+typedef struct Billing__V1__Disagreement Billing__V1__Disagreement;
+typedef struct Billing__V1__ReconcileResponse Billing__V1__ReconcileResponse;
 
 
 /* --- enums --- */
@@ -139,6 +142,81 @@ struct  Billing__V1__ListAuditResponse
     , 0,NULL, (char *)protobuf_c_empty_string }
 
 
+struct  Billing__V1__ReconcileRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The payments created in [from_unix_ms, to_unix_ms); to 0 means now. At
+   * most 366 days.
+   */
+  int64_t from_unix_ms;
+  int64_t to_unix_ms;
+  /*
+   * One payment system; unspecified means every one billingd uses.
+   */
+  Billing__V1__PaymentSystem system;
+};
+#define BILLING__V1__RECONCILE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&billing__v1__reconcile_request__descriptor) \
+    , 0, 0, BILLING__V1__PAYMENT_SYSTEM__PAYMENT_SYSTEM_UNSPECIFIED }
+
+
+/*
+ * One way our books and a payment system's disagree.
+ */
+struct  Billing__V1__Disagreement
+{
+  ProtobufCMessage base;
+  /*
+   * paid_here_not_there, paid_there_not_here, amount_differs,
+   * captured_there_unknown_here, method_saved_there_not_here.
+   */
+  char *kind;
+  Billing__V1__PaymentSystem system;
+  /*
+   * Ours, when there is one.
+   */
+  char *payment_id;
+  /*
+   * The payment system's id (session, intent, order, method).
+   */
+  char *reference;
+  /*
+   * What each side says, for people.
+   */
+  char *here;
+  char *there;
+};
+#define BILLING__V1__DISAGREEMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&billing__v1__disagreement__descriptor) \
+    , (char *)protobuf_c_empty_string, BILLING__V1__PAYMENT_SYSTEM__PAYMENT_SYSTEM_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Billing__V1__ReconcileResponse
+{
+  ProtobufCMessage base;
+  /*
+   * True when nothing disagrees.
+   */
+  protobuf_c_boolean agree;
+  size_t n_disagreements;
+  Billing__V1__Disagreement **disagreements;
+  /*
+   * How many of our payments were compared, one by one.
+   */
+  uint64_t payments_compared;
+  /*
+   * What could not be compared, and why (a payment system that cannot list
+   * its captures or saved methods).
+   */
+  size_t n_not_compared;
+  char **not_compared;
+};
+#define BILLING__V1__RECONCILE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&billing__v1__reconcile_response__descriptor) \
+    , 0, 0,NULL, 0, 0,NULL }
+
+
 /* Billing__V1__CheckStorageRequest methods */
 void   billing__v1__check_storage_request__init
                      (Billing__V1__CheckStorageRequest         *message);
@@ -234,6 +312,63 @@ Billing__V1__ListAuditResponse *
 void   billing__v1__list_audit_response__free_unpacked
                      (Billing__V1__ListAuditResponse *message,
                       ProtobufCAllocator *allocator);
+/* Billing__V1__ReconcileRequest methods */
+void   billing__v1__reconcile_request__init
+                     (Billing__V1__ReconcileRequest         *message);
+size_t billing__v1__reconcile_request__get_packed_size
+                     (const Billing__V1__ReconcileRequest   *message);
+size_t billing__v1__reconcile_request__pack
+                     (const Billing__V1__ReconcileRequest   *message,
+                      uint8_t             *out);
+size_t billing__v1__reconcile_request__pack_to_buffer
+                     (const Billing__V1__ReconcileRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Billing__V1__ReconcileRequest *
+       billing__v1__reconcile_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   billing__v1__reconcile_request__free_unpacked
+                     (Billing__V1__ReconcileRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Billing__V1__Disagreement methods */
+void   billing__v1__disagreement__init
+                     (Billing__V1__Disagreement         *message);
+size_t billing__v1__disagreement__get_packed_size
+                     (const Billing__V1__Disagreement   *message);
+size_t billing__v1__disagreement__pack
+                     (const Billing__V1__Disagreement   *message,
+                      uint8_t             *out);
+size_t billing__v1__disagreement__pack_to_buffer
+                     (const Billing__V1__Disagreement   *message,
+                      ProtobufCBuffer     *buffer);
+Billing__V1__Disagreement *
+       billing__v1__disagreement__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   billing__v1__disagreement__free_unpacked
+                     (Billing__V1__Disagreement *message,
+                      ProtobufCAllocator *allocator);
+/* Billing__V1__ReconcileResponse methods */
+void   billing__v1__reconcile_response__init
+                     (Billing__V1__ReconcileResponse         *message);
+size_t billing__v1__reconcile_response__get_packed_size
+                     (const Billing__V1__ReconcileResponse   *message);
+size_t billing__v1__reconcile_response__pack
+                     (const Billing__V1__ReconcileResponse   *message,
+                      uint8_t             *out);
+size_t billing__v1__reconcile_response__pack_to_buffer
+                     (const Billing__V1__ReconcileResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Billing__V1__ReconcileResponse *
+       billing__v1__reconcile_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   billing__v1__reconcile_response__free_unpacked
+                     (Billing__V1__ReconcileResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Billing__V1__CheckStorageRequest_Closure)
@@ -251,6 +386,15 @@ typedef void (*Billing__V1__AuditEntry_Closure)
 typedef void (*Billing__V1__ListAuditResponse_Closure)
                  (const Billing__V1__ListAuditResponse *message,
                   void *closure_data);
+typedef void (*Billing__V1__ReconcileRequest_Closure)
+                 (const Billing__V1__ReconcileRequest *message,
+                  void *closure_data);
+typedef void (*Billing__V1__Disagreement_Closure)
+                 (const Billing__V1__Disagreement *message,
+                  void *closure_data);
+typedef void (*Billing__V1__ReconcileResponse_Closure)
+                 (const Billing__V1__ReconcileResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -266,6 +410,10 @@ struct Billing__V1__Operations_Service
                      const Billing__V1__ListAuditRequest *input,
                      Billing__V1__ListAuditResponse_Closure closure,
                      void *closure_data);
+  void (*reconcile)(Billing__V1__Operations_Service *service,
+                    const Billing__V1__ReconcileRequest *input,
+                    Billing__V1__ReconcileResponse_Closure closure,
+                    void *closure_data);
 };
 typedef void (*Billing__V1__Operations_ServiceDestroy)(Billing__V1__Operations_Service *);
 void billing__v1__operations__init (Billing__V1__Operations_Service *service,
@@ -275,7 +423,8 @@ void billing__v1__operations__init (Billing__V1__Operations_Service *service,
 #define BILLING__V1__OPERATIONS__INIT(function_prefix__) \
     { BILLING__V1__OPERATIONS__BASE_INIT,\
       function_prefix__ ## check_storage,\
-      function_prefix__ ## list_audit  }
+      function_prefix__ ## list_audit,\
+      function_prefix__ ## reconcile  }
 void billing__v1__operations__check_storage(ProtobufCService *service,
                                             const Billing__V1__CheckStorageRequest *input,
                                             Billing__V1__CheckStorageResponse_Closure closure,
@@ -284,6 +433,10 @@ void billing__v1__operations__list_audit(ProtobufCService *service,
                                          const Billing__V1__ListAuditRequest *input,
                                          Billing__V1__ListAuditResponse_Closure closure,
                                          void *closure_data);
+void billing__v1__operations__reconcile(ProtobufCService *service,
+                                        const Billing__V1__ReconcileRequest *input,
+                                        Billing__V1__ReconcileResponse_Closure closure,
+                                        void *closure_data);
 
 /* --- descriptors --- */
 
@@ -292,6 +445,9 @@ extern const ProtobufCMessageDescriptor billing__v1__check_storage_response__des
 extern const ProtobufCMessageDescriptor billing__v1__list_audit_request__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__audit_entry__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__list_audit_response__descriptor;
+extern const ProtobufCMessageDescriptor billing__v1__reconcile_request__descriptor;
+extern const ProtobufCMessageDescriptor billing__v1__disagreement__descriptor;
+extern const ProtobufCMessageDescriptor billing__v1__reconcile_response__descriptor;
 extern const ProtobufCServiceDescriptor billing__v1__operations__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -1,0 +1,56 @@
+public import BillingCore
+internal import GRDB
+
+/// What reconciliation compares with the payment systems: reads only.
+extension SQLiteStore {
+    /// The payments of `system` created in [fromMs, toMs) that the payment
+    /// system could know of (started there, or Paid), oldest first, at most
+    /// `limit`.
+    public func paymentsToReconcile(
+        system: PaymentSystem,
+        fromMs: Int64,
+        toMs: Int64,
+        limit: Int
+    ) async throws(BillingError) -> [Payment] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM payments
+                    WHERE system = ? AND created_at_ms >= ? AND created_at_ms < ?
+                      AND (provider_reference != '' OR status = 'paid')
+                    ORDER BY created_at_ms, id LIMIT ?
+                    """,
+                arguments: [system.rawValue, fromMs, toMs, limit]
+            ).map(PaymentRepository.payment)
+        }
+    }
+
+    /// The customers our payers have at `system` (Stripe's cus_…).
+    public func customers(system: PaymentSystem) async throws(BillingError) -> [String] {
+        try await read { db in
+            try String.fetchAll(
+                db,
+                sql: "SELECT customer_reference FROM payer_customers WHERE system = ? ORDER BY customer_reference",
+                arguments: [system.rawValue]
+            )
+        }
+    }
+
+    /// The references of the methods billingd holds usable (Pending or
+    /// Confirmed) at `system`.
+    public func usableMethodReferences(system: PaymentSystem) async throws(BillingError) -> Set<String> {
+        try await read { db in
+            Set(
+                try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT provider_reference FROM payment_methods
+                        WHERE system = ? AND status IN ('pending', 'confirmed') AND provider_reference != ''
+                        """,
+                    arguments: [system.rawValue]
+                )
+            )
+        }
+    }
+}
