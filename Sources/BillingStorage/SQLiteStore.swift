@@ -21,6 +21,8 @@ public final class SQLiteStore: BillingStore {
     let clock: any BillingClock
     public let commits = CommitSignal()
     let observer: StoreObserver?
+    /// Every write goes through it: callers share commits (one fsync each batch).
+    let writer: GroupCommit
 
     /// Opens (creating if needed, readable by its owner only), checks and
     /// migrates the file.
@@ -57,6 +59,7 @@ public final class SQLiteStore: BillingStore {
         } catch {
             throw Self.map(error)
         }
+        writer = GroupCommit(pool: pool)
         let damage: [String]
         do {
             damage = try pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(20)") }
@@ -205,7 +208,7 @@ public final class SQLiteStore: BillingStore {
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(BillingError) -> T {
         let started = ContinuousClock.now
         do {
-            let result = try await pool.write(body)
+            let result = try await writer.write(body)
             commits.committed()
             observer?.transactionEnded(.write, ContinuousClock.now - started, true)
             return result

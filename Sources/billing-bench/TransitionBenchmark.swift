@@ -1,6 +1,7 @@
 import BillingCore
 import BillingStorage
 import Foundation
+import GRDB
 
 /// Committed transitions per second on one SQLite file with the durability
 /// settings billingd ships (WAL, synchronous=FULL): a payment goes New → Paid
@@ -30,7 +31,10 @@ enum TransitionBenchmark {
         }
         let createElapsed = ContinuousClock.now - createStart
 
-        let slice = max(1, count / tasks)
+        // The reference, measured in the same run on the same disk: one-row
+        // inserts, each its own commit, WAL with synchronous=FULL (one fsync each).
+        let referenceBefore = try reference(count: min(count, 2_000), in: directory, name: "before")
+        let slice = max(1, (count + tasks - 1) / tasks)
         let transitionStart = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for start in stride(from: 0, to: count, by: slice) {
@@ -42,6 +46,7 @@ enum TransitionBenchmark {
             try await group.waitForAll()
         }
         let transitionElapsed = ContinuousClock.now - transitionStart
+        let referenceAfter = try reference(count: min(count, 2_000), in: directory, name: "after")
 
         let balance = try await store.balance(accountID: account.id).balance
         precondition(balance.amountMinorUnits == Int64(count) * 100_00, "balance does not match the transitions")
@@ -50,6 +55,31 @@ enum TransitionBenchmark {
             "transitions committed:  \(count) in \(transitionElapsed), \(perSecond(count, transitionElapsed))/s (\(tasks) tasks)"
         )
         print("balance check:          \(balance) = \(count) × 100.00 USD")
+        let referenceRate = (referenceBefore + referenceAfter) / 2
+        let rate = perSecond(count, transitionElapsed)
+        print("bare commits (reference): \(referenceBefore)/s before, \(referenceAfter)/s after")
+        print(
+            "P3 transitions / bare one-commit-per-fsync = \(String(format: "%.2f", Double(rate) / Double(max(1, referenceRate))))"
+        )
+    }
+
+    /// Commits/s of a bare loop: one-row insert + commit, WAL, synchronous=FULL.
+    static func reference(count: Int, in directory: URL, name: String) throws -> Int {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        let path = directory.appendingPathComponent("reference-\(name).sqlite").path
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        try queue.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+        }
+        let start = ContinuousClock.now
+        for value in 0..<count {
+            try queue.write { db in try db.execute(sql: "INSERT INTO t (v) VALUES (?)", arguments: [value]) }
+        }
+        let elapsed = ContinuousClock.now - start
+        try queue.close()
+        return perSecond(count, elapsed)
     }
 }
 
