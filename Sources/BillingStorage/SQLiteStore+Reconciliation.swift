@@ -14,13 +14,14 @@ extension SQLiteStore {
     ) async throws(BillingError) -> [Payment] {
         try await read { db in
             try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM payments
-                    WHERE system = ? AND created_at_ms >= ? AND created_at_ms < ?
-                      AND (provider_reference != '' OR status = 'paid')
-                    ORDER BY created_at_ms, id LIMIT ?
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT * FROM payments
+                        WHERE system = ? AND created_at_ms >= ? AND created_at_ms < ?
+                          AND (provider_reference != '' OR status = 'paid')
+                        ORDER BY created_at_ms, id LIMIT ?
+                        """
+                ),
                 arguments: [system.rawValue, fromMs, toMs, limit]
             ).map(PaymentRepository.payment)
         }
@@ -30,8 +31,9 @@ extension SQLiteStore {
     public func customers(system: PaymentSystem) async throws(BillingError) -> [String] {
         try await read { db in
             try String.fetchAll(
-                db,
-                sql: "SELECT customer_reference FROM payer_customers WHERE system = ? ORDER BY customer_reference",
+                db.cachedStatement(
+                    sql: "SELECT customer_reference FROM payer_customers WHERE system = ? ORDER BY customer_reference"
+                ),
                 arguments: [system.rawValue]
             )
         }
@@ -43,11 +45,12 @@ extension SQLiteStore {
         try await read { db in
             Set(
                 try String.fetchAll(
-                    db,
-                    sql: """
-                        SELECT provider_reference FROM payment_methods
-                        WHERE system = ? AND status IN ('pending', 'confirmed') AND provider_reference != ''
-                        """,
+                    db.cachedStatement(
+                        sql: """
+                            SELECT provider_reference FROM payment_methods
+                            WHERE system = ? AND status IN ('pending', 'confirmed') AND provider_reference != ''
+                            """
+                    ),
                     arguments: [system.rawValue]
                 )
             )

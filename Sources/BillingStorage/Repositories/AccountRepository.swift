@@ -6,7 +6,9 @@ internal import GRDB
 /// transaction the store opened.
 enum AccountRepository {
     static func fetch(_ db: Database, _ id: String) throws -> Account? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM accounts WHERE id = ?", arguments: [id]) else {
+        guard
+            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM accounts WHERE id = ?"), arguments: [id])
+        else {
             return nil
         }
         return Account(
@@ -25,22 +27,24 @@ enum AccountRepository {
     /// The cached sum of the account's ledger.
     static func balance(_ db: Database, _ account: Account) throws -> Money {
         let cached =
-            try Int64.fetchOne(db, sql: "SELECT balance_minor FROM accounts WHERE id = ?", arguments: [account.id]) ?? 0
+            try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT balance_minor FROM accounts WHERE id = ?"),
+                arguments: [account.id]
+            ) ?? 0
         return Money(minorUnits: cached, account.currency)
     }
 
     static func insert(_ db: Database, _ account: Account) throws {
-        try db.execute(
-            sql: "INSERT INTO accounts (id, display_name, currency, created_at_ms) VALUES (?, ?, ?, ?)",
-            arguments: [account.id, account.displayName, account.currency.code, account.createdAtMs]
+        try db.cachedStatement(
+            sql: "INSERT INTO accounts (id, display_name, currency, created_at_ms) VALUES (?, ?, ?, ?)"
+        ).execute(arguments: [account.id, account.displayName, account.currency.code, account.createdAtMs]
         )
     }
 
     /// The balance moved by a ledger entry, as a compare-and-set on what it
     /// was decided from.
     static func moveBalance(_ db: Database, _ entry: LedgerEntry) throws {
-        try db.execute(
-            sql: "UPDATE accounts SET balance_minor = ? WHERE id = ? AND balance_minor = ?",
+        try db.cachedStatement(sql: "UPDATE accounts SET balance_minor = ? WHERE id = ? AND balance_minor = ?").execute(
             arguments: [entry.balanceAfter.amountMinorUnits, entry.accountID, entry.balanceBefore.amountMinorUnits]
         )
         try Rows.expectOneChange(db, "the balance of account \(entry.accountID)")
@@ -56,21 +60,20 @@ enum AccountRepository {
     }
 
     static func fetchPayer(_ db: Database, _ id: String) throws -> Payer? {
-        try Row.fetchOne(db, sql: "SELECT * FROM payers WHERE id = ?", arguments: [id]).map(payer)
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM payers WHERE id = ?"), arguments: [id]).map(payer)
     }
 
     static func payers(_ db: Database, accountID: String) throws -> [Payer] {
         try Row.fetchAll(
-            db,
-            sql: "SELECT * FROM payers WHERE account_id = ? ORDER BY created_at_ms, id",
+            db.cachedStatement(sql: "SELECT * FROM payers WHERE account_id = ? ORDER BY created_at_ms, id"),
             arguments: [accountID]
         ).map(payer)
     }
 
     static func insertPayer(_ db: Database, _ payer: Payer) throws {
-        try db.execute(
-            sql: "INSERT INTO payers (id, account_id, display_name, email, created_at_ms) VALUES (?, ?, ?, ?, ?)",
-            arguments: [payer.id, payer.accountID, payer.displayName, payer.email, payer.createdAtMs]
+        try db.cachedStatement(
+            sql: "INSERT INTO payers (id, account_id, display_name, email, created_at_ms) VALUES (?, ?, ?, ?, ?)"
+        ).execute(arguments: [payer.id, payer.accountID, payer.displayName, payer.email, payer.createdAtMs]
         )
     }
 
@@ -93,19 +96,19 @@ enum AccountRepository {
         system: PaymentSystem
     ) throws -> (recorded: String?, methods: [String]) {
         let recorded = try String.fetchOne(
-            db,
-            sql: "SELECT customer_reference FROM payer_customers WHERE payer_id = ? AND system = ?",
+            db.cachedStatement(sql: "SELECT customer_reference FROM payer_customers WHERE payer_id = ? AND system = ?"),
             arguments: [payerID, system.rawValue]
         )
         let methods =
             recorded != nil
             ? []
             : try String.fetchAll(
-                db,
-                sql: """
-                    SELECT provider_reference FROM payment_methods WHERE payer_id = ? AND system = ? AND status = 'confirmed'
-                    ORDER BY updated_at_ms DESC LIMIT 20
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT provider_reference FROM payment_methods WHERE payer_id = ? AND system = ? AND status = 'confirmed'
+                        ORDER BY updated_at_ms DESC LIMIT 20
+                        """
+                ),
                 arguments: [payerID, system.rawValue]
             )
         return (recorded, methods)
@@ -113,9 +116,9 @@ enum AccountRepository {
 
     /// The first customer recorded for a payer and system wins.
     static func insertCustomer(_ db: Database, payerID: String, system: PaymentSystem, reference: String) throws {
-        try db.execute(
-            sql: "INSERT OR IGNORE INTO payer_customers (payer_id, system, customer_reference) VALUES (?, ?, ?)",
-            arguments: [payerID, system.rawValue, reference]
+        try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO payer_customers (payer_id, system, customer_reference) VALUES (?, ?, ?)"
+        ).execute(arguments: [payerID, system.rawValue, reference]
         )
     }
 }

@@ -13,14 +13,14 @@ enum AuditRepository {
         case .payer(let id): (account, key) = ("(SELECT account_id FROM payers WHERE id = ?)", id)
         case .payment(let id): (account, key) = ("(SELECT account_id FROM payments WHERE id = ?)", id)
         }
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO audit_log (account_id, payment_id, subject, action, detail, actor, via, at_ms)
                 VALUES (\(account), ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                key, entry.paymentID, entry.subject, entry.action, entry.detail, entry.who, entry.via, entry.atMs,
-            ]
+                """
+        ).execute(arguments: [
+            key, entry.paymentID, entry.subject, entry.action, entry.detail, entry.who, entry.via, entry.atMs,
+        ]
         )
     }
 
@@ -37,7 +37,7 @@ enum AuditRepository {
         }
         sql += " ORDER BY id LIMIT ?"
         arguments += [query.limit]
-        return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+        return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { row in
             AuditRecord(
                 id: row["id"],
                 accountID: row["account_id"],

@@ -7,18 +7,19 @@ internal import GRDB
 /// has one writer, so no two transactions take the same one.
 enum EventLog {
     static func append(_ db: Database, accountID: String, atMs: Int64, _ change: Event.Change) throws {
-        let next = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events") ?? 1
+        let next = try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events")) ?? 1
         let nextOfAccount =
             try Int64.fetchOne(
-                db,
-                sql: "SELECT COALESCE(MAX(account_sequence), 0) + 1 FROM events WHERE account_id = ?",
+                db.cachedStatement(
+                    sql: "SELECT COALESCE(MAX(account_sequence), 0) + 1 FROM events WHERE account_id = ?"
+                ),
                 arguments: [accountID]
             ) ?? 1
         let payload = String(decoding: try JSONEncoder().encode(change), as: UTF8.self)
-        try db.execute(
+        try db.cachedStatement(
             sql:
-                "INSERT INTO events (sequence, account_sequence, account_id, at_ms, kind, payload) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [next, nextOfAccount, accountID, atMs, change.kind, payload]
+                "INSERT INTO events (sequence, account_sequence, account_id, at_ms, kind, payload) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [next, nextOfAccount, accountID, atMs, change.kind, payload]
         )
     }
 
@@ -28,15 +29,15 @@ enum EventLog {
         let rows: [Row]
         if let accountID {
             rows = try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT * FROM events WHERE account_id = ? AND account_sequence > ? ORDER BY account_sequence LIMIT ?",
+                db.cachedStatement(
+                    sql:
+                        "SELECT * FROM events WHERE account_id = ? AND account_sequence > ? ORDER BY account_sequence LIMIT ?"
+                ),
                 arguments: [accountID, Int64(clamping: sequence), limit]
             )
         } else {
             rows = try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?",
+                db.cachedStatement(sql: "SELECT * FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?"),
                 arguments: [Int64(clamping: sequence), limit]
             )
         }
@@ -47,8 +48,7 @@ enum EventLog {
     static func latest(_ db: Database, accountID: String) throws -> UInt64 {
         UInt64(
             try Int64.fetchOne(
-                db,
-                sql: "SELECT COALESCE(MAX(account_sequence), 0) FROM events WHERE account_id = ?",
+                db.cachedStatement(sql: "SELECT COALESCE(MAX(account_sequence), 0) FROM events WHERE account_id = ?"),
                 arguments: [accountID]
             ) ?? 0
         )
@@ -56,7 +56,7 @@ enum EventLog {
 
     /// The newest global sequence (0 before any).
     static func latest(_ db: Database) throws -> UInt64 {
-        UInt64(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM events") ?? 0)
+        UInt64(try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(sequence), 0) FROM events")) ?? 0)
     }
 
     private static func event(_ row: Row) throws -> Event {

@@ -12,23 +12,25 @@ enum MethodRepository {
     }
 
     static func fetch(_ db: Database, _ id: String) throws -> PaymentMethod? {
-        try Row.fetchOne(db, sql: "SELECT * FROM payment_methods WHERE id = ?", arguments: [id]).map(method)
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM payment_methods WHERE id = ?"), arguments: [id]).map(
+            method
+        )
     }
 
     /// The payer's methods, newest first; Removed ones only when asked.
     static func methods(_ db: Database, payerID: String, includeRemoved: Bool) throws -> [PaymentMethod] {
         let filter = includeRemoved ? "" : "AND status != 'removed'"
         return try Row.fetchAll(
-            db,
-            sql: "SELECT * FROM payment_methods WHERE payer_id = ? \(filter) ORDER BY created_at_ms DESC, id DESC",
+            db.cachedStatement(
+                sql: "SELECT * FROM payment_methods WHERE payer_id = ? \(filter) ORDER BY created_at_ms DESC, id DESC"
+            ),
             arguments: [payerID]
         ).map(method)
     }
 
     static func defaultMethod(_ db: Database, payerID: String) throws -> PaymentMethod? {
         try Row.fetchOne(
-            db,
-            sql: "SELECT * FROM payment_methods WHERE payer_id = ? AND is_default = 1",
+            db.cachedStatement(sql: "SELECT * FROM payment_methods WHERE payer_id = ? AND is_default = 1"),
             arguments: [payerID]
         ).map(method)
     }
@@ -40,44 +42,45 @@ enum MethodRepository {
         paidBefore cutoffMs: Int64
     ) throws -> [(method: PaymentMethod, paymentID: String, accountID: String)] {
         try Row.fetchAll(
-            db,
-            sql: """
-                SELECT m.*, p.id AS paid_payment_id, p.account_id AS paid_account_id FROM payment_methods m
-                JOIN payments p ON p.id = m.saved_with_payment_id
-                WHERE m.status = 'pending' AND p.status = 'paid' AND p.finished_at_ms < ? LIMIT 100
-                """,
+            db.cachedStatement(
+                sql: """
+                    SELECT m.*, p.id AS paid_payment_id, p.account_id AS paid_account_id FROM payment_methods m
+                    JOIN payments p ON p.id = m.saved_with_payment_id
+                    WHERE m.status = 'pending' AND p.status = 'paid' AND p.finished_at_ms < ? LIMIT 100
+                    """
+            ),
             arguments: [cutoffMs]
         ).map { row in (try method(row), row["paid_payment_id"], row["paid_account_id"]) }
     }
 
     static func insert(_ db: Database, _ method: PaymentMethod) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO payment_methods (id, payer_id, system, status, is_default, display_name, provider_reference,
                     saved_with_payment_id, created_at_ms, updated_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                method.id, method.payerID, method.system.rawValue, method.status.rawValue, method.isDefault,
-                method.displayName, method.providerReference, method.savedWithPaymentID, method.createdAtMs,
-                method.updatedAtMs,
-            ]
+                """
+        ).execute(arguments: [
+            method.id, method.payerID, method.system.rawValue, method.status.rawValue, method.isDefault,
+            method.displayName, method.providerReference, method.savedWithPaymentID, method.createdAtMs,
+            method.updatedAtMs,
+        ]
         )
     }
 
     /// Everything that changes about a method, as a compare-and-set on the
     /// status it was decided from.
     static func update(_ db: Database, _ method: PaymentMethod, expected: PaymentMethodStatus) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE payment_methods SET status = ?, is_default = ?, display_name = ?, provider_reference = ?, updated_at_ms = ?
                 WHERE id = ? AND status = ?
-                """,
-            arguments: [
-                method.status.rawValue, method.isDefault, method.displayName, method.providerReference,
-                method.updatedAtMs,
-                method.id, expected.rawValue,
-            ]
+                """
+        ).execute(arguments: [
+            method.status.rawValue, method.isDefault, method.displayName, method.providerReference,
+            method.updatedAtMs,
+            method.id, expected.rawValue,
+        ]
         )
         try Rows.expectOneChange(db, "payment method \(method.id)")
     }

@@ -4,15 +4,15 @@ internal import GRDB
 /// Rows of `notifications`.
 enum NotificationRepository {
     static func insert(_ db: Database, _ notification: BillingCore.Notification) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO notifications (id, account_id, severity, title, body, payment_id, created_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                notification.id, notification.accountID, notification.severity.rawValue, notification.title,
-                notification.body, notification.paymentID, notification.createdAtMs,
-            ]
+                """
+        ).execute(arguments: [
+            notification.id, notification.accountID, notification.severity.rawValue, notification.title,
+            notification.body, notification.paymentID, notification.createdAtMs,
+        ]
         )
     }
 
@@ -30,8 +30,7 @@ enum NotificationRepository {
             arguments += [cursor.sortKey, cursor.sortKey, cursor.id]
         }
         let rows = try Row.fetchAll(
-            db,
-            sql: sql + " ORDER BY created_at_ms DESC, id DESC LIMIT ?",
+            db.cachedStatement(sql: sql + " ORDER BY created_at_ms DESC, id DESC LIMIT ?"),
             arguments: StatementArguments(arguments + [pageSize + 1])
         )
         var items = try rows.map { row in

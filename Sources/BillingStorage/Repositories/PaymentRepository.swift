@@ -5,7 +5,9 @@ internal import GRDB
 /// history pages, and the poller's schedule and lease.
 enum PaymentRepository {
     static func require(_ db: Database, _ id: String) throws -> Payment {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM payments WHERE id = ?", arguments: [id]) else {
+        guard
+            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM payments WHERE id = ?"), arguments: [id])
+        else {
             throw BillingError.notFound("payment \(id.prefix(64)) not found")
         }
         return try payment(row)
@@ -70,7 +72,10 @@ enum PaymentRepository {
     /// collision; the unique index is the guarantee.
     static func freshInvoiceReference(_ db: Database) throws -> String {
         var reference = IDs.invoiceReference()
-        while try Bool.fetchOne(db, sql: "SELECT 1 FROM payments WHERE invoice_number = ?", arguments: [reference])
+        while try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT 1 FROM payments WHERE invoice_number = ?"),
+            arguments: [reference]
+        )
             == true
         {
             reference = IDs.invoiceReference()
@@ -79,45 +84,45 @@ enum PaymentRepository {
     }
 
     static func insert(_ db: Database, _ payment: Payment) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO payments (id, account_id, payer_id, purpose, amount_minor, currency, status, option_kind, system,
                     payment_method_id, saved_payment_method_id, provider_reference, redirect_url, return_url, invoice_number,
                     failure_reason, migration_order_id, renewal_order_id, created_at_ms, updated_at_ms, next_check_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                payment.id, payment.accountID, payment.payerID, payment.purpose.rawValue,
-                payment.amount.amountMinorUnits,
-                payment.amount.currency.code, payment.status.rawValue, payment.optionKind.rawValue,
-                payment.system?.rawValue,
-                payment.paymentMethodID, payment.savedPaymentMethodID, payment.providerReference, payment.redirectURL,
-                payment.returnURL, payment.invoiceNumber, payment.failureReason, payment.migrationOrderID,
-                payment.renewalOrderID, payment.createdAtMs, payment.updatedAtMs, payment.nextCheckAtMs,
-            ]
+                """
+        ).execute(arguments: [
+            payment.id, payment.accountID, payment.payerID, payment.purpose.rawValue,
+            payment.amount.amountMinorUnits,
+            payment.amount.currency.code, payment.status.rawValue, payment.optionKind.rawValue,
+            payment.system?.rawValue,
+            payment.paymentMethodID, payment.savedPaymentMethodID, payment.providerReference, payment.redirectURL,
+            payment.returnURL, payment.invoiceNumber, payment.failureReason, payment.migrationOrderID,
+            payment.renewalOrderID, payment.createdAtMs, payment.updatedAtMs, payment.nextCheckAtMs,
+        ]
         )
     }
 
     static func attach(_ db: Database, paymentID: String, reference: String, redirectURL: String, atMs: Int64) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql:
-                "UPDATE payments SET provider_reference = ?, redirect_url = ?, updated_at_ms = ? WHERE id = ? AND status = 'new'",
-            arguments: [reference, redirectURL, atMs, paymentID]
+                "UPDATE payments SET provider_reference = ?, redirect_url = ?, updated_at_ms = ? WHERE id = ? AND status = 'new'"
+        ).execute(arguments: [reference, redirectURL, atMs, paymentID]
         )
         try Rows.expectOneChange(db, "payment \(paymentID)")
     }
 
     /// New → final, a compare-and-set on New; the schedule and lease end.
     static func finish(_ db: Database, _ payment: Payment) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE payments SET status = ?, failure_reason = ?, finished_at_ms = ?, updated_at_ms = ?,
                     next_check_at_ms = NULL, lease_owner = NULL, lease_until_ms = NULL
                 WHERE id = ? AND status = 'new'
-                """,
-            arguments: [
-                payment.status.rawValue, payment.failureReason, payment.finishedAtMs, payment.updatedAtMs, payment.id,
-            ]
+                """
+        ).execute(arguments: [
+            payment.status.rawValue, payment.failureReason, payment.finishedAtMs, payment.updatedAtMs, payment.id,
+        ]
         )
         try Rows.expectOneChange(db, "payment \(payment.id)")
     }
@@ -125,8 +130,9 @@ enum PaymentRepository {
     /// A Paid payment of a payment system by that system's reference.
     static func paidByReference(_ db: Database, reference: String, system: PaymentSystem) throws -> Payment? {
         try Row.fetchOne(
-            db,
-            sql: "SELECT * FROM payments WHERE provider_reference = ? AND system = ? AND status = 'paid'",
+            db.cachedStatement(
+                sql: "SELECT * FROM payments WHERE provider_reference = ? AND system = ? AND status = 'paid'"
+            ),
             arguments: [reference, system.rawValue]
         ).map(payment)
     }
@@ -162,9 +168,10 @@ enum PaymentRepository {
             arguments += [cursor.sortKey, cursor.sortKey, cursor.id]
         }
         let rows = try Row.fetchAll(
-            db,
-            sql:
-                "SELECT * FROM payments WHERE \(conditions.joined(separator: " AND ")) ORDER BY created_at_ms DESC, id DESC LIMIT ?",
+            db.cachedStatement(
+                sql:
+                    "SELECT * FROM payments WHERE \(conditions.joined(separator: " AND ")) ORDER BY created_at_ms DESC, id DESC LIMIT ?"
+            ),
             arguments: StatementArguments(arguments + [query.pageSize + 1])
         )
         var payments = try rows.map(payment)
@@ -183,13 +190,14 @@ enum PaymentRepository {
     /// Ids of New payments due by `now` and not leased, soonest first.
     static func due(_ db: Database, now: Int64, limit: Int) throws -> [String] {
         try String.fetchAll(
-            db,
-            sql: """
-                SELECT id FROM payments
-                WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
-                  AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
-                ORDER BY next_check_at_ms, id LIMIT ?
-                """,
+            db.cachedStatement(
+                sql: """
+                    SELECT id FROM payments
+                    WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
+                      AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
+                    ORDER BY next_check_at_ms, id LIMIT ?
+                    """
+            ),
             arguments: [now, now, limit]
         )
     }
@@ -197,12 +205,12 @@ enum PaymentRepository {
     /// Leases a payment to `owner` unless another holds a live lease (or it
     /// left New); true when this call took it.
     static func lease(_ db: Database, _ id: String, owner: String, until: Int64, now: Int64) throws -> Bool {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE payments SET lease_owner = ?, lease_until_ms = ?
                 WHERE id = ? AND status = 'new' AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
-                """,
-            arguments: [owner, until, id, now]
+                """
+        ).execute(arguments: [owner, until, id, now]
         )
         return db.changesCount == 1
     }
@@ -210,13 +218,13 @@ enum PaymentRepository {
     /// A check that left the payment New: counted, the next one set, the
     /// lease released. A payment that left New meanwhile is left alone.
     static func recordCheck(_ db: Database, _ id: String, owner: String, nextCheckAtMs: Int64?, now: Int64) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE payments SET check_attempts = check_attempts + 1, next_check_at_ms = ?, updated_at_ms = ?,
                     lease_owner = NULL, lease_until_ms = NULL
                 WHERE id = ? AND status = 'new' AND (lease_owner IS NULL OR lease_owner = ?)
-                """,
-            arguments: [nextCheckAtMs, now, id, owner]
+                """
+        ).execute(arguments: [nextCheckAtMs, now, id, owner]
         )
     }
 
@@ -225,11 +233,12 @@ enum PaymentRepository {
     /// oldest of them is.
     static func backlog(_ db: Database, now: Int64) throws -> (due: Int, oldestDueMs: Int64?) {
         let row = try Row.fetchOne(
-            db,
-            sql: """
-                SELECT COUNT(*) AS due, MIN(next_check_at_ms) AS oldest FROM payments
-                WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
-                """,
+            db.cachedStatement(
+                sql: """
+                    SELECT COUNT(*) AS due, MIN(next_check_at_ms) AS oldest FROM payments
+                    WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
+                    """
+            ),
             arguments: [now]
         )
         return (row?["due"] ?? 0, row?["oldest"])
@@ -237,11 +246,12 @@ enum PaymentRepository {
 
     static func nextDue(_ db: Database) throws -> Int64? {
         try Int64.fetchOne(
-            db,
-            sql: """
-                SELECT MIN(COALESCE(MAX(next_check_at_ms, lease_until_ms), next_check_at_ms)) FROM payments
-                WHERE status = 'new' AND next_check_at_ms IS NOT NULL
-                """
+            db.cachedStatement(
+                sql: """
+                    SELECT MIN(COALESCE(MAX(next_check_at_ms, lease_until_ms), next_check_at_ms)) FROM payments
+                    WHERE status = 'new' AND next_check_at_ms IS NOT NULL
+                    """
+            )
         )
     }
 }

@@ -4,7 +4,9 @@ internal import GRDB
 /// Rows of `renewable_services`, `renewal_orders` and their `renewal_lines`.
 enum RenewalRepository {
     static func fetchService(_ db: Database, _ id: String) throws -> RenewableService? {
-        try Row.fetchOne(db, sql: "SELECT * FROM renewable_services WHERE id = ?", arguments: [id]).map(service)
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM renewable_services WHERE id = ?"), arguments: [id]).map(
+            service
+        )
     }
 
     static func requireService(_ db: Database, _ id: String, accountID: String) throws -> RenewableService {
@@ -19,8 +21,7 @@ enum RenewalRepository {
         guard !ids.isEmpty else { return [] }
         let marks = ids.map { _ in "?" }.joined(separator: ", ")
         return try Row.fetchAll(
-            db,
-            sql: "SELECT * FROM renewable_services WHERE account_id = ? AND id IN (\(marks))",
+            db.cachedStatement(sql: "SELECT * FROM renewable_services WHERE account_id = ? AND id IN (\(marks))"),
             arguments: StatementArguments([accountID] + ids)
         ).map(service)
     }
@@ -28,26 +29,25 @@ enum RenewalRepository {
     /// The account's services, soonest expiry first.
     static func services(_ db: Database, accountID: String) throws -> [RenewableService] {
         try Row.fetchAll(
-            db,
-            sql: "SELECT * FROM renewable_services WHERE account_id = ? ORDER BY expires_at_ms, id",
+            db.cachedStatement(sql: "SELECT * FROM renewable_services WHERE account_id = ? ORDER BY expires_at_ms, id"),
             arguments: [accountID]
         ).map(service)
     }
 
     /// Creates or changes a service (its account never changes).
     static func save(_ db: Database, _ service: RenewableService) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO renewable_services (id, account_id, display_name, price_minor, currency, period_days, expires_at_ms, updated_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, price_minor = excluded.price_minor,
                     period_days = excluded.period_days, expires_at_ms = excluded.expires_at_ms, updated_at_ms = excluded.updated_at_ms
                 WHERE account_id = excluded.account_id
-                """,
-            arguments: [
-                service.id, service.accountID, service.displayName, service.pricePerPeriod.amountMinorUnits,
-                service.pricePerPeriod.currency.code, service.periodDays, service.expiresAtMs, service.updatedAtMs,
-            ]
+                """
+        ).execute(arguments: [
+            service.id, service.accountID, service.displayName, service.pricePerPeriod.amountMinorUnits,
+            service.pricePerPeriod.currency.code, service.periodDays, service.expiresAtMs, service.updatedAtMs,
+        ]
         )
         try Rows.expectOneChange(db, "service \(service.id)")
     }
@@ -67,14 +67,18 @@ enum RenewalRepository {
     // MARK: Orders
 
     static func requireOrder(_ db: Database, _ id: String) throws -> RenewalOrder {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM renewal_orders WHERE id = ?", arguments: [id]) else {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM renewal_orders WHERE id = ?"),
+                arguments: [id]
+            )
+        else {
             throw BillingError.notFound("renewal order \(id.prefix(64)) not found")
         }
         let currency = try Rows.currency(row["currency"])
         // A line's new expiry is known once the order completes; 0 before.
         let lines = try Row.fetchAll(
-            db,
-            sql: "SELECT * FROM renewal_lines WHERE order_id = ? ORDER BY rowid",
+            db.cachedStatement(sql: "SELECT * FROM renewal_lines WHERE order_id = ? ORDER BY rowid"),
             arguments: [id]
         ).map { line in
             RenewalLine(
@@ -97,22 +101,22 @@ enum RenewalRepository {
     }
 
     static func insertOrder(_ db: Database, _ order: RenewalOrder) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO renewal_orders (id, account_id, total_minor, currency, status, payment_id, created_at_ms, completed_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                order.id, order.accountID, order.total.amountMinorUnits, order.total.currency.code,
-                order.status.rawValue,
-                order.paymentID, order.createdAtMs, order.completedAtMs,
-            ]
+                """
+        ).execute(arguments: [
+            order.id, order.accountID, order.total.amountMinorUnits, order.total.currency.code,
+            order.status.rawValue,
+            order.paymentID, order.createdAtMs, order.completedAtMs,
+        ]
         )
         for line in order.lines {
-            try db.execute(
+            try db.cachedStatement(
                 sql:
-                    "INSERT INTO renewal_lines (order_id, service_id, periods, amount_minor, new_expires_at_ms) VALUES (?, ?, ?, ?, ?)",
-                arguments: [order.id, line.serviceID, line.periods, line.amount.amountMinorUnits, expiry(line)]
+                    "INSERT INTO renewal_lines (order_id, service_id, periods, amount_minor, new_expires_at_ms) VALUES (?, ?, ?, ?, ?)"
+            ).execute(arguments: [order.id, line.serviceID, line.periods, line.amount.amountMinorUnits, expiry(line)]
             )
         }
     }
@@ -120,16 +124,15 @@ enum RenewalRepository {
     /// Status, payment and completion, as a compare-and-set on the status
     /// decided from; the lines' new expiries once known.
     static func updateOrder(_ db: Database, _ order: RenewalOrder, expected: RenewalOrder.Status) throws {
-        try db.execute(
-            sql:
-                "UPDATE renewal_orders SET status = ?, payment_id = ?, completed_at_ms = ? WHERE id = ? AND status = ?",
-            arguments: [order.status.rawValue, order.paymentID, order.completedAtMs, order.id, expected.rawValue]
+        try db.cachedStatement(
+            sql: "UPDATE renewal_orders SET status = ?, payment_id = ?, completed_at_ms = ? WHERE id = ? AND status = ?"
+        ).execute(arguments: [order.status.rawValue, order.paymentID, order.completedAtMs, order.id, expected.rawValue]
         )
         try Rows.expectOneChange(db, "renewal order \(order.id)")
         for line in order.lines where line.newExpiresAtMs != 0 {
-            try db.execute(
-                sql: "UPDATE renewal_lines SET new_expires_at_ms = ? WHERE order_id = ? AND service_id = ?",
-                arguments: [line.newExpiresAtMs, order.id, line.serviceID]
+            try db.cachedStatement(
+                sql: "UPDATE renewal_lines SET new_expires_at_ms = ? WHERE order_id = ? AND service_id = ?"
+            ).execute(arguments: [line.newExpiresAtMs, order.id, line.serviceID]
             )
         }
     }
