@@ -1,8 +1,8 @@
 /// Who made a change and through what, as the audit trail records it:
 /// `who` is a certificate's principal (`internal/panel`, `account/acc_1`,
-/// `operator/alice`), `poller`, `webhook:stripe`, `sandbox`; `via` is the
-/// RPC method (`/billing.v1.Balance/CreateTopUp`), the trigger (`poll`,
-/// `POST /webhooks/stripe`) or `startup`.
+/// `operator/alice`), `poller`, `webhook:stripe`; `via` is the RPC method
+/// (`/billing.v1.Balance/CreateTopUp`) or the trigger (`poll`,
+/// `POST /webhooks/stripe`).
 public struct AuditActor: Sendable, Hashable {
     public var who: String
     public var via: String
@@ -122,7 +122,10 @@ public enum Audit {
             let detail =
                 method.status == expected
                 ? (method.isDefault ? "default" : "not default") : "\(expected.rawValue) → \(method.status.rawValue)"
-            return (.payer(method.payerID), nil, method.id, "method.updated", detail)
+            return (
+                .payer(method.payerID), method.savedWithPaymentID.isEmpty ? nil : method.savedWithPaymentID,
+                method.id, "method.updated", detail
+            )
         case .ledger(let entry):
             let kind = entry.key.split(separator: ":").first.map(String.init) ?? "entry"
             return (

@@ -85,7 +85,7 @@ public protocol BillingStore: Sendable {
         limit: Int
     ) async throws(BillingError)
         -> [Payment]
-    func customers(system: PaymentSystem) async throws(BillingError) -> [String]
+    func customers(system: PaymentSystem, payerIDs: Set<String>) async throws(BillingError) -> [String]
     func usableMethodReferences(system: PaymentSystem) async throws(BillingError) -> Set<String>
     /// A page of an account's audit trail, oldest first.
     func auditTrail(_ query: AuditQuery) async throws(BillingError) -> [AuditRecord]

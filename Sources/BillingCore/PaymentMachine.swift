@@ -132,6 +132,11 @@ public enum PaymentMachine {
         guard payment.status == .new else {
             throw .failedPrecondition("payment \(payment.id) is \(payment.status), not New")
         }
+        // The same answer again (the caller and the poller started it under
+        // one idempotency key): nothing changes, nothing is written.
+        if payment.providerReference == reference && payment.redirectURL == redirectURL {
+            return Change(payment)
+        }
         var attached = payment
         attached.providerReference = reference
         attached.redirectURL = redirectURL

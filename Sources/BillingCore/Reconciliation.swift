@@ -111,17 +111,45 @@ public enum Reconciliation {
         }
     }
 
-    /// Money a payment system took naming `paymentID` when billingd has no
-    /// such payment (`known` false) or has it under another system.
-    public static func unknown(_ record: Record, system: PaymentSystem) -> Disagreement {
-        Disagreement(
-            kind: .unknownHere,
-            system: system,
-            paymentID: record.paymentID,
-            reference: record.reference,
-            here: "no such payment",
-            there: describe(record)
-        )
+    /// Everything a payment system took naming one payment id, against our
+    /// payment of that id (nil: none). Money taken for a payment we do not
+    /// hold, or hold under another system, is unknown here; taken for one
+    /// not Paid here, paid there not here; taken more than once, or for
+    /// another total or currency, an amount that differs.
+    public static func taken(_ records: [Record], for payment: Payment?, system: PaymentSystem) -> Disagreement? {
+        guard let first = records.first else { return nil }
+        let references = records.map(\.reference).joined(separator: ", ")
+        let amounts = records.compactMap(\.amountMinorUnits)
+        let currencies = Set(records.compactMap(\.currency))
+        let (total, overflow) = amounts.reduce((Int64(0), false)) { sum, next in
+            let (added, overflowed) = sum.0.addingReportingOverflow(next)
+            return (added, sum.1 || overflowed)
+        }
+        var there = records.count == 1 ? describe(first) : "taken \(records.count) times"
+        if records.count > 1, amounts.count == records.count, !overflow {
+            there += ", \(total) minor units in all \(currencies.sorted().joined(separator: "+"))"
+        }
+        func disagreement(_ kind: Disagreement.Kind, here: String) -> Disagreement {
+            Disagreement(
+                kind: kind,
+                system: system,
+                paymentID: first.paymentID,
+                reference: references,
+                here: here,
+                there: there
+            )
+        }
+        guard let payment, payment.system == system else {
+            let here = payment.map {
+                "a \($0.system?.rawValue ?? $0.optionKind.rawValue) payment, \($0.status) \($0.amount)"
+            }
+            return disagreement(.unknownHere, here: here ?? "no such payment")
+        }
+        let here = "\(payment.status) \(payment.amount)"
+        guard payment.status == .paid else { return disagreement(.paidThereNotHere, here: here) }
+        let sameTotal = amounts.count < records.count || (!overflow && total == payment.amount.amountMinorUnits)
+        let sameCurrency = currencies.isEmpty || currencies == [payment.amount.currency.code]
+        return records.count > 1 || !sameTotal || !sameCurrency ? disagreement(.amountDiffers, here: here) : nil
     }
 
     /// Methods saved at a payment system for our payers that billingd holds

@@ -486,9 +486,29 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             return secret
         }
         if !file.isEmpty {
-            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8)
-            else {
+            // A regular file, read no further than a secret can be long: a
+            // FIFO, a device or a huge file is refused, not waited for.
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: file) else {
                 throw ConfigurationError(problems: ["cannot read the \(what) file \(file)"])
+            }
+            guard attributes[.type] as? FileAttributeType == .typeRegular else {
+                throw ConfigurationError(problems: ["the \(what) file \(file) is not a regular file"])
+            }
+            guard (attributes[.size] as? NSNumber)?.intValue ?? 0 <= 8192 else {
+                throw ConfigurationError(problems: ["the \(what) file \(file) is over 8 KiB: not a secret"])
+            }
+            guard let handle = FileHandle(forReadingAtPath: file) else {
+                throw ConfigurationError(problems: ["cannot read the \(what) file \(file)"])
+            }
+            defer { try? handle.close() }
+            let data: Data
+            do {
+                data = try handle.read(upToCount: 8193) ?? Data()
+            } catch {
+                throw ConfigurationError(problems: ["cannot read the \(what) file \(file)"])
+            }
+            guard data.count <= 8192, let text = String(data: data, encoding: .utf8) else {
+                throw ConfigurationError(problems: ["the \(what) file \(file) is over 8 KiB or not text"])
             }
             let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !secret.isEmpty else { throw ConfigurationError(problems: ["the \(what) file \(file) is empty"]) }

@@ -38,7 +38,7 @@ enum MetricsRoutes {
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.scrape(snapshot)))
             )
         }
-        for method in [HTTPRequest.Method.post, .put, .delete, .patch, .options, .trace] {
+        for method in [HTTPRequest.Method.head, .post, .put, .delete, .patch, .options, .trace] {
             router.on("/metrics", method: method) { _, _ in
                 Response(status: .methodNotAllowed)
             }

@@ -41,22 +41,21 @@ struct Reconciler: Sendable {
                     "more than \(Self.maxPayments) \(system.rawValue) payments in the period: reconcile a shorter one"
                 )
             }
-            report.disagreements += try await compare(payments, with: provider, system: system)
+            let compared = try await compare(payments, with: provider, system: system)
+            report.disagreements += compared
             report.paymentsCompared += payments.count
 
-            let known = Set(payments.map(\.id))
+            // What the system took, by the payment id it names: a second
+            // capture of one of ours, or money for a payment we do not hold.
+            let known = Dictionary(payments.map { ($0.id, $0) }) { first, _ in first }
+            let flagged = Set(compared.compactMap(\.paymentID))
             if let taken = try await provider.takenPayments(fromMs: fromMs, toMs: toMs) {
-                for record in taken {
-                    guard let id = record.paymentID, !known.contains(id) else { continue }
-                    // Ours but outside the period (paid late), or not ours at all.
-                    let payment: Payment? =
-                        (try? IDs.check(id, "payment id")) == nil ? nil : try? await store.payment(id)
-                    if let payment, payment.system == system {
-                        if let found = Reconciliation.compare(payment, record, system: system) {
-                            report.disagreements.append(found)
-                        }
-                    } else {
-                        report.disagreements.append(Reconciliation.unknown(record, system: system))
+                let byPayment = Dictionary(grouping: taken.filter { $0.paymentID != nil }) { $0.paymentID ?? "" }
+                for (id, records) in byPayment.sorted(by: { $0.key < $1.key }) where !flagged.contains(id) {
+                    var payment = known[id]
+                    if payment == nil { payment = try await lookUp(id) }
+                    if let found = Reconciliation.taken(records, for: payment, system: system) {
+                        report.disagreements.append(found)
                     }
                 }
             } else {
@@ -65,7 +64,8 @@ struct Reconciler: Sendable {
                 )
             }
 
-            let customers = try await store.customers(system: system)
+            // The customers of the payers who paid in the period.
+            let customers = try await store.customers(system: system, payerIDs: Set(payments.map(\.payerID)))
             if let saved = try await provider.savedMethods(customers: customers) {
                 let usable = try await store.usableMethodReferences(system: system)
                 report.disagreements += Reconciliation.methodsNotHere(there: saved, here: usable, system: system)
@@ -73,7 +73,22 @@ struct Reconciler: Sendable {
                 report.notCompared.append("\(system.rawValue): saved methods cannot be listed there")
             }
         }
+        report.disagreements.sort {
+            ($0.kind.rawValue, $0.paymentID ?? "", $0.reference) < ($1.kind.rawValue, $1.paymentID ?? "", $1.reference)
+        }
         return report
+    }
+
+    /// Our payment of an id a payment system named, nil when there is none
+    /// (or the id is not one of ours in form); a storage failure is thrown,
+    /// never taken for "none".
+    private func lookUp(_ id: String) async throws -> Payment? {
+        guard (try? IDs.check(id, "payment id")) != nil else { return nil }
+        do {
+            return try await store.payment(id)
+        } catch .notFound {
+            return nil
+        }
     }
 
     /// Each payment read at its payment system, a few at a time.

@@ -27,15 +27,17 @@ extension SQLiteStore {
         }
     }
 
-    /// The customers our payers have at `system` (Stripe's cus_…).
-    public func customers(system: PaymentSystem) async throws(BillingError) -> [String] {
-        try await read { db in
-            try String.fetchAll(
+    /// The customers these payers have at `system` (Stripe's cus_…).
+    public func customers(system: PaymentSystem, payerIDs: Set<String>) async throws(BillingError) -> [String] {
+        guard !payerIDs.isEmpty else { return [] }
+        return try await read { db in
+            try Row.fetchAll(
                 db.cachedStatement(
-                    sql: "SELECT customer_reference FROM payer_customers WHERE system = ? ORDER BY customer_reference"
+                    sql:
+                        "SELECT payer_id, customer_reference FROM payer_customers WHERE system = ? ORDER BY customer_reference"
                 ),
                 arguments: [system.rawValue]
-            )
+            ).filter { payerIDs.contains($0["payer_id"]) }.map { $0["customer_reference"] }
         }
     }
 

@@ -576,6 +576,22 @@ import Testing
                 try PaymentMachine.attach(Self.payment(status), reference: "cs_2", redirectURL: "", now: Self.now)
             }
         }
+        // The same answer twice (caller and poller, one idempotency key): written once.
+        let first = try PaymentMachine.attach(
+            Self.payment(),
+            reference: "cs_2",
+            redirectURL: "https://pay.example",
+            now: Self.now
+        )
+        #expect(first.effects.count == 1)
+        let again = try PaymentMachine.attach(
+            first.result,
+            reference: "cs_2",
+            redirectURL: "https://pay.example",
+            now: Self.now + 5
+        )
+        #expect(again.effects.isEmpty)
+        #expect(again.result == first.result)
     }
 
     // MARK: Generated contexts

@@ -105,6 +105,39 @@ import Testing
         #expect(problems.count == 6, "\(problems)")
     }
 
+    @Test func aSecretFileIsOneShortTokenInARegularFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("secrets-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func problem(_ file: String) -> String? {
+            do {
+                _ = try BillingConfiguration.secret(file: file, environment: "X", what: "secret", environment: [:])
+                return nil
+            } catch {
+                return error.problems.first
+            }
+        }
+        try "sk_test_good\n".write(toFile: "\(directory)/good", atomically: true, encoding: .utf8)
+        #expect(problem("\(directory)/good") == nil)
+        #expect(
+            try BillingConfiguration.secret(file: "\(directory)/good", environment: "X", what: "s") == "sk_test_good"
+        )
+        try "two\nlines".write(toFile: "\(directory)/lines", atomically: true, encoding: .utf8)
+        #expect(problem("\(directory)/lines")?.contains("one token") == true)
+        // A huge file is refused from its size, unread.
+        FileManager.default.createFile(atPath: "\(directory)/huge", contents: nil)
+        let huge = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/huge"))
+        try huge.truncate(atOffset: 1 << 30)
+        try huge.close()
+        #expect(problem("\(directory)/huge")?.contains("over 8 KiB") == true)
+        // A FIFO with no writer is refused, not waited for; so is a folder.
+        #expect(mkfifo("\(directory)/fifo", 0o600) == 0)
+        #expect(problem("\(directory)/fifo")?.contains("not a regular file") == true)
+        #expect(problem(directory)?.contains("not a regular file") == true)
+        #expect(problem("\(directory)/missing")?.contains("cannot read") == true)
+    }
+
     @Test func paymentSystemSettingsAndSecretsAreChecked() throws {
         let example = try BillingConfiguration.load(path: Self.example, environment: [:])
         #expect(example.stripe.enabled && example.paypal.enabled)

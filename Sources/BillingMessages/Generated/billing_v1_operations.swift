@@ -79,7 +79,8 @@ extension BillingV1 {
         /// The particulars, for people.
         public var detail: String = ""
         /// Who: the caller's certificate principal (internal/NAME, account/ID,
-        /// operator/NAME), poller, webhook:stripe, webhook:paypal.
+        /// operator/NAME; an account-scoped reader sees "operator" alone), poller,
+        /// webhook:stripe, webhook:paypal.
         public var actor: String = ""
         /// Through what: the RPC method (/billing.v1.Balance/CreateTopUp), poll,
         /// POST /webhooks/stripe.

@@ -510,7 +510,9 @@ public final class StripeProvider: PaymentProvider {
         var records: [Reconciliation.Record] = []
         var after: String?
         for _ in 0..<100 {
-            var query = "created[gte]=\(fromMs / 1000)&created[lt]=\((toMs + 999) / 1000)&limit=100"
+            // Whole seconds covering [fromMs, toMs), without overflow at any bound.
+            let toSeconds = toMs / 1000 + (toMs % 1000 > 0 ? 1 : 0)
+            var query = "created[gte]=\(fromMs / 1000)&created[lt]=\(toSeconds)&limit=100"
             if let after { query += "&starting_after=\(Self.pathSafe(after))" }
             let response = try await send("GET", "/v1/payment_intents?\(query)", form: nil, idempotencyKey: nil)
             let page = try Self.answer(

@@ -62,7 +62,8 @@ struct OperationsService: BillingV1.OperationsService {
                 entry.subject = record.subject
                 entry.action = record.action
                 entry.detail = record.detail
-                entry.actor = record.who
+                // An account's own client sees that support acted, not who.
+                entry.actor = auth.ownAccount != nil && record.who.hasPrefix("operator/") ? "operator" : record.who
                 entry.via = record.via
                 entry.atUnixMs = record.atMs
                 return entry
@@ -83,11 +84,17 @@ struct OperationsService: BillingV1.OperationsService {
     ) async throws -> BillingV1.ReconcileResponse {
         try await env.call(context) { auth in
             try auth.requireInternalOrOperator("Reconcile")
+            // A period in the past: it starts before now and ends by now (a
+            // later end is taken as now), so every time below stays far from
+            // Int64's bounds.
             let now = env.clock.nowMs
             let from = request.fromUnixMs
-            let to = request.toUnixMs == 0 ? now : request.toUnixMs
-            guard from > 0, from < to else {
-                throw BillingError.invalidArgument("from_unix_ms must be set and before to_unix_ms")
+            guard from > 0, from < now else {
+                throw BillingError.invalidArgument("from_unix_ms must be set and before now")
+            }
+            let to = request.toUnixMs == 0 ? now : min(request.toUnixMs, now)
+            guard from < to else {
+                throw BillingError.invalidArgument("from_unix_ms must be before to_unix_ms")
             }
             guard to - from <= Self.maxReconcilePeriod else {
                 throw BillingError.invalidArgument("a period of at most 366 days; reconcile a longer one in parts")

@@ -112,7 +112,8 @@ struct  Billing__V1__AuditEntry
   char *detail;
   /*
    * Who: the caller's certificate principal (internal/NAME, account/ID,
-   * operator/NAME), poller, webhook:stripe, webhook:paypal.
+   * operator/NAME; an account-scoped reader sees "operator" alone), poller,
+   * webhook:stripe, webhook:paypal.
    */
   char *actor;
   /*
