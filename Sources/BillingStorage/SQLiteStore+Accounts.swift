@@ -47,9 +47,11 @@ extension SQLiteStore {
     /// The balance (the sum of the account's ledger) and the last event of
     /// the account it includes.
     public func balance(accountID: String) async throws(BillingError) -> (balance: Money, asOfSequence: UInt64) {
-        try await read { db in
-            let account = try AccountRepository.require(db, accountID)
-            return (try AccountRepository.balance(db, account), try EventLog.latest(db, accountID: accountID))
+        try readNow { db in
+            guard let found = try AccountRepository.balanceAsOf(db, accountID) else {
+                throw BillingError.notFound("account \(accountID.prefix(64)) not found")
+            }
+            return found
         }
     }
 

@@ -71,6 +71,14 @@ import Testing
         #expect(try await f.store.integrityCheck() == "ok")
     }
 
+    /// A commit survives power loss: the writer syncs the log at every commit
+    /// (GRDB's pool would leave it at NORMAL, which syncs only at checkpoints).
+    @Test func theWriterSyncsEveryCommit() async throws {
+        let f = try await StoreFixture()
+        #expect(try await f.store.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
+        #expect(try await f.store.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
+    }
+
     @Test func theAuditTrailCommitsWithItsChangeAndIsAppendOnly() async throws {
         let f = try await StoreFixture()
         let payment = try await Audit.$actor.withValue(

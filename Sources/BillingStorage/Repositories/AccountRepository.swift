@@ -24,6 +24,25 @@ enum AccountRepository {
         return account
     }
 
+    /// The account's cached balance and its latest event sequence, in one
+    /// statement (one snapshot, no transaction needed); nil for no account.
+    static func balanceAsOf(_ db: Database, _ accountID: String) throws -> (balance: Money, asOfSequence: UInt64)? {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT currency, balance_minor,
+                            (SELECT COALESCE(MAX(account_sequence), 0) FROM events WHERE account_id = accounts.id) AS latest
+                        FROM accounts WHERE id = ?
+                        """
+                ),
+                arguments: [accountID]
+            )
+        else { return nil }
+        let latest: Int64 = row["latest"]
+        return (Money(minorUnits: row["balance_minor"], try Rows.currency(row["currency"])), UInt64(latest))
+    }
+
     /// The cached sum of the account's ledger.
     static func balance(_ db: Database, _ account: Account) throws -> Money {
         let cached =
