@@ -31,9 +31,12 @@ final class GroupCommit: Sendable {
 
     private let pool: DatabasePool
     private let state = Mutex(State())
+    /// Called once per committed batch, before its callers are answered.
+    private let committed: @Sendable () -> Void
 
-    init(pool: DatabasePool) {
+    init(pool: DatabasePool, committed: @escaping @Sendable () -> Void) {
         self.pool = pool
+        self.committed = committed
     }
 
     /// Runs `body` in the next batch; returns once its batch is committed.
@@ -87,6 +90,7 @@ final class GroupCommit: Sendable {
                     }
                     return results
                 }
+                committed()
                 for (job, result) in zip(batch, results) { job.continuation.resume(with: result) }
             } catch {
                 for job in batch { job.continuation.resume(throwing: error) }

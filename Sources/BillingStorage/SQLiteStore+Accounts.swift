@@ -47,7 +47,7 @@ extension SQLiteStore {
     /// The balance (the sum of the account's ledger) and the last event of
     /// the account it includes.
     public func balance(accountID: String) async throws(BillingError) -> (balance: Money, asOfSequence: UInt64) {
-        try readNow { db in
+        try await readNow { db in
             guard let found = try AccountRepository.balanceAsOf(db, accountID) else {
                 throw BillingError.notFound("account \(accountID.prefix(64)) not found")
             }

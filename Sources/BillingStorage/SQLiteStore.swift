@@ -18,11 +18,14 @@ internal import Synchronization
 /// sequence gap-free.
 public final class SQLiteStore: BillingStore {
     let pool: DatabasePool
-    /// Connections kept for point reads on the caller's thread (`readNow`).
-    static let pointReaderCount = 4
+    /// Connections kept for point reads on the caller's thread (`readNow`):
+    /// one for each thread that may read at once (event loops and the
+    /// cooperative pool, one each per core), so one is nearly always free.
+    static let pointReaderCount = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
     let configuration: StorageConfiguration
     let clock: any BillingClock
-    public let commits = CommitSignal()
+    /// Bumped once per committed batch of writes.
+    public let commits: CommitSignal
     let observer: StoreObserver?
     /// Every write goes through it: callers share commits (one fsync each batch).
     let writer: GroupCommit
@@ -71,7 +74,9 @@ public final class SQLiteStore: BillingStore {
         } catch {
             throw Self.map(error)
         }
-        writer = GroupCommit(pool: pool)
+        let commits = CommitSignal()
+        self.commits = commits
+        writer = GroupCommit(pool: pool, committed: { commits.committed() })
         var readOnly = Configuration()
         readOnly.readonly = true
         readOnly.busyMode = .timeout(Double(configuration.busyTimeout.milliseconds) / 1000)
@@ -251,7 +256,6 @@ public final class SQLiteStore: BillingStore {
         let started = ContinuousClock.now
         do {
             let result = try await writer.write(body)
-            commits.committed()
             observer?.transactionEnded(.write, ContinuousClock.now - started, true)
             return result
         } catch {
@@ -266,20 +270,27 @@ public final class SQLiteStore: BillingStore {
     /// snapshot). WAL readers take no lock a writer holds, so it waits for
     /// nothing but the read itself: tens of microseconds with the statement
     /// cached. Anything longer, or of several statements, uses `read`.
-    func readNow<T: Sendable>(_ body: (Database) throws -> T) throws(BillingError) -> T {
+    func readNow<T: Sendable>(
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws(BillingError) -> T {
+        // A connection of our own when one is free; else the pool's, without
+        // blocking this thread (the pool's readers may be waiting for it).
+        guard let reader = pointReaders.withLock({ $0.popLast() }) else { return try await read(body) }
+        defer { pointReaders.withLock { $0.append(reader) } }
         let started = ContinuousClock.now
-        // A connection of our own when one is free (no pool bookkeeping per
-        // call), else one of the pool's.
-        let reader = pointReaders.withLock { $0.popLast() }
-        defer { if let reader { pointReaders.withLock { $0.append(reader) } } }
         do {
-            let result = try reader.map { try $0.unsafeRead(body) } ?? pool.unsafeRead(body)
+            let result = try Self.readHere(reader, body)
             observer?.transactionEnded(.read, ContinuousClock.now - started, true)
             return result
         } catch {
             observer?.transactionEnded(.read, ContinuousClock.now - started, false)
             throw Self.map(error)
         }
+    }
+
+    /// GRDB's synchronous read, on this thread (not its async overload).
+    private static func readHere<T>(_ reader: DatabaseQueue, _ body: (Database) throws -> T) throws -> T {
+        try reader.unsafeRead(body)
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(BillingError) -> T {
