@@ -171,6 +171,75 @@ import Testing
         #expect(good.validate().contains { $0.contains("metrics.port") })
     }
 
+    // MARK: Reload and restore
+
+    /// A TLS reload changes what new connections get; a connection already
+    /// open keeps its session and goes on serving calls.
+    @Test func aConnectionOpenAcrossATLSReloadGoesOn() async throws {
+        let f = try await ServerFixture()
+        defer { Task { await f.stop() } }
+        _ = try await f.account("acc-reload")
+        var request = BillingV1.GetBalanceRequest()
+        request.accountId = "acc-reload"
+        let open = try f.clients("internal")
+        _ = try await open.balance.getBalance(request)
+        // Rotate the whole development set: a new CA, new certificates.
+        let oldCA = try String(contentsOfFile: "\(f.tls)/ca.pem", encoding: .utf8)
+        let keep = FileManager.default.temporaryDirectory.appendingPathComponent("keep-\(UUID().uuidString)").path
+        try FileManager.default.moveItem(atPath: f.tls, toPath: keep)
+        defer { try? FileManager.default.removeItem(atPath: keep) }
+        #expect(await f.application.reload())
+        #expect(try String(contentsOfFile: "\(f.tls)/ca.pem", encoding: .utf8) != oldCA)
+        // The connection opened before the reload keeps serving, call after call.
+        for _ in 0..<3 { _ = try await open.balance.getBalance(request) }
+        // A new connection with the new set is served too.
+        _ = try await f.clients("internal").balance.getBalance(request)
+    }
+
+    /// Restored from a backup taken while billingd serves, the log ends where
+    /// the copy did, and a watcher resumes from that sequence with the next event.
+    @Test func streamsResumeFromTheRestoredSequence() async throws {
+        let f = try await ServerFixture()
+        let (_, payer) = try await f.account("acc-restore")
+        let client = try f.clients("internal")
+        for minor in [1_00, 2_00, 3_00] as [Int64] {
+            _ = try await client.balance.createTopUp(
+                topUpRequest(account: "acc-restore", payer: payer.id, minor: minor, option: .invoice)
+            )
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("restored-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let copy = try await f.application.store.backup(to: folder + "/billing.sqlite")
+        #expect(copy.latestSequence > 0)
+        // Written after the copy: not in the restored books.
+        _ = try await client.balance.createTopUp(
+            topUpRequest(account: "acc-restore", payer: payer.id, minor: 9_00, option: .invoice)
+        )
+        await f.stop()
+
+        let restored = try await ServerFixture(directory: folder)
+        defer { Task { await restored.stop() } }
+        let again = try restored.clients("internal")
+        let created = try await again.balance.createTopUp(
+            topUpRequest(account: "acc-restore", payer: payer.id, minor: 4_00, option: .invoice)
+        )
+        var watch = BillingV1.WatchAllPaymentsRequest()
+        watch.afterSequence = copy.latestSequence
+        var first: BillingV1.PaymentEvent?
+        for try await event in try await again.balance.watchAllPayments(watch) {
+            first = event
+            break
+        }
+        let event = try #require(first)
+        #expect(event.sequence == copy.latestSequence + 1, "the log goes on from the copy's last sequence")
+        guard case .paymentStatusChanged(let changed)? = event.event else {
+            Issue.record("the first event after the copy is not the new payment: \(event)")
+            return
+        }
+        #expect(changed.payment?.id == created.payment?.id)
+    }
+
     // MARK: Audit trail
 
     func audit(
