@@ -1,5 +1,4 @@
 internal import BillingCore
-internal import BillingStorage
 internal import BillingTransport
 internal import Hummingbird
 internal import NIOCore
@@ -12,7 +11,7 @@ enum MetricsRoutes {
         _ metrics: BillingMetrics,
         server: TTRPCServer,
         hub: EventHub,
-        store: SQLiteStore,
+        store: any BillingStore,
         clock: any BillingClock
     ) -> Router<BasicRequestContext> {
         let router = Router()

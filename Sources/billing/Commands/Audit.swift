@@ -24,13 +24,10 @@ struct Audit: AsyncParsableCommand {
     @Option(help: "The account id.") var account: String
     @Option(help: "Only the changes to this payment.") var payment: String?
     @Option(help: "Only those at or after (ISO 8601).") var since: String?
-    @Option(help: "Page size, 1 to 200.") var limit: Int = 50
-    @Option(help: "The next-page token printed by the previous page.") var pageToken: String?
-    @Flag(help: "Every page, not only the first.") var all = false
+    @OptionGroup var paging: PageOptions
     @OptionGroup var connection: ConnectionOptions
 
     func validate() throws {
-        guard (1...200).contains(limit) else { throw ValidationError("--limit must be 1 to 200") }
         if let since, (try? Payments.unixMs(since)) == nil {
             throw ValidationError("\"\(since)\" is not an ISO 8601 time like 2026-11-01T00:00:00Z")
         }
@@ -43,18 +40,11 @@ struct Audit: AsyncParsableCommand {
             request.accountId = account
             request.paymentId = payment ?? ""
             request.sinceUnixMs = try since.map(Payments.unixMs) ?? 0
-            var page = BillingV1.PageRequest()
-            page.pageSize = UInt32(limit)
-            page.pageToken = pageToken ?? ""
-            request.page = page
-            var found: [BillingV1.AuditEntry] = []
-            var next = ""
-            repeat {
+            let (found, next) = try await paging.collect { page in
+                request.page = page
                 let response = try await clients.operations.listAudit(request, options: connection.callOptions)
-                found += response.entries
-                next = response.nextPageToken
-                request.page?.pageToken = next
-            } while all && !next.isEmpty
+                return (response.entries, response.nextPageToken)
+            }
             if connection.json {
                 struct View: Encodable {
                     struct Item: Encodable {

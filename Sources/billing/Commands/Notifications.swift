@@ -18,13 +18,10 @@ struct Notifications: AsyncParsableCommand {
 
     @Option(help: "The account id.") var account: String
     @Option(help: "Only those created at or after (ISO 8601).") var since: String?
-    @Option(help: "Page size, 1 to 200.") var limit: Int = 20
-    @Option(help: "The next-page token printed by the previous page.") var pageToken: String?
-    @Flag(help: "Every page, not only the first.") var all = false
+    @OptionGroup var paging: PageOptions
     @OptionGroup var connection: ConnectionOptions
 
     func validate() throws {
-        guard (1...200).contains(limit) else { throw ValidationError("--limit must be 1 to 200") }
         if let since, (try? Payments.unixMs(since)) == nil {
             throw ValidationError("\"\(since)\" is not an ISO 8601 time like 2026-11-01T00:00:00Z")
         }
@@ -36,20 +33,13 @@ struct Notifications: AsyncParsableCommand {
             let cutoff = try since.map(Payments.unixMs) ?? 0
             var request = BillingV1.ListNotificationsRequest()
             request.accountId = account
-            var page = BillingV1.PageRequest()
-            page.pageSize = UInt32(limit)
-            page.pageToken = pageToken ?? ""
-            request.page = page
-            var found: [BillingV1.Notification] = []
-            var next = ""
             // Newest first: a page that reaches past --since ends the listing.
-            repeat {
+            let (found, next) = try await paging.collect { page in
+                request.page = page
                 let response = try await clients.balance.listNotifications(request, options: connection.callOptions)
                 let fresh = response.notifications.filter { $0.createdAtUnixMs >= cutoff }
-                found += fresh
-                next = fresh.count < response.notifications.count ? "" : response.nextPageToken
-                request.page?.pageToken = next
-            } while all && !next.isEmpty
+                return (fresh, fresh.count < response.notifications.count ? "" : response.nextPageToken)
+            }
             if connection.json {
                 struct View: Encodable {
                     struct Item: Encodable {

@@ -26,14 +26,11 @@ struct Payments: AsyncParsableCommand {
     @Option(help: "Only this payer's payments (id or name).") var payer: String?
     @Option(help: "Created at or after (ISO 8601, e.g. 2026-11-01T00:00:00Z).") var since: String?
     @Option(help: "Created before (ISO 8601).") var until: String?
-    @Option(help: "Page size, 1 to 200.") var limit: Int = 20
-    @Option(help: "The next-page token printed by the previous page.") var pageToken: String?
-    @Flag(help: "Every page, not only the first.") var all = false
+    @OptionGroup var paging: PageOptions
     @Flag(help: "CSV (a header row, then one row per payment) instead of the table.") var csv = false
     @OptionGroup var connection: ConnectionOptions
 
     func validate() throws {
-        guard (1...200).contains(limit) else { throw ValidationError("--limit must be 1 to 200") }
         if csv && connection.json { throw ValidationError("choose --csv or --json") }
         if let since, let until, let from = try? Self.unixMs(since), let to = try? Self.unixMs(until), from >= to {
             throw ValidationError("--since \(since) is not before --until \(until)")
@@ -75,18 +72,11 @@ struct Payments: AsyncParsableCommand {
                 range.toUnixMs = try until.map(Self.unixMs) ?? 0
                 request.created = range
             }
-            var page = BillingV1.PageRequest()
-            page.pageSize = UInt32(limit)
-            page.pageToken = pageToken ?? ""
-            request.page = page
-            var payments: [BillingV1.Payment] = []
-            var next = ""
-            repeat {
+            let (payments, next) = try await paging.collect { page in
+                request.page = page
                 let response = try await clients.balance.listPayments(request, options: connection.callOptions)
-                payments += response.payments
-                next = response.nextPageToken
-                request.page?.pageToken = next
-            } while all && !next.isEmpty
+                return (response.payments, response.nextPageToken)
+            }
             if connection.json {
                 struct View: Encodable {
                     let payments: [PaymentView]
