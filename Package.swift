@@ -158,8 +158,9 @@ let package = Package(
             name: "billing-bench",
             dependencies: [
                 "BillingStorage", "BillingCore", "BillingTransport", "BillingTLS", "BillingAPI", "BillingRPC",
-                "BillingMessages",
-                "BillingServer", "BillingTestSupport", .product(name: "NIOPosix", package: "swift-nio"),
+                "BillingMessages", "BillingWire",
+                "BillingServer", "BillingTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict

@@ -18,4 +18,10 @@ public struct ServerStreamWriter<Message>: Sendable {
     public func write(_ message: Message) async throws {
         try await sink.write(try MessageCoding.encode(message, with: serializer, failing: .internal))
     }
+
+    /// A message already serialized with this stream's serializer: one
+    /// message written to many streams is encoded once.
+    public func write(serialized message: [UInt8]) async throws {
+        try await sink.write(message)
+    }
 }

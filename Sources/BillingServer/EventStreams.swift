@@ -30,23 +30,23 @@ struct EventStreams: Sendable {
         var cursor = sequence
         while !Task.isCancelled {
             try await catchUp(accountID: accountID, cursor: &cursor, stream: stream)
-            guard let id = hub.subscribe(accountID: accountID) else {
+            guard let subscription = hub.subscribe(accountID: accountID) else {
                 if hub.isClosed { throw Self.shuttingDown(cursor) }
                 try await Task.sleep(for: .milliseconds(20))  // the hub is starting
                 continue
             }
-            defer { hub.unsubscribe(id) }
+            defer { hub.unsubscribe(subscription) }
             // Everything the hub handed out before the subscription is in the
             // database (it reads only committed events): read to the end once
             // more; the mailbox holds what came after, and repeats are skipped.
             try await catchUp(accountID: accountID, cursor: &cursor, stream: stream)
             live: while !Task.isCancelled {
-                let delivery = await hub.next(id, timeout: .seconds(30))
+                let delivery = await subscription.next()
                 if delivery.closed { throw Self.shuttingDown(cursor) }
                 if delivery.overflowed { break live }  // fell behind: back to the database
-                for event in delivery.events where position(event, accountID) > cursor {
-                    try await stream.write(BillingV1.PaymentEvent(event, global: accountID == nil))
-                    cursor = position(event, accountID)
+                for published in delivery.events where position(published.event, accountID) > cursor {
+                    try await stream.write(serialized: published.message)
+                    cursor = position(published.event, accountID)
                     metrics?.eventsDelivered(1)
                 }
             }

@@ -15,6 +15,8 @@ func report(_ line: String) {
 //   billing-bench balance [SECONDS]             Balance/GetBalance calls/s through a whole billingd
 //   billing-bench fanout [CALLS]                CreateTopUp latency with 0/1,000/10,000 idle watchers of other
 //                                               accounts; one transition to 10,000 watchers of its account
+//   billing-bench poller [COUNT] [CONCURRENCY]  COUNT New sandbox payments due at once, 5 ms a check: the time
+//                                               until all are checked, and the CPU used when none is due
 //   billing-bench rpc-client HOST:PORT DIR [SECONDS]  the same unary figures against any ttrpc server
 //                                               (DIR holds ca.pem, internal.pem, internal-key.pem)
 //   billing-bench certs DIR                     writes the development certificate set into DIR
@@ -35,6 +37,11 @@ case "balance":
     try await BalanceBenchmark.run(secondsPerLevel: arguments.dropFirst().first.flatMap { Int($0) } ?? 3)
 case "fanout":
     try await FanOutBenchmark.run(calls: arguments.dropFirst().first.flatMap { Int($0) } ?? 300)
+case "poller":
+    try await PollerBenchmark.run(
+        count: arguments.dropFirst().first.flatMap { Int($0) } ?? 100_000,
+        concurrency: arguments.dropFirst(2).first.flatMap { Int($0) } ?? 64
+    )
 case "rpc-client" where arguments.count >= 3:
     let target = arguments[1].split(separator: ":")
     try await RPCBenchmark.runClient(
@@ -59,6 +66,6 @@ case "crash-writer" where arguments.count == 2:
     try await CrashWriter.run(path: arguments[1])
 default:
     print(
-        "usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash [KILLS] [SEED] | crash-writer PATH"
+        "usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | poller [COUNT] [CONCURRENCY] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash [KILLS] [SEED] | crash-writer PATH"
     )
 }
