@@ -71,7 +71,8 @@ enum PollerBenchmark {
         let elapsed = seconds(ContinuousClock.now - start)
         report(
             String(
-                format: "%d payments due at once, concurrency %d, sandbox 5 ms a check: all checked in %.1f s (%.0f checks/s; %.0f/s needed) = %.2f of the 60 s interval",
+                format:
+                    "%d payments due at once, concurrency %d, sandbox 5 ms a check: all checked in %.1f s (%.0f checks/s; %.0f/s needed) = %.2f of the 60 s interval",
                 count,
                 concurrency,
                 elapsed,

@@ -46,7 +46,13 @@ enum RawWatchers {
                         try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: WireLimits())))
                         try sync.addHandler(MessageToByteHandler(FrameEncoder(limits: WireLimits())))
                         try sync.addHandler(
-                            CountingHandler(streams: streams, request: requestBytes, ready: ready, paid: paid, ended: ended)
+                            CountingHandler(
+                                streams: streams,
+                                request: requestBytes,
+                                ready: ready,
+                                paid: paid,
+                                ended: ended
+                            )
                         )
                     }
                 }
@@ -100,7 +106,11 @@ enum RawWatchers {
             guard case .frame(let frame) = unwrapInboundIn(data) else { return }
             switch frame.type {
             case .data:
-                guard let event = try? BillingV1.PaymentEvent(serializedBytes: frame.payload.readableBytesView, limits: .default)
+                guard
+                    let event = try? BillingV1.PaymentEvent(
+                        serializedBytes: frame.payload.readableBytesView,
+                        limits: .default
+                    )
                 else { return }
                 if case .paymentStatusChanged(let changed)? = event.event, changed.payment?.status == .paid {
                     paid.add()
