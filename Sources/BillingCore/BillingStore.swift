@@ -73,6 +73,9 @@ public protocol BillingStore: Sendable {
     // Poller and streams
     func claimDuePayments(owner: String, limit: Int, lease: Duration) async throws(BillingError) -> [Payment]
     func recordCheck(paymentID: String, owner: String, nextCheckAtMs: Int64?) async throws(BillingError)
+    /// Gives back claims of `owner` it will not check (it is stopping), so
+    /// that another poller need not wait for their leases to run out.
+    func releaseClaims(paymentIDs: [String], owner: String) async throws(BillingError)
     func nextCheckDue() async throws(BillingError) -> Int64?
     func pollerBacklog() async throws(BillingError) -> (due: Int, oldestDueMs: Int64?)
     func latestSequence() async throws(BillingError) -> UInt64

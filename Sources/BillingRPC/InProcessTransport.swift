@@ -77,6 +77,11 @@ private struct ContinuationSink: RawStreamSink {
             throw RPCError(.cancelled, "stream cancelled by the caller")
         }
     }
+
+    func offer(_ message: [UInt8]) -> Bool {
+        if case .enqueued = continuation.yield(message) { return true }
+        return false
+    }
 }
 
 private final class InProcessStream: RawMessageStream, @unchecked Sendable {

@@ -194,7 +194,7 @@ public final class BillingApplication: Sendable {
                 ),
                 logger: logger
             )
-            let hub = EventHub(store: store, clock: clock)
+            let hub = EventHub(store: store, clock: clock, metrics: metrics)
             let env = ServiceEnvironment(
                 store: store,
                 flows: flows,

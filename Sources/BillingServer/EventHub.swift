@@ -1,6 +1,7 @@
 internal import BillingAPI
 internal import BillingCore
 internal import BillingMessages
+internal import BillingRPC
 internal import Synchronization
 
 /// One reader of the event log that fans new events out to the watchers they
@@ -54,54 +55,111 @@ final class EventHub: Sendable {
         fileprivate var isEmpty: Bool { events.isEmpty && !overflowed && !closed }
     }
 
-    /// One watcher's registration: the hub fills its mailbox, the watcher
-    /// empties it with `next`.
+    /// One watcher's registration. While the watcher catches up from the
+    /// database, the hub fills its mailbox; once caught up (`goLive`), the hub
+    /// writes each event straight into the watcher's stream without waking
+    /// its task, as long as the stream has room. A stream without room (a
+    /// slow reader) overflows: the watcher is woken and reads the database
+    /// from the last event the stream took.
     final class Subscription: Sendable {
         let id: UInt64
         let accountID: String?
-        private struct Mailbox {
-            var delivery = Delivery()
-            var waiter: CheckedContinuation<Void, Never>?
+        private struct Live {
+            let stream: ServerStreamWriter<BillingV1.PaymentEvent>
+            /// The position of the last event the stream took.
+            var cursor: UInt64
         }
-        private let mailbox = Mutex(Mailbox())
+        private struct State {
+            var delivery = Delivery()
+            var live: Live?
+            var waiter: CheckedContinuation<Void, Never>?
+
+            mutating func overflow() -> CheckedContinuation<Void, Never>? {
+                delivery.events = []
+                delivery.overflowed = true
+                defer { waiter = nil }
+                return waiter
+            }
+        }
+        private let state = Mutex(State())
 
         fileprivate init(id: UInt64, accountID: String?) {
             self.id = id
             self.accountID = accountID
         }
 
-        /// Adds events in order; returns the watcher to wake, if it waits.
-        fileprivate func put(_ events: [Published]) -> CheckedContinuation<Void, Never>? {
-            mailbox.withLock { mailbox in
-                if !mailbox.delivery.overflowed {
-                    if mailbox.delivery.events.count + events.count > EventHub.mailboxLimit {
-                        mailbox.delivery.events = []
-                        mailbox.delivery.overflowed = true
-                    } else {
-                        mailbox.delivery.events.append(contentsOf: events)
+        /// Where `event` is in this watcher's sequence.
+        private func position(_ event: Event) -> UInt64 {
+            accountID == nil ? event.sequence : event.accountSequence
+        }
+
+        /// Adds events in order to the mailbox, or writes them to the live
+        /// stream; returns how many the stream took and the watcher to wake,
+        /// if any.
+        fileprivate func put(_ events: [Published]) -> (taken: Int, wake: CheckedContinuation<Void, Never>?) {
+            state.withLock { state in
+                guard !state.delivery.overflowed else { return (0, nil) }
+                guard var live = state.live else {
+                    if state.delivery.events.count + events.count > EventHub.mailboxLimit {
+                        return (0, state.overflow())
                     }
+                    state.delivery.events.append(contentsOf: events)
+                    defer { state.waiter = nil }
+                    return (0, state.waiter)
                 }
-                defer { mailbox.waiter = nil }
-                return mailbox.waiter
+                var taken = 0
+                defer { state.live = live }
+                for published in events where position(published.event) > live.cursor {
+                    guard live.stream.offer(serialized: published.message) else { return (taken, state.overflow()) }
+                    live.cursor = position(published.event)
+                    taken += 1
+                }
+                return (taken, nil)
             }
         }
 
         /// The watcher cannot be given an event in memory: it reads the database.
         fileprivate func overflow() -> CheckedContinuation<Void, Never>? {
-            mailbox.withLock { mailbox in
-                mailbox.delivery.events = []
-                mailbox.delivery.overflowed = true
-                defer { mailbox.waiter = nil }
-                return mailbox.waiter
-            }
+            state.withLock { $0.overflow() }
         }
 
         fileprivate func close() -> CheckedContinuation<Void, Never>? {
-            mailbox.withLock { mailbox in
-                mailbox.delivery.closed = true
-                defer { mailbox.waiter = nil }
-                return mailbox.waiter
+            state.withLock { state in
+                state.delivery.closed = true
+                defer { state.waiter = nil }
+                return state.waiter
             }
+        }
+
+        /// The watcher has written everything up to `cursor`: what the
+        /// mailbox holds after it goes to `stream` now, and every later event
+        /// as the hub reads it. Then `next` returns only when that ends
+        /// (overflow, shutdown, cancellation); `cursor` says where it got to.
+        /// Returns how many events it wrote.
+        func goLive(_ stream: ServerStreamWriter<BillingV1.PaymentEvent>, after cursor: UInt64) -> Int {
+            let (written, waiter) = state.withLock { state -> (Int, CheckedContinuation<Void, Never>?) in
+                guard !state.delivery.overflowed, !state.delivery.closed else { return (0, nil) }
+                var live = Live(stream: stream, cursor: cursor)
+                var written = 0
+                for published in state.delivery.events where position(published.event) > live.cursor {
+                    guard stream.offer(serialized: published.message) else {
+                        state.live = live
+                        return (written, state.overflow())
+                    }
+                    live.cursor = position(published.event)
+                    written += 1
+                }
+                state.delivery.events = []
+                state.live = live
+                return (written, nil)
+            }
+            waiter?.resume()
+            return written
+        }
+
+        /// The position of the last event the live stream took (nil before `goLive`).
+        var cursor: UInt64? {
+            state.withLock { $0.live?.cursor }
         }
 
         /// The next delivery, waiting for one, or until the task is cancelled
@@ -111,9 +169,9 @@ final class EventHub: Sendable {
             if let ready = take() { return ready }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let ready = mailbox.withLock { mailbox -> Bool in
-                        if Task.isCancelled || !mailbox.delivery.isEmpty { return true }
-                        mailbox.waiter = continuation
+                    let ready = state.withLock { state -> Bool in
+                        if Task.isCancelled || !state.delivery.isEmpty { return true }
+                        state.waiter = continuation
                         return false
                     }
                     if ready { continuation.resume() }
@@ -126,17 +184,19 @@ final class EventHub: Sendable {
 
         /// Takes the mailbox if it holds anything to act on.
         private func take() -> Delivery? {
-            mailbox.withLock { mailbox in
-                guard !mailbox.delivery.isEmpty else { return nil }
-                defer { mailbox.delivery = Delivery(closed: mailbox.delivery.closed) }
-                return mailbox.delivery
+            state.withLock { state in
+                guard !state.delivery.isEmpty else { return nil }
+                defer {
+                    state.delivery = Delivery(overflowed: state.delivery.overflowed, closed: state.delivery.closed)
+                }
+                return state.delivery
             }
         }
 
         fileprivate func wake() {
-            let waiter = mailbox.withLock { mailbox in
-                defer { mailbox.waiter = nil }
-                return mailbox.waiter
+            let waiter = state.withLock { state in
+                defer { state.waiter = nil }
+                return state.waiter
             }
             waiter?.resume()
         }
@@ -153,14 +213,17 @@ final class EventHub: Sendable {
 
     private let store: any BillingStore
     private let clock: any BillingClock
+    private let metrics: BillingMetrics?
     private let index = Mutex(Index())
-    /// Events placed in mailboxes, and watchers woken, since start (metrics, tests).
+    /// Events placed in mailboxes or written to live streams, and watchers
+    /// woken, since start (tests).
     let delivered = Atomic<Int>(0)
     let wakeups = Atomic<Int>(0)
 
-    init(store: any BillingStore, clock: any BillingClock) {
+    init(store: any BillingStore, clock: any BillingClock, metrics: BillingMetrics? = nil) {
         self.store = store
         self.clock = clock
+        self.metrics = metrics
     }
 
     /// Reads the log as it grows until cancelled, then ends every watch.
@@ -203,15 +266,19 @@ final class EventHub: Sendable {
             guard !subscriptions.isEmpty else { return }
             let published = Self.publish(events, global: global)
             for subscription in subscriptions {
-                if let waiter = published.map({ subscription.put($0) }) ?? subscription.overflow() {
-                    waiters.append(waiter)
+                guard let published else {
+                    if let waiter = subscription.overflow() { waiters.append(waiter) }
+                    continue
                 }
+                let (taken, waiter) = subscription.put(published)
+                placed += taken
+                if let waiter { waiters.append(waiter) }
             }
-            placed += events.count * subscriptions.count
         }
         for (account, subscriptions) in watchers { hand(byAccount[account] ?? [], global: false, to: subscriptions) }
         hand(events, global: true, to: everything)
         delivered.add(placed, ordering: .relaxed)
+        if placed > 0 { metrics?.eventsDelivered(placed) }
         wakeups.add(waiters.count, ordering: .relaxed)
         for waiter in waiters { waiter.resume() }
     }

@@ -9,8 +9,10 @@ internal import BillingRPC
 /// Behind, a watcher reads the database in batches, so it costs one batch of
 /// memory however far behind it is; a watcher more than `maxLag` events
 /// behind is ended RESOURCE_EXHAUSTED and resumes after the last sequence it
-/// saw. Caught up, it takes new events from the `EventHub`, which wakes only
-/// the watchers of the account an event belongs to. When billingd stops, every
+/// saw. Caught up, it hands its stream to the `EventHub`, which writes each
+/// new event of the watcher's account into it without waking the watcher's
+/// task, and wakes it only when the stream has no room (then it reads the
+/// database again from where the stream got to). When billingd stops, every
 /// watch ends at once with UNAVAILABLE and the sequence to resume after.
 ///
 /// A watch of one account counts in that account's own sequence
@@ -39,17 +41,15 @@ struct EventStreams: Sendable {
             // Everything the hub handed out before the subscription is in the
             // database (it reads only committed events): read to the end once
             // more; the mailbox holds what came after, and repeats are skipped.
+            // Then the hub writes each new event straight into the stream
+            // until it has no room (or billingd stops, or the watch ends).
             try await catchUp(accountID: accountID, cursor: &cursor, stream: stream)
-            live: while !Task.isCancelled {
-                let delivery = await subscription.next()
-                if delivery.closed { throw Self.shuttingDown(cursor) }
-                if delivery.overflowed { break live }  // fell behind: back to the database
-                for published in delivery.events where position(published.event, accountID) > cursor {
-                    try await stream.write(serialized: published.message)
-                    cursor = position(published.event, accountID)
-                    metrics?.eventsDelivered(1)
-                }
-            }
+            let written = subscription.goLive(stream, after: cursor)
+            if written > 0 { metrics?.eventsDelivered(written) }
+            let end = await subscription.next()
+            cursor = subscription.cursor ?? cursor
+            if end.closed { throw Self.shuttingDown(cursor) }
+            // Overflowed (fell behind): back to the database from the cursor.
         }
         throw RPCError(.cancelled, "watch cancelled")
     }

@@ -81,10 +81,10 @@ struct Poller: Sendable {
                     // one stopped halfway would leave its answer unrecorded
                     // and its lease held; each ends within its payment
                     // system's timeout. It only stops new ones from starting
-                    // (their leases lapse, and the next poller takes them).
+                    // (their claims are given back for the next poller).
                     let stopping = Stopping()
                     await withTaskCancellationHandler {
-                        await Task { await self.check(claimed, unless: stopping) }.value
+                        await Task { await self.check(claimed, unless: stopping, claimingMore: true) }.value
                     } onCancel: {
                         stopping.flag.store(true, ordering: .relaxed)
                     }
@@ -108,19 +108,48 @@ struct Poller: Sendable {
         logger.info("poller stopped")
     }
 
-    /// One cycle's claims, at most `concurrency` at a time; none started
-    /// once `stopping` is set.
-    func check(_ payments: [Payment], unless stopping: Stopping? = nil) async {
+    /// Claimed payments checked, at most `concurrency` at a time; none
+    /// started once `stopping` is set. With `claimingMore`, more due payments
+    /// are claimed while these run, whenever fewer than `concurrency` wait to
+    /// start, until a claim finds none: the checks run back to back instead
+    /// of each batch waiting for its slowest check before the next claim.
+    func check(_ payments: [Payment], unless stopping: Stopping? = nil, claimingMore: Bool = false) async {
         await withTaskGroup(of: Void.self) { group in
+            var waiting = payments[...]
             var running = 0
-            for payment in payments {
-                if running == settings.concurrency {
-                    await group.next()
-                    running -= 1
+            var claiming = claimingMore
+            while stopping?.flag.load(ordering: .relaxed) != true {
+                while running < settings.concurrency, let payment = waiting.popFirst() {
+                    group.addTask { await self.check(payment) }
+                    running += 1
                 }
-                if stopping?.flag.load(ordering: .relaxed) == true { break }
-                group.addTask { await self.check(payment) }
-                running += 1
+                if claiming, waiting.count < settings.concurrency {
+                    do {
+                        let more = try await store.claimDuePayments(
+                            owner: owner,
+                            limit: settings.concurrency * 4 - waiting.count,
+                            lease: settings.lease
+                        )
+                        if more.isEmpty { claiming = false }
+                        waiting = (Array(waiting) + more)[...]
+                        continue
+                    } catch {
+                        logger.error("poller claim failed", metadata: ["error": "\(error)"])
+                        claiming = false
+                    }
+                }
+                if running == 0 { break }
+                await group.next()
+                running -= 1
+            }
+            if !waiting.isEmpty {
+                // Stopping: claims not started are given back rather than
+                // left to lapse, so the next poller need not wait for them.
+                do {
+                    try await store.releaseClaims(paymentIDs: waiting.map(\.id), owner: owner)
+                } catch {
+                    logger.warning("poller could not give back its claims", metadata: ["error": "\(error)"])
+                }
             }
         }
     }

@@ -42,6 +42,13 @@ extension SQLiteStore {
         }
     }
 
+    public func releaseClaims(paymentIDs: [String], owner: String) async throws(BillingError) {
+        if paymentIDs.isEmpty { return }
+        try await write { db in
+            for id in paymentIDs { try PaymentRepository.release(db, id, owner: owner) }
+        }
+    }
+
     /// When the next New payment is due, or nil when none waits: the poller
     /// sleeps until then (or until a new payment is made), not a fixed tick.
     public func nextCheckDue() async throws(BillingError) -> Int64? {

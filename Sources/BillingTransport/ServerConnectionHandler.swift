@@ -494,24 +494,9 @@ private final class StreamSink: RawStreamSink {
     func write(_ message: [UInt8]) async throws {
         try Task.checkCancellation()
         if let failure = failure.withLock({ $0 }) { throw failure }
+        if offer(message) { return }
         let handler = self.handler
         let id = streamID
-        let bytes = message.count
-        if inFlight.load(ordering: .relaxed) + bytes <= Self.windowBytes {
-            inFlight.add(bytes, ordering: .relaxed)
-            eventLoop.execute {
-                do {
-                    try handler.value.writeData(id, message, deadline: false).whenComplete { result in
-                        self.inFlight.subtract(bytes, ordering: .relaxed)
-                        if case .failure(let error) = result { self.record(error) }
-                    }
-                } catch {
-                    self.inFlight.subtract(bytes, ordering: .relaxed)
-                    self.record(error)
-                }
-            }
-            return
-        }
         try await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             do {
                 return try handler.value.writeData(id, message, deadline: true)
@@ -520,6 +505,28 @@ private final class StreamSink: RawStreamSink {
             }
         }.get()
         try Task.checkCancellation()
+    }
+
+    func offer(_ message: [UInt8]) -> Bool {
+        let bytes = message.count
+        guard failure.withLock({ $0 }) == nil, inFlight.load(ordering: .relaxed) + bytes <= Self.windowBytes else {
+            return false
+        }
+        inFlight.add(bytes, ordering: .relaxed)
+        let handler = self.handler
+        let id = streamID
+        eventLoop.execute {
+            do {
+                try handler.value.writeData(id, message, deadline: false).whenComplete { result in
+                    self.inFlight.subtract(bytes, ordering: .relaxed)
+                    if case .failure(let error) = result { self.record(error) }
+                }
+            } catch {
+                self.inFlight.subtract(bytes, ordering: .relaxed)
+                self.record(error)
+            }
+        }
+        return true
     }
 
     private func record(_ error: any Error) {

@@ -183,6 +183,38 @@ final class ScriptedProvider: PaymentProvider {
         #expect(try await s.store.claimDuePayments(owner: "third", limit: 40, lease: .seconds(60)).isEmpty)
     }
 
+    @Test func aBurstClaimsMoreWhileItsChecksRunUntilNoneIsDue() async throws {
+        let s = try await setup()
+        for _ in 0..<30 { _ = try await s.payment() }
+        let poller = s.poller(interval: .seconds(600))
+        // A first claim of 4; the rest are claimed as the checks run (concurrency 4).
+        let first = try await s.store.claimDuePayments(owner: poller.owner, limit: 4, lease: .seconds(60))
+        #expect(first.count == 4)
+        await poller.check(first, claimingMore: true)
+        let checks = s.provider.checks.withLock { $0 }
+        #expect(checks.count == 30)
+        #expect(checks.values.allSatisfy { $0 == 1 }, "each payment checked once: \(checks.values.sorted())")
+        #expect(try await s.store.pollerBacklog().due == 0)
+    }
+
+    @Test func aStoppingPollerGivesBackTheClaimsItDidNotStart() async throws {
+        let s = try await setup()
+        for _ in 0..<12 { _ = try await s.payment() }
+        let poller = s.poller(interval: .seconds(600))
+        let claimed = try await s.store.claimDuePayments(owner: poller.owner, limit: 12, lease: .seconds(60))
+        #expect(claimed.count == 12)
+        let stopping = Stopping()
+        stopping.flag.store(true, ordering: .relaxed)
+        await poller.check(claimed, unless: stopping, claimingMore: true)
+        #expect(s.provider.checks.withLock { $0 }.isEmpty)
+        // Given back: another poller takes all twelve at once, not after the lease.
+        let taken = try await s.store.claimDuePayments(owner: "next", limit: 12, lease: .seconds(60))
+        #expect(taken.count == 12)
+        // A claim of another owner is not given back by this one.
+        try await s.store.releaseClaims(paymentIDs: taken.map(\.id), owner: poller.owner)
+        #expect(try await s.store.claimDuePayments(owner: "third", limit: 12, lease: .seconds(60)).isEmpty)
+    }
+
     @Test func paidAtTheProviderBecomesPaidOnce() async throws {
         let s = try await setup()
         let payment = try await s.payment()

@@ -202,17 +202,26 @@ enum PaymentRepository {
         )
     }
 
-    /// Leases a payment to `owner` unless another holds a live lease (or it
-    /// left New); true when this call took it.
+    /// Leases a payment to `owner` if it is still New and due and no one
+    /// holds a live lease (another poller may have claimed and checked it
+    /// since it was found due); true when this call took it.
     static func lease(_ db: Database, _ id: String, owner: String, until: Int64, now: Int64) throws -> Bool {
         try db.cachedStatement(
             sql: """
                 UPDATE payments SET lease_owner = ?, lease_until_ms = ?
-                WHERE id = ? AND status = 'new' AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
+                WHERE id = ? AND status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
+                  AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
                 """
-        ).execute(arguments: [owner, until, id, now]
+        ).execute(arguments: [owner, until, id, now, now]
         )
         return db.changesCount == 1
+    }
+
+    /// Gives back `owner`'s lease of a payment it did not check.
+    static func release(_ db: Database, _ id: String, owner: String) throws {
+        try db.cachedStatement(
+            sql: "UPDATE payments SET lease_owner = NULL, lease_until_ms = NULL WHERE id = ? AND lease_owner = ?"
+        ).execute(arguments: [id, owner])
     }
 
     /// A check that left the payment New: counted, the next one set, the
