@@ -36,6 +36,11 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let handshakeTimeout: Duration
     private var state = State.idle
     private var pendingWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
+    /// Plaintext written since the last flush, handed to OpenSSL at the
+    /// flush in one piece: many small messages (a stream's events, a batch of
+    /// responses) become a few full TLS records instead of one record each,
+    /// which costs both ends a record's encryption and framing per message.
+    private var unflushedPlaintext: ByteBuffer?
     /// Promises of plaintext written since the last flush.
     private var unflushedPromises: [EventLoopPromise<Void>] = []
     private var timeout: Scheduled<Void>?
@@ -141,13 +146,29 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .closing, .closed:
             promise?.fail(TLSError.closed)
         case .active:
-            do {
-                try connection.write(buffer)
-                if let promise { unflushedPromises.append(promise) }
-            } catch {
-                promise?.fail(error)
-                fail(context: context, error)
+            if unflushedPlaintext == nil {
+                unflushedPlaintext = buffer
+            } else {
+                unflushedPlaintext!.writeImmutableBuffer(buffer)
             }
+            if let promise { unflushedPromises.append(promise) }
+        }
+    }
+
+    /// Hands the plaintext written since the last flush to OpenSSL; false
+    /// (and the connection failing) when it refuses it.
+    private func encryptUnflushed(context: ChannelHandlerContext) -> Bool {
+        guard let plaintext = unflushedPlaintext else { return true }
+        unflushedPlaintext = nil
+        do {
+            try connection.write(plaintext)
+            return true
+        } catch {
+            let promises = unflushedPromises
+            unflushedPromises = []
+            for promise in promises { promise.fail(error) }
+            fail(context: context, error)
+            return false
         }
     }
 
@@ -159,6 +180,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Writes whatever OpenSSL produced, completing the plaintext promises
     /// that it carries.
     private func flushNetwork(context: ChannelHandlerContext) {
+        guard encryptUnflushed(context: context) else { return }
         let promises = unflushedPromises
         unflushedPromises = []
         guard let output = connection.drainOutput(allocator: context.channel.allocator) else {
@@ -177,6 +199,10 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         switch state {
         case .active:
+            guard encryptUnflushed(context: context) else {
+                context.close(mode: mode, promise: promise)
+                return
+            }
             state = .closing
             connection.shutdown()
             flushNetwork(context: context)
@@ -200,6 +226,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         for (_, promise) in held { promise?.fail(TLSError.closed) }
         let unflushed = unflushedPromises
         unflushedPromises = []
+        unflushedPlaintext = nil
         for promise in unflushed { promise.fail(TLSError.closed) }
         if wasHandshaking {
             context.fireErrorCaught(TLSError.closedDuringHandshake)

@@ -34,7 +34,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private(set) var goingAway = false
     private(set) var closed = false
     private let maxBufferedStreamMessages: Int
-    private static let inFlightMargin = 16_384
+    private static let inFlightMargin = 32_768
     private let stallTimeout: TimeAmount
     /// Reading is paused for a full stream buffer.
     private var paused = false
@@ -264,8 +264,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             let last = frame.flags.contains(.remoteClosed)
             if !(last && frame.flags.contains(.noData)) {
                 // Frames already read when reading paused still arrive: NIO
-                // reads up to 4 × 64 KiB per wake-up, some 8,000 of the
-                // smallest frames. Past that margin something is wrong.
+                // reads up to 4 × 64 KiB per wake-up and the server packs
+                // many frames into one TLS record, so up to some 24,000 of
+                // the smallest (11-byte) frames. Past that margin something
+                // is wrong.
                 guard buffered < maxBufferedStreamMessages + Self.inFlightMargin else {
                     cancel(
                         frame.streamID,

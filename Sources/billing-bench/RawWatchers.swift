@@ -8,7 +8,8 @@ import NIOPosix
 /// Watchers of one account without a task or a message queue each: a
 /// connection's handler opens `streams` WatchPayments streams once TLS is up,
 /// decodes every Data frame's `PaymentEvent` on its event loop, and counts the
-/// Paid ones (and the streams that end, which none should while it runs). So the fan-out figure is what billingd takes to deliver, not
+/// events and the Paid ones (and the streams that end, which none should
+/// while it runs). So the fan-out figure is what billingd takes to deliver, not
 /// what 10,000 client tasks in the same process take to wake.
 enum RawWatchers {
     /// Opens `count` watchers of `accountID` after `sequence`, `perConnection`
@@ -21,6 +22,7 @@ enum RawWatchers {
         port: Int,
         tls: TLSContext,
         group: any EventLoopGroup,
+        events: Counter,
         paid: Counter,
         ended: Counter
     ) async throws -> [any Channel] {
@@ -50,8 +52,7 @@ enum RawWatchers {
                                 streams: streams,
                                 request: requestBytes,
                                 ready: ready,
-                                paid: paid,
-                                ended: ended
+                                counters: (events, paid, ended)
                             )
                         )
                     }
@@ -70,15 +71,20 @@ enum RawWatchers {
         let streams: Int
         let request: [UInt8]
         let ready: EventLoopPromise<Void>
+        let events: Counter
         let paid: Counter
         let ended: Counter
 
-        init(streams: Int, request: [UInt8], ready: EventLoopPromise<Void>, paid: Counter, ended: Counter) {
+        init(
+            streams: Int,
+            request: [UInt8],
+            ready: EventLoopPromise<Void>,
+            counters: (events: Counter, paid: Counter, ended: Counter)
+        ) {
             self.streams = streams
             self.request = request
             self.ready = ready
-            self.paid = paid
-            self.ended = ended
+            (events, paid, ended) = counters
         }
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -112,6 +118,7 @@ enum RawWatchers {
                         limits: .default
                     )
                 else { return }
+                events.add()
                 if case .paymentStatusChanged(let changed)? = event.event, changed.payment?.status == .paid {
                     paid.add()
                 }
