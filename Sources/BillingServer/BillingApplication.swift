@@ -286,7 +286,12 @@ public final class BillingApplication: Sendable {
                     concurrency: configuration.poller.concurrency,
                     lease: .seconds(configuration.poller.leaseSeconds),
                     maxBackoff: .seconds(configuration.poller.maxBackoffSeconds),
-                    pendingMethodTimeout: .seconds(configuration.poller.pendingMethodTimeoutSeconds)
+                    pendingMethodTimeout: .seconds(configuration.poller.pendingMethodTimeoutSeconds),
+                    checksPerSecond: [
+                        .sandbox: configuration.sandbox.pollerChecksPerSecond,
+                        .stripe: configuration.stripe.pollerChecksPerSecond,
+                        .paypal: configuration.paypal.pollerChecksPerSecond,
+                    ].filter { $0.value > 0 }
                 ),
                 logger: logger,
                 metrics: metrics

@@ -103,6 +103,8 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var latencyMilliseconds: Int = 0
         public var unavailable: Bool = false
         public var declineSavedMethodCharges: Bool = false
+        /// The poller's checks of sandbox payments a second at most; 0: no limit.
+        public var pollerChecksPerSecond: Double = 0
     }
 
     public struct Stripe: Sendable, Codable, Hashable {
@@ -123,6 +125,10 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         /// The webhook endpoint's signing secret (whsec_…), when `webhooks` is enabled.
         public var webhookSecretFile: String = ""
         public var webhookSecretEnvironment: String = "STRIPE_WEBHOOK_SECRET"
+        /// The poller's checks of Stripe payments a second at most (0: no
+        /// limit). Stripe allows 25 reads a second in test mode and 100 in
+        /// live mode; the rest is left for what RPCs and webhooks ask.
+        public var pollerChecksPerSecond: Double = 20
     }
 
     /// `POST /webhooks/stripe` and `POST /webhooks/paypal` (for the enabled
@@ -165,6 +171,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         public var limits: [String: AmountLimits] = [:]
         /// The id PayPal gave billingd's webhook endpoint, when `webhooks` is enabled.
         public var webhookID: String = ""
+        /// The poller's checks of PayPal payments a second at most (0: no
+        /// limit); PayPal's limits are not published, and it answers 429 past them.
+        public var pollerChecksPerSecond: Double = 20
     }
 
     /// Where the database, the development certificates and the sandbox state live.
@@ -380,6 +389,13 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             ("idempotencyKeyLifetimeSeconds", idempotencyKeyLifetimeSeconds, 60.0...(30 * 86_400.0)),
         ] where !range.contains(value) {
             problems.append("\(name) must be \(range.lowerBound) to \(range.upperBound) seconds")
+        }
+        for (name, value) in [
+            ("sandbox.pollerChecksPerSecond", sandbox.pollerChecksPerSecond),
+            ("stripe.pollerChecksPerSecond", stripe.pollerChecksPerSecond),
+            ("paypal.pollerChecksPerSecond", paypal.pollerChecksPerSecond),
+        ] where !(0.0...10_000.0).contains(value) {
+            problems.append("\(name) must be 0 (no limit) to 10000")
         }
         if !(0...60_000).contains(sandbox.latencyMilliseconds) {
             problems.append("sandbox.latencyMilliseconds must be 0 to 60000")

@@ -23,6 +23,10 @@ struct Poller: Sendable {
         /// How long a method may stay Pending after its payment was Paid
         /// (waiting for a PayPal vault id sent by webhook) before it ends Failed.
         var pendingMethodTimeout: Duration = .seconds(86_400)
+        /// Checks a second at most, per payment system (absent: no limit),
+        /// so that the poller stays inside a system's rate limits however
+        /// many payments are due; what waits is checked a little later.
+        var checksPerSecond: [PaymentSystem: Double] = [:]
     }
 
     let store: any BillingStore
@@ -32,6 +36,7 @@ struct Poller: Sendable {
     let owner: String
     let logger: Logger
     let metrics: BillingMetrics?
+    let rates: CheckRates
 
     init(
         store: any BillingStore,
@@ -47,6 +52,7 @@ struct Poller: Sendable {
         self.settings = settings
         self.logger = logger
         self.metrics = metrics
+        rates = CheckRates(settings.checksPerSecond, clock: clock)
         owner = "poller-\(ProcessInfo.processInfo.processIdentifier)-\(IDs.make("p").suffix(8))"
     }
 
@@ -108,21 +114,33 @@ struct Poller: Sendable {
         logger.info("poller stopped")
     }
 
-    /// Claimed payments checked, at most `concurrency` at a time; none
-    /// started once `stopping` is set. With `claimingMore`, more due payments
-    /// are claimed while these run, whenever fewer than `concurrency` wait to
-    /// start, until a claim finds none: the checks run back to back instead
-    /// of each batch waiting for its slowest check before the next claim.
+    /// Claimed payments checked, at most `concurrency` at a time and each
+    /// payment system's checks at most at its rate; none started once
+    /// `stopping` is set. With `claimingMore`, more due payments are claimed
+    /// while these run, whenever fewer than `concurrency` wait to start,
+    /// until a claim finds none: the checks run back to back instead of each
+    /// batch waiting for its slowest check before the next claim.
     func check(_ payments: [Payment], unless stopping: Stopping? = nil, claimingMore: Bool = false) async {
         await withTaskGroup(of: Void.self) { group in
-            var waiting = payments[...]
+            var waiting = payments
             var running = 0
             var claiming = claimingMore
             while stopping?.flag.load(ordering: .relaxed) != true {
-                while running < settings.concurrency, let payment = waiting.popFirst() {
+                // Start what may start, in claim order; a payment whose
+                // system is at its rate keeps its place.
+                var held: [Payment] = []
+                var index = 0
+                while index < waiting.count, running < settings.concurrency {
+                    let payment = waiting[index]
+                    index += 1
+                    guard rates.take(payment.system) else {
+                        held.append(payment)
+                        continue
+                    }
                     group.addTask { await self.check(payment) }
                     running += 1
                 }
+                waiting = held + waiting[index...]
                 if claiming, waiting.count < settings.concurrency {
                     do {
                         let more = try await store.claimDuePayments(
@@ -131,16 +149,24 @@ struct Poller: Sendable {
                             lease: settings.lease
                         )
                         if more.isEmpty { claiming = false }
-                        waiting = (Array(waiting) + more)[...]
-                        continue
+                        waiting += more
+                        if !more.isEmpty { continue }
                     } catch {
                         logger.error("poller claim failed", metadata: ["error": "\(error)"])
                         claiming = false
                     }
                 }
-                if running == 0 { break }
-                await group.next()
-                running -= 1
+                if running > 0 {
+                    await group.next()
+                    running -= 1
+                } else if waiting.isEmpty {
+                    break
+                } else {
+                    // Only payments of systems at their rate wait: until the
+                    // first of them may go, a second at most between looks
+                    // at `stopping`.
+                    try? await clock.sleep(for: min(.seconds(1), rates.wait(for: waiting.map(\.system))))
+                }
             }
             if !waiting.isEmpty {
                 // Stopping: claims not started are given back rather than
@@ -183,6 +209,59 @@ struct Poller: Sendable {
             )
             try? await store.recordCheck(paymentID: claimed.id, owner: owner, nextCheckAtMs: now + backoff)
         }
+    }
+}
+
+/// A token bucket per payment system: `rate` checks a second, at most a
+/// second's worth at once. Thread-safe.
+final class CheckRates: Sendable {
+    private struct Bucket {
+        let rate: Double
+        var tokens: Double
+        var updatedMs: Int64
+    }
+
+    private let buckets: Mutex<[PaymentSystem: Bucket]>
+    private let clock: any BillingClock
+
+    init(_ rates: [PaymentSystem: Double], clock: any BillingClock) {
+        let now = clock.nowMs
+        buckets = Mutex(
+            rates.filter { $0.value > 0 }.mapValues { Bucket(rate: $0, tokens: max(1, $0), updatedMs: now) }
+        )
+        self.clock = clock
+    }
+
+    /// True (and a check counted) if `system` may be asked now; invoices
+    /// (no system) and systems without a rate always may.
+    func take(_ system: PaymentSystem?) -> Bool {
+        guard let system else { return true }
+        let now = clock.nowMs
+        return buckets.withLock { buckets in
+            guard var bucket = buckets[system] else { return true }
+            bucket.tokens = min(
+                max(1, bucket.rate),
+                bucket.tokens + Double(max(0, now - bucket.updatedMs)) / 1000 * bucket.rate
+            )
+            bucket.updatedMs = now
+            defer { buckets[system] = bucket }
+            guard bucket.tokens >= 1 else { return false }
+            bucket.tokens -= 1
+            return true
+        }
+    }
+
+    /// How long until the first of `systems` may be asked (at least 1 ms).
+    func wait(for systems: [PaymentSystem?]) -> Duration {
+        let now = clock.nowMs
+        let waits = buckets.withLock { buckets in
+            systems.compactMap { system -> Double? in
+                guard let system, let bucket = buckets[system] else { return 0 }
+                let tokens = bucket.tokens + Double(max(0, now - bucket.updatedMs)) / 1000 * bucket.rate
+                return max(0, (1 - tokens) / bucket.rate)
+            }
+        }
+        return .milliseconds(max(1, Int64(((waits.min() ?? 0) * 1000).rounded(.up))))
     }
 }
 

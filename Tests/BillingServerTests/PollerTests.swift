@@ -100,7 +100,8 @@ final class ScriptedProvider: PaymentProvider {
         func poller(
             interval: Duration = .milliseconds(200),
             grace: Duration = .seconds(600),
-            chargeGrace: Duration? = nil
+            chargeGrace: Duration? = nil,
+            stripeChecksPerSecond: Double? = nil
         ) -> Poller {
             let flows = PaymentFlows(
                 store: store,
@@ -117,7 +118,8 @@ final class ScriptedProvider: PaymentProvider {
                     interval: interval,
                     concurrency: 4,
                     lease: .seconds(60),
-                    maxBackoff: .seconds(3600)
+                    maxBackoff: .seconds(3600),
+                    checksPerSecond: stripeChecksPerSecond.map { [.stripe: $0] } ?? [:]
                 ),
                 logger: Logger(label: "poller-test")
             )
@@ -195,6 +197,33 @@ final class ScriptedProvider: PaymentProvider {
         #expect(checks.count == 30)
         #expect(checks.values.allSatisfy { $0 == 1 }, "each payment checked once: \(checks.values.sorted())")
         #expect(try await s.store.pollerBacklog().due == 0)
+    }
+
+    @Test func checksOfAPaymentSystemKeepToItsRate() async throws {
+        let s = try await setup()
+        for _ in 0..<12 { _ = try await s.payment() }
+        let poller = s.poller(interval: .seconds(600), stripeChecksPerSecond: 5)
+        let claimed = try await s.store.claimDuePayments(owner: poller.owner, limit: 12, lease: .seconds(60))
+        let burst = Task { await poller.check(claimed) }
+        func checked() -> Int { s.provider.checks.withLock { $0.values.reduce(0, +) } }
+        /// Waits until the poller sleeps for its rate (all it started has ended).
+        func asleep() async throws {
+            let patience = ContinuousClock.now.advanced(by: .seconds(30))
+            while s.clock.sleepers == 0, ContinuousClock.now < patience { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        // A second's worth at once (5), then nothing until time passes: the
+        // clock stands still, so the poller sleeps with 7 payments waiting.
+        try await asleep()
+        #expect(checked() == 5)
+        s.clock.advance(by: .seconds(1))
+        try await Task.sleep(for: .milliseconds(50))
+        try await asleep()
+        #expect(checked() == 10)
+        s.clock.advance(by: .seconds(1))
+        await burst.value
+        #expect(checked() == 12)
+        let checks = s.provider.checks.withLock { $0 }
+        #expect(checks.values.allSatisfy { $0 == 1 })
     }
 
     @Test func aStoppingPollerGivesBackTheClaimsItDidNotStart() async throws {
