@@ -226,6 +226,24 @@ final class ScriptedProvider: PaymentProvider {
         #expect(checks.values.allSatisfy { $0 == 1 })
     }
 
+    @Test func theNextDueCheckCountsLeasesAndTheEarliestNextCheck() async throws {
+        let s = try await setup()
+        #expect(try await s.store.nextCheckDue() == nil)
+        for _ in 0..<5 { _ = try await s.payment() }
+        let now = s.clock.nowMs
+        #expect(try await s.store.nextCheckDue() == now)
+        // Claimed: due when the lease ends.
+        let claimed = try await s.store.claimDuePayments(owner: "p", limit: 5, lease: .seconds(60))
+        #expect(claimed.count == 5)
+        #expect(try await s.store.nextCheckDue() == now + 60_000)
+        // Checked, next in 10 s, the lease released: that one is first.
+        try await s.store.recordCheck(paymentID: claimed[3].id, owner: "p", nextCheckAtMs: now + 10_000)
+        #expect(try await s.store.nextCheckDue() == now + 10_000)
+        // A later next check than every lease: the leases come first again.
+        try await s.store.recordCheck(paymentID: claimed[3].id, owner: "p", nextCheckAtMs: now + 90_000)
+        #expect(try await s.store.nextCheckDue() == now + 60_000)
+    }
+
     @Test func aStoppingPollerGivesBackTheClaimsItDidNotStart() async throws {
         let s = try await setup()
         for _ in 0..<12 { _ = try await s.payment() }

@@ -254,13 +254,27 @@ enum PaymentRepository {
     }
 
     static func nextDue(_ db: Database) throws -> Int64? {
-        try Int64.fetchOne(
+        // In next-check order through the `payments_due` index: a payment is
+        // due at its next check or when its lease ends, whichever is later,
+        // so once a next check is past the best found, none after can beat
+        // it. Only payments leased now are read past the first: O(claims in
+        // flight), not O(New payments), for a poller woken by every commit.
+        let rows = try Row.fetchCursor(
             db.cachedStatement(
                 sql: """
-                    SELECT MIN(COALESCE(MAX(next_check_at_ms, lease_until_ms), next_check_at_ms)) FROM payments
+                    SELECT next_check_at_ms, lease_until_ms FROM payments
                     WHERE status = 'new' AND next_check_at_ms IS NOT NULL
+                    ORDER BY next_check_at_ms
                     """
             )
         )
+        var best: Int64?
+        while let row = try rows.next() {
+            let next: Int64 = row[0]
+            if let best, next >= best { break }
+            let due = max(next, row[1] as Int64? ?? next)
+            best = min(best ?? due, due)
+        }
+        return best
     }
 }
