@@ -71,10 +71,18 @@ public protocol BillingStore: Sendable {
     ) async throws(BillingError) -> Page<Notification>
 
     // Poller and streams
-    func claimDuePayments(owner: String, limit: Int, lease: Duration) async throws(BillingError) -> [Payment]
+    /// Claims up to `limit` due New payments for `owner` for `lease`,
+    /// leaving out those of the systems in `excluding`.
+    func claimDuePayments(
+        owner: String,
+        limit: Int,
+        lease: Duration,
+        excluding systems: Set<PaymentSystem>
+    ) async throws(BillingError) -> [Payment]
     func recordCheck(paymentID: String, owner: String, nextCheckAtMs: Int64?) async throws(BillingError)
-    /// Gives back claims of `owner` it will not check (it is stopping), so
-    /// that another poller need not wait for their leases to run out.
+    /// Gives back claims of `owner` it will not check (it is stopping, or
+    /// kept them waiting too long), so that another poller need not wait for
+    /// their leases to run out.
     func releaseClaims(paymentIDs: [String], owner: String) async throws(BillingError)
     func nextCheckDue() async throws(BillingError) -> Int64?
     func pollerBacklog() async throws(BillingError) -> (due: Int, oldestDueMs: Int64?)
@@ -125,4 +133,11 @@ public protocol BillingStore: Sendable {
         option: PaymentOption,
         idempotencyKey: IdempotencyKey?
     ) async throws(BillingError) -> (order: MigrationOrder, payment: Payment?)
+}
+
+extension BillingStore {
+    /// Claims up to `limit` due New payments of any system.
+    public func claimDuePayments(owner: String, limit: Int, lease: Duration) async throws(BillingError) -> [Payment] {
+        try await claimDuePayments(owner: owner, limit: limit, lease: lease, excluding: [])
+    }
 }

@@ -348,7 +348,8 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         if poller.intervalSeconds <= 0 || poller.intervalSeconds > 86_400 {
             problems.append("poller.intervalSeconds must be in (0, 86400]")
         }
-        if !(1...256).contains(poller.concurrency) { problems.append("poller.concurrency must be 1 to 256") }
+        // Four times this is claimed at once, and a claim takes at most 1,000.
+        if !(1...250).contains(poller.concurrency) { problems.append("poller.concurrency must be 1 to 250") }
         if poller.unstartedPaymentGraceSeconds <= 0 {
             problems.append("poller.unstartedPaymentGraceSeconds must be positive")
         }
@@ -394,8 +395,8 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             ("sandbox.pollerChecksPerSecond", sandbox.pollerChecksPerSecond),
             ("stripe.pollerChecksPerSecond", stripe.pollerChecksPerSecond),
             ("paypal.pollerChecksPerSecond", paypal.pollerChecksPerSecond),
-        ] where !(0.0...10_000.0).contains(value) {
-            problems.append("\(name) must be 0 (no limit) to 10000")
+        ] where !(value == 0 || (0.01...10_000.0).contains(value)) {
+            problems.append("\(name) must be 0 (no limit) or 0.01 to 10000 checks a second")
         }
         if !(0...60_000).contains(sandbox.latencyMilliseconds) {
             problems.append("sandbox.latencyMilliseconds must be 0 to 60000")

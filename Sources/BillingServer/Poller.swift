@@ -79,7 +79,7 @@ struct Poller: Sendable {
                 }
                 let claimed = try await store.claimDuePayments(
                     owner: owner,
-                    limit: settings.concurrency * 4,
+                    limit: min(1000, settings.concurrency * 4),
                     lease: settings.lease
                 )
                 if !claimed.isEmpty {
@@ -117,66 +117,105 @@ struct Poller: Sendable {
     /// Claimed payments checked, at most `concurrency` at a time and each
     /// payment system's checks at most at its rate; none started once
     /// `stopping` is set. With `claimingMore`, more due payments are claimed
-    /// while these run, whenever fewer than `concurrency` wait to start,
-    /// until a claim finds none: the checks run back to back instead of each
-    /// batch waiting for its slowest check before the next claim.
+    /// while these run, whenever fewer than `concurrency` could start, until
+    /// a claim finds none: the checks run back to back instead of each batch
+    /// waiting for its slowest check before the next claim.
+    ///
+    /// A system at its rate holds back no other: its payments wait in place
+    /// while others start, it is left out of further claims while it has
+    /// payments waiting, and a timer wakes the loop when its next check may
+    /// start even while other checks run. A claim kept waiting for most of
+    /// its lease is given back instead of checked (by then its lease could
+    /// lapse and another poller take it): it is claimed again when due.
     func check(_ payments: [Payment], unless stopping: Stopping? = nil, claimingMore: Bool = false) async {
-        await withTaskGroup(of: Void.self) { group in
-            var waiting = payments
+        let leaseMs = settings.lease.milliseconds
+        let claimLimit = min(1000, settings.concurrency * 4)
+        await withTaskGroup(of: Bool.self) { group in  // true: a check ended; false: the timer
+            var waiting = payments.map { (payment: $0, claimedAtMs: clock.nowMs) }
             var running = 0
+            var timerSet = false
             var claiming = claimingMore
+            // The held systems when a claim that left them out found nothing:
+            // no need to ask again until that set changes.
+            var foundNothingExcluding: Set<PaymentSystem>?
             while stopping?.flag.load(ordering: .relaxed) != true {
-                // Start what may start, in claim order; a payment whose
-                // system is at its rate keeps its place.
-                var held: [Payment] = []
+                // Start what may start, in claim order.
+                var held: [(payment: Payment, claimedAtMs: Int64)] = []
+                var stale: [String] = []
                 var index = 0
+                let now = clock.nowMs
                 while index < waiting.count, running < settings.concurrency {
-                    let payment = waiting[index]
+                    let (payment, claimedAtMs) = waiting[index]
                     index += 1
-                    guard rates.take(payment.system) else {
-                        held.append(payment)
+                    guard now - claimedAtMs < leaseMs * 3 / 4 else {
+                        stale.append(payment.id)
                         continue
                     }
-                    group.addTask { await self.check(payment) }
+                    guard rates.take(payment.system) else {
+                        held.append((payment, claimedAtMs))
+                        continue
+                    }
+                    group.addTask {
+                        await self.check(payment)
+                        return true
+                    }
                     running += 1
                 }
                 waiting = held + waiting[index...]
-                if claiming, waiting.count < settings.concurrency {
+                if !stale.isEmpty { await giveBack(stale) }
+                let startable = waiting.count - held.count
+                let heldSystems = Set(held.compactMap(\.payment.system))
+                if claiming, startable < settings.concurrency, foundNothingExcluding != heldSystems {
                     do {
+                        let known = Set(waiting.map(\.payment.id))
                         let more = try await store.claimDuePayments(
                             owner: owner,
-                            limit: settings.concurrency * 4 - waiting.count,
-                            lease: settings.lease
-                        )
-                        if more.isEmpty { claiming = false }
-                        waiting += more
-                        if !more.isEmpty { continue }
+                            limit: max(1, claimLimit - startable),
+                            lease: settings.lease,
+                            excluding: heldSystems
+                        ).filter { !known.contains($0.id) }
+                        if more.isEmpty {
+                            // Nothing else is due: done claiming once no system is left out.
+                            if heldSystems.isEmpty { claiming = false } else { foundNothingExcluding = heldSystems }
+                        } else {
+                            foundNothingExcluding = nil
+                            let now = clock.nowMs
+                            waiting += more.map { ($0, now) }
+                            continue
+                        }
                     } catch {
                         logger.error("poller claim failed", metadata: ["error": "\(error)"])
                         claiming = false
                     }
                 }
-                if running > 0 {
-                    await group.next()
-                    running -= 1
-                } else if waiting.isEmpty {
-                    break
-                } else {
-                    // Only payments of systems at their rate wait: until the
-                    // first of them may go, a second at most between looks
-                    // at `stopping`.
-                    try? await clock.sleep(for: min(.seconds(1), rates.wait(for: waiting.map(\.system))))
+                if running == 0, waiting.isEmpty { break }
+                if !waiting.isEmpty, !timerSet, running == 0 || !held.isEmpty {
+                    // Payments wait for their system's rate: wake when the
+                    // first may go (a second at most between looks at `stopping`).
+                    timerSet = true
+                    let wait = min(.seconds(1), rates.wait(for: waiting.map(\.payment.system)))
+                    group.addTask {
+                        try? await self.clock.sleep(for: wait)
+                        return false
+                    }
+                }
+                if let ended = await group.next() {
+                    if ended { running -= 1 } else { timerSet = false }
                 }
             }
             if !waiting.isEmpty {
                 // Stopping: claims not started are given back rather than
                 // left to lapse, so the next poller need not wait for them.
-                do {
-                    try await store.releaseClaims(paymentIDs: waiting.map(\.id), owner: owner)
-                } catch {
-                    logger.warning("poller could not give back its claims", metadata: ["error": "\(error)"])
-                }
+                await giveBack(waiting.map(\.payment.id))
             }
+        }
+    }
+
+    private func giveBack(_ paymentIDs: [String]) async {
+        do {
+            try await store.releaseClaims(paymentIDs: paymentIDs, owner: owner)
+        } catch {
+            logger.warning("poller could not give back its claims", metadata: ["error": "\(error)"])
         }
     }
 
@@ -261,7 +300,8 @@ final class CheckRates: Sendable {
                 return max(0, (1 - tokens) / bucket.rate)
             }
         }
-        return .milliseconds(max(1, Int64(((waits.min() ?? 0) * 1000).rounded(.up))))
+        // At most a minute: a tiny rate must not overflow the conversion.
+        return .milliseconds(max(1, Int64((min(60, waits.min() ?? 0) * 1000).rounded(.up))))
     }
 }
 

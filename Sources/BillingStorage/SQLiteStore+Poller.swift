@@ -8,13 +8,20 @@ extension SQLiteStore {
     /// `lease`: two pollers (two billingd instances) never check the same
     /// payment at once, and a poller that dies loses its claims when the
     /// lease runs out.
-    public func claimDuePayments(owner: String, limit: Int, lease: Duration) async throws(BillingError) -> [Payment] {
+    public func claimDuePayments(
+        owner: String,
+        limit: Int,
+        lease: Duration,
+        excluding systems: Set<PaymentSystem>
+    ) async throws(BillingError) -> [Payment] {
         guard (1...1000).contains(limit) else { throw .invalidArgument("claim limit must be 1 to 1000") }
         let now = clock.nowMs
         let until = now + lease.milliseconds
         // Look first in a read: an idle poller then never writes (nor wakes
         // the streams waiting on commits).
-        let candidates = try await read { db in try PaymentRepository.due(db, now: now, limit: limit) }
+        let candidates = try await read { db in
+            try PaymentRepository.due(db, now: now, limit: limit, excluding: systems)
+        }
         if candidates.isEmpty { return [] }
         let claimed = try await write { db in
             // The same conditions again: another poller may have claimed one since.

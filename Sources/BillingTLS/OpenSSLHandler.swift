@@ -236,10 +236,12 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func fail(context: ChannelHandlerContext, _ error: any Error) {
         if case .closed = state { return }
-        context.fireErrorCaught(error)
+        // Closing before the error goes on: a handler that closes on it
+        // must not find the session still active.
         state = .closing
         timeout?.cancel()
         timeout = nil
+        context.fireErrorCaught(error)
         context.close(promise: nil)
     }
 }

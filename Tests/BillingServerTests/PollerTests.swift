@@ -105,7 +105,7 @@ final class ScriptedProvider: PaymentProvider {
         ) -> Poller {
             let flows = PaymentFlows(
                 store: store,
-                providers: ProviderRegistry(providers: [.stripe: provider]),
+                providers: ProviderRegistry(providers: [.stripe: provider, .paypal: provider]),
                 clock: clock,
                 settings: PaymentFlows.Settings(unstartedGrace: grace, unstartedChargeGrace: chargeGrace ?? grace),
                 logger: Logger(label: "flows-test")
@@ -125,13 +125,13 @@ final class ScriptedProvider: PaymentProvider {
             )
         }
 
-        func payment(started: Bool = true) async throws -> Payment {
+        func payment(started: Bool = true, system: PaymentSystem = .stripe) async throws -> Payment {
             let payment = try await store.createTopUp(
                 TopUpRequest(
                     accountID: "acc",
                     payerID: payerID,
                     amount: Money(minorUnits: 10_00, .usd),
-                    option: .paymentSystem(.stripe, saveMethod: false, returnURL: "https://panel.example/p")
+                    option: .paymentSystem(system, saveMethod: false, returnURL: "https://panel.example/p")
                 ),
                 idempotencyKey: nil
             )
@@ -149,7 +149,7 @@ final class ScriptedProvider: PaymentProvider {
         let payer = try await store.createPayer(accountID: "acc", displayName: "P", email: "")
         let flows = PaymentFlows(
             store: store,
-            providers: ProviderRegistry(providers: [.stripe: provider]),
+            providers: ProviderRegistry(providers: [.stripe: provider, .paypal: provider]),
             clock: clock,
             logger: Logger(label: "flows-test")
         )
@@ -206,24 +206,51 @@ final class ScriptedProvider: PaymentProvider {
         let claimed = try await s.store.claimDuePayments(owner: poller.owner, limit: 12, lease: .seconds(60))
         let burst = Task { await poller.check(claimed) }
         func checked() -> Int { s.provider.checks.withLock { $0.values.reduce(0, +) } }
-        /// Waits until the poller sleeps for its rate (all it started has ended).
-        func asleep() async throws {
-            let patience = ContinuousClock.now.advanced(by: .seconds(30))
-            while s.clock.sleepers == 0, ContinuousClock.now < patience { try await Task.sleep(for: .milliseconds(5)) }
-        }
         // A second's worth at once (5), then nothing until time passes: the
-        // clock stands still, so the poller sleeps with 7 payments waiting.
-        try await asleep()
+        // clock stands still, so no sixth check can start until it moves.
+        try await until { checked() == 5 && s.clock.sleepers > 0 }
         #expect(checked() == 5)
         s.clock.advance(by: .seconds(1))
-        try await Task.sleep(for: .milliseconds(50))
-        try await asleep()
+        try await until { checked() == 10 && s.clock.sleepers > 0 }
         #expect(checked() == 10)
         s.clock.advance(by: .seconds(1))
         await burst.value
         #expect(checked() == 12)
         let checks = s.provider.checks.withLock { $0 }
         #expect(checks.values.allSatisfy { $0 == 1 })
+    }
+
+    @Test func aPaymentSystemAtItsRateHoldsBackNoOther() async throws {
+        let s = try await setup()
+        var stripe: Set<String> = []
+        var paypal: Set<String> = []
+        for _ in 0..<6 { stripe.insert(try await s.payment(system: .stripe).id) }
+        for _ in 0..<6 { paypal.insert(try await s.payment(system: .paypal).id) }
+        let poller = s.poller(interval: .seconds(600), stripeChecksPerSecond: 1)
+        // Stripe's payments come first in claim order; the first claim takes 4.
+        let first = try await s.store.claimDuePayments(owner: poller.owner, limit: 4, lease: .seconds(60))
+        let burst = Task { await poller.check(first, claimingMore: true) }
+        func checked(_ ids: Set<String>) -> Int {
+            s.provider.checks.withLock { $0.filter { ids.contains($0.key) }.values.reduce(0, +) }
+        }
+        // One Stripe check (its second's worth), and every PayPal payment,
+        // claimed past the Stripe ones that wait, while the clock stands still.
+        try await until { checked(paypal) == 6 && s.clock.sleepers > 0 }
+        #expect(checked(stripe) == 1)
+        for second in 2...6 {
+            s.clock.advance(by: .seconds(1))
+            try await until { checked(stripe) == second }
+        }
+        s.clock.advance(by: .seconds(1))
+        await burst.value
+        #expect(s.provider.checks.withLock { $0 }.values.allSatisfy { $0 == 1 })
+        #expect(try await s.store.pollerBacklog().due == 0)
+    }
+
+    /// Waits (30 s at most) until `condition` holds; the #expect after it says what failed.
+    private func until(_ condition: () -> Bool) async throws {
+        let patience = ContinuousClock.now.advanced(by: .seconds(30))
+        while !condition(), ContinuousClock.now < patience { try await Task.sleep(for: .milliseconds(5)) }
     }
 
     @Test func theNextDueCheckCountsLeasesAndTheEarliestNextCheck() async throws {

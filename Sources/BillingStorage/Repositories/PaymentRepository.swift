@@ -188,17 +188,23 @@ enum PaymentRepository {
     // MARK: The poller's schedule
 
     /// Ids of New payments due by `now` and not leased, soonest first.
-    static func due(_ db: Database, now: Int64, limit: Int) throws -> [String] {
-        try String.fetchAll(
+    static func due(_ db: Database, now: Int64, limit: Int, excluding systems: Set<PaymentSystem>) throws -> [String] {
+        // One placeholder per system, unused ones bound to '' (no system's
+        // name): one cached statement whatever is excluded.
+        let excluded = PaymentSystem.allCases.map { systems.contains($0) ? $0.rawValue : "" }
+        let placeholders = excluded.map { _ in "?" }.joined(separator: ", ")
+        return try String.fetchAll(
             db.cachedStatement(
                 sql: """
                     SELECT id FROM payments
                     WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
                       AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
+                      AND (system IS NULL OR system NOT IN (\(placeholders)))
                     ORDER BY next_check_at_ms, id LIMIT ?
                     """
             ),
-            arguments: [now, now, limit]
+            arguments: StatementArguments([now, now] as [any DatabaseValueConvertible])
+                + StatementArguments(excluded) + StatementArguments([limit])
         )
     }
 
