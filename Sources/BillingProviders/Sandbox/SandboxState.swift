@@ -214,7 +214,12 @@ final class SandboxState: Sendable {
     }
 
     private static func fetch(_ db: Database, _ column: String, _ value: String) throws -> Payment? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM payments WHERE \(column) = ?", arguments: [value])
+        // Cached: the poller reads a payment per check.
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM payments WHERE \(column) = ?"),
+                arguments: [value]
+            )
         else { return nil }
         guard let status = Payment.Status(rawValue: row["status"]) else { return nil }
         return Payment(
@@ -230,11 +235,12 @@ final class SandboxState: Sendable {
     }
 
     private static func insert(_ db: Database, _ payment: Payment) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO payments (id, payment_id, amount_minor, currency, status, save_method, return_url, method_id)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
+                """
+        ).execute(
             arguments: [
                 payment.id, payment.paymentID, payment.amountMinorUnits, payment.currency, payment.status.rawValue,
                 payment.saveMethod, payment.returnURL, payment.methodID,
