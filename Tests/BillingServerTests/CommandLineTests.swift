@@ -676,7 +676,7 @@ final class Daemon: Sendable {
     func exited() async -> String {
         _ = await process.wait()
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [self] in
+            onOwnThread { [self] in
                 done.wait()
                 continuation.resume()
             }

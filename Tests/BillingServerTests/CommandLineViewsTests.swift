@@ -44,7 +44,7 @@ final class LiveCommand: Sendable {
         process.send(signal)
         _ = await process.wait()
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [self] in
+            onOwnThread { [self] in
                 done.wait()
                 continuation.resume()
             }

@@ -52,11 +52,11 @@ import Testing
     }
 }
 
-/// Runs a blocking call on a Dispatch thread and waits for it without
+/// Runs a blocking call on a thread of its own and waits for it without
 /// holding one of Swift concurrency's few threads.
 func onDispatch(_ body: @escaping @Sendable () -> Void) async {
     await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
+        onOwnThread {
             body()
             continuation.resume()
         }

@@ -217,7 +217,7 @@ public final class DescriptorPipe: Sendable {
     /// retried); then signals `done`.
     public func drain(_ received: @escaping @Sendable ([UInt8]) -> Void, done: DispatchSemaphore) {
         let reader = reading
-        DispatchQueue.global().async {
+        onOwnThread {
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 let count = buffer.withUnsafeMutableBytes { read(reader.fileDescriptor, $0.baseAddress, $0.count) }
@@ -230,4 +230,14 @@ public final class DescriptorPipe: Sendable {
             done.signal()
         }
     }
+}
+
+/// Runs `body`, which blocks (a read of a child's pipe, a semaphore), on a
+/// thread of its own: never on one of Dispatch's global threads, which Swift
+/// concurrency shares on Linux and which a few blocked readers at once (one
+/// per running billingd in a parallel test run) would leave others waiting
+/// for.
+public func onOwnThread(_ body: @escaping @Sendable () -> Void) {
+    let thread = Thread(block: body)
+    thread.start()
 }

@@ -44,9 +44,9 @@ public final class FakeProvider: Sendable {
         )
         try out.writing.close()
         self.process = process
-        // Read the "listening PORT PID" line on a Dispatch thread (it blocks).
+        // Read the "listening PORT PID" line on a thread of its own (it blocks).
         let line = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            onOwnThread {
                 var bytes = Data()
                 while let byte = try? out.reading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
                     bytes += byte
