@@ -26,14 +26,7 @@ enum BalanceBenchmark {
         let application = try await BillingApplication.start(configuration, logger: logger)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tls = try TLSContext(
-            TLSConfiguration(
-                role: .client(serverName: "localhost"),
-                certificateChainPath: "\(directory)/tls/internal.pem",
-                privateKeyPath: "\(directory)/tls/internal-key.pem",
-                trustRootsPath: "\(directory)/tls/ca.pem"
-            )
-        )
+        let tls = try developmentClientTLS(directory)
         let transport = TTRPCClient(host: "127.0.0.1", port: application.port, tls: tls, group: group)
         var create = BillingV1.CreateAccountRequest()
         create.accountId = "acc-bench"

@@ -214,14 +214,7 @@ enum CrashTest {
 
         init(port: Int, directory: String, group: any EventLoopGroup) throws {
             func transport(_ name: String) throws -> TTRPCClient {
-                let tls = try TLSContext(
-                    TLSConfiguration(
-                        role: .client(serverName: "localhost"),
-                        certificateChainPath: "\(directory)/tls/\(name).pem",
-                        privateKeyPath: "\(directory)/tls/\(name)-key.pem",
-                        trustRootsPath: "\(directory)/tls/ca.pem"
-                    )
-                )
+                let tls = try developmentClientTLS(directory, role: name)
                 return TTRPCClient(host: "127.0.0.1", port: port, tls: tls, group: group)
             }
             let internalTransport = try transport("internal"), operatorTransport = try transport("operator")

@@ -34,14 +34,7 @@ enum FanOutBenchmark {
         logger.logLevel = .error
         let application = try await BillingApplication.start(configuration, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tls = try TLSContext(
-            TLSConfiguration(
-                role: .client(serverName: "localhost"),
-                certificateChainPath: "\(directory)/tls/internal.pem",
-                privateKeyPath: "\(directory)/tls/internal-key.pem",
-                trustRootsPath: "\(directory)/tls/ca.pem"
-            )
-        )
+        let tls = try developmentClientTLS(directory)
         func connection() -> TTRPCClient {
             TTRPCClient(host: "127.0.0.1", port: application.port, tls: tls, group: group)
         }
@@ -134,14 +127,7 @@ enum FanOutBenchmark {
         let eventsSeen = Counter()
         let ended = Counter()
         let target = Int(ProcessInfo.processInfo.environment["FANOUT_WATCHERS"] ?? "") ?? 10_000
-        let operatorTLS = try TLSContext(
-            TLSConfiguration(
-                role: .client(serverName: "localhost"),
-                certificateChainPath: "\(directory)/tls/operator.pem",
-                privateKeyPath: "\(directory)/tls/operator-key.pem",
-                trustRootsPath: "\(directory)/tls/ca.pem"
-            )
-        )
+        let operatorTLS = try developmentClientTLS(directory, role: "operator")
         let operatorConnection = TTRPCClient(host: "127.0.0.1", port: application.port, tls: operatorTLS, group: group)
         let operatorBalance = BillingV1.BalanceClient(transport: operatorConnection)
         var latest = BillingV1.GetBalanceRequest()

@@ -113,14 +113,7 @@ enum PollerBenchmark {
     private static func create(_ count: Int, _ configuration: BillingConfiguration, logger: Logger) async throws {
         let application = try await BillingApplication.start(configuration, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let tls = try TLSContext(
-            TLSConfiguration(
-                role: .client(serverName: "localhost"),
-                certificateChainPath: "\(configuration.dataDirectory)/tls/internal.pem",
-                privateKeyPath: "\(configuration.dataDirectory)/tls/internal-key.pem",
-                trustRootsPath: "\(configuration.dataDirectory)/tls/ca.pem"
-            )
-        )
+        let tls = try developmentClientTLS(configuration.dataDirectory)
         let client = TTRPCClient(host: "127.0.0.1", port: application.port, tls: tls, group: group)
         let accounts = BillingV1.AccountsClient(transport: client)
         let balance = BillingV1.BalanceClient(transport: client)

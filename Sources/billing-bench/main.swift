@@ -69,3 +69,16 @@ default:
         "usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | poller [COUNT] [CONCURRENCY] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash [KILLS] [SEED] | crash-writer PATH"
     )
 }
+
+/// A client TLS context with the development certificate of `role`
+/// ("internal", "operator") that billingd wrote into `dataDirectory`/tls.
+func developmentClientTLS(_ dataDirectory: String, role: String = "internal") throws -> TLSContext {
+    try TLSContext(
+        TLSConfiguration(
+            role: .client(serverName: "localhost"),
+            certificateChainPath: "\(dataDirectory)/tls/\(role).pem",
+            privateKeyPath: "\(dataDirectory)/tls/\(role)-key.pem",
+            trustRootsPath: "\(dataDirectory)/tls/ca.pem"
+        )
+    )
+}
