@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "billingd", targets: ["billingd"]),
         .executable(name: "billing", targets: ["billing"]),
+        .executable(name: "billing-panel", targets: ["billing-panel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -152,6 +153,30 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The reference control-panel pages on billingd's API (Hummingbird),
+        // a client of billingd like any internal service.
+        .target(
+            name: "BillingPanel",
+            dependencies: [
+                "BillingAPI", "BillingCore", "BillingMessages", "BillingRPC", "BillingTLS", "BillingTransport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "billing-panel",
+            dependencies: [
+                "BillingPanel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Benchmarks, the durability test's writer and the whole-process crash
         // test; figures in docs/BENCHMARKS.md and docs/RELIABILITY.md.
         .executableTarget(
@@ -237,7 +262,8 @@ let package = Package(
             // The CLI tests run the real billing and billingd executables; the
             // crash test runs billing-bench crash.
             dependencies: [
-                "BillingServer", "billing", "billingd", "billing-bench", "BillingTestSupport", "BillingAPI",
+                "BillingServer", "billing", "billingd", "billing-bench", "billing-panel", "BillingPanel",
+                "BillingTestSupport", "BillingAPI",
                 "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
                 "BillingTLS", "BillingTransport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

@@ -615,7 +615,8 @@ enum Waiterframes {
 }
 
 /// billingd as a child process on its embedded default in a temporary
-/// folder, on free ports; its log (stderr) read as it comes.
+/// folder, on free ports (or another of the package's executables, such as
+/// billing-panel); its log (stderr) read as it comes.
 final class Daemon: Sendable {
     let process: ChildProcess
     let directory: String
@@ -626,13 +627,15 @@ final class Daemon: Sendable {
         directory: String = FileManager.default.temporaryDirectory.appendingPathComponent(
             "billingd-proc-\(UUID().uuidString)"
         ).path,
-        environment extra: [String: String] = [:]
+        environment extra: [String: String] = [:],
+        executable: String = "billingd",
+        arguments: [String]? = nil
     ) async throws {
         self.directory = directory
         let err = try DescriptorPipe()
         process = try await ChildProcess(
-            try #require(Executable.path("billingd")),
-            ["--data-dir", directory],
+            try #require(Executable.path(executable), "build \(executable) first (swift build)"),
+            arguments ?? ["--data-dir", directory],
             environment: ["BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "PATH": "/usr/bin:/bin"]
                 .merging(extra) { _, given in given },
             standardError: err.writing.fileDescriptor

@@ -1,0 +1,354 @@
+internal import BillingAPI
+internal import BillingMessages
+internal import Foundation
+public import Hummingbird
+public import Logging
+internal import NIOCore
+internal import Synchronization
+
+/// The reference "Balance top-up" pages for one signed-in account at a time,
+/// served over plain HTTP on loopback and built only on billingd's API.
+///
+/// Routes (all pages work without JavaScript; forms are POST with a CSRF token):
+/// - `GET|POST /signin`, `POST /signout`: the development sign-in;
+/// - `GET|POST /topup`: the top-up page (the default);
+/// - `GET /history`, `GET /history/events`: the payment history and its live
+///   statuses (Server-Sent Events from billingd's WatchPayments);
+/// - `GET /renewals` (services, and the quote of those asked for), `POST
+///   /renewals`: renewals;
+/// - `GET /migration`, `POST /migration/pay`: paying for a migration's server;
+/// - `GET /static/panel.css|panel.js`.
+public final class Panel: Sendable {
+    let configuration: PanelConfiguration
+    let sessions: Sessions
+    let billingd: Billingd
+    let logger: Logger
+    /// The panel's own URL for return links, known once it listens.
+    private let baseURL = Mutex("")
+
+    /// A form body is a few fields; 16 KiB leaves room for a renewal of 100
+    /// services and refuses anything larger before reading it.
+    static let maxFormBytes = 16 * 1024
+
+    public init(configuration: PanelConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.billingd = try Billingd(configuration)
+        sessions = Sessions(
+            idleTimeout: .seconds(configuration.sessionIdleMinutes * 60),
+            maxSessions: configuration.maxSessions,
+            maxLiveStreams: configuration.maxLiveStreams,
+            maxLiveStreamsPerSession: configuration.maxLiveStreamsPerSession
+        )
+        if !configuration.publicURL.isEmpty {
+            baseURL.withLock { $0 = String(configuration.publicURL.trimmingSuffix("/")) }
+        }
+    }
+
+    /// The Hummingbird application on the configured address; `onListening`
+    /// gets the port once it listens (0 in the configuration picks a free one).
+    public func application(
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        guard let address = HostPort(configuration.listen) else {
+            throw PanelConfigurationError(problems: ["listen is not host:port"])
+        }
+        return Application(
+            router: router(),
+            configuration: ApplicationConfiguration(
+                address: .hostname(address.host, port: address.port),
+                serverName: "billing-panel"
+            ),
+            onServerRunning: { [self] channel in
+                let port = channel.localAddress?.port ?? address.port
+                baseURL.withLock { url in
+                    if url.isEmpty {
+                        let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+                        url = "http://\(host):\(port)"
+                    }
+                }
+                await onListening(port)
+            },
+            logger: logger
+        )
+    }
+
+    /// Where payment systems send the person back: the payment history.
+    var returnURL: String { baseURL.withLock { $0 } + "/history" }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: SecurityHeaders())
+        router.get("/") { [self] request, _ in
+            sessions.find(request.cookies[Self.cookieName]?.value)?.accountID == nil
+                ? HTML.redirect("/signin") : HTML.redirect("/topup")
+        }
+        router.get("/static/panel.css") { _, _ in Self.asset(HTML.stylesheet, type: "text/css; charset=utf-8") }
+        router.get("/static/panel.js") { _, _ in
+            Self.asset(HTML.script, type: "text/javascript; charset=utf-8")
+        }
+        router.get("/signin") { [self] request, _ in signInPage(visit(request)) }
+        router.post("/signin") { [self] request, _ in await signIn(request) }
+        router.post("/signout") { [self] request, _ in await signOut(request) }
+        router.get("/topup") { [self] request, _ in await signedIn(request) { try await topUpPage($0, request) } }
+        router.post("/topup") { [self] request, _ in await signedIn(request) { try await topUp($0, request) } }
+        router.get("/history") { [self] request, _ in
+            await signedIn(request) { try await historyPage($0, request) }
+        }
+        router.get("/history/events") { [self] request, _ in liveEvents(request) }
+        router.get("/renewals") { [self] request, _ in
+            await signedIn(request) { try await renewalsPage($0, request) }
+        }
+        router.post("/renewals") { [self] request, _ in await signedIn(request) { try await renew($0, request) } }
+        router.get("/migration") { [self] request, _ in
+            await signedIn(request) { try await migrationPage($0, request) }
+        }
+        router.post("/migration/pay") { [self] request, _ in
+            await signedIn(request) { try await payMigration($0, request) }
+        }
+        return router
+    }
+
+    private static func asset(_ text: String, type: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        headers[.cacheControl] = "no-cache"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    // MARK: Sessions
+
+    static let cookieName = "panel_session"
+
+    /// The browser's session, or a new one (with the cookie to set).
+    struct Visit {
+        let session: Sessions.Session
+        var setCookie: HTTPFields = [:]
+
+        var accountID: String? { session.accountID }
+        var csrfToken: String { session.csrfToken }
+    }
+
+    func visit(_ request: Request) -> Visit {
+        if let session = sessions.find(request.cookies[Self.cookieName]?.value) { return Visit(session: session) }
+        let session = sessions.create()
+        return Visit(session: session, setCookie: cookie(session.id))
+    }
+
+    private func cookie(_ id: String) -> HTTPFields {
+        // Lax, not Strict: the way back from Stripe's or PayPal's page is a
+        // top-level navigation from another site, and it must arrive signed
+        // in. Every change is a POST with a CSRF token anyway.
+        let secure = baseURL.withLock { $0.hasPrefix("https:") } ? "; Secure" : ""
+        var fields = HTTPFields()
+        fields[.setCookie] = "\(Self.cookieName)=\(id); Path=/; HttpOnly; SameSite=Lax\(secure)"
+        return fields
+    }
+
+    /// Runs a signed-in page; anyone else goes to the sign-in. A `Problem`
+    /// becomes a page that says what happened.
+    func signedIn(_ request: Request, _ body: (SignedIn) async throws -> Response) async -> Response {
+        let visit = visit(request)
+        guard let account = visit.accountID else { return HTML.redirect("/signin", headers: visit.setCookie) }
+        let context = SignedIn(visit: visit, account: account)
+        do {
+            return try await body(context)
+        } catch {
+            let problem = error as? Problem ?? Problem(error)
+            return await page(
+                context,
+                title: "Something went wrong",
+                tab: nil,
+                body: HTML.alert(problem.message) + "<p><a href=\"/topup\">Back to the top-up page</a></p>",
+                status: HTTPResponse.Status(code: problem.status)
+            )
+        }
+    }
+
+    struct SignedIn {
+        let visit: Visit
+        let account: String
+        var sessionID: String { visit.session.id }
+    }
+
+    /// A signed-in page with the header's balance read now.
+    func page(
+        _ context: SignedIn,
+        title: String,
+        tab: HTML.Tab?,
+        body: String,
+        status: HTTPResponse.Status = .ok,
+        balance: String? = nil
+    ) async -> Response {
+        var shown = balance
+        if shown == nil {
+            var request = BillingV1.GetBalanceRequest()
+            request.accountId = context.account
+            shown = (try? await billingd.balance.getBalance(request, options: billingd.options)).map {
+                Display.money($0.balance)
+            }
+        }
+        return HTML.page(
+            title: title,
+            signedIn: (context.account, shown ?? "unavailable", context.visit.csrfToken, tab),
+            body: body,
+            status: status,
+            headers: context.visit.setCookie
+        )
+    }
+
+    // MARK: Forms
+
+    /// A POSTed form, read whole (at most `maxFormBytes`) and decoded; the
+    /// CSRF token is checked before anything else is looked at.
+    func form<Form: PanelForm>(_ type: Form.Type, _ request: Request, _ visit: Visit) async throws -> Form {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > Self.maxFormBytes {
+            throw Problem(status: 413, "The form is larger than \(Self.maxFormBytes) bytes.")
+        }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: Self.maxFormBytes)
+        } catch {
+            throw Problem(status: 413, "The form is larger than \(Self.maxFormBytes) bytes.")
+        }
+        let text = String(buffer: body)
+        let form: Form
+        do {
+            form = try URLEncodedFormDecoder().decode(Form.self, from: text)
+        } catch {
+            throw Problem(status: 400, "The form could not be read; reload the page and try again.")
+        }
+        guard let token = form.csrf, Sessions.sameToken(token, visit.csrfToken) else {
+            throw Problem(
+                status: 403,
+                "This form is out of date or did not come from this panel; nothing changed. Reload the page and try again."
+            )
+        }
+        return form
+    }
+
+    // MARK: Sign-in
+
+    struct SignInForm: PanelForm {
+        var csrf: String?
+        var account: String?
+    }
+
+    func signInPage(_ visit: Visit, account: String = "", error: String? = nil, status: HTTPResponse.Status = .ok)
+        -> Response
+    {
+        let describedBy = error == nil ? "" : " aria-describedby=\"account-error\" aria-invalid=\"true\""
+        let body = """
+            <p class="notice-box">This reference panel has no real user management: choose the account to act as. Anyone who can open this page can act as any account, so it listens on loopback only.</p>
+            <form method="post" action="/signin">
+            <input type="hidden" name="csrf" value="\(HTML.escape(visit.csrfToken))">
+            <label for="account">Account id</label>
+            <input type="text" id="account" name="account" value="\(HTML.escape(account))" maxlength="64" required autocomplete="off"\(describedBy)>
+            \(HTML.fieldError("account", error))
+            <p><button type="submit">Sign in</button></p>
+            </form>
+            """
+        return HTML.page(title: "Sign in", signedIn: nil, body: body, status: status, headers: visit.setCookie)
+    }
+
+    func signIn(_ request: Request) async -> Response {
+        let visit = visit(request)
+        let form: SignInForm
+        do {
+            form = try await self.form(SignInForm.self, request, visit)
+        } catch {
+            let problem = error as? Problem ?? Problem(error)
+            return signInPage(visit, error: problem.message, status: HTTPResponse.Status(code: problem.status))
+        }
+        let account = (form.account ?? "").trimmingCharacters(in: .whitespaces)
+        guard Self.isID(account) else {
+            return signInPage(
+                visit,
+                account: String(account.prefix(64)),
+                error: "An account id is 1 to 64 of A-Z a-z 0-9 _ . -",
+                status: .badRequest
+            )
+        }
+        var lookup = BillingV1.GetAccountRequest()
+        lookup.accountId = account
+        do {
+            _ = try await billingd.accounts.getAccount(lookup, options: billingd.options)
+        } catch {
+            let problem = Problem(error)
+            let message = problem.status == 404 ? "There is no account \(account) in billingd." : problem.message
+            return signInPage(
+                visit,
+                account: account,
+                error: message,
+                status: HTTPResponse.Status(code: problem.status)
+            )
+        }
+        let session = sessions.create(accountID: account, replacing: visit.session.id)
+        logger.info("signed in", metadata: ["account": "\(account)"])
+        return HTML.redirect("/topup", headers: cookie(session.id))
+    }
+
+    func signOut(_ request: Request) async -> Response {
+        let visit = visit(request)
+        do {
+            _ = try await form(SignInForm.self, request, visit)
+        } catch {
+            return HTML.redirect("/")
+        }
+        sessions.forget(visit.session.id)
+        var fields = HTTPFields()
+        fields[.setCookie] = "\(Self.cookieName)=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+        return HTML.redirect("/signin", headers: fields)
+    }
+
+    /// billingd's rule for ids (accounts, payers, services, orders, methods).
+    static func isID(_ text: some StringProtocol) -> Bool {
+        (1...64).contains(text.utf8.count)
+            && text.utf8.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
+                    || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D
+            }
+    }
+}
+
+/// A form of the panel: every one carries the session's CSRF token.
+protocol PanelForm: Decodable {
+    var csrf: String? { get }
+}
+
+/// Headers on every answer: no framing (clickjacking), scripts and styles
+/// from the panel only, no sniffing, no referrer beyond the panel, no caching
+/// of pages that show money.
+struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.contentSecurityPolicy] =
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[.panelReferrerPolicy] = "same-origin"
+        if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
+        return response
+    }
+}
+
+/// Header names HTTPTypes does not predefine (Hummingbird exports
+/// `HTTPFields` but not `HTTPField`, hence the spelling).
+extension HTTPFields.Element.Name {
+    static let contentSecurityPolicy = Self("Content-Security-Policy")!
+    static let xContentTypeOptions = Self("X-Content-Type-Options")!
+    static let panelReferrerPolicy = Self("Referrer-Policy")!
+    static let lastEventID = Self("Last-Event-ID")!
+}
+
+extension StringProtocol {
+    func trimmingSuffix(_ suffix: String) -> SubSequence {
+        var text = self[...]
+        while text.hasSuffix(suffix) { text = text.dropLast(suffix.count) }
+        return text
+    }
+}

@@ -1,0 +1,364 @@
+#!/usr/bin/python3
+"""billing-panel in a real browser (Debian's chromium and chromedriver, Selenium).
+
+Run by PanelBrowserTests (Tests/BillingServerTests), which starts billingd and
+billing-panel on loopback and provisions the account first. Environment:
+
+  PANEL_URL        the panel, e.g. http://127.0.0.1:40123
+  ACCOUNT          the account to sign in as (two payers: "Jane Doe" and
+                   "Acme <Ltd> & Co"; one renewable service; one migration order)
+  MIGRATION_ORDER  that migration order's id
+  SCREENSHOTS      a folder for a screenshot of each page
+
+Every wait is for a state, never a fixed time; the bound is generous (a loaded
+machine is slow, not wrong). Exits 0 when every step passed; otherwise prints
+the step, what the page showed, and exits 1.
+"""
+import os
+import sys
+import traceback
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+PANEL = os.environ["PANEL_URL"].rstrip("/")
+ACCOUNT = os.environ["ACCOUNT"]
+ORDER = os.environ["MIGRATION_ORDER"]
+SHOTS = os.environ["SCREENSHOTS"]
+WAIT = 120  # seconds; a bound for a loaded machine, not an expectation
+
+step = "start"
+
+
+def browser(javascript=True):
+    options = webdriver.ChromeOptions()
+    for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                     "--disable-gpu", "--no-first-run", "--disable-extensions"]:
+        options.add_argument(argument)
+    if not javascript:
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(WAIT)
+    return driver
+
+
+def until(driver, what, condition):
+    global step
+    step = what
+    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(lambda d: condition(d))
+
+
+def shot(driver, name):
+    driver.save_screenshot(os.path.join(SHOTS, name + ".png"))
+
+
+def text(driver, css):
+    return driver.find_element(By.CSS_SELECTOR, css).text
+
+
+def sign_in(driver):
+    global step
+    step = "sign-in refuses an unknown account"
+    driver.get(PANEL + "/")
+    until(driver, "the sign-in page", lambda d: d.current_url.endswith("/signin"))
+    shot(driver, "signin")
+    driver.find_element(By.ID, "account").send_keys("no-such-account")
+    driver.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    until(driver, "the unknown account's message", lambda d: "no account no-such-account" in text(d, "#account-error"))
+    field = driver.find_element(By.ID, "account")
+    field.clear()
+    field.send_keys(ACCOUNT)
+    driver.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    until(driver, "the top-up page after sign-in", lambda d: d.current_url.endswith("/topup"))
+    assert ACCOUNT in text(driver, "#account")
+
+
+def payment_rows(driver):
+    return driver.find_elements(By.CSS_SELECTOR, "#payments tbody tr")
+
+
+def history_count(driver):
+    driver.get(PANEL + "/history")
+    until(driver, "the history page", lambda d: d.find_elements(By.ID, "history"))
+    return len(payment_rows(driver))
+
+
+def whole_top_up(driver):
+    """Preset, payer, save, Sandbox, Pay; the history turns Paid without a reload."""
+    global step
+    step = "the top-up page shows the seed's elements"
+    driver.get(PANEL + "/topup")
+    presets = [a.text for a in driver.find_elements(By.CSS_SELECTOR, ".presets a")]
+    assert presets == ["100.00 USD", "200.00 USD", "500.00 USD", "1000.00 USD"], presets
+    assert "From 0.50 USD to 15000.00 USD." in text(driver, "#amount-hint")
+    payers = [o.text for o in Select(driver.find_element(By.ID, "payer")).options]
+    # Escaped, not markup: the payer's name shows its angle brackets.
+    assert payers == ["Jane Doe <jane@example.com>", "Acme <Ltd> & Co <billing@acme.test>"], payers
+    assert driver.find_elements(By.ID, "option-invoice"), "no Invoice option"
+    assert driver.find_elements(By.ID, "option-system-sandbox"), "no Sandbox option"
+    assert not driver.find_elements(By.CSS_SELECTOR, "input[value^='method:']"), "a saved method before any"
+
+    step = "pick a preset"
+    driver.find_element(By.CSS_SELECTOR, ".presets a[data-amount='200.00']").click()
+    assert driver.find_element(By.ID, "amount").get_attribute("value") == "200.00"
+
+    step = "choose the second payer (the page shows its methods; the amount stays)"
+    Select(driver.find_element(By.ID, "payer")).select_by_index(1)
+    until(driver, "the page for the second payer",
+          lambda d: Select(d.find_element(By.ID, "payer")).first_selected_option.text.startswith("Acme"))
+    assert driver.find_element(By.ID, "amount").get_attribute("value") == "200.00"
+    Select(driver.find_element(By.ID, "payer")).select_by_index(0)
+    until(driver, "the page for the first payer",
+          lambda d: Select(d.find_element(By.ID, "payer")).first_selected_option.text.startswith("Jane"))
+    assert driver.find_element(By.ID, "amount").get_attribute("value") == "200.00"
+
+    step = "choose Sandbox, tick save, submit"
+    driver.find_element(By.ID, "option-system-sandbox").click()
+    driver.find_element(By.ID, "save-method").click()
+    shot(driver, "topup")
+    top_up_page = driver.current_window_handle
+    driver.find_element(By.ID, "submit").click()
+    until(driver, "the sandbox's page", lambda d: "Sandbox payment" in d.title and "200.00 USD" in d.page_source)
+    shot(driver, "sandbox")
+
+    step = "the history in another tab shows the payment New"
+    driver.switch_to.new_window("tab")
+    history_tab = driver.current_window_handle
+    driver.get(PANEL + "/history")
+    rows = payment_rows(driver)
+    assert len(rows) == 1, len(rows)
+    row = rows[0]
+    payment = row.get_attribute("id")
+    assert row.get_attribute("data-rendered-status") == "new", row.get_attribute("data-rendered-status")
+    until(driver, "the live stream to open",
+          lambda d: d.find_element(By.ID, "history").get_attribute("data-live") == "on")
+    driver.execute_script("window.notReloaded = 42;")
+
+    step = "press Pay on the sandbox's page"
+    driver.switch_to.window(top_up_page)
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/approve'] button").click()
+    until(driver, "the way back to the history", lambda d: "/history" in d.current_url)
+    until(driver, "Paid on the page the person returned to",
+          lambda d: d.find_element(By.CSS_SELECTOR, "#" + payment + " [data-status]").text == "Paid")
+
+    step = "the other tab turned Paid live, without a reload"
+    driver.switch_to.window(history_tab)
+    until(driver, "Paid, live", lambda d: d.find_element(By.CSS_SELECTOR, "#" + payment + " [data-status]").text == "Paid")
+    assert driver.execute_script("return window.notReloaded;") == 42, "the page was reloaded"
+    assert driver.find_element(By.ID, payment).get_attribute("data-rendered-status") == "new"
+    until(driver, "the header's balance, live", lambda d: text(d, "#balance") == "200.00 USD")
+    shot(driver, "history")
+    driver.close()
+    driver.switch_to.window(top_up_page)
+    return payment
+
+
+def saved_method_top_up(driver):
+    """The method saved with the first top-up is pre-selected and charged at once."""
+    global step
+    step = "the saved method is offered and pre-selected"
+    driver.get(PANEL + "/topup")
+    saved = driver.find_elements(By.CSS_SELECTOR, "input[value^='method:']")
+    assert len(saved) == 1, len(saved)
+    assert saved[0].is_selected(), "the default saved method is not pre-selected"
+    amount = driver.find_element(By.ID, "amount")
+    amount.send_keys("25")
+    driver.find_element(By.ID, "submit").click()
+    until(driver, "the history with the new payment", lambda d: "/history?payment=" in d.current_url)
+    payment = "payment-" + driver.current_url.split("payment=")[1]
+    until(driver, "the saved-method payment Paid",
+          lambda d: d.find_element(By.CSS_SELECTOR, "#" + payment + " [data-status]").text == "Paid")
+    until(driver, "the balance after it", lambda d: text(d, "#balance") == "225.00 USD")
+
+
+def declined_top_up(driver):
+    """Declined at the payment system: Cancelled, with the error notification."""
+    global step
+    step = "a top-up declined on the sandbox's page"
+    driver.get(PANEL + "/topup")
+    driver.find_element(By.ID, "amount").send_keys("15")
+    driver.find_element(By.ID, "option-system-sandbox").click()
+    driver.find_element(By.ID, "submit").click()
+    until(driver, "the sandbox's page", lambda d: "Sandbox payment" in d.title)
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/decline'] button").click()
+    until(driver, "the way back to the history", lambda d: "/history" in d.current_url)
+    until(driver, "the newest payment Cancelled",
+          lambda d: payment_rows(d)[0].find_element(By.CSS_SELECTOR, "[data-status]").text == "Cancelled")
+    until(driver, "its error notification",
+          lambda d: "declined" in payment_rows(d)[0].find_element(By.CSS_SELECTOR, "[data-details]").text.lower())
+    details = payment_rows(driver)[0].find_element(By.CSS_SELECTOR, "[data-details]")
+    assert "error" in (details.get_attribute("class") or ""), details.get_attribute("class")
+    shot(driver, "history-declined")
+    step = "the decline stays after a reload (the notification comes from billingd, not the page)"
+    driver.refresh()
+    assert "declined" in payment_rows(driver)[0].find_element(By.CSS_SELECTOR, "[data-details]").text.lower()
+
+
+def limits(driver):
+    """Amounts outside the limits are refused with the field's message; nothing is created."""
+    global step
+    before = history_count(driver)
+    for typed, message in [("0.49", "must be from 0.50 USD to 15000.00 USD"),
+                           ("15000.01", "must be from 0.50 USD to 15000.00 USD"),
+                           ("ten", "Enter an amount like 100 or 100.50"),
+                           ("1.001", "Enter an amount like 100 or 100.50")]:
+        step = "the amount %s is refused" % typed
+        driver.get(PANEL + "/topup")
+        driver.find_element(By.ID, "amount").send_keys(typed)
+        driver.find_element(By.ID, "option-invoice").click()
+        driver.find_element(By.ID, "submit").click()
+        until(driver, "the amount's message", lambda d: d.find_elements(By.ID, "amount-error"))
+        assert message in text(driver, "#amount-error"), text(driver, "#amount-error")
+        field = driver.find_element(By.ID, "amount")
+        assert field.get_attribute("aria-invalid") == "true"
+        assert "amount-error" in field.get_attribute("aria-describedby")
+        assert field.get_attribute("value") == typed
+    shot(driver, "topup-limits")
+    step = "no method chosen is refused"
+    driver.get(PANEL + "/topup")
+    driver.find_element(By.ID, "amount").send_keys("10")
+    # The pre-selected saved method is unticked by choosing none: remove the choice.
+    driver.execute_script("document.querySelectorAll('input[name=option]').forEach(function(r){r.checked=false;r.required=false;});")
+    driver.find_element(By.ID, "submit").click()
+    until(driver, "the method's message", lambda d: d.find_elements(By.ID, "option-error"))
+    assert "Choose a payment method" in text(driver, "#option-error")
+    assert history_count(driver) == before, "a refused amount created a payment"
+
+
+def renewal(driver):
+    global step
+    step = "renew a service from the balance"
+    driver.get(PANEL + "/renewals")
+    field = driver.find_element(By.CSS_SELECTOR, "input[name^='periods[']")
+    field.clear()
+    field.send_keys("2")
+    driver.find_element(By.ID, "quote").click()
+    until(driver, "the quote", lambda d: d.find_elements(By.ID, "quote-total"))
+    assert text(driver, "#quote-total") == "20.00 USD", text(driver, "#quote-total")
+    assert driver.find_element(By.ID, "option-balance").is_selected()
+    shot(driver, "renewals")
+    driver.find_element(By.ID, "renew").click()
+    until(driver, "the completed order", lambda d: d.find_elements(By.ID, "renewal-result"))
+    assert "completed" in text(driver, "#renewal-result"), text(driver, "#renewal-result")
+    until(driver, "the balance after it", lambda d: text(d, "#balance") == "205.00 USD")
+
+
+def migration(driver):
+    global step
+    step = "another account's order or a made-up one reads as none"
+    driver.get(PANEL + "/migration?order=mo_nothing_here")
+    assert "There is no migration order" in text(driver, "#form-error")
+    step = "pay for a migration's server from the balance"
+    driver.get(PANEL + "/migration")
+    driver.find_element(By.ID, "order").send_keys(ORDER)
+    driver.find_element(By.CSS_SELECTOR, "#open-order button").click()
+    until(driver, "the order", lambda d: d.find_elements(By.ID, "server-price"))
+    assert text(driver, "#server-price") == "5.00 USD"
+    shot(driver, "migration")
+    driver.find_element(By.ID, "pay-migration").click()
+    until(driver, "the order Paid", lambda d: "Paid on" in text(d, "#order-state"))
+    until(driver, "the balance after it", lambda d: text(d, "#balance") == "200.00 USD")
+
+
+def history_filters(driver):
+    global step
+    step = "the history's filters"
+    driver.get(PANEL + "/history?status=cancelled")
+    rows = payment_rows(driver)
+    assert len(rows) == 1 and rows[0].get_attribute("data-status") == "cancelled", len(rows)
+    driver.get(PANEL + "/history?purpose=renewal")
+    assert driver.find_elements(By.ID, "no-payments"), "a balance renewal has no payment"
+    driver.get(PANEL + "/history?from=2000-01-01&to=2000-12-31")
+    assert driver.find_elements(By.ID, "no-payments")
+    driver.get(PANEL + "/history?from=not-a-date")
+    assert "must be a date" in text(driver, "#form-error")
+    driver.get(PANEL + "/history?status=paid")
+    assert all(r.get_attribute("data-status") == "paid" for r in payment_rows(driver))
+
+
+def without_javascript():
+    """The same forms work with scripts off: presets are links, the payer a button."""
+    global step
+    driver = browser(javascript=False)
+    try:
+        sign_in(driver)
+        step = "without JavaScript: a preset is a link"
+        driver.find_element(By.CSS_SELECTOR, ".presets a[data-amount='500.00']").click()
+        until(driver, "the amount from the preset",
+              lambda d: d.find_element(By.ID, "amount").get_attribute("value") == "500.00")
+        step = "without JavaScript: the payer's button shows its methods"
+        Select(driver.find_element(By.ID, "payer")).select_by_index(1)
+        driver.find_element(By.CSS_SELECTOR, "button[form=payer-picker]").click()
+        until(driver, "the second payer's page",
+              lambda d: Select(d.find_element(By.ID, "payer")).first_selected_option.text.startswith("Acme"))
+        assert driver.find_element(By.ID, "amount").get_attribute("value") == "500.00"
+        assert not driver.find_elements(By.CSS_SELECTOR, "input[value^='method:']"), "Jane's method shown for Acme"
+        step = "without JavaScript: an invoice"
+        driver.find_element(By.ID, "option-invoice").click()
+        driver.find_element(By.ID, "submit").click()
+        until(driver, "the history with the invoice", lambda d: "/history?payment=" in d.current_url)
+        row = payment_rows(driver)[0]
+        assert row.find_element(By.CSS_SELECTOR, "[data-status]").text == "New"
+        assert "Invoice" in row.text and "Waiting for the bank transfer" in row.text, row.text
+        assert "Acme" in row.text
+    finally:
+        driver.quit()
+
+
+def forged_post(driver):
+    """POSTs without the session's CSRF token, or with another, change nothing."""
+    global step
+    step = "forged POSTs are refused"
+    before = history_count(driver)
+    for path, body in [("/topup", "amount=100&option=invoice&csrf=0000"),
+                       ("/topup", "amount=100&option=invoice"),
+                       ("/renewals", "option=balance&csrf=0000"),
+                       ("/migration/pay", "order=" + ORDER + "&option=balance&csrf=0000")]:
+        status = driver.execute_async_script(
+            "var done = arguments[arguments.length - 1];"
+            "fetch(arguments[0], {method: 'POST', body: arguments[1],"
+            " headers: {'Content-Type': 'application/x-www-form-urlencoded'}})"
+            ".then(function (r) { done(r.status); }, function (e) { done(String(e)); });",
+            path, body)
+        assert status == 403, (path, status)
+    assert history_count(driver) == before, "a forged POST created a payment"
+
+
+def main():
+    driver = browser()
+    try:
+        sign_in(driver)
+        whole_top_up(driver)
+        saved_method_top_up(driver)
+        declined_top_up(driver)
+        limits(driver)
+        renewal(driver)
+        migration(driver)
+        history_filters(driver)
+        forged_post(driver)
+        driver.get(PANEL + "/history")
+        shot(driver, "history-all")
+    except Exception:
+        print("FAILED at: %s" % step)
+        traceback.print_exc()
+        try:
+            print("page: %s\n%s" % (driver.current_url, driver.find_element(By.TAG_NAME, "main").text[:3000]))
+            shot(driver, "failure")
+        except Exception:
+            pass
+        driver.quit()
+        sys.exit(1)
+    driver.quit()
+    try:
+        without_javascript()
+    except Exception:
+        print("FAILED at: %s" % step)
+        traceback.print_exc()
+        sys.exit(1)
+    print("browser test passed")
+
+
+if __name__ == "__main__":
+    main()
