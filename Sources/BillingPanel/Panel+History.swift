@@ -253,8 +253,8 @@ extension Panel {
 
     /// `GET /history/events`: the signed-in account's events from billingd
     /// as Server-Sent Events, after `Last-Event-ID` (a reconnect) or `after`.
-    /// A comment every 15 s keeps proxies and the browser from closing an
-    /// idle stream; when billingd's stream ends, so does this one, and the
+    /// A comment every `liveKeepAliveSeconds` keeps proxies and the browser
+    /// from closing an idle stream; when billingd's stream ends, so does this one, and the
     /// browser reconnects after `retry` and resumes.
     func liveEvents(_ request: Request) -> Response {
         let visit = visit(request)
@@ -276,12 +276,19 @@ extension Panel {
         headers[.cacheControl] = "no-store"
         let watches = billingd.watches
         let sessions = sessions
+        let keepAlive = Duration.milliseconds(Int64(configuration.liveKeepAliveSeconds * 1000))
         return Response(
             status: .ok,
             headers: headers,
             body: ResponseBody { writer in
                 defer { sessions.endLiveStream(sessionID) }
-                try await Self.forward(account: account, after: after, from: watches, to: &writer)
+                try await Self.forward(
+                    account: account,
+                    after: after,
+                    keepAlive: keepAlive,
+                    from: watches,
+                    to: &writer
+                )
             }
         )
     }
@@ -294,6 +301,7 @@ extension Panel {
     private static func forward(
         account: String,
         after: UInt64,
+        keepAlive: Duration,
         from watches: BillingV1.BalanceClient,
         to writer: inout any ResponseBodyWriter
     ) async throws {
@@ -320,7 +328,7 @@ extension Panel {
             }
             group.addTask {
                 while !Task.isCancelled {
-                    try await Task.sleep(for: .seconds(15))
+                    try await Task.sleep(for: keepAlive)
                     continuation.yield(": keep-alive\n\n")
                 }
             }

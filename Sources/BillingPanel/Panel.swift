@@ -28,7 +28,7 @@ public final class Panel: Sendable {
 
     /// A form body is a few fields; 16 KiB leaves room for a renewal of 100
     /// services and refuses anything larger before reading it.
-    static let maxFormBytes = 16 * 1024
+    public static let maxFormBytes = 16 * 1024
 
     public init(configuration: PanelConfiguration, logger: Logger) throws {
         self.configuration = configuration

@@ -62,12 +62,17 @@ public struct PanelConfiguration: Sendable, Codable, Hashable {
     public var maxLiveStreamsPerSession: Int = 8
     /// Payments per page of the history.
     public var historyPageSize: Int = 20
+    /// A live history page gets a comment this often when nothing happens,
+    /// so proxies and browsers keep an idle stream open; it is also how soon
+    /// the panel notices a browser that left (its stream's place frees at
+    /// the next write).
+    public var liveKeepAliveSeconds: Double = 15
 
     public init() {}
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, publicURL, dataDirectory, billingd, sessionIdleMinutes, maxSessions, maxLiveStreams,
-            maxLiveStreamsPerSession, historyPageSize
+            maxLiveStreamsPerSession, historyPageSize, liveKeepAliveSeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -87,6 +92,8 @@ public struct PanelConfiguration: Sendable, Codable, Hashable {
             ?? defaults.maxLiveStreamsPerSession
         historyPageSize =
             try container.decodeIfPresent(Int.self, forKey: .historyPageSize) ?? defaults.historyPageSize
+        liveKeepAliveSeconds =
+            try container.decodeIfPresent(Double.self, forKey: .liveKeepAliveSeconds) ?? defaults.liveKeepAliveSeconds
     }
 
     /// The file (if any), then the environment (`BILLING_PANEL_LISTEN`,
@@ -158,6 +165,7 @@ public struct PanelConfiguration: Sendable, Codable, Hashable {
         if !(1...100).contains(maxLiveStreamsPerSession) {
             problems.append("maxLiveStreamsPerSession must be 1 to 100")
         }
+        if !(0.1...300).contains(liveKeepAliveSeconds) { problems.append("liveKeepAliveSeconds must be 0.1 to 300") }
         if !(1...200).contains(historyPageSize) { problems.append("historyPageSize must be 1 to 200 (billingd's page limit)") }
         return problems
     }

@@ -191,30 +191,62 @@ struct TestFailure: Error, CustomStringConvertible {
 /// A one-request HTTP/1.1 exchange over a NIO socket: enough for the sandbox
 /// page, and never leaves loopback (no redirects are followed).
 enum RawHTTP {
+    /// Collects what the server sends until it closes, or until the text
+    /// holds `needle` (a stream that does not end by itself).
     final class Collector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         var text = ""
+        let needle: String?
         let done: EventLoopPromise<String>
 
-        init(done: EventLoopPromise<String>) { self.done = done }
+        init(needle: String?, done: EventLoopPromise<String>) {
+            self.needle = needle
+            self.done = done
+        }
+
+        /// Runs on the channel's event loop, as do the handler's callbacks.
+        private var answered = false
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             text += String(buffer: unwrapInboundIn(data))
+            if let needle, text.contains(needle) { answer() }
         }
 
         func channelInactive(context: ChannelHandlerContext) {
+            answer()
+        }
+
+        func answer() {
+            guard !answered else { return }
+            answered = true
             done.succeed(text)
         }
     }
 
     static func exchange(host: String, port: Int, request: String, group: any EventLoopGroup) async throws -> String {
+        try await open(host: host, port: port, request: request, until: nil, group: group).text
+    }
+
+    /// Sends `request` and returns what came until `needle` (or the close,
+    /// or two minutes: a test that waits for what never comes fails instead
+    /// of hanging), with the channel still open for the caller to close.
+    static func open(
+        host: String,
+        port: Int,
+        request: String,
+        until needle: String?,
+        group: any EventLoopGroup
+    ) async throws -> (text: String, channel: any Channel) {
         let promise = group.next().makePromise(of: String.self)
-        let collector = Collector(done: promise)
+        let collector = Collector(needle: needle, done: promise)
         let channel = try await ClientBootstrap(group: group)
             .channelInitializer { channel in channel.pipeline.addHandler(collector) }
             .connect(host: host, port: port).get()
         try await channel.writeAndFlush(ByteBuffer(string: request)).get()
-        return try await promise.futureResult.get()
+        let deadline = channel.eventLoop.scheduleTask(in: .minutes(2)) { collector.answer() }
+        let text = try await promise.futureResult.get()
+        deadline.cancel()
+        return (text, channel)
     }
 }
 

@@ -1,0 +1,391 @@
+import BillingAPI
+import BillingMessages
+import BillingPanel
+import Foundation
+import Logging
+import NIOCore
+import Testing
+
+/// billing-panel over plain HTTP, as an attacker would send it: forms without
+/// the CSRF token, a session id planted before sign-in, markup in billingd's
+/// data, another account's ids, oversized bodies, live-stream limits and
+/// resumption. (The person's view is PanelBrowserTests.)
+@Suite struct PanelTests {
+    /// billingd in this process and a panel on a free port in front of it.
+    final class Fixture: Sendable {
+        let billingd: ServerFixture
+        let port: Int
+        let task: Task<Void, any Error>
+
+        init(configure: (inout PanelConfiguration) -> Void = { _ in }) async throws {
+            billingd = try await ServerFixture(pollSeconds: 60)
+            var configuration = PanelConfiguration()
+            configuration.listen = "127.0.0.1:0"
+            configuration.billingd.address = "127.0.0.1:\(billingd.application.port)"
+            configuration.dataDirectory = billingd.directory
+            configure(&configuration)
+            var logger = Logger(label: "panel-test")
+            // Stopping by cancellation makes Hummingbird log an error.
+            logger.logLevel = .critical
+            let panel = try Panel(configuration: configuration, logger: logger)
+            let (ports, listening) = AsyncStream.makeStream(of: Int.self)
+            let application = try panel.application { listening.yield($0) }
+            task = Task { try await application.run() }
+            var iterator = ports.makeAsyncIterator()
+            port = try #require(await iterator.next())
+        }
+
+        func stop() async {
+            task.cancel()
+            _ = await task.result
+            await billingd.stop()
+        }
+
+        /// One request on its own connection; the answer whole.
+        func send(
+            _ method: String,
+            _ path: String,
+            cookie: String? = nil,
+            body: String? = nil,
+            headers: [String: String] = [:]
+        ) async throws -> Reply {
+            var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+            if let cookie { request += "Cookie: panel_session=\(cookie)\r\n" }
+            for (name, value) in headers { request += "\(name): \(value)\r\n" }
+            if let body {
+                request += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n"
+            }
+            request += "\r\n" + (body ?? "")
+            let text = try await RawHTTP.exchange(
+                host: "127.0.0.1",
+                port: port,
+                request: request,
+                group: billingd.clientGroup
+            )
+            return Reply(text)
+        }
+
+        /// A signed-in session: its cookie and CSRF token.
+        func signIn(_ account: String) async throws -> (cookie: String, csrf: String) {
+            let form = try await send("GET", "/signin")
+            let first = try #require(form.cookie)
+            let reply = try await send(
+                "POST",
+                "/signin",
+                cookie: first,
+                body: "csrf=\(try #require(form.csrf))&account=\(account)"
+            )
+            #expect(reply.status == 303 && reply.header("location") == "/topup", "\(reply.text)")
+            let cookie = try #require(reply.cookie)
+            let page = try await send("GET", "/topup", cookie: cookie)
+            return (cookie, try #require(page.csrf, "\(page.text)"))
+        }
+
+        func payments(_ account: String) async throws -> [BillingV1.Payment] {
+            var list = BillingV1.ListPaymentsRequest()
+            list.accountId = account
+            return try await billingd.clients("internal").balance.listPayments(list).payments
+        }
+    }
+
+    struct Reply {
+        let text: String
+
+        init(_ text: String) { self.text = text }
+
+        var status: Int { Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0 }
+        var body: String { text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n") }
+
+        func header(_ name: String) -> String? {
+            let head = text.components(separatedBy: "\r\n\r\n").first ?? ""
+            for line in head.components(separatedBy: "\r\n").dropFirst() {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2, parts[0].lowercased() == name.lowercased() {
+                    return parts[1].trimmingCharacters(in: .whitespaces)
+                }
+            }
+            return nil
+        }
+
+        var cookie: String? {
+            header("set-cookie")?.firstMatch(of: /panel_session=([0-9a-f]{64})/).map { String($0.1) }
+        }
+        var csrf: String? { text.firstMatch(of: /name="csrf" value="([0-9a-f]{64})"/).map { String($0.1) } }
+        var requestToken: String? {
+            text.firstMatch(of: /name="request" value="([0-9a-f]{64})"/).map { String($0.1) }
+        }
+    }
+
+    func provision(_ fixture: Fixture, _ account: String, payer name: String = "Jane Doe") async throws -> String {
+        let clients = try fixture.billingd.clients("internal")
+        var create = BillingV1.CreateAccountRequest()
+        create.accountId = account
+        create.displayName = account
+        _ = try await clients.accounts.createAccount(create)
+        var payer = BillingV1.CreatePayerRequest()
+        payer.accountId = account
+        payer.displayName = name
+        payer.email = "\(account)@example.com"
+        return try await clients.accounts.createPayer(payer).id
+    }
+
+    @Test func everyFormRefusesAPostWithoutTheSessionsTokenAndARepeatedFormPaysOnce() async throws {
+        let fixture = try await Fixture()
+        do {
+            let payer = try await provision(fixture, "acc-csrf")
+            let form = try await fixture.send("GET", "/signin")
+            let planted = try #require(form.cookie)
+            // Sign-in itself needs the token (login CSRF).
+            let refused = try await fixture.send("POST", "/signin", cookie: planted, body: "account=acc-csrf")
+            #expect(refused.status == 403, "\(refused.text)")
+            let (cookie, csrf) = try await fixture.signIn("acc-csrf")
+            // Sign-in gives a new session id: one planted before is worth nothing.
+            #expect(cookie != planted)
+            let old = try await fixture.send("GET", "/topup", cookie: planted)
+            #expect(old.status == 303 && old.header("location") == "/signin", "\(old.text)")
+
+            let page = try await fixture.send("GET", "/topup", cookie: cookie)
+            let request = try #require(page.requestToken)
+            let fields = "payer=\(payer)&amount=100&option=invoice&request=\(request)"
+            for (path, body) in [
+                ("/topup", fields), ("/topup", fields + "&csrf=" + String(repeating: "0", count: 64)),
+                ("/topup", fields + "&csrf="), ("/renewals", "option=balance&periods%5Bs%5D=1"),
+                ("/migration/pay", "order=mo_1&option=balance"), ("/signout", ""),
+            ] {
+                let reply = try await fixture.send("POST", path, cookie: cookie, body: body)
+                #expect(reply.status == 403 || path == "/signout", "\(path): \(reply.status)")
+            }
+            #expect(try await fixture.payments("acc-csrf").isEmpty)
+            // Still signed in (the forged sign-out did nothing).
+            #expect(try await fixture.send("GET", "/topup", cookie: cookie).status == 200)
+
+            let first = try await fixture.send("POST", "/topup", cookie: cookie, body: fields + "&csrf=\(csrf)")
+            #expect(first.status == 303, "\(first.text)")
+            let location = try #require(first.header("location"))
+            #expect(location.hasPrefix("/history?payment=pay_"), "\(location)")
+            // The same form sent again (a double click, a reload) is the same payment.
+            let again = try await fixture.send("POST", "/topup", cookie: cookie, body: fields + "&csrf=\(csrf)")
+            #expect(again.header("location") == location)
+            #expect(try await fixture.payments("acc-csrf").count == 1)
+
+            let out = try await fixture.send("POST", "/signout", cookie: cookie, body: "csrf=\(csrf)")
+            #expect(out.status == 303 && out.header("location") == "/signin")
+            #expect(try await fixture.send("GET", "/history", cookie: cookie).header("location") == "/signin")
+        } catch {
+            Issue.record(error)
+        }
+        await fixture.stop()
+    }
+
+    @Test func textFromBillingdIsEscapedAndPagesCarryTheSecurityHeaders() async throws {
+        let fixture = try await Fixture()
+        do {
+            _ = try await provision(fixture, "acc-xss", payer: "<script>alert(1)</script>\"'&")
+            let (cookie, _) = try await fixture.signIn("acc-xss")
+            let page = try await fixture.send("GET", "/topup", cookie: cookie)
+            #expect(page.status == 200)
+            #expect(!page.body.contains("<script>alert"), "\(page.body)")
+            #expect(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"))
+            let policy = try #require(page.header("content-security-policy"))
+            #expect(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"))
+            #expect(page.header("x-content-type-options") == "nosniff")
+            #expect(page.header("cache-control") == "no-store")
+            #expect(page.header("set-cookie") == nil, "a signed-in page set a new cookie")
+            let cookieLine = try #require(try await fixture.send("GET", "/signin").header("set-cookie"))
+            #expect(cookieLine.contains("HttpOnly") && cookieLine.contains("SameSite=Lax"))
+            // A query value never reaches the page unescaped either.
+            let typed = try await fixture.send("GET", "/topup?amount=%22%3E%3Cimg%20src%3Dx%3E", cookie: cookie)
+            #expect(!typed.body.contains("<img src=x>") && typed.body.contains("&quot;&gt;&lt;img src=x&gt;"))
+        } catch {
+            Issue.record(error)
+        }
+        await fixture.stop()
+    }
+
+    @Test func anotherAccountsMigrationOrderReadsAsNoneAndCannotBePaid() async throws {
+        let fixture = try await Fixture()
+        do {
+            _ = try await provision(fixture, "acc-mine")
+            _ = try await provision(fixture, "acc-other")
+            // The other account has money, so "from the balance" could pay.
+            let clients = try fixture.billingd.clients("internal")
+            var order = BillingV1.CreateMigrationOrderRequest()
+            order.accountId = "acc-other"
+            order.externalId = "m-1"
+            order.description = "theirs"
+            var price = BillingV1.Money()
+            price.amountMinorUnits = 100
+            price.currency = "USD"
+            order.serverPrice = price
+            let theirs = try await clients.migration.createMigrationOrder(order)
+            let (cookie, csrf) = try await fixture.signIn("acc-mine")
+            let page = try await fixture.send("GET", "/migration?order=\(theirs.id)", cookie: cookie)
+            #expect(page.status == 404)
+            #expect(!page.body.contains("theirs"), "another account's order was shown")
+            let none = try await fixture.send("GET", "/migration?order=mo_nonexistent", cookie: cookie)
+            #expect(none.status == 404)
+            let paid = try await fixture.send(
+                "POST",
+                "/migration/pay",
+                cookie: cookie,
+                body: "csrf=\(csrf)&order=\(theirs.id)&option=invoice&request=\(String(repeating: "a", count: 64))"
+            )
+            #expect(paid.status == 404, "\(paid.text)")
+            var get = BillingV1.GetMigrationOrderRequest()
+            get.orderId = theirs.id
+            #expect(try await clients.migration.getMigrationOrder(get).status == .awaitingPayment)
+            #expect(try await fixture.payments("acc-other").isEmpty)
+            #expect(try await fixture.payments("acc-mine").isEmpty)
+        } catch {
+            Issue.record(error)
+        }
+        await fixture.stop()
+    }
+
+    @Test func badInputIsRefusedWithAMessageAndChangesNothing() async throws {
+        let fixture = try await Fixture()
+        do {
+            let payer = try await provision(fixture, "acc-bad")
+            let (cookie, csrf) = try await fixture.signIn("acc-bad")
+            let token = String(repeating: "b", count: 64)
+            let big = String(repeating: "x", count: Panel.maxFormBytes + 1)
+            let tooLarge = try await fixture.send("POST", "/topup", cookie: cookie, body: "csrf=\(csrf)&amount=\(big)")
+            #expect(tooLarge.status == 413, "\(tooLarge.status)")
+            for (fields, message) in [
+                ("amount=0.49&option=invoice", "must be from 0.50 USD to 15000.00 USD"),
+                ("amount=15000.01&option=invoice", "must be from 0.50 USD to 15000.00 USD"),
+                ("amount=-5&option=invoice", "must be from"),
+                ("amount=1e3&option=invoice", "Enter an amount like 100"),
+                ("amount=100&option=method:pm_not_ours", "Choose one of the payment methods shown"),
+                ("amount=100&option=system:bitcoin", "Choose one of the payment methods shown"),
+                ("amount=100", "Choose a payment method"),
+            ] {
+                let reply = try await fixture.send(
+                    "POST",
+                    "/topup",
+                    cookie: cookie,
+                    body: "csrf=\(csrf)&payer=\(payer)&request=\(token)&\(fields)"
+                )
+                #expect(reply.status == 400, "\(fields): \(reply.status)")
+                #expect(reply.body.contains(message), "\(fields): no \"\(message)\"")
+            }
+            let otherPayer = try await fixture.send(
+                "POST",
+                "/topup",
+                cookie: cookie,
+                body: "csrf=\(csrf)&payer=pyr_someone_else&request=\(token)&amount=10&option=invoice"
+            )
+            #expect(otherPayer.status == 400 && otherPayer.body.contains("Choose a payer of this account"))
+            let history = try await fixture.send("GET", "/history?from=2026-02-30&status=lost", cookie: cookie)
+            #expect(history.body.contains("must be a date") && history.body.contains("Unknown status filter"))
+            #expect(try await fixture.payments("acc-bad").isEmpty)
+            let renewal = try await fixture.send("GET", "/renewals?periods%5Bvps%5D=999", cookie: cookie)
+            #expect(renewal.status == 200, "no services: the page says so")
+        } catch {
+            Issue.record(error)
+        }
+        await fixture.stop()
+    }
+
+    @Test func liveEventsResumeAfterTheLastEventIDAndAreLimitedPerSession() async throws {
+        let fixture = try await Fixture {
+            $0.maxLiveStreamsPerSession = 1
+            // A closed stream's place frees at its next write.
+            $0.liveKeepAliveSeconds = 0.2
+        }
+        do {
+            let payer = try await provision(fixture, "acc-live")
+            let clients = try fixture.billingd.clients("internal")
+            for _ in 0..<2 {
+                var topUp = BillingV1.CreateTopUpRequest()
+                topUp.accountId = "acc-live"
+                topUp.payerId = payer
+                var amount = BillingV1.Money()
+                amount.amountMinorUnits = 1000
+                amount.currency = "USD"
+                topUp.amount = amount
+                topUp.option = .invoice
+                _ = try await clients.balance.createTopUp(topUp)
+            }
+            let (cookie, _) = try await fixture.signIn("acc-live")
+            let request = { (extra: String) in
+                "GET /history/events?after=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: panel_session=\(cookie)\r\n\(extra)\r\n"
+            }
+            // From the start: event 1 first.
+            let all = try await RawHTTP.open(
+                host: "127.0.0.1",
+                port: fixture.port,
+                request: request(""),
+                until: "id: 2\n",
+                group: fixture.billingd.clientGroup
+            )
+            #expect(all.text.contains("text/event-stream"))
+            #expect(all.text.contains("id: 1\nevent: payment\n"), "\(all.text)")
+            // The session's one live stream is taken: a second is refused.
+            let second = try await fixture.send("GET", "/history/events", cookie: cookie)
+            #expect(second.status == 429 && second.header("retry-after") != nil, "\(second.text)")
+            try await all.channel.close()
+            // A reconnect with Last-Event-ID 1 resumes at 2, whatever `after` says.
+            var resumed: String?
+            for _ in 0..<600 where resumed == nil {
+                let attempt = try await RawHTTP.open(
+                    host: "127.0.0.1",
+                    port: fixture.port,
+                    request: request("Last-Event-ID: 1\r\n"),
+                    until: "id: 2\n",
+                    group: fixture.billingd.clientGroup
+                )
+                try? await attempt.channel.close()
+                // The closed stream's place frees at its next write (the
+                // next keep-alive): until then, 429.
+                if attempt.text.hasPrefix("HTTP/1.1 200") { resumed = attempt.text } else {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            let text = try #require(resumed)
+            #expect(!text.contains("id: 1\n") && text.contains("id: 2\n"), "\(text)")
+            // Not signed in: no stream.
+            #expect(try await fixture.send("GET", "/history/events").status == 401)
+        } catch {
+            Issue.record(error)
+        }
+        await fixture.stop()
+    }
+
+    @Test func theConfigurationRefusesUnknownSettingsAndNonLoopbackAddresses() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("panel-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("panel.json").path
+        try #"{"listen": "127.0.0.1:7080", "billingd": {"adress": "x:1"}}"#.write(
+            toFile: file,
+            atomically: true,
+            encoding: .utf8
+        )
+        #expect(throws: PanelConfigurationError.self) { try PanelConfiguration.load(path: file, environment: [:]) }
+        do {
+            _ = try PanelConfiguration.load(path: file, environment: [:])
+        } catch let error as PanelConfigurationError {
+            #expect(error.problems.contains { $0.contains("unknown setting billingd.adress") }, "\(error)")
+        }
+        var configuration = PanelConfiguration()
+        configuration.listen = "0.0.0.0:7080"
+        configuration.historyPageSize = 500
+        configuration.publicURL = "javascript:alert(1)"
+        configuration.billingd.certificate = "only-one.pem"
+        let problems = configuration.validate()
+        #expect(problems.contains { $0.contains("loopback") })
+        #expect(problems.contains { $0.contains("historyPageSize") })
+        #expect(problems.contains { $0.contains("publicURL") })
+        #expect(problems.contains { $0.contains("go together") })
+        // The example in deploy/ is valid.
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("deploy/billing-panel.example.json").path
+        let loaded = try PanelConfiguration.load(path: example, environment: [:])
+        #expect(loaded.validate().isEmpty, "\(loaded.validate())")
+        #expect(
+            try PanelConfiguration.load(path: nil, environment: ["BILLING_PANEL_LISTEN": "127.0.0.1:9"]).listen
+                == "127.0.0.1:9"
+        )
+    }
+}
