@@ -196,7 +196,7 @@ let package = Package(
             name: "billing-fuzz",
             dependencies: [
                 "BillingAPI", "BillingCore", "BillingMessages", "BillingRPC", "BillingServer", "BillingWire",
-                .product(name: "NIOCore", package: "swift-nio"),
+                "BillingPanel", .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -93,7 +93,10 @@ struct Problem: Error {
 
     init(_ error: any Error) {
         guard let error = error as? RPCError else {
-            self.init(status: 502, "billingd could not be asked (\(String(describing: error).prefix(200))); nothing changed.")
+            self.init(
+                status: 502,
+                "billingd could not be asked (\(String(describing: error).prefix(200))); nothing changed."
+            )
             return
         }
         switch error.code {

@@ -25,7 +25,8 @@ extension Panel {
     }
 
     func historyPage(_ context: SignedIn, _ request: Request) async throws -> Response {
-        let query = (try? URLEncodedFormDecoder().decode(HistoryQuery.self, from: request.uri.query ?? "")) ?? HistoryQuery()
+        let query =
+            (try? URLEncodedFormDecoder().decode(HistoryQuery.self, from: request.uri.query ?? "")) ?? HistoryQuery()
         var balanceRequest = BillingV1.GetBalanceRequest()
         balanceRequest.accountId = context.account
         let balance: BillingV1.GetBalanceResponse
@@ -75,16 +76,28 @@ extension Panel {
         }
         var range = BillingV1.TimeRange()
         if let from = query.from, !from.isEmpty {
-            if let day = Self.dayStart(from) { range.fromUnixMs = day } else { problems.append("“From” must be a date like 2026-01-31.") }
+            if let day = Self.dayStart(from) {
+                range.fromUnixMs = day
+            } else {
+                problems.append("“From” must be a date like 2026-01-31.")
+            }
         }
         if let to = query.to, !to.isEmpty {
-            if let day = Self.dayStart(to) { range.toUnixMs = day + 86_400_000 } else { problems.append("“To” must be a date like 2026-01-31.") }
+            if let day = Self.dayStart(to) {
+                range.toUnixMs = day + 86_400_000
+            } else {
+                problems.append("“To” must be a date like 2026-01-31.")
+            }
         }
         if range.fromUnixMs != 0 || range.toUnixMs != 0 { list.created = range }
         var pageRequest = BillingV1.PageRequest()
         pageRequest.pageSize = UInt32(configuration.historyPageSize)
         if let token = query.page, !token.isEmpty {
-            if token.utf8.count <= 512 { pageRequest.pageToken = token } else { problems.append("That page link is not valid.") }
+            if token.utf8.count <= 512 {
+                pageRequest.pageToken = token
+            } else {
+                problems.append("That page link is not valid.")
+            }
         }
         list.page = pageRequest
 
@@ -157,16 +170,22 @@ extension Panel {
             </form>
             """
         var keep: [(String, String)] = []
-        for (name, value) in [("status", query.status), ("purpose", query.purpose), ("payer", query.payer), ("from", query.from), ("to", query.to)] {
+        for (name, value) in [
+            ("status", query.status), ("purpose", query.purpose), ("payer", query.payer), ("from", query.from),
+            ("to", query.to),
+        ] {
             if let value, !value.isEmpty { keep.append((name, value)) }
         }
         func link(page: String?) -> String {
             let pairs = keep + (page.map { [("page", $0)] } ?? [])
-            return "/history" + (pairs.isEmpty ? "" : "?" + pairs.map { "\($0.0)=\($0.1.urlQueryEscaped)" }.joined(separator: "&"))
+            return "/history"
+                + (pairs.isEmpty ? "" : "?" + pairs.map { "\($0.0)=\($0.1.urlQueryEscaped)" }.joined(separator: "&"))
         }
         var paging: [String] = []
         if !(query.page ?? "").isEmpty { paging.append("<a href=\"\(HTML.escape(link(page: nil)))\">First page</a>") }
-        if !nextPage.isEmpty { paging.append("<a href=\"\(HTML.escape(link(page: nextPage)))\" id=\"next-page\">Next page</a>") }
+        if !nextPage.isEmpty {
+            paging.append("<a href=\"\(HTML.escape(link(page: nextPage)))\" id=\"next-page\">Next page</a>")
+        }
         let table =
             payments.isEmpty
             ? "<p id=\"no-payments\">No payments\(keep.isEmpty ? " yet" : " match these filters").</p>"
@@ -205,7 +224,8 @@ extension Panel {
         var paging = BillingV1.PageRequest()
         paging.pageSize = 200
         request.page = paging
-        let listed = (try? await billingd.balance.listNotifications(request, options: billingd.options))?.notifications ?? []
+        let listed =
+            (try? await billingd.balance.listNotifications(request, options: billingd.options))?.notifications ?? []
         var byPayment: [String: BillingV1.Notification] = [:]
         for note in listed where !note.paymentId.isEmpty {
             if let kept = byPayment[note.paymentId], kept.severity == .error || note.severity != .error { continue }
@@ -351,7 +371,12 @@ extension Panel {
             let status = Display.status(payment.status)
             return sse(
                 "payment",
-                PaymentUpdate(id: payment.id, status: status.name, statusText: status.text, failure: payment.failureReason)
+                PaymentUpdate(
+                    id: payment.id,
+                    status: status.name,
+                    statusText: status.text,
+                    failure: payment.failureReason
+                )
             )
         case .notification(let note)?:
             return sse(

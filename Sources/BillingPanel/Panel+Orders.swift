@@ -26,7 +26,7 @@ extension Panel {
     }
 
     /// The renewal items a form asks for: services with 1 to 120 periods.
-    private func items(_ periods: [String: String]?) throws -> [BillingV1.RenewalItem] {
+    static func items(_ periods: [String: String]?) throws -> [BillingV1.RenewalItem] {
         var items: [BillingV1.RenewalItem] = []
         for (service, text) in (periods ?? [:]).sorted(by: { $0.key < $1.key }) {
             let trimmed = text.trimmingCharacters(in: .whitespaces)
@@ -113,7 +113,7 @@ extension Panel {
             """
         let items: [BillingV1.RenewalItem]
         do {
-            items = try self.items(periods)
+            items = try Self.items(periods)
         } catch let problem as FieldProblem {
             body += HTML.alert(problem.message)
             return await page(context, title: "Renew services", tab: .renewals, body: body, status: .badRequest)
@@ -177,7 +177,7 @@ extension Panel {
         }
         let items: [BillingV1.RenewalItem]
         do {
-            items = try self.items(periods)
+            items = try Self.items(periods)
         } catch let problem as FieldProblem {
             return try await again(problem.message)
         }
@@ -237,7 +237,8 @@ extension Panel {
 
     func migrationPage(_ context: SignedIn, _ request: Request) async throws -> Response {
         let query =
-            (try? URLEncodedFormDecoder().decode(MigrationQuery.self, from: request.uri.query ?? "")) ?? MigrationQuery()
+            (try? URLEncodedFormDecoder().decode(MigrationQuery.self, from: request.uri.query ?? ""))
+            ?? MigrationQuery()
         return try await migration(context, orderID: query.order, payerID: query.payer)
     }
 
@@ -257,7 +258,13 @@ extension Panel {
             </form>
             """
         guard let orderID, !orderID.isEmpty else {
-            return await page(context, title: "Pay for a migration", tab: .migration, body: HTML.alert(message) + opener, status: status)
+            return await page(
+                context,
+                title: "Pay for a migration",
+                tab: .migration,
+                body: HTML.alert(message) + opener,
+                status: status
+            )
         }
         var get = BillingV1.GetMigrationOrderRequest()
         get.orderId = orderID
@@ -288,7 +295,8 @@ extension Panel {
         switch order.status {
         case .paid: state = "<p class=\"ok\" id=\"order-state\">Paid on \(Display.time(order.paidAtUnixMs)).</p>"
         case .paymentPending:
-            state = "<p id=\"order-state\">A payment for it is under way: see the <a href=\"/history?payment=\(HTML.escape(order.paymentId.urlQueryEscaped))\">payment history</a>.</p>"
+            state =
+                "<p id=\"order-state\">A payment for it is under way: see the <a href=\"/history?payment=\(HTML.escape(order.paymentId.urlQueryEscaped))\">payment history</a>.</p>"
         default: state = "<p id=\"order-state\">Waiting for payment.</p>"
         }
         body += """
@@ -325,7 +333,13 @@ extension Panel {
     func payMigration(_ context: SignedIn, _ request: Request) async throws -> Response {
         let form = try await self.form(MigrationForm.self, request, context.visit)
         guard let orderID = form.order, Self.isID(orderID) else {
-            return try await migration(context, orderID: nil, payerID: nil, message: "Open a migration order first.", status: .badRequest)
+            return try await migration(
+                context,
+                orderID: nil,
+                payerID: nil,
+                message: "Open a migration order first.",
+                status: .badRequest
+            )
         }
         func again(_ message: String) async throws -> Response {
             try await migration(

@@ -23,7 +23,8 @@ extension Panel {
     }
 
     func topUpPage(_ context: SignedIn, _ request: Request) async throws -> Response {
-        let query = (try? URLEncodedFormDecoder().decode(TopUpQuery.self, from: request.uri.query ?? "")) ?? TopUpQuery()
+        let query =
+            (try? URLEncodedFormDecoder().decode(TopUpQuery.self, from: request.uri.query ?? "")) ?? TopUpQuery()
         let choices = try await choices(account: context.account, payerID: query.payer)
         return await topUpForm(context, choices, amount: query.amount.map { String($0.prefix(32)) } ?? "")
     }
@@ -81,7 +82,8 @@ extension Panel {
         let choices = try await choices(account: context.account, payerID: form.payer)
         let amountText = String((form.amount ?? "").prefix(32))
         let save = form.saveMethod == "on"
-        func again(_ problem: FieldProblem?, message: String? = nil, token: String = Sessions.token()) async -> Response {
+        func again(_ problem: FieldProblem?, message: String? = nil, token: String = Sessions.token()) async -> Response
+        {
             await topUpForm(
                 context,
                 choices,

@@ -235,7 +235,12 @@ public final class Panel: Sendable {
         var account: String?
     }
 
-    func signInPage(_ visit: Visit, account: String = "", error: String? = nil, status: HTTPResponse.Status = .ok)
+    func signInPage(
+        _ visit: Visit,
+        account: String = "",
+        error: String? = nil,
+        status: HTTPResponse.Status = .ok
+    )
         -> Response
     {
         let describedBy = error == nil ? "" : " aria-describedby=\"account-error\" aria-invalid=\"true\""

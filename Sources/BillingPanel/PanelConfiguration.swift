@@ -166,7 +166,9 @@ public struct PanelConfiguration: Sendable, Codable, Hashable {
             problems.append("maxLiveStreamsPerSession must be 1 to 100")
         }
         if !(0.1...300).contains(liveKeepAliveSeconds) { problems.append("liveKeepAliveSeconds must be 0.1 to 300") }
-        if !(1...200).contains(historyPageSize) { problems.append("historyPageSize must be 1 to 200 (billingd's page limit)") }
+        if !(1...200).contains(historyPageSize) {
+            problems.append("historyPageSize must be 1 to 200 (billingd's page limit)")
+        }
         return problems
     }
 

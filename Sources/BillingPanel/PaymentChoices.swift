@@ -69,10 +69,24 @@ struct PaymentChoices {
                 """
         }
         if let balance {
-            rows.append(radio("balance", "From the balance", id: "option-balance", note: " <span class=\"hint\">(\(HTML.escape(balance)))</span>"))
+            rows.append(
+                radio(
+                    "balance",
+                    "From the balance",
+                    id: "option-balance",
+                    note: " <span class=\"hint\">(\(HTML.escape(balance)))</span>"
+                )
+            )
         }
         if options.invoiceAvailable {
-            rows.append(radio("invoice", "Invoice", id: "option-invoice", note: " <span class=\"hint\">(pay by bank transfer; credited when the transfer arrives)</span>"))
+            rows.append(
+                radio(
+                    "invoice",
+                    "Invoice",
+                    id: "option-invoice",
+                    note: " <span class=\"hint\">(pay by bank transfer; credited when the transfer arrives)</span>"
+                )
+            )
         }
         for (index, method) in (payer?.methods ?? []).enumerated() {
             let isDefault = method.id == payer?.defaultMethodId ? " <span class=\"hint\">(default)</span>" : ""
@@ -89,10 +103,16 @@ struct PaymentChoices {
             let name = Display.system(system)
             var note = ""
             if let limits = options.systemLimits.first(where: { $0.system == system }) {
-                note = " <span class=\"hint\">(\(HTML.escape(Display.money(limits.minAmount))) to \(HTML.escape(Display.money(limits.maxAmount))))</span>"
+                note =
+                    " <span class=\"hint\">(\(HTML.escape(Display.money(limits.minAmount))) to \(HTML.escape(Display.money(limits.maxAmount))))</span>"
             }
             rows.append(
-                radio("system:\(Self.systemKey(system))", "Pay with \(name)", id: "option-system-\(Self.systemKey(system))", note: note)
+                radio(
+                    "system:\(Self.systemKey(system))",
+                    "Pay with \(name)",
+                    id: "option-system-\(Self.systemKey(system))",
+                    note: note
+                )
             )
         }
         let save =
@@ -110,7 +130,12 @@ struct PaymentChoices {
     }
 
     /// The chosen option as billingd takes it; `returnURL` for payment systems.
-    func option(_ value: String?, saveMethod: Bool, allowBalance: Bool, returnURL: String) throws
+    func option(
+        _ value: String?,
+        saveMethod: Bool,
+        allowBalance: Bool,
+        returnURL: String
+    ) throws
         -> BillingV1.PaymentOption
     {
         var option = BillingV1.PaymentOption()
@@ -134,7 +159,10 @@ struct PaymentChoices {
             chosen.returnUrl = returnURL
             option.option = .paymentSystem(chosen)
         } else {
-            throw FieldProblem(field: "option", message: value.isEmpty ? "Choose a payment method." : "Choose one of the payment methods shown.")
+            throw FieldProblem(
+                field: "option",
+                message: value.isEmpty ? "Choose a payment method." : "Choose one of the payment methods shown."
+            )
         }
         return option
     }
@@ -159,7 +187,8 @@ struct PaymentChoices {
         {
             throw FieldProblem(
                 field: "amount",
-                message: "\(Display.system(limits.system)) takes amounts from \(Display.money(low)) to \(Display.money(high))."
+                message:
+                    "\(Display.system(limits.system)) takes amounts from \(Display.money(low)) to \(Display.money(high))."
             )
         }
         return money
@@ -204,7 +233,8 @@ extension Panel {
     /// pressing its button twice makes one payment.
     static func isRequestToken(_ text: String?) -> Bool {
         guard let text else { return false }
-        return text.utf8.count == 64 && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+        return text.utf8.count == 64
+            && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 
     /// Sends the person to a payment system's page; only http(s) links.

@@ -1,6 +1,7 @@
 import BillingAPI
 import BillingCore
 import BillingMessages
+import BillingPanel
 import BillingRPC
 import BillingServer
 import BillingWire
@@ -13,6 +14,7 @@ typealias Target = @Sendable ([UInt8]) -> Void
 /// Every target by name. A global of a file other than main.swift is
 /// initialized on first use, so libFuzzer's own `main` may call into it.
 let targets: [String: Target] = [
+    "panel": { bytes in PanelInputs.check(bytes) },
     "frame": { bytes in
         var decoder = FrameDecoder(limits: WireLimits(maxFrameBytes: 64 << 10))
         var buffer = ByteBuffer(bytes: bytes)

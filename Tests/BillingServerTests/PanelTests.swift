@@ -338,7 +338,9 @@ import Testing
                 try? await attempt.channel.close()
                 // The closed stream's place frees at its next write (the
                 // next keep-alive): until then, 429.
-                if attempt.text.hasPrefix("HTTP/1.1 200") { resumed = attempt.text } else {
+                if attempt.text.hasPrefix("HTTP/1.1 200") {
+                    resumed = attempt.text
+                } else {
                     try await Task.sleep(for: .milliseconds(100))
                 }
             }
@@ -353,7 +355,9 @@ import Testing
     }
 
     @Test func theConfigurationRefusesUnknownSettingsAndNonLoopbackAddresses() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("panel-config-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "panel-config-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("panel.json").path
