@@ -354,6 +354,96 @@ import Testing
         await fixture.stop()
     }
 
+    @Test func theHistoryPagesThroughEveryPaymentAndARenewalCanGoToAPaymentSystem() async throws {
+        let fixture = try await Fixture { $0.historyPageSize = 2 }
+        do {
+            let payer = try await provision(fixture, "acc-pages")
+            let clients = try fixture.billingd.clients("internal")
+            for cents in [101, 102, 103, 104, 105] {
+                var topUp = BillingV1.CreateTopUpRequest()
+                topUp.accountId = "acc-pages"
+                topUp.payerId = payer
+                var amount = BillingV1.Money()
+                amount.amountMinorUnits = Int64(cents)
+                amount.currency = "USD"
+                topUp.amount = amount
+                topUp.option = .invoice
+                _ = try await clients.balance.createTopUp(topUp)
+            }
+            let (cookie, csrf) = try await fixture.signIn("acc-pages")
+            var seen: [String] = []
+            var path: String? = "/history?status=new"
+            while let next = path, seen.count < 10 {
+                let page = try await fixture.send("GET", next, cookie: cookie)
+                let rows = page.body.matches(of: /<td class="amount">([0-9.]+) USD<\/td>/).map { String($0.1) }
+                #expect(rows.count <= 2)
+                seen += rows
+                path = page.body.firstMatch(of: /href="([^"]+)" id="next-page"/).map {
+                    String($0.1).replacingOccurrences(of: "&amp;", with: "&")
+                }
+                if path != nil { #expect(path?.contains("status=new") == true, "the filter is kept across pages") }
+            }
+            #expect(seen == ["1.05", "1.04", "1.03", "1.02", "1.01"], "\(seen)")
+
+            var service = BillingV1.RenewableService()
+            service.id = "web-1"
+            service.accountId = "acc-pages"
+            service.displayName = "Web hosting"
+            var price = BillingV1.Money()
+            price.amountMinorUnits = 700
+            price.currency = "USD"
+            service.pricePerPeriod = price
+            service.periodDays = 30
+            service.expiresAtUnixMs = Int64(Date().timeIntervalSince1970 * 1000) + 86_400_000
+            var upsert = BillingV1.UpsertRenewableServiceRequest()
+            upsert.service = service
+            _ = try await clients.renewal.upsertRenewableService(upsert)
+            let quote = try await fixture.send("GET", "/renewals?periods%5Bweb-1%5D=3", cookie: cookie)
+            #expect(quote.body.contains("21.00 USD"), "\(quote.body)")
+            let request = try #require(quote.requestToken)
+            // A total other than the current one (the price changed meanwhile) is refused.
+            let stale = try await fixture.send(
+                "POST",
+                "/renewals",
+                cookie: cookie,
+                body:
+                    "csrf=\(csrf)&request=\(request)&payer=\(payer)&periods%5Bweb-1%5D=3&expected=2000&option=system%3Asandbox"
+            )
+            #expect(stale.status == 400, "\(stale.status)")
+            let paying = try await fixture.send(
+                "POST",
+                "/renewals",
+                cookie: cookie,
+                body:
+                    "csrf=\(csrf)&request=\(String(repeating: "c", count: 64))&payer=\(payer)&periods%5Bweb-1%5D=3&expected=2100&option=system%3Asandbox"
+            )
+            #expect(paying.status == 303, "\(paying.text)")
+            #expect(paying.header("location")?.contains("/pay/") == true, "\(paying.text)")
+            let renewals = try await fixture.payments("acc-pages").filter { $0.purpose == .renewal }
+            #expect(renewals.count == 1 && renewals.first?.amount?.amountMinorUnits == 2100)
+        } catch {
+            Issue.record(error)
+        }
+        await fixture.stop()
+    }
+
+    @Test func theExecutableExplainsItselfAndRefusesABadConfiguration() async throws {
+        let panel = try #require(Executable.path("billing-panel"), "build billing-panel first (swift build)")
+        let help = await Executable.run(panel, ["--help"])
+        #expect(help.status == 0 && help.stdout.contains("Examples:") && help.stdout.contains("--check-config"))
+        let wide = await Executable.run(panel, ["--listen", "0.0.0.0:7080", "--check-config"])
+        #expect(wide.status == 78 && wide.stderr.contains("loopback"), "\(wide.stderr)")
+        let missing = await Executable.run(panel, ["--config", "/nonexistent/panel.json", "--check-config"])
+        #expect(missing.status == 78 && missing.stderr.contains("cannot read"), "\(missing.stderr)")
+        // No billingd certificates where it looks: said, with what to do.
+        let noCertificates = await Executable.run(
+            panel,
+            ["--data-dir", "/nonexistent", "--check-config"],
+            directory: FileManager.default.temporaryDirectory.path
+        )
+        #expect(noCertificates.status == 78 && noCertificates.stderr.contains("billingd-data/tls"))
+    }
+
     @Test func theConfigurationRefusesUnknownSettingsAndNonLoopbackAddresses() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "panel-config-\(UUID().uuidString)"
