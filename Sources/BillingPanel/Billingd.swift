@@ -175,6 +175,11 @@ enum Display {
         return formatter.string(from: Date(timeIntervalSince1970: Double(unixMs) / 1000)) + " UTC"
     }
 
+    /// "2026-11-28".
+    static func day(_ unixMs: Int64) -> String {
+        String(time(unixMs).prefix(10))
+    }
+
     static func payer(_ payer: BillingV1.Payer) -> String {
         payer.email.isEmpty ? payer.displayName : "\(payer.displayName) <\(payer.email)>"
     }

@@ -1,23 +1,11 @@
+internal import BillingCore
 internal import Hummingbird
 
 /// HTML for people: every text from billingd or the browser goes through
-/// `escape` before it reaches a page, in text and in quoted attributes alike.
+/// `escape` (`BillingCore.HTMLText`, per Unicode scalar) before it reaches a
+/// page, in text and in quoted attributes alike.
 enum HTML {
-    static func escape(_ text: some StringProtocol) -> String {
-        var escaped = ""
-        escaped.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&#39;"
-            default: escaped.append(character)
-            }
-        }
-        return escaped
-    }
+    static func escape(_ text: some StringProtocol) -> String { HTMLText.escape(text) }
 
     /// The panel's tabs; the one shown is marked for assistive technology too.
     enum Tab: String, CaseIterable {
@@ -88,6 +76,13 @@ enum HTML {
         return "<p class=\"error field-error\" id=\"\(id)-error\" role=\"alert\">\(escape(message))</p>"
     }
 
+    /// The button Enter in a field presses: a form's first submit button.
+    /// Forms whose presets or payer button come before their own button
+    /// start with this copy of it, out of sight and out of the tab order.
+    static func defaultSubmit(_ label: String) -> String {
+        "<button type=\"submit\" class=\"visually-hidden\" tabindex=\"-1\" aria-hidden=\"true\">\(escape(label))</button>"
+    }
+
     static func redirect(_ location: String, headers extra: HTTPFields = [:]) -> Response {
         var headers = extra
         headers[.location] = location
@@ -112,8 +107,7 @@ enum HTML {
         label { display: block; margin: .3rem 0; }
         input[type=text], input[type=number], input[type=date], select { font-size: 1rem; padding: .35rem .5rem; border: 1px solid #9aa3b5; border-radius: 4px; }
         .presets { display: flex; gap: .5rem; margin: .3rem 0 .6rem; flex-wrap: wrap; }
-        .presets a { border: 1px solid #2f4a86; color: #2f4a86; border-radius: 4px; padding: .3rem .8rem; text-decoration: none; }
-        .presets a[aria-pressed="true"] { background: #2f4a86; color: #fff; }
+        .presets button[aria-pressed="true"] { background: #2f4a86; color: #fff; }
         .hint { color: #556; font-size: .9rem; margin: .2rem 0; }
         .error { color: #a4161a; font-weight: 600; }
         .ok { color: #1b6e20; font-weight: 600; }
@@ -140,70 +134,111 @@ enum HTML {
         .notice-box { background: #fff7d6; padding: .6rem .9rem; border-radius: 4px; max-width: 48rem; }
         """
 
-    /// Progressive enhancement only: every page works without it (presets are
-    /// links, the payer choice a submit button, live updates a reload). All
-    /// text from the server goes in through textContent, never as markup.
+    /// Progressive enhancement only: every page works without it (presets
+    /// and "show this payer's methods" send the form back, live updates
+    /// become a reload). All text from the server goes in through
+    /// textContent, never as markup.
     static let script = """
         "use strict";
         document.documentElement.classList.add("js");
         document.addEventListener("DOMContentLoaded", function () {
           var amount = document.getElementById("amount");
-          document.querySelectorAll("a[data-amount]").forEach(function (preset) {
+          document.querySelectorAll("button[data-amount]").forEach(function (preset) {
             preset.addEventListener("click", function (event) {
               if (!amount) { return; }
               event.preventDefault();
               amount.value = preset.getAttribute("data-amount");
-              document.querySelectorAll("a[data-amount]").forEach(function (other) {
+              document.querySelectorAll("button[data-amount]").forEach(function (other) {
                 other.setAttribute("aria-pressed", other === preset ? "true" : "false");
               });
-              amount.focus();
             });
           });
-          document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
-            select.addEventListener("change", function () {
-              var carried = select.form.querySelector("input[type=hidden][name=amount]");
-              if (carried && amount) { carried.value = amount.value; }
-              select.form.submit();
+          // The payer's methods, switched in place: the others' are hidden and disabled.
+          var payer = document.querySelector("select[data-payer-select]");
+          if (payer) {
+            payer.addEventListener("change", function () {
+              var balance = document.getElementById("option-balance");
+              var keepBalance = balance && balance.checked;
+              document.querySelectorAll("[data-payer-options]").forEach(function (group) {
+                var shown = group.getAttribute("data-payer-options") === payer.value;
+                group.hidden = !shown;
+                group.querySelectorAll("input").forEach(function (input) {
+                  input.disabled = !shown;
+                  if (!shown) { input.checked = false; }
+                });
+                var fallback = group.getAttribute("data-default");
+                if (shown && fallback && !keepBalance) {
+                  group.querySelectorAll("input").forEach(function (input) {
+                    if (input.value === fallback) { input.checked = true; }
+                  });
+                }
+              });
             });
-          });
+          }
           var live = document.querySelector("[data-live-url]");
           if (!live || !window.EventSource) { return; }
           var state = document.getElementById("live-state");
-          var source = new EventSource(live.getAttribute("data-live-url"));
-          source.addEventListener("open", function () {
-            live.setAttribute("data-live", "on");
-            if (state) { state.textContent = "Statuses update live."; }
-          });
-          source.addEventListener("error", function () {
-            live.setAttribute("data-live", "reconnecting");
-            if (state) { state.textContent = "Reconnecting to live updates…"; }
-          });
-          source.addEventListener("payment", function (message) {
-            var event = JSON.parse(message.data);
-            var row = document.getElementById("payment-" + event.id);
-            if (!row) {
-              var banner = document.getElementById("new-payments");
-              if (banner) { banner.hidden = false; }
-              return;
+          var last = live.getAttribute("data-after");
+          var source = null;
+          var failures = 0;
+          function say(mode, text) {
+            live.setAttribute("data-live", mode);
+            if (state) { state.textContent = text; }
+          }
+          function remember(message) { if (message.lastEventId) { last = message.lastEventId; } }
+          function connect() {
+            source = new EventSource(live.getAttribute("data-live-url") + "?after=" + encodeURIComponent(last));
+            source.addEventListener("open", function () { failures = 0; say("on", "Statuses update live."); });
+            source.addEventListener("error", function () {
+              if (source.readyState !== EventSource.CLOSED) { say("reconnecting", "Reconnecting to live updates…"); return; }
+              // Refused (too many live pages, signed out): try again later, from the last event seen.
+              source = null;
+              failures += 1;
+              say("off", "Live updates paused; trying again shortly (or reload the page).");
+              setTimeout(function () { if (!source && !document.hidden) { connect(); } }, Math.min(30000, 2000 * failures));
+            });
+            source.addEventListener("payment", function (message) {
+              remember(message);
+              var event = JSON.parse(message.data);
+              var row = document.getElementById("payment-" + event.id);
+              if (!row) {
+                var banner = document.getElementById("new-payments");
+                if (banner && event.created) { banner.hidden = false; }
+                return;
+              }
+              var cell = row.querySelector("[data-status]");
+              cell.textContent = event.statusText;
+              cell.className = "status status-" + event.status;
+              row.setAttribute("data-status", event.status);
+              if (event.failure) { row.querySelector("[data-details]").textContent = event.failure; }
+            });
+            source.addEventListener("notification", function (message) {
+              remember(message);
+              var event = JSON.parse(message.data);
+              var row = document.getElementById("payment-" + event.payment);
+              if (!row) { return; }
+              var details = row.querySelector("[data-details]");
+              details.textContent = event.title + ": " + event.body;
+              details.className = event.severity === "error" ? "error" : "";
+            });
+            source.addEventListener("balance", function (message) {
+              remember(message);
+              var balance = document.getElementById("balance");
+              if (balance) { balance.textContent = JSON.parse(message.data).balance; }
+            });
+          }
+          // A hidden tab gives its connection back (browsers allow six per
+          // site) and picks up from its last event when shown again.
+          document.addEventListener("visibilitychange", function () {
+            if (document.hidden && source) {
+              source.close();
+              source = null;
+              say("paused", "Live updates paused while this tab is hidden.");
+            } else if (!document.hidden && !source) {
+              connect();
             }
-            var cell = row.querySelector("[data-status]");
-            cell.textContent = event.statusText;
-            cell.className = "status status-" + event.status;
-            row.setAttribute("data-status", event.status);
-            if (event.failure) { row.querySelector("[data-details]").textContent = event.failure; }
           });
-          source.addEventListener("notification", function (message) {
-            var event = JSON.parse(message.data);
-            var row = document.getElementById("payment-" + event.payment);
-            if (!row) { return; }
-            var details = row.querySelector("[data-details]");
-            details.textContent = event.title + ": " + event.body;
-            details.className = event.severity === "error" ? "error" : "";
-          });
-          source.addEventListener("balance", function (message) {
-            var balance = document.getElementById("balance");
-            if (balance) { balance.textContent = JSON.parse(message.data).balance; }
-          });
+          if (!document.hidden) { connect(); }
         });
         """
 }

@@ -4,6 +4,7 @@ internal import BillingRPC
 internal import Foundation
 internal import Hummingbird
 internal import NIOCore
+internal import ServiceLifecycle
 
 /// The payment history: filters, pages, and statuses that change live.
 ///
@@ -71,8 +72,21 @@ extension Panel {
         case "migration": list.purposes = [.migration]
         default: problems.append("Unknown purpose filter.")
         }
+        var payersRequest = BillingV1.ListPayersRequest()
+        payersRequest.accountId = context.account
+        let payers: [BillingV1.Payer]
+        do {
+            payers = try await billingd.methods.listPayers(payersRequest, options: billingd.options).payers
+        } catch {
+            throw Problem(error)
+        }
         if let payer = query.payer, !payer.isEmpty {
-            if Self.isID(payer) { list.payerId = payer } else { problems.append("Unknown payer filter.") }
+            // Only this account's payers: billingd would refuse another's as not found.
+            if payers.contains(where: { $0.id == payer }) {
+                list.payerId = payer
+            } else {
+                problems.append("Unknown payer filter.")
+            }
         }
         var range = BillingV1.TimeRange()
         if let from = query.from, !from.isEmpty {
@@ -114,11 +128,10 @@ extension Panel {
                 problems.append(problem.message)
             }
         }
-        var payersRequest = BillingV1.ListPayersRequest()
-        payersRequest.accountId = context.account
-        let payers = (try? await billingd.methods.listPayers(payersRequest, options: billingd.options))?.payers ?? []
         let notes = await notifications(context.account)
 
+        // The payment just made, or the one the person comes back from paying.
+        let shown = query.payment ?? context.visit.session.awaitedPaymentID
         let rows = payments.map { payment -> String in
             let status = Display.status(payment.status)
             let payer = payers.first { $0.id == payment.payerId }.map(\.displayName) ?? payment.payerId
@@ -133,7 +146,7 @@ extension Panel {
             } else if payment.optionKind == .invoice && payment.status == .new {
                 details = "Waiting for the bank transfer for invoice \(payment.invoiceNumber)."
             }
-            let highlighted = payment.id == query.payment ? " class=\"highlight\" aria-current=\"true\"" : ""
+            let highlighted = payment.id == shown ? " class=\"highlight\" aria-current=\"true\"" : ""
             return """
                 <tr id="payment-\(HTML.escape(payment.id))" data-status="\(status.name)" data-rendered-status="\(status.name)"\(highlighted)>
                 <td>\(Display.time(payment.createdAtUnixMs))</td>
@@ -198,7 +211,7 @@ extension Panel {
             </tbody></table>
             """
         let body = """
-            <div id="history" data-live-url="/history/events?after=\(balance.asOfSequence)" data-live="off">
+            <div id="history" data-live-url="/history/events" data-after="\(balance.asOfSequence)" data-live="off">
             \(HTML.alert(problems.isEmpty ? nil : problems.joined(separator: " ")))
             \(filters)
             <p class="live" id="live-state" aria-live="polite">Reload the page to see new statuses.</p>
@@ -258,6 +271,8 @@ extension Panel {
         let status: String
         let statusText: String
         let failure: String
+        /// A payment new to the account (not on the page yet).
+        let created: Bool
     }
 
     private struct NotificationUpdate: Encodable {
@@ -273,25 +288,32 @@ extension Panel {
 
     /// `GET /history/events`: the signed-in account's events from billingd
     /// as Server-Sent Events, after `Last-Event-ID` (a reconnect) or `after`.
-    /// A comment every `liveKeepAliveSeconds` keeps proxies and the browser
-    /// from closing an idle stream; when billingd's stream ends, so does this one, and the
-    /// browser reconnects after `retry` and resumes.
+    ///
+    /// The response ends, and the browser reconnects after `retry` and
+    /// resumes from its last event, whenever the stream cannot go on: billingd's
+    /// watch ended (a restart), the session signed out or expired, the same
+    /// session opened more live pages than it may (its oldest ends), the
+    /// browser fell `maxPendingMessages` behind, or the panel shuts down. A
+    /// comment every `liveKeepAliveSeconds` keeps proxies from closing an
+    /// idle stream and finds a browser that left.
     func liveEvents(_ request: Request) -> Response {
-        let visit = visit(request)
-        guard let account = visit.accountID else {
-            return Response(status: .unauthorized, headers: visit.setCookie)
+        guard let visit = visit(request), let account = visit.accountID else {
+            return Response(status: .unauthorized)
         }
-        let lastEventID = request.headers[.lastEventID]
         let after =
-            lastEventID.flatMap { UInt64($0.prefix(20)) }
+            request.headers[.lastEventID].flatMap { UInt64($0.prefix(20)) }
             ?? request.uri.queryParameters["after"].flatMap { UInt64($0.prefix(20)) } ?? 0
         let sessionID = visit.session.id
-        guard sessions.startLiveStream(sessionID) else {
-            var headers = visit.setCookie
+        let (messages, continuation) = AsyncStream.makeStream(
+            of: String.self,
+            bufferingPolicy: .bufferingOldest(Self.maxPendingMessages)
+        )
+        guard let stream = sessions.startLiveStream(sessionID, end: { continuation.finish() }) else {
+            var headers = HTTPFields()
             headers[.retryAfter] = "30"
             return Response(status: .tooManyRequests, headers: headers)
         }
-        var headers = visit.setCookie
+        var headers = HTTPFields()
         headers[.contentType] = "text/event-stream; charset=utf-8"
         headers[.cacheControl] = "no-store"
         let watches = billingd.watches
@@ -301,14 +323,41 @@ extension Panel {
             status: .ok,
             headers: headers,
             body: ResponseBody { writer in
-                defer { sessions.endLiveStream(sessionID) }
-                try await Self.forward(
-                    account: account,
-                    after: after,
-                    keepAlive: keepAlive,
-                    from: watches,
-                    to: &writer
-                )
+                defer { sessions.endLiveStream(sessionID, stream: stream) }
+                try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        defer { continuation.finish() }
+                        var watch = BillingV1.WatchPaymentsRequest()
+                        watch.accountId = account
+                        watch.afterSequence = after
+                        do {
+                            for try await event in try await watches.watchPayments(watch) {
+                                guard let message = Self.message(event) else { continue }
+                                if case .dropped = continuation.yield(message) { return }
+                            }
+                        } catch {
+                            // billingd's watch ended (a restart, a shutdown): so does this.
+                        }
+                    }
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: keepAlive)
+                            continuation.yield(": keep-alive\n\n")
+                        }
+                    }
+                    group.addTask {
+                        // The panel stops: end the stream so the stop does not wait for the browser.
+                        try? await gracefulShutdown()
+                        continuation.finish()
+                    }
+                    defer { group.cancelAll() }
+                    for await message in messages {
+                        guard sessions.holds(sessionID, account: account) else { break }
+                        try await writer.write(ByteBuffer(string: message))
+                    }
+                }
+                try await writer.finish(nil)
             }
         )
     }
@@ -317,47 +366,6 @@ extension Panel {
     /// stream ends and the browser resumes from its last event (nothing is
     /// lost, memory is bounded).
     private static let maxPendingMessages = 1024
-
-    private static func forward(
-        account: String,
-        after: UInt64,
-        keepAlive: Duration,
-        from watches: BillingV1.BalanceClient,
-        to writer: inout any ResponseBodyWriter
-    ) async throws {
-        let (messages, continuation) = AsyncStream.makeStream(
-            of: String.self,
-            bufferingPolicy: .bufferingOldest(maxPendingMessages)
-        )
-        try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                defer { continuation.finish() }
-                var watch = BillingV1.WatchPaymentsRequest()
-                watch.accountId = account
-                watch.afterSequence = after
-                do {
-                    let stream = try await watches.watchPayments(watch)
-                    for try await event in stream {
-                        guard let message = message(event) else { continue }
-                        if case .dropped = continuation.yield(message) { return }
-                    }
-                } catch {
-                    // billingd's stream ended (restart, shutdown): the browser reconnects.
-                }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    try await Task.sleep(for: keepAlive)
-                    continuation.yield(": keep-alive\n\n")
-                }
-            }
-            defer { group.cancelAll() }
-            for await message in messages {
-                try await writer.write(ByteBuffer(string: message))
-            }
-        }
-    }
 
     private static func message(_ event: BillingV1.PaymentEvent) -> String? {
         let encoder = JSONEncoder()
@@ -375,7 +383,8 @@ extension Panel {
                     id: payment.id,
                     status: status.name,
                     statusText: status.text,
-                    failure: payment.failureReason
+                    failure: payment.failureReason,
+                    created: change.previousStatus == .unspecified
                 )
             )
         case .notification(let note)?:

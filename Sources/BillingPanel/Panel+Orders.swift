@@ -23,6 +23,8 @@ extension Panel {
         var expected: String?
         var option: String?
         var saveMethod: String?
+        /// "Show this payer's methods" (without the script): the quote again, no payment.
+        var show: String?
     }
 
     /// The renewal items a form asks for: services with 1 to 120 periods.
@@ -133,7 +135,6 @@ extension Panel {
                     "<tr><td>\(HTML.escape(names[$0.serviceId] ?? $0.serviceId))</td><td>\($0.periods)</td><td class=\"amount\">\(HTML.escape(Display.money($0.amount)))</td><td>\(Display.time($0.newExpiresAtUnixMs))</td></tr>"
                 }.joined()
                 let carried = items.map { ("periods[\($0.serviceId)]", String($0.periods)) }
-                let picker = choices.payerPicker(action: "/renewals", carry: carried)
                 let hidden = carried.map {
                     "<input type=\"hidden\" name=\"\(HTML.escape($0.0))\" value=\"\($0.1)\">"
                 }.joined()
@@ -142,14 +143,13 @@ extension Panel {
                     <table><thead><tr><th scope="col">Service</th><th scope="col">Periods</th><th scope="col">Amount</th><th scope="col">New expiry</th></tr></thead>
                     <tbody>\(lines)</tbody></table>
                     <p>Total: <strong id="quote-total">\(HTML.escape(Display.money(quoted.total)))</strong></p>
-                    \(picker.form)
                     <form method="post" action="/renewals">
+                    \(HTML.defaultSubmit("Renew"))
                     <input type="hidden" name="csrf" value="\(HTML.escape(context.visit.csrfToken))">
                     <input type="hidden" name="request" value="\(Sessions.token())">
-                    <input type="hidden" name="payer" value="\(HTML.escape(choices.payer?.payer?.id ?? ""))">
                     <input type="hidden" name="expected" value="\(quoted.total?.amountMinorUnits ?? 0)">
                     \(hidden)
-                    \(picker.field)
+                    \(choices.payerField())
                     \(choices.optionFields(selected: option ?? "balance", balance: balance.map { Display.money($0.balance) } ?? "", saveBox: true, saveChecked: false, error: nil))
                     <p><button type="submit" id="renew">Renew for \(HTML.escape(Display.money(quoted.total)))</button></p>
                     </form></section>
@@ -182,7 +182,13 @@ extension Panel {
             return try await again(problem.message)
         }
         guard !items.isEmpty else { return try await again("Choose at least one service to renew.") }
+        if form.show != nil {
+            return try await renewals(context, periods: periods, payerID: form.payer)
+        }
         let choices = try await choices(account: context.account, payerID: form.payer)
+        guard form.option == "balance" || choices.payer?.payer?.id == form.payer else {
+            return try await again("Choose a payer of this account.")
+        }
         let option: BillingV1.PaymentOption
         do {
             option = try choices.option(
@@ -233,6 +239,8 @@ extension Panel {
         var payer: String?
         var option: String?
         var saveMethod: String?
+        /// "Show this payer's methods" (without the script): the order again, no payment.
+        var show: String?
     }
 
     func migrationPage(_ context: SignedIn, _ request: Request) async throws -> Response {
@@ -313,15 +321,13 @@ extension Panel {
             var balanceRequest = BillingV1.GetBalanceRequest()
             balanceRequest.accountId = context.account
             let balance = try? await billingd.balance.getBalance(balanceRequest, options: billingd.options)
-            let picker = choices.payerPicker(action: "/migration", carry: [("order", order.id)])
             body += """
-                \(picker.form)
                 <form method="post" action="/migration/pay">
+                \(HTML.defaultSubmit("Pay"))
                 <input type="hidden" name="csrf" value="\(HTML.escape(context.visit.csrfToken))">
                 <input type="hidden" name="request" value="\(Sessions.token())">
                 <input type="hidden" name="order" value="\(HTML.escape(order.id))">
-                <input type="hidden" name="payer" value="\(HTML.escape(choices.payer?.payer?.id ?? ""))">
-                \(picker.field)
+                \(choices.payerField())
                 \(choices.optionFields(selected: option ?? "balance", balance: balance.map { Display.money($0.balance) } ?? "", saveBox: true, saveChecked: false, error: nil))
                 <p><button type="submit" id="pay-migration">Pay \(HTML.escape(Display.money(order.serverPrice)))</button></p>
                 </form>
@@ -357,7 +363,13 @@ extension Panel {
         guard let order = try? await billingd.migration.getMigrationOrder(get, options: billingd.options),
             order.accountId == context.account
         else { return try await again("There is no migration order \(orderID) for this account.") }
+        if form.show != nil {
+            return try await migration(context, orderID: orderID, payerID: form.payer)
+        }
         let choices = try await choices(account: context.account, payerID: form.payer)
+        guard form.option == "balance" || choices.payer?.payer?.id == form.payer else {
+            return try await again("Choose a payer of this account.")
+        }
         let option: BillingV1.PaymentOption
         do {
             option = try choices.option(

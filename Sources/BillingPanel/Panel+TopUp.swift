@@ -20,6 +20,10 @@ extension Panel {
         var option: String?
         var saveMethod: String?
         var request: String?
+        /// "Show this payer's methods" (without the script): a new page, no payment.
+        var show: String?
+        /// A preset pressed without the script: a new page with that amount.
+        var preset: String?
     }
 
     func topUpPage(_ context: SignedIn, _ request: Request) async throws -> Response {
@@ -40,27 +44,27 @@ extension Panel {
         requestToken: String = Sessions.token(),
         status: HTTPResponse.Status = .ok
     ) async -> Response {
-        let payerID = choices.payer?.payer?.id ?? ""
+        // Presets are buttons of the form: the script fills the amount in;
+        // without it the form comes back with that amount (nothing is paid).
         let presets = choices.options.presets.map { preset -> String in
             let money = Money(minorUnits: preset.amountMinorUnits, choices.currency)
             let pressed = money.formatted == amount ? "true" : "false"
             return """
-                <a href="/topup?payer=\(HTML.escape(payerID.urlQueryEscaped))&amp;amount=\(money.formatted)" data-amount="\(money.formatted)" aria-pressed="\(pressed)" role="button">\(HTML.escape(money.description))</a>
+                <button type="submit" name="preset" value="\(money.formatted)" data-amount="\(money.formatted)" aria-pressed="\(pressed)" class="secondary">\(HTML.escape(money.description))</button>
                 """
         }.joined()
         let amountError = problem?.field == "amount" ? problem?.message : nil
         let describedBy = amountError == nil ? "amount-hint" : "amount-hint amount-error"
-        let picker = choices.payerPicker(action: "/topup", carry: [("amount", amount)])
-        var body = picker.form
+        var body = ""
         if choices.payer == nil {
-            body += picker.field
+            body += choices.payerField()
         } else {
             body += """
                 \(HTML.alert(message))
                 <form method="post" action="/topup" novalidate>
+                \(HTML.defaultSubmit("Top up"))
                 <input type="hidden" name="csrf" value="\(HTML.escape(context.visit.csrfToken))">
                 <input type="hidden" name="request" value="\(requestToken)">
-                <input type="hidden" name="payer" value="\(HTML.escape(payerID))">
                 <fieldset><legend>Amount</legend>
                 <div class="presets" aria-label="Preset amounts">\(presets)</div>
                 <label for="amount">Top-up amount (\(HTML.escape(choices.currency.code)))</label>
@@ -68,7 +72,7 @@ extension Panel {
                 <p class="hint" id="amount-hint">From \(HTML.escape(choices.minimum.description)) to \(HTML.escape(choices.maximum.description)).</p>
                 \(HTML.fieldError("amount", amountError))
                 </fieldset>
-                \(picker.field)
+                \(choices.payerField())
                 \(choices.optionFields(selected: option, balance: nil, saveBox: true, saveChecked: saveMethod, error: problem?.field == "option" ? problem?.message : nil))
                 <p><button type="submit" id="submit">Top up</button></p>
                 </form>
@@ -82,8 +86,12 @@ extension Panel {
         let choices = try await choices(account: context.account, payerID: form.payer)
         let amountText = String((form.amount ?? "").prefix(32))
         let save = form.saveMethod == "on"
-        func again(_ problem: FieldProblem?, message: String? = nil, token: String = Sessions.token()) async -> Response
-        {
+        func again(
+            _ problem: FieldProblem?,
+            message: String? = nil,
+            token: String = Sessions.token(),
+            status: HTTPResponse.Status = .badRequest
+        ) async -> Response {
             await topUpForm(
                 context,
                 choices,
@@ -93,7 +101,23 @@ extension Panel {
                 problem: problem,
                 message: message,
                 requestToken: token,
-                status: .badRequest
+                status: status
+            )
+        }
+        if form.show != nil {
+            // Another payer's methods: a choice among the last payer's does not carry over.
+            return await topUpForm(context, choices, amount: amountText, saveMethod: save)
+        }
+        if let preset = form.preset {
+            let known = choices.options.presets.map {
+                Money(minorUnits: $0.amountMinorUnits, choices.currency).formatted
+            }
+            return await topUpForm(
+                context,
+                choices,
+                amount: known.contains(preset) ? preset : amountText,
+                option: form.option,
+                saveMethod: save
             )
         }
         guard let payer = choices.payer?.payer, payer.id == form.payer else {
@@ -120,9 +144,16 @@ extension Panel {
             response = try await billingd.balance.createTopUp(create, options: billingd.once(key))
         } catch {
             let problem = Problem(error)
-            if problem.isInputRefused { return await again(FieldProblem(field: "amount", message: problem.message)) }
+            if problem.isInputRefused && problem.message.contains("amount") {
+                return await again(FieldProblem(field: "amount", message: problem.message))
+            }
             // No answer: the same key again can only find the first attempt.
-            return await again(nil, message: problem.message, token: problem.status == 503 ? key : Sessions.token())
+            return await again(
+                nil,
+                message: problem.message,
+                token: problem.status == 503 ? key : Sessions.token(),
+                status: HTTPResponse.Status(code: problem.status)
+            )
         }
         let paymentID = response.payment?.id ?? ""
         logger.info("top-up", metadata: ["account": "\(context.account)", "payment": "\(paymentID)"])

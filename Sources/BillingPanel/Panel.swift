@@ -87,7 +87,7 @@ public final class Panel: Sendable {
         router.get("/static/panel.js") { _, _ in
             Self.asset(HTML.script, type: "text/javascript; charset=utf-8")
         }
-        router.get("/signin") { [self] request, _ in signInPage(visit(request)) }
+        router.get("/signin") { [self] request, _ in signInPage(visit(request) ?? newVisit()) }
         router.post("/signin") { [self] request, _ in await signIn(request) }
         router.post("/signout") { [self] request, _ in await signOut(request) }
         router.get("/topup") { [self] request, _ in await signedIn(request) { try await topUpPage($0, request) } }
@@ -106,6 +106,15 @@ public final class Panel: Sendable {
         router.post("/migration/pay") { [self] request, _ in
             await signedIn(request) { try await payMigration($0, request) }
         }
+        // Anything else: a page that says so, with the same headers as every page.
+        router.on("**", method: .get) { _, _ in
+            HTML.page(
+                title: "Not found",
+                signedIn: nil,
+                body: "<p>There is no such page. <a href=\"/topup\">Go to the top-up page</a>.</p>",
+                status: .notFound
+            )
+        }
         return router
     }
 
@@ -120,7 +129,7 @@ public final class Panel: Sendable {
 
     static let cookieName = "panel_session"
 
-    /// The browser's session, or a new one (with the cookie to set).
+    /// The browser's session (and, when it is new, the cookie to set).
     struct Visit {
         let session: Sessions.Session
         var setCookie: HTTPFields = [:]
@@ -129,8 +138,13 @@ public final class Panel: Sendable {
         var csrfToken: String { session.csrfToken }
     }
 
-    func visit(_ request: Request) -> Visit {
-        if let session = sessions.find(request.cookies[Self.cookieName]?.value) { return Visit(session: session) }
+    /// The browser's live session; nil without one. Only the sign-in page
+    /// makes sessions (`newVisit`), so requests without a cookie cost nothing.
+    func visit(_ request: Request) -> Visit? {
+        sessions.find(request.cookies[Self.cookieName]?.value).map { Visit(session: $0) }
+    }
+
+    func newVisit() -> Visit {
         let session = sessions.create()
         return Visit(session: session, setCookie: cookie(session.id))
     }
@@ -148,8 +162,7 @@ public final class Panel: Sendable {
     /// Runs a signed-in page; anyone else goes to the sign-in. A `Problem`
     /// becomes a page that says what happened.
     func signedIn(_ request: Request, _ body: (SignedIn) async throws -> Response) async -> Response {
-        let visit = visit(request)
-        guard let account = visit.accountID else { return HTML.redirect("/signin", headers: visit.setCookie) }
+        guard let visit = visit(request), let account = visit.accountID else { return HTML.redirect("/signin") }
         let context = SignedIn(visit: visit, account: account)
         do {
             return try await body(context)
@@ -160,7 +173,10 @@ public final class Panel: Sendable {
                 title: "Something went wrong",
                 tab: nil,
                 body: HTML.alert(problem.message) + "<p><a href=\"/topup\">Back to the top-up page</a></p>",
-                status: HTTPResponse.Status(code: problem.status)
+                status: HTTPResponse.Status(code: problem.status),
+                // billingd did not answer: asking it for the balance would
+                // only make the person wait twice as long for this page.
+                balance: problem.status == 503 ? "unavailable" : nil
             )
         }
     }
@@ -258,7 +274,13 @@ public final class Panel: Sendable {
     }
 
     func signIn(_ request: Request) async -> Response {
-        let visit = visit(request)
+        guard let visit = visit(request) else {
+            return signInPage(
+                newVisit(),
+                error: "This sign-in page had expired; nothing changed. Sign in again.",
+                status: .forbidden
+            )
+        }
         let form: SignInForm
         do {
             form = try await self.form(SignInForm.self, request, visit)
@@ -295,11 +317,22 @@ public final class Panel: Sendable {
     }
 
     func signOut(_ request: Request) async -> Response {
-        let visit = visit(request)
+        guard let visit = visit(request) else { return HTML.redirect("/signin") }
         do {
             _ = try await form(SignInForm.self, request, visit)
         } catch {
-            return HTML.redirect("/")
+            // An old page's button (another tab signed in since): say so;
+            // the header of this page has a sign-out button that works.
+            let problem = error as? Problem ?? Problem(error)
+            guard let account = visit.accountID else { return HTML.redirect("/signin") }
+            return await page(
+                SignedIn(visit: visit, account: account),
+                title: "Not signed out",
+                tab: nil,
+                body: HTML.alert(problem.message)
+                    + "<p>Use the Sign out button above, or <a href=\"/topup\">go to the top-up page</a>.</p>",
+                status: HTTPResponse.Status(code: problem.status)
+            )
         }
         sessions.forget(visit.session.id)
         var fields = HTTPFields()

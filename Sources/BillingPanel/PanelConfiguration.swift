@@ -111,10 +111,16 @@ public struct PanelConfiguration: Sendable, Codable, Hashable {
                 configuration = try JSONDecoder().decode(PanelConfiguration.self, from: data)
             } catch let error as PanelConfigurationError {
                 throw PanelConfigurationError(problems: error.problems.map { "\(path): \($0)" })
+            } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+                throw PanelConfigurationError(problems: [
+                    "\(path) is not valid JSON: \(context.underlyingError.map { "\($0)" } ?? context.debugDescription)"
+                        .prefix(300).description
+                ])
             } catch let DecodingError.typeMismatch(_, context), let DecodingError.dataCorrupted(context) {
                 let field = context.codingPath.map(\.stringValue).joined(separator: ".")
                 throw PanelConfigurationError(problems: [
-                    field.isEmpty ? "\(path) is not a JSON object" : "\(path): \(field) has the wrong type"
+                    field.isEmpty
+                        ? "\(path) is not a JSON object" : "\(path): \(field) has the wrong type or is out of range"
                 ])
             } catch {
                 throw PanelConfigurationError(problems: ["\(path): \(error)"])
@@ -188,8 +194,10 @@ struct HostPort {
     let port: Int
 
     init?(_ text: String) {
-        guard text.utf8.count <= 300, let colon = text.lastIndex(of: ":"),
-            let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+        guard text.utf8.count <= 300, let colon = text.lastIndex(of: ":") else { return nil }
+        let digits = text[text.index(after: colon)...]
+        guard (1...5).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+            let port = Int(digits), (0...65535).contains(port)
         else { return nil }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

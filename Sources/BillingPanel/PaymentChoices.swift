@@ -16,103 +16,123 @@ struct PaymentChoices {
     var minimum: Money { Money(minorUnits: options.minAmount?.amountMinorUnits ?? 0, currency) }
     var maximum: Money { Money(minorUnits: options.maxAmount?.amountMinorUnits ?? 0, currency) }
 
-    /// The form value of the option pre-selected: the payer's default method.
-    var preselected: String? {
-        guard let id = payer?.defaultMethodId, !id.isEmpty else { return nil }
-        return "method:\(id)"
-    }
-
-    /// The payer picker, in two parts because forms do not nest: `form` is
-    /// an empty GET form (with the page's other query fields, `carry`) to put
-    /// outside the payment form, and `field` the labelled drop-down (or the
-    /// one payer's name) that belongs to it through the `form` attribute, so
-    /// it can sit between the amount and the methods as the seed orders them.
-    /// Its button (or, with the script, a change) shows that payer's methods.
-    func payerPicker(action: String, carry: [(name: String, value: String)]) -> (form: String, field: String) {
+    /// The payer field, inside the payment form: the payer shown is the
+    /// payer charged. With several payers a drop-down; the script shows the
+    /// chosen payer's methods at once, and without it the "Show this payer's
+    /// methods" button sends the form back with `show` (nothing is paid) to
+    /// get that payer's page, keeping what was typed.
+    func payerField() -> String {
         let payers = options.payers.compactMap(\.payer)
         guard payers.count > 1, let selected = payer?.payer else {
             guard let only = payers.first else {
-                return (
-                    "",
+                return
                     "<p class=\"error\" id=\"no-payer\">This account has no payer yet, so nothing can be paid. Ask support to add one.</p>"
-                )
             }
-            return ("", "<p>Payer: <strong id=\"payer-name\">\(HTML.escape(Display.payer(only)))</strong></p>")
+            return """
+                <p>Payer: <strong id="payer-name">\(HTML.escape(Display.payer(only)))</strong></p>
+                <input type="hidden" name="payer" value="\(HTML.escape(only.id))">
+                """
         }
         let choices = payers.map { payer in
             let chosen = payer.id == selected.id ? " selected" : ""
             return "<option value=\"\(HTML.escape(payer.id))\"\(chosen)>\(HTML.escape(Display.payer(payer)))</option>"
         }.joined()
-        let hidden = carry.map {
-            "<input type=\"hidden\" name=\"\(HTML.escape($0.name))\" value=\"\(HTML.escape($0.value))\">"
-        }.joined()
-        let form = "<form method=\"get\" action=\"\(action)\" id=\"payer-picker\">\(hidden)</form>"
-        let field = """
+        return """
             <fieldset><legend>Payer</legend>
             <label for="payer">The payment methods shown are this payer's</label>
-            <select id="payer" name="payer" form="payer-picker" data-autosubmit>\(choices)</select>
-            <button type="submit" form="payer-picker" class="secondary nojs">Show this payer's methods</button>
+            <select id="payer" name="payer" data-payer-select>\(choices)</select>
+            <button type="submit" name="show" value="payer" class="secondary nojs" id="show-payer">Show this payer's methods</button>
             </fieldset>
             """
-        return (form, field)
     }
 
     /// The radio group of payment options; `balance` adds "from the balance"
     /// first (renewals and migrations). `saveBox` adds "save this method".
+    ///
+    /// Each payer's options are rendered, the selected payer's shown and the
+    /// others `hidden` and `disabled` (a disabled input is never sent): the
+    /// script switches them when the payer changes, with no round trip.
     func optionFields(selected: String?, balance: String?, saveBox: Bool, saveChecked: Bool, error: String?) -> String {
-        var rows: [String] = []
-        func radio(_ value: String, _ label: String, id: String, note: String = "") -> String {
-            let checked = value == (selected ?? preselected) ? " checked" : ""
-            let described = error == nil ? "" : " aria-describedby=\"option-error\""
-            return """
-                <label for="\(id)"><input type="radio" name="option" id="\(id)" value="\(HTML.escape(value))"\(checked)\(described) required> \(label)\(note)</label>
-                """
+        let described = error == nil ? "" : " aria-describedby=\"option-error\""
+        func radio(
+            _ value: String,
+            _ label: String,
+            id: String,
+            checked: Bool,
+            disabled: Bool,
+            note: String = ""
+        )
+            -> String
+        {
+            """
+            <label for="\(id)"><input type="radio" name="option" id="\(id)" value="\(HTML.escape(value))"\(checked ? " checked" : "")\(disabled ? " disabled" : "")\(described)> \(label)\(note)</label>
+            """
         }
+        var rows: [String] = []
         if let balance {
             rows.append(
                 radio(
                     "balance",
                     "From the balance",
                     id: "option-balance",
+                    checked: selected == "balance",
+                    disabled: false,
                     note: " <span class=\"hint\">(\(HTML.escape(balance)))</span>"
                 )
             )
         }
-        if options.invoiceAvailable {
-            rows.append(
-                radio(
-                    "invoice",
-                    "Invoice",
-                    id: "option-invoice",
-                    note: " <span class=\"hint\">(pay by bank transfer; credited when the transfer arrives)</span>"
+        for (payerIndex, payerOptions) in options.payers.enumerated() {
+            let current = payerOptions.payer?.id == payer?.payer?.id
+            // The selected payer's inputs keep plain ids (labels, tests); the others' are numbered.
+            let suffix = current ? "" : "-\(payerIndex)"
+            let chosen = current ? (selected ?? Self.defaultOption(payerOptions)) : nil
+            var group: [String] = []
+            if options.invoiceAvailable {
+                group.append(
+                    radio(
+                        "invoice",
+                        "Invoice",
+                        id: "option-invoice\(suffix)",
+                        checked: chosen == "invoice",
+                        disabled: !current,
+                        note: " <span class=\"hint\">(pay by bank transfer; credited when the transfer arrives)</span>"
+                    )
                 )
-            )
-        }
-        for (index, method) in (payer?.methods ?? []).enumerated() {
-            let isDefault = method.id == payer?.defaultMethodId ? " <span class=\"hint\">(default)</span>" : ""
-            rows.append(
-                radio(
-                    "method:\(method.id)",
-                    "\(HTML.escape(method.displayName)) · \(Display.system(method.system))",
-                    id: "option-method-\(index)",
-                    note: isDefault
-                )
-            )
-        }
-        for system in options.paymentSystems {
-            let name = Display.system(system)
-            var note = ""
-            if let limits = options.systemLimits.first(where: { $0.system == system }) {
-                note =
-                    " <span class=\"hint\">(\(HTML.escape(Display.money(limits.minAmount))) to \(HTML.escape(Display.money(limits.maxAmount))))</span>"
             }
-            rows.append(
-                radio(
-                    "system:\(Self.systemKey(system))",
-                    "Pay with \(name)",
-                    id: "option-system-\(Self.systemKey(system))",
-                    note: note
+            for (index, method) in payerOptions.methods.enumerated() {
+                let isDefault = method.id == payerOptions.defaultMethodId ? ", default" : ""
+                group.append(
+                    radio(
+                        "method:\(method.id)",
+                        "\(HTML.escape(method.displayName)) · \(Display.system(method.system))",
+                        id: "option-method\(suffix)-\(index)",
+                        checked: chosen == "method:\(method.id)",
+                        disabled: !current,
+                        note: " <span class=\"hint\">(saved \(Display.day(method.createdAtUnixMs))\(isDefault))</span>"
+                    )
                 )
+            }
+            for system in options.paymentSystems {
+                let key = Self.systemKey(system)
+                group.append(
+                    radio(
+                        "system:\(key)",
+                        "Pay with \(Display.system(system))",
+                        id: "option-system-\(key)\(suffix)",
+                        checked: chosen == "system:\(key)",
+                        disabled: !current,
+                        note: limitsNote(system)
+                    )
+                )
+            }
+            let name = HTML.escape(payerOptions.payer?.id ?? "")
+            let fallback = HTML.escape(Self.defaultOption(payerOptions) ?? "")
+            rows.append(
+                """
+                <div data-payer-options="\(name)" data-default="\(fallback)"\(current ? "" : " hidden")>
+                \(group.joined(separator: "\n"))
+                </div>
+                """
             )
         }
         let save =
@@ -127,6 +147,23 @@ struct PaymentChoices {
             \(HTML.fieldError("option", error))
             </fieldset>
             """
+    }
+
+    /// The seed: "if you have a default saved payment method, it is selected automatically".
+    private static func defaultOption(_ payer: BillingV1.PayerOptions) -> String? {
+        payer.defaultMethodId.isEmpty ? nil : "method:\(payer.defaultMethodId)"
+    }
+
+    /// A payment system's limits, when they are narrower than the page's.
+    private func limitsNote(_ system: BillingV1.PaymentSystem) -> String {
+        guard let limits = options.systemLimits.first(where: { $0.system == system }),
+            let low = limits.minAmount, let high = limits.maxAmount
+        else { return "" }
+        let from = max(low.amountMinorUnits, minimum.amountMinorUnits)
+        let to = min(high.amountMinorUnits, maximum.amountMinorUnits)
+        guard from != minimum.amountMinorUnits || to != maximum.amountMinorUnits else { return "" }
+        let range = "\(Money(minorUnits: from, currency)) to \(Money(minorUnits: to, currency))"
+        return " <span class=\"hint\">(\(HTML.escape(range)))</span>"
     }
 
     /// The chosen option as billingd takes it; `returnURL` for payment systems.

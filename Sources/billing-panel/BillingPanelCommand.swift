@@ -85,10 +85,11 @@ struct BillingPanelCommand: AsyncParsableCommand {
     }
 }
 
-/// The host part of host:port, for the startup line.
+/// The host part of host:port as a URL writes it ([::1] for IPv6), for the startup line.
 enum HostPortText {
     static func host(_ address: String) -> String {
         guard let colon = address.lastIndex(of: ":") else { return address }
-        return String(address[..<colon])
+        let host = String(address[..<colon])
+        return host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
     }
 }

@@ -117,6 +117,21 @@ import Testing
     }
 
     func provision(_ fixture: Fixture, _ account: String, payer name: String = "Jane Doe") async throws -> String {
+        try await provision(PanelFixtureView(billingd: fixture.billingd), account, payer: name)
+    }
+
+    /// What provisioning needs of a fixture: its billingd.
+    struct PanelFixtureView {
+        let billingd: ServerFixture
+    }
+
+    func provision(
+        _ fixture: PanelFixtureView,
+        _ account: String,
+        payer name: String = "Jane Doe"
+    ) async throws
+        -> String
+    {
         let clients = try fixture.billingd.clients("internal")
         var create = BillingV1.CreateAccountRequest()
         create.accountId = account
@@ -287,11 +302,30 @@ import Testing
         await fixture.stop()
     }
 
-    @Test func liveEventsResumeAfterTheLastEventIDAndAreLimitedPerSession() async throws {
+    /// Opens a live stream and returns what came until `needle`, and the
+    /// connection (the server closes it when the stream ends).
+    func stream(
+        _ fixture: Fixture,
+        cookie: String,
+        lastEventID: UInt64? = nil,
+        until needle: String
+    ) async throws -> (text: String, channel: any Channel) {
+        let resume = lastEventID.map { "Last-Event-ID: \($0)\r\n" } ?? ""
+        return try await RawHTTP.open(
+            host: "127.0.0.1",
+            port: fixture.port,
+            request:
+                "GET /history/events?after=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: panel_session=\(cookie)\r\n\(resume)\r\n",
+            until: needle,
+            group: fixture.billingd.clientGroup
+        )
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func liveEventsResumeAfterTheLastEventIDAndEndWhenTheyCannotGoOn() async throws {
         let fixture = try await Fixture {
             $0.maxLiveStreamsPerSession = 1
-            // A closed stream's place frees at its next write.
-            $0.liveKeepAliveSeconds = 0.2
+            $0.maxLiveStreams = 2
         }
         do {
             let payer = try await provision(fixture, "acc-live")
@@ -307,51 +341,93 @@ import Testing
                 topUp.option = .invoice
                 _ = try await clients.balance.createTopUp(topUp)
             }
-            let (cookie, _) = try await fixture.signIn("acc-live")
-            let request = { (extra: String) in
-                "GET /history/events?after=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: panel_session=\(cookie)\r\n\(extra)\r\n"
-            }
+            let (cookie, csrf) = try await fixture.signIn("acc-live")
             // From the start: event 1 first.
-            let all = try await RawHTTP.open(
-                host: "127.0.0.1",
-                port: fixture.port,
-                request: request(""),
-                until: "id: 2\n",
-                group: fixture.billingd.clientGroup
-            )
-            #expect(all.text.contains("text/event-stream"))
-            #expect(all.text.contains("id: 1\nevent: payment\n"), "\(all.text)")
-            // The session's one live stream is taken: a second is refused.
-            let second = try await fixture.send("GET", "/history/events", cookie: cookie)
-            #expect(second.status == 429 && second.header("retry-after") != nil, "\(second.text)")
-            try await all.channel.close()
-            // A reconnect with Last-Event-ID 1 resumes at 2, whatever `after` says.
-            var resumed: String?
-            for _ in 0..<600 where resumed == nil {
-                let attempt = try await RawHTTP.open(
-                    host: "127.0.0.1",
-                    port: fixture.port,
-                    request: request("Last-Event-ID: 1\r\n"),
-                    until: "id: 2\n",
-                    group: fixture.billingd.clientGroup
-                )
-                try? await attempt.channel.close()
-                // The closed stream's place frees at its next write (the
-                // next keep-alive): until then, 429.
-                if attempt.text.hasPrefix("HTTP/1.1 200") {
-                    resumed = attempt.text
-                } else {
-                    try await Task.sleep(for: .milliseconds(100))
-                }
-            }
-            let text = try #require(resumed)
-            #expect(!text.contains("id: 1\n") && text.contains("id: 2\n"), "\(text)")
+            let first = try await stream(fixture, cookie: cookie, until: "id: 2\n")
+            #expect(first.text.contains("text/event-stream"))
+            #expect(first.text.contains("id: 1\nevent: payment\n"), "\(first.text)")
+            // A reconnect with Last-Event-ID 1 resumes at 2, whatever `after`
+            // says; the session's one place goes to it and the older stream ends.
+            let second = try await stream(fixture, cookie: cookie, lastEventID: 1, until: "id: 2\n")
+            #expect(second.text.hasPrefix("HTTP/1.1 200"), "\(second.text)")
+            #expect(!second.text.contains("id: 1\n") && second.text.contains("id: 2\n"), "\(second.text)")
+            try await first.channel.closeFuture.get()
+
+            // The panel's places: another session takes the second, a third session is refused.
+            let (other, _) = try await fixture.signIn("acc-live")
+            let third = try await stream(fixture, cookie: other, until: "retry: 3000")
+            let (refusedCookie, _) = try await fixture.signIn("acc-live")
+            let refused = try await fixture.send("GET", "/history/events", cookie: refusedCookie)
+            #expect(refused.status == 429 && refused.header("retry-after") != nil, "\(refused.text)")
+
+            // Signing out ends that session's stream at once.
+            let out = try await fixture.send("POST", "/signout", cookie: cookie, body: "csrf=\(csrf)")
+            #expect(out.status == 303)
+            try await second.channel.closeFuture.get()
+            // billingd going away ends the other: the browser reconnects and resumes.
+            await fixture.billingd.application.shutdown()
+            try await third.channel.closeFuture.get()
             // Not signed in: no stream.
             #expect(try await fixture.send("GET", "/history/events").status == 401)
         } catch {
             Issue.record(error)
         }
         await fixture.stop()
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func aStopEndsOpenLivePages() async throws {
+        let billingd = try await ServerFixture(pollSeconds: 60)
+        let panel = try await Daemon(
+            directory: billingd.directory,
+            executable: "billing-panel",
+            arguments: [
+                "--listen", "127.0.0.1:0", "--billingd", "127.0.0.1:\(billingd.application.port)", "--data-dir",
+                billingd.directory,
+            ]
+        )
+        do {
+            _ = try await provision(PanelFixtureView(billingd: billingd), "acc-stop")
+            try await panel.waitFor("billing-panel listening")
+            let port = try #require(
+                panel.text.firstMatch(of: /url=http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }
+            )
+            let form = try await RawHTTP.exchange(
+                host: "127.0.0.1",
+                port: port,
+                request: "GET /signin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                group: billingd.clientGroup
+            )
+            let anonymous = try #require(Reply(form).cookie)
+            let csrf = try #require(Reply(form).csrf)
+            let body = "csrf=\(csrf)&account=acc-stop"
+            let signedIn = try await RawHTTP.exchange(
+                host: "127.0.0.1",
+                port: port,
+                request:
+                    "POST /signin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: panel_session=\(anonymous)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)",
+                group: billingd.clientGroup
+            )
+            let cookie = try #require(Reply(signedIn).cookie)
+            let open = try await RawHTTP.open(
+                host: "127.0.0.1",
+                port: port,
+                request:
+                    "GET /history/events HTTP/1.1\r\nHost: x\r\nCookie: panel_session=\(cookie)\r\n\r\n",
+                until: "retry: 3000",
+                group: billingd.clientGroup
+            )
+            #expect(open.text.hasPrefix("HTTP/1.1 200"))
+            panel.process.terminate()
+            // It stops although the page stays open.
+            #expect(await panel.process.wait() == .exited(0))
+            try? await open.channel.close()
+        } catch {
+            Issue.record(error)
+        }
+        panel.process.terminate()
+        _ = await panel.exited()
+        await billingd.stop()
     }
 
     @Test func theHistoryPagesThroughEveryPaymentAndARenewalCanGoToAPaymentSystem() async throws {

@@ -75,6 +75,16 @@ def sign_in(driver):
     assert ACCOUNT in text(driver, "#account")
 
 
+def shown_payer(driver):
+    """The payer whose methods are shown (the others' are hidden)."""
+    groups = driver.find_elements(By.CSS_SELECTOR, "[data-payer-options]:not([hidden])")
+    return groups[0].get_attribute("data-payer-options") if len(groups) == 1 else None
+
+
+def visible_methods(driver):
+    return driver.find_elements(By.CSS_SELECTOR, "[data-payer-options]:not([hidden]) input[value^='method:']")
+
+
 def payment_rows(driver):
     return driver.find_elements(By.CSS_SELECTOR, "#payments tbody tr")
 
@@ -90,7 +100,7 @@ def whole_top_up(driver):
     global step
     step = "the top-up page shows the seed's elements"
     driver.get(PANEL + "/topup")
-    presets = [a.text for a in driver.find_elements(By.CSS_SELECTOR, ".presets a")]
+    presets = [b.text for b in driver.find_elements(By.CSS_SELECTOR, ".presets button")]
     assert presets == ["100.00 USD", "200.00 USD", "500.00 USD", "1000.00 USD"], presets
     assert "From 0.50 USD to 15000.00 USD." in text(driver, "#amount-hint")
     payers = [o.text for o in Select(driver.find_element(By.ID, "payer")).options]
@@ -99,19 +109,22 @@ def whole_top_up(driver):
     assert driver.find_elements(By.ID, "option-invoice"), "no Invoice option"
     assert driver.find_elements(By.ID, "option-system-sandbox"), "no Sandbox option"
     assert not driver.find_elements(By.CSS_SELECTOR, "input[value^='method:']"), "a saved method before any"
+    assert driver.find_element(By.CSS_SELECTOR, ".presets button").get_attribute("type") == "submit"
 
     step = "pick a preset"
-    driver.find_element(By.CSS_SELECTOR, ".presets a[data-amount='200.00']").click()
+    driver.find_element(By.CSS_SELECTOR, ".presets button[data-amount='200.00']").click()
     assert driver.find_element(By.ID, "amount").get_attribute("value") == "200.00"
+    assert driver.current_url.endswith("/topup"), "the preset sent the form"
 
-    step = "choose the second payer (the page shows its methods; the amount stays)"
-    Select(driver.find_element(By.ID, "payer")).select_by_index(1)
-    until(driver, "the page for the second payer",
-          lambda d: Select(d.find_element(By.ID, "payer")).first_selected_option.text.startswith("Acme"))
+    step = "choose the second payer (its methods are shown in place; the amount stays)"
+    select = Select(driver.find_element(By.ID, "payer"))
+    second = select.options[1].get_attribute("value")
+    first = select.options[0].get_attribute("value")
+    select.select_by_index(1)
+    until(driver, "the second payer's methods", lambda d: shown_payer(d) == second)
     assert driver.find_element(By.ID, "amount").get_attribute("value") == "200.00"
     Select(driver.find_element(By.ID, "payer")).select_by_index(0)
-    until(driver, "the page for the first payer",
-          lambda d: Select(d.find_element(By.ID, "payer")).first_selected_option.text.startswith("Jane"))
+    until(driver, "the first payer's methods", lambda d: shown_payer(d) == first)
     assert driver.find_element(By.ID, "amount").get_attribute("value") == "200.00"
 
     step = "choose Sandbox, tick save, submit"
@@ -160,7 +173,7 @@ def saved_method_top_up(driver):
     global step
     step = "the saved method is offered and pre-selected"
     driver.get(PANEL + "/topup")
-    saved = driver.find_elements(By.CSS_SELECTOR, "input[value^='method:']")
+    saved = visible_methods(driver)
     assert len(saved) == 1, len(saved)
     assert saved[0].is_selected(), "the default saved method is not pre-selected"
     amount = driver.find_element(By.ID, "amount")
@@ -279,30 +292,48 @@ def history_filters(driver):
 
 
 def without_javascript():
-    """The same forms work with scripts off: presets are links, the payer a button."""
+    """The same forms work with scripts off: presets and the payer's button send
+    the form back, and the payer shown is always the payer charged."""
     global step
     driver = browser(javascript=False)
     try:
         sign_in(driver)
-        step = "without JavaScript: a preset is a link"
-        driver.find_element(By.CSS_SELECTOR, ".presets a[data-amount='500.00']").click()
+        before = history_count(driver)
+        driver.get(PANEL + "/topup")
+        step = "without JavaScript: a preset"
+        driver.find_element(By.CSS_SELECTOR, ".presets button[data-amount='500.00']").click()
         until(driver, "the amount from the preset",
               lambda d: d.find_element(By.ID, "amount").get_attribute("value") == "500.00")
-        step = "without JavaScript: the payer's button shows its methods"
+
+        step = "without JavaScript: another payer chosen, the first payer's card still ticked, Top up"
+        assert len(visible_methods(driver)) == 1 and visible_methods(driver)[0].is_selected()
         Select(driver.find_element(By.ID, "payer")).select_by_index(1)
-        driver.find_element(By.CSS_SELECTOR, "button[form=payer-picker]").click()
+        driver.find_element(By.ID, "submit").click()
+        until(driver, "the method's message", lambda d: d.find_elements(By.ID, "option-error"))
+        assert "Choose one of the payment methods shown" in text(driver, "#option-error")
+        assert Select(driver.find_element(By.ID, "payer")).first_selected_option.text.startswith("Acme")
+        assert not visible_methods(driver), "the first payer's card is shown for the second"
+        assert driver.find_element(By.ID, "amount").get_attribute("value") == "500.00"
+        assert history_count(driver) == before, "a card of another payer was charged"
+
+        step = "without JavaScript: the payer's button shows its methods and keeps what was typed"
+        driver.get(PANEL + "/topup")
+        driver.find_element(By.ID, "amount").send_keys("42.50")
+        Select(driver.find_element(By.ID, "payer")).select_by_index(1)
+        driver.find_element(By.ID, "show-payer").click()
         until(driver, "the second payer's page",
               lambda d: Select(d.find_element(By.ID, "payer")).first_selected_option.text.startswith("Acme"))
-        assert driver.find_element(By.ID, "amount").get_attribute("value") == "500.00"
-        assert not driver.find_elements(By.CSS_SELECTOR, "input[value^='method:']"), "Jane's method shown for Acme"
-        step = "without JavaScript: an invoice"
+        assert driver.find_element(By.ID, "amount").get_attribute("value") == "42.50"
+        assert not visible_methods(driver)
+
+        step = "without JavaScript: an invoice for the payer shown"
         driver.find_element(By.ID, "option-invoice").click()
         driver.find_element(By.ID, "submit").click()
         until(driver, "the history with the invoice", lambda d: "/history?payment=" in d.current_url)
         row = payment_rows(driver)[0]
         assert row.find_element(By.CSS_SELECTOR, "[data-status]").text == "New"
         assert "Invoice" in row.text and "Waiting for the bank transfer" in row.text, row.text
-        assert "Acme" in row.text
+        assert "Acme" in row.text and "42.50 USD" in row.text, row.text
     finally:
         driver.quit()
 

@@ -1,3 +1,4 @@
+internal import BillingCore
 public import Hummingbird
 
 /// The sandbox's "hosted payment page", routed by Hummingbird and served by
@@ -87,20 +88,7 @@ public enum SandboxPages {
         }
     }
 
-    private static func escape(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            switch character {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&#39;"
-            default: escaped.append(character)
-            }
-        }
-        return escaped
-    }
+    private static func escape(_ text: String) -> String { HTMLText.escape(text) }
 
     private static func page(_ status: HTTPResponse.Status, _ title: String, _ body: String) -> Response {
         let html = """
