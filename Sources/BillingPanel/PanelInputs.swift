@@ -24,7 +24,12 @@ public enum PanelInputs {
         }
         if Panel.isID(text) { precondition(text.utf8.count <= 64) }
         let escaped = HTML.escape(text)
-        precondition(!escaped.contains { "<>\"'".contains($0) }, "markup left after escaping")
+        // By scalar, as the browser reads it: a quote with a combining mark
+        // is one Character that is not a quote, yet it still ends an attribute.
+        precondition(
+            !escaped.unicodeScalars.contains { "<>\"'".unicodeScalars.contains($0) },
+            "markup left after escaping"
+        )
         for character in text.urlQueryEscaped {
             precondition(
                 character.isASCII && (character.isLetter || character.isNumber || "-._~%".contains(character)),
