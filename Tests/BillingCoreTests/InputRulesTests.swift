@@ -27,6 +27,24 @@ import Testing
         }
     }
 
+    @Test func htmlEscapingWorksPerScalarSoNoCombiningMarkHidesAQuote() {
+        #expect(HTMLText.escape("<a href=\"x\">'&'</a>") == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
+        // A quote, a less-than and an apostrophe each followed by a combining
+        // mark or a joiner are single Characters, yet the browser reads the
+        // quote: they are escaped all the same.
+        for mark in ["\u{0338}", "\u{200D}", "\u{0301}"] {
+            for character in ["\"", "<", "'", ">", "&"] {
+                let escaped = HTMLText.escape(character + mark + " onfocus=x")
+                #expect(
+                    !escaped.unicodeScalars.contains { "<>\"'".unicodeScalars.contains($0) },
+                    "\(escaped.debugDescription)"
+                )
+                #expect(escaped.hasPrefix("&"), "\(escaped.debugDescription)")
+            }
+        }
+        #expect(HTMLText.escape("Zoë 🇺🇦 plain") == "Zoë 🇺🇦 plain")
+    }
+
     @Test func pageTokensAreBoundedAndChecked() throws {
         let token = PageToken(sortKey: 1_800_000_000_000, id: "pay_0123456789abcdef0123456789abcdef")
         #expect(try PageToken(token.encoded) == token)
