@@ -102,6 +102,12 @@ struct Problem: Error {
         switch error.code {
         case .invalidArgument:
             self.init(status: 400, error.message, isInputRefused: true)
+        case .failedPrecondition where error.message.contains("idempotency key"):
+            // The same form sent again with other values (edited in another tab, say).
+            self.init(
+                status: 409,
+                "This form was already sent with other values; nothing changed. Check it and press again."
+            )
         case .failedPrecondition, .alreadyExists, .outOfRange:
             self.init(status: 409, error.message)
         case .notFound:

@@ -143,14 +143,18 @@ enum HTML {
         document.documentElement.classList.add("js");
         document.addEventListener("DOMContentLoaded", function () {
           var amount = document.getElementById("amount");
+          function pressPresets() {
+            document.querySelectorAll("button[data-amount]").forEach(function (preset) {
+              preset.setAttribute("aria-pressed", amount && preset.getAttribute("data-amount") === amount.value ? "true" : "false");
+            });
+          }
+          if (amount) { amount.addEventListener("input", pressPresets); }
           document.querySelectorAll("button[data-amount]").forEach(function (preset) {
             preset.addEventListener("click", function (event) {
               if (!amount) { return; }
               event.preventDefault();
               amount.value = preset.getAttribute("data-amount");
-              document.querySelectorAll("button[data-amount]").forEach(function (other) {
-                other.setAttribute("aria-pressed", other === preset ? "true" : "false");
-              });
+              pressPresets();
             });
           });
           // The payer's methods, switched in place: the others' are hidden and disabled.
@@ -187,7 +191,7 @@ enum HTML {
           }
           function remember(message) { if (message.lastEventId) { last = message.lastEventId; } }
           function connect() {
-            source = new EventSource(live.getAttribute("data-live-url") + "?after=" + encodeURIComponent(last));
+            source = new EventSource(live.getAttribute("data-live-url") + "&after=" + encodeURIComponent(last));
             source.addEventListener("open", function () { failures = 0; say("on", "Statuses update live."); });
             source.addEventListener("error", function () {
               if (source.readyState !== EventSource.CLOSED) { say("reconnecting", "Reconnecting to live updates…"); return; }

@@ -211,7 +211,7 @@ extension Panel {
             </tbody></table>
             """
         let body = """
-            <div id="history" data-live-url="/history/events" data-after="\(balance.asOfSequence)" data-live="off">
+            <div id="history" data-live-url="/history/events?account=\(HTML.escape(context.account.urlQueryEscaped))" data-after="\(balance.asOfSequence)" data-live="off">
             \(HTML.alert(problems.isEmpty ? nil : problems.joined(separator: " ")))
             \(filters)
             <p class="live" id="live-state" aria-live="polite">Reload the page to see new statuses.</p>
@@ -225,6 +225,7 @@ extension Panel {
             title: "Payment history",
             tab: .history,
             body: body,
+            status: problems.isEmpty ? .ok : .badRequest,
             balance: Display.money(balance.balance)
         )
     }
@@ -297,7 +298,11 @@ extension Panel {
     /// comment every `liveKeepAliveSeconds` keeps proxies from closing an
     /// idle stream and finds a browser that left.
     func liveEvents(_ request: Request) -> Response {
-        guard let visit = visit(request), let account = visit.accountID else {
+        // The page names the account it shows: a page left open while the
+        // browser signed in as another account must not show that one's events.
+        guard let visit = visit(request), let account = visit.accountID,
+            request.uri.queryParameters["account"].map({ $0 == account }) ?? true
+        else {
             return Response(status: .unauthorized)
         }
         let after =

@@ -117,7 +117,8 @@ extension Panel {
         do {
             items = try Self.items(periods)
         } catch let problem as FieldProblem {
-            body += HTML.alert(problem.message)
+            // Shown once: a refused form already says it at the top.
+            if message == nil { body += HTML.alert(problem.message) }
             return await page(context, title: "Renew services", tab: .renewals, body: body, status: .badRequest)
         }
         if !items.isEmpty {

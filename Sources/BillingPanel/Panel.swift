@@ -25,6 +25,8 @@ public final class Panel: Sendable {
     let logger: Logger
     /// The panel's own URL for return links, known once it listens.
     private let baseURL = Mutex("")
+    /// The port the panel listens on, once it does.
+    private let listeningPort = Mutex<Int?>(nil)
 
     /// A form body is a few fields; 16 KiB leaves room for a renewal of 100
     /// services and refuses anything larger before reading it.
@@ -61,6 +63,7 @@ public final class Panel: Sendable {
             ),
             onServerRunning: { [self] channel in
                 let port = channel.localAddress?.port ?? address.port
+                listeningPort.withLock { $0 = port }
                 baseURL.withLock { url in
                     if url.isEmpty {
                         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
@@ -76,13 +79,48 @@ public final class Panel: Sendable {
     /// Where payment systems send the person back: the payment history.
     var returnURL: String { baseURL.withLock { $0 } + "/history" }
 
+    /// The `host:port` values a request may name in `Host` (and its
+    /// `Origin`): the address the panel listens on, its loopback aliases,
+    /// and `publicURL`'s. Anything else is a name that was made to point
+    /// here (DNS rebinding: a web page the person visits re-points its own
+    /// name at 127.0.0.1 and drives the panel), refused before any route.
+    var allowedAuthorities: Set<String> {
+        var allowed: Set<String> = []
+        let base = baseURL.withLock { $0 }
+        if let url = URL(string: base), let host = url.host {
+            let port = url.port.map { ":\($0)" } ?? ""
+            let named = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+            allowed.insert(named + port)
+            if url.scheme == "http" && url.port == 80 || url.scheme == "https" && url.port == 443 {
+                allowed.insert(named)
+            }
+        }
+        if let listen = HostPort(configuration.listen), let port = listeningPort.withLock({ $0 }) {
+            for host in ["127.0.0.1", "localhost", "[::1]"] where Self.isLoopbackAlias(host, of: listen.host) {
+                allowed.insert("\(host):\(port)")
+            }
+        }
+        return allowed
+    }
+
+    private static func isLoopbackAlias(_ alias: String, of host: String) -> Bool {
+        switch host {
+        case "localhost": true
+        case "::1": alias == "[::1]" || alias == "localhost"
+        default: alias == host || alias == "localhost"
+        }
+    }
+
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: RequestGuard { [self] in allowedAuthorities })
         router.add(middleware: SecurityHeaders())
         router.get("/") { [self] request, _ in
             sessions.find(request.cookies[Self.cookieName]?.value)?.accountID == nil
                 ? HTML.redirect("/signin") : HTML.redirect("/topup")
         }
+        // Browsers ask for it on every page; an empty answer keeps their consoles quiet.
+        router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
         router.get("/static/panel.css") { _, _ in Self.asset(HTML.stylesheet, type: "text/css; charset=utf-8") }
         router.get("/static/panel.js") { _, _ in
             Self.asset(HTML.script, type: "text/javascript; charset=utf-8")
@@ -374,6 +412,55 @@ struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// Refuses, before any route, a request whose `Host` is not one of the
+/// panel's own names (421), and a POST that a browser says comes from
+/// another site (`Origin` of another host, or `Sec-Fetch-Site: cross-site`:
+/// 403). With CSRF tokens and SameSite cookies this is the third lock; it is
+/// the only one against DNS rebinding, where the page and the panel share
+/// an origin in the browser's eyes but not a name.
+struct RequestGuard<Context: RequestContext>: RouterMiddleware {
+    let allowed: @Sendable () -> Set<String>
+
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let authorities = allowed()
+        guard let host = request.head.authority ?? request.headers[.host], authorities.contains(host.lowercased())
+        else {
+            return HTML.page(
+                title: "Wrong address",
+                signedIn: nil,
+                body: "<p>This panel answers only at its own address.</p>",
+                status: .misdirectedRequest
+            )
+        }
+        if request.method == .post {
+            if let site = request.headers[.secFetchSite], site == "cross-site" || site == "same-site" {
+                return HTML.page(
+                    title: "Refused",
+                    signedIn: nil,
+                    body: "<p>Forms of other sites are refused.</p>",
+                    status: .forbidden
+                )
+            }
+            if let origin = request.headers[.origin] {
+                let authority = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first
+                guard origin.hasPrefix("http"), let authority, authorities.contains(authority.lowercased()) else {
+                    return HTML.page(
+                        title: "Refused",
+                        signedIn: nil,
+                        body: "<p>Forms of other sites are refused.</p>",
+                        status: .forbidden
+                    )
+                }
+            }
+        }
+        return try await next(request, context)
+    }
+}
+
 /// Header names HTTPTypes does not predefine (Hummingbird exports
 /// `HTTPFields` but not `HTTPField`, hence the spelling).
 extension HTTPFields.Element.Name {
@@ -381,6 +468,8 @@ extension HTTPFields.Element.Name {
     static let xContentTypeOptions = Self("X-Content-Type-Options")!
     static let panelReferrerPolicy = Self("Referrer-Policy")!
     static let lastEventID = Self("Last-Event-ID")!
+    static let secFetchSite = Self("Sec-Fetch-Site")!
+    static let host = Self("Host")!
 }
 
 extension StringProtocol {

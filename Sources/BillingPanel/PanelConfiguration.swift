@@ -58,8 +58,11 @@ public struct PanelConfiguration: Sendable, Codable, Hashable {
     /// of billingd's WatchPayments, and billingd allows 128 streams per
     /// connection; the panel keeps its watches on a connection of their own.
     public var maxLiveStreams: Int = 100
-    /// Live history pages of one session at once (tabs of one person).
-    public var maxLiveStreamsPerSession: Int = 8
+    /// Live history pages of one session at once (tabs and windows of one
+    /// person); a newer one ends the oldest. Browsers open at most six
+    /// connections to a site and each live page holds one: four leave two
+    /// for the pages themselves.
+    public var maxLiveStreamsPerSession: Int = 4
     /// Payments per page of the history.
     public var historyPageSize: Int = 20
     /// A live history page gets a comment this often when nothing happens,

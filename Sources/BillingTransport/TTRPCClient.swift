@@ -321,7 +321,15 @@ private final class ClientRawStream: RawMessageStream, @unchecked Sendable {
     func next() async throws -> [UInt8]? {
         do {
             let element = try await iterator.next()
-            if element != nil { onConsume() } else { _ = end() }
+            if element != nil {
+                onConsume()
+            } else if Task.isCancelled {
+                // The consumer's task was cancelled: the iterator ends with
+                // nil, but the server is still sending; tell it to stop.
+                cancel()
+            } else {
+                _ = end()
+            }
             return element
         } catch is NotProcessed {
             _ = end()

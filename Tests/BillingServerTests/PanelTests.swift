@@ -6,6 +6,8 @@ import Logging
 import NIOCore
 import Testing
 
+@testable import BillingServer
+
 /// billing-panel over plain HTTP, as an attacker would send it: forms without
 /// the CSRF token, a session id planted before sign-in, markup in billingd's
 /// data, another account's ids, oversized bodies, live-stream limits and
@@ -49,9 +51,10 @@ import Testing
             body: String? = nil,
             headers: [String: String] = [:]
         ) async throws -> Reply {
-            var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+            var request =
+                "\(method) \(path) HTTP/1.1\r\nHost: \(headers["Host"] ?? "127.0.0.1:\(port)")\r\nConnection: close\r\n"
             if let cookie { request += "Cookie: panel_session=\(cookie)\r\n" }
-            for (name, value) in headers { request += "\(name): \(value)\r\n" }
+            for (name, value) in headers where name != "Host" { request += "\(name): \(value)\r\n" }
             if let body {
                 request += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n"
             }
@@ -217,6 +220,58 @@ import Testing
         await fixture.stop()
     }
 
+    @Test func requestsForAnotherNameOrFromAnotherSiteAreRefused() async throws {
+        let fixture = try await Fixture()
+        do {
+            let payer = try await provision(fixture, "acc-host")
+            let (cookie, csrf) = try await fixture.signIn("acc-host")
+            let page = try await fixture.send("GET", "/topup", cookie: cookie)
+            let request = try #require(page.requestToken)
+            let fields = "csrf=\(csrf)&payer=\(payer)&amount=10&option=invoice&request=\(request)"
+            // DNS rebinding: a page of rebind.example re-pointed its name at 127.0.0.1.
+            let rebound = try await fixture.send(
+                "POST",
+                "/topup",
+                cookie: cookie,
+                body: fields,
+                headers: ["Host": "rebind.example:\(fixture.port)"]
+            )
+            #expect(rebound.status == 421, "\(rebound.status)")
+            for (name, value) in [
+                ("Origin", "http://evil.example"), ("Origin", "null"), ("Sec-Fetch-Site", "cross-site"),
+                ("Sec-Fetch-Site", "same-site"),
+            ] {
+                let reply = try await fixture.send(
+                    "POST",
+                    "/topup",
+                    cookie: cookie,
+                    body: fields,
+                    headers: [name: value]
+                )
+                #expect(reply.status == 403, "\(name): \(value) → \(reply.status)")
+            }
+            #expect(try await fixture.payments("acc-host").isEmpty)
+            // The panel's own pages, as a browser sends them, pass.
+            let own = try await fixture.send(
+                "POST",
+                "/topup",
+                cookie: cookie,
+                body: fields,
+                headers: ["Origin": "http://127.0.0.1:\(fixture.port)", "Sec-Fetch-Site": "same-origin"]
+            )
+            #expect(own.status == 303, "\(own.text)")
+            #expect(
+                try await fixture.send("GET", "/topup", headers: ["Host": "localhost:\(fixture.port)"]).status == 303
+            )
+            // A live page of another account (the browser signed in as another since) gets nothing.
+            let other = try await fixture.send("GET", "/history/events?account=acc-someone", cookie: cookie)
+            #expect(other.status == 401)
+        } catch {
+            Issue.record(error)
+        }
+        await fixture.stop()
+    }
+
     @Test func anotherAccountsMigrationOrderReadsAsNoneAndCannotBePaid() async throws {
         let fixture = try await Fixture()
         do {
@@ -315,7 +370,7 @@ import Testing
             host: "127.0.0.1",
             port: fixture.port,
             request:
-                "GET /history/events?after=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: panel_session=\(cookie)\r\n\(resume)\r\n",
+                "GET /history/events?after=0 HTTP/1.1\r\nHost: 127.0.0.1:\(fixture.port)\r\nConnection: close\r\nCookie: panel_session=\(cookie)\r\n\(resume)\r\n",
             until: needle,
             group: fixture.billingd.clientGroup
         )
@@ -352,6 +407,10 @@ import Testing
             #expect(second.text.hasPrefix("HTTP/1.1 200"), "\(second.text)")
             #expect(!second.text.contains("id: 1\n") && second.text.contains("id: 2\n"), "\(second.text)")
             try await first.channel.closeFuture.get()
+            // …and its watch on billingd ends with it (not only the panel's side).
+            let hub = fixture.billingd.application.hub
+            try await until { hub.subscriberCount == 1 }
+            #expect(hub.subscriberCount == 1)
 
             // The panel's places: another session takes the second, a third session is refused.
             let (other, _) = try await fixture.signIn("acc-live")
@@ -364,6 +423,8 @@ import Testing
             let out = try await fixture.send("POST", "/signout", cookie: cookie, body: "csrf=\(csrf)")
             #expect(out.status == 303)
             try await second.channel.closeFuture.get()
+            try await until { hub.subscriberCount == 1 }
+            #expect(hub.subscriberCount == 1, "the signed-out page's watch still runs on billingd")
             // billingd going away ends the other: the browser reconnects and resumes.
             await fixture.billingd.application.shutdown()
             try await third.channel.closeFuture.get()
@@ -373,6 +434,12 @@ import Testing
             Issue.record(error)
         }
         await fixture.stop()
+    }
+
+    /// Waits (60 s at most) until `condition` holds; the #expect after it says what failed.
+    private func until(_ condition: () -> Bool) async throws {
+        let patience = ContinuousClock.now.advanced(by: .seconds(60))
+        while !condition(), ContinuousClock.now < patience { try await Task.sleep(for: .milliseconds(10)) }
     }
 
     @Test(.timeLimit(.minutes(3)))
@@ -395,7 +462,7 @@ import Testing
             let form = try await RawHTTP.exchange(
                 host: "127.0.0.1",
                 port: port,
-                request: "GET /signin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                request: "GET /signin HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n",
                 group: billingd.clientGroup
             )
             let anonymous = try #require(Reply(form).cookie)
@@ -405,7 +472,7 @@ import Testing
                 host: "127.0.0.1",
                 port: port,
                 request:
-                    "POST /signin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: panel_session=\(anonymous)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)",
+                    "POST /signin HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nCookie: panel_session=\(anonymous)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)",
                 group: billingd.clientGroup
             )
             let cookie = try #require(Reply(signedIn).cookie)
@@ -413,7 +480,7 @@ import Testing
                 host: "127.0.0.1",
                 port: port,
                 request:
-                    "GET /history/events HTTP/1.1\r\nHost: x\r\nCookie: panel_session=\(cookie)\r\n\r\n",
+                    "GET /history/events HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nCookie: panel_session=\(cookie)\r\n\r\n",
                 until: "retry: 3000",
                 group: billingd.clientGroup
             )

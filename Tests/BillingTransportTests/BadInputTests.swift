@@ -340,6 +340,29 @@ import Testing
             #expect(f.service.cancelledStreams.load(ordering: .relaxed) == 1)
         }
     }
+
+    /// The consumer's task cancelled mid-stream (a page closed, a task group
+    /// cancelled): the stream is cancelled at the server too, not only
+    /// forgotten by the client (the server kept sending, and held one of its
+    /// streams per connection, until the connection closed).
+    @Test func cancellingTheConsumersTaskStopsTheServerHandler() async throws {
+        try await withServer { f in
+            let client = try f.health()
+            let reading = Task {
+                for try await _ in try await client.watch(TransportFixture.request("forever-slow")) {}
+            }
+            let deadline = ContinuousClock.now.advanced(by: .seconds(120))
+            while f.service.sent.load(ordering: .relaxed) == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            reading.cancel()
+            _ = await reading.result
+            while f.service.cancelledStreams.load(ordering: .relaxed) == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(f.service.cancelledStreams.load(ordering: .relaxed) == 1)
+        }
+    }
 }
 
 extension GrpcHealthV1.HealthCheckRequest {
