@@ -145,7 +145,9 @@ enum HTML {
           var amount = document.getElementById("amount");
           function pressPresets() {
             document.querySelectorAll("button[data-amount]").forEach(function (preset) {
-              preset.setAttribute("aria-pressed", amount && preset.getAttribute("data-amount") === amount.value ? "true" : "false");
+              var typed = amount ? amount.value.trim() : "";
+              var same = /^[0-9]+(\\.[0-9]+)?$/.test(typed) && Number(typed) === Number(preset.getAttribute("data-amount"));
+              preset.setAttribute("aria-pressed", same ? "true" : "false");
             });
           }
           if (amount) { amount.addEventListener("input", pressPresets); }

@@ -156,8 +156,9 @@ extension Panel {
                     </form></section>
                     """
             } catch {
+                // Shown once: a refused Renew already says it at the top.
                 let problem = error as? Problem ?? Problem(error)
-                body += HTML.alert(problem.message)
+                if problem.message != message { body += HTML.alert(problem.message) }
             }
         }
         return await page(context, title: "Renew services", tab: .renewals, body: body, status: status)
@@ -196,7 +197,7 @@ extension Panel {
                 form.option,
                 saveMethod: form.saveMethod == "on",
                 allowBalance: true,
-                returnURL: returnURL
+                returnURL: returnURL(request)
             )
         } catch let problem as FieldProblem {
             return try await again(problem.message)
@@ -377,7 +378,7 @@ extension Panel {
                 form.option,
                 saveMethod: form.saveMethod == "on",
                 allowBalance: true,
-                returnURL: returnURL
+                returnURL: returnURL(request)
             )
         } catch let problem as FieldProblem {
             return try await again(problem.message)

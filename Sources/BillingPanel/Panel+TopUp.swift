@@ -48,7 +48,8 @@ extension Panel {
         // without it the form comes back with that amount (nothing is paid).
         let presets = choices.options.presets.map { preset -> String in
             let money = Money(minorUnits: preset.amountMinorUnits, choices.currency)
-            let pressed = money.formatted == amount ? "true" : "false"
+            let typed = try? Money(parsing: amount, choices.currency)
+            let pressed = typed == money ? "true" : "false"
             return """
                 <button type="submit" name="preset" value="\(money.formatted)" data-amount="\(money.formatted)" aria-pressed="\(pressed)" class="secondary">\(HTML.escape(money.description))</button>
                 """
@@ -127,7 +128,12 @@ extension Panel {
         let option: BillingV1.PaymentOption
         do {
             amount = try choices.amount(form.amount, option: form.option)
-            option = try choices.option(form.option, saveMethod: save, allowBalance: false, returnURL: returnURL)
+            option = try choices.option(
+                form.option,
+                saveMethod: save,
+                allowBalance: false,
+                returnURL: returnURL(request)
+            )
         } catch let problem as FieldProblem {
             return await again(problem)
         }

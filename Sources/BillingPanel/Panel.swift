@@ -76,8 +76,18 @@ public final class Panel: Sendable {
         )
     }
 
-    /// Where payment systems send the person back: the payment history.
-    var returnURL: String { baseURL.withLock { $0 } + "/history" }
+    /// Where payment systems send the person back: the payment history, at
+    /// `publicURL` when one is configured, else at the name the browser used
+    /// (127.0.0.1 or localhost: the session cookie belongs to that name, so
+    /// coming back at the other would arrive signed out). The name was
+    /// checked against `allowedAuthorities` before any route ran.
+    func returnURL(_ request: Request) -> String {
+        if !configuration.publicURL.isEmpty { return baseURL.withLock { $0 } + "/history" }
+        guard let authority = request.head.authority, allowedAuthorities.contains(authority.lowercased()) else {
+            return baseURL.withLock { $0 } + "/history"
+        }
+        return "http://\(authority.lowercased())/history"
+    }
 
     /// The `host:port` values a request may name in `Host` (and its
     /// `Origin`): the address the panel listens on, its loopback aliases,

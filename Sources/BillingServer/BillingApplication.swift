@@ -135,7 +135,6 @@ public final class BillingApplication: Sendable {
                     port: configuration.sandbox.port,
                     name: "billingd sandbox",
                     idleTimeout: .seconds(30),
-                    group: eventLoops,
                     logger: logger
                 )
                 sandbox = provider
@@ -250,7 +249,6 @@ public final class BillingApplication: Sendable {
                     port: configuration.webhooks.port,
                     name: "billingd webhooks",
                     idleTimeout: .seconds(10),
-                    group: eventLoops,
                     logger: logger
                 )
             }
@@ -273,7 +271,6 @@ public final class BillingApplication: Sendable {
                     port: configuration.metrics.port,
                     name: "billingd metrics",
                     idleTimeout: .seconds(10),
-                    group: eventLoops,
                     logger: logger
                 )
             }

@@ -74,8 +74,16 @@ struct HealthAnnouncement: Service {
     }
 }
 
-/// A Hummingbird application (the webhook endpoint, the sandbox's page) and
-/// the port it listens on, known once it does.
+/// A Hummingbird application (the webhook endpoint, the sandbox's page, the
+/// metrics) and the port it listens on, known once it does.
+///
+/// It runs on NIO's process-wide event loops (`.singleton`, never shut
+/// down), not on billingd's own group: Hummingbird's server can still be
+/// finishing its shutdown on a task of its own (its quiescing helper fails a
+/// promise on its loop) after its service returned, and billingd shuts its
+/// group down as soon as the service group ends; on a group of our own that
+/// race printed "Cannot schedule tasks on an EventLoop that has already shut
+/// down" (and traps under SWIFTNIO_STRICT, and in NIO versions to come).
 struct HTTPPart: Sendable {
     let application: Application<RouterResponder<BasicRequestContext>>
     let listening: Listening
@@ -88,7 +96,6 @@ struct HTTPPart: Sendable {
         port: Int,
         name: String,
         idleTimeout: TimeAmount,
-        group: any EventLoopGroup,
         logger: Logger
     ) {
         let listening = Listening()
@@ -98,7 +105,7 @@ struct HTTPPart: Sendable {
             server: .http1(configuration: .init(idleTimeout: idleTimeout)),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: name),
             onServerRunning: { channel in listening.succeed(channel.localAddress?.port ?? port) },
-            eventLoopGroupProvider: .shared(group),
+            eventLoopGroupProvider: .singleton,
             logger: logger
         )
     }

@@ -263,6 +263,19 @@ import Testing
             #expect(
                 try await fixture.send("GET", "/topup", headers: ["Host": "localhost:\(fixture.port)"]).status == 303
             )
+            // Paying at localhost comes back to localhost (the cookie belongs to that name).
+            let again = try await fixture.send("GET", "/topup", cookie: cookie)
+            let viaLocalhost = try await fixture.send(
+                "POST",
+                "/topup",
+                cookie: cookie,
+                body:
+                    "csrf=\(csrf)&payer=\(payer)&amount=12&option=system%3Asandbox&request=\(try #require(again.requestToken))",
+                headers: ["Host": "localhost:\(fixture.port)"]
+            )
+            let sandboxPage = try #require(viaLocalhost.header("location"), "\(viaLocalhost.text)")
+            let back = try await fixture.billingd.press(sandboxPage, approve: true)
+            #expect(back.location == "http://localhost:\(fixture.port)/history", "\(back.location)")
             // A live page of another account (the browser signed in as another since) gets nothing.
             let other = try await fixture.send("GET", "/history/events?account=acc-someone", cookie: cookie)
             #expect(other.status == 401)
