@@ -187,17 +187,14 @@ extension Panel {
         if form.show != nil {
             return try await renewals(context, periods: periods, payerID: form.payer)
         }
-        let choices = try await choices(account: context.account, payerID: form.payer)
-        guard form.option == "balance" || choices.payer?.payer?.id == form.payer else {
-            return try await again("Choose a payer of this account.")
-        }
-        let option: BillingV1.PaymentOption
+        let paying: (option: BillingV1.PaymentOption, payerID: String, currency: Currency)
         do {
-            option = try choices.option(
-                form.option,
-                saveMethod: form.saveMethod == "on",
-                allowBalance: true,
-                returnURL: returnURL(request)
+            paying = try await orderPayment(
+                context,
+                payerID: form.payer,
+                option: form.option,
+                save: form.saveMethod,
+                request
             )
         } catch let problem as FieldProblem {
             return try await again(problem.message)
@@ -207,10 +204,10 @@ extension Panel {
         else { return try await again("This form is out of date; check the quote and press Renew again.") }
         var renew = BillingV1.RenewRequest()
         renew.accountId = context.account
-        if case .balance = option.option {} else { renew.payerId = choices.payer?.payer?.id ?? "" }
+        renew.payerId = paying.payerID
         renew.items = items
-        renew.option = option
-        renew.expectedTotal = BillingV1.Money(Money(minorUnits: expected, choices.currency))
+        renew.option = paying.option
+        renew.expectedTotal = BillingV1.Money(Money(minorUnits: expected, paying.currency))
         let response: BillingV1.RenewResponse
         do {
             response = try await billingd.renewal.renew(renew, options: billingd.once(key))
@@ -225,6 +222,31 @@ extension Panel {
             return away
         }
         return HTML.redirect("/renewals?order=\(orderID.urlQueryEscaped)", headers: context.visit.setCookie)
+    }
+
+    /// How a renewal or a migration is paid: from the balance (no payer),
+    /// or with an option of the payer the form shows (the payer shown is the
+    /// payer charged). Throws `FieldProblem` for the form to show.
+    private func orderPayment(
+        _ context: SignedIn,
+        payerID: String?,
+        option: String?,
+        save: String?,
+        _ request: Request
+    ) async throws -> (option: BillingV1.PaymentOption, payerID: String, currency: Currency) {
+        let choices = try await choices(account: context.account, payerID: payerID)
+        let payer = choices.payer?.payer?.id ?? ""
+        guard option == "balance" || payer == payerID else {
+            throw FieldProblem(field: "payer", message: "Choose a payer of this account.")
+        }
+        let chosen = try choices.option(
+            option,
+            saveMethod: save == "on",
+            allowBalance: true,
+            returnURL: returnURL(request)
+        )
+        if case .balance = chosen.option { return (chosen, "", choices.currency) }
+        return (chosen, payer, choices.currency)
     }
 
     // MARK: Migration payment
@@ -368,17 +390,14 @@ extension Panel {
         if form.show != nil {
             return try await migration(context, orderID: orderID, payerID: form.payer)
         }
-        let choices = try await choices(account: context.account, payerID: form.payer)
-        guard form.option == "balance" || choices.payer?.payer?.id == form.payer else {
-            return try await again("Choose a payer of this account.")
-        }
-        let option: BillingV1.PaymentOption
+        let paying: (option: BillingV1.PaymentOption, payerID: String, currency: Currency)
         do {
-            option = try choices.option(
-                form.option,
-                saveMethod: form.saveMethod == "on",
-                allowBalance: true,
-                returnURL: returnURL(request)
+            paying = try await orderPayment(
+                context,
+                payerID: form.payer,
+                option: form.option,
+                save: form.saveMethod,
+                request
             )
         } catch let problem as FieldProblem {
             return try await again(problem.message)
@@ -388,8 +407,8 @@ extension Panel {
         }
         var pay = BillingV1.PayMigrationOrderRequest()
         pay.orderId = order.id
-        if case .balance = option.option {} else { pay.payerId = choices.payer?.payer?.id ?? "" }
-        pay.option = option
+        pay.payerId = paying.payerID
+        pay.option = paying.option
         let response: BillingV1.PayMigrationOrderResponse
         do {
             response = try await billingd.migration.payMigrationOrder(pay, options: billingd.once(key))

@@ -25,8 +25,8 @@ public final class Panel: Sendable {
     let logger: Logger
     /// The panel's own URL for return links, known once it listens.
     private let baseURL = Mutex("")
-    /// The port the panel listens on, once it does.
-    private let listeningPort = Mutex<Int?>(nil)
+    /// `allowedAuthorities`, worked out once the panel listens (empty until then).
+    private let authorities = Mutex<Set<String>>([])
 
     /// A form body is a few fields; 16 KiB leaves room for a renewal of 100
     /// services and refuses anything larger before reading it.
@@ -63,13 +63,14 @@ public final class Panel: Sendable {
             ),
             onServerRunning: { [self] channel in
                 let port = channel.localAddress?.port ?? address.port
-                listeningPort.withLock { $0 = port }
-                baseURL.withLock { url in
+                let base = baseURL.withLock { url in
                     if url.isEmpty {
                         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
                         url = "http://\(host):\(port)"
                     }
+                    return url
                 }
+                authorities.withLock { $0 = Self.authorities(base: base, listenHost: address.host, port: port) }
                 await onListening(port)
             },
             logger: logger
@@ -94,9 +95,10 @@ public final class Panel: Sendable {
     /// and `publicURL`'s. Anything else is a name that was made to point
     /// here (DNS rebinding: a web page the person visits re-points its own
     /// name at 127.0.0.1 and drives the panel), refused before any route.
-    var allowedAuthorities: Set<String> {
+    var allowedAuthorities: Set<String> { authorities.withLock { $0 } }
+
+    private static func authorities(base: String, listenHost: String, port: Int) -> Set<String> {
         var allowed: Set<String> = []
-        let base = baseURL.withLock { $0 }
         if let url = URL(string: base), let host = url.host {
             let port = url.port.map { ":\($0)" } ?? ""
             let named = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
@@ -105,10 +107,8 @@ public final class Panel: Sendable {
                 allowed.insert(named)
             }
         }
-        if let listen = HostPort(configuration.listen), let port = listeningPort.withLock({ $0 }) {
-            for host in ["127.0.0.1", "localhost", "[::1]"] where Self.isLoopbackAlias(host, of: listen.host) {
-                allowed.insert("\(host):\(port)")
-            }
+        for host in ["127.0.0.1", "localhost", "[::1]"] where isLoopbackAlias(host, of: listenHost) {
+            allowed.insert("\(host):\(port)")
         }
         return allowed
     }

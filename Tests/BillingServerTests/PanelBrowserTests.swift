@@ -98,10 +98,7 @@ import Testing
         service.id = "vps-1"
         service.accountId = account
         service.displayName = "VPS <small>"
-        var price = BillingV1.Money()
-        price.amountMinorUnits = 1000
-        price.currency = "USD"
-        service.pricePerPeriod = price
+        service.pricePerPeriod = .usd(1000)
         service.periodDays = 30
         service.expiresAtUnixMs = Int64(Date().timeIntervalSince1970 * 1000) + 5 * 86_400_000
         var upsert = BillingV1.UpsertRenewableServiceRequest()
@@ -111,10 +108,7 @@ import Testing
         order.accountId = account
         order.externalId = "mig-1"
         order.description = "Move example.com to a new VPS"
-        var serverPrice = BillingV1.Money()
-        serverPrice.amountMinorUnits = 500
-        serverPrice.currency = "USD"
-        order.serverPrice = serverPrice
+        order.serverPrice = .usd(500)
         return try await clients.migration.createMigrationOrder(order).id
     }
 }

@@ -296,10 +296,7 @@ import Testing
             order.accountId = "acc-other"
             order.externalId = "m-1"
             order.description = "theirs"
-            var price = BillingV1.Money()
-            price.amountMinorUnits = 100
-            price.currency = "USD"
-            order.serverPrice = price
+            order.serverPrice = .usd(100)
             let theirs = try await clients.migration.createMigrationOrder(order)
             let (cookie, csrf) = try await fixture.signIn("acc-mine")
             let page = try await fixture.send("GET", "/migration?order=\(theirs.id)", cookie: cookie)
@@ -399,15 +396,9 @@ import Testing
             let payer = try await provision(fixture, "acc-live")
             let clients = try fixture.billingd.clients("internal")
             for _ in 0..<2 {
-                var topUp = BillingV1.CreateTopUpRequest()
-                topUp.accountId = "acc-live"
-                topUp.payerId = payer
-                var amount = BillingV1.Money()
-                amount.amountMinorUnits = 1000
-                amount.currency = "USD"
-                topUp.amount = amount
-                topUp.option = .invoice
-                _ = try await clients.balance.createTopUp(topUp)
+                _ = try await clients.balance.createTopUp(
+                    topUpRequest(account: "acc-live", payer: payer, minor: 1000, option: .invoice)
+                )
             }
             let (cookie, csrf) = try await fixture.signIn("acc-live")
             // From the start: event 1 first.
@@ -516,15 +507,9 @@ import Testing
             let payer = try await provision(fixture, "acc-pages")
             let clients = try fixture.billingd.clients("internal")
             for cents in [101, 102, 103, 104, 105] {
-                var topUp = BillingV1.CreateTopUpRequest()
-                topUp.accountId = "acc-pages"
-                topUp.payerId = payer
-                var amount = BillingV1.Money()
-                amount.amountMinorUnits = Int64(cents)
-                amount.currency = "USD"
-                topUp.amount = amount
-                topUp.option = .invoice
-                _ = try await clients.balance.createTopUp(topUp)
+                _ = try await clients.balance.createTopUp(
+                    topUpRequest(account: "acc-pages", payer: payer, minor: Int64(cents), option: .invoice)
+                )
             }
             let (cookie, csrf) = try await fixture.signIn("acc-pages")
             var seen: [String] = []
@@ -545,10 +530,7 @@ import Testing
             service.id = "web-1"
             service.accountId = "acc-pages"
             service.displayName = "Web hosting"
-            var price = BillingV1.Money()
-            price.amountMinorUnits = 700
-            price.currency = "USD"
-            service.pricePerPeriod = price
+            service.pricePerPeriod = .usd(700)
             service.periodDays = 30
             service.expiresAtUnixMs = Int64(Date().timeIntervalSince1970 * 1000) + 86_400_000
             var upsert = BillingV1.UpsertRenewableServiceRequest()

@@ -20,6 +20,7 @@ import traceback
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -45,9 +46,28 @@ def browser(javascript=True):
 
 
 def until(driver, what, condition):
+    """Waits for a state. A check that fails because the page is being
+    replaced under it (a stale element, chromedriver's "node does not belong
+    to the document", a script run while the page changes) means "not yet":
+    the wait goes on, and a state that never comes fails as a timeout naming
+    the step."""
     global step
     step = what
-    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(lambda d: condition(d))
+    return WebDriverWait(driver, WAIT, poll_frequency=0.1,
+                         ignored_exceptions=[WebDriverException]).until(lambda d: condition(d))
+
+
+def press(driver, element):
+    """Clicks something that sends a form or follows a link, and waits until
+    the next page replaced this one (a check made right after the click could
+    still read the old page). The old page's window carries a mark; the new
+    page's does not. Element handles are not used across the navigation:
+    chromedriver then fails in ways of its own ("node does not belong to the
+    document") rather than as a stale element."""
+    driver.execute_script("window.pressedBeforeThisPage = true;")
+    element.click()
+    until(driver, step, lambda d: d.execute_script(
+        "return document.readyState === 'complete' && !window.pressedBeforeThisPage;"))
 
 
 def shot(driver, name):
@@ -65,12 +85,12 @@ def sign_in(driver):
     until(driver, "the sign-in page", lambda d: d.current_url.endswith("/signin"))
     shot(driver, "signin")
     driver.find_element(By.ID, "account").send_keys("no-such-account")
-    driver.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    press(driver, driver.find_element(By.CSS_SELECTOR, "main button[type=submit]"))
     until(driver, "the unknown account's message", lambda d: "no account no-such-account" in text(d, "#account-error"))
     field = driver.find_element(By.ID, "account")
     field.clear()
     field.send_keys(ACCOUNT)
-    driver.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    press(driver, driver.find_element(By.CSS_SELECTOR, "main button[type=submit]"))
     until(driver, "the top-up page after sign-in", lambda d: d.current_url.endswith("/topup"))
     assert ACCOUNT in text(driver, "#account")
 
@@ -132,7 +152,7 @@ def whole_top_up(driver):
     driver.find_element(By.ID, "save-method").click()
     shot(driver, "topup")
     top_up_page = driver.current_window_handle
-    driver.find_element(By.ID, "submit").click()
+    press(driver, driver.find_element(By.ID, "submit"))
     until(driver, "the sandbox's page", lambda d: "Sandbox payment" in d.title and "200.00 USD" in d.page_source)
     shot(driver, "sandbox")
 
@@ -151,7 +171,7 @@ def whole_top_up(driver):
 
     step = "press Pay on the sandbox's page"
     driver.switch_to.window(top_up_page)
-    driver.find_element(By.CSS_SELECTOR, "form[action$='/approve'] button").click()
+    press(driver, driver.find_element(By.CSS_SELECTOR, "form[action$='/approve'] button"))
     until(driver, "the way back to the history", lambda d: "/history" in d.current_url)
     until(driver, "Paid on the page the person returned to",
           lambda d: d.find_element(By.CSS_SELECTOR, "#" + payment + " [data-status]").text == "Paid")
@@ -178,7 +198,7 @@ def saved_method_top_up(driver):
     assert saved[0].is_selected(), "the default saved method is not pre-selected"
     amount = driver.find_element(By.ID, "amount")
     amount.send_keys("25")
-    driver.find_element(By.ID, "submit").click()
+    press(driver, driver.find_element(By.ID, "submit"))
     until(driver, "the history with the new payment", lambda d: "/history?payment=" in d.current_url)
     payment = "payment-" + driver.current_url.split("payment=")[1]
     until(driver, "the saved-method payment Paid",
@@ -193,9 +213,9 @@ def declined_top_up(driver):
     driver.get(PANEL + "/topup")
     driver.find_element(By.ID, "amount").send_keys("15")
     driver.find_element(By.ID, "option-system-sandbox").click()
-    driver.find_element(By.ID, "submit").click()
+    press(driver, driver.find_element(By.ID, "submit"))
     until(driver, "the sandbox's page", lambda d: "Sandbox payment" in d.title)
-    driver.find_element(By.CSS_SELECTOR, "form[action$='/decline'] button").click()
+    press(driver, driver.find_element(By.CSS_SELECTOR, "form[action$='/decline'] button"))
     until(driver, "the way back to the history", lambda d: "/history" in d.current_url)
     until(driver, "the newest payment Cancelled",
           lambda d: payment_rows(d)[0].find_element(By.CSS_SELECTOR, "[data-status]").text == "Cancelled")
@@ -221,7 +241,7 @@ def limits(driver):
         driver.get(PANEL + "/topup")
         driver.find_element(By.ID, "amount").send_keys(typed)
         driver.find_element(By.ID, "option-invoice").click()
-        driver.find_element(By.ID, "submit").click()
+        press(driver, driver.find_element(By.ID, "submit"))
         until(driver, "the amount's message", lambda d: d.find_elements(By.ID, "amount-error"))
         assert message in text(driver, "#amount-error"), text(driver, "#amount-error")
         field = driver.find_element(By.ID, "amount")
@@ -234,7 +254,7 @@ def limits(driver):
     driver.find_element(By.ID, "amount").send_keys("10")
     # The pre-selected saved method is unticked by choosing none: remove the choice.
     driver.execute_script("document.querySelectorAll('input[name=option]').forEach(function(r){r.checked=false;r.required=false;});")
-    driver.find_element(By.ID, "submit").click()
+    press(driver, driver.find_element(By.ID, "submit"))
     until(driver, "the method's message", lambda d: d.find_elements(By.ID, "option-error"))
     assert "Choose a payment method" in text(driver, "#option-error")
     assert history_count(driver) == before, "a refused amount created a payment"
@@ -247,12 +267,12 @@ def renewal(driver):
     field = driver.find_element(By.CSS_SELECTOR, "input[name^='periods[']")
     field.clear()
     field.send_keys("2")
-    driver.find_element(By.ID, "quote").click()
+    press(driver, driver.find_element(By.ID, "quote"))
     until(driver, "the quote", lambda d: d.find_elements(By.ID, "quote-total"))
     assert text(driver, "#quote-total") == "20.00 USD", text(driver, "#quote-total")
     assert driver.find_element(By.ID, "option-balance").is_selected()
     shot(driver, "renewals")
-    driver.find_element(By.ID, "renew").click()
+    press(driver, driver.find_element(By.ID, "renew"))
     until(driver, "the completed order", lambda d: d.find_elements(By.ID, "renewal-result"))
     assert "completed" in text(driver, "#renewal-result"), text(driver, "#renewal-result")
     until(driver, "the balance after it", lambda d: text(d, "#balance") == "205.00 USD")
@@ -266,11 +286,11 @@ def migration(driver):
     step = "pay for a migration's server from the balance"
     driver.get(PANEL + "/migration")
     driver.find_element(By.ID, "order").send_keys(ORDER)
-    driver.find_element(By.CSS_SELECTOR, "#open-order button").click()
+    press(driver, driver.find_element(By.CSS_SELECTOR, "#open-order button"))
     until(driver, "the order", lambda d: d.find_elements(By.ID, "server-price"))
     assert text(driver, "#server-price") == "5.00 USD"
     shot(driver, "migration")
-    driver.find_element(By.ID, "pay-migration").click()
+    press(driver, driver.find_element(By.ID, "pay-migration"))
     until(driver, "the order Paid", lambda d: "Paid on" in text(d, "#order-state"))
     until(driver, "the balance after it", lambda d: text(d, "#balance") == "200.00 USD")
 
@@ -301,14 +321,14 @@ def without_javascript():
         before = history_count(driver)
         driver.get(PANEL + "/topup")
         step = "without JavaScript: a preset"
-        driver.find_element(By.CSS_SELECTOR, ".presets button[data-amount='500.00']").click()
+        press(driver, driver.find_element(By.CSS_SELECTOR, ".presets button[data-amount='500.00']"))
         until(driver, "the amount from the preset",
               lambda d: d.find_element(By.ID, "amount").get_attribute("value") == "500.00")
 
         step = "without JavaScript: another payer chosen, the first payer's card still ticked, Top up"
         assert len(visible_methods(driver)) == 1 and visible_methods(driver)[0].is_selected()
         Select(driver.find_element(By.ID, "payer")).select_by_index(1)
-        driver.find_element(By.ID, "submit").click()
+        press(driver, driver.find_element(By.ID, "submit"))
         until(driver, "the method's message", lambda d: d.find_elements(By.ID, "option-error"))
         assert "Choose one of the payment methods shown" in text(driver, "#option-error")
         assert Select(driver.find_element(By.ID, "payer")).first_selected_option.text.startswith("Acme")
@@ -320,7 +340,7 @@ def without_javascript():
         driver.get(PANEL + "/topup")
         driver.find_element(By.ID, "amount").send_keys("42.50")
         Select(driver.find_element(By.ID, "payer")).select_by_index(1)
-        driver.find_element(By.ID, "show-payer").click()
+        press(driver, driver.find_element(By.ID, "show-payer"))
         until(driver, "the second payer's page",
               lambda d: Select(d.find_element(By.ID, "payer")).first_selected_option.text.startswith("Acme"))
         assert driver.find_element(By.ID, "amount").get_attribute("value") == "42.50"
@@ -328,7 +348,7 @@ def without_javascript():
 
         step = "without JavaScript: an invoice for the payer shown"
         driver.find_element(By.ID, "option-invoice").click()
-        driver.find_element(By.ID, "submit").click()
+        press(driver, driver.find_element(By.ID, "submit"))
         until(driver, "the history with the invoice", lambda d: "/history?payment=" in d.current_url)
         row = payment_rows(driver)[0]
         assert row.find_element(By.CSS_SELECTOR, "[data-status]").text == "New"
