@@ -10,8 +10,9 @@ public enum BillingError: Error, Sendable, Hashable, CustomStringConvertible {
     case permissionDenied(String)
     /// The request is fine but the state does not allow it (FAILED_PRECONDITION).
     case failedPrecondition(String)
-    /// Paying from the balance needs `shortfall` more (FAILED_PRECONDITION).
-    case insufficientFunds(balance: Money, required: Money)
+    /// Paying from the balance needs more than is available: the balance
+    /// less what renewals awaiting payment hold (FAILED_PRECONDITION).
+    case insufficientFunds(available: Money, required: Money)
     /// A payment may only leave New, once (FAILED_PRECONDITION).
     case invalidTransition(paymentID: String, from: PaymentStatus, to: PaymentStatus)
     /// The same idempotency key was used for a different request (FAILED_PRECONDITION).
@@ -26,9 +27,9 @@ public enum BillingError: Error, Sendable, Hashable, CustomStringConvertible {
         case .invalidArgument(let why), .notFound(let why), .permissionDenied(let why),
             .failedPrecondition(let why), .alreadyExists(let why):
             return why
-        case .insufficientFunds(let balance, let required):
-            let shortfall = (try? required.subtracting(balance))?.description ?? "more"
-            return "insufficient funds: balance \(balance), required \(required), short by \(shortfall)"
+        case .insufficientFunds(let available, let required):
+            let shortfall = (try? required.subtracting(available))?.description ?? "more"
+            return "insufficient funds: available \(available), required \(required), short by \(shortfall)"
         case .invalidTransition(let id, let from, let to):
             return "payment \(id) cannot go from \(from) to \(to)"
         case .idempotencyKeyReused(let key):

@@ -28,8 +28,8 @@ public protocol BillingStore: Sendable {
     func payers(accountID: String) async throws(BillingError) -> [Payer]
     func payer(_ id: String) async throws(BillingError) -> Payer
 
-    // Balance; the sequence is the account's own (`Event.accountSequence`).
-    func balance(accountID: String) async throws(BillingError) -> (balance: Money, asOfSequence: UInt64)
+    // Balance and holds; the sequence is the account's own (`Event.accountSequence`).
+    func balance(accountID: String) async throws(BillingError) -> (funds: Funds, asOfSequence: UInt64)
 
     // Payment methods
     func paymentMethods(payerID: String, includeRemoved: Bool) async throws(BillingError) -> [PaymentMethod]
@@ -105,16 +105,20 @@ public protocol BillingStore: Sendable {
     // Renewals
     func upsertRenewableService(_ service: RenewableService) async throws(BillingError) -> RenewableService
     func renewableServices(accountID: String) async throws(BillingError) -> [RenewableService]
+    /// Prices a renewal and splits it between the available balance and a
+    /// payment by `option` (nil: not chosen yet).
     func quoteRenewal(
         accountID: String,
-        items: [RenewalItem]
-    ) async throws(BillingError) -> (lines: [RenewalLine], total: Money)
+        items: [RenewalItem],
+        option: PaymentOption?
+    ) async throws(BillingError) -> RenewalQuote
     func renew(
         accountID: String,
         payerID: String?,
         items: [RenewalItem],
         option: PaymentOption,
         expectedTotal: Money?,
+        expectedToPay: Money?,
         idempotencyKey: IdempotencyKey?
     ) async throws(BillingError) -> (order: RenewalOrder, payment: Payment?)
     func renewalOrder(_ id: String) async throws(BillingError) -> RenewalOrder

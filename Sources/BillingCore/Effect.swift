@@ -96,19 +96,22 @@ public struct Change<Result: Sendable>: Sendable {
     }
 }
 
-/// Builds a decision's effects in order, keeping the account's balance as it
-/// moves, so a debit after a credit sees the credit.
+/// Builds a decision's effects in order, keeping the account's funds as they
+/// move, so a debit after a credit sees the credit and no debit spends what
+/// is held for a renewal awaiting its payment.
 struct EffectList {
     private(set) var effects: [Effect] = []
-    private(set) var balance: Money
+    private(set) var funds: Funds
     let account: Account
     let now: Int64
 
-    init(account: Account, balance: Money, now: Int64) {
+    init(account: Account, funds: Funds, now: Int64) {
         self.account = account
-        self.balance = balance
+        self.funds = funds
         self.now = now
     }
+
+    var balance: Money { funds.balance }
 
     mutating func append(_ effect: Effect) {
         effects.append(effect)
@@ -124,7 +127,7 @@ struct EffectList {
     mutating func ledger(_ amount: Money, key: String, paymentID: String?, reference: String) throws(BillingError) {
         let after: Money
         do {
-            after = try balance.adding(amount)
+            after = try funds.balance.adding(amount)
         } catch {
             throw .failedPrecondition("balance would overflow")
         }
@@ -137,23 +140,46 @@ struct EffectList {
                     paymentID: paymentID,
                     reference: reference,
                     atMs: now,
-                    balanceBefore: balance,
+                    balanceBefore: funds.balance,
                     balanceAfter: after
                 )
             )
         )
-        balance = after
+        funds.balance = after
         event(.balanceChanged(balance: after, delta: amount, paymentID: paymentID, reference: reference))
     }
 
-    /// A debit the balance must cover.
+    /// Whether the available funds, with `hold` given back, cover `amount`.
+    func covers(_ amount: Money, releasing hold: Money?) -> Bool {
+        let (sum, overflow) = funds.available.amountMinorUnits.addingReportingOverflow(hold?.amountMinorUnits ?? 0)
+        return overflow || sum >= amount.amountMinorUnits
+    }
+
+    /// A debit the available funds must cover; `hold` is what the debited
+    /// order itself held, given back by it.
     ///
-    /// - Throws: `insufficientFunds` when it does not.
-    mutating func debit(_ amount: Money, key: String, reference: String) throws(BillingError) {
-        guard balance.amountMinorUnits >= amount.amountMinorUnits else {
-            throw .insufficientFunds(balance: balance, required: amount)
+    /// - Throws: `insufficientFunds` when they do not.
+    mutating func debit(
+        _ amount: Money,
+        key: String,
+        reference: String,
+        releasing hold: Money? = nil
+    ) throws(BillingError) {
+        guard covers(amount, releasing: hold) else {
+            throw .insufficientFunds(available: funds.available, required: amount)
         }
+        if let hold { release(hold) }
         try ledger(amount.negated, key: key, paymentID: nil, reference: reference)
+    }
+
+    /// Part of the balance set aside for an order awaiting its payment.
+    mutating func hold(_ amount: Money) throws(BillingError) {
+        funds.held = try funds.held.adding(amount)
+    }
+
+    /// An order's hold given back (completed, or cancelled).
+    mutating func release(_ amount: Money) {
+        funds.held = (try? funds.held.subtracting(amount)) ?? funds.held
     }
 
     mutating func notify(_ severity: Notification.Severity, _ title: String, _ body: String, paymentID: String?) {

@@ -328,6 +328,10 @@ public struct RenewalOrder: Sendable, Hashable, Codable {
     public var accountID: String
     public var lines: [RenewalLine]
     public var total: Money
+    /// The part of the total taken from the balance: all of it for an order
+    /// paid from the balance; for one awaiting its payment, held until the
+    /// payment ends (`Funds`); the payment brings the rest.
+    public var fromBalance: Money
     public var status: Status
     public var paymentID: String?
     public var createdAtMs: Int64
@@ -338,6 +342,7 @@ public struct RenewalOrder: Sendable, Hashable, Codable {
         accountID: String,
         lines: [RenewalLine],
         total: Money,
+        fromBalance: Money,
         status: Status,
         paymentID: String?,
         createdAtMs: Int64,
@@ -347,6 +352,7 @@ public struct RenewalOrder: Sendable, Hashable, Codable {
         self.accountID = accountID
         self.lines = lines
         self.total = total
+        self.fromBalance = fromBalance
         self.status = status
         self.paymentID = paymentID
         self.createdAtMs = createdAtMs

@@ -99,9 +99,10 @@ public enum Idempotency {
         accountID: String,
         payerID: String?,
         option: PaymentOption,
-        expectedTotal: Money?
+        expectedTotal: Money?,
+        expectedToPay: Money?
     ) -> String {
-        "renew|\(accountID)|\(payerID ?? "")|\(items.map { "\($0.serviceID)x\($0.periods)" }.joined(separator: ","))|\(option)|\(expectedTotal.map(\.description) ?? "")"
+        "renew|\(accountID)|\(payerID ?? "")|\(items.map { "\($0.serviceID)x\($0.periods)" }.joined(separator: ","))|\(option)|\(expectedTotal.map(\.description) ?? "")|\(expectedToPay.map(\.description) ?? "")"
     }
 
     public static func fingerprint(payingMigration orderID: String, payerID: String?, option: PaymentOption) -> String {

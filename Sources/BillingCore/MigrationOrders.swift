@@ -40,7 +40,7 @@ public enum MigrationOrders {
         return Change(order, [.insertMigrationOrder(order)])
     }
 
-    /// Pays an order. From the balance: a debit the balance must cover, or
+    /// Pays an order. From the balance: a debit the available funds must cover, or
     /// `insufficientFunds`. Otherwise: a New payment the order waits for.
     ///
     /// - Throws: `failedPrecondition` for an order that is paid or has a
@@ -48,7 +48,7 @@ public enum MigrationOrders {
     public static func pay(
         _ order: MigrationOrder,
         account: Account,
-        balance: Money,
+        funds: Funds,
         payerID: String?,
         payer: Payer?,
         option: PaymentOption,
@@ -60,7 +60,7 @@ public enum MigrationOrders {
         guard order.status == .awaitingPayment else {
             throw .failedPrecondition("migration order \(order.id) is \(order.status.rawValue)")
         }
-        var list = EffectList(account: account, balance: balance, now: now)
+        var list = EffectList(account: account, funds: funds, now: now)
         if case .balance = option {
             let paid = try complete(order, in: &list)
             return Change((paid, nil), list.effects)

@@ -3,8 +3,9 @@
 public struct PaymentContext: Sendable, Hashable {
     public var payment: Payment
     public var account: Account
-    /// The account's balance now (the cached sum of its ledger).
-    public var balance: Money
+    /// The account's balance now (the cached sum of its ledger) and what
+    /// renewals awaiting payment hold of it.
+    public var funds: Funds
     /// The method being saved with this payment (`savedPaymentMethodID`).
     public var savedMethod: PaymentMethod?
     /// The saved method this payment charges (`paymentMethodID`).
@@ -21,7 +22,7 @@ public struct PaymentContext: Sendable, Hashable {
     public init(
         payment: Payment,
         account: Account,
-        balance: Money,
+        funds: Funds,
         savedMethod: PaymentMethod? = nil,
         chargedMethod: PaymentMethod? = nil,
         payerHasDefaultMethod: Bool = false,
@@ -31,7 +32,7 @@ public struct PaymentContext: Sendable, Hashable {
     ) {
         self.payment = payment
         self.account = account
-        self.balance = balance
+        self.funds = funds
         self.savedMethod = savedMethod
         self.chargedMethod = chargedMethod
         self.payerHasDefaultMethod = payerHasDefaultMethod

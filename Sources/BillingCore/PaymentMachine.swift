@@ -179,7 +179,7 @@ public enum PaymentMachine {
         after.finishedAtMs = now
         after.updatedAtMs = now
         after.nextCheckAtMs = nil
-        var list = EffectList(account: context.account, balance: context.balance, now: now)
+        var list = EffectList(account: context.account, funds: context.funds, now: now)
         list.append(.finishPayment(after))
         list.event(.paymentStatusChanged(after, previous: .new))
         switch outcome.target {
@@ -211,7 +211,7 @@ public enum PaymentMachine {
         if let order = context.migrationOrder, order.id == payment.migrationOrderID, order.status == .paymentPending,
             order.paymentID == payment.id
         {
-            if list.balance.amountMinorUnits >= order.serverPrice.amountMinorUnits {
+            if list.covers(order.serverPrice, releasing: nil) {
                 _ = try MigrationOrders.complete(order, in: &list)
             } else {
                 var released = order
@@ -221,22 +221,28 @@ public enum PaymentMachine {
                 list.notify(
                     .error,
                     "Order not paid",
-                    "Payment of \(payment.amount) was credited to your balance, but your balance of \(list.balance) does not cover the migration order of \(order.serverPrice): pay the order again",
+                    "Payment of \(payment.amount) was credited to your balance, but your available balance of \(list.funds.available) does not cover the migration order of \(order.serverPrice): pay the order again",
                     paymentID: payment.id
                 )
             }
         }
         if let order = context.renewalOrder, order.id == payment.renewalOrderID, order.status == .awaitingPayment {
-            if list.balance.amountMinorUnits >= order.total.amountMinorUnits {
-                _ = try Renewals.complete(order, services: context.renewedServices, in: &list)
+            if list.covers(order.total, releasing: order.fromBalance) {
+                _ = try Renewals.complete(
+                    order,
+                    services: context.renewedServices,
+                    releasing: order.fromBalance,
+                    in: &list
+                )
             } else {
+                list.release(order.fromBalance)
                 var cancelled = order
                 cancelled.status = .cancelled
                 list.append(.updateRenewalOrder(cancelled, expected: order.status))
                 list.notify(
                     .error,
                     "Renewal not completed",
-                    "Payment of \(payment.amount) was credited to your balance, but your balance of \(list.balance) does not cover the renewal of \(order.total): renew again",
+                    "Payment of \(payment.amount) was credited to your balance, but your available balance of \(list.funds.available) does not cover the renewal of \(order.total): renew again",
                     paymentID: payment.id
                 )
             }
@@ -264,6 +270,7 @@ public enum PaymentMachine {
             list.append(.updateMigrationOrder(released, expected: order.status))
         }
         if let order = context.renewalOrder, order.id == payment.renewalOrderID, order.status == .awaitingPayment {
+            list.release(order.fromBalance)
             var cancelled = order
             cancelled.status = .cancelled
             list.append(.updateRenewalOrder(cancelled, expected: order.status))

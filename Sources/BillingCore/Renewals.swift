@@ -50,14 +50,26 @@ public enum Renewals {
         return Change(saved, [.saveService(saved)])
     }
 
-    /// The lines and total at today's prices. `services` holds the account's
-    /// services named by `items`; one missing is `notFound`.
+    /// The lines and total at today's prices, and how they would be paid:
+    /// the available balance first (`Funds`), the rest by `option`.
+    /// `services` holds the account's services named by `items`; one missing
+    /// is `notFound`.
+    ///
+    /// - Parameters:
+    ///   - option: the way the rest would be paid; nil when not chosen yet
+    ///     (no payment system's minimum applies then).
+    ///   - system: the payment system that option pays through (a saved
+    ///     method's, as the store found it); nil for an invoice.
     public static func quote(
         _ items: [RenewalItem],
         account: Account,
+        funds: Funds,
         services: [RenewableService],
+        option: PaymentOption?,
+        system: PaymentSystem?,
+        limits: PaymentLimits,
         now: Int64
-    ) throws(BillingError) -> (lines: [RenewalLine], total: Money) {
+    ) throws(BillingError) -> RenewalQuote {
         var total = Money.zero(account.currency)
         var lines: [RenewalLine] = []
         for item in items {
@@ -73,7 +85,30 @@ public enum Renewals {
                 )
             )
         }
-        return (lines, total)
+        let zero = Money.zero(account.currency)
+        let fromBalance = min(funds.spendable, total)
+        let shortfall = try total.subtracting(fromBalance)
+        var quote = RenewalQuote(
+            lines: lines,
+            total: total,
+            fromBalance: fromBalance,
+            toPay: shortfall,
+            credited: zero,
+            note: ""
+        )
+        guard shortfall > zero else { return quote }
+        if case .balance = option {
+            quote.note =
+                "your available balance of \(funds.available) is short by \(shortfall): top up or pay another way"
+            return quote
+        }
+        if let system, let range = limits.range(system, account.currency), shortfall < range.minimum {
+            quote.toPay = range.minimum
+            quote.credited = try range.minimum.subtracting(shortfall)
+            quote.note =
+                "\(system.displayName) takes at least \(range.minimum): the payment is \(range.minimum), and the \(quote.credited) beyond the renewal is credited to your balance"
+        }
+        return quote
     }
 
     /// A renewal extends from the current expiry, or from now if it has
@@ -87,57 +122,81 @@ public enum Renewals {
         return try Timestamps.adding(days: days, to: max(service.expiresAtMs, now), "renewing service \(service.id)")
     }
 
-    /// Renews services. From the balance the order completes at once (a
-    /// debit the balance must cover, and the new expiries); otherwise an
-    /// order awaiting payment and its New payment, whose Paid end completes
-    /// it. `expectedTotal` guards against a price change between quote and
-    /// renewal.
+    /// Renews services, from the available balance first. The balance
+    /// option, or a balance that covers the total whatever the option,
+    /// completes the order at once with one debit of the total. Otherwise the
+    /// order awaits a New payment of the rest (`quote`: at least the payment
+    /// system's minimum), holding its part of the balance; the payment's Paid
+    /// end credits the payment and completes the order with one debit of the
+    /// total, its Cancelled end releases the hold and debits nothing.
     ///
     /// - Parameters:
     ///   - payer: the payer `payerID` names, as the store found it (nil when
     ///     there is none).
     ///   - chargedMethod: the saved method the option names, as the store found it.
+    ///   - expectedTotal: the total the person agreed to; another is
+    ///     `failedPrecondition` (a price changed since the quote).
+    ///   - expectedToPay: the payment the person agreed to; another is
+    ///     `failedPrecondition` (the balance moved since the quote).
     public static func renew(
         _ items: [RenewalItem],
         account: Account,
-        balance: Money,
+        funds: Funds,
         services: [RenewableService],
         payerID: String?,
         payer: Payer?,
         option: PaymentOption,
         chargedMethod: PaymentMethod?,
         expectedTotal: Money?,
+        expectedToPay: Money?,
         limits: PaymentLimits,
         invoiceReference: String,
         now: Int64
     ) throws(BillingError) -> Change<Renewed> {
         try check(items)
-        let (lines, total) = try quote(items, account: account, services: services, now: now)
-        if let expectedTotal, expectedTotal != total {
-            throw .failedPrecondition("the renewal now costs \(total), not \(expectedTotal); quote again")
+        let quote = try quote(
+            items,
+            account: account,
+            funds: funds,
+            services: services,
+            option: option,
+            system: system(of: option, chargedMethod: chargedMethod),
+            limits: limits,
+            now: now
+        )
+        if let expectedTotal, expectedTotal != quote.total {
+            throw .failedPrecondition("the renewal now costs \(quote.total), not \(expectedTotal); quote again")
+        }
+        let fromBalanceOnly = option == .balance || quote.toPay.amountMinorUnits == 0
+        let toPay = fromBalanceOnly ? Money.zero(account.currency) : quote.toPay
+        if let expectedToPay, expectedToPay != toPay {
+            throw .failedPrecondition(
+                "the renewal now needs a payment of \(toPay) (\(quote.fromBalance) from the balance), not \(expectedToPay); quote again"
+            )
         }
         var order = RenewalOrder(
             id: IDs.make("ro"),
             accountID: account.id,
-            lines: lines.map {
+            lines: quote.lines.map {
                 RenewalLine(serviceID: $0.serviceID, periods: $0.periods, amount: $0.amount, newExpiresAtMs: 0)
             },
-            total: total,
+            total: quote.total,
+            fromBalance: fromBalanceOnly ? quote.total : quote.fromBalance,
             status: .awaitingPayment,
             paymentID: nil,
             createdAtMs: now,
             completedAtMs: nil
         )
-        var list = EffectList(account: account, balance: balance, now: now)
-        if case .balance = option {
+        var list = EffectList(account: account, funds: funds, now: now)
+        if fromBalanceOnly {
             list.append(.insertRenewalOrder(order))
-            order = try complete(order, services: services, in: &list)
+            order = try complete(order, services: services, releasing: nil, in: &list)
             return Change((order, nil), list.effects)
         }
         guard let payerID else { throw .invalidArgument("payer id is required unless paying from the balance") }
         let recorded = try PaymentMachine.record(
             purpose: .renewal,
-            amount: total,
+            amount: quote.toPay,
             account: account,
             payerID: payerID,
             payer: payer,
@@ -149,18 +208,32 @@ public enum Renewals {
             now: now
         )
         order.paymentID = recorded.result.id
+        try list.hold(order.fromBalance)
         list.append(.insertRenewalOrder(order))
         for effect in recorded.effects { list.append(effect) }
         return Change((order, recorded.result), list.effects)
     }
 
+    /// The payment system an option pays through: nil for an invoice and the balance.
+    public static func system(of option: PaymentOption, chargedMethod: PaymentMethod?) -> PaymentSystem? {
+        switch option {
+        case .paymentSystem(let system, _, _): return system
+        case .savedMethod(let id): return chargedMethod.flatMap { $0.id == id ? $0.system : nil }
+        case .invoice, .balance: return nil
+        }
+    }
+
     /// The debit and the new expiries of an order awaiting payment.
+    ///
+    /// - Parameter hold: what the order held of the balance while it awaited
+    ///   its payment (nil: it held nothing).
     static func complete(
         _ order: RenewalOrder,
         services: [RenewableService],
+        releasing hold: Money?,
         in list: inout EffectList
     ) throws(BillingError) -> RenewalOrder {
-        try list.debit(order.total, key: "debit:\(order.id)", reference: "renewal order \(order.id)")
+        try list.debit(order.total, key: "debit:\(order.id)", reference: "renewal order \(order.id)", releasing: hold)
         var completed = order
         for (index, line) in order.lines.enumerated() {
             var service = try find(line.serviceID, in: services, account: list.account)
@@ -184,5 +257,32 @@ public enum Renewals {
             throw .notFound("service \(id.prefix(64)) not found")
         }
         return service
+    }
+}
+
+/// A renewal priced at today's prices and split between the available
+/// balance and a payment (`Renewals.quote`).
+public struct RenewalQuote: Sendable, Hashable {
+    public var lines: [RenewalLine]
+    public var total: Money
+    /// Taken from the available balance (held while the payment is New).
+    public var fromBalance: Money
+    /// What the payment is for: the rest of the total, or the payment
+    /// system's minimum when the rest is below it; zero when the balance
+    /// covers the total.
+    public var toPay: Money
+    /// The part of the payment beyond the renewal, credited to the balance
+    /// (the minimum's excess over the rest); zero otherwise.
+    public var credited: Money
+    /// For people: why the split is as it is; empty when there is nothing to say.
+    public var note: String
+
+    public init(lines: [RenewalLine], total: Money, fromBalance: Money, toPay: Money, credited: Money, note: String) {
+        self.lines = lines
+        self.total = total
+        self.fromBalance = fromBalance
+        self.toPay = toPay
+        self.credited = credited
+        self.note = note
     }
 }

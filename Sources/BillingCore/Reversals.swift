@@ -103,7 +103,7 @@ public enum Reversals {
             reference: reversal.reference,
             reason: reversal.reason
         )
-        var list = EffectList(account: account, balance: balance, now: now)
+        var list = EffectList(account: account, funds: Funds(balance: balance), now: now)
         try list.ledger(
             Money(minorUnits: delta, payment.amount.currency),
             key: key(reversal, system: system),

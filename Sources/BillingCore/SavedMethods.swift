@@ -55,7 +55,7 @@ public enum SavedMethods {
     /// first). Removing a Removed method changes nothing.
     public static func remove(_ method: PaymentMethod, account: Account, now: Int64) -> Change<PaymentMethod> {
         if method.status == .removed { return Change(method) }
-        var list = EffectList(account: account, balance: .zero(account.currency), now: now)
+        var list = EffectList(account: account, funds: Funds(balance: .zero(account.currency)), now: now)
         let removed = move(method, to: .removed, in: &list)
         return Change(removed, list.effects)
     }
@@ -75,7 +75,7 @@ public enum SavedMethods {
         try Text.check(reference, "method reference", max: 255, required: true)
         try Text.check(displayName, "display name", max: 200)
         guard let method, let account, method.status == .pending else { return Change(false) }
-        var list = EffectList(account: account, balance: .zero(account.currency), now: now)
+        var list = EffectList(account: account, funds: Funds(balance: .zero(account.currency)), now: now)
         confirm(
             method,
             .paid(savedMethodReference: reference, displayName: displayName),
@@ -90,7 +90,7 @@ public enum SavedMethods {
     /// told, rather than Pending forever.
     public static func failStale(_ method: PaymentMethod, account: Account, paymentID: String, now: Int64) -> [Effect] {
         guard method.status == .pending else { return [] }
-        var list = EffectList(account: account, balance: .zero(account.currency), now: now)
+        var list = EffectList(account: account, funds: Funds(balance: .zero(account.currency)), now: now)
         move(method, to: .failed, in: &list)
         list.notify(
             .error,

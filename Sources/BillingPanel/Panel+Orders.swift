@@ -21,6 +21,8 @@ extension Panel {
         var payer: String?
         var periods: [String: String]?
         var expected: String?
+        /// The payment the quote showed, in minor units.
+        var toPay: String?
         var option: String?
         var saveMethod: String?
         /// "Show this payer's methods" (without the script): the quote again, no payment.
@@ -126,8 +128,14 @@ extension Panel {
             quote.accountId = context.account
             quote.items = items
             do {
-                let quoted = try await billingd.renewal.quoteRenewal(quote, options: billingd.options)
                 let choices = try await choices(account: context.account, payerID: payerID)
+                // Quoted for the way chosen last (a refused Renew), so a payment
+                // system's minimum shows before the person presses Renew again.
+                quote.option = option.flatMap {
+                    try? choices.option($0, saveMethod: false, allowBalance: true, returnURL: "")
+                }
+                let quoted = try await billingd.renewal.quoteRenewal(quote, options: billingd.options)
+                let toPay = quoted.toPay?.amountMinorUnits ?? 0
                 var balanceRequest = BillingV1.GetBalanceRequest()
                 balanceRequest.accountId = context.account
                 let balance = try? await billingd.balance.getBalance(balanceRequest, options: billingd.options)
@@ -143,16 +151,20 @@ extension Panel {
                     <section id="quote-result"><h2>Quote</h2>
                     <table><thead><tr><th scope="col">Service</th><th scope="col">Periods</th><th scope="col">Amount</th><th scope="col">New expiry</th></tr></thead>
                     <tbody>\(lines)</tbody></table>
-                    <p>Total: <strong id="quote-total">\(HTML.escape(Display.money(quoted.total)))</strong></p>
+                    <p>Total: <strong id="quote-total">\(HTML.escape(Display.money(quoted.total)))</strong>.
+                    From your balance: <strong id="quote-from-balance">\(HTML.escape(Display.money(quoted.fromBalance)))</strong>.
+                    To pay: <strong id="quote-to-pay">\(HTML.escape(Display.money(quoted.toPay)))</strong>.</p>
+                    \(quoted.note.isEmpty ? "" : "<p class=\"hint\" id=\"quote-note\">\(HTML.escape(quoted.note)).</p>")
                     <form method="post" action="/renewals">
                     \(HTML.defaultSubmit("Renew"))
                     <input type="hidden" name="csrf" value="\(HTML.escape(context.visit.csrfToken))">
                     <input type="hidden" name="request" value="\(Sessions.token())">
                     <input type="hidden" name="expected" value="\(quoted.total?.amountMinorUnits ?? 0)">
+                    <input type="hidden" name="toPay" value="\(toPay)">
                     \(hidden)
                     \(choices.payerField())
-                    \(choices.optionFields(selected: option ?? "balance", balance: balance.map { Display.money($0.balance) } ?? "", saveBox: true, saveChecked: false, error: nil))
-                    <p><button type="submit" id="renew">Renew for \(HTML.escape(Display.money(quoted.total)))</button></p>
+                    \(choices.optionFields(selected: option ?? (toPay == 0 ? "balance" : nil), balance: balance.map { Display.money($0.available) } ?? "", saveBox: true, saveChecked: false, error: nil))
+                    <p><button type="submit" id="renew">\(toPay == 0 ? "Renew for \(HTML.escape(Display.money(quoted.total)))" : "Renew and pay \(HTML.escape(Display.money(quoted.toPay)))")</button></p>
                     </form></section>
                     """
             } catch {
@@ -200,7 +212,8 @@ extension Panel {
             return try await again(problem.message)
         }
         guard Self.isRequestToken(form.request), let key = form.request,
-            let expected = form.expected.flatMap({ Int64($0.prefix(20)) })
+            let expected = form.expected.flatMap({ Int64($0.prefix(20)) }),
+            let toPay = form.toPay.flatMap({ Int64($0.prefix(20)) })
         else { return try await again("This form is out of date; check the quote and press Renew again.") }
         var renew = BillingV1.RenewRequest()
         renew.accountId = context.account
@@ -208,6 +221,12 @@ extension Panel {
         renew.items = items
         renew.option = paying.option
         renew.expectedTotal = BillingV1.Money(Money(minorUnits: expected, paying.currency))
+        switch paying.option.option {
+        case .balance?:
+            break  // The balance's own rule applies (insufficient funds), not the quote's.
+        default:
+            renew.expectedToPay = BillingV1.Money(Money(minorUnits: toPay, paying.currency))
+        }
         let response: BillingV1.RenewResponse
         do {
             response = try await billingd.renewal.renew(renew, options: billingd.once(key))

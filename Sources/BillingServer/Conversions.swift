@@ -274,6 +274,7 @@ extension BillingV1.RenewalOrder {
         accountId = order.accountID
         lines = order.lines.map(BillingV1.RenewalLine.init)
         total = BillingV1.Money(order.total)
+        fromBalance = BillingV1.Money(order.fromBalance)
         switch order.status {
         case .awaitingPayment: status = .awaitingPayment
         case .completed: status = .completed

@@ -44,11 +44,11 @@ extension SQLiteStore {
         try await read { db in try AccountRepository.requirePayer(db, id) }
     }
 
-    /// The balance (the sum of the account's ledger) and the last event of
-    /// the account it includes.
-    public func balance(accountID: String) async throws(BillingError) -> (balance: Money, asOfSequence: UInt64) {
+    /// The balance (the sum of the account's ledger), what renewals awaiting
+    /// payment hold of it, and the last event of the account it includes.
+    public func balance(accountID: String) async throws(BillingError) -> (funds: Funds, asOfSequence: UInt64) {
         try await readNow { db in
-            guard let found = try AccountRepository.balanceAsOf(db, accountID) else {
+            guard let found = try AccountRepository.fundsAsOf(db, accountID) else {
                 throw BillingError.notFound("account \(accountID.prefix(64)) not found")
             }
             return found

@@ -56,7 +56,7 @@ extension SQLiteStore {
             var change = try MigrationOrders.pay(
                 order,
                 account: account,
-                balance: try AccountRepository.balance(db, account),
+                funds: try AccountRepository.funds(db, account),
                 payerID: payerID,
                 payer: try payerID.flatMap { try AccountRepository.fetchPayer(db, $0) },
                 option: option,

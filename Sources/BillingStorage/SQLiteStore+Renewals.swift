@@ -23,19 +23,36 @@ extension SQLiteStore {
         }
     }
 
-    /// Prices a renewal at today's prices (`Renewals.quote`); changes nothing.
+    /// Prices a renewal at today's prices and splits it between the
+    /// available balance and a payment (`Renewals.quote`); changes nothing.
     public func quoteRenewal(
         accountID: String,
-        items: [RenewalItem]
-    ) async throws(BillingError) -> (lines: [RenewalLine], total: Money) {
+        items: [RenewalItem],
+        option: PaymentOption?
+    ) async throws(BillingError) -> RenewalQuote {
         try Renewals.check(items)
         let now = clock.nowMs
+        let limits = configuration.limits
         return try await read { db in
             let account = try AccountRepository.require(db, accountID)
+            var system: PaymentSystem?
+            if case .savedMethod(let id) = option {
+                // Another account's method reads as none, as everywhere.
+                guard let method = try MethodRepository.fetch(db, id),
+                    try AccountRepository.fetchPayer(db, method.payerID)?.accountID == accountID
+                else { throw BillingError.notFound("payment method \(id.prefix(64)) not found") }
+                system = method.system
+            } else {
+                system = option.flatMap { Renewals.system(of: $0, chargedMethod: nil) }
+            }
             return try Renewals.quote(
                 items,
                 account: account,
+                funds: try AccountRepository.funds(db, account),
                 services: try RenewalRepository.services(db, ids: items.map(\.serviceID), accountID: accountID),
+                option: option,
+                system: system,
+                limits: limits,
                 now: now
             )
         }
@@ -49,6 +66,7 @@ extension SQLiteStore {
         items: [RenewalItem],
         option: PaymentOption,
         expectedTotal: Money?,
+        expectedToPay: Money?,
         idempotencyKey: IdempotencyKey?
     ) async throws(BillingError) -> (order: RenewalOrder, payment: Payment?) {
         try Renewals.check(items)
@@ -57,7 +75,8 @@ extension SQLiteStore {
             accountID: accountID,
             payerID: payerID,
             option: option,
-            expectedTotal: expectedTotal
+            expectedTotal: expectedTotal,
+            expectedToPay: expectedToPay
         )
         let lifetime = configuration.idempotencyKeyLifetime
         let limits = configuration.limits
@@ -78,13 +97,14 @@ extension SQLiteStore {
             var change = try Renewals.renew(
                 items,
                 account: account,
-                balance: try AccountRepository.balance(db, account),
+                funds: try AccountRepository.funds(db, account),
                 services: try RenewalRepository.services(db, ids: items.map(\.serviceID), accountID: accountID),
                 payerID: payerID,
                 payer: try payerID.flatMap { try AccountRepository.fetchPayer(db, $0) },
                 option: option,
                 chargedMethod: try Self.chargedMethod(db, option),
                 expectedTotal: expectedTotal,
+                expectedToPay: expectedToPay,
                 limits: limits,
                 invoiceReference: try Self.invoiceReference(db, option),
                 now: now

@@ -47,6 +47,9 @@ enum Schema {
         migrator.registerMigration("v7-audit-log") { db in
             try db.execute(sql: v7)
         }
+        migrator.registerMigration("v8-renewal-holds") { db in
+            try db.execute(sql: v8)
+        }
         return migrator
     }
 
@@ -260,5 +263,16 @@ enum Schema {
             BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_log
             BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        """
+
+    /// Renewals take the available balance first: an order records the part
+    /// of its total it takes from the balance, held while its payment is New.
+    /// Orders before this version took nothing (a payment of the whole total)
+    /// or, completed from the balance, all of it.
+    static let v8 = """
+        ALTER TABLE renewal_orders ADD COLUMN from_balance_minor INTEGER NOT NULL DEFAULT 0
+            CHECK (from_balance_minor >= 0);
+        UPDATE renewal_orders SET from_balance_minor = total_minor WHERE status = 'completed' AND payment_id IS NULL;
+        CREATE INDEX renewal_orders_holding ON renewal_orders(account_id) WHERE status = 'awaiting_payment';
         """
 }

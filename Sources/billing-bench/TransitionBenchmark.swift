@@ -48,7 +48,7 @@ enum TransitionBenchmark {
         let transitionElapsed = ContinuousClock.now - transitionStart
         let referenceAfter = try reference(count: min(count, 2_000), in: directory, name: "after")
 
-        let balance = try await store.balance(accountID: account.id).balance
+        let balance = try await store.balance(accountID: account.id).funds.balance
         precondition(balance.amountMinorUnits == Int64(count) * 100_00, "balance does not match the transitions")
         print("top-ups created:        \(count) in \(createElapsed), \(perSecond(count, createElapsed))/s (sequential)")
         print(

@@ -75,7 +75,11 @@ import Testing
     @Test(arguments: PaymentStatus.allCases)
     func everyStatusMeetsEveryOutcome(_ status: PaymentStatus) throws {
         for (name, outcome) in Self.outcomes {
-            let context = PaymentContext(payment: Self.payment(status), account: Self.account, balance: Self.usd(0))
+            let context = PaymentContext(
+                payment: Self.payment(status),
+                account: Self.account,
+                funds: Funds(balance: Self.usd(0))
+            )
             switch status {
             case .new:
                 let change = try PaymentMachine.finish(context, outcome, now: Self.now)
@@ -114,7 +118,7 @@ import Testing
     }
 
     @Test func aFailureReasonFromOutsideIsBounded() {
-        let context = PaymentContext(payment: Self.payment(), account: Self.account, balance: Self.usd(0))
+        let context = PaymentContext(payment: Self.payment(), account: Self.account, funds: Funds(balance: Self.usd(0)))
         #expect(throws: BillingError.self) {
             try PaymentMachine.finish(context, .cancelled(String(repeating: "x", count: 501)), now: Self.now)
         }
@@ -126,7 +130,11 @@ import Testing
     // MARK: Paid
 
     @Test func paidCreditsOnceUnderThePaymentsKeyWithItsBalanceEvent() throws {
-        let context = PaymentContext(payment: Self.payment(), account: Self.account, balance: Self.usd(-3_00))
+        let context = PaymentContext(
+            payment: Self.payment(),
+            account: Self.account,
+            funds: Funds(balance: Self.usd(-3_00))
+        )
         let change = try PaymentMachine.finish(context, .paid, now: Self.now)
         let entries = change.effects.ledgerEntries
         #expect(entries.count == 1)
@@ -153,7 +161,7 @@ import Testing
             let context = PaymentContext(
                 payment: payment,
                 account: Self.account,
-                balance: Self.usd(0),
+                funds: Funds(balance: Self.usd(0)),
                 savedMethod: Self.method(.pending),
                 payerHasDefaultMethod: hasDefault
             )
@@ -188,7 +196,7 @@ import Testing
         let context = PaymentContext(
             payment: payment,
             account: Self.account,
-            balance: Self.usd(0),
+            funds: Funds(balance: Self.usd(0)),
             savedMethod: Self.method(.pending)
         )
         let change = try PaymentMachine.finish(context, .paid, now: Self.now)
@@ -215,7 +223,7 @@ import Testing
         let context = PaymentContext(
             payment: payment,
             account: Self.account,
-            balance: Self.usd(5_00),
+            funds: Funds(balance: Self.usd(5_00)),
             migrationOrder: order
         )
         let change = try PaymentMachine.finish(context, .paid, now: Self.now)
@@ -249,7 +257,7 @@ import Testing
             PaymentContext(
                 payment: payment,
                 account: Self.account,
-                balance: Self.usd(-20_00),
+                funds: Funds(balance: Self.usd(-20_00)),
                 migrationOrder: order
             ),
             .paid,
@@ -277,6 +285,7 @@ import Testing
                 )
             ],
             total: Self.usd(50_00),
+            fromBalance: Self.usd(0),
             status: .awaitingPayment,
             paymentID: "pay_1",
             createdAtMs: 0,
@@ -286,7 +295,7 @@ import Testing
             PaymentContext(
                 payment: renewal,
                 account: Self.account,
-                balance: Self.usd(-1),
+                funds: Funds(balance: Self.usd(-1)),
                 renewalOrder: renewalOrder
             ),
             .paid,
@@ -337,6 +346,7 @@ import Testing
                 RenewalLine(serviceID: "lapsed", periods: 1, amount: Self.usd(10_00), newExpiresAtMs: 0),
             ],
             total: Self.usd(30_00),
+            fromBalance: Self.usd(0),
             status: .awaitingPayment,
             paymentID: "pay_1",
             createdAtMs: 0,
@@ -346,7 +356,7 @@ import Testing
             PaymentContext(
                 payment: payment,
                 account: Self.account,
-                balance: Self.usd(0),
+                funds: Funds(balance: Self.usd(0)),
                 renewalOrder: order,
                 renewedServices: services
             ),
@@ -375,6 +385,7 @@ import Testing
             accountID: "acc",
             lines: [RenewalLine(serviceID: "gone", periods: 1, amount: Self.usd(10_00), newExpiresAtMs: 0)],
             total: Self.usd(10_00),
+            fromBalance: Self.usd(0),
             status: .awaitingPayment,
             paymentID: "pay_1",
             createdAtMs: 0,
@@ -382,7 +393,12 @@ import Testing
         )
         #expect(throws: BillingError.notFound("service gone not found")) {
             try PaymentMachine.finish(
-                PaymentContext(payment: payment, account: Self.account, balance: .zero(.usd), renewalOrder: order),
+                PaymentContext(
+                    payment: payment,
+                    account: Self.account,
+                    funds: Funds(balance: Money.zero(.usd)),
+                    renewalOrder: order
+                ),
                 .paid,
                 now: Self.now
             )
@@ -394,7 +410,7 @@ import Testing
     @Test(arguments: [TransitionOutcome.Canceller.paymentSystem, .payer, .support])
     func aCancelTellsThePersonWhoEndedIt(_ canceller: TransitionOutcome.Canceller) throws {
         let change = try PaymentMachine.finish(
-            PaymentContext(payment: Self.payment(), account: Self.account, balance: .zero(.usd)),
+            PaymentContext(payment: Self.payment(), account: Self.account, funds: Funds(balance: Money.zero(.usd))),
             .cancelled("because", by: canceller),
             now: Self.now
         )
@@ -420,7 +436,7 @@ import Testing
             PaymentContext(
                 payment: payment,
                 account: Self.account,
-                balance: .zero(.usd),
+                funds: Funds(balance: Money.zero(.usd)),
                 savedMethod: Self.method(.pending)
             ),
             .cancelled("declined"),
@@ -437,7 +453,7 @@ import Testing
         let context = PaymentContext(
             payment: payment,
             account: Self.account,
-            balance: .zero(.usd),
+            funds: Funds(balance: Money.zero(.usd)),
             chargedMethod: Self.method(.confirmed, isDefault: true)
         )
         #expect(
@@ -468,7 +484,12 @@ import Testing
             paidAtMs: nil
         )
         let change = try PaymentMachine.finish(
-            PaymentContext(payment: payment, account: Self.account, balance: .zero(.usd), migrationOrder: order),
+            PaymentContext(
+                payment: payment,
+                account: Self.account,
+                funds: Funds(balance: Money.zero(.usd)),
+                migrationOrder: order
+            ),
             .cancelled("declined"),
             now: Self.now
         )
@@ -608,7 +629,7 @@ import Testing
         var context = PaymentContext(
             payment: payment,
             account: Self.account,
-            balance: Self.usd(Int64.random(in: -20_000_00...20_000_00, using: &random))
+            funds: Funds(balance: Self.usd(Int64.random(in: -20_000_00...20_000_00, using: &random)))
         )
         if Bool.random(using: &random) {
             payment.savedPaymentMethodID = "pm_1"
@@ -632,7 +653,7 @@ import Testing
         context.payment = payment
         let (name, outcome) = Self.outcomes.randomElement(using: &random)!
         let change = try PaymentMachine.finish(context, outcome, now: Self.now)
-        var balance = context.balance
+        var balance = context.funds.balance
         for entry in change.effects.ledgerEntries {
             #expect(entry.balanceBefore == balance, "seed \(seed) \(name)")
             balance = try balance.adding(entry.amount)

@@ -271,7 +271,8 @@ final class LiveCommand: Sendable {
         service.id = "svc-by-method"
         service.accountId = account.id
         service.displayName = "VPS"
-        service.pricePerPeriod = .usd(3_00)
+        // More than the 10.00 the saved card's top-up left: the card pays the rest.
+        service.pricePerPeriod = .usd(13_00)
         service.periodDays = 30
         service.expiresAtUnixMs = 2_000_000_000_000
         var upsert = BillingV1.UpsertRenewableServiceRequest()
@@ -281,7 +282,10 @@ final class LiveCommand: Sendable {
             "renewals", "renew", "--account", account.id, "--service", "svc-by-method", "--method", method, "--json",
         ])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect((try json(result.stdout)["payment"] as? [String: Any])?["payer_id"] as? String == payer.id)
+        let payment = try json(result.stdout)["payment"] as? [String: Any]
+        #expect(payment?["payer_id"] as? String == payer.id)
+        #expect((payment?["amount"] as? [String: Any])?["amount_minor_units"] as? Int == 3_00, "\(result.stdout)")
+        #expect((try json(result.stdout)["from_balance"] as? [String: Any])?["amount_minor_units"] as? Int == 10_00)
         await f.stop()
     }
 

@@ -60,14 +60,24 @@ import Testing
 
         renew.option = .system(.sandbox)
         renew.payerId = payer.id
+        // The balance's 6.00 first: the payment is for the other 18.00, and
+        // the 6.00 is held (not spendable elsewhere) until the payment ends.
         let throughPayment = try await client.renewal.renew(renew)
         #expect(throughPayment.order?.status == .awaitingPayment)
+        #expect(throughPayment.order?.fromBalance?.amountMinorUnits == 6_00)
+        #expect(throughPayment.payment?.amount?.amountMinorUnits == 18_00)
+        let holding = try await client.balance.getBalance(balance)
+        #expect(holding.balance?.amountMinorUnits == 6_00)
+        #expect(holding.held?.amountMinorUnits == 6_00)
+        #expect(holding.available?.amountMinorUnits == 0)
         _ = try await f.press(throughPayment.redirectUrl, approve: true)
         _ = try await f.waitForPayment(throughPayment.payment!.id, client: client.balance) { $0.status == .paid }
         var get = BillingV1.GetRenewalOrderRequest()
         get.orderId = throughPayment.order!.id
         #expect(try await client.renewal.getRenewalOrder(get).status == .completed)
-        #expect(try await client.balance.getBalance(balance).balance?.amountMinorUnits == 6_00, "credited then debited")
+        let after = try await client.balance.getBalance(balance)
+        #expect(after.balance?.amountMinorUnits == 0, "18.00 credited, then one debit of 24.00")
+        #expect(after.held?.amountMinorUnits == 0)
         var list = BillingV1.ListRenewableServicesRequest()
         list.accountId = account.id
         #expect(

@@ -545,7 +545,7 @@ import Testing
                 "/renewals",
                 cookie: cookie,
                 body:
-                    "csrf=\(csrf)&request=\(request)&payer=\(payer)&periods%5Bweb-1%5D=3&expected=2000&option=system%3Asandbox"
+                    "csrf=\(csrf)&request=\(request)&payer=\(payer)&periods%5Bweb-1%5D=3&expected=2000&toPay=2100&option=system%3Asandbox"
             )
             #expect(stale.status == 400, "\(stale.status)")
             let paying = try await fixture.send(
@@ -553,7 +553,7 @@ import Testing
                 "/renewals",
                 cookie: cookie,
                 body:
-                    "csrf=\(csrf)&request=\(String(repeating: "c", count: 64))&payer=\(payer)&periods%5Bweb-1%5D=3&expected=2100&option=system%3Asandbox"
+                    "csrf=\(csrf)&request=\(String(repeating: "c", count: 64))&payer=\(payer)&periods%5Bweb-1%5D=3&expected=2100&toPay=2100&option=system%3Asandbox"
             )
             #expect(paying.status == 303, "\(paying.text)")
             #expect(paying.header("location")?.contains("/pay/") == true, "\(paying.text)")

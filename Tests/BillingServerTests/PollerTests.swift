@@ -470,7 +470,7 @@ final class ScriptedProvider: PaymentProvider {
         await poller.check(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, lease: .seconds(60)))
         #expect(s.provider.lookups.load(ordering: .relaxed) == 1)
         #expect(try await s.store.payment(charge.id).status == .paid, "a charge that happened is credited")
-        #expect(try await s.store.balance(accountID: "acc").balance.amountMinorUnits == 15_00)
+        #expect(try await s.store.balance(accountID: "acc").funds.balance.amountMinorUnits == 15_00)
     }
 
     @Test func aChargeThePaymentSystemHasNoRecordOfIsCancelledAndOneItCannotTellIsKept() async throws {
@@ -517,7 +517,7 @@ final class ScriptedProvider: PaymentProvider {
         // The creator's own start, a moment late, with the same idempotency key.
         let started = try await s.flows.start(snapshot)
         #expect(started.status == .paid)
-        #expect(try await s.store.balance(accountID: "acc").balance.amountMinorUnits == 10_00, "credited once")
+        #expect(try await s.store.balance(accountID: "acc").funds.balance.amountMinorUnits == 10_00, "credited once")
     }
 
     @Test func theRunningPollerWakesForANewPaymentAndSleepsWhenIdle() async throws {

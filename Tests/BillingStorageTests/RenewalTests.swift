@@ -34,13 +34,17 @@ import Testing
     @Test func quoteSumsTheLinesAndChangesNothing() async throws {
         let f = try await StoreFixture()
         let (vps, domain) = try await services(f)
-        let (lines, total) = try await f.store.quoteRenewal(
+        let quote = try await f.store.quoteRenewal(
             accountID: f.account.id,
             items: [
                 RenewalItem(serviceID: vps.id, periods: 3), RenewalItem(serviceID: domain.id, periods: 2),
-            ]
+            ],
+            option: nil
         )
+        let (lines, total) = (quote.lines, quote.total)
         #expect(total.amountMinorUnits == 3 * 10_00 + 2 * 12_99)
+        #expect(quote.fromBalance.amountMinorUnits == 0)
+        #expect(quote.toPay == total)
         #expect(lines[0].newExpiresAtMs == vps.expiresAtMs + 90 * Self.day)
         // An expired service renews from now, not from its old expiry.
         #expect(lines[1].newExpiresAtMs > 1_800_000_000_000 + 729 * Self.day)
@@ -55,13 +59,14 @@ import Testing
         let f = try await StoreFixture()
         let (vps, _) = try await services(f)
         let items = [RenewalItem(serviceID: vps.id, periods: 2)]
-        await #expect(throws: BillingError.insufficientFunds(balance: try f.usd("0"), required: try f.usd("20"))) {
+        await #expect(throws: BillingError.insufficientFunds(available: try f.usd("0"), required: try f.usd("20"))) {
             try await f.store.renew(
                 accountID: f.account.id,
                 payerID: nil,
                 items: items,
                 option: .balance,
                 expectedTotal: nil,
+                expectedToPay: nil,
                 idempotencyKey: nil
             )
         }
@@ -74,6 +79,7 @@ import Testing
                 items: items,
                 option: .balance,
                 expectedTotal: try f.usd("15"),
+                expectedToPay: nil,
                 idempotencyKey: nil
             )
         }
@@ -83,6 +89,7 @@ import Testing
             items: items,
             option: .balance,
             expectedTotal: try f.usd("20"),
+            expectedToPay: nil,
             idempotencyKey: nil
         )
         #expect(order.status == .completed)
@@ -107,6 +114,7 @@ import Testing
             items: items,
             option: .invoice,
             expectedTotal: nil,
+            expectedToPay: nil,
             idempotencyKey: key
         )
         let (again, _) = try await f.store.renew(
@@ -115,6 +123,7 @@ import Testing
             items: items,
             option: .invoice,
             expectedTotal: nil,
+            expectedToPay: nil,
             idempotencyKey: key
         )
         #expect(again.id == order.id)
@@ -132,6 +141,7 @@ import Testing
             items: items,
             option: .invoice,
             expectedTotal: nil,
+            expectedToPay: nil,
             idempotencyKey: nil
         )
         _ = try await f.store.transition(paymentID: secondPayment!.id, .cancelled("not paid"))
@@ -148,12 +158,16 @@ import Testing
             [RenewalItem(serviceID: "svc-nope", periods: 1)],
         ] {
             await #expect(throws: BillingError.self) {
-                try await f.store.quoteRenewal(accountID: f.account.id, items: items)
+                try await f.store.quoteRenewal(accountID: f.account.id, items: items, option: nil)
             }
         }
         // Another account's service is not found from this one.
         await #expect(throws: BillingError.notFound("service svc-vps not found")) {
-            try await f.store.quoteRenewal(accountID: other.id, items: [RenewalItem(serviceID: vps.id, periods: 1)])
+            try await f.store.quoteRenewal(
+                accountID: other.id,
+                items: [RenewalItem(serviceID: vps.id, periods: 1)],
+                option: nil
+            )
         }
     }
 }

@@ -84,7 +84,7 @@ final class StoreFixture: Sendable {
     }
 
     func balanceMinor() async throws -> Int64 {
-        try await store.balance(accountID: account.id).balance.amountMinorUnits
+        try await store.balance(accountID: account.id).funds.balance.amountMinorUnits
     }
 
     /// Every invariant the ledger and event log promise, checked together.

@@ -27,6 +27,10 @@ extension BillingV1 {
         /// The account's own event sequence this balance includes (see
         /// PaymentEvent.sequence); WatchPayments after it to follow on.
         public var asOfSequence: UInt64 = 0
+        /// Held of the balance for renewals awaiting their payment.
+        public var held: BillingV1.Money? = nil
+        /// What can be spent: balance less held (below zero when the account owes).
+        public var available: BillingV1.Money? = nil
 
         public init() {}
 
@@ -387,6 +391,8 @@ extension BillingV1.GetBalanceResponse: CBackedMessage {
     func fill(_ c: UnsafeMutablePointer<Billing__V1__GetBalanceResponse>, arena: CArena) throws {
         if let balance { c.pointee.balance = try arena.message(balance) }
         c.pointee.as_of_sequence = asOfSequence
+        if let held { c.pointee.held = try arena.message(held) }
+        if let available { c.pointee.available = try arena.message(available) }
     }
 
     init(c: UnsafePointer<Billing__V1__GetBalanceResponse>) throws {
@@ -394,6 +400,8 @@ extension BillingV1.GetBalanceResponse: CBackedMessage {
         let m = c.pointee
         if let p = m.balance { balance = try .init(c: p) }
         asOfSequence = m.as_of_sequence
+        if let p = m.held { held = try .init(c: p) }
+        if let p = m.available { available = try .init(c: p) }
     }
 }
 

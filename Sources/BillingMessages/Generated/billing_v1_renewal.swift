@@ -112,6 +112,9 @@ extension BillingV1 {
         public var paymentId: String = ""
         public var createdAtUnixMs: Int64 = 0
         public var completedAtUnixMs: Int64 = 0
+        /// The part of the total taken from the balance: all of it when paid from
+        /// the balance; while the payment is New, held (GetBalanceResponse.held).
+        public var fromBalance: BillingV1.Money? = nil
 
         public init() {}
 
@@ -165,6 +168,9 @@ extension BillingV1 {
         public var accountId: String = ""
         /// 1 to 100 items, each service at most once.
         public var items: [BillingV1.RenewalItem] = []
+        /// How the rest would be paid (optional): given, to_pay is that payment's
+        /// amount, at least its payment system's minimum.
+        public var option: BillingV1.PaymentOption? = nil
 
         public init() {}
 
@@ -177,11 +183,23 @@ extension BillingV1 {
         }
     }
 
+    /// A renewal takes the available balance first and a payment brings the rest.
     public struct QuoteRenewalResponse: ProtoMessage {
         public static let protoName = "billing.v1.QuoteRenewalResponse"
 
         public var lines: [BillingV1.RenewalLine] = []
         public var total: BillingV1.Money? = nil
+        /// Taken from the available balance (balance less what other renewals
+        /// awaiting payment hold).
+        public var fromBalance: BillingV1.Money? = nil
+        /// The payment: the rest of the total, or the payment system's minimum when
+        /// the rest is below it; zero when the balance covers the total.
+        public var toPay: BillingV1.Money? = nil
+        /// The part of to_pay beyond the renewal, credited to the balance (zero
+        /// unless a minimum applies).
+        public var credited: BillingV1.Money? = nil
+        /// For people: why the split is as it is; empty when nothing to say.
+        public var note: String = ""
 
         public init() {}
 
@@ -205,6 +223,10 @@ extension BillingV1 {
         /// The total the person agreed to (from QuoteRenewal); a different current
         /// total is FAILED_PRECONDITION. Absent means no check.
         public var expectedTotal: BillingV1.Money? = nil
+        /// The payment the person agreed to (QuoteRenewal's to_pay for this
+        /// option; zero when the balance covers it); a different current amount
+        /// (the balance moved) is FAILED_PRECONDITION. Absent means no check.
+        public var expectedToPay: BillingV1.Money? = nil
 
         public init() {}
 
@@ -360,6 +382,7 @@ extension BillingV1.RenewalOrder: CBackedMessage {
         c.pointee.payment_id = try arena.string(paymentId, field: "payment_id")
         c.pointee.created_at_unix_ms = createdAtUnixMs
         c.pointee.completed_at_unix_ms = completedAtUnixMs
+        if let fromBalance { c.pointee.from_balance = try arena.message(fromBalance) }
     }
 
     init(c: UnsafePointer<Billing__V1__RenewalOrder>) throws {
@@ -373,6 +396,7 @@ extension BillingV1.RenewalOrder: CBackedMessage {
         paymentId = try CRead.string(m.payment_id, field: "payment_id")
         createdAtUnixMs = m.created_at_unix_ms
         completedAtUnixMs = m.completed_at_unix_ms
+        if let p = m.from_balance { fromBalance = try .init(c: p) }
     }
 }
 
@@ -428,6 +452,7 @@ extension BillingV1.QuoteRenewalRequest: CBackedMessage {
         c.pointee.account_id = try arena.string(accountId, field: "account_id")
         c.pointee.n_items = items.count
         c.pointee.items = try arena.messages(items)
+        if let option { c.pointee.option = try arena.message(option) }
     }
 
     init(c: UnsafePointer<Billing__V1__QuoteRenewalRequest>) throws {
@@ -435,6 +460,7 @@ extension BillingV1.QuoteRenewalRequest: CBackedMessage {
         let m = c.pointee
         accountId = try CRead.string(m.account_id, field: "account_id")
         items = try CRead.messages(m.items, count: m.n_items)
+        if let p = m.option { option = try .init(c: p) }
     }
 }
 
@@ -449,6 +475,10 @@ extension BillingV1.QuoteRenewalResponse: CBackedMessage {
         c.pointee.n_lines = lines.count
         c.pointee.lines = try arena.messages(lines)
         if let total { c.pointee.total = try arena.message(total) }
+        if let fromBalance { c.pointee.from_balance = try arena.message(fromBalance) }
+        if let toPay { c.pointee.to_pay = try arena.message(toPay) }
+        if let credited { c.pointee.credited = try arena.message(credited) }
+        c.pointee.note = try arena.string(note, field: "note")
     }
 
     init(c: UnsafePointer<Billing__V1__QuoteRenewalResponse>) throws {
@@ -456,6 +486,10 @@ extension BillingV1.QuoteRenewalResponse: CBackedMessage {
         let m = c.pointee
         lines = try CRead.messages(m.lines, count: m.n_lines)
         if let p = m.total { total = try .init(c: p) }
+        if let p = m.from_balance { fromBalance = try .init(c: p) }
+        if let p = m.to_pay { toPay = try .init(c: p) }
+        if let p = m.credited { credited = try .init(c: p) }
+        note = try CRead.string(m.note, field: "note")
     }
 }
 
@@ -473,6 +507,7 @@ extension BillingV1.RenewRequest: CBackedMessage {
         c.pointee.items = try arena.messages(items)
         if let option { c.pointee.option = try arena.message(option) }
         if let expectedTotal { c.pointee.expected_total = try arena.message(expectedTotal) }
+        if let expectedToPay { c.pointee.expected_to_pay = try arena.message(expectedToPay) }
     }
 
     init(c: UnsafePointer<Billing__V1__RenewRequest>) throws {
@@ -483,6 +518,7 @@ extension BillingV1.RenewRequest: CBackedMessage {
         items = try CRead.messages(m.items, count: m.n_items)
         if let p = m.option { option = try .init(c: p) }
         if let p = m.expected_total { expectedTotal = try .init(c: p) }
+        if let p = m.expected_to_pay { expectedToPay = try .init(c: p) }
     }
 }
 

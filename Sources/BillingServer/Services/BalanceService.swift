@@ -15,9 +15,11 @@ struct BalanceService: BillingV1.BalanceService {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
-            let (balance, sequence) = try await env.store.balance(accountID: request.accountId)
+            let (funds, sequence) = try await env.store.balance(accountID: request.accountId)
             var response = BillingV1.GetBalanceResponse()
-            response.balance = BillingV1.Money(balance)
+            response.balance = BillingV1.Money(funds.balance)
+            response.held = BillingV1.Money(funds.held)
+            response.available = BillingV1.Money(funds.available)
             response.asOfSequence = sequence
             return response
         }

@@ -37,13 +37,24 @@ struct RenewalService: BillingV1.RenewalService {
         try await env.call(context) { auth in
             try IDs.check(request.accountId, "account id")
             try auth.require(.read, account: request.accountId)
-            let (lines, total) = try await env.store.quoteRenewal(
+            var option: PaymentOption?
+            if request.option != nil {
+                let chosen = try PaymentOption(request.option)
+                try await env.checkOption(chosen, accountID: request.accountId, auth)
+                option = chosen
+            }
+            let quote = try await env.store.quoteRenewal(
                 accountID: request.accountId,
-                items: items(request.items)
+                items: items(request.items),
+                option: option
             )
             var response = BillingV1.QuoteRenewalResponse()
-            response.lines = lines.map(BillingV1.RenewalLine.init)
-            response.total = BillingV1.Money(total)
+            response.lines = quote.lines.map(BillingV1.RenewalLine.init)
+            response.total = BillingV1.Money(quote.total)
+            response.fromBalance = BillingV1.Money(quote.fromBalance)
+            response.toPay = BillingV1.Money(quote.toPay)
+            response.credited = BillingV1.Money(quote.credited)
+            response.note = quote.note
             return response
         }
     }
@@ -61,12 +72,16 @@ struct RenewalService: BillingV1.RenewalService {
             let expected = try request.expectedTotal.map { money throws(BillingError) in
                 try Money(money, field: "expected_total")
             }
+            let expectedToPay = try request.expectedToPay.map { money throws(BillingError) in
+                try Money(money, field: "expected_to_pay")
+            }
             let (order, created) = try await env.store.renew(
                 accountID: request.accountId,
                 payerID: payerID,
                 items: items(request.items),
                 option: option,
                 expectedTotal: expected,
+                expectedToPay: expectedToPay,
                 idempotencyKey: try env.idempotencyKey(context)
             )
             var response = BillingV1.RenewResponse()

@@ -24,14 +24,17 @@ enum AccountRepository {
         return account
     }
 
-    /// The account's cached balance and its latest event sequence, in one
-    /// statement (one snapshot, no transaction needed); nil for no account.
-    static func balanceAsOf(_ db: Database, _ accountID: String) throws -> (balance: Money, asOfSequence: UInt64)? {
+    /// The account's cached balance, what renewals awaiting payment hold of
+    /// it and its latest event sequence, in one statement (one snapshot, no
+    /// transaction needed); nil for no account.
+    static func fundsAsOf(_ db: Database, _ accountID: String) throws -> (funds: Funds, asOfSequence: UInt64)? {
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(
                     sql: """
                         SELECT currency, balance_minor,
+                            (SELECT COALESCE(SUM(from_balance_minor), 0) FROM renewal_orders
+                                WHERE account_id = accounts.id AND status = 'awaiting_payment') AS held,
                             (SELECT COALESCE(MAX(account_sequence), 0) FROM events WHERE account_id = accounts.id) AS latest
                         FROM accounts WHERE id = ?
                         """
@@ -40,7 +43,18 @@ enum AccountRepository {
             )
         else { return nil }
         let latest: Int64 = row["latest"]
-        return (Money(minorUnits: row["balance_minor"], try Rows.currency(row["currency"])), UInt64(latest))
+        let currency = try Rows.currency(row["currency"])
+        let funds = Funds(
+            balance: Money(minorUnits: row["balance_minor"], currency),
+            held: Money(minorUnits: row["held"], currency)
+        )
+        return (funds, UInt64(latest))
+    }
+
+    /// The balance and what renewals awaiting payment hold of it: what a
+    /// decision that may debit reads.
+    static func funds(_ db: Database, _ account: Account) throws -> Funds {
+        Funds(balance: try balance(db, account), held: try RenewalRepository.held(db, account))
     }
 
     /// The cached sum of the account's ledger.

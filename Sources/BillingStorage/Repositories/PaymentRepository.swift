@@ -48,7 +48,7 @@ enum PaymentRepository {
         var context = PaymentContext(
             payment: payment,
             account: account,
-            balance: try AccountRepository.balance(db, account)
+            funds: try AccountRepository.funds(db, account)
         )
         context.savedMethod = try payment.savedPaymentMethodID.map { try MethodRepository.require(db, $0) }
         context.chargedMethod = try payment.paymentMethodID.map { try MethodRepository.require(db, $0) }

@@ -93,6 +93,7 @@ enum RenewalRepository {
             accountID: row["account_id"],
             lines: lines,
             total: Money(minorUnits: row["total_minor"], currency),
+            fromBalance: Money(minorUnits: row["from_balance_minor"], currency),
             status: try Rows.decode(RenewalOrder.Status.self, row, "status", table: "renewal_orders"),
             paymentID: row["payment_id"],
             createdAtMs: row["created_at_ms"],
@@ -100,15 +101,30 @@ enum RenewalRepository {
         )
     }
 
+    /// What the account's orders awaiting payment hold of its balance.
+    static func held(_ db: Database, _ account: Account) throws -> Money {
+        let held =
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT COALESCE(SUM(from_balance_minor), 0) FROM renewal_orders
+                        WHERE account_id = ? AND status = 'awaiting_payment'
+                        """
+                ),
+                arguments: [account.id]
+            ) ?? 0
+        return Money(minorUnits: held, account.currency)
+    }
+
     static func insertOrder(_ db: Database, _ order: RenewalOrder) throws {
         try db.cachedStatement(
             sql: """
-                INSERT INTO renewal_orders (id, account_id, total_minor, currency, status, payment_id, created_at_ms, completed_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO renewal_orders (id, account_id, total_minor, from_balance_minor, currency, status, payment_id, created_at_ms, completed_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            order.id, order.accountID, order.total.amountMinorUnits, order.total.currency.code,
-            order.status.rawValue,
+            order.id, order.accountID, order.total.amountMinorUnits, order.fromBalance.amountMinorUnits,
+            order.total.currency.code, order.status.rawValue,
             order.paymentID, order.createdAtMs, order.completedAtMs,
         ]
         )

@@ -20,11 +20,21 @@ struct BalanceCommand: AsyncParsableCommand {
             if connection.json {
                 struct View: Encodable {
                     let accountId: String
-                    let balance: MoneyView?
+                    let balance, held, available: MoneyView?
                     let asOfSequence: UInt64
                 }
                 Output.json(
-                    View(accountId: account, balance: MoneyView(response.balance), asOfSequence: response.asOfSequence)
+                    View(
+                        accountId: account,
+                        balance: MoneyView(response.balance),
+                        held: MoneyView(response.held),
+                        available: MoneyView(response.available),
+                        asOfSequence: response.asOfSequence
+                    )
+                )
+            } else if let held = response.held, held.amountMinorUnits != 0 {
+                Output.line(
+                    "\(account): \(Output.money(response.balance)) (\(Output.money(held)) held for renewals awaiting payment, \(Output.money(response.available)) available)"
                 )
             } else {
                 Output.line("\(account): \(Output.money(response.balance))")

@@ -131,6 +131,16 @@ struct PayWith: ParsableArguments {
     }
 
     var option: BillingV1.PaymentOption {
+        Self.option(balance: balance, invoice: invoice, method: method, system: system, returnURL: returnURL)
+    }
+
+    static func option(
+        balance: Bool,
+        invoice: Bool,
+        method: String?,
+        system: String?,
+        returnURL: String
+    ) -> BillingV1.PaymentOption {
         var option = BillingV1.PaymentOption()
         if balance {
             option.option = .balance(BillingV1.BalanceOption())
@@ -147,5 +157,29 @@ struct PayWith: ParsableArguments {
             option.option = .paymentSystem(chosen)
         }
         return option
+    }
+}
+
+/// How a quote's rest would be paid: at most one of the ways `PayWith` takes.
+struct QuoteWith: ParsableArguments {
+    @Flag(help: "Quote paying from the account balance.") var balance = false
+    @Flag(help: "Quote paying the rest by invoice.") var invoice = false
+    @Option(help: "Quote paying the rest with this saved method.") var method: String?
+    @Option(help: "Quote paying the rest through a payment system: stripe, paypal or sandbox (its minimum applies).")
+    var system: String?
+
+    func validate() throws {
+        guard [balance, invoice, method != nil, system != nil].filter({ $0 }).count <= 1 else {
+            throw ValidationError("choose at most one of --balance, --invoice, --method or --system")
+        }
+        if let system, !["stripe", "paypal", "sandbox"].contains(system) {
+            throw ValidationError("--system must be stripe, paypal or sandbox")
+        }
+    }
+
+    /// Nil when none was chosen.
+    var option: BillingV1.PaymentOption? {
+        guard balance || invoice || method != nil || system != nil else { return nil }
+        return PayWith.option(balance: balance, invoice: invoice, method: method, system: system, returnURL: "")
     }
 }

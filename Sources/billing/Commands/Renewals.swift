@@ -85,10 +85,16 @@ struct Renewals: AsyncParsableCommand {
     struct Quote: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Price a renewal.",
-            discussion: "Example: billing renewals quote --account acc-1 --service svc-1:3 --service svc-2"
+            discussion: """
+                The available balance goes first; the quote says what a payment would bring.
+                Examples:
+                  billing renewals quote --account acc-1 --service svc-1:3 --service svc-2
+                  billing renewals quote --account acc-1 --service svc-1 --system stripe   # with Stripe's minimum
+                """
         )
         @Option(help: "The account id.") var account: String
         @Option(help: "SERVICE[:PERIODS], repeatable.") var service: [String]
+        @OptionGroup var with: QuoteWith
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
@@ -96,6 +102,7 @@ struct Renewals: AsyncParsableCommand {
                 var request = BillingV1.QuoteRenewalRequest()
                 request.accountId = account
                 request.items = try Renewals.items(service)
+                request.option = with.option
                 let quote = try await Clients(connection).renewal.quoteRenewal(request, options: connection.callOptions)
                 if connection.json {
                     struct Line: Encodable {
@@ -106,7 +113,8 @@ struct Renewals: AsyncParsableCommand {
                     }
                     struct View: Encodable {
                         let lines: [Line]
-                        let total: MoneyView?
+                        let total, fromBalance, toPay, credited: MoneyView?
+                        let note: String
                     }
                     return Output.json(
                         View(
@@ -118,7 +126,11 @@ struct Renewals: AsyncParsableCommand {
                                     newExpiresAtUnixMs: $0.newExpiresAtUnixMs
                                 )
                             },
-                            total: MoneyView(quote.total)
+                            total: MoneyView(quote.total),
+                            fromBalance: MoneyView(quote.fromBalance),
+                            toPay: MoneyView(quote.toPay),
+                            credited: MoneyView(quote.credited),
+                            note: quote.note
                         )
                     )
                 }
@@ -129,6 +141,9 @@ struct Renewals: AsyncParsableCommand {
                     }
                 )
                 Output.line("total: \(Output.money(quote.total))")
+                Output.line("from the balance: \(Output.money(quote.fromBalance))")
+                Output.line("to pay: \(Output.money(quote.toPay))")
+                if !quote.note.isEmpty { Output.line("note: \(Output.printable(quote.note))") }
             }
         }
     }
@@ -155,6 +170,7 @@ struct Renewals: AsyncParsableCommand {
                 var quote = BillingV1.QuoteRenewalRequest()
                 quote.accountId = account
                 quote.items = try Renewals.items(service)
+                quote.option = pay.option
                 let quoted = try await clients.renewal.quoteRenewal(quote, options: connection.callOptions)
                 var request = BillingV1.RenewRequest()
                 request.accountId = account
@@ -163,6 +179,7 @@ struct Renewals: AsyncParsableCommand {
                 request.payerId =
                     try await pay.payerID(account: account, clients: clients, connection: connection) ?? ""
                 request.expectedTotal = quoted.total
+                request.expectedToPay = quoted.toPay
                 let response = try await clients.renewal.renew(
                     request,
                     options: connection.callOptions.idempotencyKey(UUID().uuidString.lowercased())
@@ -170,7 +187,7 @@ struct Renewals: AsyncParsableCommand {
                 if connection.json && !wait {
                     struct View: Encodable {
                         let orderId, status: String
-                        let total: MoneyView?
+                        let total, fromBalance: MoneyView?
                         let payment: PaymentView?
                         let redirectUrl: String
                     }
@@ -179,6 +196,7 @@ struct Renewals: AsyncParsableCommand {
                             orderId: response.order?.id ?? "",
                             status: Output.word(response.order?.status ?? .unspecified),
                             total: MoneyView(response.order?.total),
+                            fromBalance: MoneyView(response.order?.fromBalance),
                             payment: response.payment.map(PaymentView.init),
                             redirectUrl: response.redirectUrl
                         )
@@ -190,6 +208,11 @@ struct Renewals: AsyncParsableCommand {
                     Output.line(
                         "renewal order \(response.order?.id ?? ""): \(Output.money(response.order?.total)) \(Output.word(response.order?.status ?? .unspecified))"
                     )
+                    if let payment = response.payment {
+                        Output.line(
+                            "from the balance: \(Output.money(response.order?.fromBalance)), payment: \(Output.money(payment.amount))"
+                        )
+                    }
                     if !response.redirectUrl.isEmpty { Output.line("pay here: \(response.redirectUrl)") }
                 }
                 if wait, let payment = response.payment {
@@ -227,7 +250,7 @@ extension Renewals {
                     }
                     struct View: Encodable {
                         let id, accountId, status: String
-                        let total: MoneyView?
+                        let total, fromBalance: MoneyView?
                         let lines: [Line]
                         let payment: PaymentView?
                     }
@@ -237,6 +260,7 @@ extension Renewals {
                             accountId: order.accountId,
                             status: Output.word(order.status),
                             total: MoneyView(order.total),
+                            fromBalance: MoneyView(order.fromBalance),
                             lines: order.lines.map {
                                 Line(
                                     serviceId: $0.serviceId,
@@ -253,7 +277,8 @@ extension Renewals {
                     ["FIELD", "VALUE"],
                     [
                         ["id", order.id], ["account", order.accountId], ["total", Output.money(order.total)],
-                        ["status", Output.word(order.status)], ["created", Output.time(order.createdAtUnixMs)],
+                        ["from the balance", Output.money(order.fromBalance)], ["status", Output.word(order.status)],
+                        ["created", Output.time(order.createdAtUnixMs)],
                     ]
                 )
                 Output.table(

@@ -15,6 +15,8 @@ extension BillingV1.GetBalanceResponse: RandomMessage {
         var m = Self()
         if depth < 4 && g.coin() { m.balance = BillingV1.Money.random(using: &g, depth: depth + 1) }
         m.asOfSequence = g.next(UInt64.self)
+        if depth < 4 && g.coin() { m.held = BillingV1.Money.random(using: &g, depth: depth + 1) }
+        if depth < 4 && g.coin() { m.available = BillingV1.Money.random(using: &g, depth: depth + 1) }
         return m
     }
 }

@@ -47,6 +47,7 @@ extension BillingV1.RenewalOrder: RandomMessage {
         m.paymentId = g.string()
         m.createdAtUnixMs = g.next(Int64.self)
         m.completedAtUnixMs = g.next(Int64.self)
+        if depth < 4 && g.coin() { m.fromBalance = BillingV1.Money.random(using: &g, depth: depth + 1) }
         return m
     }
 }
@@ -74,6 +75,7 @@ extension BillingV1.QuoteRenewalRequest: RandomMessage {
         var m = Self()
         m.accountId = g.string()
         m.items = g.list(depth: depth) { g in BillingV1.RenewalItem.random(using: &g, depth: depth + 1) }
+        if depth < 4 && g.coin() { m.option = BillingV1.PaymentOption.random(using: &g, depth: depth + 1) }
         return m
     }
 }
@@ -83,6 +85,10 @@ extension BillingV1.QuoteRenewalResponse: RandomMessage {
         var m = Self()
         m.lines = g.list(depth: depth) { g in BillingV1.RenewalLine.random(using: &g, depth: depth + 1) }
         if depth < 4 && g.coin() { m.total = BillingV1.Money.random(using: &g, depth: depth + 1) }
+        if depth < 4 && g.coin() { m.fromBalance = BillingV1.Money.random(using: &g, depth: depth + 1) }
+        if depth < 4 && g.coin() { m.toPay = BillingV1.Money.random(using: &g, depth: depth + 1) }
+        if depth < 4 && g.coin() { m.credited = BillingV1.Money.random(using: &g, depth: depth + 1) }
+        m.note = g.string()
         return m
     }
 }
@@ -95,6 +101,7 @@ extension BillingV1.RenewRequest: RandomMessage {
         m.items = g.list(depth: depth) { g in BillingV1.RenewalItem.random(using: &g, depth: depth + 1) }
         if depth < 4 && g.coin() { m.option = BillingV1.PaymentOption.random(using: &g, depth: depth + 1) }
         if depth < 4 && g.coin() { m.expectedTotal = BillingV1.Money.random(using: &g, depth: depth + 1) }
+        if depth < 4 && g.coin() { m.expectedToPay = BillingV1.Money.random(using: &g, depth: depth + 1) }
         return m
     }
 }

@@ -900,7 +900,7 @@ const ProtobufCMessageDescriptor billing__v1__get_balance_request__descriptor =
   (ProtobufCMessageInit) billing__v1__get_balance_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor billing__v1__get_balance_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor billing__v1__get_balance_response__field_descriptors[4] =
 {
   {
     "balance",
@@ -926,15 +926,41 @@ static const ProtobufCFieldDescriptor billing__v1__get_balance_response__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "held",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__GetBalanceResponse, held),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "available",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__GetBalanceResponse, available),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned billing__v1__get_balance_response__field_indices_by_name[] = {
   1,   /* field[1] = as_of_sequence */
+  3,   /* field[3] = available */
   0,   /* field[0] = balance */
+  2,   /* field[2] = held */
 };
 static const ProtobufCIntRange billing__v1__get_balance_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor billing__v1__get_balance_response__descriptor =
 {
@@ -944,7 +970,7 @@ const ProtobufCMessageDescriptor billing__v1__get_balance_response__descriptor =
   "Billing__V1__GetBalanceResponse",
   "billing.v1",
   sizeof(Billing__V1__GetBalanceResponse),
-  2,
+  4,
   billing__v1__get_balance_response__field_descriptors,
   billing__v1__get_balance_response__field_indices_by_name,
   1,  billing__v1__get_balance_response__number_ranges,

@@ -791,7 +791,7 @@ const ProtobufCMessageDescriptor billing__v1__renewal_line__descriptor =
   (ProtobufCMessageInit) billing__v1__renewal_line__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor billing__v1__renewal_order__field_descriptors[8] =
+static const ProtobufCFieldDescriptor billing__v1__renewal_order__field_descriptors[9] =
 {
   {
     "id",
@@ -889,11 +889,24 @@ static const ProtobufCFieldDescriptor billing__v1__renewal_order__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "from_balance",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__RenewalOrder, from_balance),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned billing__v1__renewal_order__field_indices_by_name[] = {
   1,   /* field[1] = account_id */
   7,   /* field[7] = completed_at_unix_ms */
   6,   /* field[6] = created_at_unix_ms */
+  8,   /* field[8] = from_balance */
   0,   /* field[0] = id */
   2,   /* field[2] = lines */
   5,   /* field[5] = payment_id */
@@ -903,7 +916,7 @@ static const unsigned billing__v1__renewal_order__field_indices_by_name[] = {
 static const ProtobufCIntRange billing__v1__renewal_order__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor billing__v1__renewal_order__descriptor =
 {
@@ -913,7 +926,7 @@ const ProtobufCMessageDescriptor billing__v1__renewal_order__descriptor =
   "Billing__V1__RenewalOrder",
   "billing.v1",
   sizeof(Billing__V1__RenewalOrder),
-  8,
+  9,
   billing__v1__renewal_order__field_descriptors,
   billing__v1__renewal_order__field_indices_by_name,
   1,  billing__v1__renewal_order__number_ranges,
@@ -1022,7 +1035,7 @@ const ProtobufCMessageDescriptor billing__v1__list_renewable_services_response__
   (ProtobufCMessageInit) billing__v1__list_renewable_services_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor billing__v1__quote_renewal_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor billing__v1__quote_renewal_request__field_descriptors[3] =
 {
   {
     "account_id",
@@ -1048,15 +1061,28 @@ static const ProtobufCFieldDescriptor billing__v1__quote_renewal_request__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "option",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__QuoteRenewalRequest, option),
+    &billing__v1__payment_option__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned billing__v1__quote_renewal_request__field_indices_by_name[] = {
   0,   /* field[0] = account_id */
   1,   /* field[1] = items */
+  2,   /* field[2] = option */
 };
 static const ProtobufCIntRange billing__v1__quote_renewal_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor billing__v1__quote_renewal_request__descriptor =
 {
@@ -1066,14 +1092,14 @@ const ProtobufCMessageDescriptor billing__v1__quote_renewal_request__descriptor 
   "Billing__V1__QuoteRenewalRequest",
   "billing.v1",
   sizeof(Billing__V1__QuoteRenewalRequest),
-  2,
+  3,
   billing__v1__quote_renewal_request__field_descriptors,
   billing__v1__quote_renewal_request__field_indices_by_name,
   1,  billing__v1__quote_renewal_request__number_ranges,
   (ProtobufCMessageInit) billing__v1__quote_renewal_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor billing__v1__quote_renewal_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor billing__v1__quote_renewal_response__field_descriptors[6] =
 {
   {
     "lines",
@@ -1099,15 +1125,67 @@ static const ProtobufCFieldDescriptor billing__v1__quote_renewal_response__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "from_balance",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__QuoteRenewalResponse, from_balance),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_pay",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__QuoteRenewalResponse, to_pay),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "credited",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__QuoteRenewalResponse, credited),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "note",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__QuoteRenewalResponse, note),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned billing__v1__quote_renewal_response__field_indices_by_name[] = {
+  4,   /* field[4] = credited */
+  2,   /* field[2] = from_balance */
   0,   /* field[0] = lines */
+  5,   /* field[5] = note */
+  3,   /* field[3] = to_pay */
   1,   /* field[1] = total */
 };
 static const ProtobufCIntRange billing__v1__quote_renewal_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor billing__v1__quote_renewal_response__descriptor =
 {
@@ -1117,14 +1195,14 @@ const ProtobufCMessageDescriptor billing__v1__quote_renewal_response__descriptor
   "Billing__V1__QuoteRenewalResponse",
   "billing.v1",
   sizeof(Billing__V1__QuoteRenewalResponse),
-  2,
+  6,
   billing__v1__quote_renewal_response__field_descriptors,
   billing__v1__quote_renewal_response__field_indices_by_name,
   1,  billing__v1__quote_renewal_response__number_ranges,
   (ProtobufCMessageInit) billing__v1__quote_renewal_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor billing__v1__renew_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor billing__v1__renew_request__field_descriptors[6] =
 {
   {
     "account_id",
@@ -1186,9 +1264,22 @@ static const ProtobufCFieldDescriptor billing__v1__renew_request__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "expected_to_pay",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__RenewRequest, expected_to_pay),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned billing__v1__renew_request__field_indices_by_name[] = {
   0,   /* field[0] = account_id */
+  5,   /* field[5] = expected_to_pay */
   4,   /* field[4] = expected_total */
   2,   /* field[2] = items */
   3,   /* field[3] = option */
@@ -1197,7 +1288,7 @@ static const unsigned billing__v1__renew_request__field_indices_by_name[] = {
 static const ProtobufCIntRange billing__v1__renew_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor billing__v1__renew_request__descriptor =
 {
@@ -1207,7 +1298,7 @@ const ProtobufCMessageDescriptor billing__v1__renew_request__descriptor =
   "Billing__V1__RenewRequest",
   "billing.v1",
   sizeof(Billing__V1__RenewRequest),
-  5,
+  6,
   billing__v1__renew_request__field_descriptors,
   billing__v1__renew_request__field_indices_by_name,
   1,  billing__v1__renew_request__number_ranges,

@@ -61,10 +61,18 @@ struct  Billing__V1__GetBalanceResponse
    * PaymentEvent.sequence); WatchPayments after it to follow on.
    */
   uint64_t as_of_sequence;
+  /*
+   * Held of the balance for renewals awaiting their payment.
+   */
+  Billing__V1__Money *held;
+  /*
+   * What can be spent: balance less held (below zero when the account owes).
+   */
+  Billing__V1__Money *available;
 };
 #define BILLING__V1__GET_BALANCE_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&billing__v1__get_balance_response__descriptor) \
-    , NULL, 0 }
+    , NULL, 0, NULL, NULL }
 
 
 struct  Billing__V1__GetTopUpOptionsRequest

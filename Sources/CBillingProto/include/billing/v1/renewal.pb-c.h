@@ -112,10 +112,15 @@ struct  Billing__V1__RenewalOrder
   char *payment_id;
   int64_t created_at_unix_ms;
   int64_t completed_at_unix_ms;
+  /*
+   * The part of the total taken from the balance: all of it when paid from
+   * the balance; while the payment is New, held (GetBalanceResponse.held).
+   */
+  Billing__V1__Money *from_balance;
 };
 #define BILLING__V1__RENEWAL_ORDER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&billing__v1__renewal_order__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, BILLING__V1__RENEWAL_ORDER_STATUS__RENEWAL_ORDER_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, BILLING__V1__RENEWAL_ORDER_STATUS__RENEWAL_ORDER_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, NULL }
 
 
 struct  Billing__V1__ListRenewableServicesRequest
@@ -153,22 +158,49 @@ struct  Billing__V1__QuoteRenewalRequest
    */
   size_t n_items;
   Billing__V1__RenewalItem **items;
+  /*
+   * How the rest would be paid (optional): given, to_pay is that payment's
+   * amount, at least its payment system's minimum.
+   */
+  Billing__V1__PaymentOption *option;
 };
 #define BILLING__V1__QUOTE_RENEWAL_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&billing__v1__quote_renewal_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0,NULL, NULL }
 
 
+/*
+ * A renewal takes the available balance first and a payment brings the rest.
+ */
 struct  Billing__V1__QuoteRenewalResponse
 {
   ProtobufCMessage base;
   size_t n_lines;
   Billing__V1__RenewalLine **lines;
   Billing__V1__Money *total;
+  /*
+   * Taken from the available balance (balance less what other renewals
+   * awaiting payment hold).
+   */
+  Billing__V1__Money *from_balance;
+  /*
+   * The payment: the rest of the total, or the payment system's minimum when
+   * the rest is below it; zero when the balance covers the total.
+   */
+  Billing__V1__Money *to_pay;
+  /*
+   * The part of to_pay beyond the renewal, credited to the balance (zero
+   * unless a minimum applies).
+   */
+  Billing__V1__Money *credited;
+  /*
+   * For people: why the split is as it is; empty when nothing to say.
+   */
+  char *note;
 };
 #define BILLING__V1__QUOTE_RENEWAL_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&billing__v1__quote_renewal_response__descriptor) \
-    , 0,NULL, NULL }
+    , 0,NULL, NULL, NULL, NULL, NULL, (char *)protobuf_c_empty_string }
 
 
 struct  Billing__V1__RenewRequest
@@ -187,10 +219,16 @@ struct  Billing__V1__RenewRequest
    * total is FAILED_PRECONDITION. Absent means no check.
    */
   Billing__V1__Money *expected_total;
+  /*
+   * The payment the person agreed to (QuoteRenewal's to_pay for this
+   * option; zero when the balance covers it); a different current amount
+   * (the balance moved) is FAILED_PRECONDITION. Absent means no check.
+   */
+  Billing__V1__Money *expected_to_pay;
 };
 #define BILLING__V1__RENEW_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&billing__v1__renew_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, NULL }
 
 
 struct  Billing__V1__RenewResponse
