@@ -144,6 +144,9 @@ public enum Audit {
                 .account(service.accountID), nil, service.id, "service.saved",
                 "\(service.pricePerPeriod) per \(service.periodDays) days, expires at \(service.expiresAtMs) ms"
             )
+        case .autoRenewalAttempt(let service, let next, let outcome):
+            let schedule = next.map { "; next attempt at \($0) ms" } ?? ""
+            return (.account(service.accountID), nil, service.id, "service.auto_renewal", outcome + schedule)
         case .insertMigrationOrder(let order):
             return (
                 .account(order.accountID), order.paymentID, order.id, "migration_order.created", "\(order.serverPrice)"

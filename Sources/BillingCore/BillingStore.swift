@@ -103,7 +103,17 @@ public protocol BillingStore: Sendable {
     func eventBacklog(after sequence: UInt64, accountID: String?) async throws(BillingError) -> Int
 
     // Renewals
-    func upsertRenewableService(_ service: RenewableService) async throws(BillingError) -> RenewableService
+    func upsertRenewableService(
+        _ service: RenewableService,
+        keepingAutoRenewal: Bool
+    ) async throws(BillingError) -> RenewableService
+    func setAutoRenewal(
+        accountID: String,
+        serviceID: String,
+        _ auto: AutoRenewal?
+    ) async throws(BillingError) -> RenewableService
+    func dueAutoRenewals(limit: Int) async throws(BillingError) -> [String]
+    func attemptAutoRenewal(serviceID: String, retry: Duration) async throws(BillingError) -> AutoRenewals.Attempt
     func renewableServices(accountID: String) async throws(BillingError) -> [RenewableService]
     /// Prices a renewal and splits it between the available balance and a
     /// payment by `option` (nil: not chosen yet).

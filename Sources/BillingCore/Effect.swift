@@ -31,8 +31,11 @@ public enum Effect: Sendable, Hashable {
     case insertRenewalOrder(RenewalOrder)
     /// Status, completion time, payment and lines' new expiries.
     case updateRenewalOrder(RenewalOrder, expected: RenewalOrder.Status)
-    /// A service created or changed (price, period, expiry).
+    /// A service created or changed (price, period, expiry, automatic renewal).
     case saveService(RenewableService)
+    /// An automatic renewal attempt of a service: when the next one is due
+    /// (nil: when its window opens) and what this one did, for the audit trail.
+    case autoRenewalAttempt(RenewableService, nextAttemptAtMs: Int64?, outcome: String)
 
     case insertMigrationOrder(MigrationOrder)
     case updateMigrationOrder(MigrationOrder, expected: MigrationOrder.Status)

@@ -230,6 +230,8 @@ public struct RenewableService: Sendable, Hashable, Codable {
     public var periodDays: Int
     public var expiresAtMs: Int64
     public var updatedAtMs: Int64
+    /// Renewing itself before it expires (`AutoRenewals`); nil: off.
+    public var autoRenewal: AutoRenewal?
 
     public init(
         id: String,
@@ -238,7 +240,8 @@ public struct RenewableService: Sendable, Hashable, Codable {
         pricePerPeriod: Money,
         periodDays: Int,
         expiresAtMs: Int64,
-        updatedAtMs: Int64
+        updatedAtMs: Int64,
+        autoRenewal: AutoRenewal? = nil
     ) {
         self.id = id
         self.accountID = accountID
@@ -247,6 +250,28 @@ public struct RenewableService: Sendable, Hashable, Codable {
         self.periodDays = periodDays
         self.expiresAtMs = expiresAtMs
         self.updatedAtMs = updatedAtMs
+        self.autoRenewal = autoRenewal
+    }
+}
+
+/// A service's automatic renewal: one period, `daysBefore` days before it
+/// expires, from the available balance and otherwise with the payer's
+/// default saved method.
+public struct AutoRenewal: Sendable, Hashable, Codable {
+    /// 1 to 90, and at most the service's period (a longer lead would renew
+    /// again as soon as a renewal completed).
+    public var daysBefore: Int
+    /// Whose default saved method pays what the balance does not; nil: the
+    /// balance only.
+    public var payerID: String?
+    /// When the next attempt is due after a failed one (nil: at the window's
+    /// start, `expiresAtMs - daysBefore`).
+    public var nextAttemptAtMs: Int64?
+
+    public init(daysBefore: Int, payerID: String?, nextAttemptAtMs: Int64? = nil) {
+        self.daysBefore = daysBefore
+        self.payerID = payerID
+        self.nextAttemptAtMs = nextAttemptAtMs
     }
 }
 
@@ -336,6 +361,10 @@ public struct RenewalOrder: Sendable, Hashable, Codable {
     public var paymentID: String?
     public var createdAtMs: Int64
     public var completedAtMs: Int64?
+    /// An automatic renewal's period: the expiry it renews from (its one
+    /// line's service). Nil for a renewal a person asked for. At most one
+    /// order that is not cancelled renews a period.
+    public var autoPeriodMs: Int64?
 
     public init(
         id: String,
@@ -346,7 +375,8 @@ public struct RenewalOrder: Sendable, Hashable, Codable {
         status: Status,
         paymentID: String?,
         createdAtMs: Int64,
-        completedAtMs: Int64?
+        completedAtMs: Int64?,
+        autoPeriodMs: Int64? = nil
     ) {
         self.id = id
         self.accountID = accountID
@@ -357,6 +387,7 @@ public struct RenewalOrder: Sendable, Hashable, Codable {
         self.paymentID = paymentID
         self.createdAtMs = createdAtMs
         self.completedAtMs = completedAtMs
+        self.autoPeriodMs = autoPeriodMs
     }
 }
 

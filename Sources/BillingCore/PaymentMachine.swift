@@ -227,13 +227,39 @@ public enum PaymentMachine {
             }
         }
         if let order = context.renewalOrder, order.id == payment.renewalOrderID, order.status == .awaitingPayment {
-            if list.covers(order.total, releasing: order.fromBalance) {
-                _ = try Renewals.complete(
+            let renewedMeanwhile = order.autoPeriodMs.map { period in
+                context.renewedServices.contains { $0.id == order.lines.first?.serviceID && $0.expiresAtMs != period }
+            }
+            if renewedMeanwhile == true {
+                // An automatic renewal whose period someone renewed by hand
+                // while its payment ran: never two renewals of one period.
+                list.release(order.fromBalance)
+                var cancelled = order
+                cancelled.status = .cancelled
+                list.append(.updateRenewalOrder(cancelled, expected: order.status))
+                list.notify(
+                    .info,
+                    "Automatic renewal not needed",
+                    "The service was renewed meanwhile; payment of \(payment.amount) was credited to your balance",
+                    paymentID: payment.id
+                )
+            } else if list.covers(order.total, releasing: order.fromBalance) {
+                let completed = try Renewals.complete(
                     order,
                     services: context.renewedServices,
                     releasing: order.fromBalance,
                     in: &list
                 )
+                if order.autoPeriodMs != nil, let line = completed.lines.first {
+                    let name =
+                        context.renewedServices.first { $0.id == line.serviceID }?.displayName ?? line.serviceID
+                    list.notify(
+                        .info,
+                        "Renewed automatically",
+                        "\(name) was renewed until \(Timestamps.day(line.newExpiresAtMs)) for \(order.total)",
+                        paymentID: payment.id
+                    )
+                }
             } else {
                 list.release(order.fromBalance)
                 var cancelled = order

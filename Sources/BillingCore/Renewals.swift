@@ -22,12 +22,17 @@ public enum Renewals {
 
     /// A service as registered by an internal service: a positive price in
     /// the account's currency, a period of 1 to 3660 days (ten years), an
-    /// expiry in the years `Timestamps` accepts. `existing` is the stored
-    /// service of that id, if any: it must be the same account's.
+    /// expiry in the years `Timestamps` accepts, and an automatic renewal
+    /// `AutoRenewals.check` accepts. `existing` is the stored service of that
+    /// id, if any: it must be the same account's.
+    ///
+    /// - Parameter autoPayer: the payer the automatic renewal names, as the
+    ///   store found it.
     public static func register(
         _ service: RenewableService,
         account: Account,
         existing: RenewableService?,
+        autoPayer: Payer?,
         now: Int64
     ) throws(BillingError) -> Change<RenewableService> {
         try IDs.check(service.id, "service id")
@@ -46,6 +51,12 @@ public enum Renewals {
             throw .alreadyExists("service \(service.id) belongs to another account")
         }
         var saved = service
+        if let auto = service.autoRenewal {
+            try AutoRenewals.check(auto, service: service, account: account, payer: autoPayer)
+            // A changed setting starts a fresh schedule; an unchanged one keeps its retry.
+            let kept = existing?.autoRenewal.map { ($0.daysBefore, $0.payerID) == (auto.daysBefore, auto.payerID) }
+            saved.autoRenewal?.nextAttemptAtMs = kept == true ? existing?.autoRenewal?.nextAttemptAtMs : nil
+        }
         saved.updatedAtMs = now
         return Change(saved, [.saveService(saved)])
     }
@@ -151,7 +162,8 @@ public enum Renewals {
         expectedToPay: Money?,
         limits: PaymentLimits,
         invoiceReference: String,
-        now: Int64
+        now: Int64,
+        autoPeriodMs: Int64? = nil
     ) throws(BillingError) -> Change<Renewed> {
         try check(items)
         let quote = try quote(
@@ -185,7 +197,8 @@ public enum Renewals {
             status: .awaitingPayment,
             paymentID: nil,
             createdAtMs: now,
-            completedAtMs: nil
+            completedAtMs: nil,
+            autoPeriodMs: autoPeriodMs
         )
         var list = EffectList(account: account, funds: funds, now: now)
         if fromBalanceOnly {
@@ -239,6 +252,8 @@ public enum Renewals {
             var service = try find(line.serviceID, in: services, account: list.account)
             service.expiresAtMs = try newExpiry(service, periods: line.periods, now: list.now)
             service.updatedAtMs = list.now
+            // A new period: an automatic renewal's retries start over with it.
+            service.autoRenewal?.nextAttemptAtMs = nil
             list.append(.saveService(service))
             completed.lines[index].newExpiresAtMs = service.expiresAtMs
         }

@@ -31,4 +31,29 @@ public enum Timestamps {
         }
         return sum
     }
+
+    /// The UTC calendar day of `ms` as "2026-11-28" (days from the civil
+    /// calendar; any Int64 gives an answer, years outside 0…9999 padded as
+    /// they come).
+    public static func day(_ ms: Int64) -> String {
+        let (year, month, day) = civil(ms)
+        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let y = String(year)
+        return String(repeating: "0", count: max(0, 4 - y.count)) + y + "-" + two(month) + "-" + two(day)
+    }
+
+    /// Year, month (1…12) and day (1…31) of `ms` in UTC (Howard Hinnant's
+    /// days-to-civil algorithm).
+    public static func civil(_ ms: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let days = ms / dayMs - (ms % dayMs < 0 ? 1 : 0)
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
 }

@@ -284,6 +284,7 @@ public final class BillingApplication: Sendable {
                     lease: .seconds(configuration.poller.leaseSeconds),
                     maxBackoff: .seconds(configuration.poller.maxBackoffSeconds),
                     pendingMethodTimeout: .seconds(configuration.poller.pendingMethodTimeoutSeconds),
+                    autoRenewalRetry: .seconds(configuration.poller.autoRenewalRetrySeconds),
                     checksPerSecond: [
                         .sandbox: configuration.sandbox.pollerChecksPerSecond,
                         .stripe: configuration.stripe.pollerChecksPerSecond,

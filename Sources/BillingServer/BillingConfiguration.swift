@@ -63,6 +63,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         /// PayPal capture PENDING for the receiving account's settings) is
         /// reported in the log at critical level after this long.
         public var heldNoticeSeconds: Double = 3600
+        /// A failed automatic renewal is tried again after this long, until
+        /// the service expires.
+        public var autoRenewalRetrySeconds: Double = 86_400
     }
 
     public struct Limits: Sendable, Codable, Hashable {
@@ -376,7 +379,8 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         if limits.maxSubscriberLagEvents < 1 { problems.append("limits.maxSubscriberLagEvents must be positive") }
         // Every duration, so that none becomes a trap or a wait of years when
         // it is turned into a Duration.
-        for (name, value, range) in [
+        let month = 30 * 86_400.0
+        let durations: [(String, Double, ClosedRange<Double>)] = [
             ("tls.handshakeTimeoutSeconds", tls.handshakeTimeoutSeconds, 0.1...120.0),
             ("limits.idleTimeoutSeconds", limits.idleTimeoutSeconds, 0.1...86_400.0),
             ("limits.streamWriteTimeoutSeconds", limits.streamWriteTimeoutSeconds, 0.1...3_600.0),
@@ -384,11 +388,13 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             ("poller.leaseSeconds", poller.leaseSeconds, 1.0...86_400.0),
             ("poller.maxBackoffSeconds", poller.maxBackoffSeconds, 1.0...86_400.0),
             ("poller.unstartedPaymentGraceSeconds", poller.unstartedPaymentGraceSeconds, 1.0...86_400.0),
-            ("poller.pendingMethodTimeoutSeconds", poller.pendingMethodTimeoutSeconds, 60.0...(30 * 86_400.0)),
-            ("poller.heldNoticeSeconds", poller.heldNoticeSeconds, 0.0...(30 * 86_400.0)),
+            ("poller.pendingMethodTimeoutSeconds", poller.pendingMethodTimeoutSeconds, 60.0...month),
+            ("poller.heldNoticeSeconds", poller.heldNoticeSeconds, 0.0...month),
+            ("poller.autoRenewalRetrySeconds", poller.autoRenewalRetrySeconds, 60.0...month),
             ("sandbox.paymentTimeToLiveSeconds", sandbox.paymentTimeToLiveSeconds, 1.0...86_400.0),
-            ("idempotencyKeyLifetimeSeconds", idempotencyKeyLifetimeSeconds, 60.0...(30 * 86_400.0)),
-        ] where !range.contains(value) {
+            ("idempotencyKeyLifetimeSeconds", idempotencyKeyLifetimeSeconds, 60.0...month),
+        ]
+        for (name, value, range) in durations where !range.contains(value) {
             problems.append("\(name) must be \(range.lowerBound) to \(range.upperBound) seconds")
         }
         for (name, value) in [

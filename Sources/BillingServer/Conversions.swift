@@ -254,6 +254,26 @@ extension BillingV1.RenewableService {
         periodDays = UInt32(clamping: service.periodDays)
         expiresAtUnixMs = service.expiresAtMs
         updatedAtUnixMs = service.updatedAtMs
+        autoRenewal = service.autoRenewal.map { auto in
+            var proto = BillingV1.AutoRenewal()
+            proto.daysBefore = UInt32(clamping: auto.daysBefore)
+            proto.payerId = auto.payerID ?? ""
+            proto.nextAttemptAtUnixMs = auto.nextAttemptAtMs ?? 0
+            return proto
+        }
+    }
+}
+
+extension AutoRenewal {
+    /// Nil (off) for an absent setting or 0 days; INVALID_ARGUMENT for a
+    /// malformed payer id (its account is checked by the store).
+    static func from(_ proto: BillingV1.AutoRenewal?) throws(BillingError) -> AutoRenewal? {
+        guard let proto, proto.daysBefore != 0 else { return nil }
+        guard proto.daysBefore <= UInt32(AutoRenewals.maxDaysBefore) else {
+            throw .invalidArgument("automatic renewal is 1 to \(AutoRenewals.maxDaysBefore) days before expiry")
+        }
+        if !proto.payerId.isEmpty { try IDs.check(proto.payerId, "payer id") }
+        return AutoRenewal(daysBefore: Int(proto.daysBefore), payerID: proto.payerId.isEmpty ? nil : proto.payerId)
     }
 }
 
@@ -281,6 +301,7 @@ extension BillingV1.RenewalOrder {
         case .cancelled: status = .cancelled
         }
         paymentId = order.paymentID ?? ""
+        automatic = order.autoPeriodMs != nil
         createdAtUnixMs = order.createdAtMs
         completedAtUnixMs = order.completedAtMs ?? 0
     }

@@ -23,6 +23,8 @@ struct Poller: Sendable {
         /// How long a method may stay Pending after its payment was Paid
         /// (waiting for a PayPal vault id sent by webhook) before it ends Failed.
         var pendingMethodTimeout: Duration = .seconds(86_400)
+        /// A failed automatic renewal is tried again after this long.
+        var autoRenewalRetry: Duration = .seconds(86_400)
         /// Checks a second at most, per payment system (absent: no limit),
         /// so that the poller stays inside a system's rate limits however
         /// many payments are due; what waits is checked a little later.
@@ -76,6 +78,7 @@ struct Poller: Sendable {
                     if failed > 0 {
                         logger.notice("pending saved methods ended Failed", metadata: ["count": "\(failed)"])
                     }
+                    try await autoRenewals()
                 }
                 let claimed = try await store.claimDuePayments(
                     owner: owner,
@@ -112,6 +115,50 @@ struct Poller: Sendable {
             }
         }
         logger.info("poller stopped")
+    }
+
+    /// Once an interval: every service whose automatic renewal is due gets
+    /// one attempt (`AutoRenewals`); a charge it records is started at once,
+    /// as a person's would be (and checked by the poller like any payment).
+    func autoRenewals() async throws {
+        // At most 1000 a sweep: one that keeps failing must not hold the poller.
+        for _ in 0..<10 where !Task.isCancelled {
+            let due = try await store.dueAutoRenewals(limit: 100)
+            for serviceID in due {
+                if Task.isCancelled { return }
+                do {
+                    let attempt = try await store.attemptAutoRenewal(
+                        serviceID: serviceID,
+                        retry: settings.autoRenewalRetry
+                    )
+                    switch attempt {
+                    case .charging(let order, let payment):
+                        logger.info(
+                            "automatic renewal charging",
+                            metadata: ["service": "\(serviceID)", "order": "\(order.id)", "payment": "\(payment.id)"]
+                        )
+                        // A charge that fails to start is checked by the poller like any other.
+                        _ = try? await flows.start(payment)
+                    case .renewed(let order):
+                        logger.info("automatic renewal", metadata: ["service": "\(serviceID)", "order": "\(order.id)"])
+                    case .failed(let why):
+                        logger.notice(
+                            "automatic renewal failed",
+                            metadata: ["service": "\(serviceID)", "why": "\(why)"]
+                        )
+                    case .notDue:
+                        break
+                    }
+                } catch {
+                    logger.error(
+                        "automatic renewal attempt failed",
+                        metadata: ["service": "\(serviceID)", "error": "\(error)"]
+                    )
+                }
+            }
+            // Each attempt moved its service out of the due list (renewed, or retried later).
+            if due.count < 100 { return }
+        }
     }
 
     /// Claimed payments checked, at most `concurrency` at a time and each

@@ -2,14 +2,76 @@ public import BillingCore
 internal import GRDB
 
 extension SQLiteStore {
-    /// Registers or updates a service that can be renewed (`Renewals.register`).
-    public func upsertRenewableService(_ service: RenewableService) async throws(BillingError) -> RenewableService {
+    /// Registers or updates a service that can be renewed (`Renewals.register`);
+    /// with `keepingAutoRenewal`, the stored service's automatic renewal
+    /// stays whatever `service` says.
+    public func upsertRenewableService(
+        _ service: RenewableService,
+        keepingAutoRenewal: Bool
+    ) async throws(BillingError) -> RenewableService {
         try IDs.check(service.id, "service id")
         return try await decide { db, now in
-            try Renewals.register(
+            let existing = try RenewalRepository.fetchService(db, service.id)
+            var service = service
+            if keepingAutoRenewal, let existing, existing.accountID == service.accountID {
+                service.autoRenewal = existing.autoRenewal
+            }
+            return try Renewals.register(
                 service,
                 account: try AccountRepository.require(db, service.accountID),
-                existing: try RenewalRepository.fetchService(db, service.id),
+                existing: existing,
+                autoPayer: try service.autoRenewal?.payerID.flatMap { try AccountRepository.fetchPayer(db, $0) },
+                now: now
+            )
+        }
+    }
+
+    /// Turns a service's automatic renewal on or off (`AutoRenewals.set`).
+    public func setAutoRenewal(
+        accountID: String,
+        serviceID: String,
+        _ auto: AutoRenewal?
+    ) async throws(BillingError) -> RenewableService {
+        try IDs.check(serviceID, "service id")
+        return try await decide { db, now in
+            try AutoRenewals.set(
+                auto,
+                service: try RenewalRepository.requireService(db, serviceID, accountID: accountID),
+                account: try AccountRepository.require(db, accountID),
+                payer: try auto?.payerID.flatMap { try AccountRepository.fetchPayer(db, $0) },
+                now: now
+            )
+        }
+    }
+
+    /// Services whose automatic renewal attempt is due, soonest expiry first.
+    public func dueAutoRenewals(limit: Int) async throws(BillingError) -> [String] {
+        guard (1...1000).contains(limit) else { throw .invalidArgument("limit must be 1 to 1000") }
+        let now = clock.nowMs
+        return try await read { db in try RenewalRepository.dueAutoRenewals(db, now: now, limit: limit) }
+    }
+
+    /// One automatic renewal attempt of a service (`AutoRenewals.attempt`),
+    /// decided in the transaction that writes it: a second attempt for the
+    /// same period (another poller, a retry) finds the first's order.
+    public func attemptAutoRenewal(
+        serviceID: String,
+        retry: Duration
+    ) async throws(BillingError) -> AutoRenewals.Attempt {
+        let limits = configuration.limits
+        return try await decide { db, now in
+            guard let service = try RenewalRepository.fetchService(db, serviceID) else { return Change(.notDue) }
+            let account = try AccountRepository.require(db, service.accountID)
+            let payer = try service.autoRenewal?.payerID.flatMap { try AccountRepository.fetchPayer(db, $0) }
+            return AutoRenewals.attempt(
+                service,
+                account: account,
+                funds: try AccountRepository.funds(db, account),
+                payer: payer,
+                defaultMethod: try payer.flatMap { try MethodRepository.defaultMethod(db, payerID: $0.id) },
+                periodTaken: try RenewalRepository.periodTaken(db, service),
+                limits: limits,
+                retry: retry,
                 now: now
             )
         }

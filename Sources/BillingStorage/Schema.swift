@@ -50,6 +50,9 @@ enum Schema {
         migrator.registerMigration("v8-renewal-holds") { db in
             try db.execute(sql: v8)
         }
+        migrator.registerMigration("v9-auto-renewal") { db in
+            try db.execute(sql: v9)
+        }
         return migrator
     }
 
@@ -274,5 +277,20 @@ enum Schema {
             CHECK (from_balance_minor >= 0);
         UPDATE renewal_orders SET from_balance_minor = total_minor WHERE status = 'completed' AND payment_id IS NULL;
         CREATE INDEX renewal_orders_holding ON renewal_orders(account_id) WHERE status = 'awaiting_payment';
+        """
+
+    /// Automatic renewal: a service's setting and retry schedule, and an
+    /// automatic order's period, of which at most one order that is not
+    /// cancelled exists (the once-per-period rule, made by the schema too).
+    static let v9 = """
+        ALTER TABLE renewable_services ADD COLUMN auto_days_before INTEGER
+            CHECK (auto_days_before IS NULL OR auto_days_before BETWEEN 1 AND 90);
+        ALTER TABLE renewable_services ADD COLUMN auto_payer_id TEXT REFERENCES payers(id);
+        ALTER TABLE renewable_services ADD COLUMN auto_next_attempt_at_ms INTEGER;
+        CREATE INDEX renewable_services_auto ON renewable_services(expires_at_ms) WHERE auto_days_before IS NOT NULL;
+        ALTER TABLE renewal_orders ADD COLUMN auto_service_id TEXT;
+        ALTER TABLE renewal_orders ADD COLUMN auto_period_ms INTEGER;
+        CREATE UNIQUE INDEX renewal_orders_one_per_period ON renewal_orders(auto_service_id, auto_period_ms)
+            WHERE auto_service_id IS NOT NULL AND status != 'cancelled';
         """
 }

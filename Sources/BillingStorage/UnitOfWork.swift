@@ -40,6 +40,8 @@ enum UnitOfWork {
                 try RenewalRepository.updateOrder(db, order, expected: expected)
             case .saveService(let service):
                 try RenewalRepository.save(db, service)
+            case .autoRenewalAttempt(let service, let next, _):
+                try RenewalRepository.scheduleAutoRenewal(db, service.id, nextAttemptAtMs: next)
             case .insertMigrationOrder(let order):
                 try MigrationRepository.insert(db, order)
             case .updateMigrationOrder(let order, let expected):

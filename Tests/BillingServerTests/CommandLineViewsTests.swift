@@ -289,6 +289,53 @@ final class LiveCommand: Sendable {
         await f.stop()
     }
 
+    @Test func automaticRenewalIsSetShownAndTurnedOffFromTheCommandLine() async throws {
+        let f = try await ServerFixture()
+        let (account, payer) = try await f.account("acc-auto")
+        var service = BillingV1.RenewableService()
+        service.id = "svc-auto"
+        service.accountId = account.id
+        service.displayName = "VPS"
+        service.pricePerPeriod = .usd(5_00)
+        service.periodDays = 30
+        service.expiresAtUnixMs = 2_000_000_000_000
+        var upsert = BillingV1.UpsertRenewableServiceRequest()
+        upsert.service = service
+        _ = try await f.clients("internal").renewal.upsertRenewableService(upsert)
+        let on = try await f.billing([
+            "renewals", "auto", "--account", account.id, "--service", "svc-auto", "--days", "7", "--payer",
+            payer.displayName,
+        ])
+        #expect(on.status == 0, "\(on.stderr)")
+        #expect(on.stdout.contains("7 days before, then \(payer.id)'s default method"), "\(on.stdout)")
+        let listed = try await f.billing(["renewals", "list", "--account", account.id, "--json"])
+        let shown = try #require(
+            (try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])?.first
+        )
+        let auto = shown["auto_renewal"] as? [String: Any]
+        #expect(auto?["days_before"] as? Int == 7 && auto?["payer_id"] as? String == payer.id, "\(listed.stdout)")
+        // The provisioning service's update keeps the person's setting.
+        service.pricePerPeriod = .usd(6_00)
+        upsert.service = service
+        #expect(try await f.clients("internal").renewal.upsertRenewableService(upsert).autoRenewal?.daysBefore == 7)
+        // Refusals: a lead longer than the period, none at all, a stranger's service.
+        let long = try await f.billing([
+            "renewals", "auto", "--account", account.id, "--service", "svc-auto", "--days", "31",
+        ])
+        #expect(long.status == 65 && long.stderr.contains("period of at least 31 days"), "\(long.stderr)")
+        #expect(
+            try await f.billing(["renewals", "auto", "--account", account.id, "--service", "svc-auto"]).status == 64
+        )
+        let (other, _) = try await f.account("acc-auto-other")
+        let stranger = try await f.billing([
+            "renewals", "auto", "--account", other.id, "--service", "svc-auto", "--off",
+        ])
+        #expect(stranger.status == 65 && stranger.stderr.contains("not found"), "\(stranger.stderr)")
+        let off = try await f.billing(["renewals", "auto", "--account", account.id, "--service", "svc-auto", "--off"])
+        #expect(off.status == 0 && off.stdout.contains("automatic renewal off"), "\(off.stdout)")
+        await f.stop()
+    }
+
     @Test func aWatcherWithAResumeNameContinuesWhereItStopped() async throws {
         let f = try await ServerFixture()
         let (account, payer) = try await f.account("acc-resume")

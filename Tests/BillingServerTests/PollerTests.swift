@@ -253,6 +253,59 @@ final class ScriptedProvider: PaymentProvider {
         while !condition(), ContinuousClock.now < patience { try await Task.sleep(for: .milliseconds(5)) }
     }
 
+    /// The poller's sweep renews a service whose window opened: the balance's
+    /// 10.00 first, the default method charged the other 15.00 at once, the
+    /// order completed when the charge is Paid; audited as the poller's.
+    @Test func thePollerRenewsAServiceWithTheBalanceAndTheDefaultMethod() async throws {
+        let s = try await setup()
+        let saving = try await s.store.createTopUp(
+            TopUpRequest(
+                accountID: "acc",
+                payerID: s.payerID,
+                amount: Money(minorUnits: 10_00, .usd),
+                option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")
+            ),
+            idempotencyKey: nil
+        )
+        _ = try await s.store.transition(
+            paymentID: saving.id,
+            .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242")
+        )
+        let day: Int64 = 86_400_000
+        _ = try await s.store.upsertRenewableService(
+            RenewableService(
+                id: "svc",
+                accountID: "acc",
+                displayName: "VPS",
+                pricePerPeriod: Money(minorUnits: 25_00, .usd),
+                periodDays: 30,
+                expiresAtMs: s.clock.nowMs + 5 * day,
+                updatedAtMs: 0,
+                autoRenewal: AutoRenewal(daysBefore: 7, payerID: s.payerID)
+            ),
+            keepingAutoRenewal: false
+        )
+        let poller = s.poller(interval: .seconds(600))
+        let running = Task { await poller.run() }
+        defer { running.cancel() }
+        let patience = ContinuousClock.now.advanced(by: .seconds(60))
+        var service = try await s.store.renewableServices(accountID: "acc")[0]
+        while service.expiresAtMs == s.clock.nowMs + 5 * day, ContinuousClock.now < patience {
+            try await Task.sleep(for: .milliseconds(10))
+            service = try await s.store.renewableServices(accountID: "acc")[0]
+        }
+        running.cancel()
+        await running.value
+        #expect(service.expiresAtMs > s.clock.nowMs + 30 * day, "renewed for a period")
+        #expect(try await s.store.balance(accountID: "acc").funds.balance.amountMinorUnits == 0)
+        let charged = s.provider.charged.withLock { $0 }
+        #expect(charged.count == 1)
+        let payment = try await s.store.payment(try #require(charged.keys.first))
+        #expect(payment.amount.amountMinorUnits == 15_00 && payment.status == .paid)
+        let audit = try await s.store.auditTrail(AuditQuery(accountID: "acc", limit: 500))
+        #expect(audit.contains { $0.action == "service.auto_renewal" && $0.who == "poller" })
+    }
+
     @Test func theNextDueCheckCountsLeasesAndTheEarliestNextCheck() async throws {
         let s = try await setup()
         #expect(try await s.store.nextCheckDue() == nil)

@@ -47,7 +47,7 @@ import Testing
         case .savedMethod: option = .savedMethod(id: try await f.confirmedMethod().id)
         }
         try await setBalance(f, funding.minor)
-        let service = try await f.store.upsertRenewableService(
+        let service = try await f.upsert(
             RenewableService(
                 id: "svc-vps",
                 accountID: f.account.id,
@@ -227,7 +227,7 @@ import Testing
         ) {
             try await f.store.payMigrationOrder(migration.id, payerID: nil, option: .balance)
         }
-        let other = try await f.store.upsertRenewableService(
+        let other = try await f.upsert(
             RenewableService(
                 id: "svc-mail",
                 accountID: f.account.id,

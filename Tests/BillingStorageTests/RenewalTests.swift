@@ -6,7 +6,7 @@ import Testing
     static let day: Int64 = 86_400_000
 
     func services(_ f: StoreFixture) async throws -> (RenewableService, RenewableService) {
-        let vps = try await f.store.upsertRenewableService(
+        let vps = try await f.upsert(
             RenewableService(
                 id: "svc-vps",
                 accountID: f.account.id,
@@ -17,7 +17,7 @@ import Testing
                 updatedAtMs: 0
             )
         )
-        let domain = try await f.store.upsertRenewableService(
+        let domain = try await f.upsert(
             RenewableService(
                 id: "svc-domain",
                 accountID: f.account.id,

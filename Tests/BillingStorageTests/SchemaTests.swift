@@ -17,7 +17,7 @@ import Testing
         let file = directory.appendingPathComponent("billing.sqlite")
         try SQLiteStore.createFile(path: file.path, upTo: version)
         let f = try await StoreFixture(reopening: file)
-        _ = try await f.store.upsertRenewableService(
+        _ = try await f.upsert(
             RenewableService(
                 id: "svc-1",
                 accountID: f.account.id,

@@ -83,6 +83,11 @@ final class StoreFixture: Sendable {
         return try await store.paymentMethod(payment.savedPaymentMethodID!)
     }
 
+    /// A service registered as an internal service would, its automatic renewal as given.
+    func upsert(_ service: RenewableService) async throws -> RenewableService {
+        try await store.upsertRenewableService(service, keepingAutoRenewal: false)
+    }
+
     func balanceMinor() async throws -> Int64 {
         try await store.balance(accountID: account.id).funds.balance.amountMinorUnits
     }

@@ -13,9 +13,10 @@ extension BillingV1 {
         public static let renew = MethodDescriptor(service: "billing.v1.Renewal", method: "Renew", kind: .unary)
         public static let getRenewalOrder = MethodDescriptor(service: "billing.v1.Renewal", method: "GetRenewalOrder", kind: .unary)
         public static let upsertRenewableService = MethodDescriptor(service: "billing.v1.Renewal", method: "UpsertRenewableService", kind: .unary)
-        public static let all: [MethodDescriptor] = [listRenewableServices, quoteRenewal, renew, getRenewalOrder, upsertRenewableService]
+        public static let setAutoRenewal = MethodDescriptor(service: "billing.v1.Renewal", method: "SetAutoRenewal", kind: .unary)
+        public static let all: [MethodDescriptor] = [listRenewableServices, quoteRenewal, renew, getRenewalOrder, upsertRenewableService, setAutoRenewal]
         /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
-        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.ListRenewableServicesRequest.self, BillingV1.QuoteRenewalRequest.self, BillingV1.RenewRequest.self, BillingV1.GetRenewalOrderRequest.self, BillingV1.UpsertRenewableServiceRequest.self]
+        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.ListRenewableServicesRequest.self, BillingV1.QuoteRenewalRequest.self, BillingV1.RenewRequest.self, BillingV1.GetRenewalOrderRequest.self, BillingV1.UpsertRenewableServiceRequest.self, BillingV1.SetAutoRenewalRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.
@@ -25,6 +26,7 @@ extension BillingV1 {
         func renew(_ request: BillingV1.RenewRequest, context: ServerContext) async throws -> BillingV1.RenewResponse
         func getRenewalOrder(_ request: BillingV1.GetRenewalOrderRequest, context: ServerContext) async throws -> BillingV1.RenewalOrder
         func upsertRenewableService(_ request: BillingV1.UpsertRenewableServiceRequest, context: ServerContext) async throws -> BillingV1.RenewableService
+        func setAutoRenewal(_ request: BillingV1.SetAutoRenewalRequest, context: ServerContext) async throws -> BillingV1.RenewableService
     }
 
     /// A typed client over any `ClientTransport`.
@@ -54,6 +56,10 @@ extension BillingV1 {
         public func upsertRenewableService(_ request: BillingV1.UpsertRenewableServiceRequest, options: CallOptions = CallOptions()) async throws -> BillingV1.RenewableService {
             try await ClientCalls.unary(transport, RenewalMethods.upsertRenewableService, request, BillingV1.RenewableService.self, options)
         }
+
+        public func setAutoRenewal(_ request: BillingV1.SetAutoRenewalRequest, options: CallOptions = CallOptions()) async throws -> BillingV1.RenewableService {
+            try await ClientCalls.unary(transport, RenewalMethods.setAutoRenewal, request, BillingV1.RenewableService.self, options)
+        }
     }
 }
 
@@ -74,6 +80,9 @@ extension BillingV1.RenewalService {
             },
             .unary(BillingV1.RenewalMethods.upsertRenewableService, BillingV1.UpsertRenewableServiceRequest.self) { request, context in
                 try await self.upsertRenewableService(request, context: context)
+            },
+            .unary(BillingV1.RenewalMethods.setAutoRenewal, BillingV1.SetAutoRenewalRequest.self) { request, context in
+                try await self.setAutoRenewal(request, context: context)
             },
         ]
     }

@@ -51,6 +51,37 @@ extension BillingV1 {
         /// When the service expires if not renewed.
         public var expiresAtUnixMs: Int64 = 0
         public var updatedAtUnixMs: Int64 = 0
+        /// Renewing itself before it expires; absent: off. In
+        /// UpsertRenewableService, absent keeps the current setting and
+        /// days_before 0 turns it off.
+        public var autoRenewal: BillingV1.AutoRenewal? = nil
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
+
+    /// One period, days_before days before the service expires: from the
+    /// available balance, and otherwise with the payer's default saved method
+    /// (which pays only what the balance does not). A failed attempt makes an
+    /// error notification and is retried (poller.autoRenewalRetrySeconds, a day
+    /// by default) until the service expires; at most one renewal per period.
+    public struct AutoRenewal: ProtoMessage {
+        public static let protoName = "billing.v1.AutoRenewal"
+
+        /// 1 to 90, and at most the service's period.
+        public var daysBefore: UInt32 = 0
+        /// Whose default saved method pays the rest; empty: the balance only.
+        public var payerId: String = ""
+        /// Set by billingd: when the next attempt is due after a failed one
+        /// (0: when the window opens). Ignored in requests.
+        public var nextAttemptAtUnixMs: Int64 = 0
 
         public init() {}
 
@@ -115,6 +146,8 @@ extension BillingV1 {
         /// The part of the total taken from the balance: all of it when paid from
         /// the balance; while the payment is New, held (GetBalanceResponse.held).
         public var fromBalance: BillingV1.Money? = nil
+        /// Made by the service's automatic renewal, not by a person.
+        public var automatic: Bool = false
 
         public init() {}
 
@@ -289,6 +322,25 @@ extension BillingV1 {
             self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
         }
     }
+
+    public struct SetAutoRenewalRequest: ProtoMessage {
+        public static let protoName = "billing.v1.SetAutoRenewalRequest"
+
+        public var accountId: String = ""
+        public var serviceId: String = ""
+        /// Absent, or days_before 0: off.
+        public var autoRenewal: BillingV1.AutoRenewal? = nil
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
 }
 
 extension BillingV1.RenewableService: CBackedMessage {
@@ -306,6 +358,7 @@ extension BillingV1.RenewableService: CBackedMessage {
         c.pointee.period_days = periodDays
         c.pointee.expires_at_unix_ms = expiresAtUnixMs
         c.pointee.updated_at_unix_ms = updatedAtUnixMs
+        if let autoRenewal { c.pointee.auto_renewal = try arena.message(autoRenewal) }
     }
 
     init(c: UnsafePointer<Billing__V1__RenewableService>) throws {
@@ -318,6 +371,29 @@ extension BillingV1.RenewableService: CBackedMessage {
         periodDays = m.period_days
         expiresAtUnixMs = m.expires_at_unix_ms
         updatedAtUnixMs = m.updated_at_unix_ms
+        if let p = m.auto_renewal { autoRenewal = try .init(c: p) }
+    }
+}
+
+extension BillingV1.AutoRenewal: CBackedMessage {
+    typealias CMessage = Billing__V1__AutoRenewal
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__auto_renewal__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__AutoRenewal>, arena: CArena) throws {
+        c.pointee.days_before = daysBefore
+        c.pointee.payer_id = try arena.string(payerId, field: "payer_id")
+        c.pointee.next_attempt_at_unix_ms = nextAttemptAtUnixMs
+    }
+
+    init(c: UnsafePointer<Billing__V1__AutoRenewal>) throws {
+        self.init()
+        let m = c.pointee
+        daysBefore = m.days_before
+        payerId = try CRead.string(m.payer_id, field: "payer_id")
+        nextAttemptAtUnixMs = m.next_attempt_at_unix_ms
     }
 }
 
@@ -383,6 +459,7 @@ extension BillingV1.RenewalOrder: CBackedMessage {
         c.pointee.created_at_unix_ms = createdAtUnixMs
         c.pointee.completed_at_unix_ms = completedAtUnixMs
         if let fromBalance { c.pointee.from_balance = try arena.message(fromBalance) }
+        c.pointee.automatic = (automatic ? 1 : 0)
     }
 
     init(c: UnsafePointer<Billing__V1__RenewalOrder>) throws {
@@ -397,6 +474,7 @@ extension BillingV1.RenewalOrder: CBackedMessage {
         createdAtUnixMs = m.created_at_unix_ms
         completedAtUnixMs = m.completed_at_unix_ms
         if let p = m.from_balance { fromBalance = try .init(c: p) }
+        automatic = (m.automatic != 0)
     }
 }
 
@@ -577,5 +655,27 @@ extension BillingV1.UpsertRenewableServiceRequest: CBackedMessage {
         self.init()
         let m = c.pointee
         if let p = m.service { service = try .init(c: p) }
+    }
+}
+
+extension BillingV1.SetAutoRenewalRequest: CBackedMessage {
+    typealias CMessage = Billing__V1__SetAutoRenewalRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__set_auto_renewal_request__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__SetAutoRenewalRequest>, arena: CArena) throws {
+        c.pointee.account_id = try arena.string(accountId, field: "account_id")
+        c.pointee.service_id = try arena.string(serviceId, field: "service_id")
+        if let autoRenewal { c.pointee.auto_renewal = try arena.message(autoRenewal) }
+    }
+
+    init(c: UnsafePointer<Billing__V1__SetAutoRenewalRequest>) throws {
+        self.init()
+        let m = c.pointee
+        accountId = try CRead.string(m.account_id, field: "account_id")
+        serviceId = try CRead.string(m.service_id, field: "service_id")
+        if let p = m.auto_renewal { autoRenewal = try .init(c: p) }
     }
 }

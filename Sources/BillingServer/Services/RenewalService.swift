@@ -129,8 +129,10 @@ struct RenewalService: BillingV1.RenewalService {
                     pricePerPeriod: try Money(service.pricePerPeriod, field: "price_per_period"),
                     periodDays: Int(service.periodDays),
                     expiresAtMs: service.expiresAtUnixMs,
-                    updatedAtMs: 0
-                )
+                    updatedAtMs: 0,
+                    autoRenewal: try AutoRenewal.from(service.autoRenewal)
+                ),
+                keepingAutoRenewal: service.autoRenewal == nil
             )
             return BillingV1.RenewableService(saved)
         }
@@ -138,5 +140,24 @@ struct RenewalService: BillingV1.RenewalService {
 
     private func items(_ items: [BillingV1.RenewalItem]) -> [RenewalItem] {
         items.map { RenewalItem(serviceID: $0.serviceId, periods: Int(clamping: $0.periods)) }
+    }
+
+    func setAutoRenewal(
+        _ request: BillingV1.SetAutoRenewalRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.RenewableService {
+        try await env.call(context) { auth in
+            try IDs.check(request.accountId, "account id")
+            try IDs.check(request.serviceId, "service id")
+            try auth.require(.act, account: request.accountId)
+            let auto = try AutoRenewal.from(request.autoRenewal)
+            if let payerID = auto?.payerID { _ = try await env.payer(payerID, of: request.accountId, auth) }
+            let saved = try await env.store.setAutoRenewal(
+                accountID: request.accountId,
+                serviceID: request.serviceId,
+                auto
+            )
+            return BillingV1.RenewableService(saved)
+        }
     }
 }

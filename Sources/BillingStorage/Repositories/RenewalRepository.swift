@@ -38,29 +38,84 @@ enum RenewalRepository {
     static func save(_ db: Database, _ service: RenewableService) throws {
         try db.cachedStatement(
             sql: """
-                INSERT INTO renewable_services (id, account_id, display_name, price_minor, currency, period_days, expires_at_ms, updated_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO renewable_services (id, account_id, display_name, price_minor, currency, period_days, expires_at_ms, updated_at_ms,
+                    auto_days_before, auto_payer_id, auto_next_attempt_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, price_minor = excluded.price_minor,
-                    period_days = excluded.period_days, expires_at_ms = excluded.expires_at_ms, updated_at_ms = excluded.updated_at_ms
+                    period_days = excluded.period_days, expires_at_ms = excluded.expires_at_ms, updated_at_ms = excluded.updated_at_ms,
+                    auto_days_before = excluded.auto_days_before, auto_payer_id = excluded.auto_payer_id,
+                    auto_next_attempt_at_ms = excluded.auto_next_attempt_at_ms
                 WHERE account_id = excluded.account_id
                 """
         ).execute(arguments: [
             service.id, service.accountID, service.displayName, service.pricePerPeriod.amountMinorUnits,
             service.pricePerPeriod.currency.code, service.periodDays, service.expiresAtMs, service.updatedAtMs,
+            service.autoRenewal?.daysBefore, service.autoRenewal?.payerID, service.autoRenewal?.nextAttemptAtMs,
         ]
         )
         try Rows.expectOneChange(db, "service \(service.id)")
     }
 
+    /// An automatic renewal attempt: when the next one is due.
+    static func scheduleAutoRenewal(_ db: Database, _ serviceID: String, nextAttemptAtMs: Int64?) throws {
+        try db.cachedStatement(
+            sql:
+                "UPDATE renewable_services SET auto_next_attempt_at_ms = ? WHERE id = ? AND auto_days_before IS NOT NULL"
+        ).execute(arguments: [nextAttemptAtMs, serviceID])
+        try Rows.expectOneChange(db, "automatic renewal of service \(serviceID)")
+    }
+
+    /// Services with automatic renewal whose attempt is due by `now` and
+    /// that have not expired, soonest expiry first.
+    static func dueAutoRenewals(_ db: Database, now: Int64, limit: Int) throws -> [String] {
+        try String.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT id FROM renewable_services
+                    WHERE auto_days_before IS NOT NULL AND expires_at_ms > ?
+                        AND expires_at_ms - auto_days_before * 86400000 <= ?
+                        AND COALESCE(auto_next_attempt_at_ms, 0) <= ?
+                    ORDER BY expires_at_ms, id LIMIT ?
+                    """
+            ),
+            arguments: [now, now, now, limit]
+        )
+    }
+
+    /// Whether an order already renews the period of `service` that starts
+    /// at its expiry: an automatic one for that period that is not
+    /// cancelled, or any order with the service awaiting its payment.
+    static func periodTaken(_ db: Database, _ service: RenewableService) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT EXISTS (SELECT 1 FROM renewal_orders WHERE auto_service_id = ? AND auto_period_ms = ?
+                            AND status != 'cancelled')
+                        OR EXISTS (SELECT 1 FROM renewal_orders JOIN renewal_lines ON renewal_lines.order_id = renewal_orders.id
+                            WHERE renewal_lines.service_id = ? AND renewal_orders.status = 'awaiting_payment')
+                    """
+            ),
+            arguments: [service.id, service.expiresAtMs, service.id]
+        ) ?? false
+    }
+
     private static func service(_ row: Row) throws -> RenewableService {
-        RenewableService(
+        let daysBefore: Int? = row["auto_days_before"]
+        return RenewableService(
             id: row["id"],
             accountID: row["account_id"],
             displayName: row["display_name"],
             pricePerPeriod: Money(minorUnits: row["price_minor"], try Rows.currency(row["currency"])),
             periodDays: row["period_days"],
             expiresAtMs: row["expires_at_ms"],
-            updatedAtMs: row["updated_at_ms"]
+            updatedAtMs: row["updated_at_ms"],
+            autoRenewal: daysBefore.map {
+                AutoRenewal(
+                    daysBefore: $0,
+                    payerID: row["auto_payer_id"],
+                    nextAttemptAtMs: row["auto_next_attempt_at_ms"]
+                )
+            }
         )
     }
 
@@ -97,7 +152,8 @@ enum RenewalRepository {
             status: try Rows.decode(RenewalOrder.Status.self, row, "status", table: "renewal_orders"),
             paymentID: row["payment_id"],
             createdAtMs: row["created_at_ms"],
-            completedAtMs: row["completed_at_ms"]
+            completedAtMs: row["completed_at_ms"],
+            autoPeriodMs: row["auto_period_ms"]
         )
     }
 
@@ -119,13 +175,15 @@ enum RenewalRepository {
     static func insertOrder(_ db: Database, _ order: RenewalOrder) throws {
         try db.cachedStatement(
             sql: """
-                INSERT INTO renewal_orders (id, account_id, total_minor, from_balance_minor, currency, status, payment_id, created_at_ms, completed_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO renewal_orders (id, account_id, total_minor, from_balance_minor, currency, status, payment_id,
+                    created_at_ms, completed_at_ms, auto_service_id, auto_period_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
             order.id, order.accountID, order.total.amountMinorUnits, order.fromBalance.amountMinorUnits,
             order.total.currency.code, order.status.rawValue,
             order.paymentID, order.createdAtMs, order.completedAtMs,
+            order.autoPeriodMs == nil ? nil : order.lines.first?.serviceID, order.autoPeriodMs,
         ]
         )
         for line in order.lines {

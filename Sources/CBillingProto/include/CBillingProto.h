@@ -193,6 +193,9 @@ static inline const ProtobufCMessageDescriptor *cbp_billing__v1__remove_payment_
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__renewable_service__descriptor(void) {
     return &billing__v1__renewable_service__descriptor;
 }
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__auto_renewal__descriptor(void) {
+    return &billing__v1__auto_renewal__descriptor;
+}
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__renewal_item__descriptor(void) {
     return &billing__v1__renewal_item__descriptor;
 }
@@ -225,6 +228,9 @@ static inline const ProtobufCMessageDescriptor *cbp_billing__v1__get_renewal_ord
 }
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__upsert_renewable_service_request__descriptor(void) {
     return &billing__v1__upsert_renewable_service_request__descriptor;
+}
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__set_auto_renewal_request__descriptor(void) {
+    return &billing__v1__set_auto_renewal_request__descriptor;
 }
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__request__descriptor(void) {
     return &billing__v1__request__descriptor;

@@ -11,8 +11,9 @@ struct Renewals: AsyncParsableCommand {
               billing renewals list --account acc-1
               billing renewals renew --account acc-1 --service svc-1:12 --balance
               billing renewals order ro_123
+              billing renewals auto --account acc-1 --service svc-1 --days 7 --payer pyr_1
             """,
-        subcommands: [List.self, Quote.self, Renew.self, Order.self],
+        subcommands: [List.self, Quote.self, Renew.self, Order.self, Auto.self],
         defaultSubcommand: List.self
     )
 
@@ -56,6 +57,7 @@ struct Renewals: AsyncParsableCommand {
                         let pricePerPeriod: MoneyView?
                         let periodDays: UInt32
                         let expiresAtUnixMs: Int64
+                        let autoRenewal: AutoView?
                     }
                     return Output.json(
                         services.map {
@@ -64,17 +66,18 @@ struct Renewals: AsyncParsableCommand {
                                 displayName: $0.displayName,
                                 pricePerPeriod: MoneyView($0.pricePerPeriod),
                                 periodDays: $0.periodDays,
-                                expiresAtUnixMs: $0.expiresAtUnixMs
+                                expiresAtUnixMs: $0.expiresAtUnixMs,
+                                autoRenewal: $0.autoRenewal.map(AutoView.init)
                             )
                         }
                     )
                 }
                 Output.table(
-                    ["ID", "NAME", "PRICE", "PERIOD", "EXPIRES"],
+                    ["ID", "NAME", "PRICE", "PERIOD", "EXPIRES", "AUTO-RENEW"],
                     services.map {
                         [
-                            $0.id, $0.displayName, Output.money($0.pricePerPeriod), "\($0.periodDays) days",
-                            Output.time($0.expiresAtUnixMs),
+                            $0.id, Output.printable($0.displayName), Output.money($0.pricePerPeriod),
+                            "\($0.periodDays) days", Output.time($0.expiresAtUnixMs), Renewals.describe($0.autoRenewal),
                         ]
                     }
                 )
@@ -220,6 +223,89 @@ struct Renewals: AsyncParsableCommand {
                 } else if let payment = response.payment, payment.status == .cancelled {
                     throw cancelled(payment)
                 }
+            }
+        }
+    }
+}
+
+/// A service's automatic renewal as `--json` shows it.
+struct AutoView: Encodable {
+    let daysBefore: UInt32
+    let payerId: String
+    let nextAttemptAtUnixMs: Int64
+
+    init(_ auto: BillingV1.AutoRenewal) {
+        daysBefore = auto.daysBefore
+        payerId = auto.payerId
+        nextAttemptAtUnixMs = auto.nextAttemptAtUnixMs
+    }
+}
+
+extension Renewals {
+    /// "7 days before, payer pyr_1" / "off".
+    static func describe(_ auto: BillingV1.AutoRenewal?) -> String {
+        guard let auto else { return "off" }
+        var text = "\(auto.daysBefore) days before"
+        text += auto.payerId.isEmpty ? ", balance only" : ", then \(auto.payerId)'s default method"
+        if auto.nextAttemptAtUnixMs != 0 { text += "; retry at \(Output.time(auto.nextAttemptAtUnixMs))" }
+        return text
+    }
+
+    struct Auto: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Turn a service's automatic renewal on or off.",
+            discussion: """
+                The service renews itself for one period, --days days before it expires: from the
+                available balance, and otherwise with the payer's default saved method (which pays
+                only what the balance does not). Without --payer only the balance is used. A failed
+                attempt makes an error notification and is retried daily until the service expires.
+                Examples:
+                  billing renewals auto --account acc-1 --service svc-1 --days 7 --payer pyr_1
+                  billing renewals auto --account acc-1 --service svc-1 --off
+                """
+        )
+        @Option(help: "The account id.") var account: String
+        @Option(help: "The service id.") var service: String
+        @Option(help: "Renew this many days before expiry (1 to 90, at most the period).") var days: UInt32?
+        @Option(help: "Payer id or name whose default saved method pays what the balance does not.")
+        var payer: String?
+        @Flag(help: "Turn automatic renewal off.") var off = false
+        @OptionGroup var connection: ConnectionOptions
+
+        func validate() throws {
+            guard off != (days != nil) else { throw ValidationError("give --days N to turn it on, or --off") }
+            if off, payer != nil { throw ValidationError("--payer goes with --days, not --off") }
+            if let days, !(1...90).contains(days) { throw ValidationError("--days must be 1 to 90") }
+        }
+
+        func run() async throws {
+            try await reportingFailures {
+                let clients = try Clients(connection)
+                var request = BillingV1.SetAutoRenewalRequest()
+                request.accountId = account
+                request.serviceId = service
+                if let days {
+                    var auto = BillingV1.AutoRenewal()
+                    auto.daysBefore = days
+                    if let payer {
+                        auto.payerId = try await Payers.resolve(
+                            payer,
+                            account: account,
+                            clients: clients,
+                            connection: connection
+                        )
+                    }
+                    request.autoRenewal = auto
+                }
+                let saved = try await clients.renewal.setAutoRenewal(request, options: connection.callOptions)
+                if connection.json {
+                    struct View: Encodable {
+                        let id: String
+                        let autoRenewal: AutoView?
+                    }
+                    return Output.json(View(id: saved.id, autoRenewal: saved.autoRenewal.map(AutoView.init)))
+                }
+                Output.line("\(saved.id): automatic renewal \(Renewals.describe(saved.autoRenewal))")
             }
         }
     }

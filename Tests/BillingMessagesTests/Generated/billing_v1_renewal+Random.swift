@@ -12,6 +12,17 @@ extension BillingV1.RenewableService: RandomMessage {
         m.periodDays = g.next(UInt32.self)
         m.expiresAtUnixMs = g.next(Int64.self)
         m.updatedAtUnixMs = g.next(Int64.self)
+        if depth < 4 && g.coin() { m.autoRenewal = BillingV1.AutoRenewal.random(using: &g, depth: depth + 1) }
+        return m
+    }
+}
+
+extension BillingV1.AutoRenewal: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.daysBefore = g.next(UInt32.self)
+        m.payerId = g.string()
+        m.nextAttemptAtUnixMs = g.next(Int64.self)
         return m
     }
 }
@@ -48,6 +59,7 @@ extension BillingV1.RenewalOrder: RandomMessage {
         m.createdAtUnixMs = g.next(Int64.self)
         m.completedAtUnixMs = g.next(Int64.self)
         if depth < 4 && g.coin() { m.fromBalance = BillingV1.Money.random(using: &g, depth: depth + 1) }
+        m.automatic = g.next(Bool.self)
         return m
     }
 }
@@ -128,6 +140,16 @@ extension BillingV1.UpsertRenewableServiceRequest: RandomMessage {
     static func random(using g: inout SeededGenerator, depth: Int) -> Self {
         var m = Self()
         if depth < 4 && g.coin() { m.service = BillingV1.RenewableService.random(using: &g, depth: depth + 1) }
+        return m
+    }
+}
+
+extension BillingV1.SetAutoRenewalRequest: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.accountId = g.string()
+        m.serviceId = g.string()
+        if depth < 4 && g.coin() { m.autoRenewal = BillingV1.AutoRenewal.random(using: &g, depth: depth + 1) }
         return m
     }
 }

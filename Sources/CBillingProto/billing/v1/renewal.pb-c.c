@@ -52,6 +52,51 @@ void   billing__v1__renewable_service__free_unpacked
   assert(message->base.descriptor == &billing__v1__renewable_service__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   billing__v1__auto_renewal__init
+                     (Billing__V1__AutoRenewal         *message)
+{
+  static const Billing__V1__AutoRenewal init_value = BILLING__V1__AUTO_RENEWAL__INIT;
+  *message = init_value;
+}
+size_t billing__v1__auto_renewal__get_packed_size
+                     (const Billing__V1__AutoRenewal *message)
+{
+  assert(message->base.descriptor == &billing__v1__auto_renewal__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__auto_renewal__pack
+                     (const Billing__V1__AutoRenewal *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__auto_renewal__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__auto_renewal__pack_to_buffer
+                     (const Billing__V1__AutoRenewal *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__auto_renewal__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__AutoRenewal *
+       billing__v1__auto_renewal__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__AutoRenewal *)
+     protobuf_c_message_unpack (&billing__v1__auto_renewal__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__auto_renewal__free_unpacked
+                     (Billing__V1__AutoRenewal *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__auto_renewal__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   billing__v1__renewal_item__init
                      (Billing__V1__RenewalItem         *message)
 {
@@ -547,7 +592,52 @@ void   billing__v1__upsert_renewable_service_request__free_unpacked
   assert(message->base.descriptor == &billing__v1__upsert_renewable_service_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor billing__v1__renewable_service__field_descriptors[7] =
+void   billing__v1__set_auto_renewal_request__init
+                     (Billing__V1__SetAutoRenewalRequest         *message)
+{
+  static const Billing__V1__SetAutoRenewalRequest init_value = BILLING__V1__SET_AUTO_RENEWAL_REQUEST__INIT;
+  *message = init_value;
+}
+size_t billing__v1__set_auto_renewal_request__get_packed_size
+                     (const Billing__V1__SetAutoRenewalRequest *message)
+{
+  assert(message->base.descriptor == &billing__v1__set_auto_renewal_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__set_auto_renewal_request__pack
+                     (const Billing__V1__SetAutoRenewalRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__set_auto_renewal_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__set_auto_renewal_request__pack_to_buffer
+                     (const Billing__V1__SetAutoRenewalRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__set_auto_renewal_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__SetAutoRenewalRequest *
+       billing__v1__set_auto_renewal_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__SetAutoRenewalRequest *)
+     protobuf_c_message_unpack (&billing__v1__set_auto_renewal_request__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__set_auto_renewal_request__free_unpacked
+                     (Billing__V1__SetAutoRenewalRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__set_auto_renewal_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor billing__v1__renewable_service__field_descriptors[8] =
 {
   {
     "id",
@@ -633,9 +723,22 @@ static const ProtobufCFieldDescriptor billing__v1__renewable_service__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "auto_renewal",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__RenewableService, auto_renewal),
+    &billing__v1__auto_renewal__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned billing__v1__renewable_service__field_indices_by_name[] = {
   1,   /* field[1] = account_id */
+  7,   /* field[7] = auto_renewal */
   2,   /* field[2] = display_name */
   5,   /* field[5] = expires_at_unix_ms */
   0,   /* field[0] = id */
@@ -646,7 +749,7 @@ static const unsigned billing__v1__renewable_service__field_indices_by_name[] = 
 static const ProtobufCIntRange billing__v1__renewable_service__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor billing__v1__renewable_service__descriptor =
 {
@@ -656,11 +759,75 @@ const ProtobufCMessageDescriptor billing__v1__renewable_service__descriptor =
   "Billing__V1__RenewableService",
   "billing.v1",
   sizeof(Billing__V1__RenewableService),
-  7,
+  8,
   billing__v1__renewable_service__field_descriptors,
   billing__v1__renewable_service__field_indices_by_name,
   1,  billing__v1__renewable_service__number_ranges,
   (ProtobufCMessageInit) billing__v1__renewable_service__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor billing__v1__auto_renewal__field_descriptors[3] =
+{
+  {
+    "days_before",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AutoRenewal, days_before),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payer_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AutoRenewal, payer_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_attempt_at_unix_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__AutoRenewal, next_attempt_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__auto_renewal__field_indices_by_name[] = {
+  0,   /* field[0] = days_before */
+  2,   /* field[2] = next_attempt_at_unix_ms */
+  1,   /* field[1] = payer_id */
+};
+static const ProtobufCIntRange billing__v1__auto_renewal__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor billing__v1__auto_renewal__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.AutoRenewal",
+  "AutoRenewal",
+  "Billing__V1__AutoRenewal",
+  "billing.v1",
+  sizeof(Billing__V1__AutoRenewal),
+  3,
+  billing__v1__auto_renewal__field_descriptors,
+  billing__v1__auto_renewal__field_indices_by_name,
+  1,  billing__v1__auto_renewal__number_ranges,
+  (ProtobufCMessageInit) billing__v1__auto_renewal__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor billing__v1__renewal_item__field_descriptors[2] =
@@ -791,7 +958,7 @@ const ProtobufCMessageDescriptor billing__v1__renewal_line__descriptor =
   (ProtobufCMessageInit) billing__v1__renewal_line__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor billing__v1__renewal_order__field_descriptors[9] =
+static const ProtobufCFieldDescriptor billing__v1__renewal_order__field_descriptors[10] =
 {
   {
     "id",
@@ -901,9 +1068,22 @@ static const ProtobufCFieldDescriptor billing__v1__renewal_order__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "automatic",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__RenewalOrder, automatic),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned billing__v1__renewal_order__field_indices_by_name[] = {
   1,   /* field[1] = account_id */
+  9,   /* field[9] = automatic */
   7,   /* field[7] = completed_at_unix_ms */
   6,   /* field[6] = created_at_unix_ms */
   8,   /* field[8] = from_balance */
@@ -916,7 +1096,7 @@ static const unsigned billing__v1__renewal_order__field_indices_by_name[] = {
 static const ProtobufCIntRange billing__v1__renewal_order__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor billing__v1__renewal_order__descriptor =
 {
@@ -926,7 +1106,7 @@ const ProtobufCMessageDescriptor billing__v1__renewal_order__descriptor =
   "Billing__V1__RenewalOrder",
   "billing.v1",
   sizeof(Billing__V1__RenewalOrder),
-  9,
+  10,
   billing__v1__renewal_order__field_descriptors,
   billing__v1__renewal_order__field_indices_by_name,
   1,  billing__v1__renewal_order__number_ranges,
@@ -1445,6 +1625,70 @@ const ProtobufCMessageDescriptor billing__v1__upsert_renewable_service_request__
   (ProtobufCMessageInit) billing__v1__upsert_renewable_service_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor billing__v1__set_auto_renewal_request__field_descriptors[3] =
+{
+  {
+    "account_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__SetAutoRenewalRequest, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "service_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__SetAutoRenewalRequest, service_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "auto_renewal",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__SetAutoRenewalRequest, auto_renewal),
+    &billing__v1__auto_renewal__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__set_auto_renewal_request__field_indices_by_name[] = {
+  0,   /* field[0] = account_id */
+  2,   /* field[2] = auto_renewal */
+  1,   /* field[1] = service_id */
+};
+static const ProtobufCIntRange billing__v1__set_auto_renewal_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor billing__v1__set_auto_renewal_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.SetAutoRenewalRequest",
+  "SetAutoRenewalRequest",
+  "Billing__V1__SetAutoRenewalRequest",
+  "billing.v1",
+  sizeof(Billing__V1__SetAutoRenewalRequest),
+  3,
+  billing__v1__set_auto_renewal_request__field_descriptors,
+  billing__v1__set_auto_renewal_request__field_indices_by_name,
+  1,  billing__v1__set_auto_renewal_request__number_ranges,
+  (ProtobufCMessageInit) billing__v1__set_auto_renewal_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue billing__v1__renewal_order_status__enum_values_by_number[4] =
 {
   { "RENEWAL_ORDER_STATUS_UNSPECIFIED", "BILLING__V1__RENEWAL_ORDER_STATUS__RENEWAL_ORDER_STATUS_UNSPECIFIED", 0 },
@@ -1477,19 +1721,21 @@ const ProtobufCEnumDescriptor billing__v1__renewal_order_status__descriptor =
   billing__v1__renewal_order_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor billing__v1__renewal__method_descriptors[5] =
+static const ProtobufCMethodDescriptor billing__v1__renewal__method_descriptors[6] =
 {
   { "ListRenewableServices", &billing__v1__list_renewable_services_request__descriptor, &billing__v1__list_renewable_services_response__descriptor },
   { "QuoteRenewal", &billing__v1__quote_renewal_request__descriptor, &billing__v1__quote_renewal_response__descriptor },
   { "Renew", &billing__v1__renew_request__descriptor, &billing__v1__renew_response__descriptor },
   { "GetRenewalOrder", &billing__v1__get_renewal_order_request__descriptor, &billing__v1__renewal_order__descriptor },
   { "UpsertRenewableService", &billing__v1__upsert_renewable_service_request__descriptor, &billing__v1__renewable_service__descriptor },
+  { "SetAutoRenewal", &billing__v1__set_auto_renewal_request__descriptor, &billing__v1__renewable_service__descriptor },
 };
 const unsigned billing__v1__renewal__method_indices_by_name[] = {
   3,        /* GetRenewalOrder */
   0,        /* ListRenewableServices */
   1,        /* QuoteRenewal */
   2,        /* Renew */
+  5,        /* SetAutoRenewal */
   4         /* UpsertRenewableService */
 };
 const ProtobufCServiceDescriptor billing__v1__renewal__descriptor =
@@ -1499,7 +1745,7 @@ const ProtobufCServiceDescriptor billing__v1__renewal__descriptor =
   "Renewal",
   "Billing__V1__Renewal",
   "billing.v1",
-  5,
+  6,
   billing__v1__renewal__method_descriptors,
   billing__v1__renewal__method_indices_by_name
 };
@@ -1542,6 +1788,14 @@ void billing__v1__renewal__upsert_renewable_service(ProtobufCService *service,
 {
   assert(service->descriptor == &billing__v1__renewal__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void billing__v1__renewal__set_auto_renewal(ProtobufCService *service,
+                                            const Billing__V1__SetAutoRenewalRequest *input,
+                                            Billing__V1__RenewableService_Closure closure,
+                                            void *closure_data)
+{
+  assert(service->descriptor == &billing__v1__renewal__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void billing__v1__renewal__init (Billing__V1__Renewal_Service *service,
                                  Billing__V1__Renewal_ServiceDestroy destroy)

@@ -17,6 +17,7 @@ PROTOBUF_C__BEGIN_DECLS
 #include "billing/v1/types.pb-c.h"
 
 typedef struct Billing__V1__RenewableService Billing__V1__RenewableService;
+typedef struct Billing__V1__AutoRenewal Billing__V1__AutoRenewal;
 typedef struct Billing__V1__RenewalItem Billing__V1__RenewalItem;
 typedef struct Billing__V1__RenewalLine Billing__V1__RenewalLine;
 typedef struct Billing__V1__RenewalOrder Billing__V1__RenewalOrder;
@@ -28,6 +29,7 @@ typedef struct Billing__V1__RenewRequest Billing__V1__RenewRequest;
 typedef struct Billing__V1__RenewResponse Billing__V1__RenewResponse;
 typedef struct Billing__V1__GetRenewalOrderRequest Billing__V1__GetRenewalOrderRequest;
 typedef struct Billing__V1__UpsertRenewableServiceRequest Billing__V1__UpsertRenewableServiceRequest;
+typedef struct Billing__V1__SetAutoRenewalRequest Billing__V1__SetAutoRenewalRequest;
 
 
 /* --- enums --- */
@@ -64,10 +66,45 @@ struct  Billing__V1__RenewableService
    */
   int64_t expires_at_unix_ms;
   int64_t updated_at_unix_ms;
+  /*
+   * Renewing itself before it expires; absent: off. In
+   * UpsertRenewableService, absent keeps the current setting and
+   * days_before 0 turns it off.
+   */
+  Billing__V1__AutoRenewal *auto_renewal;
 };
 #define BILLING__V1__RENEWABLE_SERVICE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&billing__v1__renewable_service__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, 0, NULL }
+
+
+/*
+ * One period, days_before days before the service expires: from the
+ * available balance, and otherwise with the payer's default saved method
+ * (which pays only what the balance does not). A failed attempt makes an
+ * error notification and is retried (poller.autoRenewalRetrySeconds, a day
+ * by default) until the service expires; at most one renewal per period.
+ */
+struct  Billing__V1__AutoRenewal
+{
+  ProtobufCMessage base;
+  /*
+   * 1 to 90, and at most the service's period.
+   */
+  uint32_t days_before;
+  /*
+   * Whose default saved method pays the rest; empty: the balance only.
+   */
+  char *payer_id;
+  /*
+   * Set by billingd: when the next attempt is due after a failed one
+   * (0: when the window opens). Ignored in requests.
+   */
+  int64_t next_attempt_at_unix_ms;
+};
+#define BILLING__V1__AUTO_RENEWAL__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&billing__v1__auto_renewal__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Billing__V1__RenewalItem
@@ -117,10 +154,14 @@ struct  Billing__V1__RenewalOrder
    * the balance; while the payment is New, held (GetBalanceResponse.held).
    */
   Billing__V1__Money *from_balance;
+  /*
+   * Made by the service's automatic renewal, not by a person.
+   */
+  protobuf_c_boolean automatic;
 };
 #define BILLING__V1__RENEWAL_ORDER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&billing__v1__renewal_order__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, BILLING__V1__RENEWAL_ORDER_STATUS__RENEWAL_ORDER_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, BILLING__V1__RENEWAL_ORDER_STATUS__RENEWAL_ORDER_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, NULL, 0 }
 
 
 struct  Billing__V1__ListRenewableServicesRequest
@@ -266,6 +307,21 @@ struct  Billing__V1__UpsertRenewableServiceRequest
     , NULL }
 
 
+struct  Billing__V1__SetAutoRenewalRequest
+{
+  ProtobufCMessage base;
+  char *account_id;
+  char *service_id;
+  /*
+   * Absent, or days_before 0: off.
+   */
+  Billing__V1__AutoRenewal *auto_renewal;
+};
+#define BILLING__V1__SET_AUTO_RENEWAL_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&billing__v1__set_auto_renewal_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
+
+
 /* Billing__V1__RenewableService methods */
 void   billing__v1__renewable_service__init
                      (Billing__V1__RenewableService         *message);
@@ -284,6 +340,25 @@ Billing__V1__RenewableService *
                       const uint8_t       *data);
 void   billing__v1__renewable_service__free_unpacked
                      (Billing__V1__RenewableService *message,
+                      ProtobufCAllocator *allocator);
+/* Billing__V1__AutoRenewal methods */
+void   billing__v1__auto_renewal__init
+                     (Billing__V1__AutoRenewal         *message);
+size_t billing__v1__auto_renewal__get_packed_size
+                     (const Billing__V1__AutoRenewal   *message);
+size_t billing__v1__auto_renewal__pack
+                     (const Billing__V1__AutoRenewal   *message,
+                      uint8_t             *out);
+size_t billing__v1__auto_renewal__pack_to_buffer
+                     (const Billing__V1__AutoRenewal   *message,
+                      ProtobufCBuffer     *buffer);
+Billing__V1__AutoRenewal *
+       billing__v1__auto_renewal__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   billing__v1__auto_renewal__free_unpacked
+                     (Billing__V1__AutoRenewal *message,
                       ProtobufCAllocator *allocator);
 /* Billing__V1__RenewalItem methods */
 void   billing__v1__renewal_item__init
@@ -494,10 +569,32 @@ Billing__V1__UpsertRenewableServiceRequest *
 void   billing__v1__upsert_renewable_service_request__free_unpacked
                      (Billing__V1__UpsertRenewableServiceRequest *message,
                       ProtobufCAllocator *allocator);
+/* Billing__V1__SetAutoRenewalRequest methods */
+void   billing__v1__set_auto_renewal_request__init
+                     (Billing__V1__SetAutoRenewalRequest         *message);
+size_t billing__v1__set_auto_renewal_request__get_packed_size
+                     (const Billing__V1__SetAutoRenewalRequest   *message);
+size_t billing__v1__set_auto_renewal_request__pack
+                     (const Billing__V1__SetAutoRenewalRequest   *message,
+                      uint8_t             *out);
+size_t billing__v1__set_auto_renewal_request__pack_to_buffer
+                     (const Billing__V1__SetAutoRenewalRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Billing__V1__SetAutoRenewalRequest *
+       billing__v1__set_auto_renewal_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   billing__v1__set_auto_renewal_request__free_unpacked
+                     (Billing__V1__SetAutoRenewalRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Billing__V1__RenewableService_Closure)
                  (const Billing__V1__RenewableService *message,
+                  void *closure_data);
+typedef void (*Billing__V1__AutoRenewal_Closure)
+                 (const Billing__V1__AutoRenewal *message,
                   void *closure_data);
 typedef void (*Billing__V1__RenewalItem_Closure)
                  (const Billing__V1__RenewalItem *message,
@@ -532,6 +629,9 @@ typedef void (*Billing__V1__GetRenewalOrderRequest_Closure)
 typedef void (*Billing__V1__UpsertRenewableServiceRequest_Closure)
                  (const Billing__V1__UpsertRenewableServiceRequest *message,
                   void *closure_data);
+typedef void (*Billing__V1__SetAutoRenewalRequest_Closure)
+                 (const Billing__V1__SetAutoRenewalRequest *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -559,6 +659,10 @@ struct Billing__V1__Renewal_Service
                                    const Billing__V1__UpsertRenewableServiceRequest *input,
                                    Billing__V1__RenewableService_Closure closure,
                                    void *closure_data);
+  void (*set_auto_renewal)(Billing__V1__Renewal_Service *service,
+                           const Billing__V1__SetAutoRenewalRequest *input,
+                           Billing__V1__RenewableService_Closure closure,
+                           void *closure_data);
 };
 typedef void (*Billing__V1__Renewal_ServiceDestroy)(Billing__V1__Renewal_Service *);
 void billing__v1__renewal__init (Billing__V1__Renewal_Service *service,
@@ -571,7 +675,8 @@ void billing__v1__renewal__init (Billing__V1__Renewal_Service *service,
       function_prefix__ ## quote_renewal,\
       function_prefix__ ## renew,\
       function_prefix__ ## get_renewal_order,\
-      function_prefix__ ## upsert_renewable_service  }
+      function_prefix__ ## upsert_renewable_service,\
+      function_prefix__ ## set_auto_renewal  }
 void billing__v1__renewal__list_renewable_services(ProtobufCService *service,
                                                    const Billing__V1__ListRenewableServicesRequest *input,
                                                    Billing__V1__ListRenewableServicesResponse_Closure closure,
@@ -592,11 +697,16 @@ void billing__v1__renewal__upsert_renewable_service(ProtobufCService *service,
                                                     const Billing__V1__UpsertRenewableServiceRequest *input,
                                                     Billing__V1__RenewableService_Closure closure,
                                                     void *closure_data);
+void billing__v1__renewal__set_auto_renewal(ProtobufCService *service,
+                                            const Billing__V1__SetAutoRenewalRequest *input,
+                                            Billing__V1__RenewableService_Closure closure,
+                                            void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    billing__v1__renewal_order_status__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__renewable_service__descriptor;
+extern const ProtobufCMessageDescriptor billing__v1__auto_renewal__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__renewal_item__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__renewal_line__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__renewal_order__descriptor;
@@ -608,6 +718,7 @@ extern const ProtobufCMessageDescriptor billing__v1__renew_request__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__renew_response__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__get_renewal_order_request__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__upsert_renewable_service_request__descriptor;
+extern const ProtobufCMessageDescriptor billing__v1__set_auto_renewal_request__descriptor;
 extern const ProtobufCServiceDescriptor billing__v1__renewal__descriptor;
 
 PROTOBUF_C__END_DECLS
