@@ -45,6 +45,11 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .target(name: "COpenSSLShims", dependencies: ["COpenSSL"]),
+        .systemLibrary(
+            name: "CCairo",
+            pkgConfig: "cairo",
+            providers: [.apt(["libcairo2-dev"])]
+        ),
         .target(name: "CBillingProto", dependencies: ["CProtobufC"]),
 
         // Swift value types over protobuf-c (runtime + generated).
@@ -102,6 +107,12 @@ let package = Package(
             dependencies: ["BillingCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
+        // Documents for people: invoices as printable HTML and as PDF (cairo).
+        .target(
+            name: "BillingDocuments",
+            dependencies: ["BillingCore", "CCairo"],
+            swiftSettings: strict
+        ),
         // Payment systems behind one interface; one folder each. The sandbox
         // keeps its state in an SQLite file of its own (GRDB) and routes its
         // page with Hummingbird.
@@ -120,7 +131,7 @@ let package = Package(
             name: "BillingServer",
             dependencies: [
                 "BillingAPI", "BillingCore", "BillingStorage", "BillingProviders", "BillingTransport", "BillingTLS",
-                "BillingRPC", "BillingMessages",
+                "BillingRPC", "BillingMessages", "BillingDocuments",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

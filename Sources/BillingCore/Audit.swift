@@ -103,6 +103,11 @@ public enum Audit {
             if let method = payment.paymentMethodID { detail += " with method \(method)" }
             if let invoice = payment.invoiceNumber { detail += ", invoice \(invoice)" }
             return (.account(payment.accountID), payment.id, payment.id, "payment.created", detail)
+        case .insertInvoice(let invoice):
+            return (
+                .account(invoice.accountID), invoice.paymentID, invoice.number, "invoice.issued",
+                "\(invoice.amount) to \(invoice.payerName), due \(Timestamps.day(invoice.dueAtMs))"
+            )
         case .attachReference(let paymentID, let reference, _, _):
             return (
                 .payment(paymentID), paymentID, paymentID, "payment.started", "payment system reference \(reference)"

@@ -145,7 +145,7 @@ public enum AutoRenewals {
                 expectedTotal: nil,
                 expectedToPay: nil,
                 limits: limits,
-                invoiceReference: "",
+                invoice: nil,
                 now: now,
                 autoPeriodMs: service.expiresAtMs
             )

@@ -52,6 +52,8 @@ public protocol BillingStore: Sendable {
     // Payments
     func createTopUp(_ request: TopUpRequest, idempotencyKey: IdempotencyKey?) async throws(BillingError) -> Payment
     func payment(_ id: String) async throws(BillingError) -> Payment
+    /// An invoice and its payment, by the invoice's number or its payment's id.
+    func invoiceDocument(_ numberOrPaymentID: String) async throws(BillingError) -> InvoiceDocument
     func attachProviderReference(
         paymentID: String,
         reference: String,

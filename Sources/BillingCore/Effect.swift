@@ -14,6 +14,8 @@ public enum Effect: Sendable, Hashable {
 
     /// A payment recorded New.
     case insertPayment(Payment)
+    /// An invoice issued with its payment; its number the next of its series.
+    case insertInvoice(Invoice)
     /// The payment system's id of a New payment and where to send the person.
     case attachReference(paymentID: String, reference: String, redirectURL: String, atMs: Int64)
     /// New → Paid or Cancelled: the record as it is after (status, reason,

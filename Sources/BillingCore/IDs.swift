@@ -9,19 +9,6 @@ public enum IDs {
         return prefix + "_" + hex(high) + hex(low)
     }
 
-    /// A bank-transfer reference for an invoice: "INV-" and ten random
-    /// characters of Crockford's base32 (no I, L, O, U: nothing to misread
-    /// when typed into a bank form), 50 bits. Random, not a counter: a
-    /// customer reading its reference learns nothing of how many invoices
-    /// others have. The caller retries on the (rare) collision.
-    public static func invoiceReference() -> String {
-        let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
-        var generator = SystemRandomNumberGenerator()
-        let bits = generator.next() as UInt64
-        let characters = (0..<10).map { alphabet[Int((bits >> (5 * UInt64($0))) & 31)] }
-        return "INV-" + String(characters[0..<5]) + "-" + String(characters[5..<10])
-    }
-
     private static func hex(_ value: UInt64) -> String {
         let digits = String(value, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits

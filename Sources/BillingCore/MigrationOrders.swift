@@ -54,7 +54,7 @@ public enum MigrationOrders {
         option: PaymentOption,
         chargedMethod: PaymentMethod?,
         limits: PaymentLimits,
-        invoiceReference: String,
+        invoice: InvoiceIssue?,
         now: Int64
     ) throws(BillingError) -> Change<(order: MigrationOrder, payment: Payment?)> {
         guard order.status == .awaitingPayment else {
@@ -75,7 +75,7 @@ public enum MigrationOrders {
             option: option,
             chargedMethod: chargedMethod,
             limits: limits,
-            invoiceReference: invoiceReference,
+            invoice: invoice,
             migrationOrderID: order.id,
             now: now
         )

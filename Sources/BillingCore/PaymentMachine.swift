@@ -15,8 +15,9 @@ public enum PaymentMachine {
     ///   - payer: the payer `payerID` names, as the store found it (nil: none).
     ///   - chargedMethod: the saved method a `.savedMethod` option names, as
     ///     the store found it (nil: none).
-    ///   - invoiceReference: the bank-transfer reference an invoice gets: a
-    ///     fresh `IDs.invoiceReference()` no payment has (the store checks).
+    ///   - invoice: for the invoice option, the next number of the issuer's
+    ///     series (the store takes it in this transaction) and the terms;
+    ///     the invoice document is issued with the payment.
     /// - Throws: `notFound` for a payer of another account or a method of
     ///   another payer (the same answer as for ids that do not exist: others'
     ///   records are not to be discovered by guessing); `failedPrecondition`
@@ -31,7 +32,7 @@ public enum PaymentMachine {
         option: PaymentOption,
         chargedMethod: PaymentMethod?,
         limits: PaymentLimits,
-        invoiceReference: String,
+        invoice: InvoiceIssue?,
         renewalOrderID: String? = nil,
         migrationOrderID: String? = nil,
         now: Int64
@@ -49,9 +50,14 @@ public enum PaymentMachine {
         var nextCheck: Int64? = now
         switch option {
         case .invoice:
-            // Invoices are settled by an operator, never polled.
-            nextCheck = nil
-            invoiceNumber = invoiceReference
+            guard let invoice else { throw .failedPrecondition("invoices are not issued here") }
+            // Settled by an operator; the poller looks at it only once it is
+            // overdue past its grace, to void it.
+            invoiceNumber = invoice.number.text
+            nextCheck = Invoices.voidAtMs(
+                dueAtMs: now + Int64(invoice.terms.dueDays) * Timestamps.dayMs,
+                terms: invoice.terms
+            )
         case .savedMethod(let methodID):
             guard let method = chargedMethod, method.id == methodID, method.payerID == payer.id else {
                 throw .notFound("payment method \(methodID.prefix(64)) not found")
@@ -110,6 +116,24 @@ public enum PaymentMachine {
         // The method first: the payment's row names it.
         var effects: [Effect] = savedMethod.map { [.insertMethod($0)] } ?? []
         effects.append(.insertPayment(payment))
+        if let invoice, case .invoice = option {
+            let description = Invoices.description(
+                purpose,
+                renewalOrderID: renewalOrderID,
+                migrationOrderID: migrationOrderID
+            )
+            effects.append(
+                .insertInvoice(
+                    Invoices.issue(
+                        payment,
+                        payer: payer,
+                        number: invoice.number,
+                        terms: invoice.terms,
+                        description: description
+                    )
+                )
+            )
+        }
         effects.append(.event(accountID: account.id, atMs: now, .paymentStatusChanged(payment, previous: nil)))
         if let savedMethod {
             effects.append(.event(accountID: account.id, atMs: now, .methodStatusChanged(savedMethod, previous: nil)))

@@ -161,7 +161,7 @@ public enum Renewals {
         expectedTotal: Money?,
         expectedToPay: Money?,
         limits: PaymentLimits,
-        invoiceReference: String,
+        invoice: InvoiceIssue?,
         now: Int64,
         autoPeriodMs: Int64? = nil
     ) throws(BillingError) -> Change<Renewed> {
@@ -216,7 +216,7 @@ public enum Renewals {
             option: option,
             chargedMethod: chargedMethod,
             limits: limits,
-            invoiceReference: invoiceReference,
+            invoice: invoice,
             renewalOrderID: order.id,
             now: now
         )

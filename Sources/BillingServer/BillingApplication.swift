@@ -103,7 +103,8 @@ public final class BillingApplication: Sendable {
             StorageConfiguration(
                 path: configuration.resolvedDatabasePath,
                 idempotencyKeyLifetime: .seconds(configuration.idempotencyKeyLifetimeSeconds),
-                limits: limits
+                limits: limits,
+                invoices: configuration.invoices.terms
             ),
             clock: clock,
             observer: metrics?.storeObserver

@@ -200,9 +200,44 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     public var paypal = PayPal()
     public var webhooks = Webhooks()
     public var metrics = Metrics()
+    public var invoices = Invoices()
     /// "info", "debug", "trace", "notice", "warning", "error".
     public var logLevel: String = "info"
     public var logging = Logging()
+
+    /// Invoices issued for invoice payments (docs/INVOICES.md): the issuer's
+    /// details printed on each, the number series and the payment terms.
+    public struct Invoices: Sendable, Codable, Hashable {
+        public var issuer = Issuer()
+        /// Numbers are "<prefix><year>-000001" (yearly reset) or "<prefix>000001".
+        public var numberPrefix: String = InvoiceTerms.development.numberPrefix
+        public var yearlyReset: Bool = InvoiceTerms.development.yearlyReset
+        public var dueDays: Int = InvoiceTerms.development.dueDays
+        /// An unpaid invoice ends Cancelled (void) this many days after its due date.
+        public var graceDays: Int = InvoiceTerms.development.graceDays
+
+        public struct Issuer: Sendable, Codable, Hashable {
+            public var name: String = InvoiceTerms.development.issuer.name
+            public var lines: [String] = InvoiceTerms.development.issuer.lines
+            public var bankLines: [String] = InvoiceTerms.development.issuer.bankLines
+            public var legalText: String = InvoiceTerms.development.issuer.legalText
+        }
+
+        public var terms: InvoiceTerms {
+            InvoiceTerms(
+                issuer: InvoiceIssuer(
+                    name: issuer.name,
+                    lines: issuer.lines,
+                    bankLines: issuer.bankLines,
+                    legalText: issuer.legalText
+                ),
+                numberPrefix: numberPrefix,
+                yearlyReset: yearlyReset,
+                dueDays: dueDays,
+                graceDays: graceDays
+            )
+        }
+    }
 
     public struct Logging: Sendable, Codable, Hashable {
         /// "text" (for people, the default) or "json" (one object per line,
@@ -272,6 +307,11 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     public func validate() -> [String] {
         var problems: [String] = []
         if dataDirectory.isEmpty { problems.append("dataDirectory is empty") }
+        do {
+            try invoices.terms.check()
+        } catch {
+            problems.append(error.description)
+        }
         if !(0...65535).contains(listen.port) { problems.append("listen.port \(listen.port) is not a port") }
         if !(0...65535).contains(sandbox.port) { problems.append("sandbox.port \(sandbox.port) is not a port") }
         let tlsGiven = [tls.certificate, tls.privateKey, tls.clientCA].filter { !$0.isEmpty }.count

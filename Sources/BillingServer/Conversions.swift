@@ -325,3 +325,31 @@ extension BillingV1.MigrationOrder {
         paidAtUnixMs = order.paidAtMs ?? 0
     }
 }
+
+extension BillingV1.Invoice {
+    init(_ document: InvoiceDocument) {
+        self.init()
+        let invoice = document.invoice
+        number = invoice.number
+        paymentId = invoice.paymentID
+        accountId = invoice.accountID
+        payerId = invoice.payerID
+        payerName = invoice.payerName
+        payerEmail = invoice.payerEmail
+        description = invoice.description
+        amount = BillingV1.Money(invoice.amount)
+        issuedAtUnixMs = invoice.issuedAtMs
+        dueAtUnixMs = invoice.dueAtMs
+        switch document.state {
+        case .open: state = .open
+        case .paid: state = .paid
+        case .void: state = .void
+        }
+        issuerName = invoice.issuer.name
+        issuerLines = invoice.issuer.lines
+        bankLines = invoice.issuer.bankLines
+        legalText = invoice.issuer.legalText
+        // The payment's own schedule: set when it was issued, with the grace of that day.
+        voidAtUnixMs = document.state == .open ? (document.payment.nextCheckAtMs ?? 0) : 0
+    }
+}

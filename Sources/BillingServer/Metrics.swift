@@ -110,6 +110,8 @@ final class BillingMetrics: ServerCallObserver, Sendable {
             counter("billingd_ledger_entries_total", [("kind", kind)])
         case .event:
             counter("billingd_events_appended_total", [])
+        case .insertInvoice:
+            counter("billingd_invoices_issued_total", [])
         case .autoRenewalAttempt(_, _, let outcome):
             // "renewed", "charging" or "failed": the outcome's first word.
             counter("billingd_auto_renewal_attempts_total", [("outcome", String(outcome.prefix { $0 != " " }))])

@@ -192,9 +192,20 @@ struct PaymentFlows: Sendable {
             return payment
         }
         guard let system = payment.system else {
-            // An invoice: only money arriving (an operator settles) or a cancel ends it.
-            guard let cancelling else { return payment }
-            return try await transition(payment, .cancelled(cancelling.reason, by: cancelling.by))
+            // An invoice: money arriving (an operator settles) or a cancel ends
+            // it, and the poller voids it once it is unpaid past its due date
+            // and grace (its only scheduled check, set when it was issued).
+            if let cancelling { return try await transition(payment, .cancelled(cancelling.reason, by: cancelling.by)) }
+            guard case .poll = intent, payment.optionKind == .invoice, let voidAt = payment.nextCheckAtMs,
+                clock.nowMs >= voidAt
+            else { return payment }
+            return try await transition(
+                payment,
+                .cancelled(
+                    "invoice \(payment.invoiceNumber ?? payment.id) was not paid by its due date (void since \(Timestamps.day(voidAt)))",
+                    by: .paymentSystem
+                )
+            )
         }
         let now = clock.nowMs
         var payment = payment

@@ -38,6 +38,7 @@ extension SQLiteStore {
         let fingerprint = Idempotency.fingerprint(payingMigration: orderID, payerID: payerID, option: option)
         let lifetime = configuration.idempotencyKeyLifetime
         let limits = configuration.limits
+        let invoiceTerms = configuration.invoices
         return try await decide { db, now in
             let order = try MigrationRepository.require(db, orderID)
             if let idempotencyKey {
@@ -62,7 +63,7 @@ extension SQLiteStore {
                 option: option,
                 chargedMethod: try Self.chargedMethod(db, option),
                 limits: limits,
-                invoiceReference: try Self.invoiceReference(db, option),
+                invoice: try Self.invoiceIssue(db, option, invoiceTerms, now: now),
                 now: now
             )
             if let idempotencyKey {

@@ -13,6 +13,7 @@ extension SQLiteStore {
         try request.validate()
         let lifetime = configuration.idempotencyKeyLifetime
         let limits = configuration.limits
+        let invoiceTerms = configuration.invoices
         return try await decide { db, now in
             if let idempotencyKey {
                 let stored = try IdempotencyRepository.fetch(
@@ -35,7 +36,7 @@ extension SQLiteStore {
                 option: request.option,
                 chargedMethod: try Self.chargedMethod(db, request.option),
                 limits: limits,
-                invoiceReference: try Self.invoiceReference(db, request.option),
+                invoice: try Self.invoiceIssue(db, request.option, invoiceTerms, now: now),
                 now: now
             )
             if let idempotencyKey {
@@ -61,10 +62,17 @@ extension SQLiteStore {
         return try MethodRepository.fetch(db, id)
     }
 
-    /// A fresh bank reference when the option is an invoice ("" otherwise).
-    static func invoiceReference(_ db: Database, _ option: PaymentOption) throws -> String {
-        guard case .invoice = option else { return "" }
-        return try PaymentRepository.freshInvoiceReference(db)
+    /// For the invoice option: the next number of the issuer's series at
+    /// `now` (taken for good only if this transaction commits) and the terms.
+    static func invoiceIssue(
+        _ db: Database,
+        _ option: PaymentOption,
+        _ terms: InvoiceTerms,
+        now: Int64
+    ) throws -> InvoiceIssue? {
+        guard case .invoice = option else { return nil }
+        let series = Invoices.series(terms, nowMs: now)
+        return InvoiceIssue(number: try InvoiceRepository.next(db, series: series), terms: terms)
     }
 
     public func payment(_ id: String) async throws(BillingError) -> Payment {
@@ -147,6 +155,22 @@ extension SQLiteStore {
         let cursor = try pageToken.map { token throws(BillingError) in try PageToken(token) }
         return try await read { db in
             try NotificationRepository.page(db, accountID: accountID, pageSize: pageSize, after: cursor)
+        }
+    }
+}
+
+extension SQLiteStore {
+    /// An invoice and its payment, by the invoice's number or its payment's id.
+    public func invoiceDocument(_ numberOrPaymentID: String) async throws(BillingError) -> InvoiceDocument {
+        try Text.check(numberOrPaymentID, "invoice", max: 64, required: true)
+        return try await read { db in
+            guard
+                let invoice = try InvoiceRepository.fetch(db, number: numberOrPaymentID)
+                    ?? InvoiceRepository.fetch(db, paymentID: numberOrPaymentID)
+            else {
+                throw BillingError.notFound("invoice \(numberOrPaymentID.prefix(64)) not found")
+            }
+            return InvoiceDocument(invoice: invoice, payment: try PaymentRepository.require(db, invoice.paymentID))
         }
     }
 }

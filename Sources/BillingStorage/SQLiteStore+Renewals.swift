@@ -142,6 +142,7 @@ extension SQLiteStore {
         )
         let lifetime = configuration.idempotencyKeyLifetime
         let limits = configuration.limits
+        let invoiceTerms = configuration.invoices
         return try await decide { db, now in
             if let idempotencyKey {
                 let stored = try IdempotencyRepository.fetch(
@@ -168,7 +169,7 @@ extension SQLiteStore {
                 expectedTotal: expectedTotal,
                 expectedToPay: expectedToPay,
                 limits: limits,
-                invoiceReference: try Self.invoiceReference(db, option),
+                invoice: try Self.invoiceIssue(db, option, invoiceTerms, now: now),
                 now: now
             )
             if let idempotencyKey {

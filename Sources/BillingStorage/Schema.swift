@@ -53,6 +53,9 @@ enum Schema {
         migrator.registerMigration("v9-auto-renewal") { db in
             try db.execute(sql: v9)
         }
+        migrator.registerMigration("v10-invoice-documents") { db in
+            try db.execute(sql: v10)
+        }
         return migrator
     }
 
@@ -292,5 +295,40 @@ enum Schema {
         ALTER TABLE renewal_orders ADD COLUMN auto_period_ms INTEGER;
         CREATE UNIQUE INDEX renewal_orders_one_per_period ON renewal_orders(auto_service_id, auto_period_ms)
             WHERE auto_service_id IS NOT NULL AND status != 'cancelled';
+        """
+
+    /// Invoices as documents: each issued with its payment, numbered from its
+    /// series' counter (moved in the same transaction: no gaps), a number
+    /// never reused, the issuer's details as they were that day, append-only.
+    static let v10 = """
+        CREATE TABLE invoice_counters (
+            series TEXT PRIMARY KEY NOT NULL,
+            last_sequence INTEGER NOT NULL CHECK (last_sequence > 0)
+        ) STRICT;
+
+        CREATE TABLE invoices (
+            number TEXT PRIMARY KEY NOT NULL,
+            series TEXT NOT NULL,
+            sequence INTEGER NOT NULL CHECK (sequence > 0),
+            payment_id TEXT NOT NULL UNIQUE REFERENCES payments(id),
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            payer_id TEXT NOT NULL REFERENCES payers(id),
+            payer_name TEXT NOT NULL,
+            payer_email TEXT NOT NULL,
+            description TEXT NOT NULL,
+            amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+            currency TEXT NOT NULL,
+            issued_at_ms INTEGER NOT NULL,
+            due_at_ms INTEGER NOT NULL,
+            -- InvoiceIssuer as JSON: the issuer's details on the day of issue.
+            issuer TEXT NOT NULL,
+            UNIQUE (series, sequence)
+        ) STRICT;
+        CREATE INDEX invoices_by_account ON invoices(account_id, issued_at_ms);
+
+        CREATE TRIGGER invoices_no_update BEFORE UPDATE ON invoices
+            BEGIN SELECT RAISE(ABORT, 'invoices are append-only'); END;
+        CREATE TRIGGER invoices_no_delete BEFORE DELETE ON invoices
+            BEGIN SELECT RAISE(ABORT, 'invoices are append-only'); END;
         """
 }

@@ -15,16 +15,20 @@ public struct StorageConfiguration: Sendable {
     /// system's limits: checked inside the transaction that records a
     /// payment, where the account's currency is known.
     public var limits: PaymentLimits
+    /// The issuer, number series and terms of invoices issued here.
+    public var invoices: InvoiceTerms
 
     public init(
         path: String,
         idempotencyKeyLifetime: Duration = .seconds(24 * 3600),
         busyTimeout: Duration = .seconds(5),
-        limits: PaymentLimits = .seedDefault
+        limits: PaymentLimits = .seedDefault,
+        invoices: InvoiceTerms = .development
     ) {
         self.path = path
         self.idempotencyKeyLifetime = idempotencyKeyLifetime
         self.busyTimeout = busyTimeout
         self.limits = limits
+        self.invoices = invoices
     }
 }

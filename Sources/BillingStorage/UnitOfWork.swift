@@ -18,6 +18,8 @@ enum UnitOfWork {
                 try AccountRepository.insertPayer(db, payer)
             case .insertPayment(let payment):
                 try PaymentRepository.insert(db, payment)
+            case .insertInvoice(let invoice):
+                try InvoiceRepository.insert(db, invoice)
             case .attachReference(let paymentID, let reference, let redirectURL, let atMs):
                 try PaymentRepository.attach(
                     db,

@@ -518,7 +518,7 @@ import Testing
                 option: option,
                 chargedMethod: method,
                 limits: .seedDefault,
-                invoiceReference: "INV-1",
+                invoice: InvoiceIssue(number: InvoiceNumber(series: "INV-", sequence: 1), terms: .development),
                 now: Self.now
             )
         }
@@ -551,7 +551,7 @@ import Testing
             option: .paymentSystem(.sandbox, saveMethod: true, returnURL: "https://panel.example/p"),
             chargedMethod: nil,
             limits: .seedDefault,
-            invoiceReference: "",
+            invoice: nil,
             now: Self.now
         )
         guard case .insertMethod(let method) = change.effects[0], case .insertPayment(let payment) = change.effects[1]
@@ -565,7 +565,10 @@ import Testing
         #expect(change.effects.events.count == 2)
     }
 
-    @Test func anInvoiceIsNeverPolledAndCarriesItsReference() throws {
+    @Test func anInvoiceIsIssuedWithItsPaymentAndLookedAtOnlyToVoidIt() throws {
+        var terms = InvoiceTerms.development
+        terms.dueDays = 10
+        terms.graceDays = 3
         let change = try PaymentMachine.record(
             purpose: .topUp,
             amount: Self.usd(10_00),
@@ -575,12 +578,35 @@ import Testing
             option: .invoice,
             chargedMethod: nil,
             limits: .seedDefault,
-            invoiceReference: "INV-AAAAA-BBBBB",
+            invoice: InvoiceIssue(number: InvoiceNumber(series: "INV-2027-", sequence: 42), terms: terms),
             now: Self.now
         )
-        #expect(change.result.nextCheckAtMs == nil)
-        #expect(change.result.invoiceNumber == "INV-AAAAA-BBBBB")
+        #expect(change.result.nextCheckAtMs == Self.now + 13 * 86_400_000, "due date plus grace")
+        #expect(change.result.invoiceNumber == "INV-2027-000042")
         #expect(change.result.system == nil)
+        let invoices = change.effects.compactMap { effect -> Invoice? in
+            if case .insertInvoice(let invoice) = effect { return invoice }
+            return nil
+        }
+        #expect(invoices.count == 1)
+        #expect(invoices.first?.dueAtMs == Self.now + 10 * 86_400_000)
+        #expect(invoices.first?.payerName == Self.payer.displayName && invoices.first?.amount == Self.usd(10_00))
+        #expect(invoices.first?.issuer == terms.issuer)
+        // Without an issue (a store that offers no invoices) an invoice payment is refused.
+        #expect(throws: BillingError.self) {
+            try PaymentMachine.record(
+                purpose: .topUp,
+                amount: Self.usd(10_00),
+                account: Self.account,
+                payerID: "pyr_1",
+                payer: Self.payer,
+                option: .invoice,
+                chargedMethod: nil,
+                limits: .seedDefault,
+                invoice: nil,
+                now: Self.now
+            )
+        }
     }
 
     @Test func attachingNeedsANewPayment() throws {

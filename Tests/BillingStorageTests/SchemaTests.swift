@@ -92,11 +92,12 @@ import Testing
             try await f.store.transition(paymentID: payment.id, .paid)
         }
         var trail = try await f.store.auditTrail(AuditQuery(accountID: f.account.id, paymentID: payment.id))
-        #expect(trail.map(\.action) == ["payment.created", "payment.paid", "ledger.credit"])
+        #expect(trail.map(\.action) == ["payment.created", "invoice.issued", "payment.paid", "ledger.credit"])
         #expect(trail[0].who == "internal/panel" && trail[0].via == "/billing.v1.Balance/CreateTopUp")
         #expect(trail[0].detail.contains("12.50 USD"))
-        #expect(trail[1].who == "operator/alice" && trail[2].who == "operator/alice")
-        #expect(trail[2].detail.contains("balance 0.00 USD → 12.50 USD"), "\(trail[2].detail)")
+        #expect(trail[1].subject == payment.invoiceNumber && trail[1].who == "internal/panel")
+        #expect(trail[2].who == "operator/alice" && trail[3].who == "operator/alice")
+        #expect(trail[3].detail.contains("balance 0.00 USD → 12.50 USD"), "\(trail[3].detail)")
 
         // A repeat changes nothing and records nothing; a refused change writes
         // no audit entry: it is in the same transaction.
@@ -107,7 +108,7 @@ import Testing
             _ = try await f.store.transition(paymentID: payment.id, .cancelled("too late"))
         }
         trail = try await f.store.auditTrail(AuditQuery(accountID: f.account.id, paymentID: payment.id))
-        #expect(trail.count == 3)
+        #expect(trail.count == 4)
 
         for statement in ["UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"] {
             #expect(throws: (any Error).self, "\(statement)") {

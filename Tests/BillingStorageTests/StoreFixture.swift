@@ -17,7 +17,11 @@ final class StoreFixture: Sendable {
     /// file a test's child process wrote, opened as billingd would at start.
     let clock = ManualClock(tick: .milliseconds(1))
 
-    init(reopening existing: URL? = nil, idempotencyKeyLifetime: Duration = .seconds(24 * 3600)) async throws {
+    init(
+        reopening existing: URL? = nil,
+        idempotencyKeyLifetime: Duration = .seconds(24 * 3600),
+        invoices: InvoiceTerms = .development
+    ) async throws {
         ownsDirectory = existing == nil
         if let existing {
             directory = existing.deletingLastPathComponent()
@@ -28,7 +32,8 @@ final class StoreFixture: Sendable {
         store = try SQLiteStore(
             StorageConfiguration(
                 path: (existing ?? directory.appendingPathComponent("billing.sqlite")).path,
-                idempotencyKeyLifetime: idempotencyKeyLifetime
+                idempotencyKeyLifetime: idempotencyKeyLifetime,
+                invoices: invoices
             ),
             clock: clock
         )

@@ -17,12 +17,13 @@ extension BillingV1 {
         public static let listPayments = MethodDescriptor(service: "billing.v1.Balance", method: "ListPayments", kind: .unary)
         public static let settleInvoice = MethodDescriptor(service: "billing.v1.Balance", method: "SettleInvoice", kind: .unary)
         public static let cancelInvoice = MethodDescriptor(service: "billing.v1.Balance", method: "CancelInvoice", kind: .unary)
+        public static let getInvoice = MethodDescriptor(service: "billing.v1.Balance", method: "GetInvoice", kind: .unary)
         public static let listNotifications = MethodDescriptor(service: "billing.v1.Balance", method: "ListNotifications", kind: .unary)
         public static let watchPayments = MethodDescriptor(service: "billing.v1.Balance", method: "WatchPayments", kind: .serverStreaming)
         public static let watchAllPayments = MethodDescriptor(service: "billing.v1.Balance", method: "WatchAllPayments", kind: .serverStreaming)
-        public static let all: [MethodDescriptor] = [getBalance, getTopUpOptions, createTopUp, getPayment, refreshPayment, cancelPayment, listPayments, settleInvoice, cancelInvoice, listNotifications, watchPayments, watchAllPayments]
+        public static let all: [MethodDescriptor] = [getBalance, getTopUpOptions, createTopUp, getPayment, refreshPayment, cancelPayment, listPayments, settleInvoice, cancelInvoice, getInvoice, listNotifications, watchPayments, watchAllPayments]
         /// Each method's request type, in the order of `all` (for fuzzing the decode paths).
-        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.GetBalanceRequest.self, BillingV1.GetTopUpOptionsRequest.self, BillingV1.CreateTopUpRequest.self, BillingV1.GetPaymentRequest.self, BillingV1.RefreshPaymentRequest.self, BillingV1.CancelPaymentRequest.self, BillingV1.ListPaymentsRequest.self, BillingV1.SettleInvoiceRequest.self, BillingV1.CancelInvoiceRequest.self, BillingV1.ListNotificationsRequest.self, BillingV1.WatchPaymentsRequest.self, BillingV1.WatchAllPaymentsRequest.self]
+        public static let requestTypes: [any ProtoMessage.Type] = [BillingV1.GetBalanceRequest.self, BillingV1.GetTopUpOptionsRequest.self, BillingV1.CreateTopUpRequest.self, BillingV1.GetPaymentRequest.self, BillingV1.RefreshPaymentRequest.self, BillingV1.CancelPaymentRequest.self, BillingV1.ListPaymentsRequest.self, BillingV1.SettleInvoiceRequest.self, BillingV1.CancelInvoiceRequest.self, BillingV1.GetInvoiceRequest.self, BillingV1.ListNotificationsRequest.self, BillingV1.WatchPaymentsRequest.self, BillingV1.WatchAllPaymentsRequest.self]
     }
 
     /// Implemented by the server; `registeredMethods` plugs it into a router.
@@ -36,6 +37,7 @@ extension BillingV1 {
         func listPayments(_ request: BillingV1.ListPaymentsRequest, context: ServerContext) async throws -> BillingV1.ListPaymentsResponse
         func settleInvoice(_ request: BillingV1.SettleInvoiceRequest, context: ServerContext) async throws -> BillingV1.Payment
         func cancelInvoice(_ request: BillingV1.CancelInvoiceRequest, context: ServerContext) async throws -> BillingV1.Payment
+        func getInvoice(_ request: BillingV1.GetInvoiceRequest, context: ServerContext) async throws -> BillingV1.InvoiceDocument
         func listNotifications(_ request: BillingV1.ListNotificationsRequest, context: ServerContext) async throws -> BillingV1.ListNotificationsResponse
         func watchPayments(_ request: BillingV1.WatchPaymentsRequest, context: ServerContext, stream: ServerStreamWriter<BillingV1.PaymentEvent>) async throws
         func watchAllPayments(_ request: BillingV1.WatchAllPaymentsRequest, context: ServerContext, stream: ServerStreamWriter<BillingV1.PaymentEvent>) async throws
@@ -85,6 +87,10 @@ extension BillingV1 {
             try await ClientCalls.unary(transport, BalanceMethods.cancelInvoice, request, BillingV1.Payment.self, options)
         }
 
+        public func getInvoice(_ request: BillingV1.GetInvoiceRequest, options: CallOptions = CallOptions()) async throws -> BillingV1.InvoiceDocument {
+            try await ClientCalls.unary(transport, BalanceMethods.getInvoice, request, BillingV1.InvoiceDocument.self, options)
+        }
+
         public func listNotifications(_ request: BillingV1.ListNotificationsRequest, options: CallOptions = CallOptions()) async throws -> BillingV1.ListNotificationsResponse {
             try await ClientCalls.unary(transport, BalanceMethods.listNotifications, request, BillingV1.ListNotificationsResponse.self, options)
         }
@@ -128,6 +134,9 @@ extension BillingV1.BalanceService {
             },
             .unary(BillingV1.BalanceMethods.cancelInvoice, BillingV1.CancelInvoiceRequest.self) { request, context in
                 try await self.cancelInvoice(request, context: context)
+            },
+            .unary(BillingV1.BalanceMethods.getInvoice, BillingV1.GetInvoiceRequest.self) { request, context in
+                try await self.getInvoice(request, context: context)
             },
             .unary(BillingV1.BalanceMethods.listNotifications, BillingV1.ListNotificationsRequest.self) { request, context in
                 try await self.listNotifications(request, context: context)

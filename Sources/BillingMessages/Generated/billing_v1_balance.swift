@@ -4,6 +4,69 @@ internal import CBillingProto
 internal import CProtobufC
 
 extension BillingV1 {
+    public enum InvoiceFormat: ProtoEnum {
+        case unspecified
+        case html
+        case pdf
+        /// A value this build does not know; kept so it survives a round trip.
+        case unrecognized(Int32)
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .html
+            case 2: self = .pdf
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .html: return 1
+            case .pdf: return 2
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public static let knownCases: [Self] = [.unspecified, .html, .pdf]
+    }
+
+    public enum InvoiceState: ProtoEnum {
+        case unspecified
+        case `open`
+        case paid
+        case void
+        /// A value this build does not know; kept so it survives a round trip.
+        case unrecognized(Int32)
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .open
+            case 2: self = .paid
+            case 3: self = .void
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .open: return 1
+            case .paid: return 2
+            case .void: return 3
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public static let knownCases: [Self] = [.unspecified, .open, .paid, .void]
+    }
+
     public struct GetBalanceRequest: ProtoMessage {
         public static let protoName = "billing.v1.GetBalanceRequest"
 
@@ -280,6 +343,78 @@ extension BillingV1 {
 
         public var paymentId: String = ""
         public var reason: String = ""
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
+
+    public struct GetInvoiceRequest: ProtoMessage {
+        public static let protoName = "billing.v1.GetInvoiceRequest"
+
+        /// The invoice number ("INV-2026-000042") or its payment's id.
+        public var invoice: String = ""
+        public var format: BillingV1.InvoiceFormat = BillingV1.InvoiceFormat()
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
+
+    /// An invoice as issued with its payment: the number from the issuer's series
+    /// (no gaps, never reused), dates, payer, amount, the issuer's details of that
+    /// day, and the state its payment gives it.
+    public struct Invoice: ProtoMessage {
+        public static let protoName = "billing.v1.Invoice"
+
+        public var number: String = ""
+        public var paymentId: String = ""
+        public var accountId: String = ""
+        public var payerId: String = ""
+        public var payerName: String = ""
+        public var payerEmail: String = ""
+        public var description: String = ""
+        public var amount: BillingV1.Money? = nil
+        public var issuedAtUnixMs: Int64 = 0
+        public var dueAtUnixMs: Int64 = 0
+        public var state: BillingV1.InvoiceState = BillingV1.InvoiceState()
+        public var issuerName: String = ""
+        public var issuerLines: [String] = []
+        public var bankLines: [String] = []
+        public var legalText: String = ""
+        /// When an open invoice ends void (due date plus the configured grace).
+        public var voidAtUnixMs: Int64 = 0
+
+        public init() {}
+
+        public func serializedBytes() throws -> [UInt8] {
+            try ProtoCodec.encode(self)
+        }
+
+        public init(serializedBytes bytes: some Collection<UInt8>, limits: DecodeLimits = .default) throws {
+            self = try ProtoCodec.decode(Self.self, from: bytes, limits: limits)
+        }
+    }
+
+    public struct InvoiceDocument: ProtoMessage {
+        public static let protoName = "billing.v1.InvoiceDocument"
+
+        public var invoice: BillingV1.Invoice? = nil
+        /// "text/html; charset=utf-8" or "application/pdf"; empty without a format.
+        public var contentType: String = ""
+        public var content: [UInt8] = []
 
         public init() {}
 
@@ -690,6 +825,98 @@ extension BillingV1.CancelInvoiceRequest: CBackedMessage {
         let m = c.pointee
         paymentId = try CRead.string(m.payment_id, field: "payment_id")
         reason = try CRead.string(m.reason, field: "reason")
+    }
+}
+
+extension BillingV1.GetInvoiceRequest: CBackedMessage {
+    typealias CMessage = Billing__V1__GetInvoiceRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__get_invoice_request__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__GetInvoiceRequest>, arena: CArena) throws {
+        c.pointee.invoice = try arena.string(invoice, field: "invoice")
+        c.pointee.format = Billing__V1__InvoiceFormat(rawValue: UInt32(bitPattern: format.rawValue))
+    }
+
+    init(c: UnsafePointer<Billing__V1__GetInvoiceRequest>) throws {
+        self.init()
+        let m = c.pointee
+        invoice = try CRead.string(m.invoice, field: "invoice")
+        format = .init(rawValue: Int32(bitPattern: m.format.rawValue))
+    }
+}
+
+extension BillingV1.Invoice: CBackedMessage {
+    typealias CMessage = Billing__V1__Invoice
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__invoice__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__Invoice>, arena: CArena) throws {
+        c.pointee.number = try arena.string(number, field: "number")
+        c.pointee.payment_id = try arena.string(paymentId, field: "payment_id")
+        c.pointee.account_id = try arena.string(accountId, field: "account_id")
+        c.pointee.payer_id = try arena.string(payerId, field: "payer_id")
+        c.pointee.payer_name = try arena.string(payerName, field: "payer_name")
+        c.pointee.payer_email = try arena.string(payerEmail, field: "payer_email")
+        c.pointee.description = try arena.string(description, field: "description")
+        if let amount { c.pointee.amount = try arena.message(amount) }
+        c.pointee.issued_at_unix_ms = issuedAtUnixMs
+        c.pointee.due_at_unix_ms = dueAtUnixMs
+        c.pointee.state = Billing__V1__InvoiceState(rawValue: UInt32(bitPattern: state.rawValue))
+        c.pointee.issuer_name = try arena.string(issuerName, field: "issuer_name")
+        c.pointee.n_issuer_lines = issuerLines.count
+        c.pointee.issuer_lines = try arena.strings(issuerLines, field: "issuer_lines")
+        c.pointee.n_bank_lines = bankLines.count
+        c.pointee.bank_lines = try arena.strings(bankLines, field: "bank_lines")
+        c.pointee.legal_text = try arena.string(legalText, field: "legal_text")
+        c.pointee.void_at_unix_ms = voidAtUnixMs
+    }
+
+    init(c: UnsafePointer<Billing__V1__Invoice>) throws {
+        self.init()
+        let m = c.pointee
+        number = try CRead.string(m.number, field: "number")
+        paymentId = try CRead.string(m.payment_id, field: "payment_id")
+        accountId = try CRead.string(m.account_id, field: "account_id")
+        payerId = try CRead.string(m.payer_id, field: "payer_id")
+        payerName = try CRead.string(m.payer_name, field: "payer_name")
+        payerEmail = try CRead.string(m.payer_email, field: "payer_email")
+        description = try CRead.string(m.description, field: "description")
+        if let p = m.amount { amount = try .init(c: p) }
+        issuedAtUnixMs = m.issued_at_unix_ms
+        dueAtUnixMs = m.due_at_unix_ms
+        state = .init(rawValue: Int32(bitPattern: m.state.rawValue))
+        issuerName = try CRead.string(m.issuer_name, field: "issuer_name")
+        issuerLines = try CRead.strings(m.issuer_lines, count: m.n_issuer_lines, field: "issuer_lines")
+        bankLines = try CRead.strings(m.bank_lines, count: m.n_bank_lines, field: "bank_lines")
+        legalText = try CRead.string(m.legal_text, field: "legal_text")
+        voidAtUnixMs = m.void_at_unix_ms
+    }
+}
+
+extension BillingV1.InvoiceDocument: CBackedMessage {
+    typealias CMessage = Billing__V1__InvoiceDocument
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+        cbp_billing__v1__invoice_document__descriptor()
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Billing__V1__InvoiceDocument>, arena: CArena) throws {
+        if let invoice { c.pointee.invoice = try arena.message(invoice) }
+        c.pointee.content_type = try arena.string(contentType, field: "content_type")
+        c.pointee.content = arena.binary(content)
+    }
+
+    init(c: UnsafePointer<Billing__V1__InvoiceDocument>) throws {
+        self.init()
+        let m = c.pointee
+        if let p = m.invoice { invoice = try .init(c: p) }
+        contentType = try CRead.string(m.content_type, field: "content_type")
+        content = CRead.bytes(m.content)
     }
 }
 

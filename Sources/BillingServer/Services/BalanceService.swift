@@ -1,5 +1,6 @@
 internal import BillingAPI
 internal import BillingCore
+internal import BillingDocuments
 internal import BillingMessages
 internal import BillingRPC
 
@@ -245,6 +246,41 @@ struct BalanceService: BillingV1.BalanceService {
         try await env.call(context) { auth in
             try auth.requireInternalOrOperator("WatchAllPayments")
             try await env.streams.follow(accountID: nil, after: request.afterSequence, stream: stream)
+        }
+    }
+
+    func getInvoice(
+        _ request: BillingV1.GetInvoiceRequest,
+        context: ServerContext
+    ) async throws -> BillingV1.InvoiceDocument {
+        try await env.call(context) { auth in
+            let document = try await env.owned(
+                "invoice",
+                request.invoice,
+                auth,
+                .read,
+                load: { id throws(BillingError) in try await env.store.invoiceDocument(id) },
+                account: { $0.invoice.accountID }
+            )
+            var response = BillingV1.InvoiceDocument()
+            response.invoice = BillingV1.Invoice(document)
+            switch request.format {
+            case .html:
+                response.contentType = "text/html; charset=utf-8"
+                response.content = Array(InvoiceHTML.render(document).utf8)
+            case .pdf:
+                response.contentType = "application/pdf"
+                do {
+                    response.content = try InvoicePDF.render(document)
+                } catch {
+                    throw BillingError.storage("\(error)", retryable: false)
+                }
+            case .unspecified:
+                break
+            case .unrecognized(let value):
+                throw BillingError.invalidArgument("format \(value) is not html or pdf")
+            }
+            return response
         }
     }
 

@@ -70,19 +70,6 @@ enum PaymentRepository {
 
     /// A bank reference no payment has yet: random, retried on the (rare)
     /// collision; the unique index is the guarantee.
-    static func freshInvoiceReference(_ db: Database) throws -> String {
-        var reference = IDs.invoiceReference()
-        while try Bool.fetchOne(
-            db.cachedStatement(sql: "SELECT 1 FROM payments WHERE invoice_number = ?"),
-            arguments: [reference]
-        )
-            == true
-        {
-            reference = IDs.invoiceReference()
-        }
-        return reference
-    }
-
     static func insert(_ db: Database, _ payment: Payment) throws {
         try db.cachedStatement(
             sql: """

@@ -121,6 +121,15 @@ static inline const ProtobufCMessageDescriptor *cbp_billing__v1__settle_invoice_
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__cancel_invoice_request__descriptor(void) {
     return &billing__v1__cancel_invoice_request__descriptor;
 }
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__get_invoice_request__descriptor(void) {
+    return &billing__v1__get_invoice_request__descriptor;
+}
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__invoice__descriptor(void) {
+    return &billing__v1__invoice__descriptor;
+}
+static inline const ProtobufCMessageDescriptor *cbp_billing__v1__invoice_document__descriptor(void) {
+    return &billing__v1__invoice_document__descriptor;
+}
 static inline const ProtobufCMessageDescriptor *cbp_billing__v1__list_notifications_request__descriptor(void) {
     return &billing__v1__list_notifications_request__descriptor;
 }

@@ -281,14 +281,129 @@ struct PaymentCommand: AsyncParsableCommand {
 
 struct Invoice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Settle or cancel an invoice (operators: --as operator).",
+        abstract: "Show or download an invoice; settle or cancel one (operators: --as operator).",
         discussion: """
+            An invoice is named by its number (INV-2026-000042) or its payment's id.
             Examples:
+              billing invoice show INV-2026-000042
+              billing invoice download INV-2026-000042                 # INV-2026-000042.pdf here
+              billing invoice download pay_123 --format html --output -
               billing invoice settle pay_123 --reference "bank #42" --as operator
               billing invoice cancel pay_123 --reason duplicate --as operator
             """,
-        subcommands: [Settle.self, CancelInvoice.self]
+        subcommands: [Show.self, Download.self, Settle.self, CancelInvoice.self]
     )
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show an invoice: number, dates, payer, amount, state.",
+            discussion: "Example: billing invoice show INV-2026-000042 --json"
+        )
+        @Argument(help: "The invoice number or its payment's id.") var invoice: String
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            try await reportingFailures {
+                var request = BillingV1.GetInvoiceRequest()
+                request.invoice = invoice
+                let shown = try await Clients(connection).balance.getInvoice(request, options: connection.callOptions)
+                guard let invoice = shown.invoice else { throw UsageError("billingd sent no invoice") }
+                if connection.json {
+                    struct View: Encodable {
+                        let number, paymentId, accountId, payerId, payerName, payerEmail, description, state: String
+                        let amount: MoneyView?
+                        let issuedAtUnixMs, dueAtUnixMs, voidAtUnixMs: Int64
+                        let issuerName, legalText: String
+                        let issuerLines, bankLines: [String]
+                    }
+                    return Output.json(
+                        View(
+                            number: invoice.number,
+                            paymentId: invoice.paymentId,
+                            accountId: invoice.accountId,
+                            payerId: invoice.payerId,
+                            payerName: invoice.payerName,
+                            payerEmail: invoice.payerEmail,
+                            description: invoice.description,
+                            state: Output.word(invoice.state),
+                            amount: MoneyView(invoice.amount),
+                            issuedAtUnixMs: invoice.issuedAtUnixMs,
+                            dueAtUnixMs: invoice.dueAtUnixMs,
+                            voidAtUnixMs: invoice.voidAtUnixMs,
+                            issuerName: invoice.issuerName,
+                            legalText: invoice.legalText,
+                            issuerLines: invoice.issuerLines,
+                            bankLines: invoice.bankLines
+                        )
+                    )
+                }
+                var rows = [
+                    ["number", invoice.number], ["state", Output.word(invoice.state)],
+                    ["amount", Output.money(invoice.amount)], ["for", Output.printable(invoice.description)],
+                    ["payer", Output.printable("\(invoice.payerName) <\(invoice.payerEmail)>")],
+                    ["issued", Output.time(invoice.issuedAtUnixMs)], ["due", Output.time(invoice.dueAtUnixMs)],
+                    ["payment", invoice.paymentId], ["issuer", Output.printable(invoice.issuerName)],
+                ]
+                if invoice.voidAtUnixMs != 0 { rows.append(["void if unpaid at", Output.time(invoice.voidAtUnixMs)]) }
+                Output.table(["FIELD", "VALUE"], rows)
+            }
+        }
+    }
+
+    struct Download: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Save an invoice as a PDF (or a printable HTML page).",
+            discussion: """
+                Writes <number>.pdf (or .html) in the current folder unless --output names a file;
+                "--output -" writes to standard output. An existing file is kept unless --force.
+                Example: billing invoice download INV-2026-000042 --output ~/invoice.pdf
+                """
+        )
+        @Argument(help: "The invoice number or its payment's id.") var invoice: String
+        @Option(help: "pdf or html.") var format = "pdf"
+        @Option(help: "Where to write it (\"-\": standard output).") var output: String?
+        @Flag(help: "Replace an existing file.") var force = false
+        @OptionGroup var connection: ConnectionOptions
+
+        func validate() throws {
+            guard ["pdf", "html"].contains(format) else { throw ValidationError("--format must be pdf or html") }
+        }
+
+        func run() async throws {
+            try await reportingFailures {
+                var request = BillingV1.GetInvoiceRequest()
+                request.invoice = invoice
+                request.format = format == "pdf" ? .pdf : .html
+                let document = try await Clients(connection).balance.getInvoice(
+                    request,
+                    options: connection.callOptions
+                )
+                let number = document.invoice?.number ?? invoice
+                let path = output ?? "\(number).\(format)"
+                let data = Data(document.content)
+                if path == "-" {
+                    FileHandle.standardOutput.write(data)
+                    return
+                }
+                if !force, FileManager.default.fileExists(atPath: path) {
+                    throw UsageError("\(path) exists; use --force to replace it or --output to name another file")
+                }
+                guard FileManager.default.createFile(atPath: path, contents: data) else {
+                    throw UsageError("cannot write \(path)")
+                }
+                if connection.json {
+                    struct View: Encodable {
+                        let number, path, contentType: String
+                        let bytes: Int
+                    }
+                    return Output.json(
+                        View(number: number, path: path, contentType: document.contentType, bytes: data.count)
+                    )
+                }
+                Output.line("invoice \(number): \(data.count) bytes written to \(path)")
+            }
+        }
+    }
 
     struct Settle: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

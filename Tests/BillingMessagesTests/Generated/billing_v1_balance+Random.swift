@@ -148,6 +148,48 @@ extension BillingV1.CancelInvoiceRequest: RandomMessage {
     }
 }
 
+extension BillingV1.GetInvoiceRequest: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.invoice = g.string()
+        m.format = g.enumValue(BillingV1.InvoiceFormat.self)
+        return m
+    }
+}
+
+extension BillingV1.Invoice: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        m.number = g.string()
+        m.paymentId = g.string()
+        m.accountId = g.string()
+        m.payerId = g.string()
+        m.payerName = g.string()
+        m.payerEmail = g.string()
+        m.description = g.string()
+        if depth < 4 && g.coin() { m.amount = BillingV1.Money.random(using: &g, depth: depth + 1) }
+        m.issuedAtUnixMs = g.next(Int64.self)
+        m.dueAtUnixMs = g.next(Int64.self)
+        m.state = g.enumValue(BillingV1.InvoiceState.self)
+        m.issuerName = g.string()
+        m.issuerLines = g.list(depth: depth) { g in g.string() }
+        m.bankLines = g.list(depth: depth) { g in g.string() }
+        m.legalText = g.string()
+        m.voidAtUnixMs = g.next(Int64.self)
+        return m
+    }
+}
+
+extension BillingV1.InvoiceDocument: RandomMessage {
+    static func random(using g: inout SeededGenerator, depth: Int) -> Self {
+        var m = Self()
+        if depth < 4 && g.coin() { m.invoice = BillingV1.Invoice.random(using: &g, depth: depth + 1) }
+        m.contentType = g.string()
+        m.content = g.bytes()
+        return m
+    }
+}
+
 extension BillingV1.ListNotificationsRequest: RandomMessage {
     static func random(using g: inout SeededGenerator, depth: Int) -> Self {
         var m = Self()

@@ -682,6 +682,141 @@ void   billing__v1__cancel_invoice_request__free_unpacked
   assert(message->base.descriptor == &billing__v1__cancel_invoice_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   billing__v1__get_invoice_request__init
+                     (Billing__V1__GetInvoiceRequest         *message)
+{
+  static const Billing__V1__GetInvoiceRequest init_value = BILLING__V1__GET_INVOICE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t billing__v1__get_invoice_request__get_packed_size
+                     (const Billing__V1__GetInvoiceRequest *message)
+{
+  assert(message->base.descriptor == &billing__v1__get_invoice_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__get_invoice_request__pack
+                     (const Billing__V1__GetInvoiceRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__get_invoice_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__get_invoice_request__pack_to_buffer
+                     (const Billing__V1__GetInvoiceRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__get_invoice_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__GetInvoiceRequest *
+       billing__v1__get_invoice_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__GetInvoiceRequest *)
+     protobuf_c_message_unpack (&billing__v1__get_invoice_request__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__get_invoice_request__free_unpacked
+                     (Billing__V1__GetInvoiceRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__get_invoice_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   billing__v1__invoice__init
+                     (Billing__V1__Invoice         *message)
+{
+  static const Billing__V1__Invoice init_value = BILLING__V1__INVOICE__INIT;
+  *message = init_value;
+}
+size_t billing__v1__invoice__get_packed_size
+                     (const Billing__V1__Invoice *message)
+{
+  assert(message->base.descriptor == &billing__v1__invoice__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__invoice__pack
+                     (const Billing__V1__Invoice *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__invoice__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__invoice__pack_to_buffer
+                     (const Billing__V1__Invoice *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__invoice__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__Invoice *
+       billing__v1__invoice__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__Invoice *)
+     protobuf_c_message_unpack (&billing__v1__invoice__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__invoice__free_unpacked
+                     (Billing__V1__Invoice *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__invoice__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   billing__v1__invoice_document__init
+                     (Billing__V1__InvoiceDocument         *message)
+{
+  static const Billing__V1__InvoiceDocument init_value = BILLING__V1__INVOICE_DOCUMENT__INIT;
+  *message = init_value;
+}
+size_t billing__v1__invoice_document__get_packed_size
+                     (const Billing__V1__InvoiceDocument *message)
+{
+  assert(message->base.descriptor == &billing__v1__invoice_document__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t billing__v1__invoice_document__pack
+                     (const Billing__V1__InvoiceDocument *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &billing__v1__invoice_document__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t billing__v1__invoice_document__pack_to_buffer
+                     (const Billing__V1__InvoiceDocument *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &billing__v1__invoice_document__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Billing__V1__InvoiceDocument *
+       billing__v1__invoice_document__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Billing__V1__InvoiceDocument *)
+     protobuf_c_message_unpack (&billing__v1__invoice_document__descriptor,
+                                allocator, len, data);
+}
+void   billing__v1__invoice_document__free_unpacked
+                     (Billing__V1__InvoiceDocument *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &billing__v1__invoice_document__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   billing__v1__list_notifications_request__init
                      (Billing__V1__ListNotificationsRequest         *message)
 {
@@ -1770,6 +1905,354 @@ const ProtobufCMessageDescriptor billing__v1__cancel_invoice_request__descriptor
   (ProtobufCMessageInit) billing__v1__cancel_invoice_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor billing__v1__get_invoice_request__field_descriptors[2] =
+{
+  {
+    "invoice",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__GetInvoiceRequest, invoice),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "format",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__GetInvoiceRequest, format),
+    &billing__v1__invoice_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__get_invoice_request__field_indices_by_name[] = {
+  1,   /* field[1] = format */
+  0,   /* field[0] = invoice */
+};
+static const ProtobufCIntRange billing__v1__get_invoice_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor billing__v1__get_invoice_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.GetInvoiceRequest",
+  "GetInvoiceRequest",
+  "Billing__V1__GetInvoiceRequest",
+  "billing.v1",
+  sizeof(Billing__V1__GetInvoiceRequest),
+  2,
+  billing__v1__get_invoice_request__field_descriptors,
+  billing__v1__get_invoice_request__field_indices_by_name,
+  1,  billing__v1__get_invoice_request__number_ranges,
+  (ProtobufCMessageInit) billing__v1__get_invoice_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor billing__v1__invoice__field_descriptors[16] =
+{
+  {
+    "number",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, number),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payment_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, payment_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payer_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, payer_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payer_name",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, payer_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payer_email",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, payer_email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "amount",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, amount),
+    &billing__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "issued_at_unix_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, issued_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "due_at_unix_ms",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, due_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, state),
+    &billing__v1__invoice_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "issuer_name",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, issuer_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "issuer_lines",
+    13,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Billing__V1__Invoice, n_issuer_lines),
+    offsetof(Billing__V1__Invoice, issuer_lines),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bank_lines",
+    14,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Billing__V1__Invoice, n_bank_lines),
+    offsetof(Billing__V1__Invoice, bank_lines),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "legal_text",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, legal_text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "void_at_unix_ms",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__Invoice, void_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__invoice__field_indices_by_name[] = {
+  2,   /* field[2] = account_id */
+  7,   /* field[7] = amount */
+  13,   /* field[13] = bank_lines */
+  6,   /* field[6] = description */
+  9,   /* field[9] = due_at_unix_ms */
+  8,   /* field[8] = issued_at_unix_ms */
+  12,   /* field[12] = issuer_lines */
+  11,   /* field[11] = issuer_name */
+  14,   /* field[14] = legal_text */
+  0,   /* field[0] = number */
+  5,   /* field[5] = payer_email */
+  3,   /* field[3] = payer_id */
+  4,   /* field[4] = payer_name */
+  1,   /* field[1] = payment_id */
+  10,   /* field[10] = state */
+  15,   /* field[15] = void_at_unix_ms */
+};
+static const ProtobufCIntRange billing__v1__invoice__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 16 }
+};
+const ProtobufCMessageDescriptor billing__v1__invoice__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.Invoice",
+  "Invoice",
+  "Billing__V1__Invoice",
+  "billing.v1",
+  sizeof(Billing__V1__Invoice),
+  16,
+  billing__v1__invoice__field_descriptors,
+  billing__v1__invoice__field_indices_by_name,
+  1,  billing__v1__invoice__number_ranges,
+  (ProtobufCMessageInit) billing__v1__invoice__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor billing__v1__invoice_document__field_descriptors[3] =
+{
+  {
+    "invoice",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__InvoiceDocument, invoice),
+    &billing__v1__invoice__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content_type",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__InvoiceDocument, content_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Billing__V1__InvoiceDocument, content),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned billing__v1__invoice_document__field_indices_by_name[] = {
+  2,   /* field[2] = content */
+  1,   /* field[1] = content_type */
+  0,   /* field[0] = invoice */
+};
+static const ProtobufCIntRange billing__v1__invoice_document__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor billing__v1__invoice_document__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "billing.v1.InvoiceDocument",
+  "InvoiceDocument",
+  "Billing__V1__InvoiceDocument",
+  "billing.v1",
+  sizeof(Billing__V1__InvoiceDocument),
+  3,
+  billing__v1__invoice_document__field_descriptors,
+  billing__v1__invoice_document__field_indices_by_name,
+  1,  billing__v1__invoice_document__number_ranges,
+  (ProtobufCMessageInit) billing__v1__invoice_document__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor billing__v1__list_notifications_request__field_descriptors[2] =
 {
   {
@@ -1961,7 +2444,69 @@ const ProtobufCMessageDescriptor billing__v1__watch_all_payments_request__descri
   (ProtobufCMessageInit) billing__v1__watch_all_payments_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor billing__v1__balance__method_descriptors[12] =
+static const ProtobufCEnumValue billing__v1__invoice_format__enum_values_by_number[3] =
+{
+  { "INVOICE_FORMAT_UNSPECIFIED", "BILLING__V1__INVOICE_FORMAT__INVOICE_FORMAT_UNSPECIFIED", 0 },
+  { "INVOICE_FORMAT_HTML", "BILLING__V1__INVOICE_FORMAT__INVOICE_FORMAT_HTML", 1 },
+  { "INVOICE_FORMAT_PDF", "BILLING__V1__INVOICE_FORMAT__INVOICE_FORMAT_PDF", 2 },
+};
+static const ProtobufCIntRange billing__v1__invoice_format__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex billing__v1__invoice_format__enum_values_by_name[3] =
+{
+  { "INVOICE_FORMAT_HTML", 1 },
+  { "INVOICE_FORMAT_PDF", 2 },
+  { "INVOICE_FORMAT_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor billing__v1__invoice_format__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "billing.v1.InvoiceFormat",
+  "InvoiceFormat",
+  "Billing__V1__InvoiceFormat",
+  "billing.v1",
+  3,
+  billing__v1__invoice_format__enum_values_by_number,
+  3,
+  billing__v1__invoice_format__enum_values_by_name,
+  1,
+  billing__v1__invoice_format__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue billing__v1__invoice_state__enum_values_by_number[4] =
+{
+  { "INVOICE_STATE_UNSPECIFIED", "BILLING__V1__INVOICE_STATE__INVOICE_STATE_UNSPECIFIED", 0 },
+  { "INVOICE_STATE_OPEN", "BILLING__V1__INVOICE_STATE__INVOICE_STATE_OPEN", 1 },
+  { "INVOICE_STATE_PAID", "BILLING__V1__INVOICE_STATE__INVOICE_STATE_PAID", 2 },
+  { "INVOICE_STATE_VOID", "BILLING__V1__INVOICE_STATE__INVOICE_STATE_VOID", 3 },
+};
+static const ProtobufCIntRange billing__v1__invoice_state__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex billing__v1__invoice_state__enum_values_by_name[4] =
+{
+  { "INVOICE_STATE_OPEN", 1 },
+  { "INVOICE_STATE_PAID", 2 },
+  { "INVOICE_STATE_UNSPECIFIED", 0 },
+  { "INVOICE_STATE_VOID", 3 },
+};
+const ProtobufCEnumDescriptor billing__v1__invoice_state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "billing.v1.InvoiceState",
+  "InvoiceState",
+  "Billing__V1__InvoiceState",
+  "billing.v1",
+  4,
+  billing__v1__invoice_state__enum_values_by_number,
+  4,
+  billing__v1__invoice_state__enum_values_by_name,
+  1,
+  billing__v1__invoice_state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor billing__v1__balance__method_descriptors[13] =
 {
   { "GetBalance", &billing__v1__get_balance_request__descriptor, &billing__v1__get_balance_response__descriptor },
   { "GetTopUpOptions", &billing__v1__get_top_up_options_request__descriptor, &billing__v1__get_top_up_options_response__descriptor },
@@ -1972,6 +2517,7 @@ static const ProtobufCMethodDescriptor billing__v1__balance__method_descriptors[
   { "ListPayments", &billing__v1__list_payments_request__descriptor, &billing__v1__list_payments_response__descriptor },
   { "SettleInvoice", &billing__v1__settle_invoice_request__descriptor, &billing__v1__payment__descriptor },
   { "CancelInvoice", &billing__v1__cancel_invoice_request__descriptor, &billing__v1__payment__descriptor },
+  { "GetInvoice", &billing__v1__get_invoice_request__descriptor, &billing__v1__invoice_document__descriptor },
   { "ListNotifications", &billing__v1__list_notifications_request__descriptor, &billing__v1__list_notifications_response__descriptor },
   { "WatchPayments", &billing__v1__watch_payments_request__descriptor, &billing__v1__payment_event__descriptor },
   { "WatchAllPayments", &billing__v1__watch_all_payments_request__descriptor, &billing__v1__payment_event__descriptor },
@@ -1981,14 +2527,15 @@ const unsigned billing__v1__balance__method_indices_by_name[] = {
   5,        /* CancelPayment */
   2,        /* CreateTopUp */
   0,        /* GetBalance */
+  9,        /* GetInvoice */
   3,        /* GetPayment */
   1,        /* GetTopUpOptions */
-  9,        /* ListNotifications */
+  10,        /* ListNotifications */
   6,        /* ListPayments */
   4,        /* RefreshPayment */
   7,        /* SettleInvoice */
-  11,        /* WatchAllPayments */
-  10         /* WatchPayments */
+  12,        /* WatchAllPayments */
+  11         /* WatchPayments */
 };
 const ProtobufCServiceDescriptor billing__v1__balance__descriptor =
 {
@@ -1997,7 +2544,7 @@ const ProtobufCServiceDescriptor billing__v1__balance__descriptor =
   "Balance",
   "Billing__V1__Balance",
   "billing.v1",
-  12,
+  13,
   billing__v1__balance__method_descriptors,
   billing__v1__balance__method_indices_by_name
 };
@@ -2073,13 +2620,21 @@ void billing__v1__balance__cancel_invoice(ProtobufCService *service,
   assert(service->descriptor == &billing__v1__balance__descriptor);
   service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void billing__v1__balance__get_invoice(ProtobufCService *service,
+                                       const Billing__V1__GetInvoiceRequest *input,
+                                       Billing__V1__InvoiceDocument_Closure closure,
+                                       void *closure_data)
+{
+  assert(service->descriptor == &billing__v1__balance__descriptor);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void billing__v1__balance__list_notifications(ProtobufCService *service,
                                               const Billing__V1__ListNotificationsRequest *input,
                                               Billing__V1__ListNotificationsResponse_Closure closure,
                                               void *closure_data)
 {
   assert(service->descriptor == &billing__v1__balance__descriptor);
-  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void billing__v1__balance__watch_payments(ProtobufCService *service,
                                           const Billing__V1__WatchPaymentsRequest *input,
@@ -2087,7 +2642,7 @@ void billing__v1__balance__watch_payments(ProtobufCService *service,
                                           void *closure_data)
 {
   assert(service->descriptor == &billing__v1__balance__descriptor);
-  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void billing__v1__balance__watch_all_payments(ProtobufCService *service,
                                               const Billing__V1__WatchAllPaymentsRequest *input,
@@ -2095,7 +2650,7 @@ void billing__v1__balance__watch_all_payments(ProtobufCService *service,
                                               void *closure_data)
 {
   assert(service->descriptor == &billing__v1__balance__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void billing__v1__balance__init (Billing__V1__Balance_Service *service,
                                  Billing__V1__Balance_ServiceDestroy destroy)

@@ -31,6 +31,9 @@ typedef struct Billing__V1__ListPaymentsRequest Billing__V1__ListPaymentsRequest
 typedef struct Billing__V1__ListPaymentsResponse Billing__V1__ListPaymentsResponse;
 typedef struct Billing__V1__SettleInvoiceRequest Billing__V1__SettleInvoiceRequest;
 typedef struct Billing__V1__CancelInvoiceRequest Billing__V1__CancelInvoiceRequest;
+typedef struct Billing__V1__GetInvoiceRequest Billing__V1__GetInvoiceRequest;
+typedef struct Billing__V1__Invoice Billing__V1__Invoice;
+typedef struct Billing__V1__InvoiceDocument Billing__V1__InvoiceDocument;
 typedef struct Billing__V1__ListNotificationsRequest Billing__V1__ListNotificationsRequest;
 typedef struct Billing__V1__ListNotificationsResponse Billing__V1__ListNotificationsResponse;
 typedef struct Billing__V1__WatchPaymentsRequest Billing__V1__WatchPaymentsRequest;
@@ -39,6 +42,34 @@ typedef struct Billing__V1__WatchAllPaymentsRequest Billing__V1__WatchAllPayment
 
 /* --- enums --- */
 
+typedef enum _Billing__V1__InvoiceFormat {
+  /*
+   * The invoice's fields only.
+   */
+  BILLING__V1__INVOICE_FORMAT__INVOICE_FORMAT_UNSPECIFIED = 0,
+  /*
+   * A printable HTML page (UTF-8, self-contained).
+   */
+  BILLING__V1__INVOICE_FORMAT__INVOICE_FORMAT_HTML = 1,
+  BILLING__V1__INVOICE_FORMAT__INVOICE_FORMAT_PDF = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BILLING__V1__INVOICE_FORMAT)
+} Billing__V1__InvoiceFormat;
+typedef enum _Billing__V1__InvoiceState {
+  BILLING__V1__INVOICE_STATE__INVOICE_STATE_UNSPECIFIED = 0,
+  /*
+   * Its payment is New.
+   */
+  BILLING__V1__INVOICE_STATE__INVOICE_STATE_OPEN = 1,
+  /*
+   * Its payment is Paid.
+   */
+  BILLING__V1__INVOICE_STATE__INVOICE_STATE_PAID = 2,
+  /*
+   * Its payment is Cancelled (by an operator, or unpaid past due date and grace).
+   */
+  BILLING__V1__INVOICE_STATE__INVOICE_STATE_VOID = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BILLING__V1__INVOICE_STATE)
+} Billing__V1__InvoiceState;
 
 /* --- messages --- */
 
@@ -282,6 +313,70 @@ struct  Billing__V1__CancelInvoiceRequest
 #define BILLING__V1__CANCEL_INVOICE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&billing__v1__cancel_invoice_request__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Billing__V1__GetInvoiceRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The invoice number ("INV-2026-000042") or its payment's id.
+   */
+  char *invoice;
+  Billing__V1__InvoiceFormat format;
+};
+#define BILLING__V1__GET_INVOICE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&billing__v1__get_invoice_request__descriptor) \
+    , (char *)protobuf_c_empty_string, BILLING__V1__INVOICE_FORMAT__INVOICE_FORMAT_UNSPECIFIED }
+
+
+/*
+ * An invoice as issued with its payment: the number from the issuer's series
+ * (no gaps, never reused), dates, payer, amount, the issuer's details of that
+ * day, and the state its payment gives it.
+ */
+struct  Billing__V1__Invoice
+{
+  ProtobufCMessage base;
+  char *number;
+  char *payment_id;
+  char *account_id;
+  char *payer_id;
+  char *payer_name;
+  char *payer_email;
+  char *description;
+  Billing__V1__Money *amount;
+  int64_t issued_at_unix_ms;
+  int64_t due_at_unix_ms;
+  Billing__V1__InvoiceState state;
+  char *issuer_name;
+  size_t n_issuer_lines;
+  char **issuer_lines;
+  size_t n_bank_lines;
+  char **bank_lines;
+  char *legal_text;
+  /*
+   * When an open invoice ends void (due date plus the configured grace).
+   */
+  int64_t void_at_unix_ms;
+};
+#define BILLING__V1__INVOICE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&billing__v1__invoice__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, BILLING__V1__INVOICE_STATE__INVOICE_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Billing__V1__InvoiceDocument
+{
+  ProtobufCMessage base;
+  Billing__V1__Invoice *invoice;
+  /*
+   * "text/html; charset=utf-8" or "application/pdf"; empty without a format.
+   */
+  char *content_type;
+  ProtobufCBinaryData content;
+};
+#define BILLING__V1__INVOICE_DOCUMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&billing__v1__invoice_document__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string, {0,NULL} }
 
 
 struct  Billing__V1__ListNotificationsRequest
@@ -622,6 +717,63 @@ Billing__V1__CancelInvoiceRequest *
 void   billing__v1__cancel_invoice_request__free_unpacked
                      (Billing__V1__CancelInvoiceRequest *message,
                       ProtobufCAllocator *allocator);
+/* Billing__V1__GetInvoiceRequest methods */
+void   billing__v1__get_invoice_request__init
+                     (Billing__V1__GetInvoiceRequest         *message);
+size_t billing__v1__get_invoice_request__get_packed_size
+                     (const Billing__V1__GetInvoiceRequest   *message);
+size_t billing__v1__get_invoice_request__pack
+                     (const Billing__V1__GetInvoiceRequest   *message,
+                      uint8_t             *out);
+size_t billing__v1__get_invoice_request__pack_to_buffer
+                     (const Billing__V1__GetInvoiceRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Billing__V1__GetInvoiceRequest *
+       billing__v1__get_invoice_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   billing__v1__get_invoice_request__free_unpacked
+                     (Billing__V1__GetInvoiceRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Billing__V1__Invoice methods */
+void   billing__v1__invoice__init
+                     (Billing__V1__Invoice         *message);
+size_t billing__v1__invoice__get_packed_size
+                     (const Billing__V1__Invoice   *message);
+size_t billing__v1__invoice__pack
+                     (const Billing__V1__Invoice   *message,
+                      uint8_t             *out);
+size_t billing__v1__invoice__pack_to_buffer
+                     (const Billing__V1__Invoice   *message,
+                      ProtobufCBuffer     *buffer);
+Billing__V1__Invoice *
+       billing__v1__invoice__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   billing__v1__invoice__free_unpacked
+                     (Billing__V1__Invoice *message,
+                      ProtobufCAllocator *allocator);
+/* Billing__V1__InvoiceDocument methods */
+void   billing__v1__invoice_document__init
+                     (Billing__V1__InvoiceDocument         *message);
+size_t billing__v1__invoice_document__get_packed_size
+                     (const Billing__V1__InvoiceDocument   *message);
+size_t billing__v1__invoice_document__pack
+                     (const Billing__V1__InvoiceDocument   *message,
+                      uint8_t             *out);
+size_t billing__v1__invoice_document__pack_to_buffer
+                     (const Billing__V1__InvoiceDocument   *message,
+                      ProtobufCBuffer     *buffer);
+Billing__V1__InvoiceDocument *
+       billing__v1__invoice_document__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   billing__v1__invoice_document__free_unpacked
+                     (Billing__V1__InvoiceDocument *message,
+                      ProtobufCAllocator *allocator);
 /* Billing__V1__ListNotificationsRequest methods */
 void   billing__v1__list_notifications_request__init
                      (Billing__V1__ListNotificationsRequest         *message);
@@ -745,6 +897,15 @@ typedef void (*Billing__V1__SettleInvoiceRequest_Closure)
 typedef void (*Billing__V1__CancelInvoiceRequest_Closure)
                  (const Billing__V1__CancelInvoiceRequest *message,
                   void *closure_data);
+typedef void (*Billing__V1__GetInvoiceRequest_Closure)
+                 (const Billing__V1__GetInvoiceRequest *message,
+                  void *closure_data);
+typedef void (*Billing__V1__Invoice_Closure)
+                 (const Billing__V1__Invoice *message,
+                  void *closure_data);
+typedef void (*Billing__V1__InvoiceDocument_Closure)
+                 (const Billing__V1__InvoiceDocument *message,
+                  void *closure_data);
 typedef void (*Billing__V1__ListNotificationsRequest_Closure)
                  (const Billing__V1__ListNotificationsRequest *message,
                   void *closure_data);
@@ -800,6 +961,10 @@ struct Billing__V1__Balance_Service
                          const Billing__V1__CancelInvoiceRequest *input,
                          Billing__V1__Payment_Closure closure,
                          void *closure_data);
+  void (*get_invoice)(Billing__V1__Balance_Service *service,
+                      const Billing__V1__GetInvoiceRequest *input,
+                      Billing__V1__InvoiceDocument_Closure closure,
+                      void *closure_data);
   void (*list_notifications)(Billing__V1__Balance_Service *service,
                              const Billing__V1__ListNotificationsRequest *input,
                              Billing__V1__ListNotificationsResponse_Closure closure,
@@ -829,6 +994,7 @@ void billing__v1__balance__init (Billing__V1__Balance_Service *service,
       function_prefix__ ## list_payments,\
       function_prefix__ ## settle_invoice,\
       function_prefix__ ## cancel_invoice,\
+      function_prefix__ ## get_invoice,\
       function_prefix__ ## list_notifications,\
       function_prefix__ ## watch_payments,\
       function_prefix__ ## watch_all_payments  }
@@ -868,6 +1034,10 @@ void billing__v1__balance__cancel_invoice(ProtobufCService *service,
                                           const Billing__V1__CancelInvoiceRequest *input,
                                           Billing__V1__Payment_Closure closure,
                                           void *closure_data);
+void billing__v1__balance__get_invoice(ProtobufCService *service,
+                                       const Billing__V1__GetInvoiceRequest *input,
+                                       Billing__V1__InvoiceDocument_Closure closure,
+                                       void *closure_data);
 void billing__v1__balance__list_notifications(ProtobufCService *service,
                                               const Billing__V1__ListNotificationsRequest *input,
                                               Billing__V1__ListNotificationsResponse_Closure closure,
@@ -883,6 +1053,8 @@ void billing__v1__balance__watch_all_payments(ProtobufCService *service,
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    billing__v1__invoice_format__descriptor;
+extern const ProtobufCEnumDescriptor    billing__v1__invoice_state__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__get_balance_request__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__get_balance_response__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__get_top_up_options_request__descriptor;
@@ -898,6 +1070,9 @@ extern const ProtobufCMessageDescriptor billing__v1__list_payments_request__desc
 extern const ProtobufCMessageDescriptor billing__v1__list_payments_response__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__settle_invoice_request__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__cancel_invoice_request__descriptor;
+extern const ProtobufCMessageDescriptor billing__v1__get_invoice_request__descriptor;
+extern const ProtobufCMessageDescriptor billing__v1__invoice__descriptor;
+extern const ProtobufCMessageDescriptor billing__v1__invoice_document__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__list_notifications_request__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__list_notifications_response__descriptor;
 extern const ProtobufCMessageDescriptor billing__v1__watch_payments_request__descriptor;
