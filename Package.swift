@@ -274,7 +274,7 @@ let package = Package(
             // The CLI tests run the real billing and billingd executables; the
             // crash test runs billing-bench crash.
             dependencies: [
-                "BillingServer", "billing", "billingd", "billing-bench", "billing-panel", "BillingPanel",
+                "BillingServer", "billing", "billingd", "billing-bench", "billing-panel", "BillingPanel", "BillingDocuments",
                 "BillingTestSupport", "BillingAPI",
                 "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
                 "BillingTLS", "BillingTransport", .product(name: "Logging", package: "swift-log"),

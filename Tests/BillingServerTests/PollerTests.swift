@@ -306,6 +306,35 @@ final class ScriptedProvider: PaymentProvider {
         #expect(audit.contains { $0.action == "service.auto_renewal" && $0.who == "poller" })
     }
 
+    /// An invoice nobody paid is voided by the poller once past its due date
+    /// and grace (14 + 7 days by default), with an error notification; not a day before.
+    @Test func anUnpaidInvoiceEndsVoidAfterItsDueDateAndGrace() async throws {
+        let s = try await setup()
+        let invoice = try await s.store.createTopUp(
+            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 50_00, .usd), option: .invoice),
+            idempotencyKey: nil
+        )
+        let poller = s.poller(interval: .seconds(600))
+        s.clock.advance(by: .seconds(20 * 86_400))
+        #expect(try await s.store.claimDuePayments(owner: poller.owner, limit: 10, lease: .seconds(60)).isEmpty)
+        s.clock.advance(by: .seconds(86_400))
+        let claimed = try await s.store.claimDuePayments(owner: poller.owner, limit: 10, lease: .seconds(60))
+        #expect(claimed.map(\.id) == [invoice.id])
+        await poller.check(claimed)
+        let voided = try await s.store.payment(invoice.id)
+        #expect(voided.status == .cancelled)
+        #expect(voided.failureReason.contains("was not paid by its due date"), "\(voided.failureReason)")
+        let notifications = try await s.store.notifications(accountID: "acc", pageSize: 10, pageToken: nil).items
+        #expect(notifications.contains { $0.severity == .error && $0.paymentID == invoice.id })
+        #expect(try await s.store.invoiceDocument(invoice.id).state == .void)
+        // A refresh of a still-open invoice before its time changes nothing.
+        let open = try await s.store.createTopUp(
+            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 5_00, .usd), option: .invoice),
+            idempotencyKey: nil
+        )
+        #expect(try await s.flows.check(open).status == .new)
+    }
+
     @Test func theNextDueCheckCountsLeasesAndTheEarliestNextCheck() async throws {
         let s = try await setup()
         #expect(try await s.store.nextCheckDue() == nil)
