@@ -147,10 +147,14 @@ public enum Audit {
         case .saveService(let service):
             return (
                 .account(service.accountID), nil, service.id, "service.saved",
-                "\(service.pricePerPeriod) per \(service.periodDays) days, expires at \(service.expiresAtMs) ms"
+                "\(service.pricePerPeriod) per \(service.periodDays) days, expires at \(service.expiresAtMs) ms; "
+                    + (service.autoRenewal.map {
+                        "automatic renewal \($0.daysBefore) days before"
+                            + ($0.payerID.map { ", payer \($0)" } ?? ", balance only")
+                    } ?? "automatic renewal off")
             )
         case .autoRenewalAttempt(let service, let next, let outcome):
-            let schedule = next.map { "; next attempt at \($0) ms" } ?? ""
+            let schedule = next.map { "; next attempt at \(Timestamps.minute($0))" } ?? ""
             return (.account(service.accountID), nil, service.id, "service.auto_renewal", outcome + schedule)
         case .insertMigrationOrder(let order):
             return (

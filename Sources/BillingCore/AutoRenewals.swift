@@ -85,6 +85,39 @@ public enum AutoRenewals {
         return max(opens, auto.nextAttemptAtMs ?? opens)
     }
 
+    /// For people: when the next attempt is, or that none is left.
+    static func nextAttempt(_ next: Int64, _ service: RenewableService) -> String {
+        next < service.expiresAtMs
+            ? "the next attempt is at \(Timestamps.minute(next))"
+            : "no further attempt: it expires at \(Timestamps.minute(service.expiresAtMs))"
+    }
+
+    /// An automatic renewal's payment ended Cancelled (a declined card): the
+    /// person is told which service and when it is tried again (the retry
+    /// set by the attempt), and the audit trail records the failure.
+    static func chargeFailed(
+        _ service: RenewableService,
+        _ auto: AutoRenewal,
+        payment: Payment,
+        reason: String,
+        in list: inout EffectList
+    ) {
+        let next = max(auto.nextAttemptAtMs ?? list.now, list.now)
+        list.append(
+            .autoRenewalAttempt(
+                service,
+                nextAttemptAtMs: next,
+                outcome: "failed: payment \(payment.id) of \(payment.amount) cancelled: \(reason)"
+            )
+        )
+        list.notify(
+            .error,
+            "Automatic renewal failed",
+            "\(service.displayName) was not renewed: the payment of \(payment.amount) was cancelled (\(reason)); \(nextAttempt(next, service))",
+            paymentID: payment.id
+        )
+    }
+
     /// One attempt to renew `service` for one period.
     ///
     /// - Parameters:
@@ -104,11 +137,22 @@ public enum AutoRenewals {
         retry: Duration,
         now: Int64
     ) -> Change<Attempt> {
-        guard let auto = service.autoRenewal, let due = dueAtMs(service), now >= due, now < service.expiresAtMs,
-            !periodTaken
+        guard let auto = service.autoRenewal, let due = dueAtMs(service), now >= due, now < service.expiresAtMs
         else { return Change(.notDue) }
-        let items = [RenewalItem(serviceID: service.id, periods: 1)]
         let retryMs = retry.milliseconds
+        if periodTaken {
+            // An order for this period awaits its payment: look again after the retry.
+            var list = EffectList(account: account, funds: funds, now: now)
+            list.append(
+                .autoRenewalAttempt(
+                    service,
+                    nextAttemptAtMs: now + retryMs,
+                    outcome: "waiting: an order with this service awaits its payment"
+                )
+            )
+            return Change(.notDue, list.effects)
+        }
+        let items = [RenewalItem(serviceID: service.id, periods: 1)]
         do throws(BillingError) {
             let quote = try Renewals.quote(
                 items,
@@ -181,10 +225,7 @@ public enum AutoRenewals {
             return Change(.charging(order, payment), list.effects)
         } catch {
             let next = now + retryMs
-            let when =
-                next < service.expiresAtMs
-                ? "the next attempt is on \(Timestamps.day(next))"
-                : "no further attempt: it expires on \(Timestamps.day(service.expiresAtMs))"
+            let when = nextAttempt(next, service)
             var list = EffectList(account: account, funds: funds, now: now)
             list.append(
                 .autoRenewalAttempt(

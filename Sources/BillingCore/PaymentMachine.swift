@@ -319,13 +319,19 @@ public enum PaymentMachine {
             released.paymentID = nil
             list.append(.updateMigrationOrder(released, expected: order.status))
         }
+        let reason = outcome.failureReason.isEmpty ? "no reason given" : outcome.failureReason
         if let order = context.renewalOrder, order.id == payment.renewalOrderID, order.status == .awaitingPayment {
             list.release(order.fromBalance)
             var cancelled = order
             cancelled.status = .cancelled
             list.append(.updateRenewalOrder(cancelled, expected: order.status))
+            if order.autoPeriodMs != nil,
+                let service = context.renewedServices.first(where: { $0.id == order.lines.first?.serviceID }),
+                let auto = service.autoRenewal
+            {
+                AutoRenewals.chargeFailed(service, auto, payment: payment, reason: reason, in: &list)
+            }
         }
-        let reason = outcome.failureReason.isEmpty ? "no reason given" : outcome.failureReason
         switch outcome.cancelledBy {
         case .paymentSystem:
             list.notify(

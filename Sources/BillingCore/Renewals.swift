@@ -113,7 +113,10 @@ public enum Renewals {
                 "your available balance of \(funds.available) is short by \(shortfall): top up or pay another way"
             return quote
         }
-        if let system, let range = limits.range(system, account.currency), shortfall < range.minimum {
+        if let system, let range = limits.range(system, account.currency), shortfall > range.maximum {
+            quote.note =
+                "\(system.displayName) takes at most \(range.maximum): pay from the balance or by invoice, or renew fewer services at once"
+        } else if let system, let range = limits.range(system, account.currency), shortfall < range.minimum {
             quote.toPay = range.minimum
             quote.credited = try range.minimum.subtracting(shortfall)
             quote.note =
@@ -149,6 +152,9 @@ public enum Renewals {
     ///     `failedPrecondition` (a price changed since the quote).
     ///   - expectedToPay: the payment the person agreed to; another is
     ///     `failedPrecondition` (the balance moved since the quote).
+    ///   - servicesBeingAutoRenewed: services with an automatic renewal
+    ///     awaiting its payment: renewing one by hand now is refused, or the
+    ///     two could renew two periods where one was meant.
     public static func renew(
         _ items: [RenewalItem],
         account: Account,
@@ -160,12 +166,24 @@ public enum Renewals {
         chargedMethod: PaymentMethod?,
         expectedTotal: Money?,
         expectedToPay: Money?,
+        servicesBeingAutoRenewed: [String] = [],
         limits: PaymentLimits,
         invoice: InvoiceIssue?,
         now: Int64,
         autoPeriodMs: Int64? = nil
     ) throws(BillingError) -> Change<Renewed> {
         try check(items)
+        for (name, expected) in [("expected total", expectedTotal), ("expected to pay", expectedToPay)] {
+            guard let expected else { continue }
+            guard expected.currency == account.currency, expected.amountMinorUnits >= 0 else {
+                throw .invalidArgument("\(name) must be a non-negative amount in \(account.currency), not \(expected)")
+            }
+        }
+        if let bad = servicesBeingAutoRenewed.first(where: { id in items.contains { $0.serviceID == id } }) {
+            throw .failedPrecondition(
+                "service \(bad) is being renewed automatically and its payment is not finished; wait for it, or turn its automatic renewal off and cancel that payment"
+            )
+        }
         let quote = try quote(
             items,
             account: account,
@@ -181,7 +199,8 @@ public enum Renewals {
         }
         let fromBalanceOnly = option == .balance || quote.toPay.amountMinorUnits == 0
         let toPay = fromBalanceOnly ? Money.zero(account.currency) : quote.toPay
-        if let expectedToPay, expectedToPay != toPay {
+        // From the balance the balance's own rule answers (insufficient funds), not the quote's.
+        if let expectedToPay, option != .balance, expectedToPay != toPay {
             throw .failedPrecondition(
                 "the renewal now needs a payment of \(toPay) (\(quote.fromBalance) from the balance), not \(expectedToPay); quote again"
             )

@@ -42,6 +42,15 @@ public enum Timestamps {
         return String(repeating: "0", count: max(0, 4 - y.count)) + y + "-" + two(month) + "-" + two(day)
     }
 
+    /// "2026-11-28 09:30 UTC": a day and a time of day, for people.
+    public static func minute(_ ms: Int64) -> String {
+        let inDay = ms % dayMs < 0 ? ms % dayMs + dayMs : ms % dayMs
+        let hours = inDay / 3_600_000
+        let minutes = inDay % 3_600_000 / 60_000
+        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(day(ms)) \(two(hours)):\(two(minutes)) UTC"
+    }
+
     /// Year, month (1…12) and day (1…31) of `ms` in UTC (Howard Hinnant's
     /// days-to-civil algorithm).
     public static func civil(_ ms: Int64) -> (year: Int64, month: Int64, day: Int64) {

@@ -126,6 +126,18 @@ struct Problem: Error {
 
 /// How billingd's values read on a page.
 enum Display {
+    /// The header's balance: what is held for renewals awaiting payment said too.
+    static func balance(_ response: BillingV1.GetBalanceResponse) -> String {
+        guard let held = response.held, held.amountMinorUnits != 0 else { return money(response.balance) }
+        return "\(money(response.balance)) (\(money(held)) held)"
+    }
+
+    /// What paying from the balance may use.
+    static func available(_ response: BillingV1.GetBalanceResponse) -> String {
+        guard let held = response.held, held.amountMinorUnits != 0 else { return money(response.balance) }
+        return "\(money(response.available)) available"
+    }
+
     static func money(_ money: BillingV1.Money?) -> String {
         guard let money else { return "-" }
         guard let currency = try? Currency(code: money.currency) else {

@@ -131,10 +131,19 @@ extension Panel {
                 let choices = try await choices(account: context.account, payerID: payerID)
                 // Quoted for the way chosen last (a refused Renew), so a payment
                 // system's minimum shows before the person presses Renew again.
-                quote.option = option.flatMap {
-                    try? choices.option($0, saveMethod: false, allowBalance: true, returnURL: "")
+                func quoting(_ chosen: String?) async throws -> BillingV1.QuoteRenewalResponse {
+                    quote.option = chosen.flatMap {
+                        try? choices.option($0, saveMethod: false, allowBalance: true, returnURL: "")
+                    }
+                    return try await billingd.renewal.quoteRenewal(quote, options: billingd.options)
                 }
-                let quoted = try await billingd.renewal.quoteRenewal(quote, options: billingd.options)
+                var quoted = try await quoting(option)
+                var selected = option
+                if option == nil, quoted.toPay?.amountMinorUnits ?? 0 > 0, let preselected = choices.preselected {
+                    // The balance falls short: quoted for the method shown selected, its minimum included.
+                    selected = preselected
+                    quoted = try await quoting(preselected)
+                }
                 let toPay = quoted.toPay?.amountMinorUnits ?? 0
                 var balanceRequest = BillingV1.GetBalanceRequest()
                 balanceRequest.accountId = context.account
@@ -163,7 +172,7 @@ extension Panel {
                     <input type="hidden" name="toPay" value="\(toPay)">
                     \(hidden)
                     \(choices.payerField())
-                    \(choices.optionFields(selected: option ?? (toPay == 0 ? "balance" : nil), balance: balance.map { Display.money($0.available) } ?? "", saveBox: true, saveChecked: false, error: nil))
+                    \(choices.optionFields(selected: selected ?? (toPay == 0 ? "balance" : nil), balance: balance.map(Display.available) ?? "", saveBox: true, saveChecked: false, error: nil))
                     <p><button type="submit" id="renew">\(toPay == 0 ? "Renew for \(HTML.escape(Display.money(quoted.total)))" : "Renew and pay \(HTML.escape(Display.money(quoted.toPay)))")</button></p>
                     </form></section>
                     """
@@ -371,7 +380,7 @@ extension Panel {
                 <input type="hidden" name="request" value="\(Sessions.token())">
                 <input type="hidden" name="order" value="\(HTML.escape(order.id))">
                 \(choices.payerField())
-                \(choices.optionFields(selected: option ?? "balance", balance: balance.map { Display.money($0.balance) } ?? "", saveBox: true, saveChecked: false, error: nil))
+                \(choices.optionFields(selected: option ?? "balance", balance: balance.map(Display.available) ?? "", saveBox: true, saveChecked: false, error: nil))
                 <p><button type="submit" id="pay-migration">Pay \(HTML.escape(Display.money(order.serverPrice)))</button></p>
                 </form>
                 """

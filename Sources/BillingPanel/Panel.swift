@@ -248,9 +248,7 @@ public final class Panel: Sendable {
         if shown == nil {
             var request = BillingV1.GetBalanceRequest()
             request.accountId = context.account
-            shown = (try? await billingd.balance.getBalance(request, options: billingd.options)).map {
-                Display.money($0.balance)
-            }
+            shown = (try? await billingd.balance.getBalance(request, options: billingd.options)).map(Display.balance)
         }
         return HTML.page(
             title: title,

@@ -150,6 +150,9 @@ struct PaymentChoices {
     }
 
     /// The seed: "if you have a default saved payment method, it is selected automatically".
+    /// The option pre-selected for the payer shown (its default method), if any.
+    var preselected: String? { payer.flatMap(Self.defaultOption) }
+
     private static func defaultOption(_ payer: BillingV1.PayerOptions) -> String? {
         payer.defaultMethodId.isEmpty ? nil : "method:\(payer.defaultMethodId)"
     }

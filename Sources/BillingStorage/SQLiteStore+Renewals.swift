@@ -168,6 +168,7 @@ extension SQLiteStore {
                 chargedMethod: try Self.chargedMethod(db, option),
                 expectedTotal: expectedTotal,
                 expectedToPay: expectedToPay,
+                servicesBeingAutoRenewed: try RenewalRepository.beingAutoRenewed(db, ids: items.map(\.serviceID)),
                 limits: limits,
                 invoice: try Self.invoiceIssue(db, option, invoiceTerms, now: now),
                 now: now

@@ -56,6 +56,10 @@ enum Schema {
         migrator.registerMigration("v10-invoice-documents") { db in
             try db.execute(sql: v10)
         }
+        migrator.registerMigration("v11-renewal-lines-by-service") { db in
+            // The automatic renewal sweep asks which services have an order awaiting payment.
+            try db.execute(sql: "CREATE INDEX renewal_lines_by_service ON renewal_lines(service_id)")
+        }
         return migrator
     }
 

@@ -42,7 +42,8 @@ import Testing
         payment.nextCheckAtMs = state == .new ? issued + 21 * day : nil
         var issuer = InvoiceTerms.development.issuer
         issuer.name = "Example Hosting GmbH"
-        issuer.legalText = String(repeating: "Registered at the local court, HRB 12345. ", count: 6) + "\nVAT is not charged."
+        issuer.legalText =
+            String(repeating: "Registered at the local court, HRB 12345. ", count: 6) + "\nVAT is not charged."
         return InvoiceDocument(
             invoice: Invoice(
                 number: "INV-2026-000042",
@@ -178,7 +179,9 @@ extension InvoiceDocumentTests {
         #expect(try await Self.text(ofPDF: Array(written)).contains(number))
         let again = try await f.billing(["invoice", "download", number, "--output", file])
         #expect(again.status == 64 && again.stderr.contains("--force"), "\(again.stderr)")
-        let page = try await f.billing(["invoice", "download", created.payment!.id, "--format", "html", "--output", "-"])
+        let page = try await f.billing([
+            "invoice", "download", created.payment!.id, "--format", "html", "--output", "-",
+        ])
         #expect(page.status == 0 && page.stdout.hasPrefix("<!DOCTYPE html>"))
         let missing = try await f.billing(["invoice", "show", "HT-2026-999999"])
         #expect(missing.status == 65 && missing.stderr.contains("not found"), "\(missing.stderr)")

@@ -311,7 +311,12 @@ final class ScriptedProvider: PaymentProvider {
     @Test func anUnpaidInvoiceEndsVoidAfterItsDueDateAndGrace() async throws {
         let s = try await setup()
         let invoice = try await s.store.createTopUp(
-            TopUpRequest(accountID: "acc", payerID: s.payerID, amount: Money(minorUnits: 50_00, .usd), option: .invoice),
+            TopUpRequest(
+                accountID: "acc",
+                payerID: s.payerID,
+                amount: Money(minorUnits: 50_00, .usd),
+                option: .invoice
+            ),
             idempotencyKey: nil
         )
         let poller = s.poller(interval: .seconds(600))

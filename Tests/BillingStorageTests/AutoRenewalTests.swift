@@ -151,6 +151,13 @@ import Testing
         #expect(try await f.store.renewalOrder(first.id).status == .cancelled)
         #expect(try await f.balanceMinor() == 1_00, "nothing debited, the hold released")
         #expect(try await Self.notifications(f).contains { $0.severity == .error && $0.paymentID == payment.id })
+        let told = try await Self.notifications(f).first { $0.title == "Automatic renewal failed" }
+        #expect(told?.paymentID == payment.id && told?.body.contains("VPS auto was not renewed") == true)
+        #expect(told?.body.contains("card declined") == true && told?.body.contains("next attempt is at") == true)
+        let audit = try await f.store.auditTrail(AuditQuery(accountID: f.account.id, limit: 500))
+        #expect(
+            audit.contains { $0.action == "service.auto_renewal" && $0.detail.contains("cancelled: card declined") }
+        )
         #expect(try await Self.attempt(f) == .notDue, "the retry waits its interval")
         f.clock.advance(by: Self.retry)
         guard case .charging(let second, _) = try await Self.attempt(f) else {
@@ -159,6 +166,54 @@ import Testing
         }
         #expect(second.autoPeriodMs == service.expiresAtMs && second.id != first.id)
         #expect(try await f.checkInvariants() == [])
+    }
+
+    /// Services whose period is taken by an order awaiting payment (a reseller
+    /// paying 100+ services by bank transfer) never crowd out a due one.
+    @Test func servicesWaitingForAPaymentDoNotStarveTheSweep() async throws {
+        let f = try await StoreFixture()
+        var blocked: [RenewalItem] = []
+        for index in 0..<101 {
+            let id = "svc-wait-\(index)"
+            _ = try await f.upsert(
+                RenewableService(
+                    id: id,
+                    accountID: f.account.id,
+                    displayName: id,
+                    pricePerPeriod: try f.usd("1"),
+                    periodDays: 30,
+                    expiresAtMs: f.clock.nowMs + 1 * Self.day,
+                    updatedAtMs: 0
+                )
+            )
+            blocked.append(RenewalItem(serviceID: id, periods: 1))
+        }
+        for chunk in [Array(blocked[0..<100]), Array(blocked[100...])] {
+            _ = try await f.store.renew(
+                accountID: f.account.id,
+                payerID: f.payer.id,
+                items: chunk,
+                option: .invoice,
+                expectedTotal: nil,
+                expectedToPay: nil,
+                idempotencyKey: nil
+            )
+        }
+        for item in blocked {
+            _ = try await f.store.setAutoRenewal(
+                accountID: f.account.id,
+                serviceID: item.serviceID,
+                AutoRenewal(daysBefore: 5, payerID: nil)
+            )
+        }
+        let victim = try await Self.service(f)
+        try await Self.fund(f, "25")
+        f.clock.advance(by: .seconds(3 * 86_400 + 60))
+        #expect(try await f.store.dueAutoRenewals(limit: 100) == [victim.id])
+        guard case .renewed = try await Self.attempt(f) else {
+            Issue.record("the due service was not renewed")
+            return
+        }
     }
 
     @Test func withoutMoneyOrMethodItFailsLoudlyAndRetriesUntilExpiry() async throws {
@@ -191,22 +246,26 @@ import Testing
             Issue.record("no charge")
             return
         }
-        // The person renews by hand meanwhile: by invoice, settled first.
-        let (manual, invoice) = try await f.store.renew(
-            accountID: f.account.id,
-            payerID: f.payer.id,
-            items: [RenewalItem(serviceID: service.id, periods: 1)],
-            option: .invoice,
-            expectedTotal: nil,
-            expectedToPay: nil,
-            idempotencyKey: nil
-        )
-        _ = try await f.store.transition(paymentID: try #require(invoice).id, .paid)
-        #expect(try await f.store.renewalOrder(manual.id).status == .completed)
+        // Renewing by hand meanwhile is refused: both would renew a period each.
+        await #expect(throws: BillingError.self) {
+            try await f.store.renew(
+                accountID: f.account.id,
+                payerID: f.payer.id,
+                items: [RenewalItem(serviceID: service.id, periods: 1)],
+                option: .invoice,
+                expectedTotal: nil,
+                expectedToPay: nil,
+                idempotencyKey: nil
+            )
+        }
+        // The provisioning service moves the expiry itself (a renewal elsewhere) before the charge ends.
+        var moved = service
+        moved.expiresAtMs += 30 * Self.day
+        _ = try await f.store.upsertRenewableService(moved, keepingAutoRenewal: true)
         _ = try await f.store.transition(paymentID: payment.id, .paid)
         #expect(try await f.store.renewalOrder(automatic.id).status == .cancelled)
         #expect(try await Self.stored(f).expiresAtMs == service.expiresAtMs + 30 * Self.day, "one period, not two")
-        #expect(try await f.balanceMinor() == 10_00, "the automatic payment stays on the balance")
+        #expect(try await f.balanceMinor() == 10_00, "the 1.00 held and the 9.00 charged stay on the balance")
         #expect(try await Self.notifications(f).contains { $0.title == "Automatic renewal not needed" })
         #expect(try await f.checkInvariants() == [])
     }

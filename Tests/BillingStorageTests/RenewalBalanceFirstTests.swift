@@ -261,6 +261,40 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
+    @Test func expectedAmountsAreInputAndTheBalanceOptionAnswersWithItsOwnRule() async throws {
+        let s = try await Self.setUp(.part, .balance)
+        let f = s.f
+        func renew(_ option: PaymentOption, total: Money?, toPay: Money?) async throws {
+            _ = try await f.store.renew(
+                accountID: f.account.id,
+                payerID: f.payer.id,
+                items: s.items,
+                option: option,
+                expectedTotal: total,
+                expectedToPay: toPay,
+                idempotencyKey: nil
+            )
+        }
+        for (total, toPay) in [
+            (nil, Money(minorUnits: -50, .usd)), (Money(minorUnits: 20_00, .eur), nil),
+            (nil, Money(minorUnits: 12_00, .eur)),
+        ] {
+            await #expect(throws: BillingError.self) { try await renew(.invoice, total: total, toPay: toPay) }
+            do {
+                try await renew(.invoice, total: total, toPay: toPay)
+            } catch BillingError.invalidArgument {
+            } catch {
+                Issue.record("not INVALID_ARGUMENT: \(error)")
+            }
+        }
+        // From the balance, whatever to_pay the quote said: insufficient funds, not "quote again".
+        await #expect(throws: BillingError.insufficientFunds(available: try f.usd("8"), required: try f.usd("20"))) {
+            try await renew(.balance, total: try f.usd("20"), toPay: try f.usd("12"))
+        }
+        #expect(try await Self.funds(f).held.amountMinorUnits == 0)
+        #expect(try await f.checkInvariants() == [])
+    }
+
     @Test func aMovedBalanceOrARepeatedRequestChangesNothing() async throws {
         let s = try await Self.setUp(.part, .paymentSystem)
         let f = s.f

@@ -75,10 +75,27 @@ enum RenewalRepository {
                     WHERE auto_days_before IS NOT NULL AND expires_at_ms > ?
                         AND expires_at_ms - auto_days_before * 86400000 <= ?
                         AND COALESCE(auto_next_attempt_at_ms, 0) <= ?
+                        AND NOT EXISTS (SELECT 1 FROM renewal_lines JOIN renewal_orders ON renewal_orders.id = renewal_lines.order_id
+                            WHERE renewal_lines.service_id = renewable_services.id AND renewal_orders.status = 'awaiting_payment')
                     ORDER BY expires_at_ms, id LIMIT ?
                     """
             ),
             arguments: [now, now, now, limit]
+        )
+    }
+
+    /// Those of `ids` with an automatic renewal order awaiting its payment.
+    static func beingAutoRenewed(_ db: Database, ids: [String]) throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        let marks = ids.map { _ in "?" }.joined(separator: ", ")
+        return try String.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT auto_service_id FROM renewal_orders
+                    WHERE status = 'awaiting_payment' AND auto_service_id IN (\(marks))
+                    """
+            ),
+            arguments: StatementArguments(ids)
         )
     }
 

@@ -146,6 +146,9 @@ struct Renewals: AsyncParsableCommand {
                 Output.line("total: \(Output.money(quote.total))")
                 Output.line("from the balance: \(Output.money(quote.fromBalance))")
                 Output.line("to pay: \(Output.money(quote.toPay))")
+                if let credited = quote.credited, credited.amountMinorUnits != 0 {
+                    Output.line("credited to the balance: \(Output.money(credited))")
+                }
                 if !quote.note.isEmpty { Output.line("note: \(Output.printable(quote.note))") }
             }
         }
@@ -182,7 +185,8 @@ struct Renewals: AsyncParsableCommand {
                 request.payerId =
                     try await pay.payerID(account: account, clients: clients, connection: connection) ?? ""
                 request.expectedTotal = quoted.total
-                request.expectedToPay = quoted.toPay
+                // From the balance there is no payment to agree to (billingd says if it falls short).
+                if !pay.balance { request.expectedToPay = quoted.toPay }
                 let response = try await clients.renewal.renew(
                     request,
                     options: connection.callOptions.idempotencyKey(UUID().uuidString.lowercased())
@@ -258,7 +262,8 @@ extension Renewals {
                 The service renews itself for one period, --days days before it expires: from the
                 available balance, and otherwise with the payer's default saved method (which pays
                 only what the balance does not). Without --payer only the balance is used. A failed
-                attempt makes an error notification and is retried daily until the service expires.
+                attempt makes an error notification and is retried after poller.autoRenewalRetrySeconds
+                (a day by default) until the service expires.
                 Examples:
                   billing renewals auto --account acc-1 --service svc-1 --days 7 --payer pyr_1
                   billing renewals auto --account acc-1 --service svc-1 --off
@@ -273,7 +278,8 @@ extension Renewals {
         @OptionGroup var connection: ConnectionOptions
 
         func validate() throws {
-            guard off != (days != nil) else { throw ValidationError("give --days N to turn it on, or --off") }
+            if off, days != nil { throw ValidationError("give either --days N (on) or --off, not both") }
+            guard off || days != nil else { throw ValidationError("give --days N to turn it on, or --off") }
             if off, payer != nil { throw ValidationError("--payer goes with --days, not --off") }
             if let days, !(1...90).contains(days) { throw ValidationError("--days must be 1 to 90") }
         }
