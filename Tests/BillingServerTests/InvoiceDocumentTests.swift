@@ -78,7 +78,7 @@ import Testing
 
     static func keep(_ bytes: [UInt8], _ name: String) {
         guard let folder = ProcessInfo.processInfo.environment["INVOICE_SAMPLES"] else { return }
-        FileManager.default.createFile(atPath: folder + "/" + name, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: folder + "/" + name, contents: Data(bytes))
     }
 
     @Test func thePDFSaysEverythingAnInvoiceMust() async throws {
