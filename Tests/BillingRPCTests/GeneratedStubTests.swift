@@ -98,10 +98,10 @@ private struct TableHealth: GrpcHealthV1.HealthService {
     }
 
     @Test func everyServiceHasItsMethodsDescribed() {
-        #expect(BillingV1.BalanceMethods.all.count == 12)
+        #expect(BillingV1.BalanceMethods.all.count == 13)
         #expect(BillingV1.BalanceMethods.watchPayments.kind == .serverStreaming)
         #expect(BillingV1.BalanceMethods.createTopUp.description == "/billing.v1.Balance/CreateTopUp")
-        #expect(BillingV1.RenewalMethods.all.count == 5)
+        #expect(BillingV1.RenewalMethods.all.count == 6)
         #expect(BillingV1.MigrationPaymentMethods.all.count == 3)
         #expect(BillingV1.PaymentMethodsMethods.all.count == 4)
         #expect(BillingV1.AccountsMethods.all.count == 3)

@@ -313,13 +313,16 @@ import Testing
         renew.payerId = payer.id
         renew.items = [item]
         renew.option = .system(.sandbox)
-        do {
-            _ = try await client.renewal.renew(renew)
-            Issue.record("a 0.01 USD renewal went to the payment system")
-        } catch let error as RPCError {
-            #expect(error.code == .failedPrecondition)
-            #expect(error.message.contains("minimum"), "\(error.message)")
-        }
+        // Below the Sandbox's minimum the payment is the minimum, the excess credited, as quoted.
+        var quote = BillingV1.QuoteRenewalRequest()
+        quote.accountId = account.id
+        quote.items = [item]
+        quote.option = renew.option
+        let quoted = try await client.renewal.quoteRenewal(quote)
+        #expect(quoted.toPay?.amountMinorUnits == 50 && quoted.credited?.amountMinorUnits == 49)
+        #expect(quoted.note.contains("at least 0.50 USD"), "\(quoted.note)")
+        let cent = try await client.renewal.renew(renew)
+        #expect(cent.payment?.amount?.amountMinorUnits == 50, "never a 0.01 USD payment at the payment system")
         var order = BillingV1.CreateMigrationOrderRequest()
         order.accountId = account.id
         order.externalId = "m-huge"
@@ -338,7 +341,10 @@ import Testing
         }
         var list = BillingV1.ListPaymentsRequest()
         list.accountId = account.id
-        #expect(try await client.balance.listPayments(list).payments.isEmpty, "nothing was recorded")
+        #expect(
+            try await client.balance.listPayments(list).payments.map(\.id) == [cent.payment?.id ?? ""],
+            "nothing recorded for the refused migration"
+        )
         await f.stop()
     }
 
