@@ -46,9 +46,9 @@ let package = Package(
         ),
         .target(name: "COpenSSLShims", dependencies: ["COpenSSL"]),
         .systemLibrary(
-            name: "CCairo",
-            pkgConfig: "cairo",
-            providers: [.apt(["libcairo2-dev"])]
+            name: "CPangoCairo",
+            pkgConfig: "pangocairo",
+            providers: [.apt(["libpango1.0-dev", "libcairo2-dev"])]
         ),
         .target(name: "CBillingProto", dependencies: ["CProtobufC"]),
 
@@ -107,10 +107,10 @@ let package = Package(
             dependencies: ["BillingCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
-        // Documents for people: invoices as printable HTML and as PDF (cairo).
+        // Documents for people: invoices as printable HTML and as PDF (cairo, text by Pango).
         .target(
             name: "BillingDocuments",
-            dependencies: ["BillingCore", "CCairo"],
+            dependencies: ["BillingCore", "CPangoCairo"],
             swiftSettings: strict
         ),
         // Payment systems behind one interface; one folder each. The sandbox
@@ -208,7 +208,7 @@ let package = Package(
             name: "billing-fuzz",
             dependencies: [
                 "BillingAPI", "BillingCore", "BillingMessages", "BillingRPC", "BillingServer", "BillingWire",
-                "BillingPanel", .product(name: "NIOCore", package: "swift-nio"),
+                "BillingPanel", "BillingDocuments", .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -37,6 +37,14 @@ public enum Accounts {
     ) throws(BillingError) -> Change<Payer> {
         try Text.check(displayName, "payer name", max: 200, required: true)
         try Text.check(email, "email", max: 254)
+        if !email.isEmpty {
+            let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
+                !email.unicodeScalars.contains(where: {
+                    $0.properties.isWhitespace || "<>\"'(),;:[]\\".unicodeScalars.contains($0)
+                })
+            else { throw .invalidArgument("email must look like name@example.com") }
+        }
         let payer = Payer(
             id: IDs.make("pyr"),
             accountID: account.id,

@@ -32,10 +32,22 @@ public enum IDs {
 /// Free text from outside (names, reasons, references): a byte limit, no
 /// control characters. Storage and the server use this one rule.
 public enum Text {
+    /// What no text from outside may hold: control characters, line and
+    /// paragraph separators (a name is one line), and the bidirectional
+    /// embeddings, overrides and isolates that make text display in another
+    /// order than it reads (U+202A–U+202E, U+2066–U+2069). Marks that scripts
+    /// need (ZWJ, ZWNJ, LRM, RLM) are fine.
+    public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .lineSeparator, .paragraphSeparator: return true
+        default: return (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value)
+        }
+    }
+
     public static func check(_ text: String, _ what: String, max: Int, required: Bool = false) throws(BillingError) {
         if required && text.isEmpty { throw .invalidArgument("\(what) is required") }
         guard text.utf8.count <= max else { throw .invalidArgument("\(what) is longer than \(max) bytes") }
-        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard !text.unicodeScalars.contains(where: isControl) else {
             throw .invalidArgument("\(what) contains control characters")
         }
     }

@@ -103,15 +103,26 @@ public struct InvoiceIssuer: Sendable, Hashable, Codable {
         self.legalText = legalText
     }
 
-    /// Limits on configured text: what a page can hold.
+    /// Limits on configured text: what a page can hold, and what an invoice
+    /// must say (who issues it, where to pay).
     public func check() throws(BillingError) {
         try Text.check(name, "invoices.issuer.name", max: 200, required: true)
+        guard !name.trimmingSpaces().isEmpty else { throw .invalidArgument("invoices.issuer.name is blank") }
         guard lines.count <= 10, bankLines.count <= 10 else {
             throw .invalidArgument("invoices.issuer has at most 10 lines and 10 bank lines")
         }
-        for line in lines + bankLines { try Text.check(line, "an invoices.issuer line", max: 200) }
+        guard bankLines.contains(where: { !$0.trimmingSpaces().isEmpty }) else {
+            throw .invalidArgument("invoices.issuer.bankLines is required: an invoice says where to pay")
+        }
+        for (index, line) in lines.enumerated() { try Text.check(line, "invoices.issuer.lines[\(index)]", max: 200) }
+        for (index, line) in bankLines.enumerated() {
+            try Text.check(line, "invoices.issuer.bankLines[\(index)]", max: 200)
+        }
         guard legalText.utf8.count <= 2000 else {
             throw .invalidArgument("invoices.issuer.legalText is longer than 2000 bytes")
+        }
+        guard legalText.split(separator: "\n", omittingEmptySubsequences: false).count <= 40 else {
+            throw .invalidArgument("invoices.issuer.legalText has more than 40 lines")
         }
         // The legal text may have line breaks, nothing else of control.
         try Text.check(legalText.replacing("\n", with: " "), "invoices.issuer.legalText", max: 2000)

@@ -76,6 +76,7 @@ public enum MigrationOrders {
             chargedMethod: chargedMethod,
             limits: limits,
             invoice: invoice,
+            invoiceDescription: "Server for migration \(order.externalID): \(order.description) (order \(order.id))",
             migrationOrderID: order.id,
             now: now
         )

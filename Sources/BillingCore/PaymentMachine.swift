@@ -18,6 +18,8 @@ public enum PaymentMachine {
     ///   - invoice: for the invoice option, the next number of the issuer's
     ///     series (the store takes it in this transaction) and the terms;
     ///     the invoice document is issued with the payment.
+    ///   - invoiceDescription: what the invoice says was sold (an order's
+    ///     lines); nil: its purpose and order.
     /// - Throws: `notFound` for a payer of another account or a method of
     ///   another payer (the same answer as for ids that do not exist: others'
     ///   records are not to be discovered by guessing); `failedPrecondition`
@@ -33,6 +35,7 @@ public enum PaymentMachine {
         chargedMethod: PaymentMethod?,
         limits: PaymentLimits,
         invoice: InvoiceIssue?,
+        invoiceDescription: String? = nil,
         renewalOrderID: String? = nil,
         migrationOrderID: String? = nil,
         now: Int64
@@ -117,11 +120,9 @@ public enum PaymentMachine {
         var effects: [Effect] = savedMethod.map { [.insertMethod($0)] } ?? []
         effects.append(.insertPayment(payment))
         if let invoice, case .invoice = option {
-            let description = Invoices.description(
-                purpose,
-                renewalOrderID: renewalOrderID,
-                migrationOrderID: migrationOrderID
-            )
+            let description =
+                invoiceDescription
+                ?? Invoices.description(purpose, renewalOrderID: renewalOrderID, migrationOrderID: migrationOrderID)
             effects.append(
                 .insertInvoice(
                     Invoices.issue(

@@ -236,6 +236,7 @@ public enum Renewals {
             chargedMethod: chargedMethod,
             limits: limits,
             invoice: invoice,
+            invoiceDescription: Self.invoiceDescription(order, quote: quote, services: services),
             renewalOrderID: order.id,
             now: now
         )
@@ -244,6 +245,25 @@ public enum Renewals {
         list.append(.insertRenewalOrder(order))
         for effect in recorded.effects { list.append(effect) }
         return Change((order, recorded.result), list.effects)
+    }
+
+    /// What a renewal's invoice says was sold: each service and its periods,
+    /// and what the balance paid of the total.
+    static func invoiceDescription(_ order: RenewalOrder, quote: RenewalQuote, services: [RenewableService]) -> String {
+        let lines = quote.lines.map { line in
+            let name = services.first { $0.id == line.serviceID }?.displayName ?? line.serviceID
+            let until = Timestamps.day(line.newExpiresAtMs)
+            return
+                "\(name) (\(line.serviceID)): \(line.periods) period\(line.periods == 1 ? "" : "s") until \(until), \(line.amount)"
+        }
+        var text = "Renewal, order \(order.id): " + lines.joined(separator: "; ")
+        if quote.fromBalance.amountMinorUnits > 0 {
+            text += ". Total \(quote.total), of which \(quote.fromBalance) from the balance"
+        }
+        if quote.credited.amountMinorUnits > 0 {
+            text += "; \(quote.credited) beyond the renewal is credited to the balance"
+        }
+        return text
     }
 
     /// The payment system an option pays through: nil for an invoice and the balance.

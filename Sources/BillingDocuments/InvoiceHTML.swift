@@ -32,6 +32,8 @@ public enum InvoiceHTML {
             .total td { font-weight: bold; border-bottom: 2px solid #111; }
             section { margin: 1.5em 0; }
             h2 { font-size: 11pt; margin: 0 0 .3em; text-transform: uppercase; color: #555; }
+            .small { font-size: 9pt; color: #555; margin-top: .4em; }
+            header > div { min-width: 0; overflow-wrap: anywhere; }
             footer { margin-top: 3em; font-size: 9pt; color: #444; border-top: 1px solid #ccc; padding-top: .5em; }
             .stamp { position: absolute; top: 35%; left: 25%; font-size: 64pt; color: rgba(160, 0, 0, .25); transform: rotate(-20deg); border: 6px solid rgba(160, 0, 0, .25); padding: 0 .3em; }
             </style></head>
@@ -46,7 +48,7 @@ public enum InvoiceHTML {
             <tbody><tr><td>\(e(text.lineDescription))</td><td class="amount">\(e(text.amount))</td></tr>
             <tr class="total"><td>Total</td><td class="amount">\(e(text.total))</td></tr></tbody></table>
             <section><p>\(e(text.instruction))</p></section>
-            <section><h2>Bank details</h2>\(bank)</section>
+            <section><h2>Bank details</h2>\(bank)<div class="small">Payment \(e(text.paymentID))</div></section>
             <footer>\(legal)</footer>
             </body></html>
             """

@@ -1,11 +1,19 @@
 public import BillingCore
-internal import CCairo
+internal import CPangoCairo
 
-/// An invoice as a PDF, drawn with cairo: the PDF back end of GTK,
-/// Inkscape and Firefox's printing, maintained by freedesktop.org and in
-/// every Debian. It embeds the subset of the font it uses (DejaVu Sans,
-/// found by fontconfig), so a payer's name in any script prints and the
-/// text can be searched and copied; no browser, no second process.
+/// An invoice as a PDF: drawn with cairo, its text laid out by Pango.
+///
+/// cairo is the PDF back end of GTK, Inkscape and Firefox's printing, and
+/// Pango GTK's text layout; both are maintained by GNOME/freedesktop.org and
+/// in every Debian. Pango shapes every script (Arabic joined, right to left)
+/// and falls back through fontconfig to an installed font that has a
+/// character (DejaVu Sans first, then Noto: `fonts-noto-core` for most
+/// scripts, `fonts-noto-cjk` for Chinese, Japanese and Korean; `deploy/setup`). cairo embeds the
+/// subsets of the fonts used, so the PDF's text can be searched and copied.
+/// In process: no browser, no second process.
+///
+/// Every text is wrapped to its column (long words broken by character) and
+/// the document flows onto further A4 pages when it is longer than one.
 public enum InvoicePDF {
     public enum Failure: Error, CustomStringConvertible {
         case cairo(String)
@@ -39,8 +47,16 @@ public enum InvoicePDF {
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, text.title)
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "billingd")
         guard let context = cairo_create(surface) else { throw .cairo("no drawing context") }
-        var page = Page(context: context)
-        page.draw(text)
+        guard let layout = pango_cairo_create_layout(context) else {
+            cairo_destroy(context)
+            throw .cairo("no text layout")
+        }
+        // Points are the PDF's units: sizes in points at 72 dpi, not a screen's 96.
+        pango_cairo_context_set_resolution(pango_layout_get_context(layout), 72)
+        pango_layout_context_changed(layout)
+        var pages = Pages(context: context, layout: layout)
+        pages.draw(text)
+        g_object_unref(UnsafeMutableRawPointer(layout))
         cairo_destroy(context)
         cairo_surface_finish(surface)
         let status = cairo_surface_status(surface)
@@ -53,148 +69,156 @@ public enum InvoicePDF {
         var bytes: [UInt8] = []
     }
 
-    /// A cursor down one A4 page.
-    private struct Page {
+    /// A style of text: its font and colour.
+    private struct Style {
+        var font: String
+        var grey = 0.07
+
+        static let issuer = Style(font: "DejaVu Sans Bold 14")
+        static let title = Style(font: "DejaVu Sans Bold 22")
+        static let body = Style(font: "DejaVu Sans 10")
+        static let small = Style(font: "DejaVu Sans 9")
+        static let strong = Style(font: "DejaVu Sans Bold 10")
+        static let total = Style(font: "DejaVu Sans Bold 11")
+        static let heading = Style(font: "DejaVu Sans Bold 8.5", grey: 0.35)
+        static let legal = Style(font: "DejaVu Sans 7.5", grey: 0.25)
+        static let stamp = Style(font: "DejaVu Sans Bold 72")
+    }
+
+    /// A cursor down the pages; a new page when the next block does not fit.
+    private struct Pages {
         let context: OpaquePointer
+        let layout: OpaquePointer
         var y = margin
+        var page = 1
+        let bottom = height - margin
+        let right = width - margin
 
-        mutating func draw(_ text: InvoiceText) {
-            let right = width - margin
-            // Issuer, left; title and facts, right.
-            font(bold: true, size: 14)
-            line(text.issuerName, x: margin)
-            font(bold: false, size: 9.5)
-            for issuerLine in text.issuerLines { line(issuerLine, x: margin) }
-            let below = y
-            y = margin
-            font(bold: true, size: 22)
-            line("INVOICE", x: right - 200, gap: 8)
-            font(bold: false, size: 9.5)
-            for (label, value) in text.facts {
-                show(label, x: right - 200, y: y + 11)
-                show(value, x: right - 110, y: y + 11)
-                y += 14
-            }
-            y = max(y, below) + 28
-            heading("BILL TO")
-            font(bold: false, size: 10.5)
-            for billed in text.billTo { line(billed, x: margin) }
-            y += 24
-            // The line and the total.
-            font(bold: true, size: 10)
-            show("Description", x: margin, y: y + 11)
-            showRight("Amount", x: right, y: y + 11)
-            y += 16
-            rule(weight: 0.8)
-            font(bold: false, size: 10.5)
-            y += 6
-            for wrapped in wrap(text.lineDescription, width: right - margin - 140) {
-                show(wrapped, x: margin, y: y + 12)
-                y += 15
-            }
-            showRight(text.amount, x: right, y: y - 3)
-            y += 4
-            rule(weight: 0.5)
-            font(bold: true, size: 11)
-            show("Total", x: margin, y: y + 16)
-            showRight(text.total, x: right, y: y + 16)
-            y += 24
-            rule(weight: 1.5)
-            y += 22
-            font(bold: false, size: 10.5)
-            for wrapped in wrap(text.instruction, width: right - margin) { line(wrapped, x: margin) }
-            y += 18
-            heading("BANK DETAILS")
-            font(bold: false, size: 10)
-            for bankLine in text.bankLines { line(bankLine, x: margin) }
-            // The legal text at the foot.
-            font(bold: false, size: 8)
-            let legal = text.legalText.split(separator: "\n", omittingEmptySubsequences: false)
-                .flatMap { wrap(String($0), width: right - margin) }
-            y = max(y + 24, height - margin - Double(legal.count) * 10.5 - 8)
-            rule(weight: 0.4)
-            y += 4
-            for wrapped in legal { line(wrapped, x: margin, gap: 0.5) }
-            if !text.stamp.isEmpty { stamp(text.stamp) }
+        /// Lays `text` out in a column at `x`, `width` wide; its height.
+        func prepare(_ text: String, _ style: Style, width: Double, alignRight: Bool = false) -> Double {
+            let description = pango_font_description_from_string(style.font)
+            pango_layout_set_font_description(layout, description)
+            pango_font_description_free(description)
+            pango_layout_set_width(layout, Int32(width * Double(PANGO_SCALE)))
+            pango_layout_set_wrap(layout, PANGO_WRAP_WORD_CHAR)
+            pango_layout_set_alignment(layout, alignRight ? PANGO_ALIGN_RIGHT : PANGO_ALIGN_LEFT)
+            pango_layout_set_text(layout, text, -1)
+            var inkWidth: Int32 = 0
+            var layoutHeight: Int32 = 0
+            pango_layout_get_size(layout, &inkWidth, &layoutHeight)
+            return Double(layoutHeight) / Double(PANGO_SCALE)
         }
 
-        func font(bold: Bool, size: Double) {
-            cairo_select_font_face(
-                context,
-                "DejaVu Sans",
-                CAIRO_FONT_SLANT_NORMAL,
-                bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL
-            )
-            cairo_set_font_size(context, size)
-            cairo_set_source_rgb(context, 0.07, 0.07, 0.07)
-        }
-
-        var lineHeight: Double {
-            var extents = cairo_font_extents_t()
-            cairo_font_extents(context, &extents)
-            return extents.height
-        }
-
-        mutating func line(_ text: String, x: Double, gap: Double = 2) {
-            y += lineHeight
-            show(text, x: x, y: y)
-            y += gap
-        }
-
-        mutating func heading(_ text: String) {
-            font(bold: true, size: 9)
-            cairo_set_source_rgb(context, 0.35, 0.35, 0.35)
-            line(text, x: margin, gap: 4)
-        }
-
-        func show(_ text: String, x: Double, y: Double) {
+        /// The prepared layout drawn with its top at (x, y).
+        func show(x: Double, y: Double, _ style: Style) {
+            cairo_set_source_rgb(context, style.grey, style.grey, style.grey)
             cairo_move_to(context, x, y)
-            cairo_show_text(context, text)
+            pango_cairo_show_layout(context, layout)
         }
 
-        func showRight(_ text: String, x: Double, y: Double) {
-            show(text, x: x - advance(text), y: y)
+        mutating func newPageIfNeeded(_ needed: Double) {
+            guard y + needed > bottom, y > margin else { return }
+            cairo_show_page(context)
+            page += 1
+            y = margin
         }
 
-        func advance(_ text: String) -> Double {
-            var extents = cairo_text_extents_t()
-            cairo_text_extents(context, text, &extents)
-            return extents.x_advance
+        /// A block of text across the column at `x`, moving down past it.
+        mutating func block(
+            _ text: String,
+            _ style: Style,
+            x: Double = margin,
+            width: Double? = nil,
+            after gap: Double = 2
+        ) {
+            let height = prepare(text, style, width: width ?? (right - x))
+            newPageIfNeeded(height)
+            show(x: x, y: y, style)
+            y += height + gap
         }
 
-        mutating func rule(weight: Double) {
+        mutating func rule(_ weight: Double) {
+            cairo_set_source_rgb(context, 0.07, 0.07, 0.07)
             cairo_set_line_width(context, weight)
             cairo_move_to(context, margin, y)
-            cairo_line_to(context, width - margin, y)
+            cairo_line_to(context, right, y)
             cairo_stroke(context)
         }
 
-        /// Words laid on lines no wider than `width` (a longer word alone on its line).
-        func wrap(_ text: String, width: Double) -> [String] {
-            var lines: [String] = []
-            var current = ""
-            for word in text.split(separator: " ") {
-                let candidate = current.isEmpty ? String(word) : current + " " + word
-                if advance(candidate) <= width || current.isEmpty {
-                    current = candidate
-                } else {
-                    lines.append(current)
-                    current = String(word)
-                }
+        mutating func draw(_ text: InvoiceText) {
+            // Title and facts on the right of the first page; the issuer on
+            // the left beside them (a long issuer flows on down the pages).
+            let factsX = right - 230
+            let issuerWidth = factsX - margin - 20
+            block("INVOICE", .title, x: factsX, after: 6)
+            for (label, value) in text.facts {
+                let labelHeight = prepare(label, .small, width: 82)
+                show(x: factsX, y: y, .small)
+                let valueHeight = prepare(value, .small, width: right - factsX - 86)
+                show(x: factsX + 86, y: y, .small)
+                y += max(labelHeight, valueHeight) + 2
             }
-            if !current.isEmpty || lines.isEmpty { lines.append(current) }
-            return lines
+            let factsBottom = y
+            y = margin
+            block(text.issuerName, .issuer, width: issuerWidth)
+            for line in text.issuerLines { block(line, .small, width: issuerWidth, after: 1) }
+            y = (page == 1 ? max(y, factsBottom) : y) + 24
+            block("BILL TO", .heading, after: 3)
+            for line in text.billTo { block(line, .body, after: 1) }
+            y += 18
+            // The line and the total.
+            let amountWidth = 130.0
+            newPageIfNeeded(60)
+            let headerHeight = prepare("Description", .strong, width: right - margin - amountWidth - 10)
+            show(x: margin, y: y, .strong)
+            _ = prepare("Amount", .strong, width: amountWidth, alignRight: true)
+            show(x: right - amountWidth, y: y, .strong)
+            y += headerHeight + 4
+            rule(0.8)
+            y += 6
+            let lineHeight = prepare(text.lineDescription, .body, width: right - margin - amountWidth - 10)
+            newPageIfNeeded(lineHeight + 30)
+            show(x: margin, y: y, .body)
+            _ = prepare(text.amount, .body, width: amountWidth, alignRight: true)
+            show(x: right - amountWidth, y: y, .body)
+            y += lineHeight + 6
+            rule(0.5)
+            y += 6
+            let totalHeight = prepare("Total", .total, width: 100)
+            show(x: margin, y: y, .total)
+            _ = prepare(text.total, .total, width: amountWidth, alignRight: true)
+            show(x: right - amountWidth, y: y, .total)
+            y += totalHeight + 6
+            rule(1.5)
+            y += 20
+            block(text.instruction, .body, after: 18)
+            block("BANK DETAILS", .heading, after: 3)
+            for line in text.bankLines { block(line, .body, after: 1) }
+            block("Payment \(text.paymentID)", .small, after: 1)
+            // The legal text last, at the foot of the page when it fits there.
+            let legal = text.legalText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            let legalHeight = legal.reduce(0) { $0 + prepare($1.isEmpty ? " " : $1, .legal, width: right - margin) + 1 }
+            y = max(y + 24, bottom - legalHeight - 8)
+            newPageIfNeeded(min(legalHeight + 8, bottom - margin))
+            rule(0.4)
+            y += 4
+            for line in legal { block(line.isEmpty ? " " : line, .legal, after: 1) }
+            if !text.stamp.isEmpty { stamp(text.stamp) }
         }
 
-        func stamp(_ text: String) {
+        /// "PAID" or "VOID" across the last page.
+        func stamp(_ word: String) {
+            let wordHeight = prepare(word, .stamp, width: 500)
+            pango_layout_set_width(layout, -1)
+            var wordWidth: Int32 = 0
+            var ignored: Int32 = 0
+            pango_layout_get_size(layout, &wordWidth, &ignored)
             cairo_save(context)
-            cairo_select_font_face(context, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD)
-            cairo_set_font_size(context, 72)
             cairo_set_source_rgba(context, 0.63, 0, 0, 0.25)
-            cairo_translate(context, width / 2, height / 2)
+            cairo_translate(context, InvoicePDF.width / 2, InvoicePDF.height / 2)
             cairo_rotate(context, -0.35)
-            cairo_move_to(context, -advance(text) / 2, 24)
-            cairo_show_text(context, text)
+            cairo_move_to(context, -Double(wordWidth) / Double(PANGO_SCALE) / 2, -wordHeight / 2)
+            pango_cairo_show_layout(context, layout)
             cairo_restore(context)
         }
     }

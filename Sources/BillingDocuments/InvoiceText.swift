@@ -6,8 +6,10 @@ public struct InvoiceText: Sendable {
     public var issuerName: String
     public var issuerLines: [String]
     public var title: String
-    /// Label and value: number, dates, state, payment.
+    /// Label and value: number, dates, state.
     public var facts: [(String, String)]
+    /// billingd's id of the invoice's payment (for support).
+    public var paymentID: String
     public var billTo: [String]
     public var lineDescription: String
     public var amount: String
@@ -29,8 +31,8 @@ public struct InvoiceText: Sendable {
             ("Issue date", Timestamps.day(invoice.issuedAtMs)),
             ("Due date", Timestamps.day(invoice.dueAtMs)),
             ("State", document.state.rawValue),
-            ("Payment", invoice.paymentID),
         ]
+        paymentID = invoice.paymentID
         billTo = [invoice.payerName, invoice.payerEmail].filter { !$0.isEmpty }
         lineDescription = invoice.description
         amount = invoice.amount.description

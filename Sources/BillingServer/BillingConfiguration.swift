@@ -216,21 +216,35 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
         /// An unpaid invoice ends Cancelled (void) this many days after its due date.
         public var graceDays: Int = InvoiceTerms.development.graceDays
 
+        /// Nothing by default: an issuer is set whole or not at all (no
+        /// placeholder line ever mixes into a real one). Unset, invoices
+        /// carry the development placeholder, which says it is one.
         public struct Issuer: Sendable, Codable, Hashable {
-            public var name: String = InvoiceTerms.development.issuer.name
-            public var lines: [String] = InvoiceTerms.development.issuer.lines
-            public var bankLines: [String] = InvoiceTerms.development.issuer.bankLines
-            public var legalText: String = InvoiceTerms.development.issuer.legalText
+            public var name: String = ""
+            public var lines: [String] = []
+            public var bankLines: [String] = []
+            public var legalText: String = ""
+
+            public var isSet: Bool { self != Issuer() }
+        }
+
+        /// The first number of this year's series, for people: "INV-2026-000001".
+        public var sampleNumber: String {
+            BillingCore.Invoices.number(
+                series: BillingCore.Invoices.series(terms, nowMs: Int64(Date().timeIntervalSince1970 * 1000)),
+                sequence: 1
+            )
         }
 
         public var terms: InvoiceTerms {
             InvoiceTerms(
-                issuer: InvoiceIssuer(
-                    name: issuer.name,
-                    lines: issuer.lines,
-                    bankLines: issuer.bankLines,
-                    legalText: issuer.legalText
-                ),
+                issuer: issuer.isSet
+                    ? InvoiceIssuer(
+                        name: issuer.name,
+                        lines: issuer.lines,
+                        bankLines: issuer.bankLines,
+                        legalText: issuer.legalText
+                    ) : InvoiceTerms.development.issuer,
                 numberPrefix: numberPrefix,
                 yearlyReset: yearlyReset,
                 dueDays: dueDays,

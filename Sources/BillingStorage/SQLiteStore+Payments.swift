@@ -168,6 +168,13 @@ extension SQLiteStore {
                 let invoice = try InvoiceRepository.fetch(db, number: numberOrPaymentID)
                     ?? InvoiceRepository.fetch(db, paymentID: numberOrPaymentID)
             else {
+                // An invoice payment made before invoice documents has a reference, no document.
+                // (Not found either way: an account client hears the same for every miss.)
+                if let legacy = try PaymentRepository.legacyInvoice(db, numberOrPaymentID) {
+                    throw BillingError.notFound(
+                        "invoice \(numberOrPaymentID.prefix(64)) has no document: payment \(legacy) was invoiced before billingd issued invoice documents; it can still be settled or cancelled"
+                    )
+                }
                 throw BillingError.notFound("invoice \(numberOrPaymentID.prefix(64)) not found")
             }
             return InvoiceDocument(invoice: invoice, payment: try PaymentRepository.require(db, invoice.paymentID))

@@ -1,5 +1,6 @@
 import BillingAPI
 import BillingCore
+import BillingDocuments
 import BillingMessages
 import BillingPanel
 import BillingRPC
@@ -15,6 +16,7 @@ typealias Target = @Sendable ([UInt8]) -> Void
 /// initialized on first use, so libFuzzer's own `main` may call into it.
 let targets: [String: Target] = [
     "panel": { bytes in PanelInputs.check(bytes) },
+    "invoice": { bytes in InvoiceInputs.check(bytes) },
     "frame": { bytes in
         var decoder = FrameDecoder(limits: WireLimits(maxFrameBytes: 64 << 10))
         var buffer = ByteBuffer(bytes: bytes)
@@ -138,3 +140,81 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     return 0
 }
 #endif
+
+/// The invoice documents, from text that came from outside (a payer's name
+/// and email, configured issuer lines and legal text; NUL-separated fields):
+/// the page never carries markup of it, the PDF always renders.
+enum InvoiceInputs {
+    static func check(_ bytes: [UInt8]) {
+        let fields = bytes.split(separator: 0, omittingEmptySubsequences: false).map {
+            String(decoding: $0.prefix(400), as: UTF8.self)
+        }
+        let document = Self.document(fields, count: bytes.count)
+        // The same structure with every character of every field an "x": the
+        // page's markup must be exactly the template's, whatever the fields hold.
+        let blank = fields.map { String($0.map { $0 == "\n" ? "\n" : "x" }) }
+        let html = InvoiceHTML.render(document)
+        let template = InvoiceHTML.render(Self.document(blank, count: bytes.count))
+        // Counted per Unicode scalar: a combining mark must not hide a "<".
+        for mark in ["<", ">", "\""] as [Unicode.Scalar] {
+            precondition(
+                html.unicodeScalars.filter { $0 == mark }.count == template.unicodeScalars.filter { $0 == mark }.count,
+                "text from outside added markup (\(mark)) to the page"
+            )
+        }
+        guard let pdf = try? InvoicePDF.render(document) else { preconditionFailure("the PDF did not render") }
+        precondition(pdf.starts(with: Array("%PDF-".utf8)), "not a PDF")
+    }
+
+    static func document(_ fields: [String], count: Int) -> InvoiceDocument {
+        func field(_ index: Int) -> String { index < fields.count ? fields[index] : "" }
+        let issuer = InvoiceIssuer(
+            name: field(3),
+            lines: [field(4), field(5)],
+            bankLines: [field(6)],
+            legalText: field(7)
+        )
+        let payment = Payment(
+            id: "pay_fuzz",
+            accountID: "acc",
+            payerID: "pyr",
+            purpose: .topUp,
+            amount: Money(minorUnits: Int64(count) * 101, .usd),
+            status: [PaymentStatus.new, .paid, .cancelled][count % 3],
+            optionKind: .invoice,
+            system: nil,
+            paymentMethodID: nil,
+            savedPaymentMethodID: nil,
+            providerReference: "",
+            redirectURL: "",
+            returnURL: "",
+            invoiceNumber: "INV-2026-000001",
+            failureReason: field(8),
+            renewalOrderID: nil,
+            migrationOrderID: nil,
+            createdAtMs: 1_795_000_000_000,
+            updatedAtMs: 1_795_000_000_000,
+            finishedAtMs: 1_795_000_000_000,
+            nextCheckAtMs: nil,
+            checkAttempts: 0
+        )
+        return InvoiceDocument(
+            invoice: Invoice(
+                number: "INV-2026-000001",
+                series: "INV-2026-",
+                sequence: 1,
+                paymentID: payment.id,
+                accountID: "acc",
+                payerID: "pyr",
+                payerName: field(0),
+                payerEmail: field(1),
+                description: field(2),
+                amount: payment.amount,
+                issuedAtMs: payment.createdAtMs,
+                dueAtMs: payment.createdAtMs + 14 * 86_400_000,
+                issuer: issuer
+            ),
+            payment: payment
+        )
+    }
+}

@@ -13,6 +13,9 @@ import Foundation
 //   principal  certificate URI names → the caller's role
 //   config     billingd's configuration file and environment
 //   webhook    a Stripe delivery: its signature header and body, at any clock
+//   panel      every form and query billing-panel decodes, and its escaping
+//   invoice    an invoice's text from outside, as the printable page (no markup
+//              of it) and as the PDF (always renders)
 //
 // Each target also checks a property that must hold for every input, so a
 // wrong answer is a finding, not only a crash.

@@ -18,7 +18,7 @@ struct BillingCLI: AsyncParsableCommand {
 
             Exit codes: 0 success, 64 usage error, 65 request refused by billingd (bad input, not found, \
             not allowed, wrong state), 69 cannot connect (address, TLS, certificate), 3 the payment ended \
-            Cancelled (with --wait), 70 anything else.
+            Cancelled (with --wait), 73 a file could not be written, 70 anything else.
 
             Examples:
               billing balance --account acc-1
@@ -68,6 +68,7 @@ enum Exit {
     static let refused = ExitCode(65)
     static let unavailable = ExitCode(69)
     static let internalError = ExitCode(70)
+    static let cannotWrite = ExitCode(73)
     static let paymentCancelled = ExitCode(3)
 }
 
@@ -102,6 +103,8 @@ func fail(_ error: any Error) -> ExitCode {
         (exit, code, line) = (Exit.usage, "USAGE", error.message)
     case let error as ConnectionProblem:
         (exit, code, line) = (Exit.unavailable, "UNAVAILABLE", error.message)
+    case let error as FileProblem:
+        (exit, code, line) = (Exit.cannotWrite, "CANNOT_WRITE", error.message)
     default:
         (exit, code, line) = (Exit.internalError, "INTERNAL", "error: \(error)")
     }
@@ -119,6 +122,12 @@ func cancelled(_ payment: BillingV1.Payment) -> ExitCode {
 }
 
 struct UsageError: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
+/// A file the command was asked to write could not be (exit 73, EX_CANTCREAT).
+struct FileProblem: Error {
     let message: String
     init(_ message: String) { self.message = message }
 }

@@ -98,6 +98,10 @@ struct BillingDaemon: AsyncParsableCommand {
                 "  webhooks:  \(configuration.webhooks.enabled ? "http://\(configuration.webhooks.host):\(configuration.webhooks.port)/webhooks/stripe" : "off")"
             )
             print("  poller:    every \(configuration.poller.intervalSeconds) s")
+            let invoices = configuration.invoices
+            print(
+                "  invoices:  \(invoices.issuer.isSet ? "issued by \(invoices.issuer.name)" : "development placeholder issuer (set invoices.issuer)"), numbers like \(invoices.sampleNumber), due in \(invoices.dueDays) days, void \(invoices.graceDays) days later"
+            )
             return
         }
 

@@ -27,6 +27,16 @@ import Testing
         }
     }
 
+    @Test func textFromOutsideIsOneLineThatReadsAsItDisplays() {
+        for bad in ["a\u{0}", "a\nb", "a\u{2028}b", "a\u{2029}b", "evil\u{202E}gpj.exe", "x\u{2066}y", "\u{85}"] {
+            #expect(throws: BillingError.self, "\(bad.debugDescription)") { try Text.check(bad, "name", max: 100) }
+        }
+        // What scripts need stays: joiners, marks, right-to-left text itself.
+        for good in ["Jürgen", "क्‍ष", "\u{200F}محمد", "a\u{200D}b", "山田太郎", "Ελένη 😀"] {
+            #expect(throws: Never.self, "\(good.debugDescription)") { try Text.check(good, "name", max: 100) }
+        }
+    }
+
     @Test func htmlEscapingWorksPerScalarSoNoCombiningMarkHidesAQuote() {
         #expect(HTMLText.escape("<a href=\"x\">'&'</a>") == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
         // A quote, a less-than and an apostrophe each followed by a combining

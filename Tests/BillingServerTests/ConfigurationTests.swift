@@ -58,6 +58,38 @@ import Testing
         #expect(unknownCurrency.validate().contains { $0.contains("unknown currency") })
     }
 
+    /// An issuer is set whole or not at all: a real name never prints beside
+    /// the development placeholder's address and bank account.
+    @Test func anInvoiceIssuerIsSetWholeAndChecked() throws {
+        let unset = try BillingConfiguration.load(path: try write("{}"), environment: [:])
+        #expect(unset.validate() == [] && unset.invoices.terms.issuer == InvoiceTerms.development.issuer)
+        let partial = try BillingConfiguration.load(
+            path: try write(#"{"invoices": {"issuer": {"name": "Real Company GmbH"}}}"#),
+            environment: [:]
+        )
+        #expect(partial.validate().contains { $0.contains("invoices.issuer.bankLines is required") })
+        #expect(partial.invoices.terms.issuer.lines.isEmpty, "no placeholder line under a real name")
+        for (json, problem) in [
+            (#"{"name": "   ", "bankLines": ["IBAN X"]}"#, "invoices.issuer.name is blank"),
+            (
+                #"{"name": "A", "bankLines": ["IBAN X"], "lines": ["ok", "\#(String(repeating: "x", count: 201))"]}"#,
+                "invoices.issuer.lines[1] is longer than 200 bytes"
+            ),
+            (
+                #"{"name": "A", "bankLines": ["IBAN X"], "legalText": "\#(String(repeating: "l\\n", count: 41))"}"#,
+                "invoices.issuer.legalText has more than 40 lines"
+            ),
+        ] {
+            let configuration = try BillingConfiguration.load(
+                path: try write(#"{"invoices": {"issuer": \#(json)}}"#),
+                environment: [:]
+            )
+            #expect(configuration.validate().contains(problem), "\(configuration.validate())")
+        }
+        let whole = try BillingConfiguration.load(path: Self.example, environment: [:])
+        #expect(whole.invoices.terms.issuer.name == "Example Hosting Ltd" && whole.invoices.issuer.isSet)
+    }
+
     @Test func environmentOverridesTheFile() throws {
         let configuration = try BillingConfiguration.load(
             path: try write(#"{"listen": {"port": 1}}"#),

@@ -109,6 +109,34 @@ import Testing
         #expect(voidText.contains("void and need not be paid"), "\(voidText)")
     }
 
+    /// The most a configuration and a payer may put on an invoice: every
+    /// line wrapped inside the page, the rest on a second page, every script
+    /// shaped (looked at as images: INVOICE_SAMPLES keeps them).
+    @Test func aCrowdedInvoiceWrapsEveryLineAndFlowsOntoAnotherPage() async throws {
+        var document = Self.document(
+            state: .new,
+            payer: "山田太郎 김민수 محمد عبدالله हिन्दी नाम ไทย Ελένη Жанна " + String(repeating: "Verylongname", count: 12)
+        )
+        document.invoice.issuer.lines = (0..<10).map {
+            "issuer line \($0) " + String(repeating: "w", count: 180) + " end\($0)"
+        }
+        document.invoice.issuer.bankLines = (0..<10).map {
+            "bank line \($0) " + String(repeating: "9", count: 180) + " end\($0)"
+        }
+        document.invoice.issuer.legalText = (0..<40).map { "legal line \($0) of the terms." }.joined(separator: "\n")
+        document.invoice.payerEmail = String(repeating: "e", count: 150) + "@example.com"
+        let pdf = try InvoicePDF.render(document)
+        Self.keep(pdf, "invoice-crowded.pdf")
+        let text = try await Self.text(ofPDF: pdf).replacingOccurrences(of: "\n", with: " ")
+        for index in 0..<10 {
+            #expect(text.contains("end\(index)"), "issuer or bank line \(index) cut off")
+        }
+        for index in 0..<40 { #expect(text.contains("legal line \(index) of the terms.")) }
+        #expect(text.contains("INV-2026-000042") && text.contains("2026-12-02") && text.contains("1234.50 EUR"))
+        let pages = text.components(separatedBy: "\u{0C}").count - 1
+        #expect(pages >= 2, "\(pages) pages")
+    }
+
     @Test func thePrintablePageEscapesWhatCameFromOutside() throws {
         let html = InvoiceHTML.render(Self.document(state: .new, payer: "<script>alert(1)</script>\"\u{338} & Co"))
         Self.keep(Array(html.utf8), "invoice-open.html")
@@ -124,6 +152,7 @@ extension InvoiceDocumentTests {
     @Test func anInvoiceThroughTheRPCAndTheCommandLine() async throws {
         let f = try await ServerFixture { configuration in
             configuration.invoices.issuer.name = "Hosting Test Ltd"
+            configuration.invoices.issuer.bankLines = ["Test Bank", "IBAN TE00 1234"]
             configuration.invoices.numberPrefix = "HT-"
         }
         let (account, payer) = try await f.account("acc-inv")
@@ -187,6 +216,10 @@ extension InvoiceDocumentTests {
         #expect(missing.status == 65 && missing.stderr.contains("not found"), "\(missing.stderr)")
         let bad = try await f.billing(["invoice", "download", number, "--format", "docx"])
         #expect(bad.status == 64)
+        let unwritable = try await f.billing([
+            "invoice", "download", number, "--format", "PDF", "--output", folder + "/no/such/x.pdf",
+        ])
+        #expect(unwritable.status == 73 && unwritable.stderr.contains("cannot write"), "\(unwritable.stderr)")
         await f.stop()
     }
 }

@@ -50,6 +50,45 @@ import Testing
         #expect(try await f.topUp("40", .invoice).invoiceNumber == "INV-2027-000004")
     }
 
+    @Test func anOrdersInvoiceSaysWhatWasSoldAndWhatTheBalancePaid() async throws {
+        let f = try await StoreFixture()
+        let topUp = try await f.topUp("4")
+        _ = try await f.store.transition(paymentID: topUp.id, .paid)
+        _ = try await f.upsert(
+            RenewableService(
+                id: "svc-mail",
+                accountID: f.account.id,
+                displayName: "Mail box",
+                pricePerPeriod: try f.usd("5"),
+                periodDays: 30,
+                expiresAtMs: 1_900_000_000_000,
+                updatedAtMs: 0
+            )
+        )
+        let (_, payment) = try await f.store.renew(
+            accountID: f.account.id,
+            payerID: f.payer.id,
+            items: [RenewalItem(serviceID: "svc-mail", periods: 2)],
+            option: .invoice,
+            expectedTotal: nil,
+            expectedToPay: nil,
+            idempotencyKey: nil
+        )
+        let invoice = try await f.store.invoiceDocument(try #require(payment).id).invoice
+        #expect(invoice.amount == (try f.usd("6")))
+        #expect(invoice.description.contains("Mail box (svc-mail): 2 periods until"), "\(invoice.description)")
+        #expect(invoice.description.contains("Total 10.00 USD, of which 4.00 USD from the balance"))
+        let order = try await f.store.createMigrationOrder(
+            accountID: f.account.id,
+            externalID: "mig-7",
+            description: "VPS 8 GB in Frankfurt",
+            serverPrice: try f.usd("30")
+        )
+        let (_, migration) = try await f.store.payMigrationOrder(order.id, payerID: f.payer.id, option: .invoice)
+        let server = try await f.store.invoiceDocument(try #require(migration).id).invoice
+        #expect(server.description.contains("VPS 8 GB in Frankfurt") && server.description.contains("mig-7"))
+    }
+
     @Test func theSeriesStartsAgainEachYearAndAPlainSeriesNever() async throws {
         let f = try await StoreFixture()
         // 2027-01-15: the clock's start; then into 2028.

@@ -70,6 +70,20 @@ enum PaymentRepository {
 
     /// A bank reference no payment has yet: random, retried on the (rare)
     /// collision; the unique index is the guarantee.
+    /// The id of an invoice payment named by its id or its invoice reference
+    /// that has no invoice document (made before documents were issued).
+    static func legacyInvoice(_ db: Database, _ numberOrID: String) throws -> String? {
+        try String.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT id FROM payments WHERE option_kind = 'invoice' AND (id = ? OR invoice_number = ?)
+                        AND NOT EXISTS (SELECT 1 FROM invoices WHERE invoices.payment_id = payments.id)
+                    """
+            ),
+            arguments: [numberOrID, numberOrID]
+        )
+    }
+
     static func insert(_ db: Database, _ payment: Payment) throws {
         try db.cachedStatement(
             sql: """

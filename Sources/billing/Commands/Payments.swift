@@ -366,11 +366,18 @@ struct Invoice: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func validate() throws {
-            guard ["pdf", "html"].contains(format) else { throw ValidationError("--format must be pdf or html") }
+            guard ["pdf", "html"].contains(format.lowercased()) else {
+                throw ValidationError("--format must be pdf or html")
+            }
         }
 
         func run() async throws {
             try await reportingFailures {
+                let format = format.lowercased()
+                // A named file that exists is refused before anything is asked.
+                if let output, output != "-", !force, FileManager.default.fileExists(atPath: output) {
+                    throw UsageError("\(output) exists; use --force to replace it or --output to name another file")
+                }
                 var request = BillingV1.GetInvoiceRequest()
                 request.invoice = invoice
                 request.format = format == "pdf" ? .pdf : .html
@@ -388,8 +395,10 @@ struct Invoice: AsyncParsableCommand {
                 if !force, FileManager.default.fileExists(atPath: path) {
                     throw UsageError("\(path) exists; use --force to replace it or --output to name another file")
                 }
-                guard FileManager.default.createFile(atPath: path, contents: data) else {
-                    throw UsageError("cannot write \(path)")
+                do {
+                    try data.write(to: URL(fileURLWithPath: path))
+                } catch {
+                    throw FileProblem("cannot write \(path): \(error.localizedDescription)")
                 }
                 if connection.json {
                     struct View: Encodable {

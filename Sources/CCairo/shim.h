@@ -1,5 +1,0 @@
-#ifndef CCAIRO_SHIM_H
-#define CCAIRO_SHIM_H
-#include <cairo.h>
-#include <cairo-pdf.h>
-#endif
