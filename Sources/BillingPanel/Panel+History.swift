@@ -146,6 +146,12 @@ extension Panel {
             } else if payment.optionKind == .invoice && payment.status == .new {
                 details = "Waiting for the bank transfer for invoice \(payment.invoiceNumber)."
             }
+            var invoiceLinks = ""
+            if payment.optionKind == .invoice, Self.isID(payment.invoiceNumber) {
+                let file = payment.invoiceNumber.urlQueryEscaped
+                invoiceLinks =
+                    " <span class=\"invoice-links\"><a href=\"/invoices/\(file).pdf\">Invoice (PDF)</a> · <a href=\"/invoices/\(file).html\" target=\"_blank\" rel=\"noopener\">print</a></span>"
+            }
             let highlighted = payment.id == shown ? " class=\"highlight\" aria-current=\"true\"" : ""
             return """
                 <tr id="payment-\(HTML.escape(payment.id))" data-status="\(status.name)" data-rendered-status="\(status.name)"\(highlighted)>
@@ -156,7 +162,7 @@ extension Panel {
                 <td>\(HTML.escape(Display.method(payment)))</td>
                 <td class="amount">\(HTML.escape(Display.money(payment.amount)))</td>
                 <td class="status status-\(status.name)" data-status>\(status.text)</td>
-                <td data-details class="\(detailsClass)">\(HTML.escape(details))</td>
+                <td><span data-details class="\(detailsClass)">\(HTML.escape(details))</span>\(invoiceLinks)</td>
                 </tr>
                 """
         }.joined(separator: "\n")

@@ -144,6 +144,10 @@ public final class Panel: Sendable {
             await signedIn(request) { try await historyPage($0, request) }
         }
         router.get("/history/events") { [self] request, _ in liveEvents(request) }
+        router.get("/invoices/:file") { [self] request, routed in
+            let file = routed.parameters.get("file") ?? ""
+            return await signedIn(request) { try await invoice($0, request, file: file) }
+        }
         router.get("/renewals") { [self] request, _ in
             await signedIn(request) { try await renewalsPage($0, request) }
         }
@@ -411,8 +415,11 @@ struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var response = try await next(request, context)
-        response.headers[.contentSecurityPolicy] =
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+        // A route may narrow it further (an invoice's page: no script at all).
+        if response.headers[.contentSecurityPolicy] == nil {
+            response.headers[.contentSecurityPolicy] =
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+        }
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[.panelReferrerPolicy] = "same-origin"
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }

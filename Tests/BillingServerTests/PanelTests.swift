@@ -285,6 +285,48 @@ import Testing
         await fixture.stop()
     }
 
+    @Test func anInvoiceIsDownloadedFromTheHistoryAndOnlyByItsAccount() async throws {
+        let fixture = try await Fixture()
+        do {
+            let mine = try await provision(fixture, "acc-inv-mine")
+            let theirs = try await provision(fixture, "acc-inv-theirs")
+            let clients = try fixture.billingd.clients("internal")
+            let invoice = try await clients.balance.createTopUp(
+                topUpRequest(account: "acc-inv-mine", payer: mine, minor: 42_00, option: .invoice)
+            )
+            let other = try await clients.balance.createTopUp(
+                topUpRequest(account: "acc-inv-theirs", payer: theirs, minor: 7_00, option: .invoice)
+            )
+            let number = try #require(invoice.payment?.invoiceNumber)
+            let (cookie, _) = try await fixture.signIn("acc-inv-mine")
+            let history = try await fixture.send("GET", "/history", cookie: cookie)
+            #expect(history.body.contains("href=\"/invoices/\(number).pdf\""), "\(history.body)")
+            let pdf = try await fixture.send("GET", "/invoices/\(number).pdf", cookie: cookie)
+            #expect(pdf.status == 200 && pdf.header("content-type") == "application/pdf", "\(pdf.status)")
+            #expect(pdf.header("content-disposition") == "attachment; filename=\"\(number).pdf\"")
+            #expect(pdf.body.hasPrefix("%PDF-"))
+            let page = try await fixture.send("GET", "/invoices/\(number).html", cookie: cookie)
+            #expect(page.status == 200 && page.body.contains(number) && page.body.contains("42.00 USD"))
+            #expect(
+                page.header("content-security-policy")?.hasPrefix("default-src 'none'; style-src 'unsafe-inline'")
+                    == true
+            )
+            // Another account's, an unknown one, a bad name: the same 404; signed out: the sign-in page.
+            for path in [
+                "/invoices/\(other.payment?.invoiceNumber ?? "x").pdf", "/invoices/INV-2000-000001.html",
+                "/invoices/\(number).exe", "/invoices/..%2F..%2Fetc.pdf",
+            ] {
+                let refused = try await fixture.send("GET", path, cookie: cookie)
+                #expect(refused.status == 404, "\(path): \(refused.status)")
+                #expect(!refused.body.contains("%PDF") && !refused.body.contains("7.00 USD"))
+            }
+            #expect(try await fixture.send("GET", "/invoices/\(number).pdf").status == 303)
+        } catch {
+            Issue.record(error)
+        }
+        await fixture.stop()
+    }
+
     @Test func anotherAccountsMigrationOrderReadsAsNoneAndCannotBePaid() async throws {
         let fixture = try await Fixture()
         do {
