@@ -41,7 +41,8 @@ public enum Accounts {
             let parts = email.split(separator: "@", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
                 !email.unicodeScalars.contains(where: {
-                    $0.properties.isWhitespace || "<>\"'(),;:[]\\".unicodeScalars.contains($0)
+                    $0.properties.isWhitespace || $0.properties.isDefaultIgnorableCodePoint
+                        || "<>\"'(),;:[]\\".unicodeScalars.contains($0)
                 })
             else { throw .invalidArgument("email must look like name@example.com") }
         }

@@ -147,7 +147,7 @@ public enum Audit {
         case .saveService(let service):
             return (
                 .account(service.accountID), nil, service.id, "service.saved",
-                "\(service.pricePerPeriod) per \(service.periodDays) days, expires at \(service.expiresAtMs) ms; "
+                "\(service.pricePerPeriod) per \(service.periodDays) days, expires at \(Timestamps.minute(service.expiresAtMs)); "
                     + (service.autoRenewal.map {
                         "automatic renewal \($0.daysBefore) days before"
                             + ($0.payerID.map { ", payer \($0)" } ?? ", balance only")

@@ -6,7 +6,7 @@
 ///
 /// - Once per period: an attempt is for the period that starts at the
 ///   service's current expiry, and an order (not cancelled) for that period
-///   stops any other (`periodTaken`, and a unique index in storage). A
+///   stops any other (`Period`, and a unique index in storage). A
 ///   renewal that completes moves the expiry, so the next period's window
 ///   opens a period later.
 /// - A failed attempt (no money, no method, a refused payment) writes an
@@ -18,6 +18,16 @@
 ///   notifications and payments are events like any other.
 public enum AutoRenewals {
     public static let maxDaysBefore = 90
+
+    /// Whether the period starting at a service's expiry is already taken.
+    public enum Period: Sendable, Hashable {
+        case free
+        /// An order with the service awaits its payment.
+        case awaitingPayment
+        /// An automatic order renewed this period already, and the expiry was
+        /// set back since (an update of the service): not renewed twice.
+        case renewed(orderID: String)
+    }
 
     /// What an attempt did.
     public enum Attempt: Sendable, Hashable {
@@ -88,7 +98,8 @@ public enum AutoRenewals {
     /// For people: when the next attempt is, or that none is left.
     static func nextAttempt(_ next: Int64, _ service: RenewableService) -> String {
         next < service.expiresAtMs
-            ? "the next attempt is at \(Timestamps.minute(next))"
+            // Rounded up: the attempt is not before the minute said.
+            ? "the next attempt is at \(Timestamps.minute(next + 59_999))"
             : "no further attempt: it expires at \(Timestamps.minute(service.expiresAtMs))"
     }
 
@@ -123,8 +134,8 @@ public enum AutoRenewals {
     /// - Parameters:
     ///   - payer: the setting's payer, as the store found it.
     ///   - defaultMethod: that payer's default saved method, if any.
-    ///   - periodTaken: an order that is not cancelled already renews the
-    ///     period starting at the service's expiry.
+    ///   - period: whether an order already renews the period starting at
+    ///     the service's expiry.
     ///   - retry: how long after a failed attempt the next one is due.
     public static func attempt(
         _ service: RenewableService,
@@ -132,7 +143,7 @@ public enum AutoRenewals {
         funds: Funds,
         payer: Payer?,
         defaultMethod: PaymentMethod?,
-        periodTaken: Bool,
+        period: Period,
         limits: PaymentLimits,
         retry: Duration,
         now: Int64
@@ -140,8 +151,11 @@ public enum AutoRenewals {
         guard let auto = service.autoRenewal, let due = dueAtMs(service), now >= due, now < service.expiresAtMs
         else { return Change(.notDue) }
         let retryMs = retry.milliseconds
-        if periodTaken {
-            // An order for this period awaits its payment: look again after the retry.
+        switch period {
+        case .free:
+            break
+        case .awaitingPayment:
+            // An order with the service awaits its payment: look again after the retry.
             var list = EffectList(account: account, funds: funds, now: now)
             list.append(
                 .autoRenewalAttempt(
@@ -149,6 +163,24 @@ public enum AutoRenewals {
                     nextAttemptAtMs: now + retryMs,
                     outcome: "waiting: an order with this service awaits its payment"
                 )
+            )
+            return Change(.notDue, list.effects)
+        case .renewed(let orderID):
+            // Renewed once for this period; its expiry was set back since. Not again:
+            // no more attempts this period, and the person is told.
+            var list = EffectList(account: account, funds: funds, now: now)
+            list.append(
+                .autoRenewalAttempt(
+                    service,
+                    nextAttemptAtMs: service.expiresAtMs,
+                    outcome: "not renewed again: order \(orderID) renewed this period; the expiry was set back since"
+                )
+            )
+            list.notify(
+                .error,
+                "Automatic renewal stopped",
+                "\(service.displayName) was renewed automatically for this period already (order \(orderID)), but its expiry was set back to \(Timestamps.minute(service.expiresAtMs)) since; it is not renewed again automatically: contact support or renew it yourself",
+                paymentID: nil
             )
             return Change(.notDue, list.effects)
         }

@@ -37,6 +37,12 @@ public enum Text {
     /// embeddings, overrides and isolates that make text display in another
     /// order than it reads (U+202A–U+202E, U+2066–U+2069). Marks that scripts
     /// need (ZWJ, ZWNJ, LRM, RLM) are fine.
+    /// Nothing a person would see: spaces and invisible characters only
+    /// (zero-width spaces, marks that only steer direction).
+    public static func isBlank(_ text: String) -> Bool {
+        text.unicodeScalars.allSatisfy { $0.properties.isWhitespace || $0.properties.isDefaultIgnorableCodePoint }
+    }
+
     public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.properties.generalCategory {
         case .control, .lineSeparator, .paragraphSeparator: return true
@@ -46,6 +52,7 @@ public enum Text {
 
     public static func check(_ text: String, _ what: String, max: Int, required: Bool = false) throws(BillingError) {
         if required && text.isEmpty { throw .invalidArgument("\(what) is required") }
+        if required && isBlank(text) { throw .invalidArgument("\(what) is blank") }
         guard text.utf8.count <= max else { throw .invalidArgument("\(what) is longer than \(max) bytes") }
         guard !text.unicodeScalars.contains(where: isControl) else {
             throw .invalidArgument("\(what) contains control characters")

@@ -107,11 +107,10 @@ public struct InvoiceIssuer: Sendable, Hashable, Codable {
     /// must say (who issues it, where to pay).
     public func check() throws(BillingError) {
         try Text.check(name, "invoices.issuer.name", max: 200, required: true)
-        guard !name.trimmingSpaces().isEmpty else { throw .invalidArgument("invoices.issuer.name is blank") }
         guard lines.count <= 10, bankLines.count <= 10 else {
             throw .invalidArgument("invoices.issuer has at most 10 lines and 10 bank lines")
         }
-        guard bankLines.contains(where: { !$0.trimmingSpaces().isEmpty }) else {
+        guard bankLines.contains(where: { !Text.isBlank($0) }) else {
             throw .invalidArgument("invoices.issuer.bankLines is required: an invoice says where to pay")
         }
         for (index, line) in lines.enumerated() { try Text.check(line, "invoices.issuer.lines[\(index)]", max: 200) }

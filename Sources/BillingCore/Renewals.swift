@@ -247,8 +247,8 @@ public enum Renewals {
         return Change((order, recorded.result), list.effects)
     }
 
-    /// What a renewal's invoice says was sold: each service and its periods,
-    /// and what the balance paid of the total.
+    /// What a renewal's invoice says was sold, one line each: the order, each
+    /// service and its periods, and what the balance paid of the total.
     static func invoiceDescription(_ order: RenewalOrder, quote: RenewalQuote, services: [RenewableService]) -> String {
         let lines = quote.lines.map { line in
             let name = services.first { $0.id == line.serviceID }?.displayName ?? line.serviceID
@@ -256,12 +256,12 @@ public enum Renewals {
             return
                 "\(name) (\(line.serviceID)): \(line.periods) period\(line.periods == 1 ? "" : "s") until \(until), \(line.amount)"
         }
-        var text = "Renewal, order \(order.id): " + lines.joined(separator: "; ")
+        var text = (["Renewal, order \(order.id):"] + lines).joined(separator: "\n")
         if quote.fromBalance.amountMinorUnits > 0 {
-            text += ". Total \(quote.total), of which \(quote.fromBalance) from the balance"
+            text += "\nTotal \(quote.total), of which \(quote.fromBalance) from the balance"
         }
         if quote.credited.amountMinorUnits > 0 {
-            text += "; \(quote.credited) beyond the renewal is credited to the balance"
+            text += "\n\(quote.credited) beyond the renewal is credited to the balance"
         }
         return text
     }

@@ -45,7 +45,7 @@ public enum InvoiceHTML {
             </header>
             <section><h2>Bill to</h2>\(billTo)</section>
             <table class="lines"><thead><tr><th scope="col">Description</th><th scope="col" class="amount">Amount</th></tr></thead>
-            <tbody><tr><td>\(e(text.lineDescription))</td><td class="amount">\(e(text.amount))</td></tr>
+            <tbody><tr><td>\(text.lineDescription.split(separator: "\n").map { e(String($0)) }.joined(separator: "<br>"))</td><td class="amount">\(e(text.amount))</td></tr>
             <tr class="total"><td>Total</td><td class="amount">\(e(text.total))</td></tr></tbody></table>
             <section><p>\(e(text.instruction))</p></section>
             <section><h2>Bank details</h2>\(bank)<div class="small">Payment \(e(text.paymentID))</div></section>

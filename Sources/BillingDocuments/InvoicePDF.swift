@@ -103,6 +103,11 @@ public enum InvoicePDF {
             pango_layout_set_wrap(layout, PANGO_WRAP_WORD_CHAR)
             pango_layout_set_alignment(layout, alignRight ? PANGO_ALIGN_RIGHT : PANGO_ALIGN_LEFT)
             pango_layout_set_text(layout, text, -1)
+            // A word broken to fit its column (an IBAN, an email) gets no hyphen that is not in it.
+            let attributes = pango_attr_list_new()
+            pango_attr_list_insert(attributes, pango_attr_insert_hyphens_new(0))
+            pango_layout_set_attributes(layout, attributes)
+            pango_attr_list_unref(attributes)
             var inkWidth: Int32 = 0
             var layoutHeight: Int32 = 0
             pango_layout_get_size(layout, &inkWidth, &layoutHeight)
@@ -116,14 +121,26 @@ public enum InvoicePDF {
             pango_cairo_show_layout(context, layout)
         }
 
-        mutating func newPageIfNeeded(_ needed: Double) {
-            guard y + needed > bottom, y > margin else { return }
+        /// Says on every page after the first whose invoice it is.
+        var continuation = ""
+
+        /// True when it began a page.
+        @discardableResult
+        mutating func newPageIfNeeded(_ needed: Double) -> Bool {
+            guard y + needed > bottom, y > margin else { return false }
             cairo_show_page(context)
             page += 1
             y = margin
+            let height = prepare("\(continuation), page \(page)", .legal, width: right - margin)
+            show(x: margin, y: y, .legal)
+            y += height + 14
+            return true
         }
 
         /// A block of text across the column at `x`, moving down past it.
+        /// The height of the last `block`.
+        var lineHeightOfLast = 0.0
+
         mutating func block(
             _ text: String,
             _ style: Style,
@@ -131,9 +148,13 @@ public enum InvoicePDF {
             width: Double? = nil,
             after gap: Double = 2
         ) {
-            let height = prepare(text, style, width: width ?? (right - x))
-            newPageIfNeeded(height)
+            var height = prepare(text, style, width: width ?? (right - x))
+            if newPageIfNeeded(height) {
+                // The new page's heading used the layout: lay this text out again.
+                height = prepare(text, style, width: width ?? (right - x))
+            }
             show(x: x, y: y, style)
+            lineHeightOfLast = height
             y += height + gap
         }
 
@@ -146,6 +167,7 @@ public enum InvoicePDF {
         }
 
         mutating func draw(_ text: InvoiceText) {
+            continuation = text.title
             // Title and facts on the right of the first page; the issuer on
             // the left beside them (a long issuer flows on down the pages).
             let factsX = right - 230
@@ -176,12 +198,17 @@ public enum InvoicePDF {
             y += headerHeight + 4
             rule(0.8)
             y += 6
-            let lineHeight = prepare(text.lineDescription, .body, width: right - margin - amountWidth - 10)
-            newPageIfNeeded(lineHeight + 30)
-            show(x: margin, y: y, .body)
-            _ = prepare(text.amount, .body, width: amountWidth, alignRight: true)
-            show(x: right - amountWidth, y: y, .body)
-            y += lineHeight + 6
+            // What was sold, a line each (a renewal of 100 services runs over pages),
+            // the amount beside the first.
+            for (index, line) in text.lineDescription.split(separator: "\n").enumerated() {
+                block(String(line), .body, width: right - margin - amountWidth - 10, after: 3)
+                if index == 0 {
+                    _ = prepare(text.amount, .body, width: amountWidth, alignRight: true)
+                    show(x: right - amountWidth, y: y - lineHeightOfLast - 3, .body)
+                }
+            }
+            y += 3
+            newPageIfNeeded(40)
             rule(0.5)
             y += 6
             let totalHeight = prepare("Total", .total, width: 100)

@@ -11,6 +11,7 @@ public struct InvoiceText: Sendable {
     /// billingd's id of the invoice's payment (for support).
     public var paymentID: String
     public var billTo: [String]
+    /// What was sold; one item a line.
     public var lineDescription: String
     public var amount: String
     public var total: String

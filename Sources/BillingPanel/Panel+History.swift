@@ -147,8 +147,8 @@ extension Panel {
                 details = "Waiting for the bank transfer for invoice \(payment.invoiceNumber)."
             }
             var invoiceLinks = ""
-            if payment.optionKind == .invoice, Self.isID(payment.invoiceNumber) {
-                let file = payment.invoiceNumber.urlQueryEscaped
+            if payment.optionKind == .invoice, Self.isID(payment.id) {
+                let file = payment.id.urlQueryEscaped
                 invoiceLinks =
                     " <span class=\"invoice-links\"><a href=\"/invoices/\(file).pdf\">Invoice (PDF)</a> · <a href=\"/invoices/\(file).html\" target=\"_blank\" rel=\"noopener\">print</a></span>"
             }

@@ -9,10 +9,11 @@ internal import Hummingbird
 extension Panel {
     func invoice(_ context: SignedIn, _ request: Request, file: String) async throws -> Response {
         let isPDF = file.hasSuffix(".pdf")
-        let number = String(file.dropLast(isPDF ? 4 : 5))
-        guard isPDF || file.hasSuffix(".html"), Self.isID(number) else { return try await noInvoice(context, file) }
+        // The invoice's number or its payment's id (the history links by payment).
+        let name = String(file.dropLast(isPDF ? 4 : 5))
+        guard isPDF || file.hasSuffix(".html"), Self.isID(name) else { return try await noInvoice(context, file) }
         var get = BillingV1.GetInvoiceRequest()
-        get.invoice = number
+        get.invoice = name
         get.format = isPDF ? .pdf : .html
         let document: BillingV1.InvoiceDocument
         do {
@@ -20,9 +21,11 @@ extension Panel {
         } catch {
             let problem = Problem(error)
             guard problem.status == 404 else { throw problem }
-            return try await noInvoice(context, file)
+            return try await noInvoice(context, file, payment: name)
         }
-        guard let invoice = document.invoice, invoice.accountId == context.account, invoice.number == number else {
+        guard let invoice = document.invoice, invoice.accountId == context.account,
+            invoice.number == name || invoice.paymentId == name
+        else {
             return try await noInvoice(context, file)
         }
         var headers = context.visit.setCookie
@@ -41,13 +44,25 @@ extension Panel {
         )
     }
 
-    private func noInvoice(_ context: SignedIn, _ file: String) async throws -> Response {
-        await page(
+    /// 404; for an invoice payment of this account made before billingd
+    /// issued invoice documents, the page says so.
+    private func noInvoice(_ context: SignedIn, _ file: String, payment name: String? = nil) async throws -> Response {
+        var message = "This account has no invoice \(file.prefix(80))."
+        if let name {
+            var get = BillingV1.GetPaymentRequest()
+            get.paymentId = name
+            if let payment = try? await billingd.balance.getPayment(get, options: billingd.options),
+                payment.accountId == context.account, payment.optionKind == .invoice
+            {
+                message =
+                    "Invoice \(payment.invoiceNumber) was issued before billingd made invoice documents: there is no PDF or printable page of it."
+            }
+        }
+        return await page(
             context,
             title: "No such invoice",
             tab: nil,
-            body: HTML.alert("This account has no invoice \(file.prefix(80)).")
-                + "<p><a href=\"/history\">Back to the payment history</a></p>",
+            body: HTML.alert(message) + "<p><a href=\"/history\">Back to the payment history</a></p>",
             status: .notFound
         )
     }

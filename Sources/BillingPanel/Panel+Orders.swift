@@ -21,8 +21,9 @@ extension Panel {
         var payer: String?
         var periods: [String: String]?
         var expected: String?
-        /// The payment the quote showed, in minor units.
+        /// The payment the quote showed, in minor units, and the option it was quoted for.
         var toPay: String?
+        var quotedOption: String?
         var option: String?
         var saveMethod: String?
         /// "Show this payer's methods" (without the script): the quote again, no payment.
@@ -170,6 +171,7 @@ extension Panel {
                     <input type="hidden" name="request" value="\(Sessions.token())">
                     <input type="hidden" name="expected" value="\(quoted.total?.amountMinorUnits ?? 0)">
                     <input type="hidden" name="toPay" value="\(toPay)">
+                    <input type="hidden" name="quotedOption" value="\(HTML.escape(selected ?? ""))">
                     \(hidden)
                     \(choices.payerField())
                     \(choices.optionFields(selected: selected ?? (toPay == 0 ? "balance" : nil), balance: balance.map(Display.available) ?? "", saveBox: true, saveChecked: false, error: nil))
@@ -234,6 +236,19 @@ extension Panel {
         case .balance?:
             break  // The balance's own rule applies (insufficient funds), not the quote's.
         default:
+            if form.option != form.quotedOption {
+                // Another method than the quote's: its minimum may make the payment another amount.
+                var quote = BillingV1.QuoteRenewalRequest()
+                quote.accountId = context.account
+                quote.items = items
+                quote.option = paying.option
+                let fresh = try await billingd.renewal.quoteRenewal(quote, options: billingd.options)
+                guard fresh.toPay?.amountMinorUnits == toPay else {
+                    return try await again(
+                        "The amount to pay depends on the payment method: here is the quote for the one you chose. Check it and press Renew again."
+                    )
+                }
+            }
             renew.expectedToPay = BillingV1.Money(Money(minorUnits: toPay, paying.currency))
         }
         let response: BillingV1.RenewResponse

@@ -171,8 +171,10 @@ extension SQLiteStore {
                 // An invoice payment made before invoice documents has a reference, no document.
                 // (Not found either way: an account client hears the same for every miss.)
                 if let legacy = try PaymentRepository.legacyInvoice(db, numberOrPaymentID) {
+                    let state =
+                        legacy.status == .new ? "it can still be settled or cancelled" : "it is \(legacy.status)"
                     throw BillingError.notFound(
-                        "invoice \(numberOrPaymentID.prefix(64)) has no document: payment \(legacy) was invoiced before billingd issued invoice documents; it can still be settled or cancelled"
+                        "invoice \(numberOrPaymentID.prefix(64)) has no document: payment \(legacy.id) was invoiced before billingd issued invoice documents; \(state)"
                     )
                 }
                 throw BillingError.notFound("invoice \(numberOrPaymentID.prefix(64)) not found")

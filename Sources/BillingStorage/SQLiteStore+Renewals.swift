@@ -69,7 +69,7 @@ extension SQLiteStore {
                 funds: try AccountRepository.funds(db, account),
                 payer: payer,
                 defaultMethod: try payer.flatMap { try MethodRepository.defaultMethod(db, payerID: $0.id) },
-                periodTaken: try RenewalRepository.periodTaken(db, service),
+                period: try RenewalRepository.period(db, service),
                 limits: limits,
                 retry: retry,
                 now: now

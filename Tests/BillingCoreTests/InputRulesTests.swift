@@ -31,6 +31,11 @@ import Testing
         for bad in ["a\u{0}", "a\nb", "a\u{2028}b", "a\u{2029}b", "evil\u{202E}gpj.exe", "x\u{2066}y", "\u{85}"] {
             #expect(throws: BillingError.self, "\(bad.debugDescription)") { try Text.check(bad, "name", max: 100) }
         }
+        for blank in ["   ", "\u{3000}", "\u{200B}", "\u{061C}", " \u{FEFF} "] {
+            #expect(throws: BillingError.self, "\(blank.debugDescription)") {
+                try Text.check(blank, "name", max: 100, required: true)
+            }
+        }
         // What scripts need stays: joiners, marks, right-to-left text itself.
         for good in ["Jürgen", "क्‍ष", "\u{200F}محمد", "a\u{200D}b", "山田太郎", "Ελένη 😀"] {
             #expect(throws: Never.self, "\(good.debugDescription)") { try Text.check(good, "name", max: 100) }

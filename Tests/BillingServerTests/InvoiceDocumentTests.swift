@@ -125,6 +125,11 @@ import Testing
         }
         document.invoice.issuer.legalText = (0..<40).map { "legal line \($0) of the terms." }.joined(separator: "\n")
         document.invoice.payerEmail = String(repeating: "e", count: 150) + "@example.com"
+        // A renewal of 100 services: a line each, over pages, the total after them all.
+        document.invoice.description =
+            (["Renewal, order ro_1:"]
+            + (0..<100).map { "Web hosting example-\($0).com (svc-\($0)): 1 period until 2027-01-01, 9.99 USD" })
+            .joined(separator: "\n")
         let pdf = try InvoicePDF.render(document)
         Self.keep(pdf, "invoice-crowded.pdf")
         let text = try await Self.text(ofPDF: pdf).replacingOccurrences(of: "\n", with: " ")
@@ -132,6 +137,9 @@ import Testing
             #expect(text.contains("end\(index)"), "issuer or bank line \(index) cut off")
         }
         for index in 0..<40 { #expect(text.contains("legal line \(index) of the terms.")) }
+        for index in 0..<100 { #expect(text.contains("(svc-\(index)):"), "service \(index) missing") }
+        #expect(text.contains("Total") && text.contains("Invoice INV-2026-000042, page 2"))
+        #expect(!text.contains("eeee-"), "no hyphen added where a word is broken")
         #expect(text.contains("INV-2026-000042") && text.contains("2026-12-02") && text.contains("1234.50 EUR"))
         let pages = text.components(separatedBy: "\u{0C}").count - 1
         #expect(pages >= 2, "\(pages) pages")

@@ -113,6 +113,25 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
+    /// The provisioning service sets the expiry back after an automatic
+    /// renewal: the period is not renewed (nor paid) twice, and the person is told.
+    @Test func aPeriodRenewedOnceIsNotRenewedAgainWhenTheExpiryIsSetBack() async throws {
+        let f = try await StoreFixture()
+        let service = try await Self.service(f)
+        try await Self.fund(f, "25")
+        f.clock.advance(by: .seconds(3 * 86_400 + 60))
+        guard case .renewed = try await Self.attempt(f) else {
+            Issue.record("not renewed")
+            return
+        }
+        _ = try await f.store.upsertRenewableService(service, keepingAutoRenewal: true)
+        #expect(try await Self.attempt(f) == .notDue)
+        #expect(try await f.balanceMinor() == 15_00, "one debit")
+        #expect(try await Self.notifications(f).contains { $0.title == "Automatic renewal stopped" })
+        #expect(try await f.store.dueAutoRenewals(limit: 10) == [], "no more attempts this period")
+        #expect(try await f.checkInvariants() == [])
+    }
+
     @Test func theDefaultMethodPaysOnlyTheRestAndAPaymentRunningTakesThePeriod() async throws {
         let f = try await StoreFixture()
         let method = try await f.confirmedMethod()  // leaves 1.00 on the balance

@@ -77,7 +77,7 @@ import Testing
         let invoice = try await f.store.invoiceDocument(try #require(payment).id).invoice
         #expect(invoice.amount == (try f.usd("6")))
         #expect(invoice.description.contains("Mail box (svc-mail): 2 periods until"), "\(invoice.description)")
-        #expect(invoice.description.contains("Total 10.00 USD, of which 4.00 USD from the balance"))
+        #expect(invoice.description.contains("\nTotal 10.00 USD, of which 4.00 USD from the balance"))
         let order = try await f.store.createMigrationOrder(
             accountID: f.account.id,
             externalID: "mig-7",

@@ -72,16 +72,16 @@ enum PaymentRepository {
     /// collision; the unique index is the guarantee.
     /// The id of an invoice payment named by its id or its invoice reference
     /// that has no invoice document (made before documents were issued).
-    static func legacyInvoice(_ db: Database, _ numberOrID: String) throws -> String? {
-        try String.fetchOne(
+    static func legacyInvoice(_ db: Database, _ numberOrID: String) throws -> Payment? {
+        try Row.fetchOne(
             db.cachedStatement(
                 sql: """
-                    SELECT id FROM payments WHERE option_kind = 'invoice' AND (id = ? OR invoice_number = ?)
+                    SELECT * FROM payments WHERE option_kind = 'invoice' AND (id = ? OR invoice_number = ?)
                         AND NOT EXISTS (SELECT 1 FROM invoices WHERE invoices.payment_id = payments.id)
                     """
             ),
             arguments: [numberOrID, numberOrID]
-        )
+        ).map(payment)
     }
 
     static func insert(_ db: Database, _ payment: Payment) throws {

@@ -100,20 +100,28 @@ enum RenewalRepository {
     }
 
     /// Whether an order already renews the period of `service` that starts
-    /// at its expiry: an automatic one for that period that is not
-    /// cancelled, or any order with the service awaiting its payment.
-    static func periodTaken(_ db: Database, _ service: RenewableService) throws -> Bool {
-        try Bool.fetchOne(
+    /// at its expiry: any order with the service awaiting its payment, or an
+    /// automatic one for that period that completed.
+    static func period(_ db: Database, _ service: RenewableService) throws -> AutoRenewals.Period {
+        let awaiting = try Bool.fetchOne(
             db.cachedStatement(
                 sql: """
-                    SELECT EXISTS (SELECT 1 FROM renewal_orders WHERE auto_service_id = ? AND auto_period_ms = ?
-                            AND status != 'cancelled')
-                        OR EXISTS (SELECT 1 FROM renewal_orders JOIN renewal_lines ON renewal_lines.order_id = renewal_orders.id
-                            WHERE renewal_lines.service_id = ? AND renewal_orders.status = 'awaiting_payment')
+                    SELECT EXISTS (SELECT 1 FROM renewal_orders JOIN renewal_lines ON renewal_lines.order_id = renewal_orders.id
+                        WHERE renewal_lines.service_id = ? AND renewal_orders.status = 'awaiting_payment')
                     """
             ),
-            arguments: [service.id, service.expiresAtMs, service.id]
-        ) ?? false
+            arguments: [service.id]
+        )
+        if awaiting == true { return .awaitingPayment }
+        let renewed = try String.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT id FROM renewal_orders WHERE auto_service_id = ? AND auto_period_ms = ? AND status = 'completed'
+                    """
+            ),
+            arguments: [service.id, service.expiresAtMs]
+        )
+        return renewed.map { .renewed(orderID: $0) } ?? .free
     }
 
     private static func service(_ row: Row) throws -> RenewableService {

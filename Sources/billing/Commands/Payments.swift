@@ -359,6 +359,28 @@ struct Invoice: AsyncParsableCommand {
                 Example: billing invoice download INV-2026-000042 --output ~/invoice.pdf
                 """
         )
+        /// All of `bytes` into `path` (created 0644 or replaced), or why not
+        /// in the system's words ("No such file or directory").
+        static func write(_ bytes: [UInt8], to path: String) throws {
+            func problem() -> FileProblem {
+                FileProblem("cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard descriptor >= 0 else { throw problem() }
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    let failure = problem()
+                    close(descriptor)
+                    throw failure
+                }
+                offset += written
+            }
+            guard close(descriptor) == 0 else { throw problem() }
+        }
+
         @Argument(help: "The invoice number or its payment's id.") var invoice: String
         @Option(help: "pdf or html.") var format = "pdf"
         @Option(help: "Where to write it (\"-\": standard output).") var output: String?
@@ -395,11 +417,7 @@ struct Invoice: AsyncParsableCommand {
                 if !force, FileManager.default.fileExists(atPath: path) {
                     throw UsageError("\(path) exists; use --force to replace it or --output to name another file")
                 }
-                do {
-                    try data.write(to: URL(fileURLWithPath: path))
-                } catch {
-                    throw FileProblem("cannot write \(path): \(error.localizedDescription)")
-                }
+                try Self.write(document.content, to: path)
                 if connection.json {
                     struct View: Encodable {
                         let number, path, contentType: String
