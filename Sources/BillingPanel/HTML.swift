@@ -122,6 +122,7 @@ enum HTML {
         .status-new { color: #8a5a00; } .status-paid { color: #1b6e20; } .status-cancelled { color: #a4161a; }
         .filters { display: flex; gap: 1rem; flex-wrap: wrap; align-items: end; }
         .filters label { margin: 0; }
+        #auto-renewal-form { margin-top: 1rem; }
         .paging { display: flex; gap: 1rem; margin: 1rem 0; }
         .live { font-size: .85rem; color: #556; }
         #new-payments { background: #fff7d6; padding: .5rem .8rem; border-radius: 4px; }

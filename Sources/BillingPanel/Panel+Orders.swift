@@ -56,7 +56,7 @@ extension Panel {
         return try await renewals(context, periods: query.periods ?? [:], payerID: query.payer, orderID: query.order)
     }
 
-    private func renewals(
+    func renewals(
         _ context: SignedIn,
         periods: [String: String],
         payerID: String?,
@@ -116,6 +116,10 @@ extension Panel {
             <p><button type="submit" class="secondary" id="quote">Get quote</button></p>
             </form>
             """
+        var payersRequest = BillingV1.ListPayersRequest()
+        payersRequest.accountId = context.account
+        let payers = (try? await billingd.methods.listPayers(payersRequest, options: billingd.options).payers) ?? []
+        let automatic = autoRenewalSection(context, services: services, payers: payers)
         let items: [BillingV1.RenewalItem]
         do {
             items = try Self.items(periods)
@@ -184,6 +188,7 @@ extension Panel {
                 if problem.message != message { body += HTML.alert(problem.message) }
             }
         }
+        body += automatic
         return await page(context, title: "Renew services", tab: .renewals, body: body, status: status)
     }
 

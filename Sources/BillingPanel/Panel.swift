@@ -152,6 +152,9 @@ public final class Panel: Sendable {
             await signedIn(request) { try await renewalsPage($0, request) }
         }
         router.post("/renewals") { [self] request, _ in await signedIn(request) { try await renew($0, request) } }
+        router.post("/renewals/auto") { [self] request, _ in
+            await signedIn(request) { try await setAutoRenewal($0, request) }
+        }
         router.get("/migration") { [self] request, _ in
             await signedIn(request) { try await migrationPage($0, request) }
         }

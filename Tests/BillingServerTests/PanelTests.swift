@@ -329,6 +329,62 @@ import Testing
         await fixture.stop()
     }
 
+    @Test func automaticRenewalIsSetAndTurnedOffOnTheRenewalsPage() async throws {
+        let fixture = try await Fixture()
+        do {
+            let payer = try await provision(fixture, "acc-auto-panel")
+            _ = try await provision(fixture, "acc-auto-other")
+            let clients = try fixture.billingd.clients("internal")
+            for (id, account, days) in [("web-7", "acc-auto-panel", 7), ("theirs-1", "acc-auto-other", 30)] {
+                var service = BillingV1.RenewableService()
+                service.id = id
+                service.accountId = account
+                service.displayName = "Service \(id)"
+                service.pricePerPeriod = .usd(5_00)
+                service.periodDays = UInt32(days)
+                service.expiresAtUnixMs = Int64(Date().timeIntervalSince1970 * 1000) + 60 * 86_400_000
+                var upsert = BillingV1.UpsertRenewableServiceRequest()
+                upsert.service = service
+                _ = try await clients.renewal.upsertRenewableService(upsert)
+            }
+            let (cookie, csrf) = try await fixture.signIn("acc-auto-panel")
+            let page = try await fixture.send("GET", "/renewals", cookie: cookie)
+            #expect(page.body.contains("data-auto=\"web-7\">Off<"), "\(page.body)")
+            func post(_ body: String, csrf token: String? = csrf) async throws -> Reply {
+                try await fixture.send(
+                    "POST",
+                    "/renewals/auto",
+                    cookie: cookie,
+                    body: (token.map { "csrf=\($0)&" } ?? "") + body
+                )
+            }
+            let saved = try await post("service=web-7&days=7&payer=\(payer)")
+            #expect(saved.status == 303, "\(saved.text)")
+            let after = try await fixture.send("GET", "/renewals", cookie: cookie)
+            #expect(
+                after.body.contains("7 days before expiry, from the balance, then Jane Doe&#39;s default saved method")
+            )
+            var list = BillingV1.ListRenewableServicesRequest()
+            list.accountId = "acc-auto-panel"
+            #expect(try await clients.renewal.listRenewableServices(list).services.first?.autoRenewal?.payerId == payer)
+            // Refused: no token, a lead not offered, one longer than the period, another account's service.
+            #expect(try await post("service=web-7&days=3", csrf: nil).status == 403)
+            #expect(try await post("service=web-7&days=5").status == 400)
+            let long = try await post("service=web-7&days=14")
+            #expect(long.status == 400 && long.body.contains("period of at least 14 days"), "\(long.body)")
+            let theirs = try await post("service=theirs-1&days=7")
+            #expect(theirs.status == 400 && theirs.body.contains("not found"), "\(theirs.body)")
+            list.accountId = "acc-auto-other"
+            #expect(try await clients.renewal.listRenewableServices(list).services.first?.autoRenewal == nil)
+            #expect(try await post("service=web-7&days=0").status == 303)
+            list.accountId = "acc-auto-panel"
+            #expect(try await clients.renewal.listRenewableServices(list).services.first?.autoRenewal == nil)
+        } catch {
+            Issue.record(error)
+        }
+        await fixture.stop()
+    }
+
     @Test func anotherAccountsMigrationOrderReadsAsNoneAndCannotBePaid() async throws {
         let fixture = try await Fixture()
         do {
