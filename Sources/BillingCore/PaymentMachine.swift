@@ -258,10 +258,7 @@ public enum PaymentMachine {
             if renewedMeanwhile == true {
                 // An automatic renewal whose period someone renewed by hand
                 // while its payment ran: never two renewals of one period.
-                list.release(order.fromBalance)
-                var cancelled = order
-                cancelled.status = .cancelled
-                list.append(.updateRenewalOrder(cancelled, expected: order.status))
+                Renewals.cancel(order, in: &list)
                 list.notify(
                     .info,
                     "Automatic renewal not needed",
@@ -286,10 +283,7 @@ public enum PaymentMachine {
                     )
                 }
             } else {
-                list.release(order.fromBalance)
-                var cancelled = order
-                cancelled.status = .cancelled
-                list.append(.updateRenewalOrder(cancelled, expected: order.status))
+                Renewals.cancel(order, in: &list)
                 list.notify(
                     .error,
                     "Renewal not completed",
@@ -322,10 +316,7 @@ public enum PaymentMachine {
         }
         let reason = outcome.failureReason.isEmpty ? "no reason given" : outcome.failureReason
         if let order = context.renewalOrder, order.id == payment.renewalOrderID, order.status == .awaitingPayment {
-            list.release(order.fromBalance)
-            var cancelled = order
-            cancelled.status = .cancelled
-            list.append(.updateRenewalOrder(cancelled, expected: order.status))
+            Renewals.cancel(order, in: &list)
             if order.autoPeriodMs != nil,
                 let service = context.renewedServices.first(where: { $0.id == order.lines.first?.serviceID }),
                 let auto = service.autoRenewal

@@ -302,6 +302,15 @@ public enum Renewals {
         return completed
     }
 
+    /// An order awaiting payment that will not complete: cancelled, its
+    /// hold of the balance given back, nothing debited.
+    static func cancel(_ order: RenewalOrder, in list: inout EffectList) {
+        list.release(order.fromBalance)
+        var cancelled = order
+        cancelled.status = .cancelled
+        list.append(.updateRenewalOrder(cancelled, expected: order.status))
+    }
+
     private static func find(
         _ id: String,
         in services: [RenewableService],

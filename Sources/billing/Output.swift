@@ -98,16 +98,12 @@ enum Output {
         for row in rows { line(render(row)) }
     }
 
+    /// What billingd refuses in text (`Text.isControl`: control characters,
+    /// line separators, bidirectional overrides), stored before it did so
+    /// perhaps, replaced: never sent to a terminal.
     static func printable(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isControl) else { return text }
-        return String(String.UnicodeScalarView(text.unicodeScalars.map { isControl($0) ? "\u{FFFD}" : $0 }))
-    }
-
-    /// Control characters, line separators and bidirectional overrides
-    /// (stored before billingd refused them): never sent to a terminal.
-    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
-            || (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value)
+        guard text.unicodeScalars.contains(where: Text.isControl) else { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.map { Text.isControl($0) ? "\u{FFFD}" : $0 }))
     }
 
     /// Stable field names (snake_case), sorted keys, money as minor units + currency.

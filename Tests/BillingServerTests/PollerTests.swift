@@ -125,6 +125,25 @@ final class ScriptedProvider: PaymentProvider {
             )
         }
 
+        /// A Confirmed saved Stripe method (the payer's default), from a paid
+        /// top-up of 10.00 that saved it; its id.
+        func savedMethod() async throws -> String {
+            let saving = try await store.createTopUp(
+                TopUpRequest(
+                    accountID: "acc",
+                    payerID: payerID,
+                    amount: Money(minorUnits: 10_00, .usd),
+                    option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")
+                ),
+                idempotencyKey: nil
+            )
+            _ = try await store.transition(
+                paymentID: saving.id,
+                .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242")
+            )
+            return try #require(try await store.payment(saving.id).savedPaymentMethodID)
+        }
+
         func payment(started: Bool = true, system: PaymentSystem = .stripe) async throws -> Payment {
             let payment = try await store.createTopUp(
                 TopUpRequest(
@@ -258,19 +277,7 @@ final class ScriptedProvider: PaymentProvider {
     /// order completed when the charge is Paid; audited as the poller's.
     @Test func thePollerRenewsAServiceWithTheBalanceAndTheDefaultMethod() async throws {
         let s = try await setup()
-        let saving = try await s.store.createTopUp(
-            TopUpRequest(
-                accountID: "acc",
-                payerID: s.payerID,
-                amount: Money(minorUnits: 10_00, .usd),
-                option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")
-            ),
-            idempotencyKey: nil
-        )
-        _ = try await s.store.transition(
-            paymentID: saving.id,
-            .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242")
-        )
+        _ = try await s.savedMethod()
         let day: Int64 = 86_400_000
         _ = try await s.store.upsertRenewableService(
             RenewableService(
@@ -486,20 +493,7 @@ final class ScriptedProvider: PaymentProvider {
     @Test func aChargeWithNoAnswerIsAskedAgainLongAfterAHostedPaymentWouldBeCancelled() async throws {
         let s = try await setup()
         // A confirmed saved method, from a paid top-up that saved it.
-        let saving = try await s.store.createTopUp(
-            TopUpRequest(
-                accountID: "acc",
-                payerID: s.payerID,
-                amount: Money(minorUnits: 10_00, .usd),
-                option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")
-            ),
-            idempotencyKey: nil
-        )
-        _ = try await s.store.transition(
-            paymentID: saving.id,
-            .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242")
-        )
-        let method = try #require(try await s.store.payment(saving.id).savedPaymentMethodID)
+        let method = try await s.savedMethod()
         // A charge of it whose answer was lost (recorded, never started).
         let charge = try await s.store.createTopUp(
             TopUpRequest(
@@ -519,20 +513,7 @@ final class ScriptedProvider: PaymentProvider {
     /// A confirmed saved method (from a paid top-up that saved it) and a
     /// charge of it recorded but not started.
     func unstartedCharge(_ s: Setup) async throws -> Payment {
-        let saving = try await s.store.createTopUp(
-            TopUpRequest(
-                accountID: "acc",
-                payerID: s.payerID,
-                amount: Money(minorUnits: 10_00, .usd),
-                option: .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/p")
-            ),
-            idempotencyKey: nil
-        )
-        _ = try await s.store.transition(
-            paymentID: saving.id,
-            .paid(savedMethodReference: "cus_1/pm_1", displayName: "Visa •••• 4242")
-        )
-        let method = try #require(try await s.store.payment(saving.id).savedPaymentMethodID)
+        let method = try await s.savedMethod()
         return try await s.store.createTopUp(
             TopUpRequest(
                 accountID: "acc",

@@ -11,16 +11,11 @@ import Testing
 
     /// A 30-day service at 10.00 expiring in 10 days, renewing itself 7 days before.
     static func service(_ f: StoreFixture, payer: String? = nil) async throws -> RenewableService {
-        let service = try await f.upsert(
-            RenewableService(
-                id: "svc-auto",
-                accountID: f.account.id,
-                displayName: "VPS auto",
-                pricePerPeriod: try f.usd("10"),
-                periodDays: 30,
-                expiresAtMs: f.clock.nowMs + 10 * day,
-                updatedAtMs: 0
-            )
+        let service = try await f.service(
+            "svc-auto",
+            price: "10",
+            expiresAtMs: f.clock.nowMs + 10 * day,
+            name: "VPS auto"
         )
         return try await f.store.setAutoRenewal(
             accountID: f.account.id,
@@ -194,17 +189,7 @@ import Testing
         var blocked: [RenewalItem] = []
         for index in 0..<101 {
             let id = "svc-wait-\(index)"
-            _ = try await f.upsert(
-                RenewableService(
-                    id: id,
-                    accountID: f.account.id,
-                    displayName: id,
-                    pricePerPeriod: try f.usd("1"),
-                    periodDays: 30,
-                    expiresAtMs: f.clock.nowMs + 1 * Self.day,
-                    updatedAtMs: 0
-                )
-            )
+            _ = try await f.service(id, price: "1", expiresAtMs: f.clock.nowMs + 1 * Self.day)
             blocked.append(RenewalItem(serviceID: id, periods: 1))
         }
         for chunk in [Array(blocked[0..<100]), Array(blocked[100...])] {

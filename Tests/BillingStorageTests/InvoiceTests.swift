@@ -14,17 +14,7 @@ import Testing
         // Refused inside the transaction that would take a number: above the top-up limit.
         await #expect(throws: BillingError.self) { try await f.topUp("15000.01", .invoice) }
         // Refused by a decision after the number was read: a renewal whose total moved.
-        let service = try await f.upsert(
-            RenewableService(
-                id: "svc",
-                accountID: f.account.id,
-                displayName: "VPS",
-                pricePerPeriod: try f.usd("10"),
-                periodDays: 30,
-                expiresAtMs: 1_900_000_000_000,
-                updatedAtMs: 0
-            )
-        )
+        let service = try await f.service("svc", price: "10", name: "VPS")
         await #expect(throws: BillingError.self) {
             try await f.store.renew(
                 accountID: f.account.id,
@@ -54,17 +44,7 @@ import Testing
         let f = try await StoreFixture()
         let topUp = try await f.topUp("4")
         _ = try await f.store.transition(paymentID: topUp.id, .paid)
-        _ = try await f.upsert(
-            RenewableService(
-                id: "svc-mail",
-                accountID: f.account.id,
-                displayName: "Mail box",
-                pricePerPeriod: try f.usd("5"),
-                periodDays: 30,
-                expiresAtMs: 1_900_000_000_000,
-                updatedAtMs: 0
-            )
-        )
+        _ = try await f.service("svc-mail", price: "5", name: "Mail box")
         let (_, payment) = try await f.store.renew(
             accountID: f.account.id,
             payerID: f.payer.id,

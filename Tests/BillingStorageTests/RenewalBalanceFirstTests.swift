@@ -47,17 +47,7 @@ import Testing
         case .savedMethod: option = .savedMethod(id: try await f.confirmedMethod().id)
         }
         try await setBalance(f, funding.minor)
-        let service = try await f.upsert(
-            RenewableService(
-                id: "svc-vps",
-                accountID: f.account.id,
-                displayName: "VPS",
-                pricePerPeriod: try f.usd("10"),
-                periodDays: 30,
-                expiresAtMs: 1_900_000_000_000,
-                updatedAtMs: 0
-            )
-        )
+        let service = try await f.service("svc-vps", price: "10", name: "VPS")
         return Setup(f: f, service: service, option: option)
     }
 
@@ -227,17 +217,7 @@ import Testing
         ) {
             try await f.store.payMigrationOrder(migration.id, payerID: nil, option: .balance)
         }
-        let other = try await f.upsert(
-            RenewableService(
-                id: "svc-mail",
-                accountID: f.account.id,
-                displayName: "Mail",
-                pricePerPeriod: try f.usd("3"),
-                periodDays: 30,
-                expiresAtMs: 1_900_000_000_000,
-                updatedAtMs: 0
-            )
-        )
+        let other = try await f.service("svc-mail", price: "3", name: "Mail")
         let items = [RenewalItem(serviceID: other.id, periods: 1)]
         await #expect(throws: BillingError.self) {
             try await f.store.renew(

@@ -6,27 +6,13 @@ import Testing
     static let day: Int64 = 86_400_000
 
     func services(_ f: StoreFixture) async throws -> (RenewableService, RenewableService) {
-        let vps = try await f.upsert(
-            RenewableService(
-                id: "svc-vps",
-                accountID: f.account.id,
-                displayName: "VPS",
-                pricePerPeriod: try f.usd("10"),
-                periodDays: 30,
-                expiresAtMs: 1_900_000_000_000,
-                updatedAtMs: 0
-            )
-        )
-        let domain = try await f.upsert(
-            RenewableService(
-                id: "svc-domain",
-                accountID: f.account.id,
-                displayName: "example.com",
-                pricePerPeriod: try f.usd("12.99"),
-                periodDays: 365,
-                expiresAtMs: 1_000_000_000_000,
-                updatedAtMs: 0
-            )
+        let vps = try await f.service("svc-vps", price: "10", name: "VPS")
+        let domain = try await f.service(
+            "svc-domain",
+            price: "12.99",
+            periodDays: 365,
+            expiresAtMs: 1_000_000_000_000,
+            name: "example.com"
         )
         return (vps, domain)
     }

@@ -17,17 +17,7 @@ import Testing
         let file = directory.appendingPathComponent("billing.sqlite")
         try SQLiteStore.createFile(path: file.path, upTo: version)
         let f = try await StoreFixture(reopening: file)
-        _ = try await f.upsert(
-            RenewableService(
-                id: "svc-1",
-                accountID: f.account.id,
-                displayName: "VPS",
-                pricePerPeriod: try f.usd("1"),
-                periodDays: 1,
-                expiresAtMs: 1_000_000_000_000,
-                updatedAtMs: 0
-            )
-        )
+        _ = try await f.service("svc-1", price: "1", periodDays: 1, expiresAtMs: 1_000_000_000_000, name: "VPS")
         #expect(try await f.store.integrityCheck() == "ok")
     }
 

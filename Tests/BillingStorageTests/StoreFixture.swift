@@ -88,9 +88,26 @@ final class StoreFixture: Sendable {
         return try await store.paymentMethod(payment.savedPaymentMethodID!)
     }
 
-    /// A service registered as an internal service would, its automatic renewal as given.
-    func upsert(_ service: RenewableService) async throws -> RenewableService {
-        try await store.upsertRenewableService(service, keepingAutoRenewal: false)
+    /// A service of this account, registered as the provisioning service would.
+    func service(
+        _ id: String,
+        price: String,
+        periodDays: Int = 30,
+        expiresAtMs: Int64 = 1_900_000_000_000,
+        name: String? = nil
+    ) async throws -> RenewableService {
+        try await store.upsertRenewableService(
+            RenewableService(
+                id: id,
+                accountID: account.id,
+                displayName: name ?? id,
+                pricePerPeriod: try usd(price),
+                periodDays: periodDays,
+                expiresAtMs: expiresAtMs,
+                updatedAtMs: 0
+            ),
+            keepingAutoRenewal: false
+        )
     }
 
     func balanceMinor() async throws -> Int64 {

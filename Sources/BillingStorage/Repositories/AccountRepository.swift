@@ -54,7 +54,20 @@ enum AccountRepository {
     /// The balance and what renewals awaiting payment hold of it: what a
     /// decision that may debit reads.
     static func funds(_ db: Database, _ account: Account) throws -> Funds {
-        Funds(balance: try balance(db, account), held: try RenewalRepository.held(db, account))
+        let row = try Row.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT balance_minor, (SELECT COALESCE(SUM(from_balance_minor), 0) FROM renewal_orders
+                        WHERE account_id = accounts.id AND status = 'awaiting_payment') AS held
+                    FROM accounts WHERE id = ?
+                    """
+            ),
+            arguments: [account.id]
+        )
+        return Funds(
+            balance: Money(minorUnits: row?["balance_minor"] ?? 0, account.currency),
+            held: Money(minorUnits: row?["held"] ?? 0, account.currency)
+        )
     }
 
     /// The cached sum of the account's ledger.

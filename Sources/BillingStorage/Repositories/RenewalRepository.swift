@@ -182,21 +182,6 @@ enum RenewalRepository {
         )
     }
 
-    /// What the account's orders awaiting payment hold of its balance.
-    static func held(_ db: Database, _ account: Account) throws -> Money {
-        let held =
-            try Int64.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        SELECT COALESCE(SUM(from_balance_minor), 0) FROM renewal_orders
-                        WHERE account_id = ? AND status = 'awaiting_payment'
-                        """
-                ),
-                arguments: [account.id]
-            ) ?? 0
-        return Money(minorUnits: held, account.currency)
-    }
-
     static func insertOrder(_ db: Database, _ order: RenewalOrder) throws {
         try db.cachedStatement(
             sql: """
