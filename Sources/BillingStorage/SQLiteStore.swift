@@ -16,17 +16,17 @@ internal import Synchronization
 /// the events it appends commit with it. Safe to call from any task; writes are
 /// serialised by the pool's single writer, which is also what makes the event
 /// sequence gap-free.
-public final class SQLiteStore: BillingStore {
+public final class SQLiteStore: SQLStore {
     let pool: DatabasePool
     /// Connections kept for point reads on the caller's thread (`readNow`):
     /// one for each thread that may read at once (event loops and the
     /// cooperative pool, one each per core), so one is nearly always free.
     static let pointReaderCount = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
-    let configuration: StorageConfiguration
-    let clock: any BillingClock
+    public let configuration: StorageConfiguration
+    public let clock: any BillingClock
     /// Bumped once per committed batch of writes.
     public let commits: CommitSignal
-    let observer: StoreObserver?
+    public let observer: StoreObserver?
     /// Every write goes through it: callers share commits (one fsync each batch).
     let writer: GroupCommit
     /// Read-only connections for `readNow`, each used by one caller at a time.
@@ -235,27 +235,12 @@ public final class SQLiteStore: BillingStore {
 
     // MARK: Transactions
 
-    /// Reads what a decision needs, decides and writes its effects, in one
-    /// write transaction: the decision sees the records as they are when
-    /// its effects are written. `now` is read once, before.
-    func decide<T: Sendable>(
-        _ body: @escaping @Sendable (Database, Int64) throws -> Change<T>
+    public func write<T: Sendable>(
+        _ body: @escaping @Sendable (any SQLSession) throws -> T
     ) async throws(BillingError) -> T {
-        let now = clock.nowMs
-        let audit = Audit.actor
-        let change = try await write { db in
-            let change = try body(db, now)
-            try UnitOfWork.apply(change.effects + Audit.entries(change.effects, by: audit, atMs: now), db)
-            return change
-        }
-        observer?.committed(change.effects)
-        return change.result
-    }
-
-    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(BillingError) -> T {
         let started = ContinuousClock.now
         do {
-            let result = try await writer.write(body)
+            let result = try await writer.write { db in try body(SQLiteSession(db)) }
             observer?.transactionEnded(.write, ContinuousClock.now - started, true)
             return result
         } catch {
@@ -270,8 +255,8 @@ public final class SQLiteStore: BillingStore {
     /// snapshot). WAL readers take no lock a writer holds, so it waits for
     /// nothing but the read itself: tens of microseconds with the statement
     /// cached. Anything longer, or of several statements, uses `read`.
-    func readNow<T: Sendable>(
-        _ body: @escaping @Sendable (Database) throws -> T
+    public func readNow<T: Sendable>(
+        _ body: @escaping @Sendable (any SQLSession) throws -> T
     ) async throws(BillingError) -> T {
         // A connection of our own when one is free; else the pool's, without
         // blocking this thread (the pool's readers may be waiting for it).
@@ -289,11 +274,20 @@ public final class SQLiteStore: BillingStore {
     }
 
     /// GRDB's synchronous read, on this thread (not its async overload).
-    private static func readHere<T>(_ reader: DatabaseQueue, _ body: (Database) throws -> T) throws -> T {
-        try reader.unsafeRead(body)
+    private static func readHere<T>(_ reader: DatabaseQueue, _ body: (any SQLSession) throws -> T) throws -> T {
+        try reader.unsafeRead { db in try body(SQLiteSession(db)) }
     }
 
-    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(BillingError) -> T {
+    public func read<T: Sendable>(
+        _ body: @escaping @Sendable (any SQLSession) throws -> T
+    ) async throws(BillingError) -> T {
+        try await readDatabase { db in try body(SQLiteSession(db)) }
+    }
+
+    /// A read transaction on GRDB's own connection (SQLite's PRAGMAs).
+    func readDatabase<T: Sendable>(
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws(BillingError) -> T {
         let started = ContinuousClock.now
         do {
             let result = try await pool.read(body)
@@ -320,7 +314,7 @@ public final class SQLiteStore: BillingStore {
 
     /// `PRAGMA integrity_check` and `foreign_key_check`: "ok" or what is wrong.
     public func integrityCheck() async throws(BillingError) -> String {
-        try await read { db in
+        try await readDatabase { db in
             let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
             let foreign = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
             if integrity == ["ok"] && foreign.isEmpty { return "ok" }
@@ -328,41 +322,12 @@ public final class SQLiteStore: BillingStore {
         }
     }
 
-    /// Everything `integrityCheck` does, then the money's own invariants:
-    /// each account's cached balance equals the sum of its ledger, and the
-    /// event log (global and per account) has no gap. Returns the accounts
-    /// checked and one line per problem (none when all is well).
+    /// Everything `integrityCheck` does, then the money's own invariants
+    /// (`Invariants`). Returns the accounts checked and one line per problem
+    /// (none when all is well).
     public func checkStorage() async throws(BillingError) -> (accounts: Int, problems: [String]) {
         let integrity = try await integrityCheck()
-        return try await read { db in
-            var problems = integrity == "ok" ? [] : ["SQLite: \(integrity.prefix(2000))"]
-            let accounts = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM accounts") ?? 0
-            let drifted = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT a.id, a.balance_minor, COALESCE(SUM(l.amount_minor), 0) AS ledger
-                    FROM accounts a LEFT JOIN ledger l ON l.account_id = a.id
-                    GROUP BY a.id HAVING a.balance_minor != COALESCE(SUM(l.amount_minor), 0) LIMIT 100
-                    """
-            )
-            problems += drifted.map { row in
-                let id: String = row["id"], cached: Int64 = row["balance_minor"], ledger: Int64 = row["ledger"]
-                return "account \(id): balance \(cached) but its ledger sums to \(ledger) (minor units)"
-            }
-            let (count, highest) =
-                try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(MAX(sequence), 0) AS top FROM events")
-                .map { ($0["n"] as Int64, $0["top"] as Int64) } ?? (0, 0)
-            if count != highest {
-                problems.append("the event log has \(count) events up to sequence \(highest): a gap")
-            }
-            let gapped = try String.fetchAll(
-                db,
-                sql: """
-                    SELECT account_id FROM events GROUP BY account_id HAVING COUNT(*) != MAX(account_sequence) LIMIT 100
-                    """
-            )
-            problems += gapped.map { "account \($0): its event sequence has a gap" }
-            return (accounts, problems)
-        }
+        let (accounts, problems) = try await read { db in try Invariants.check(db) }
+        return (accounts, (integrity == "ok" ? [] : ["SQLite: \(integrity.prefix(2000))"]) + problems)
     }
 }

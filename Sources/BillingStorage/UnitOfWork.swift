@@ -1,5 +1,4 @@
 internal import BillingCore
-internal import GRDB
 
 /// Writes a decision's effects (`Effect`), in order, inside the transaction
 /// the decision was made in. Each update is a compare-and-set on the state
@@ -9,7 +8,7 @@ internal import GRDB
 ///
 /// This is the only place the store writes domain records.
 enum UnitOfWork {
-    static func apply(_ effects: [Effect], _ db: Database) throws {
+    static func apply(_ effects: [Effect], _ db: any SQLSession) throws {
         for effect in effects {
             switch effect {
             case .insertAccount(let account):

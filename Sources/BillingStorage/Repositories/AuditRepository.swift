@@ -1,10 +1,9 @@
 internal import BillingCore
-internal import GRDB
 
 /// Rows of `audit_log`: appended in the transaction of the change they
 /// record (the table refuses UPDATE and DELETE), read by account.
 enum AuditRepository {
-    static func append(_ db: Database, _ entry: AuditEntry) throws {
+    static func append(_ db: any SQLSession, _ entry: AuditEntry) throws {
         // The account an entry belongs to, through the payer or payment it names.
         let account: String
         let key: String
@@ -13,20 +12,20 @@ enum AuditRepository {
         case .payer(let id): (account, key) = ("(SELECT account_id FROM payers WHERE id = ?)", id)
         case .payment(let id): (account, key) = ("(SELECT account_id FROM payments WHERE id = ?)", id)
         }
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO audit_log (account_id, payment_id, subject, action, detail, actor, via, at_ms)
-                VALUES (\(account), ?, ?, ?, ?, ?, ?, ?)
-                """
-        ).execute(arguments: [
-            key, entry.paymentID, entry.subject, entry.action, entry.detail, entry.who, entry.via, entry.atMs,
-        ]
+        try db.execute(
+            """
+            INSERT INTO audit_log (account_id, payment_id, subject, action, detail, actor, via, at_ms)
+            VALUES (\(account), ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                key, entry.paymentID, entry.subject, entry.action, entry.detail, entry.who, entry.via, entry.atMs,
+            ]
         )
     }
 
-    static func page(_ db: Database, _ query: AuditQuery) throws -> [AuditRecord] {
+    static func page(_ db: any SQLSession, _ query: AuditQuery) throws -> [AuditRecord] {
         var sql = "SELECT * FROM audit_log WHERE account_id = ? AND id > ?"
-        var arguments: StatementArguments = [query.accountID, query.afterID]
+        var arguments: [any SQLArgument] = [query.accountID, query.afterID]
         if let payment = query.paymentID {
             sql += " AND payment_id = ?"
             arguments += [payment]
@@ -37,17 +36,17 @@ enum AuditRepository {
         }
         sql += " ORDER BY id LIMIT ?"
         arguments += [query.limit]
-        return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { row in
+        return try db.rows(sql, arguments).map { row in
             AuditRecord(
-                id: row["id"],
-                accountID: row["account_id"],
-                paymentID: row["payment_id"],
-                subject: row["subject"],
-                action: row["action"],
-                detail: row["detail"],
-                who: row["actor"],
-                via: row["via"],
-                atMs: row["at_ms"]
+                id: try row.get("id"),
+                accountID: try row.get("account_id"),
+                paymentID: try row.get("payment_id"),
+                subject: try row.get("subject"),
+                action: try row.get("action"),
+                detail: try row.get("detail"),
+                who: try row.get("actor"),
+                via: try row.get("via"),
+                atMs: try row.get("at_ms")
             )
         }
     }

@@ -1,5 +1,4 @@
 internal import BillingCore
-internal import GRDB
 
 /// What every repository shares: stored values read back strictly, and the
 /// check that a compare-and-set found its row.
@@ -13,9 +12,9 @@ enum Rows {
     }
 
     /// A stored enum value; an unknown one is damage or a newer version's row.
-    static func decode<T: RawRepresentable>(_ type: T.Type, _ row: Row, _ column: String, table: String) throws -> T
+    static func decode<T: RawRepresentable>(_ type: T.Type, _ row: SQLRow, _ column: String, table: String) throws -> T
     where T.RawValue == String {
-        guard let value = T(rawValue: row[column]) else {
+        guard let value = T(rawValue: try row.get(column)) else {
             throw BillingError.storage("\(table).\(column) holds an unknown value", retryable: false)
         }
         return value
@@ -24,8 +23,8 @@ enum Rows {
     /// After a compare-and-set: exactly one row must have changed. Zero means
     /// the record moved since it was read, so the decision made on it is
     /// void; the whole transaction is refused and the caller may try again.
-    static func expectOneChange(_ db: Database, _ what: @autoclosure () -> String) throws {
-        guard db.changesCount == 1 else {
+    static func expectOneChange(_ db: any SQLSession, _ what: @autoclosure () -> String) throws {
+        guard db.changes == 1 else {
             throw BillingError.storage("\(what()) changed while this change was decided; try again", retryable: true)
         }
     }

@@ -1,7 +1,6 @@
 public import BillingCore
-internal import GRDB
 
-extension SQLiteStore {
+extension SQLStore {
     /// Registers or updates a service that can be renewed (`Renewals.register`);
     /// with `keepingAutoRenewal`, the stored service's automatic renewal
     /// stays whatever `service` says.

@@ -1,7 +1,6 @@
 public import BillingCore
-internal import GRDB
 
-extension SQLiteStore {
+extension SQLStore {
     /// Creates an account; the same id with the same fields returns it (`Accounts.create`).
     public func createAccount(id: String, displayName: String, currency: Currency) async throws(BillingError) -> Account
     {
@@ -80,7 +79,7 @@ extension SQLiteStore {
     }
 }
 
-extension SQLiteStore {
+extension SQLStore {
     /// A page of an account's audit trail, oldest first (1 to 1000 entries).
     public func auditTrail(_ query: AuditQuery) async throws(BillingError) -> [AuditRecord] {
         guard (1...1000).contains(query.limit) else { throw .invalidArgument("audit page size must be 1 to 1000") }

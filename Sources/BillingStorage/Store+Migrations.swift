@@ -1,7 +1,6 @@
 public import BillingCore
-internal import GRDB
 
-extension SQLiteStore {
+extension SQLStore {
     /// Registers an ordered migration's server price (`MigrationOrders.register`);
     /// the same external id again returns the order.
     public func createMigrationOrder(

@@ -1,9 +1,8 @@
 public import BillingCore
-internal import GRDB
 
 /// The poller's schedule: when each New payment is checked next, and who
 /// checks it (leases, for several billingd instances on one database).
-extension SQLiteStore {
+extension SQLStore {
     /// Claims up to `limit` New payments whose check is due, for `owner`, for
     /// `lease`: two pollers (two billingd instances) never check the same
     /// payment at once, and a poller that dies loses its claims when the

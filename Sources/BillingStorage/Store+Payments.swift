@@ -1,7 +1,6 @@
 public import BillingCore
-internal import GRDB
 
-extension SQLiteStore {
+extension SQLStore {
     /// Records a top-up New (`PaymentMachine.record`). With an idempotency
     /// key, a repeat of the same request returns the first payment; the same
     /// key with another request throws `idempotencyKeyReused` and changes
@@ -57,7 +56,7 @@ extension SQLiteStore {
     }
 
     /// The saved method a `.savedMethod` option names, if it exists.
-    static func chargedMethod(_ db: Database, _ option: PaymentOption) throws -> PaymentMethod? {
+    static func chargedMethod(_ db: any SQLSession, _ option: PaymentOption) throws -> PaymentMethod? {
         guard case .savedMethod(let id) = option else { return nil }
         return try MethodRepository.fetch(db, id)
     }
@@ -65,7 +64,7 @@ extension SQLiteStore {
     /// For the invoice option: the next number of the issuer's series at
     /// `now` (taken for good only if this transaction commits) and the terms.
     static func invoiceIssue(
-        _ db: Database,
+        _ db: any SQLSession,
         _ option: PaymentOption,
         _ terms: InvoiceTerms,
         now: Int64
@@ -159,7 +158,7 @@ extension SQLiteStore {
     }
 }
 
-extension SQLiteStore {
+extension SQLStore {
     /// An invoice and its payment, by the invoice's number or its payment's id.
     public func invoiceDocument(_ numberOrPaymentID: String) async throws(BillingError) -> InvoiceDocument {
         try Text.check(numberOrPaymentID, "invoice", max: 64, required: true)

@@ -1,7 +1,6 @@
 public import BillingCore
-internal import GRDB
 
-extension SQLiteStore {
+extension SQLStore {
     /// The payer's methods, newest first; Removed ones only when asked.
     public func paymentMethods(payerID: String, includeRemoved: Bool) async throws(BillingError) -> [PaymentMethod] {
         try await read { db in
