@@ -31,6 +31,10 @@ let package = Package(
         // Metrics: the swift-metrics API, exported by swift-prometheus at GET /metrics.
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // PostgreSQL, for several billingd instances on one database (storage.postgres).
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // Only for TLS to PostgreSQL: postgres-nio takes swift-nio-ssl's context (billingd's own TLS is OpenSSL).
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // C: system libraries found with pkg-config, and protoc-c's output.
@@ -105,6 +109,20 @@ let package = Package(
         .target(
             name: "BillingStorage",
             dependencies: ["BillingCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        // The same persistence on PostgreSQL (postgres-nio), for several
+        // instances on one database; and the copy of a SQLite file into it.
+        .target(
+            name: "BillingPostgres",
+            dependencies: [
+                "BillingCore", "BillingStorage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         // Documents for people: invoices as printable HTML and as PDF (cairo, text by Pango).
@@ -237,7 +255,7 @@ let package = Package(
             name: "BillingStorageTests",
             // billing-bench is the durability test's child process.
             dependencies: [
-                "BillingStorage", "BillingCore", "BillingTestSupport", "billing-bench",
+                "BillingStorage", "BillingPostgres", "BillingCore", "BillingTestSupport", "billing-bench",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict

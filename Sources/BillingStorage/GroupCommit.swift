@@ -1,26 +1,32 @@
 internal import BillingCore
-internal import GRDB
 internal import Synchronization
 
-/// The one way the store writes: write transactions queued by any number of
-/// callers are run together, each in a savepoint of one SQLite transaction,
-/// and committed with one fsync; every caller is answered only after that
-/// commit is durable (group commit).
+/// The one way a store writes: write transactions queued by any number of
+/// callers are run together, each in a savepoint of one transaction, and
+/// committed once (one fsync); every caller is answered only after that
+/// commit is durable (group commit). The engine runs a batch (`Batch`):
+/// SQLite on its one writer connection, PostgreSQL on its writer connection
+/// under the store's write lock.
 ///
 /// A caller whose work throws sees its own savepoint rolled back and gets
 /// its error; the others in the batch are unaffected. Work runs in the order
-/// it was queued, on the pool's one writer connection, so each sees the
-/// writes of those before it exactly as if each had committed alone: the
-/// event sequence stays gap-free and every compare-and-set holds. If the
-/// commit itself fails, every caller of the batch gets the error and none of
-/// its writes is kept. While a batch commits, new work queues for the next.
-final class GroupCommit: Sendable {
+/// it was queued, so each sees the writes of those before it exactly as if
+/// each had committed alone: the event sequence stays gap-free and every
+/// compare-and-set holds. If the commit itself fails, every caller of the
+/// batch gets the error and none of its writes is kept. While a batch
+/// commits, new work queues for the next.
+package final class GroupCommit: Sendable {
     /// At most this many callers share one commit: enough to amortise the
     /// fsync, few enough that one batch stays short.
-    static let maxBatch = 256
+    package static let maxBatch = 256
+
+    package typealias Work = @Sendable (any SQLSession) throws -> any Sendable
+    /// Runs the works in one transaction, each in a savepoint; returns each
+    /// one's result in order, or throws when the transaction failed whole.
+    package typealias Batch = @Sendable ([Work]) async throws -> [Result<any Sendable, any Error>]
 
     private struct Job: Sendable {
-        let body: @Sendable (Database) throws -> any Sendable
+        let body: Work
         let continuation: CheckedContinuation<any Sendable, any Error>
     }
 
@@ -29,18 +35,18 @@ final class GroupCommit: Sendable {
         var draining = false
     }
 
-    private let pool: DatabasePool
+    private let batch: Batch
     private let state = Mutex(State())
     /// Called once per committed batch, before its callers are answered.
     private let committed: @Sendable () -> Void
 
-    init(pool: DatabasePool, committed: @escaping @Sendable () -> Void) {
-        self.pool = pool
+    package init(batch: @escaping Batch, committed: @escaping @Sendable () -> Void) {
+        self.batch = batch
         self.committed = committed
     }
 
     /// Runs `body` in the next batch; returns once its batch is committed.
-    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    package func write<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         let value = try await withCheckedThrowingContinuation {
             (continuation: CheckedContinuation<any Sendable, any Error>) in
             let start = state.withLock { state -> Bool in
@@ -58,42 +64,19 @@ final class GroupCommit: Sendable {
     /// Commits batches until the queue is empty.
     private func drain() async {
         while true {
-            let batch = state.withLock { state -> [Job] in
-                let batch = Array(state.queue.prefix(Self.maxBatch))
-                state.queue.removeFirst(batch.count)
-                if batch.isEmpty { state.draining = false }
-                return batch
+            let jobs = state.withLock { state -> [Job] in
+                let jobs = Array(state.queue.prefix(Self.maxBatch))
+                state.queue.removeFirst(jobs.count)
+                if jobs.isEmpty { state.draining = false }
+                return jobs
             }
-            if batch.isEmpty { return }
-            let bodies = batch.map(\.body)
+            if jobs.isEmpty { return }
             do {
-                let results = try await pool.writeWithoutTransaction { db in
-                    var results: [Result<any Sendable, any Error>] = []
-                    results.reserveCapacity(bodies.count)
-                    try db.inTransaction(.immediate) {
-                        for body in bodies {
-                            var result: Result<any Sendable, any Error> = .failure(CancellationError())
-                            do {
-                                try db.inSavepoint {
-                                    result = .success(try body(db))
-                                    return .commit
-                                }
-                            } catch {
-                                result = .failure(error)
-                                // An error that ended the whole transaction (SQLite
-                                // rolls back on some I/O errors) fails the batch.
-                                guard db.isInsideTransaction else { throw error }
-                            }
-                            results.append(result)
-                        }
-                        return .commit
-                    }
-                    return results
-                }
+                let results = try await batch(jobs.map(\.body))
                 committed()
-                for (job, result) in zip(batch, results) { job.continuation.resume(with: result) }
+                for (job, result) in zip(jobs, results) { job.continuation.resume(with: result) }
             } catch {
-                for job in batch { job.continuation.resume(throwing: error) }
+                for job in jobs { job.continuation.resume(throwing: error) }
             }
         }
     }

@@ -11,6 +11,7 @@ final class SQLiteSession: SQLSession {
 
     var changes: Int { db.changesCount }
 
+    @discardableResult
     func execute(_ sql: String, _ arguments: [any SQLArgument]) throws -> Int {
         try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
         return db.changesCount

@@ -76,7 +76,10 @@ public final class SQLiteStore: SQLStore {
         }
         let commits = CommitSignal()
         self.commits = commits
-        writer = GroupCommit(pool: pool, committed: { commits.committed() })
+        writer = GroupCommit(
+            batch: { [pool] works in try await Self.batch(works, on: pool) },
+            committed: { commits.committed() }
+        )
         var readOnly = Configuration()
         readOnly.readonly = true
         readOnly.busyMode = .timeout(Double(configuration.busyTimeout.milliseconds) / 1000)
@@ -235,12 +238,44 @@ public final class SQLiteStore: SQLStore {
 
     // MARK: Transactions
 
+    /// A batch of `GroupCommit`: one `BEGIN IMMEDIATE` transaction on the
+    /// pool's writer, each work in a savepoint.
+    private static func batch(
+        _ works: [GroupCommit.Work],
+        on pool: DatabasePool
+    ) async throws -> [Result<any Sendable, any Error>] {
+        try await pool.writeWithoutTransaction { db in
+            var results: [Result<any Sendable, any Error>] = []
+            results.reserveCapacity(works.count)
+            let session = SQLiteSession(db)
+            try db.inTransaction(.immediate) {
+                for work in works {
+                    var result: Result<any Sendable, any Error> = .failure(CancellationError())
+                    do {
+                        try db.inSavepoint {
+                            result = .success(try work(session))
+                            return .commit
+                        }
+                    } catch {
+                        result = .failure(error)
+                        // An error that ended the whole transaction (SQLite
+                        // rolls back on some I/O errors) fails the batch.
+                        guard db.isInsideTransaction else { throw error }
+                    }
+                    results.append(result)
+                }
+                return .commit
+            }
+            return results
+        }
+    }
+
     public func write<T: Sendable>(
         _ body: @escaping @Sendable (any SQLSession) throws -> T
     ) async throws(BillingError) -> T {
         let started = ContinuousClock.now
         do {
-            let result = try await writer.write { db in try body(SQLiteSession(db)) }
+            let result = try await writer.write(body)
             observer?.transactionEnded(.write, ContinuousClock.now - started, true)
             return result
         } catch {

@@ -41,8 +41,9 @@ import Testing
         try await f.store.notifications(accountID: f.account.id, pageSize: 100, pageToken: nil).items
     }
 
-    @Test func theSettingIsCheckedAndKept() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func theSettingIsCheckedAndKept(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let service = try await Self.service(f)
         #expect(service.autoRenewal == AutoRenewal(daysBefore: 7, payerID: nil))
         for bad in [0, 31, 91] {
@@ -82,8 +83,9 @@ import Testing
         #expect(try await Self.stored(f).autoRenewal == nil)
     }
 
-    @Test func theBalanceRenewsOncePerPeriodWhenTheWindowOpens() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func theBalanceRenewsOncePerPeriodWhenTheWindowOpens(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let service = try await Self.service(f)
         try await Self.fund(f, "25")
         // Ten days before expiry: the 7-day window is not open yet.
@@ -110,8 +112,9 @@ import Testing
 
     /// The provisioning service sets the expiry back after an automatic
     /// renewal: the period is not renewed (nor paid) twice, and the person is told.
-    @Test func aPeriodRenewedOnceIsNotRenewedAgainWhenTheExpiryIsSetBack() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func aPeriodRenewedOnceIsNotRenewedAgainWhenTheExpiryIsSetBack(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let service = try await Self.service(f)
         try await Self.fund(f, "25")
         f.clock.advance(by: .seconds(3 * 86_400 + 60))
@@ -127,8 +130,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func theDefaultMethodPaysOnlyTheRestAndAPaymentRunningTakesThePeriod() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func theDefaultMethodPaysOnlyTheRestAndAPaymentRunningTakesThePeriod(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let method = try await f.confirmedMethod()  // leaves 1.00 on the balance
         try await Self.fund(f, "3")
         _ = try await Self.service(f, payer: f.payer.id)
@@ -152,8 +156,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func aRefusedChargeIsRetriedForTheSamePeriod() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func aRefusedChargeIsRetriedForTheSamePeriod(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         _ = try await f.confirmedMethod()
         let service = try await Self.service(f, payer: f.payer.id)
         f.clock.advance(by: .seconds(4 * 86_400))
@@ -184,8 +189,9 @@ import Testing
 
     /// Services whose period is taken by an order awaiting payment (a reseller
     /// paying 100+ services by bank transfer) never crowd out a due one.
-    @Test func servicesWaitingForAPaymentDoNotStarveTheSweep() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func servicesWaitingForAPaymentDoNotStarveTheSweep(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         var blocked: [RenewalItem] = []
         for index in 0..<101 {
             let id = "svc-wait-\(index)"
@@ -220,8 +226,9 @@ import Testing
         }
     }
 
-    @Test func withoutMoneyOrMethodItFailsLoudlyAndRetriesUntilExpiry() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func withoutMoneyOrMethodItFailsLoudlyAndRetriesUntilExpiry(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let service = try await Self.service(f)
         f.clock.advance(by: .seconds(3 * 86_400 + 1))
         var failures = 0
@@ -241,8 +248,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func aRenewalByHandWhileTheChargeRunsIsNotDoubled() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func aRenewalByHandWhileTheChargeRunsIsNotDoubled(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         _ = try await f.confirmedMethod()
         let service = try await Self.service(f, payer: f.payer.id)
         f.clock.advance(by: .seconds(4 * 86_400))

@@ -4,15 +4,16 @@ import Testing
 
 /// Bad input gets a clear error and changes nothing.
 @Suite struct BadInputTests {
-    @Test(arguments: ["0", "0.49", "15000.01", "-1"])
-    func amountsOutsideTheLimitsAreRefused(amount: String) async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases, ["0", "0.49", "15000.01", "-1"])
+    func amountsOutsideTheLimitsAreRefused(_ backend: Backend, amount: String) async throws {
+        let f = try await StoreFixture(backend)
         await #expect(throws: BillingError.self) { try await f.topUp(amount) }
         #expect(try await f.store.listPayments(PaymentQuery(accountID: f.account.id)).items.isEmpty)
     }
 
-    @Test func unknownAndForeignPayersAreNotFound() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func unknownAndForeignPayersAreNotFound(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let other = try await f.store.createAccount(id: "acc_other", displayName: "Other", currency: .usd)
         let foreign = try await f.store.createPayer(accountID: other.id, displayName: "Theirs", email: "")
         await #expect(throws: BillingError.notFound("payer \(foreign.id) not found")) {
@@ -24,8 +25,9 @@ import Testing
         }
     }
 
-    @Test func anotherPayersMethodIsNotFound() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func anotherPayersMethodIsNotFound(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let second = try await f.store.createPayer(accountID: f.account.id, displayName: "Payer Two", email: "")
         let theirs = try await f.confirmedMethod(payer: second)
         await #expect(throws: BillingError.notFound("payment method \(theirs.id) not found")) {
@@ -33,8 +35,9 @@ import Testing
         }
     }
 
-    @Test func onlyOneDefaultAndOnlyAConfirmedOne() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func onlyOneDefaultAndOnlyAConfirmedOne(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let first = try await f.confirmedMethod()
         let second = try await f.confirmedMethod()
         #expect(first.isDefault)
@@ -53,8 +56,9 @@ import Testing
         #expect(!removed.isDefault)
     }
 
-    @Test func badReturnURLAndBalanceOptionAreRefused() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func badReturnURLAndBalanceOptionAreRefused(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         await #expect(throws: BillingError.self) {
             try await f.topUp("10", .paymentSystem(.stripe, saveMethod: false, returnURL: "javascript:alert(1)"))
         }
@@ -67,8 +71,9 @@ import Testing
         #expect(throws: BillingError.self) { try IdempotencyKey(String(repeating: "k", count: 129)) }
     }
 
-    @Test func wrongCurrencyIsRefused() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func wrongCurrencyIsRefused(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         await #expect(throws: BillingError.self) {
             try await f.store.createTopUp(
                 TopUpRequest(
@@ -82,8 +87,9 @@ import Testing
         }
     }
 
-    @Test func accountsAreOnlyMadeInCurrenciesWithATopUpPolicy() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func accountsAreOnlyMadeInCurrenciesWithATopUpPolicy(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         // The seed's configuration offers USD only: an EUR account could never be topped up.
         await #expect(throws: BillingError.self) {
             try await f.store.createAccount(id: "acc_eur", displayName: "E", currency: .eur)

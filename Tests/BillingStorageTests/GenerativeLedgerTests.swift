@@ -6,9 +6,9 @@ import Testing
 /// Seeded random sequences of operations, including concurrent duplicates; after
 /// each sequence every invariant holds. A failure names its seed.
 @Suite struct GenerativeLedgerTests {
-    @Test(arguments: 0..<12)
-    func invariantsHoldOverRandomOperations(seed: UInt64) async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases, 0..<12)
+    func invariantsHoldOverRandomOperations(_ backend: Backend, seed: UInt64) async throws {
+        let f = try await StoreFixture(backend)
         var random = SplitMix64(seed: seed)
         var open: [Payment] = []
         var expectedBalance: Int64 = 0
@@ -49,7 +49,7 @@ import Testing
     }
 
     static func transitionConcurrently(
-        _ store: SQLiteStore,
+        _ store: any SQLStore,
         _ paymentID: String,
         _ outcome: TransitionOutcome,
         copies: Int
@@ -100,8 +100,9 @@ import Testing
         }
     }
 
-    @Test func pagingNeitherSkipsNorRepeatsWhilePaymentsArrive() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func pagingNeitherSkipsNorRepeatsWhilePaymentsArrive(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         var created: [String] = []
         for index in 0..<15 { created.append(try await f.topUp("\(index + 1)").id) }
         var query = PaymentQuery(accountID: f.account.id)
@@ -118,8 +119,9 @@ import Testing
         #expect(seen == created.reversed())
     }
 
-    @Test func filtersNarrowTheHistory() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func filtersNarrowTheHistory(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let paid = try await f.topUp("10")
         _ = try await f.store.transition(paymentID: paid.id, .paid)
         let invoice = try await f.topUp("20", .invoice)

@@ -11,21 +11,22 @@ import Testing
 @Suite struct GroupCommitTests {
     struct Refused: Error {}
 
-    @Test func eachCallerKeepsItsOwnOutcomeInASharedCommit() async throws {
-        let f = try await StoreFixture()
-        try await f.store.pool.write { db in try db.execute(sql: "CREATE TABLE probe (x INTEGER PRIMARY KEY)") }
-        let writer = f.store.writer
+    @Test(arguments: Backend.allCases)
+    func eachCallerKeepsItsOwnOutcomeInASharedCommit(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
+        _ = try await f.store.write { db in try db.execute("CREATE TABLE probe (x BIGINT PRIMARY KEY)") }
+        let store = f.store
         let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
             for x in 0..<300 {
                 group.addTask {
                     do {
-                        try await writer.write { db in
-                            try db.execute(sql: "INSERT INTO probe (x) VALUES (?)", arguments: [x])
+                        try await store.write { db in
+                            try db.execute("INSERT INTO probe (x) VALUES (?)", [x])
                             // Every third caller fails after writing: its row must not stay.
                             if x % 3 == 0 { throw Refused() }
                             // A caller that breaks a constraint fails alone too.
                             if x % 3 == 1 && x % 5 == 0 {
-                                try db.execute(sql: "INSERT INTO probe (x) VALUES (?)", arguments: [x])
+                                try db.execute("INSERT INTO probe (x) VALUES (?)", [x])
                             }
                         }
                         return (x, true)
@@ -39,13 +40,14 @@ import Testing
             return outcomes
         }
         let expected = Set((0..<300).filter { $0 % 3 != 0 && !($0 % 3 == 1 && $0 % 5 == 0) })
-        #expect(Set(outcomes.filter(\.value).keys) == expected)
-        let stored = try await f.store.pool.read { db in try Int.fetchAll(db, sql: "SELECT x FROM probe") }
+        #expect(Set(outcomes.filter { $0.value }.keys) == expected)
+        let stored = try await f.store.read { db in try db.values(Int.self, "SELECT x FROM probe") }
         #expect(Set(stored) == expected, "exactly the answered writes are in the file")
     }
 
-    @Test func concurrentDecisionsKeepTheBooksAndTheEventLogWhole() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func concurrentDecisionsKeepTheBooksAndTheEventLogWhole(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         var payments: [Payment] = []
         for _ in 0..<60 { payments.append(try await f.topUp("1.00", .invoice)) }
         let ids = payments.map(\.id)

@@ -8,8 +8,9 @@ import Testing
 /// reused, yearly reset, the issuer's details kept as issued, append-only,
 /// and the state following the payment.
 @Suite struct InvoiceTests {
-    @Test func numbersRunWithoutGapsAndARefusalTakesNone() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func numbersRunWithoutGapsAndARefusalTakesNone(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let first = try await f.topUp("10", .invoice)
         // Refused inside the transaction that would take a number: above the top-up limit.
         await #expect(throws: BillingError.self) { try await f.topUp("15000.01", .invoice) }
@@ -40,8 +41,9 @@ import Testing
         #expect(try await f.topUp("40", .invoice).invoiceNumber == "INV-2027-000004")
     }
 
-    @Test func anOrdersInvoiceSaysWhatWasSoldAndWhatTheBalancePaid() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func anOrdersInvoiceSaysWhatWasSoldAndWhatTheBalancePaid(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let topUp = try await f.topUp("4")
         _ = try await f.store.transition(paymentID: topUp.id, .paid)
         _ = try await f.service("svc-mail", price: "5", name: "Mail box")
@@ -69,8 +71,9 @@ import Testing
         #expect(server.description.contains("VPS 8 GB in Frankfurt") && server.description.contains("mig-7"))
     }
 
-    @Test func theSeriesStartsAgainEachYearAndAPlainSeriesNever() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func theSeriesStartsAgainEachYearAndAPlainSeriesNever(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         // 2027-01-15: the clock's start; then into 2028.
         #expect(try await f.topUp("10", .invoice).invoiceNumber == "INV-2027-000001")
         f.clock.advance(by: .seconds(365 * 86_400))
@@ -80,16 +83,17 @@ import Testing
         var terms = InvoiceTerms.development
         terms.numberPrefix = "HB-"
         terms.yearlyReset = false
-        let plain = try await StoreFixture(invoices: terms)
+        let plain = try await StoreFixture(backend, invoices: terms)
         #expect(try await plain.topUp("10", .invoice).invoiceNumber == "HB-000001")
         plain.clock.advance(by: .seconds(365 * 86_400))
         #expect(try await plain.topUp("10", .invoice).invoiceNumber == "HB-000002")
     }
 
-    @Test func aDocumentKeepsWhatWasIssuedAndFollowsItsPayment() async throws {
+    @Test(arguments: Backend.allCases)
+    func aDocumentKeepsWhatWasIssuedAndFollowsItsPayment(_ backend: Backend) async throws {
         var terms = InvoiceTerms.development
         terms.issuer.name = "Hosting Ltd"
-        let f = try await StoreFixture(invoices: terms)
+        let f = try await StoreFixture(backend, invoices: terms)
         let payment = try await f.topUp("12.50", .invoice)
         let number = try #require(payment.invoiceNumber)
         let open = try await f.store.invoiceDocument(number)

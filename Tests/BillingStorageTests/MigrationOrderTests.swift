@@ -3,8 +3,9 @@ import BillingStorage
 import Testing
 
 @Suite struct MigrationOrderTests {
-    @Test func paidFromTheBalanceOnceWithAClearShortfall() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func paidFromTheBalanceOnceWithAClearShortfall(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let order = try await f.store.createMigrationOrder(
             accountID: f.account.id,
             externalID: "mig-1",
@@ -31,8 +32,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func paidThroughAPaymentCreditsThenDebitsInOneTransition() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func paidThroughAPaymentCreditsThenDebitsInOneTransition(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let order = try await f.store.createMigrationOrder(
             accountID: f.account.id,
             externalID: "mig-2",
@@ -56,8 +58,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func aPaymentForAnOrderTheBalanceOwesAgainstIsCreditedAndTheOrderReleased() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func aPaymentForAnOrderTheBalanceOwesAgainstIsCreditedAndTheOrderReleased(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         // 30.00 topped up and spent, then half of it charged back: the account owes 15.00.
         let topUp = try await f.topUp("30")
         _ = try await f.store.transition(paymentID: topUp.id, .paid)
@@ -97,8 +100,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func aCancelledPaymentLeavesTheOrderPayable() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func aCancelledPaymentLeavesTheOrderPayable(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let order = try await f.store.createMigrationOrder(
             accountID: f.account.id,
             externalID: "mig-3",
@@ -110,8 +114,9 @@ import Testing
         #expect(try await f.store.migrationOrder(order.id).status == .awaitingPayment)
     }
 
-    @Test func sameExternalIDReturnsTheOrder() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func sameExternalIDReturnsTheOrder(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let first = try await f.store.createMigrationOrder(
             accountID: f.account.id,
             externalID: "mig-4",
@@ -135,8 +140,9 @@ import Testing
         }
     }
 
-    @Test func unknownOrdersAreNotFound() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func unknownOrdersAreNotFound(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         await #expect(throws: BillingError.notFound("migration order mo_nope not found")) {
             try await f.store.payMigrationOrder("mo_nope", payerID: nil, option: .balance)
         }

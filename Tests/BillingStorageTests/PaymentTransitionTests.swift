@@ -3,8 +3,9 @@ import BillingStorage
 import Testing
 
 @Suite struct PaymentTransitionTests {
-    @Test func paidTopUpCreditsOnceAndConfirmsTheSavedMethod() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func paidTopUpCreditsOnceAndConfirmsTheSavedMethod(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let payment = try await f.topUp(
             "100.50",
             .paymentSystem(.stripe, saveMethod: true, returnURL: "https://panel.example/payments")
@@ -54,8 +55,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func cancelledTopUpFailsTheMethodAndNotifies() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func cancelledTopUpFailsTheMethodAndNotifies(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let payment = try await f.topUp(
             "20",
             .paymentSystem(.paypal, saveMethod: true, returnURL: "https://panel.example/payments")
@@ -73,8 +75,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func aFinalPaymentCannotMoveToTheOtherStatus() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func aFinalPaymentCannotMoveToTheOtherStatus(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let payment = try await f.topUp("10")
         _ = try await f.store.transition(paymentID: payment.id, .paid)
         await #expect(throws: BillingError.invalidTransition(paymentID: payment.id, from: .paid, to: .cancelled)) {
@@ -83,8 +86,9 @@ import Testing
         #expect(try await f.balanceMinor() == 10_00)
     }
 
-    @Test func manyTasksPayingOnePaymentCreditItOnce() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func manyTasksPayingOnePaymentCreditItOnce(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let payment = try await f.topUp("500")
         let results = try await withThrowingTaskGroup(of: TransitionResult.self) { group in
             for _ in 0..<64 {
@@ -98,8 +102,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func sameIdempotencyKeyGivesOnePayment() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func sameIdempotencyKeyGivesOnePayment(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let first = try await f.topUp("100", key: "key-1")
         let second = try await f.topUp("100", key: "key-1")
         #expect(first.id == second.id)
@@ -110,8 +115,9 @@ import Testing
         #expect(page.items.count == 1)
     }
 
-    @Test func savedMethodTopUpChargesAConfirmedMethodOnly() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func savedMethodTopUpChargesAConfirmedMethodOnly(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let method = try await f.confirmedMethod()
         let payment = try await f.topUp("50", .savedMethod(id: method.id))
         #expect(payment.paymentMethodID == method.id)
@@ -128,8 +134,9 @@ import Testing
         await #expect(throws: BillingError.self) { try await f.topUp("50", .savedMethod(id: method.id)) }
     }
 
-    @Test func invoiceStaysNewUntilSettled() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func invoiceStaysNewUntilSettled(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let invoice = try await f.topUp("1000", .invoice)
         // The issuer's series: numbered in order (InvoiceTests has the rules).
         #expect(invoice.invoiceNumber == "INV-2027-000001")
@@ -140,8 +147,9 @@ import Testing
         #expect(try await f.balanceMinor() == 1000_00)
     }
 
-    @Test func reversalsAreRecordedOnceEachAndNeverTakeMoreThanThePaymentBrought() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func reversalsAreRecordedOnceEachAndNeverTakeMoreThanThePaymentBrought(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let payment = try await f.topUp("100.00")
         _ = try await f.store.transition(paymentID: payment.id, .paid)
         func reversal(_ kind: Reversal.Kind, _ minor: Int64, _ reference: String) -> Reversal {
@@ -211,8 +219,9 @@ import Testing
         }
     }
 
-    @Test func aMethodWhoseReferenceNeverComesStaysPendingThenFails() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func aMethodWhoseReferenceNeverComesStaysPendingThenFails(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let payment = try await f.topUp(
             "10.00",
             .paymentSystem(.paypal, saveMethod: true, returnURL: "https://panel.example/p")

@@ -37,8 +37,8 @@ import Testing
     }
 
     /// A fixture whose balance is exactly `minor`, a 10.00 service and the option for `way`.
-    static func setUp(_ funding: Funding, _ way: Way) async throws -> Setup {
-        let f = try await StoreFixture()
+    static func setUp(_ funding: Funding, _ way: Way, on backend: Backend) async throws -> Setup {
+        let f = try await StoreFixture(backend)
         var option = PaymentOption.balance
         switch way {
         case .balance: option = .balance
@@ -76,7 +76,15 @@ import Testing
     @Test(arguments: Funding.allCases, Way.allCases)
     func everyFundingWithEveryWayToPay(funding: Funding, way: Way) async throws {
         for end in End.allCases {
-            let s = try await Self.setUp(funding, way)
+            for backend in Backend.allCases {
+                try await run(funding, way, end, on: backend)
+            }
+        }
+    }
+
+    private func run(_ funding: Funding, _ way: Way, _ end: End, on backend: Backend) async throws {
+        do {
+            let s = try await Self.setUp(funding, way, on: backend)
             let f = s.f
             let payerID: String? = way == .balance ? nil : f.payer.id
             let quote = try await f.store.quoteRenewal(accountID: f.account.id, items: s.items, option: s.option)
@@ -163,8 +171,9 @@ import Testing
         }
     }
 
-    @Test func aRestBelowThePaymentSystemsMinimumIsPaidAsTheMinimumAndTheExcessCredited() async throws {
-        let s = try await Self.setUp(.none, .paymentSystem)
+    @Test(arguments: Backend.allCases)
+    func aRestBelowThePaymentSystemsMinimumIsPaidAsTheMinimumAndTheExcessCredited(_ backend: Backend) async throws {
+        let s = try await Self.setUp(.none, .paymentSystem, on: backend)
         let f = s.f
         try await Self.setBalance(f, 19_80)
         let quote = try await f.store.quoteRenewal(accountID: f.account.id, items: s.items, option: s.option)
@@ -192,8 +201,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func aHeldPartCannotBeSpentTwice() async throws {
-        let s = try await Self.setUp(.part, .invoice)
+    @Test(arguments: Backend.allCases)
+    func aHeldPartCannotBeSpentTwice(_ backend: Backend) async throws {
+        let s = try await Self.setUp(.part, .invoice, on: backend)
         let f = s.f
         let (held, invoice) = try await f.store.renew(
             accountID: f.account.id,
@@ -241,8 +251,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func expectedAmountsAreInputAndTheBalanceOptionAnswersWithItsOwnRule() async throws {
-        let s = try await Self.setUp(.part, .balance)
+    @Test(arguments: Backend.allCases)
+    func expectedAmountsAreInputAndTheBalanceOptionAnswersWithItsOwnRule(_ backend: Backend) async throws {
+        let s = try await Self.setUp(.part, .balance, on: backend)
         let f = s.f
         func renew(_ option: PaymentOption, total: Money?, toPay: Money?) async throws {
             _ = try await f.store.renew(
@@ -275,8 +286,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func aMovedBalanceOrARepeatedRequestChangesNothing() async throws {
-        let s = try await Self.setUp(.part, .paymentSystem)
+    @Test(arguments: Backend.allCases)
+    func aMovedBalanceOrARepeatedRequestChangesNothing(_ backend: Backend) async throws {
+        let s = try await Self.setUp(.part, .paymentSystem, on: backend)
         let f = s.f
         let quote = try await f.store.quoteRenewal(accountID: f.account.id, items: s.items, option: s.option)
         #expect(quote.toPay.amountMinorUnits == 12_00)

@@ -17,8 +17,9 @@ import Testing
         return (vps, domain)
     }
 
-    @Test func quoteSumsTheLinesAndChangesNothing() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func quoteSumsTheLinesAndChangesNothing(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let (vps, domain) = try await services(f)
         let quote = try await f.store.quoteRenewal(
             accountID: f.account.id,
@@ -41,8 +42,9 @@ import Testing
         )
     }
 
-    @Test func renewFromTheBalanceDebitsAndExtendsAtOnce() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func renewFromTheBalanceDebitsAndExtendsAtOnce(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let (vps, _) = try await services(f)
         let items = [RenewalItem(serviceID: vps.id, periods: 2)]
         await #expect(throws: BillingError.insufficientFunds(available: try f.usd("0"), required: try f.usd("20"))) {
@@ -89,8 +91,9 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
-    @Test func renewThroughAPaymentCompletesOnPaidOnly() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func renewThroughAPaymentCompletesOnPaidOnly(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let (vps, domain) = try await services(f)
         let items = [RenewalItem(serviceID: vps.id, periods: 1), RenewalItem(serviceID: domain.id, periods: 1)]
         let key = try IdempotencyKey("renew-1")
@@ -134,8 +137,9 @@ import Testing
         #expect(try await f.store.renewalOrder(second.id).status == .cancelled)
     }
 
-    @Test func badRenewalsAreRefused() async throws {
-        let f = try await StoreFixture()
+    @Test(arguments: Backend.allCases)
+    func badRenewalsAreRefused(_ backend: Backend) async throws {
+        let f = try await StoreFixture(backend)
         let (vps, _) = try await services(f)
         let other = try await f.store.createAccount(id: "acc_other", displayName: "Other", currency: .usd)
         for items in [

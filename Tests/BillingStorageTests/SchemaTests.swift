@@ -18,7 +18,7 @@ import Testing
         try SQLiteStore.createFile(path: file.path, upTo: version)
         let f = try await StoreFixture(reopening: file)
         _ = try await f.service("svc-1", price: "1", periodDays: 1, expiresAtMs: 1_000_000_000_000, name: "VPS")
-        #expect(try await f.store.integrityCheck() == "ok")
+        #expect(try await f.sqlite.integrityCheck() == "ok")
     }
 
     @Test func eventsWrittenBeforeAccountSequencesAreNumberedPerAccountAtOpen() async throws {
@@ -58,15 +58,15 @@ import Testing
         let b = try await f.store.events(after: 1, accountID: "acc_b", limit: 100)
         #expect(b.map(\.sequence) == [4, 5])
         #expect(try await f.store.events(after: 0, accountID: nil, limit: 100).map(\.sequence) == [1, 2, 3, 4, 5, 6])
-        #expect(try await f.store.integrityCheck() == "ok")
+        #expect(try await f.sqlite.integrityCheck() == "ok")
     }
 
     /// A commit survives power loss: the writer syncs the log at every commit
     /// (GRDB's pool would leave it at NORMAL, which syncs only at checkpoints).
     @Test func theWriterSyncsEveryCommit() async throws {
         let f = try await StoreFixture()
-        #expect(try await f.store.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
-        #expect(try await f.store.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
+        #expect(try await f.sqlite.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
+        #expect(try await f.sqlite.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
     }
 
     @Test func theAuditTrailCommitsWithItsChangeAndIsAppendOnly() async throws {
@@ -102,7 +102,7 @@ import Testing
 
         for statement in ["UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"] {
             #expect(throws: (any Error).self, "\(statement)") {
-                try f.store.pool.writeWithoutTransaction { db in try db.execute(sql: statement) }
+                try f.sqlite.pool.writeWithoutTransaction { db in try db.execute(sql: statement) }
             }
         }
         #expect(try await f.store.auditTrail(AuditQuery(accountID: f.account.id)).count >= 3)

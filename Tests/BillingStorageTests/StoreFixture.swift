@@ -1,13 +1,25 @@
 import BillingCore
+import BillingPostgres
 import BillingStorage
+import BillingTestSupport
 import Foundation
 import Synchronization
 
-/// A store on a real SQLite file in a fresh temporary directory, with a clock
-/// that moves 1 ms per reading so every row has a distinct, ordered time.
+/// The engines every storage test runs on.
+enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// A real SQLite file in a fresh temporary directory.
+    case sqlite
+    /// A fresh database of a throw-away PostgreSQL server (`PostgresServer`).
+    case postgres
+
+    var description: String { rawValue }
+}
+
+/// A store on a real database (`Backend`), with a clock that moves 1 ms per
+/// reading so every row has a distinct, ordered time.
 final class StoreFixture: Sendable {
     let directory: URL
-    let store: SQLiteStore
+    let store: any SQLStore
     let account: Account
     let payer: Payer
     /// Only a fixture that made its directory removes it.
@@ -18,6 +30,7 @@ final class StoreFixture: Sendable {
     let clock = ManualClock(tick: .milliseconds(1))
 
     init(
+        _ backend: Backend = .sqlite,
         reopening existing: URL? = nil,
         idempotencyKeyLifetime: Duration = .seconds(24 * 3600),
         invoices: InvoiceTerms = .development
@@ -29,14 +42,21 @@ final class StoreFixture: Sendable {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("billing-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         }
-        store = try SQLiteStore(
-            StorageConfiguration(
-                path: (existing ?? directory.appendingPathComponent("billing.sqlite")).path,
-                idempotencyKeyLifetime: idempotencyKeyLifetime,
-                invoices: invoices
-            ),
-            clock: clock
+        let configuration = StorageConfiguration(
+            path: (existing ?? directory.appendingPathComponent("billing.sqlite")).path,
+            idempotencyKeyLifetime: idempotencyKeyLifetime,
+            invoices: invoices
         )
+        switch backend {
+        case .sqlite:
+            store = try SQLiteStore(configuration, clock: clock)
+        case .postgres:
+            let server = try await PostgresServer.shared()
+            let database = try await server.createDatabase()
+            var postgres = try PostgresConfiguration(url: server.url(database: database))
+            postgres.poolSize = 3
+            store = try await PostgresStore.open(configuration, postgres: postgres, clock: clock)
+        }
         account = try await store.createAccount(id: "acc_test", displayName: "Test", currency: .usd)
         let payers = try await store.payers(accountID: account.id)
         if let first = payers.first {
@@ -51,8 +71,12 @@ final class StoreFixture: Sendable {
     }
 
     deinit {
+        if let postgres = store as? PostgresStore { Task { await postgres.close() } }
         if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
     }
+
+    /// The SQLite store, for the tests of SQLite's own file and connections.
+    var sqlite: SQLiteStore { store as! SQLiteStore }
 
     func usd(_ text: String) throws -> Money {
         try Money(parsing: text, .usd)
@@ -153,7 +177,8 @@ final class StoreFixture: Sendable {
                 problems.append("payment \(payment.id) left New \(leaves.count) times")
             }
         }
-        if try await store.integrityCheck() != "ok" { problems.append("integrity check failed") }
+        let (_, found) = try await store.checkStorage()
+        problems += found
         return problems
     }
 }

@@ -34,7 +34,7 @@ enum IdempotencyRepository {
             VALUES (?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (account_id, operation, key) DO UPDATE SET fingerprint = excluded.fingerprint,
                 result_id = excluded.result_id, created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms
-            WHERE expires_at_ms <= excluded.created_at_ms
+            WHERE idempotency_keys.expires_at_ms <= excluded.created_at_ms
             """,
             [
                 record.accountID, record.operation.rawValue, record.key, record.fingerprint, record.resultID,

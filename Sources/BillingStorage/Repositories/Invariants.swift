@@ -3,9 +3,9 @@ internal import BillingCore
 /// The money's own invariants, checked on demand (`checkStorage`, backups,
 /// the storage migration): each account's cached balance equals the sum of
 /// its ledger, and the event log (global and per account) has no gap.
-enum Invariants {
+package enum Invariants {
     /// The accounts checked and one line per problem (none when all is well).
-    static func check(_ db: any SQLSession) throws -> (accounts: Int, problems: [String]) {
+    package static func check(_ db: any SQLSession) throws -> (accounts: Int, problems: [String]) {
         var problems: [String] = []
         let accounts = try db.value(Int.self, "SELECT COUNT(*) FROM accounts") ?? 0
         let drifted = try db.rows(

@@ -1,8 +1,8 @@
-internal import BillingCore
+package import BillingCore
 
 /// Rows of `payments`: the record, its end (a compare-and-set on New), its
 /// history pages, and the poller's schedule and lease.
-enum PaymentRepository {
+package enum PaymentRepository {
     static func require(_ db: any SQLSession, _ id: String) throws -> Payment {
         guard
             let row = try db.row("SELECT * FROM payments WHERE id = ?", [id])
@@ -12,7 +12,7 @@ enum PaymentRepository {
         return try payment(row)
     }
 
-    static func payment(_ row: SQLRow) throws -> Payment {
+    package static func payment(_ row: SQLRow) throws -> Payment {
         let system: String? = try row.get("system")
         return Payment(
             id: try row.get("id"),

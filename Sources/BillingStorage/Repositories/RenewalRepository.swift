@@ -42,7 +42,7 @@ enum RenewalRepository {
                 period_days = excluded.period_days, expires_at_ms = excluded.expires_at_ms, updated_at_ms = excluded.updated_at_ms,
                 auto_days_before = excluded.auto_days_before, auto_payer_id = excluded.auto_payer_id,
                 auto_next_attempt_at_ms = excluded.auto_next_attempt_at_ms
-            WHERE account_id = excluded.account_id
+            WHERE renewable_services.account_id = excluded.account_id
             """,
             [
                 service.id, service.accountID, service.displayName, service.pricePerPeriod.amountMinorUnits,
