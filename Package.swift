@@ -148,7 +148,8 @@ let package = Package(
         .target(
             name: "BillingServer",
             dependencies: [
-                "BillingAPI", "BillingCore", "BillingStorage", "BillingProviders", "BillingTransport", "BillingTLS",
+                "BillingAPI", "BillingCore", "BillingStorage", "BillingPostgres", "BillingProviders", "BillingTransport",
+                "BillingTLS",
                 "BillingRPC", "BillingMessages", "BillingDocuments",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -293,7 +294,7 @@ let package = Package(
             // crash test runs billing-bench crash.
             dependencies: [
                 "BillingServer", "billing", "billingd", "billing-bench", "billing-panel", "BillingPanel", "BillingDocuments",
-                "BillingTestSupport", "BillingAPI",
+                "BillingTestSupport", "BillingAPI", "BillingStorage", "BillingPostgres",
                 "BillingCore", "BillingProviders", "BillingRPC", "BillingMessages",
                 "BillingTLS", "BillingTransport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

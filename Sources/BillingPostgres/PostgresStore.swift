@@ -78,6 +78,39 @@ public final class PostgresStore: SQLStore {
         return store
     }
 
+    /// Connects once and says what is there, changing nothing
+    /// (`billingd --check-config`): the server's version, and the schema
+    /// version and number of accounts if billingd's tables exist.
+    ///
+    /// - Throws: `BillingError.storage` when the server cannot be reached or
+    ///   refuses the login (the reason in PostgreSQL's words).
+    public static func probe(
+        _ postgres: PostgresConfiguration,
+        logger: Logger = Logger(label: "billingd.postgres")
+    ) async throws(BillingError) -> String {
+        let connector = try Connector(postgres, logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            let connection = try await connector.connectAsync(on: group.next())
+            let report = try await NIOThreadPool.singleton.runIfActive { () throws -> String in
+                let session = PostgresSession(connection, logger: logger)
+                let version = try session.value(String.self, "SELECT current_setting('server_version')") ?? "?"
+                let migrated =
+                    try session.value(Bool.self, "SELECT to_regclass('billingd_schema') IS NOT NULL") ?? false
+                guard migrated else { return "PostgreSQL \(version), no billingd schema yet (made at first start)" }
+                let versions = try session.values(String.self, "SELECT version FROM billingd_schema ORDER BY version")
+                let accounts = try session.value(Int64.self, "SELECT COUNT(*) FROM accounts") ?? 0
+                return "PostgreSQL \(version), schema \(versions.joined(separator: ", ")), \(accounts) accounts"
+            }
+            try? await connection.close()
+            try? await group.shutdownGracefully()
+            return report
+        } catch {
+            try? await group.shutdownGracefully()
+            throw map(error)
+        }
+    }
+
     private init(
         _ configuration: StorageConfiguration,
         postgres: PostgresConfiguration,

@@ -1,5 +1,6 @@
 internal import BillingAPI
 public import BillingCore
+internal import BillingPostgres
 public import BillingProviders
 internal import BillingRPC
 public import BillingStorage
@@ -25,7 +26,8 @@ public import UnixSignals
 /// sandbox's page stops. A part that fails stops the others the same way.
 public final class BillingApplication: Sendable {
     public let configuration: BillingConfiguration
-    public let store: SQLiteStore
+    /// The books: SQLite (the embedded default) or PostgreSQL (`storage.postgres`).
+    public let store: any SQLStore
     public let health: HealthService
     /// The sandbox payment system (nil when disabled).
     public let sandbox: SandboxProvider?
@@ -47,7 +49,7 @@ public final class BillingApplication: Sendable {
 
     private init(
         configuration: BillingConfiguration,
-        store: SQLiteStore,
+        store: any SQLStore,
         health: HealthService,
         sandbox: SandboxProvider?,
         port: Int,
@@ -99,16 +101,26 @@ public final class BillingApplication: Sendable {
         )
         let tls = try serverTLS(configuration, logger: logger)
         let metrics = configuration.metrics.enabled ? BillingMetrics() : nil
-        let store = try SQLiteStore(
-            StorageConfiguration(
-                path: configuration.resolvedDatabasePath,
-                idempotencyKeyLifetime: .seconds(configuration.idempotencyKeyLifetimeSeconds),
-                limits: limits,
-                invoices: configuration.invoices.terms
-            ),
-            clock: clock,
-            observer: metrics?.storeObserver
+        let storage = StorageConfiguration(
+            path: configuration.resolvedDatabasePath,
+            idempotencyKeyLifetime: .seconds(configuration.idempotencyKeyLifetimeSeconds),
+            limits: limits,
+            invoices: configuration.invoices.terms
         )
+        let store: any SQLStore
+        if let postgres = try configuration.postgresConfiguration() {
+            store = try await PostgresStore.open(
+                storage,
+                postgres: postgres,
+                clock: clock,
+                observer: metrics?.storeObserver,
+                logger: logger
+            )
+        } else {
+            store = try SQLiteStore(storage, clock: clock, observer: metrics?.storeObserver)
+        }
+        // PostgreSQL's connections and threads end with billingd (SQLite's file closes with its last reference).
+        let closeStore: @Sendable () async -> Void = { await (store as? PostgresStore)?.close() }
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         var server: TTRPCServer?
         var stopGroup: (@Sendable () async -> Void)?
@@ -342,9 +354,11 @@ public final class BillingApplication: Sendable {
                     for part in servers { part.listening.fail(error) }
                     started.fail(error)
                     try? await eventLoops.shutdownGracefully()
+                    await closeStore()
                     throw error
                 }
                 try? await eventLoops.shutdownGracefully()
+                await closeStore()
             }
             stopGroup = {
                 await group.triggerGracefulShutdown()
@@ -376,7 +390,7 @@ public final class BillingApplication: Sendable {
                 "billingd listening",
                 metadata: [
                     "address": "\(configuration.listen.host):\(port)",
-                    "database": "\(configuration.resolvedDatabasePath)",
+                    "database": "\(configuration.usesPostgres ? configuration.storage.postgres.url : configuration.resolvedDatabasePath)",
                 ]
             )
             started.succeed(())
@@ -401,6 +415,7 @@ public final class BillingApplication: Sendable {
             } else {
                 await server?.shutdown(grace: .zero)
                 try? await eventLoops.shutdownGracefully()
+                await closeStore()
             }
             throw error
         }
@@ -427,11 +442,55 @@ public final class BillingApplication: Sendable {
         _ configuration: BillingConfiguration,
         to destination: String
     ) async throws -> (accounts: Int, latestSequence: UInt64) {
+        guard !configuration.usesPostgres else {
+            throw BillingError.failedPrecondition(
+                "--backup-to copies the SQLite file; back up PostgreSQL with its own tools (pg_dump, base backups)"
+            )
+        }
         let path = configuration.resolvedDatabasePath
         guard FileManager.default.fileExists(atPath: path) else {
             throw BillingError.notFound("no database at \(path)")
         }
         return try await SQLiteStore.backup(databaseAt: path, to: destination)
+    }
+
+    /// `billingd --check-config` on PostgreSQL: connects once and says what
+    /// is there (nothing changed); nil on SQLite.
+    public static func probeStorage(_ configuration: BillingConfiguration) async throws -> String? {
+        guard let postgres = try configuration.postgresConfiguration() else { return nil }
+        return "\(postgres): " + (try await PostgresStore.probe(postgres))
+    }
+
+    /// `billingd --migrate-storage-from FILE`: the SQLite file at `source`
+    /// (migrated to this version's schema first, as a start would) copied
+    /// into the configured PostgreSQL database, which must be empty, then
+    /// checked (`StorageMigration`). Stop every billingd first.
+    public static func migrateStorage(
+        _ configuration: BillingConfiguration,
+        from source: String,
+        logger: Logger
+    ) async throws -> String {
+        guard let postgres = try configuration.postgresConfiguration() else {
+            throw BillingError.failedPrecondition(
+                "set storage.postgres.url in the configuration: the copy goes into that database"
+            )
+        }
+        guard FileManager.default.fileExists(atPath: source) else {
+            throw BillingError.notFound("no SQLite database at \(source)")
+        }
+        let storage = StorageConfiguration(path: source)
+        let sqlite = try SQLiteStore(storage)
+        let target = try await PostgresStore.open(storage, postgres: postgres, logger: logger)
+        do {
+            let report = try await StorageMigration.copy(from: sqlite, to: target)
+            await target.close()
+            try sqlite.close()
+            return report.description
+        } catch {
+            await target.close()
+            try? sqlite.close()
+            throw error
+        }
     }
 
     /// What SIGHUP does: the TLS files and the payment systems' secrets read

@@ -1,4 +1,5 @@
 public import BillingCore
+public import BillingPostgres
 public import Foundation
 
 /// billingd's configuration: a JSON file (example: deploy/billingd.example.json),
@@ -185,6 +186,7 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     public var tls = TLS()
     /// The SQLite file; empty means `<dataDirectory>/billing.sqlite`.
     public var databasePath: String = ""
+    public var storage = Storage()
     /// The currency of accounts created without one, whose top-up limits are `topUp`.
     public var currency: String = "USD"
     public var idempotencyKeyLifetimeSeconds: Double = 86_400
@@ -251,6 +253,36 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
                 graceDays: graceDays
             )
         }
+    }
+
+    /// Where the books are kept: the SQLite file (`databasePath`) unless
+    /// `postgres.url` is set.
+    public struct Storage: Sendable, Codable, Hashable {
+        public struct Postgres: Sendable, Codable, Hashable {
+            /// `postgres://user@host:5432/billing` (a Unix socket:
+            /// `postgres://user@/billing?host=/run/postgresql`); no password
+            /// in it. Empty: SQLite.
+            public var url: String = ""
+            /// The password: this file if given, else this environment
+            /// variable if set, else none (peer or trust login).
+            public var passwordFile: String = ""
+            public var passwordEnvironment: String = "BILLINGD_POSTGRES_PASSWORD"
+            public var tls = TLS()
+            /// Connections for reads (and claims); one more writes, one more listens.
+            public var poolSize: Int = 8
+            public var statementTimeoutSeconds: Double = 30
+            public var connectTimeoutSeconds: Double = 10
+        }
+
+        public struct TLS: Sendable, Codable, Hashable {
+            /// "disable" (a socket or a trusted network) or "verify-full"
+            /// (TLS required, certificate and host name checked).
+            public var mode: String = "disable"
+            /// The CA that signs the server's certificate; empty: the system's roots.
+            public var caFile: String = ""
+        }
+
+        public var postgres = Postgres()
     }
 
     public struct Logging: Sendable, Codable, Hashable {
@@ -327,6 +359,7 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             problems.append(error.description)
         }
         if !(0...65535).contains(listen.port) { problems.append("listen.port \(listen.port) is not a port") }
+        problems += storageProblems()
         if !(0...65535).contains(sandbox.port) { problems.append("sandbox.port \(sandbox.port) is not a port") }
         let tlsGiven = [tls.certificate, tls.privateKey, tls.clientCA].filter { !$0.isEmpty }.count
         if tlsGiven != 0 && tlsGiven != 3 {
@@ -614,6 +647,11 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             wanted.append((stripe.webhookSecretFile, stripe.webhookSecretEnvironment, "Stripe webhook signing secret"))
         }
         var problems: [String] = []
+        do {
+            _ = try postgresConfiguration(environment: environment)
+        } catch {
+            problems += error.problems
+        }
         for secret in wanted {
             do {
                 _ = try Self.secret(
@@ -644,12 +682,73 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             files.append((paypal.clientSecretFile, "the PayPal client secret file"))
         }
         if !tls.privateKey.isEmpty { files.append((tls.privateKey, "the TLS private key")) }
-        for suffix in ["", "-wal", "-shm"] { files.append((resolvedDatabasePath + suffix, "the database")) }
+        if usesPostgres && !storage.postgres.passwordFile.isEmpty {
+            files.append((storage.postgres.passwordFile, "the PostgreSQL password file"))
+        }
+        if !usesPostgres {
+            for suffix in ["", "-wal", "-shm"] { files.append((resolvedDatabasePath + suffix, "the database")) }
+        }
         return files.compactMap { file in
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: file.path),
                 let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0
             else { return nil }
             return "\(file.what) \(file.path) is readable by others (mode \(String(mode, radix: 8))): chmod 600 it"
+        }
+    }
+
+    /// Whether the books are on PostgreSQL (`storage.postgres.url`).
+    public var usesPostgres: Bool { !storage.postgres.url.isEmpty }
+
+    private func storageProblems() -> [String] {
+        guard usesPostgres else { return [] }
+        let postgres = storage.postgres
+        var problems: [String] = []
+        do {
+            _ = try PostgresConfiguration(url: postgres.url)
+        } catch {
+            problems.append(error.description)
+        }
+        if !["disable", "verify-full"].contains(postgres.tls.mode) {
+            problems.append("storage.postgres.tls.mode must be \"disable\" or \"verify-full\"")
+        }
+        if !(1...256).contains(postgres.poolSize) { problems.append("storage.postgres.poolSize must be 1 to 256") }
+        if !(0.1...3600).contains(postgres.statementTimeoutSeconds) {
+            problems.append("storage.postgres.statementTimeoutSeconds must be 0.1 to 3600")
+        }
+        if !(1...120).contains(postgres.connectTimeoutSeconds) {
+            problems.append("storage.postgres.connectTimeoutSeconds must be 1 to 120")
+        }
+        return problems
+    }
+
+    /// PostgreSQL's settings with the password read (nil: SQLite).
+    ///
+    /// - Throws: `ConfigurationError` when the password cannot be read or a
+    ///   setting is wrong.
+    public func postgresConfiguration(environment: [String: String]? = nil) throws(ConfigurationError) -> PostgresConfiguration? {
+        guard usesPostgres else { return nil }
+        let postgres = storage.postgres
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        var password: String?
+        if !postgres.passwordFile.isEmpty || environment[postgres.passwordEnvironment]?.isEmpty == false {
+            password = try Self.secret(
+                file: postgres.passwordFile,
+                environment: postgres.passwordEnvironment,
+                what: "PostgreSQL password",
+                environment: environment
+            )
+        }
+        let tls: PostgresConfiguration.TLS =
+            postgres.tls.mode == "verify-full"
+            ? .verifyFull(caFile: postgres.tls.caFile.isEmpty ? nil : postgres.tls.caFile) : .disable
+        do {
+            var configuration = try PostgresConfiguration(url: postgres.url, password: password, tls: tls)
+            configuration.poolSize = postgres.poolSize
+            configuration.statementTimeout = .milliseconds(Int64(postgres.statementTimeoutSeconds * 1000))
+            configuration.connectTimeout = .milliseconds(Int64(postgres.connectTimeoutSeconds * 1000))
+            return configuration
+        } catch {
+            throw ConfigurationError(problems: [error.description])
         }
     }
 

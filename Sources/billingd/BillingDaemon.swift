@@ -23,6 +23,7 @@ struct BillingDaemon: AsyncParsableCommand {
               billingd --config /etc/billingd.json --check-config
               kill -HUP $(pidof billingd)                # reload the TLS certificate, key and client CA
               billingd --config /etc/billingd.json --backup-to /var/backups/billing-$(date +%F).sqlite
+              billingd --config /etc/billingd-postgres.json --migrate-storage-from ./billingd-data/billing.sqlite
             """
     )
 
@@ -45,6 +46,17 @@ struct BillingDaemon: AsyncParsableCommand {
         )
     )
     var backupTo: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Copy the SQLite database FILE into the configured PostgreSQL database (storage.postgres) and exit (0: copied and checked, 1: not).",
+            discussion:
+                "Stop every billingd first. The PostgreSQL database must be empty; everything is copied in one transaction with ids, event sequences, ledger keys and idempotency records intact, then row counts, ledger sums and the event log are compared.",
+            valueName: "FILE"
+        )
+    )
+    var migrateStorageFrom: String?
 
     func run() async throws {
         // A SIGHUP before the reload handler is in place must not end the
@@ -80,12 +92,34 @@ struct BillingDaemon: AsyncParsableCommand {
             }
             return
         }
+        if let migrateStorageFrom {
+            do {
+                let report = try await BillingApplication.migrateStorage(
+                    configuration,
+                    from: migrateStorageFrom,
+                    logger: Logger(label: "billingd")
+                )
+                print(report)
+            } catch {
+                Self.report("storage migration failed: \(error)", json: configuration.logging.format == "json")
+                throw ExitCode(1)
+            }
+            return
+        }
         if checkConfig {
+            // PostgreSQL is reached before anything is printed: an unreachable database is an invalid configuration.
+            let storage: String
+            do {
+                storage = try await BillingApplication.probeStorage(configuration) ?? configuration.resolvedDatabasePath
+            } catch {
+                Self.report("storage.postgres: \(error)", json: environment["BILLINGD_LOG_FORMAT"] == "json")
+                throw ExitCode(78)
+            }
             for warning in configuration.permissionWarnings() { print("warning: \(warning)") }
             print("configuration is valid")
             print("  listen:    \(configuration.listen.host):\(configuration.listen.port) (mutual TLS)")
             print("  data:      \(configuration.dataDirectory)")
-            print("  database:  \(configuration.resolvedDatabasePath)")
+            print("  database:  \(storage)")
             print(
                 "  tls:       \(configuration.tls.certificate.isEmpty ? "development set in \(configuration.dataDirectory)/tls" : configuration.tls.certificate)"
             )

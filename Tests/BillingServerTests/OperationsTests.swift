@@ -2,6 +2,7 @@ import BillingAPI
 import BillingMessages
 import BillingRPC
 import BillingServer
+import BillingStorage
 import Foundation
 import Testing
 
@@ -210,7 +211,7 @@ import Testing
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("restored-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let copy = try await f.application.store.backup(to: folder + "/billing.sqlite")
+        let copy = try await (try #require(f.application.store as? SQLiteStore)).backup(to: folder + "/billing.sqlite")
         #expect(copy.latestSequence > 0)
         // Written after the copy: not in the restored books.
         _ = try await client.balance.createTopUp(
