@@ -4,6 +4,7 @@ import BillingStorage
 import BillingTestSupport
 import Foundation
 import Synchronization
+import Testing
 
 /// The engines every storage test runs on.
 enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
@@ -22,6 +23,8 @@ final class StoreFixture: Sendable {
     let store: any SQLStore
     let account: Account
     let payer: Payer
+    /// The PostgreSQL database's settings (nil on SQLite).
+    let postgres: PostgresConfiguration?
     /// Only a fixture that made its directory removes it.
     private let ownsDirectory: Bool
 
@@ -50,11 +53,13 @@ final class StoreFixture: Sendable {
         switch backend {
         case .sqlite:
             store = try SQLiteStore(configuration, clock: clock)
+            postgres = nil
         case .postgres:
             let server = try await PostgresServer.shared()
             let database = try await server.createDatabase()
             var postgres = try PostgresConfiguration(url: server.url(database: database))
             postgres.poolSize = 3
+            self.postgres = postgres
             store = try await PostgresStore.open(configuration, postgres: postgres, clock: clock)
         }
         account = try await store.createAccount(id: "acc_test", displayName: "Test", currency: .usd)
@@ -70,9 +75,24 @@ final class StoreFixture: Sendable {
         }
     }
 
+    private let siblings = Mutex<[PostgresStore]>([])
+
     deinit {
-        if let postgres = store as? PostgresStore { Task { await postgres.close() } }
+        let open = siblings.withLock { $0 } + [store].compactMap { $0 as? PostgresStore }
+        if !open.isEmpty { Task { for store in open { await store.close() } } }
         if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    /// Another instance's store on the same PostgreSQL database, with the
+    /// same clock (its connections, writer and listener its own).
+    func sibling() async throws -> PostgresStore {
+        let store = try await PostgresStore.open(
+            self.store.configuration,
+            postgres: try #require(postgres, "a PostgreSQL fixture"),
+            clock: clock
+        )
+        siblings.withLock { $0.append(store) }
+        return store
     }
 
     /// The SQLite store, for the tests of SQLite's own file and connections.

@@ -1,0 +1,136 @@
+import BillingCore
+import BillingPostgres
+import BillingStorage
+import Foundation
+import Synchronization
+import Testing
+
+/// Several billingd instances on one PostgreSQL database: each is a
+/// `PostgresStore` of its own (its own connections, writer and listener),
+/// as three processes would be. Nothing here depends on timing: whatever
+/// the interleaving, the log and the claims must come out whole.
+@Suite struct PostgresInstancesTests {
+    /// Writers on three instances at once; a reader on each follows the log
+    /// as it grows. Each reader must see 1, 2, 3, … with no gap and no
+    /// repeat at every read (a `SEQUENCE` would let it see 43 before 42
+    /// commits and skip 42 for good), and the books must add up.
+    @Test func writersOnThreeInstancesMakeOneGapFreeLogInCommitOrder() async throws {
+        let f = try await StoreFixture(.postgres)
+        let instances: [any SQLStore] = [f.store, try await f.sibling(), try await f.sibling()]
+        let writersDone = Counter()
+        let perWriter = 25
+        try await withThrowingTaskGroup(of: [UInt64].self) { group in
+            for (index, store) in instances.enumerated() {
+                group.addTask {
+                    defer { writersDone.value.add(1, ordering: .sequentiallyConsistent) }
+                    for step in 0..<perWriter {
+                        let payment = try await store.createTopUp(
+                            TopUpRequest(
+                                accountID: f.account.id,
+                                payerID: f.payer.id,
+                                amount: Money(minorUnits: Int64(100 + index * 10 + step), .usd),
+                                option: .invoice
+                            ),
+                            idempotencyKey: nil
+                        )
+                        _ = try await store.transition(
+                            paymentID: payment.id,
+                            step % 4 == 0 ? .cancelled("cancelled by the test") : .paid
+                        )
+                    }
+                    return []
+                }
+                group.addTask {
+                    var seen: [UInt64] = []
+                    while true {
+                        let finished = writersDone.value.load(ordering: .sequentiallyConsistent) == instances.count
+                        let batch = try await store.events(after: seen.last ?? 0, accountID: nil, limit: 50)
+                        for event in batch {
+                            try #require(
+                                event.sequence == (seen.last ?? 0) + 1,
+                                "instance \(index) read \(event.sequence) after \(seen.last ?? 0)"
+                            )
+                            seen.append(event.sequence)
+                        }
+                        if finished && batch.isEmpty {
+                            let latest = try await store.latestSequence()
+                            if (seen.last ?? 0) == latest { break }
+                        }
+                        if batch.isEmpty { await Task.yield() }
+                    }
+                    return seen
+                }
+            }
+            var logs: [[UInt64]] = []
+            for try await log in group where !log.isEmpty { logs.append(log) }
+            #expect(logs.count == instances.count)
+            let latest = try await f.store.latestSequence()
+            for log in logs { #expect(log == Array(1...latest)) }
+        }
+        #expect(try await f.checkInvariants() == [])
+        let (_, problems) = try await instances[2].checkStorage()
+        #expect(problems.isEmpty)
+        // One credit per Paid payment, whichever instance wrote it.
+        let paid = 3 * (perWriter - (perWriter + 3) / 4)
+        var query = PaymentQuery(accountID: f.account.id)
+        query.pageSize = 100
+        let payments = try await f.store.listPayments(query)
+        #expect(payments.items.filter { $0.status == .paid }.count == paid)
+    }
+
+    /// A commit on one instance wakes the streams and the poller of another
+    /// (LISTEN/NOTIFY), without either polling.
+    @Test func aCommitOnOneInstanceWakesAnother() async throws {
+        let f = try await StoreFixture(.postgres)
+        let other = try await f.sibling()
+        let before = other.commits.generation
+        _ = try await f.topUp("5.00", .invoice)
+        let deadline = ContinuousClock.now + .seconds(120)
+        while other.commits.generation == before && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(other.commits.generation > before, "the other instance was not woken")
+        #expect(try await other.events(after: 0, accountID: f.account.id, limit: 10).count > 0)
+    }
+
+    /// Three pollers claiming at once never get the same payment, and
+    /// between them claim every due one.
+    @Test func claimsOnThreeInstancesNeverOverlap() async throws {
+        let f = try await StoreFixture(.postgres)
+        let instances: [any SQLStore] = [f.store, try await f.sibling(), try await f.sibling()]
+        var ids: Set<String> = []
+        for _ in 0..<60 {
+            ids.insert(try await f.topUp("1.00").id)
+        }
+        // Sandbox payments are due at once (never started here).
+        let claims = try await withThrowingTaskGroup(of: [String].self) { group in
+            for (index, store) in instances.enumerated() {
+                group.addTask {
+                    var mine: [String] = []
+                    while true {
+                        let claimed = try await store.claimDuePayments(
+                            owner: "instance-\(index)",
+                            limit: 7,
+                            lease: .seconds(3600)
+                        )
+                        if claimed.isEmpty { return mine }
+                        mine += claimed.map(\.id)
+                    }
+                }
+            }
+            var all: [String] = []
+            for try await mine in group { all += mine }
+            return all
+        }
+        #expect(claims.count == Set(claims).count, "a payment was claimed twice")
+        #expect(Set(claims) == ids)
+        // An instance that dies: its leases run out and another takes over.
+        f.clock.advance(by: .seconds(3601))
+        let retaken = try await instances[1].claimDuePayments(owner: "instance-1", limit: 100, lease: .seconds(60))
+        #expect(Set(retaken.map(\.id)) == ids)
+    }
+}
+
+private final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
