@@ -213,8 +213,8 @@ let package = Package(
         .executableTarget(
             name: "billing-bench",
             dependencies: [
-                "BillingStorage", "BillingCore", "BillingTransport", "BillingTLS", "BillingAPI", "BillingRPC",
-                "BillingMessages", "BillingWire",
+                "BillingStorage", "BillingPostgres", "BillingCore", "BillingTransport", "BillingTLS", "BillingAPI",
+                "BillingRPC", "BillingMessages", "BillingWire",
                 "BillingServer", "BillingTestSupport", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),

@@ -271,6 +271,20 @@ struct Poller: Sendable {
     func check(_ claimed: Payment) async {
         let now = clock.nowMs
         var asked = false
+        // When each check runs, on the machine's monotonic clock: several
+        // instances' logs show no payment checked by two at once.
+        logger.debug(
+            "payment check started",
+            metadata: ["payment": "\(claimed.id)", "owner": "\(owner)", "monotonic_ns": "\(Self.monotonicNanoseconds())"]
+        )
+        defer {
+            logger.debug(
+                "payment check ended",
+                metadata: [
+                    "payment": "\(claimed.id)", "owner": "\(owner)", "monotonic_ns": "\(Self.monotonicNanoseconds())",
+                ]
+            )
+        }
         do {
             let after = try await flows.check(claimed, .poll)
             asked = true
@@ -295,6 +309,13 @@ struct Poller: Sendable {
             )
             try? await store.recordCheck(paymentID: claimed.id, owner: owner, nextCheckAtMs: now + backoff)
         }
+    }
+
+    /// CLOCK_MONOTONIC, shared by every process of the machine.
+    static func monotonicNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }
 

@@ -1,6 +1,7 @@
 import BillingAPI
 import BillingMessages
 import BillingRPC
+import BillingStorage
 import BillingTLS
 import BillingTestSupport
 import BillingTransport
@@ -88,7 +89,11 @@ enum CrashTest {
         }
         // Settle: the poller finishes what the sandbox decided; the watchers catch up.
         let clients = try daemon.clients(group: group)
-        try await settle(directory: directory, clients: clients)
+        let books = Books(
+            store: try SQLiteStore(StorageConfiguration(path: directory + "/billing.sqlite")),
+            sandboxPath: directory + "/sandbox.sqlite"
+        )
+        try await settle(books)
         let watchers = accounts.map { account in Task { await Self.watch(account, clients: clients, record: record) } }
         try await Task.sleep(for: .seconds(2))
         for watcher in watchers { watcher.cancel() }
@@ -99,8 +104,8 @@ enum CrashTest {
         let elapsed = ContinuousClock.now - started
         started = ContinuousClock.now
 
-        let problems = try check(directory: directory, record: record)
-        let figures = try figures(directory: directory)
+        let problems = try await check(books, record: record)
+        let figures = try await figures(books)
         report(
             "ran \(elapsed), \(kills) SIGKILLs and restarts; \(record.operations) operations answered, \(record.failures) failed (killed mid-call)"
         )
@@ -117,6 +122,14 @@ enum CrashTest {
 
     struct ExitFailure: Error {}
 
+    /// A child's log, kept whole (the cluster test reads its poller's lines).
+    final class LogLines: Sendable {
+        private let text = Mutex("")
+
+        func append(_ more: String) { text.withLock { $0 += more } }
+        var lines: [Substring] { text.withLock { $0 }.split(separator: "\n") }
+    }
+
     // MARK: The child
 
     /// billingd as a child process; its ports read from its log.
@@ -126,7 +139,12 @@ enum CrashTest {
         let sandboxPort: Int
         let directory: String
 
-        static func start(directory: String, config: String) async throws -> Child {
+        static func start(
+            directory: String,
+            config: String,
+            logLevel: String = "info",
+            keeping kept: LogLines? = nil
+        ) async throws -> Child {
             let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
                 .appendingPathComponent("billingd")
             let log = try DescriptorPipe()
@@ -135,7 +153,7 @@ enum CrashTest {
                 executable.path,
                 ["--config", config, "--data-dir", directory],
                 environment: [
-                    "BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "BILLINGD_LOG_LEVEL": "info",
+                    "BILLINGD_LISTEN": "127.0.0.1:0", "BILLINGD_SANDBOX_PORT": "0", "BILLINGD_LOG_LEVEL": logLevel,
                     "PATH": "/usr/bin:/bin",
                 ],
                 standardError: log.writing.fileDescriptor
@@ -169,14 +187,16 @@ enum CrashTest {
                         }
                     }
                     // Keep draining the log so billingd never blocks on a full pipe.
+                    kept?.append(text)
                     DispatchQueue.global().async {
-                        var buffer = [UInt8](repeating: 0, count: 4096)
+                        var buffer = [UInt8](repeating: 0, count: 65536)
                         while true {
                             let count = buffer.withUnsafeMutableBytes {
                                 read(log.reading.fileDescriptor, $0.baseAddress, $0.count)
                             }
                             if count < 0, errno == EINTR { continue }
                             if count <= 0 { break }
+                            kept?.append(String(decoding: buffer[0..<count], as: UTF8.self))
                         }
                     }
                     continuation.resume(returning: rpc.flatMap { rpc in sandbox.map { (rpc, $0) } })
@@ -476,103 +496,104 @@ enum CrashTest {
 
     // MARK: Settling and checks
 
+    /// Where the books are read after a run: billingd's SQLite file, or the
+    /// PostgreSQL database of a cluster run; the sandbox's file either way.
+    struct Books: Sendable {
+        let store: any SQLStore
+        let sandboxPath: String
+
+        /// Each sandbox payment's status at the sandbox (open, approved, declined, …).
+        func sandboxStatuses() throws -> [String: String] {
+            var configuration = Configuration()
+            configuration.readonly = true
+            configuration.busyMode = .timeout(10)
+            let queue = try DatabaseQueue(path: sandboxPath, configuration: configuration)
+            defer { try? queue.close() }
+            return try queue.read { db in
+                var statuses: [String: String] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT payment_id, status FROM payments") {
+                    statuses[row["payment_id"]] = row["status"]
+                }
+                return statuses
+            }
+        }
+
+        func read<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+            try await store.read(body)
+        }
+    }
+
     /// Waits until no payment is New whose sandbox payment is decided (the
     /// poller's work), bounded.
-    static func settle(directory: String, clients: Clients) async throws {
+    static func settle(_ books: Books) async throws {
         let deadline = ContinuousClock.now.advanced(by: .seconds(180))
         while ContinuousClock.now < deadline {
-            let waiting = try DatabaseQueue(path: directory + "/billing.sqlite").inDatabase { db -> Int in
-                try db.execute(sql: "ATTACH DATABASE ? AS sandbox", arguments: [directory + "/sandbox.sqlite"])
-                return try Int.fetchOne(
-                    db,
-                    sql: """
-                        SELECT COUNT(*) FROM payments p JOIN sandbox.payments s ON s.payment_id = p.id
-                        WHERE p.status = 'new' AND s.status != 'open'
-                        """
-                ) ?? 0
+            let sandbox = try books.sandboxStatuses()
+            let open = try await books.read { db in
+                try db.values(String.self, "SELECT id FROM payments WHERE status = 'new' AND system = 'sandbox'")
             }
-            if waiting == 0 { return }
+            if open.allSatisfy({ sandbox[$0] == nil || sandbox[$0] == "open" }) { return }
             try await Task.sleep(for: .milliseconds(200))
         }
         report("warning: payments decided at the sandbox still New after 180 s")
     }
 
-    static func check(directory: String, record: Record) throws -> [String] {
-        let queue = try DatabaseQueue(path: directory + "/billing.sqlite")
-        return try queue.inDatabase { db -> [String] in
-            try db.execute(sql: "ATTACH DATABASE ? AS sandbox", arguments: [directory + "/sandbox.sqlite"])
+    static func check(_ books: Books, record: Record) async throws -> [String] {
+        let sandbox = try books.sandboxStatuses()
+        let seen = record.seenEvents()
+        var problems = try await books.store.checkStorage().problems
+        problems += try await books.read { db -> [String] in
             var problems: [String] = []
-            func rows(_ sql: String, _ describe: (Row) -> String) throws {
-                problems += try Row.fetchAll(db, sql: sql).map(describe)
-            }
-            if try String.fetchAll(db, sql: "PRAGMA integrity_check") != ["ok"] {
-                problems.append("integrity_check failed")
-            }
-            try rows(
-                """
-                SELECT a.id, a.balance_minor, COALESCE(SUM(l.amount_minor), 0) AS ledger FROM accounts a
-                LEFT JOIN ledger l ON l.account_id = a.id GROUP BY a.id HAVING a.balance_minor != COALESCE(SUM(l.amount_minor), 0)
-                """
-            ) {
-                "account \($0["id"] as String): balance \($0["balance_minor"] as Int64) != ledger \($0["ledger"] as Int64)"
+            func rows(_ sql: String, _ describe: (SQLRow) throws -> String) throws {
+                problems += try db.rows(sql).map(describe)
             }
             try rows(
                 """
                 SELECT p.id FROM payments p WHERE p.status = 'paid' AND
                   (SELECT COUNT(*) FROM ledger l WHERE l.entry_key = 'credit:' || p.id AND l.amount_minor = p.amount_minor) != 1
                 """
-            ) { "Paid payment \($0["id"] as String) has not exactly one credit of its amount" }
+            ) { "Paid payment \(try $0.get("id") as String) has not exactly one credit of its amount" }
             try rows(
                 """
                 SELECT l.entry_key FROM ledger l JOIN payments p ON l.entry_key = 'credit:' || p.id WHERE p.status != 'paid'
                 """
-            ) { "credit \($0["entry_key"] as String) for a payment that is not Paid" }
-            try rows("SELECT COUNT(*) AS n, COALESCE(MAX(sequence), 0) AS top FROM events WHERE 1 HAVING n != top") {
-                "event log: \($0["n"] as Int64) events up to \($0["top"] as Int64)"
+            ) { "credit \(try $0.get("entry_key") as String) for a payment that is not Paid" }
+            for row in try db.rows("SELECT id, status FROM payments WHERE system = 'sandbox'") {
+                let id: String = try row.get("id")
+                let status: String = try row.get("status")
+                if sandbox[id] == "approved" && status != "paid" {
+                    problems.append("sandbox approved \(id) but it is \(status)")
+                }
+                if status == "paid" && sandbox[id] != "approved" {
+                    problems.append("\(id) is Paid but the sandbox says \(sandbox[id] ?? "nothing")")
+                }
             }
-            try rows("SELECT account_id FROM events GROUP BY account_id HAVING COUNT(*) != MAX(account_sequence)") {
-                "account \($0["account_id"] as String): its event sequence has a gap"
-            }
-            try rows(
-                """
-                SELECT p.id, p.status FROM payments p JOIN sandbox.payments s ON s.payment_id = p.id
-                WHERE s.status = 'approved' AND p.status != 'paid'
-                """
-            ) { "sandbox approved \($0["id"] as String) but it is \($0["status"] as String)" }
-            try rows(
-                """
-                SELECT p.id, s.status FROM payments p LEFT JOIN sandbox.payments s ON s.payment_id = p.id
-                WHERE p.system = 'sandbox' AND p.status = 'paid' AND (s.status IS NULL OR s.status != 'approved')
-                """
-            ) { "\($0["id"] as String) is Paid but the sandbox says \(($0["status"] as String?) ?? "nothing")" }
             // Every event a watcher saw is the log's, and each saw 1, 2, … of its account.
-            for (account, seen) in record.seenEvents() {
+            for (account, seen) in seen {
                 let expected = Array(1...UInt64(max(1, seen.count)))
                 if !seen.isEmpty && seen.map(\.sequence) != expected {
                     problems.append("watcher of \(account) saw sequences with a gap or a repeat (\(seen.count) events)")
                 }
-                for event in seen {
-                    let stored = try Row.fetchOne(
-                        db,
-                        sql: "SELECT kind FROM events WHERE account_id = ? AND account_sequence = ?",
-                        arguments: [account, event.sequence]
+                var kinds: [UInt64: String] = [:]
+                for row in try db.rows("SELECT account_sequence, kind FROM events WHERE account_id = ?", [account]) {
+                    kinds[UInt64(try row.get("account_sequence") as Int64)] = try row.get("kind")
+                }
+                for event in seen where kinds[event.sequence] != event.kind {
+                    problems.append(
+                        "watcher of \(account) saw \(event.sequence) \(event.kind), the log has \(kinds[event.sequence] ?? "nothing")"
                     )
-                    if stored == nil || (stored?["kind"] as String?) != event.kind {
-                        problems.append(
-                            "watcher of \(account) saw \(event.sequence) \(event.kind), the log has \((stored?["kind"] as String?) ?? "nothing")"
-                        )
-                    }
                 }
             }
             return problems
         }
+        return problems
     }
 
     static func figures(
-        directory: String
-    ) throws -> (payments: Int, paid: Int, cancelled: Int, new: Int, ledger: Int, events: Int) {
-        try DatabaseQueue(path: directory + "/billing.sqlite").inDatabase { db in
-            func count(_ sql: String) throws -> Int { try Int.fetchOne(db, sql: sql) ?? 0 }
+        _ books: Books
+    ) async throws -> (payments: Int, paid: Int, cancelled: Int, new: Int, ledger: Int, events: Int) {
+        try await books.read { db in
+            func count(_ sql: String) throws -> Int { try db.value(Int.self, sql) ?? 0 }
             return (
                 try count("SELECT COUNT(*) FROM payments"),
                 try count("SELECT COUNT(*) FROM payments WHERE status = 'paid'"),

@@ -22,6 +22,7 @@ func report(_ line: String) {
 //   billing-bench certs DIR                     writes the development certificate set into DIR
 //   billing-bench crash [KILLS] [SEED]          the whole-process crash test: billingd as a child under mixed
 //                                               load, SIGKILLed and restarted KILLS times, then the books checked
+//   billing-bench cluster [KILLS] [SEED]        the crash test on three billingd instances sharing one PostgreSQL
 //   billing-bench crash-writer PATH             the durability test's child (writes until killed)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -62,11 +63,21 @@ case "crash":
         report("crash test failed: \(error)")
         exit(1)
     }
+case "cluster":
+    do {
+        try await ClusterTest.run(
+            kills: arguments.dropFirst().first.flatMap { Int($0) } ?? 20,
+            seed: arguments.dropFirst(2).first.flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        )
+    } catch {
+        report("cluster crash test failed: \(error)")
+        exit(1)
+    }
 case "crash-writer" where arguments.count == 2:
     try await CrashWriter.run(path: arguments[1])
 default:
     print(
-        "usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | poller [COUNT] [CONCURRENCY] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash [KILLS] [SEED] | crash-writer PATH"
+        "usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | poller [COUNT] [CONCURRENCY] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash [KILLS] [SEED] | cluster [KILLS] [SEED] | crash-writer PATH"
     )
 }
 

@@ -36,6 +36,9 @@ final class SandboxState: Sendable {
     ///   billingd, imported once into an empty file and then renamed.
     init(path: String?, importing legacy: String? = nil) throws {
         var configuration = Configuration()
+        // Several billingd instances of one machine may share the file (one
+        // data directory): a writer waits for another's transaction.
+        configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
