@@ -22,6 +22,7 @@ func report(_ line: String) {
 //   billing-bench certs DIR                     writes the development certificate set into DIR
 //   billing-bench crash [KILLS] [SEED]          the whole-process crash test: billingd as a child under mixed
 //                                               load, SIGKILLed and restarted KILLS times, then the books checked
+//   billing-bench transitions-postgres [COUNT] [TASKS] [ROUNDS]  the same on PostgreSQL (1 and 3 instances) beside SQLite, interleaved
 //   billing-bench cluster [KILLS] [SEED]        the crash test on three billingd instances sharing one PostgreSQL
 //   billing-bench crash-writer PATH             the durability test's child (writes until killed)
 
@@ -63,6 +64,12 @@ case "crash":
         report("crash test failed: \(error)")
         exit(1)
     }
+case "transitions-postgres":
+    try await PostgresBenchmark.run(
+        count: arguments.dropFirst().first.flatMap { Int($0) } ?? 2_000,
+        tasks: arguments.dropFirst(2).first.flatMap { Int($0) } ?? 64,
+        rounds: arguments.dropFirst(3).first.flatMap { Int($0) } ?? 3
+    )
 case "cluster":
     do {
         try await ClusterTest.run(
@@ -77,7 +84,7 @@ case "crash-writer" where arguments.count == 2:
     try await CrashWriter.run(path: arguments[1])
 default:
     print(
-        "usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | poller [COUNT] [CONCURRENCY] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash [KILLS] [SEED] | cluster [KILLS] [SEED] | crash-writer PATH"
+        "usage: billing-bench transitions [COUNT] [TASKS] | rpc [SECONDS] | balance [SECONDS] | fanout [CALLS] | poller [COUNT] [CONCURRENCY] | rpc-client HOST:PORT DIR [SECONDS] | certs DIR | crash [KILLS] [SEED] | transitions-postgres [COUNT] [TASKS] [ROUNDS] | cluster [KILLS] [SEED] | crash-writer PATH"
     )
 }
 
