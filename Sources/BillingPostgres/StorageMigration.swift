@@ -36,7 +36,8 @@ public enum StorageMigration {
         let snapshot = try await source.read { db in
             try tables.map { table in
                 // renewal_lines keeps SQLite's row order (PostgreSQL names the column rowid too).
-                let select = table == "renewal_lines" ? "SELECT rowid AS rowid, * FROM \(table)" : "SELECT * FROM \(table)"
+                let select =
+                    table == "renewal_lines" ? "SELECT rowid AS rowid, * FROM \(table)" : "SELECT * FROM \(table)"
                 return (table: table, rows: try db.rows(select))
             }
         }
@@ -81,7 +82,9 @@ public enum StorageMigration {
             problems.append("the accounts' balances or ledger sums differ between SQLite and PostgreSQL")
         }
         if copied.latestSequence != expected.latestSequence {
-            problems.append("events end at \(expected.latestSequence) in SQLite, \(copied.latestSequence) in PostgreSQL")
+            problems.append(
+                "events end at \(expected.latestSequence) in SQLite, \(copied.latestSequence) in PostgreSQL"
+            )
         }
         problems += copied.invariantProblems
         guard problems.isEmpty else {
@@ -122,7 +125,8 @@ public enum StorageMigration {
             balances[try row.get("id")] = [try row.get("balance_minor"), try row.get("ledger"), try row.get("entries")]
         }
         var totals: [String: Int64] = [:]
-        for row in try db.rows("SELECT currency, COALESCE(SUM(amount_minor), 0) AS total FROM ledger GROUP BY currency") {
+        for row in try db.rows("SELECT currency, COALESCE(SUM(amount_minor), 0) AS total FROM ledger GROUP BY currency")
+        {
             totals[try row.get("currency")] = try row.get("total")
         }
         let latest = try db.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) FROM events") ?? 0

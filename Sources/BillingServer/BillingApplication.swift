@@ -390,7 +390,8 @@ public final class BillingApplication: Sendable {
                 "billingd listening",
                 metadata: [
                     "address": "\(configuration.listen.host):\(port)",
-                    "database": "\(configuration.usesPostgres ? configuration.storage.postgres.url : configuration.resolvedDatabasePath)",
+                    "database":
+                        "\(configuration.usesPostgres ? configuration.storage.postgres.url : configuration.resolvedDatabasePath)",
                 ]
             )
             started.succeed(())

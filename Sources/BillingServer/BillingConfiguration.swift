@@ -725,7 +725,9 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
     ///
     /// - Throws: `ConfigurationError` when the password cannot be read or a
     ///   setting is wrong.
-    public func postgresConfiguration(environment: [String: String]? = nil) throws(ConfigurationError) -> PostgresConfiguration? {
+    public func postgresConfiguration(
+        environment: [String: String]? = nil
+    ) throws(ConfigurationError) -> PostgresConfiguration? {
         guard usesPostgres else { return nil }
         let postgres = storage.postgres
         let environment = environment ?? ProcessInfo.processInfo.environment

@@ -275,7 +275,9 @@ struct Poller: Sendable {
         // instances' logs show no payment checked by two at once.
         logger.debug(
             "payment check started",
-            metadata: ["payment": "\(claimed.id)", "owner": "\(owner)", "monotonic_ns": "\(Self.monotonicNanoseconds())"]
+            metadata: [
+                "payment": "\(claimed.id)", "owner": "\(owner)", "monotonic_ns": "\(Self.monotonicNanoseconds())",
+            ]
         )
         defer {
             logger.debug(

@@ -61,7 +61,12 @@ enum ClusterTest {
         func start() async throws -> CrashTest.Child {
             let lines = CrashTest.LogLines()
             logs.append((lines, nil))
-            return try await CrashTest.Child.start(directory: directory, config: config, logLevel: "debug", keeping: lines)
+            return try await CrashTest.Child.start(
+                directory: directory,
+                config: config,
+                logLevel: "debug",
+                keeping: lines
+            )
         }
         // The first makes the development certificates the others then use.
         var daemons = [try await start()]
@@ -164,7 +169,9 @@ enum ClusterTest {
 
             """
         )
-        second.append("x debug billingd: monotonic_ns=150 owner=b payment=pay_probe [BillingServer] payment check started\n")
+        second.append(
+            "x debug billingd: monotonic_ns=150 owner=b payment=pay_probe [BillingServer] payment check started\n"
+        )
         guard overlappingChecks([(first, nil), (second, 300)]).1.count == 1 else {
             report("VIOLATION: the overlap detector does not find a known overlap")
             throw CrashTest.ExitFailure()
@@ -205,7 +212,9 @@ enum ClusterTest {
                     open[String(payment)] = (time, String(owner))
                     count += 1
                 } else if line.contains("payment check ended"), let begun = open.removeValue(forKey: String(payment)) {
-                    intervals[String(payment), default: []].append(Check(start: begun.start, end: time, owner: begun.owner))
+                    intervals[String(payment), default: []].append(
+                        Check(start: begun.start, end: time, owner: begun.owner)
+                    )
                 }
             }
             // Checks a kill cut short ran until the kill.

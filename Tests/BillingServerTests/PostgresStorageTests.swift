@@ -141,7 +141,8 @@ import Testing
     /// configuration problem (exit 78) that says what is wrong.
     @Test func aBadStorageSettingIsAConfigurationProblem() async throws {
         let billingd = try #require(Executable.path("billingd"), "billingd must be built")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgconf-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgconf-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let cases: [(url: String, says: String)] = [

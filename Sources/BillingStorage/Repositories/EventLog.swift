@@ -2,21 +2,21 @@ internal import BillingCore
 internal import Foundation
 
 /// Rows of `events`: append-only, numbered gap-free globally and per
-/// account. Each number is MAX + 1 inside the writing transaction; SQLite
-/// has one writer, so no two transactions take the same one.
+/// account. Each number is MAX + 1 inside the writing transaction; writes
+/// are serialised (SQLite's one writer, PostgreSQL's write lock), so no two
+/// transactions take the same one.
 enum EventLog {
+    /// One statement: the numbers are read and the row written together
+    /// (one round trip to PostgreSQL, not three).
     static func append(_ db: any SQLSession, accountID: String, atMs: Int64, _ change: Event.Change) throws {
-        let next = try db.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events") ?? 1
-        let nextOfAccount =
-            try db.value(
-                Int64.self,
-                "SELECT COALESCE(MAX(account_sequence), 0) + 1 FROM events WHERE account_id = ?",
-                [accountID]
-            ) ?? 1
         let payload = String(decoding: try JSONEncoder().encode(change), as: UTF8.self)
         try db.execute(
-            "INSERT INTO events (sequence, account_sequence, account_id, at_ms, kind, payload) VALUES (?, ?, ?, ?, ?, ?)",
-            [next, nextOfAccount, accountID, atMs, change.kind, payload]
+            """
+            INSERT INTO events (sequence, account_sequence, account_id, at_ms, kind, payload)
+            SELECT (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events),
+                (SELECT COALESCE(MAX(account_sequence), 0) + 1 FROM events WHERE account_id = ?), ?, ?, ?, ?
+            """,
+            [accountID, accountID, atMs, change.kind, payload]
         )
     }
 
