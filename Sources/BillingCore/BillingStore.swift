@@ -86,6 +86,10 @@ public protocol BillingStore: Sendable {
     /// kept them waiting too long), so that another poller need not wait for
     /// their leases to run out.
     func releaseClaims(paymentIDs: [String], owner: String) async throws(BillingError)
+    /// Extends `owner`'s claim of a payment it is checking to `lease` from
+    /// now, so a check that takes long is not taken over by another poller;
+    /// false when the claim is no longer `owner`'s (or the payment left New).
+    func renewClaim(paymentID: String, owner: String, lease: Duration) async throws(BillingError) -> Bool
     func nextCheckDue() async throws(BillingError) -> Int64?
     func pollerBacklog() async throws(BillingError) -> (due: Int, oldestDueMs: Int64?)
     func latestSequence() async throws(BillingError) -> UInt64

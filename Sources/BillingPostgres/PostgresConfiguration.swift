@@ -75,6 +75,9 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
             throw .invalidArgument("storage.postgres.url names no user (postgres://USER@host/database)")
         }
         let userPart = rest[..<at]
+        guard !userPart.contains("@") else {
+            throw .invalidArgument("storage.postgres.url has more than one @ (write an @ in a user name as %40)")
+        }
         guard !userPart.contains(":") else {
             throw .invalidArgument(
                 "storage.postgres.url carries a password: give it in storage.postgres.passwordFile or passwordEnv instead"
@@ -106,7 +109,10 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
             case "sslmode":
                 throw .invalidArgument("storage.postgres.url: set TLS with storage.postgres.tls, not sslmode")
             default:
-                throw .invalidArgument("storage.postgres.url has an unknown parameter \(key.prefix(40))")
+                // Not echoed: a mistyped URL may carry a secret there.
+                throw .invalidArgument(
+                    "storage.postgres.url has an unknown parameter (only host=/socket/folder is taken)"
+                )
             }
         }
         guard !user.isEmpty else { throw .invalidArgument("storage.postgres.url names no user") }

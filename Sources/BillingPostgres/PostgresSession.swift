@@ -16,11 +16,18 @@ internal import Synchronization
 final class PostgresSession: SQLSession {
     let connection: PostgresConnection
     private let logger: Logger
+    /// How long an answer may take before the connection is given up as
+    /// broken: the server's statement timeout plus a margin. A server that
+    /// went away without a word (a failover, a killed backend, a cut
+    /// network) never answers; the caller gets a retryable error instead of
+    /// waiting for ever.
+    private let answerTimeout: TimeAmount
     private(set) var changes = 0
 
-    init(_ connection: PostgresConnection, logger: Logger) {
+    init(_ connection: PostgresConnection, logger: Logger, answerTimeout: Duration = .seconds(40)) {
         self.connection = connection
         self.logger = logger
+        self.answerTimeout = .milliseconds(answerTimeout.milliseconds)
     }
 
     @discardableResult
@@ -44,10 +51,24 @@ final class PostgresSession: SQLSession {
             }
         }
         let query = PostgresQuery(unsafeSQL: Placeholders.numbered(sql), binds: binds)
+        guard !connection.isClosed else { throw PostgresFailure(lost: "the connection was closed") }
+        let eventLoop = connection.eventLoop
+        let answer = eventLoop.makePromise(of: PostgresQueryResult.self)
+        let timeout = answerTimeout
+        let timer = eventLoop.scheduleTask(in: timeout) {
+            answer.fail(PostgresFailure(lost: "no answer within \(timeout.nanoseconds / 1_000_000_000) s"))
+        }
+        connection.query(query, logger: logger).whenComplete { result in
+            timer.cancel()
+            answer.completeWith(result)
+        }
         do {
-            return try connection.query(query, logger: logger).wait()
+            return try answer.futureResult.wait()
         } catch {
-            throw PostgresFailure(error)
+            let failure = PostgresFailure(error)
+            // A connection that stopped answering is closed: its pool drops it.
+            if failure.connectionLost { _ = connection.close() as EventLoopFuture<Void> }
+            throw failure
         }
     }
 
@@ -138,6 +159,12 @@ struct PostgresFailure: Error, CustomStringConvertible {
         self.connectionLost = false
     }
 
+    init(lost message: String) {
+        self.sqlState = nil
+        self.message = message
+        self.connectionLost = true
+    }
+
     init(_ error: any Error) {
         if let failure = error as? PostgresFailure {
             self = failure
@@ -148,7 +175,8 @@ struct PostgresFailure: Error, CustomStringConvertible {
                 connectionLost = false
             } else {
                 sqlState = nil
-                message = "\(psql.code)"
+                // The reason below ("No such file or directory", "Connection refused", …).
+                message = "\(psql.code)" + (psql.underlying.map { ": \($0)" } ?? "")
                 connectionLost = true
             }
         } else {

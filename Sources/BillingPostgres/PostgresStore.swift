@@ -254,6 +254,14 @@ public final class PostgresStore: SQLStore {
         return claimed.sorted { ($0.nextCheckAtMs ?? 0, $0.id) < ($1.nextCheckAtMs ?? 0, $1.id) }
     }
 
+    /// A claim renewed without the write lock (it touches only the poller's columns).
+    public func renewClaim(paymentID: String, owner: String, lease: Duration) async throws(BillingError) -> Bool {
+        let until = clock.nowMs + lease.milliseconds
+        return try await writeUnlocked { session in
+            try PaymentRepository.renew(session, paymentID, owner: owner, until: until)
+        }
+    }
+
     // MARK: Connections and threads
 
     /// A batch of `GroupCommit`: one transaction under the write lock, each
@@ -377,9 +385,12 @@ final class Connections: Sendable {
     private let idle = Mutex<[PostgresConnection]>([])
     private let writerConnection = Mutex<PostgresConnection?>(nil)
     private let logger: Logger
+    /// The server's statement timeout and a margin: past it a connection is broken.
+    private let answerTimeout: Duration
 
     init(_ postgres: PostgresConfiguration, logger: Logger) throws(BillingError) {
         connector = try Connector(postgres, logger: logger)
+        answerTimeout = postgres.statementTimeout + .seconds(10)
         readers = NIOThreadPool(numberOfThreads: postgres.poolSize)
         self.logger = logger
         readers.start()
@@ -420,7 +431,7 @@ final class Connections: Sendable {
                     current = fresh
                     return fresh
                 }
-                let session = PostgresSession(connection, logger: logger)
+                let session = PostgresSession(connection, logger: logger, answerTimeout: answerTimeout)
                 do {
                     return try body(session)
                 } catch let failure as PostgresFailure where failure.connectionLost {
@@ -441,8 +452,11 @@ final class Connections: Sendable {
     ) async throws(BillingError) -> T {
         do {
             return try await readers.runIfActive { [self] in
-                let connection = try idle.withLock({ $0.popLast() }) ?? connector.connect(on: group.next())
-                let session = PostgresSession(connection, logger: logger)
+                // A pooled connection the server closed meanwhile is dropped, not used.
+                var pooled = idle.withLock { $0.popLast() }
+                while let stale = pooled, stale.isClosed { pooled = idle.withLock { $0.popLast() } }
+                let connection = try pooled ?? connector.connect(on: group.next())
+                let session = PostgresSession(connection, logger: logger, answerTimeout: answerTimeout)
                 do {
                     let result = try body(session)
                     idle.withLock { $0.append(connection) }

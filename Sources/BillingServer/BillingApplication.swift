@@ -479,6 +479,8 @@ public final class BillingApplication: Sendable {
         guard FileManager.default.fileExists(atPath: source) else {
             throw BillingError.notFound("no SQLite database at \(source)")
         }
+        // Before anything opens it for writing (the schema migration at open).
+        try SQLiteStore.requireBillingDatabase(at: source)
         let storage = StorageConfiguration(path: source)
         let sqlite = try SQLiteStore(storage)
         let target = try await PostgresStore.open(storage, postgres: postgres, logger: logger)

@@ -647,10 +647,12 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
             wanted.append((stripe.webhookSecretFile, stripe.webhookSecretEnvironment, "Stripe webhook signing secret"))
         }
         var problems: [String] = []
-        do {
-            _ = try postgresConfiguration(environment: environment)
-        } catch {
-            problems += error.problems
+        // The PostgreSQL password, if one is to be read (the URL is validate()'s).
+        let postgres = storage.postgres
+        let variables = environment ?? ProcessInfo.processInfo.environment
+        if usesPostgres && (!postgres.passwordFile.isEmpty || variables[postgres.passwordEnvironment]?.isEmpty == false)
+        {
+            wanted.append((postgres.passwordFile, postgres.passwordEnvironment, "PostgreSQL password"))
         }
         for secret in wanted {
             do {

@@ -279,7 +279,25 @@ struct Poller: Sendable {
                 "payment": "\(claimed.id)", "owner": "\(owner)", "monotonic_ns": "\(Self.monotonicNanoseconds())",
             ]
         )
+        // The claim is renewed while the check runs (every third of the
+        // lease): a slow payment system or a loaded machine never lets
+        // another instance's poller take over a payment being checked.
+        let renewal = Task { [store, clock, owner, lease = settings.lease, logger] in
+            while !Task.isCancelled {
+                try? await clock.sleep(for: lease / 3)
+                if Task.isCancelled { return }
+                do {
+                    if try await !store.renewClaim(paymentID: claimed.id, owner: owner, lease: lease) { return }
+                } catch {
+                    logger.warning(
+                        "could not renew a claim",
+                        metadata: ["payment": "\(claimed.id)", "error": "\(error)"]
+                    )
+                }
+            }
+        }
         defer {
+            renewal.cancel()
             logger.debug(
                 "payment check ended",
                 metadata: [

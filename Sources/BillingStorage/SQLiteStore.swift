@@ -200,6 +200,31 @@ public final class SQLiteStore: SQLStore {
         }
     }
 
+    /// Refuses a file that is not a billingd database (any other SQLite file,
+    /// an empty file), opened read-only: nothing is written to it.
+    public static func requireBillingDatabase(at path: String) throws(BillingError) {
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            let tables = try queue.read { db in
+                try String.fetchAll(
+                    db,
+                    sql:
+                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('grdb_migrations', 'accounts', 'ledger', 'events', 'payments')"
+                )
+            }
+            guard Set(tables).count == 5 else {
+                throw BillingError.failedPrecondition("\(path) is not a billingd database (it lacks billingd's tables)")
+            }
+        } catch let error as BillingError {
+            throw error
+        } catch {
+            throw .failedPrecondition("\(path) is not a billingd database: \(map(error))")
+        }
+    }
+
     /// Closes the database (its last connection checkpoints the log).
     public func close() throws(BillingError) {
         do {

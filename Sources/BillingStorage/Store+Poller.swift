@@ -48,6 +48,11 @@ extension SQLStore {
         }
     }
 
+    public func renewClaim(paymentID: String, owner: String, lease: Duration) async throws(BillingError) -> Bool {
+        let until = clock.nowMs + lease.milliseconds
+        return try await write { db in try PaymentRepository.renew(db, paymentID, owner: owner, until: until) }
+    }
+
     public func releaseClaims(paymentIDs: [String], owner: String) async throws(BillingError) {
         if paymentIDs.isEmpty { return }
         try await write { db in

@@ -125,8 +125,12 @@ enum CrashTest {
     /// A child's log, kept whole (the cluster test reads its poller's lines).
     final class LogLines: Sendable {
         private let text = Mutex("")
+        private let ended = Mutex(false)
 
         func append(_ more: String) { text.withLock { $0 += more } }
+        /// The child closed its log (it ended): every line is here.
+        func end() { ended.withLock { $0 = true } }
+        var isComplete: Bool { ended.withLock { $0 } }
         var lines: [Substring] { text.withLock { $0 }.split(separator: "\n") }
     }
 
@@ -198,6 +202,7 @@ enum CrashTest {
                             if count <= 0 { break }
                             kept?.append(String(decoding: buffer[0..<count], as: UTF8.self))
                         }
+                        kept?.end()
                     }
                     continuation.resume(returning: rpc.flatMap { rpc in sandbox.map { (rpc, $0) } })
                 }

@@ -109,6 +109,14 @@ import Testing
         )
         #expect(move.status == 0, "\(move.stdout)\(move.stderr)")
         #expect(move.stdout.contains("copied and checked"), "\(move.stdout)")
+        // A file that is not a billingd database is refused and left as it was.
+        let empty = directory + "/empty.sqlite"
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
+        let foreign = await Executable.run(billingd, ["--config", config, "--migrate-storage-from", empty])
+        #expect(foreign.status == 1)
+        #expect(foreign.stderr.contains("not a billingd database"), "\(foreign.stderr)")
+        #expect(try FileManager.default.attributesOfItem(atPath: empty)[.size] as? Int == 0)
+        #expect(!FileManager.default.fileExists(atPath: empty + "-wal"))
         let again = await Executable.run(
             billingd,
             ["--config", config, "--migrate-storage-from", directory + "/billing.sqlite"]

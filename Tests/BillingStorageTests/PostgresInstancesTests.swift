@@ -1,6 +1,7 @@
 import BillingCore
 import BillingPostgres
 import BillingStorage
+import BillingTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -91,6 +92,35 @@ import Testing
         }
         #expect(other.commits.generation > before, "the other instance was not woken")
         #expect(try await other.events(after: 0, accountID: f.account.id, limit: 10).count > 0)
+    }
+
+    /// The server drops every connection of billingd (a failover, a DBA, a
+    /// proxy restart): calls fail with a retryable error at worst, and the
+    /// store reconnects by itself; nothing written is lost or doubled.
+    @Test func aStoreComesBackAfterItsConnectionsAreCut() async throws {
+        let f = try await StoreFixture(.postgres)
+        let server = try await PostgresServer.shared()
+        let database = try #require(f.postgres?.database)
+        let before = try await f.topUp("1.00", .invoice)
+        for round in 0..<2 {
+            try await server.sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(database)' AND application_name = 'billingd'",
+                database: "postgres"
+            )
+            var made: Payment?
+            for _ in 0..<5 where made == nil {
+                do {
+                    made = try await f.topUp("2.00", .invoice, key: "after-cut-\(round)")
+                } catch BillingError.storage(_, let retryable) {
+                    #expect(retryable, "a cut connection is a retryable failure")
+                }
+            }
+            let payment = try #require(made, "the store did not come back")
+            _ = try await f.store.transition(paymentID: payment.id, .paid)
+        }
+        _ = try await f.store.transition(paymentID: before.id, .paid)
+        #expect(try await f.balanceMinor() == 5_00)
+        #expect(try await f.checkInvariants() == [])
     }
 
     /// Three pollers claiming at once never get the same payment, and

@@ -59,6 +59,8 @@ final class StoreFixture: Sendable {
             let database = try await server.createDatabase()
             var postgres = try PostgresConfiguration(url: server.url(database: database))
             postgres.poolSize = 3
+            // A connection that stops answering is given up after 15 s.
+            postgres.statementTimeout = .seconds(5)
             self.postgres = postgres
             store = try await PostgresStore.open(configuration, postgres: postgres, clock: clock)
         }

@@ -223,6 +223,14 @@ package enum PaymentRepository {
         ) == 1
     }
 
+    /// Extends `owner`'s live lease of a New payment; true when it was still `owner`'s.
+    package static func renew(_ db: any SQLSession, _ id: String, owner: String, until: Int64) throws -> Bool {
+        try db.execute(
+            "UPDATE payments SET lease_until_ms = ? WHERE id = ? AND lease_owner = ? AND status = 'new'",
+            [until, id, owner]
+        ) == 1
+    }
+
     /// Gives back `owner`'s lease of a payment it did not check.
     static func release(_ db: any SQLSession, _ id: String, owner: String) throws {
         try db.execute(
