@@ -59,12 +59,13 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
         let text = url.trimmingSpaces
         guard text.utf8.count <= 2048 else { throw .invalidArgument("storage.postgres.url is longer than 2048 bytes") }
         var rest: Substring
-        if text.hasPrefix("postgres://") {
+        // Schemes are case-insensitive; what comes before "://" is not echoed (it could be a secret).
+        if text.lowercased().hasPrefix("postgres://") {
             rest = text.dropFirst("postgres://".count)
-        } else if text.hasPrefix("postgresql://") {
+        } else if text.lowercased().hasPrefix("postgresql://") {
             rest = text.dropFirst("postgresql://".count)
         } else {
-            throw .invalidArgument("storage.postgres.url must start with postgres:// (it is \(Self.scheme(of: text)))")
+            throw .invalidArgument("storage.postgres.url must start with postgres:// or postgresql://")
         }
         var query: Substring = ""
         if let mark = rest.firstIndex(of: "?") {
@@ -80,7 +81,7 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
         }
         guard !userPart.contains(":") else {
             throw .invalidArgument(
-                "storage.postgres.url carries a password: give it in storage.postgres.passwordFile or passwordEnv instead"
+                "storage.postgres.url carries a password: give it in storage.postgres.passwordFile or the variable storage.postgres.passwordEnvironment names instead"
             )
         }
         let user = try Self.decoded(userPart, "user")
@@ -105,7 +106,11 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
             let key = String(parts[0])
             let value = try Self.decoded(parts.count > 1 ? parts[1] : "", key)
             switch key {
-            case "host": host = value
+            case "host":
+                guard value.hasPrefix("/") else {
+                    throw .invalidArgument("storage.postgres.url: host= takes a Unix socket's folder (a path from /)")
+                }
+                host = value
             case "sslmode":
                 throw .invalidArgument("storage.postgres.url: set TLS with storage.postgres.tls, not sslmode")
             default:
@@ -135,11 +140,6 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
         case .verifyFull(let ca): security = "TLS verified against \(ca ?? "the system's roots")"
         }
         return "postgres://\(user)@\(place)/\(database) (\(security), password \(password == nil ? "none" : "set"))"
-    }
-
-    private static func scheme(of url: String) -> String {
-        guard let colon = url.firstIndex(of: ":") else { return "no scheme" }
-        return String(url[..<colon].prefix(20))
     }
 
     /// Percent-decoding of one URL part; control characters refused.

@@ -365,10 +365,11 @@ public final class PostgresStore: SQLStore {
         if let billing = error as? BillingError { return billing }
         if error is CancellationError { return .storage("cancelled", retryable: true) }
         let failure = PostgresFailure(error)
-        // Lost connections, timeouts (57014), conflicts, an unavailable
-        // server (57P0x, 08xxx, 53xxx): trying again may work.
+        // Lost connections, timeouts (57014), a lock not had in time
+        // (55P03), conflicts, an unavailable server (57P0x, 08xxx, 53xxx):
+        // trying again may work.
         let retryable =
-            failure.connectionLost || failure.isConflict
+            failure.connectionLost || failure.isConflict || failure.sqlState == "55P03"
             || ["57", "08", "53"].contains(where: { failure.sqlState?.hasPrefix($0) == true })
         return .storage(failure.description, retryable: retryable)
     }
@@ -521,8 +522,13 @@ final class Connector: Sendable {
         configuration.options.additionalStartupParameters = [
             ("application_name", "billingd"),
             ("statement_timeout", "\(postgres.statementTimeout.milliseconds)"),
-            // A transaction left open by a stalled instance ends, and so does its lock.
-            ("idle_in_transaction_session_timeout", "\(max(60_000, 2 * postgres.statementTimeout.milliseconds))"),
+            // A write waits this long at most for another instance's write lock (or a
+            // row lock), then fails retryable: one stalled instance never holds every
+            // other instance's writes for long, nor their shutdown.
+            ("lock_timeout", "\(min(5_000, postgres.statementTimeout.milliseconds / 2))"),
+            // A transaction a stalled instance left open ends, and so does its lock.
+            // billingd's transactions send their statements back to back.
+            ("idle_in_transaction_session_timeout", "15000"),
         ]
         self.configuration = configuration
         self.logger = logger

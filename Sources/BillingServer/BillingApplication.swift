@@ -459,11 +459,19 @@ public final class BillingApplication: Sendable {
     /// is there (nothing changed); nil on SQLite.
     public static func probeStorage(_ configuration: BillingConfiguration) async throws -> String? {
         guard let postgres = try configuration.postgresConfiguration() else { return nil }
-        return "\(postgres): " + (try await PostgresStore.probe(postgres))
+        do {
+            return "\(postgres): " + (try await PostgresStore.probe(postgres))
+        } catch {
+            let hint =
+                postgres.password == nil && "\(error)".contains("Password")
+                ? " (the server wants a password: set storage.postgres.passwordFile or \(configuration.storage.postgres.passwordEnvironment))"
+                : ""
+            throw BillingError.storage("\(postgres): \(error)\(hint)", retryable: false)
+        }
     }
 
     /// `billingd --migrate-storage-from FILE`: the SQLite file at `source`
-    /// (migrated to this version's schema first, as a start would) copied
+    /// (read only: a checked copy of it, brought to this version's schema) copied
     /// into the configured PostgreSQL database, which must be empty, then
     /// checked (`StorageMigration`). Stop every billingd first.
     public static func migrateStorage(
@@ -479,9 +487,21 @@ public final class BillingApplication: Sendable {
         guard FileManager.default.fileExists(atPath: source) else {
             throw BillingError.notFound("no SQLite database at \(source)")
         }
-        // Before anything opens it for writing (the schema migration at open).
+        // The source is only read (it is the operator's way back): checked, then
+        // copied with SQLite's online backup into a temporary folder, where the
+        // copy is brought to this version's schema and read.
         try SQLiteStore.requireBillingDatabase(at: source)
-        let storage = StorageConfiguration(path: source)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "billingd-migrate-\(UUID().uuidString)"
+        ).path
+        try FileManager.default.createDirectory(
+            atPath: folder,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        _ = try await SQLiteStore.backup(databaseAt: source, to: folder + "/source.sqlite")
+        let storage = StorageConfiguration(path: folder + "/source.sqlite")
         let sqlite = try SQLiteStore(storage)
         let target = try await PostgresStore.open(storage, postgres: postgres, logger: logger)
         do {

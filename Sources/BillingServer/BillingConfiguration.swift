@@ -448,7 +448,6 @@ public struct BillingConfiguration: Sendable, Codable, Hashable {
                 "poller.unstartedChargeGraceSeconds must be in (0, 21600]: a retry after PayPal forgot the request id could charge twice"
             )
         }
-        if poller.leaseSeconds <= 0 { problems.append("poller.leaseSeconds must be positive") }
         if limits.maxFrameBytes < 1024 || limits.maxFrameBytes > 4 << 20 {
             problems.append("limits.maxFrameBytes must be 1 KiB to 4 MiB")
         }

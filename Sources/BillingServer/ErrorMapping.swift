@@ -33,7 +33,7 @@ enum ErrorMapping {
         case .storage(let detail, let retryable):
             logger.error("storage error", metadata: ["detail": "\(detail)"])
             return retryable
-                ? RPCError(.unavailable, "storage is busy; retry", cause: error)
+                ? RPCError(.unavailable, "storage is busy or unreachable; retry", cause: error)
                 : RPCError(.internal, "internal storage error", cause: error)
         }
     }

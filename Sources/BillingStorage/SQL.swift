@@ -1,4 +1,4 @@
-public import BillingCore
+internal import BillingCore
 
 /// One transaction's connection, whatever the engine: what the repositories
 /// and the unit of work write their SQL to. `SQLiteStore` gives them a GRDB

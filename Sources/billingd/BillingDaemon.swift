@@ -52,7 +52,7 @@ struct BillingDaemon: AsyncParsableCommand {
         help: ArgumentHelp(
             "Copy the SQLite database FILE into the configured PostgreSQL database (storage.postgres) and exit (0: copied and checked, 1: not).",
             discussion:
-                "Stop every billingd first. The PostgreSQL database must be empty; everything is copied in one transaction with ids, event sequences, ledger keys and idempotency records intact, then row counts, ledger sums and the event log are compared.",
+                "Stop every billingd first. FILE is only read (a checked copy of it is made in the temporary folder). The PostgreSQL database must be empty; everything is copied in one transaction with ids, event sequences, ledger keys and idempotency records intact, then row counts, ledger sums and the event log are compared.",
             valueName: "FILE"
         )
     )

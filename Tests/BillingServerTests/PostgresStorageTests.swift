@@ -91,6 +91,7 @@ import Testing
         let historyBefore = try await clients.balance.listPayments(list).payments.map { ($0.id, $0.status) }
         let directory = old.directory
         await old.stop(removeData: false)
+        let source = try Data(contentsOf: URL(fileURLWithPath: directory + "/billing.sqlite"))
         defer { try? FileManager.default.removeItem(atPath: directory) }
 
         let server = try await PostgresServer.shared()
@@ -109,6 +110,8 @@ import Testing
         )
         #expect(move.status == 0, "\(move.stdout)\(move.stderr)")
         #expect(move.stdout.contains("copied and checked"), "\(move.stdout)")
+        // The source is only read: the operator's way back stays as it was.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/billing.sqlite")) == source)
         // A file that is not a billingd database is refused and left as it was.
         let empty = directory + "/empty.sqlite"
         _ = FileManager.default.createFile(atPath: empty, contents: Data())

@@ -123,6 +123,69 @@ import Testing
         #expect(try await f.checkInvariants() == [])
     }
 
+    /// An instance that stalls while it holds the write lock holds the
+    /// others' writes only for the lock timeout: they get a retryable
+    /// "lock not available" (55P03), not a wait as long as the stall.
+    @Test func aStalledWriterHoldsTheOthersOnlyForTheLockTimeout() async throws {
+        let f = try await StoreFixture(.postgres)
+        let other = try await f.sibling()
+        let holding = DispatchSemaphore(value: 0)
+        let released = DispatchSemaphore(value: 0)
+        let stalled = Task {
+            try await f.store.write { db in
+                _ = try db.execute("SELECT 1")
+                holding.signal()
+                // Held until the other instance has given up (at most a minute).
+                _ = released.wait(timeout: .now() + 60)
+            }
+        }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                holding.wait()
+                continuation.resume()
+            }
+        }
+        let refused: (any Error)?
+        do {
+            _ = try await other.createAccount(id: "acc_other", displayName: "Other", currency: .usd)
+            refused = nil
+        } catch {
+            refused = error
+        }
+        let description = refused.map { "\($0)" } ?? "the write went through while another instance held the lock"
+        if case .storage(_, let retryable)? = refused as? BillingError {
+            #expect(retryable, "\(description)")
+        } else {
+            Issue.record("not a storage error: \(description)")
+        }
+        #expect(description.contains("55P03"), "\(description)")
+        released.signal()
+        try await stalled.value
+        // Afterwards the other instance writes again.
+        _ = try await other.createAccount(id: "acc_other", displayName: "Other", currency: .usd)
+    }
+
+    /// The ledger, the event log, the audit trail and invoices refuse
+    /// UPDATE, DELETE and TRUNCATE on PostgreSQL too (triggers), and a
+    /// ledger key or a default method cannot be taken twice.
+    @Test func theSchemaKeepsTheRulesOnPostgreSQL() async throws {
+        let f = try await StoreFixture(.postgres)
+        let payment = try await f.topUp("3.00", .invoice)
+        _ = try await f.store.transition(paymentID: payment.id, .paid)
+        for statement in [
+            "UPDATE ledger SET amount_minor = 1", "DELETE FROM ledger", "TRUNCATE ledger",
+            "UPDATE events SET kind = 'x'", "DELETE FROM events", "TRUNCATE events CASCADE",
+            "DELETE FROM audit_log", "UPDATE invoices SET amount_minor = 1",
+            "INSERT INTO ledger (account_id, amount_minor, currency, entry_key, payment_id, reference, created_at_ms) SELECT account_id, 1, currency, entry_key, payment_id, reference, created_at_ms FROM ledger",
+        ] {
+            await #expect(throws: BillingError.self, "\(statement)") {
+                _ = try await f.store.write { db in try db.execute(statement) }
+            }
+        }
+        #expect(try await f.balanceMinor() == 3_00)
+        #expect(try await f.checkInvariants() == [])
+    }
+
     /// Three pollers claiming at once never get the same payment, and
     /// between them claim every due one.
     @Test func claimsOnThreeInstancesNeverOverlap() async throws {
