@@ -41,6 +41,19 @@ final class PostgresSession: SQLSession {
         try run(sql, arguments).rows.map(Self.row)
     }
 
+    /// `body` between `begin` and COMMIT; rolled back when it throws.
+    func transaction<T>(_ begin: String = "BEGIN", _ body: () throws -> T) throws -> T {
+        try execute(begin)
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
     private func run(_ sql: String, _ arguments: [any SQLArgument]) throws -> PostgresQueryResult {
         var binds = PostgresBindings(capacity: arguments.count)
         for argument in arguments {

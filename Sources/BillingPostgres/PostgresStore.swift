@@ -147,30 +147,14 @@ public final class PostgresStore: SQLStore {
     public func write<T: Sendable>(
         _ body: @escaping @Sendable (any SQLSession) throws -> T
     ) async throws(BillingError) -> T {
-        let started = ContinuousClock.now
-        do {
-            let result = try await writer.write(body)
-            observer?.transactionEnded(.write, ContinuousClock.now - started, true)
-            return result
-        } catch {
-            observer?.transactionEnded(.write, ContinuousClock.now - started, false)
-            throw Self.map(error)
-        }
+        try await observed(.write, mapping: Self.map) { try await writer.write(body) }
     }
 
     public func read<T: Sendable>(
         _ body: @escaping @Sendable (any SQLSession) throws -> T
     ) async throws(BillingError) -> T {
         try await onReader(.read) { session in
-            try session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            do {
-                let result = try body(session)
-                try session.execute("COMMIT")
-                return result
-            } catch {
-                _ = try? session.execute("ROLLBACK")
-                throw error
-            }
+            try session.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") { try body(session) }
         }
     }
 
@@ -185,17 +169,7 @@ public final class PostgresStore: SQLStore {
     func writeUnlocked<T: Sendable>(
         _ body: @escaping @Sendable (PostgresSession) throws -> T
     ) async throws(BillingError) -> T {
-        let result = try await onReader(.write) { session in
-            try session.execute("BEGIN")
-            do {
-                let result = try body(session)
-                try session.execute("COMMIT")
-                return result
-            } catch {
-                _ = try? session.execute("ROLLBACK")
-                throw error
-            }
-        }
+        let result = try await onReader(.write) { session in try session.transaction { try body(session) } }
         commits.committed()
         return result
     }
@@ -219,36 +193,27 @@ public final class PostgresStore: SQLStore {
         guard (1...1000).contains(limit) else { throw .invalidArgument("claim limit must be 1 to 1000") }
         let now = clock.nowMs
         let until = now + lease.milliseconds
-        let excluded = PaymentSystem.allCases.map { systems.contains($0) ? $0.rawValue : "" }
-        let marks = excluded.map { _ in "?" }.joined(separator: ", ")
+        let due = PaymentRepository.dueCondition(now: now, excluding: systems)
         // An idle poller never writes: look first.
-        let due = try await readNow { session in
+        let any = try await readNow { session in
             try session.value(
                 Int64.self,
-                """
-                SELECT COUNT(*) FROM (SELECT 1 FROM payments
-                    WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
-                      AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
-                      AND (system IS NULL OR system NOT IN (\(marks))) LIMIT 1) AS due
-                """,
-                [now, now] + excluded.map { $0 as any SQLArgument }
+                "SELECT COUNT(*) FROM (SELECT 1 FROM payments WHERE \(due.sql) LIMIT 1) AS due",
+                due.arguments
             )
         }
-        guard (due ?? 0) > 0 else { return [] }
+        guard (any ?? 0) > 0 else { return [] }
         let claimed = try await writeUnlocked { session in
             try session.rows(
                 """
                 UPDATE payments SET lease_owner = ?, lease_until_ms = ?
                 WHERE id IN (
-                    SELECT id FROM payments
-                    WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
-                      AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
-                      AND (system IS NULL OR system NOT IN (\(marks)))
+                    SELECT id FROM payments WHERE \(due.sql)
                     ORDER BY next_check_at_ms, id LIMIT ?
                     FOR UPDATE SKIP LOCKED)
                 RETURNING *
                 """,
-                [owner, until, now, now] + excluded.map { $0 as any SQLArgument } + [limit]
+                [owner, until] + due.arguments + [limit]
             ).map(PaymentRepository.payment)
         }
         return claimed.sorted { ($0.nextCheckAtMs ?? 0, $0.id) < ($1.nextCheckAtMs ?? 0, $1.id) }
@@ -273,8 +238,7 @@ public final class PostgresStore: SQLStore {
         on connections: Connections
     ) async throws -> [Result<any Sendable, any Error>] {
         try await connections.onWriter { session in
-            try session.execute("BEGIN")
-            do {
+            try session.transaction {
                 try session.execute("SELECT pg_advisory_xact_lock(?)", [writeLock])
                 var results: [Result<any Sendable, any Error>] = []
                 results.reserveCapacity(works.count)
@@ -305,11 +269,7 @@ public final class PostgresStore: SQLStore {
                     }
                 }
                 try session.execute("SELECT pg_notify(?, '')", [channel])
-                try session.execute("COMMIT")
                 return results
-            } catch {
-                _ = try? session.execute("ROLLBACK")
-                throw error
             }
         }
     }
@@ -318,15 +278,7 @@ public final class PostgresStore: SQLStore {
         _ kind: StoreObserver.Kind,
         _ body: @escaping @Sendable (PostgresSession) throws -> T
     ) async throws(BillingError) -> T {
-        let started = ContinuousClock.now
-        do {
-            let result = try await connections.onReader(body)
-            observer?.transactionEnded(kind, ContinuousClock.now - started, true)
-            return result
-        } catch {
-            observer?.transactionEnded(kind, ContinuousClock.now - started, false)
-            throw error
-        }
+        try await observed(kind, mapping: Self.map) { try await connections.onReader(body) }
     }
 
     /// One connection that LISTENs for other instances' commits and bumps
@@ -576,17 +528,12 @@ enum PostgresMigrator {
             )
         }
         for migration in PostgresSchema.migrations where !applied.contains(migration.version) {
-            try session.execute("BEGIN")
-            do {
+            try session.transaction {
                 for statement in migration.statements { try session.execute(statement) }
                 try session.execute(
                     "INSERT INTO billingd_schema (version, applied_at_ms) VALUES (?, ?)",
                     [migration.version, nowMs]
                 )
-                try session.execute("COMMIT")
-            } catch {
-                _ = try? session.execute("ROLLBACK")
-                throw error
             }
         }
     }

@@ -296,17 +296,23 @@ struct Poller: Sendable {
                 }
             }
         }
-        defer {
-            renewal.cancel()
-            logger.debug(
-                "payment check ended",
-                metadata: [
-                    "payment": "\(claimed.id)", "owner": "\(owner)", "monotonic_ns": "\(Self.monotonicNanoseconds())",
-                ]
-            )
-        }
+        let outcome: Result<Payment, any Error>
         do {
-            let after = try await flows.check(claimed, .poll)
+            outcome = .success(try await flows.check(claimed, .poll))
+        } catch {
+            outcome = .failure(error)
+        }
+        // The check is over before its claim is given back (below): another
+        // poller may take the payment from then on.
+        renewal.cancel()
+        logger.debug(
+            "payment check ended",
+            metadata: [
+                "payment": "\(claimed.id)", "owner": "\(owner)", "monotonic_ns": "\(Self.monotonicNanoseconds())",
+            ]
+        )
+        do {
+            let after = try outcome.get()
             asked = true
             metrics?.pollerChecked(after.status.rawValue)
             guard after.status == .new else { return }

@@ -40,3 +40,24 @@ extension SQLStore {
         return change.result
     }
 }
+
+extension SQLStore {
+    /// A transaction timed for the observer (succeeded or not), its error
+    /// turned into a `BillingError` by the engine's `map`: what every
+    /// engine's `write` and `read` wrap themselves in.
+    package func observed<T>(
+        _ kind: StoreObserver.Kind,
+        mapping map: (any Error) -> BillingError,
+        _ body: () async throws -> T
+    ) async throws(BillingError) -> T {
+        let started = ContinuousClock.now
+        do {
+            let result = try await body()
+            observer?.transactionEnded(kind, ContinuousClock.now - started, true)
+            return result
+        } catch {
+            observer?.transactionEnded(kind, ContinuousClock.now - started, false)
+            throw map(error)
+        }
+    }
+}

@@ -298,15 +298,7 @@ public final class SQLiteStore: SQLStore {
     public func write<T: Sendable>(
         _ body: @escaping @Sendable (any SQLSession) throws -> T
     ) async throws(BillingError) -> T {
-        let started = ContinuousClock.now
-        do {
-            let result = try await writer.write(body)
-            observer?.transactionEnded(.write, ContinuousClock.now - started, true)
-            return result
-        } catch {
-            observer?.transactionEnded(.write, ContinuousClock.now - started, false)
-            throw Self.map(error)
-        }
+        try await observed(.write, mapping: Self.map) { try await writer.write(body) }
     }
 
     /// A point read of ONE statement (one account's balance) on the calling
@@ -322,15 +314,7 @@ public final class SQLiteStore: SQLStore {
         // blocking this thread (the pool's readers may be waiting for it).
         guard let reader = pointReaders.withLock({ $0.popLast() }) else { return try await read(body) }
         defer { pointReaders.withLock { $0.append(reader) } }
-        let started = ContinuousClock.now
-        do {
-            let result = try Self.readHere(reader, body)
-            observer?.transactionEnded(.read, ContinuousClock.now - started, true)
-            return result
-        } catch {
-            observer?.transactionEnded(.read, ContinuousClock.now - started, false)
-            throw Self.map(error)
-        }
+        return try await observed(.read, mapping: Self.map) { try Self.readHere(reader, body) }
     }
 
     /// GRDB's synchronous read, on this thread (not its async overload).
@@ -348,15 +332,7 @@ public final class SQLiteStore: SQLStore {
     func readDatabase<T: Sendable>(
         _ body: @escaping @Sendable (Database) throws -> T
     ) async throws(BillingError) -> T {
-        let started = ContinuousClock.now
-        do {
-            let result = try await pool.read(body)
-            observer?.transactionEnded(.read, ContinuousClock.now - started, true)
-            return result
-        } catch {
-            observer?.transactionEnded(.read, ContinuousClock.now - started, false)
-            throw Self.map(error)
-        }
+        try await observed(.read, mapping: Self.map) { try await pool.read(body) }
     }
 
     /// SQLite's extended code and message, never the statement's arguments.

@@ -192,20 +192,31 @@ package enum PaymentRepository {
         limit: Int,
         excluding systems: Set<PaymentSystem>
     ) throws -> [String] {
-        // One placeholder per system, unused ones bound to '' (no system's
-        // name): one cached statement whatever is excluded.
-        let excluded = PaymentSystem.allCases.map { systems.contains($0) ? $0.rawValue : "" }
-        let placeholders = excluded.map { _ in "?" }.joined(separator: ", ")
+        let due = dueCondition(now: now, excluding: systems)
         return try db.values(
             String.self,
+            "SELECT id FROM payments WHERE \(due.sql) ORDER BY next_check_at_ms, id LIMIT ?",
+            due.arguments + [limit]
+        )
+    }
+
+    /// What makes a payment due for a claim at `now`: New, its check due,
+    /// no live lease, not of an excluded system. One placeholder per
+    /// system, unused ones bound to '' (no system's name): one statement
+    /// text whatever is excluded.
+    package static func dueCondition(
+        now: Int64,
+        excluding systems: Set<PaymentSystem>
+    ) -> (sql: String, arguments: [any SQLArgument]) {
+        let excluded = PaymentSystem.allCases.map { systems.contains($0) ? $0.rawValue : "" }
+        let placeholders = excluded.map { _ in "?" }.joined(separator: ", ")
+        return (
             """
-            SELECT id FROM payments
-            WHERE status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
+            status = 'new' AND next_check_at_ms IS NOT NULL AND next_check_at_ms <= ?
               AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
               AND (system IS NULL OR system NOT IN (\(placeholders)))
-            ORDER BY next_check_at_ms, id LIMIT ?
             """,
-            [now, now] + excluded.map { $0 as any SQLArgument } + [limit]
+            [now, now] + excluded.map { $0 as any SQLArgument }
         )
     }
 
